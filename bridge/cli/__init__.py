@@ -1,0 +1,46 @@
+"""`filmscore` command line: one entry point, one module per subcommand.
+
+Each module in COMMAND_MODULES defines `register(subparsers)`, which adds its parser and sets `run=` to a function
+`run(args) -> int`. Modules import heavy libraries (torch, av, ...) inside `run`, so that `filmscore --help` and
+the light commands start fast. User errors (`FilmscoreError`) print one line and exit 2; no traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+from filmscore.engine.errors import FilmscoreError
+
+COMMAND_MODULES: tuple[str, ...] = (
+    "render",
+    "demo",
+    "bundle",
+    "bench",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="filmscore", description="Local film-scoring engine (HPM).")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages to stderr")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        importlib.import_module(f"{__name__}.{name}").register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    try:
+        return int(args.run(args) or 0)
+    except FilmscoreError as e:
+        print(f"filmscore {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"filmscore {args.command}: interrupted", file=sys.stderr)
+        return 130

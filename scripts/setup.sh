@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Sets up a development environment on a fresh machine: system packages, a virtualenv in .venv, the project.
+# Idempotent: a second run installs nothing new. Used by the README's two commands and by .ci/run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# System packages: FluidSynth + General MIDI soundfont (corpus renders, audio-path tests).
+APT_PACKAGES=(fluidsynth fluid-soundfont-gm)
+missing=()
+for p in "${APT_PACKAGES[@]}"; do
+    dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    if [ "$(id -u)" = 0 ]; then
+        echo "setup: installing ${missing[*]}" >&2
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    else
+        echo "setup: please install these Debian packages: ${missing[*]} (sudo apt-get install ...)" >&2
+    fi
+fi
+
+PY=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+    "$PY" -m venv .venv
+fi
+. .venv/bin/activate
+pip install -q --disable-pip-version-check -U pip 2>&1 | grep -v "^WARNING: Location" || true
+# torch first: the CPU build (a GPU machine installs its own before running this); the project's torch range
+# then admits it and pulls no multi-GB CUDA build.
+python -c "import torch" 2>/dev/null || pip install -q --disable-pip-version-check torch==2.13.0 2>&1 | grep -v "^WARNING: Location" || true
+pip install -q --disable-pip-version-check -e ".[test]" 2>&1 | grep -v "^WARNING: Location" || true
+python -c "import filmscore.engine, filmscore.bridge, filmscore.export" 
