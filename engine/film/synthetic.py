@@ -1,0 +1,176 @@
+"""Synthetic edits with known cuts: the film encoder's test and benchmark material.
+
+`write_edit` renders a sequence of procedural shots (panning textures, moving shapes, flat-lit still scenes) joined by
+hard cuts, cross-dissolves or fades through black, and encodes it with PyAV (H.264, MPEG-4 Part 2, ...). It returns
+the true cut instants: a hard cut at the first instant of the new shot, a dissolve or a fade at its midpoint, so
+that a detector can be scored at +-1 frame of the 10/s grid.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+Transition = Literal["cut", "dissolve", "fade"]
+ShotKind = Literal["pan", "shapes", "still", "flicker"]
+
+
+@dataclass(frozen=True)
+class Shot:
+    """One shot: `kind` of content, `duration_s`, `speed` in image widths per second (0 = static camera),
+    `brightness` gain (1 = normal, 0.2 = dark), `seed`; `transition` is how this shot enters from the previous one
+    (ignored for the first), lasting `transition_s`."""
+
+    kind: ShotKind
+    duration_s: float
+    speed: float = 0.1
+    brightness: float = 1.0
+    saturation: float = 1.0
+    seed: int = 0
+    transition: Transition = "cut"
+    transition_s: float = 1.0
+
+
+def _texture(rng: np.random.Generator, h: int, w: int, smooth: float) -> np.ndarray:
+    """A smooth random colour texture `(h, w, 3)` float32 in [0, 1]: 1/f^smooth noise, a random palette."""
+    fy = np.fft.fftfreq(h)[:, None]
+    fx = np.fft.rfftfreq(w)[None, :]
+    f = np.sqrt(fx * fx + fy * fy)
+    f[0, 0] = 1.0
+    out = np.empty((h, w, 3), np.float32)
+    for c in range(3):
+        spec = (rng.standard_normal(f.shape) + 1j * rng.standard_normal(f.shape)) / f ** smooth
+        spec[0, 0] = 0
+        img = np.fft.irfft2(spec, s=(h, w))
+        img = (img - img.mean()) / (img.std() + 1e-9)
+        out[..., c] = img
+    mix = rng.uniform(-1, 1, (3, 3)).astype(np.float32) + np.eye(3, dtype=np.float32)
+    base = rng.uniform(0.25, 0.75, 3).astype(np.float32)
+    return np.clip(base + 0.18 * out @ mix.T, 0, 1)
+
+
+class _ShotRenderer:
+    """Renders frames of one shot at a given size; `frame(t)` `(H, W, 3)` float32 in [0, 1], t from shot start."""
+
+    def __init__(self, shot: Shot, width: int, height: int):
+        self.shot, self.w, self.h = shot, width, height
+        rng = np.random.default_rng(shot.seed)
+        self.rng = rng
+        # a texture wider than the frame, panned horizontally (and a little vertically)
+        scale = 4 if max(width, height) > 640 else 1  # render big frames from a coarser texture, upsampled
+        tw, th = (width * 2) // scale, (height * 5 // 4) // scale
+        self.scale = scale
+        self.tex = _texture(rng, th, tw, 1.6 if shot.kind != "still" else 2.2)
+        self.bg = rng.uniform(0.1, 0.9, 3).astype(np.float32)
+        n = 6
+        self.shape_c = rng.uniform(0, 1, (n, 3)).astype(np.float32)
+        self.shape_p = rng.uniform(0, 1, (n, 2))
+        self.shape_v = rng.uniform(-1, 1, (n, 2))
+        self.shape_r = rng.uniform(0.05, 0.15, n)
+        yy, xx = np.mgrid[0:height, 0:width]
+        self.yy, self.xx = yy / height, xx / width
+
+    def _pan(self, t: float) -> np.ndarray:
+        th, tw = self.tex.shape[:2]
+        fw, fh = self.w // self.scale, self.h // self.scale
+        x = int(round((self.shot.speed * t * fw))) % max(1, tw - fw)
+        y = int(round(0.25 * (th - fh) * (1 + np.sin(0.7 * t)) / 2)) if self.shot.speed else 0
+        crop = self.tex[y:y + fh, x:x + fw]
+        if self.scale > 1:
+            crop = np.repeat(np.repeat(crop, self.scale, 0), self.scale, 1)
+        return crop
+
+    def frame(self, t: float) -> np.ndarray:
+        s = self.shot
+        if s.kind in ("pan", "still"):
+            img = self._pan(t if s.kind == "pan" else 0.0)
+        elif s.kind == "flicker":
+            img = self._pan(0.0) * (0.85 + 0.15 * np.sin(2 * np.pi * 3 * t))
+        else:
+            img = np.broadcast_to(self.bg, (self.h, self.w, 3)).copy()
+            p = (self.shape_p + s.speed * 4 * self.shape_v * t) % 1.0
+            for c, (py, px), r in zip(self.shape_c, p, self.shape_r):
+                mask = (self.yy - py) ** 2 + ((self.xx - px) * self.w / self.h) ** 2 < r * r
+                img[mask] = c
+        grey = img.mean(axis=2, keepdims=True)
+        img = grey + s.saturation * (img - grey)
+        return np.clip(img * s.brightness, 0, 1)
+
+
+def _timeline(shots: Sequence[Shot]) -> tuple[list[float], list[float]]:
+    """Start time of each shot on the edit's timeline (dissolves overlap shots), and the true cut instants."""
+    starts, cuts = [0.0], []
+    t = shots[0].duration_s
+    for s in shots[1:]:
+        if s.transition == "dissolve":
+            start = t - s.transition_s
+            cuts.append(t - s.transition_s / 2)
+        elif s.transition == "fade":
+            start = t
+            cuts.append(t)  # half the fade goes out of the old shot, half into the new one
+        else:
+            start = t
+            cuts.append(t)
+        starts.append(start)
+        t = start + s.duration_s
+    return starts, cuts
+
+
+def edit_duration(shots: Sequence[Shot]) -> float:
+    starts, _ = _timeline(shots)
+    return starts[-1] + shots[-1].duration_s
+
+
+def write_edit(path: str | Path, shots: Sequence[Shot], *, width: int = 256, height: int = 144,
+               fps: float = 25, codec: str = "h264", container: str | None = None,
+               options: dict[str, str] | None = None) -> list[float]:
+    """Render `shots` into the video file `path` and return the true cut times in seconds.
+
+    A dissolve of length L overlaps the two shots by L (cut at its midpoint); a fade of length L spends L/2 fading
+    the old shot to black and L/2 fading the new one in, inside the two shots' durations (cut at the black frame).
+    """
+    import av
+    from fractions import Fraction
+
+    starts, cuts = _timeline(shots)
+    total = starts[-1] + shots[-1].duration_s
+    renderers = [_ShotRenderer(s, width, height) for s in shots]
+    rate = Fraction(fps).limit_denominator(1001)
+    with av.open(str(path), "w", format=container) as out:
+        stream = out.add_stream(codec, rate=rate)
+        stream.width, stream.height = width, height
+        stream.pix_fmt = "yuv420p"
+        if options:
+            stream.options = dict(options)
+        n = int(round(total * float(rate)))
+        for i in range(n):
+            t = i / float(rate)
+            img = None
+            for j, (s, st) in enumerate(zip(shots, starts)):
+                if not st <= t < st + s.duration_s:
+                    continue
+                f = renderers[j].frame(t - st)
+                gain = 1.0
+                nxt = shots[j + 1] if j + 1 < len(shots) else None
+                if s.transition == "fade" and j > 0 and t - st < s.transition_s / 2:
+                    gain = (t - st) / (s.transition_s / 2)
+                if nxt is not None and nxt.transition == "fade" and st + s.duration_s - t <= nxt.transition_s / 2:
+                    gain = min(gain, (st + s.duration_s - t) / (nxt.transition_s / 2) - 1.0 / (float(rate) * 1e3))
+                f = f * max(gain, 0.0)
+                if img is None:
+                    img = f
+                else:  # inside a dissolve: the later shot's weight rises linearly over the overlap
+                    w = (t - st) / s.transition_s
+                    img = (1 - w) * img + w * f
+            if img is None:
+                img = np.zeros((height, width, 3), np.float32)
+            frame = av.VideoFrame.from_ndarray((img * 255 + 0.5).astype(np.uint8), format="rgb24")
+            for pkt in stream.encode(frame):
+                out.mux(pkt)
+        for pkt in stream.encode():
+            out.mux(pkt)
+    return cuts
