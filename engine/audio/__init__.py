@@ -1,0 +1,1 @@
+"""Audio I/O, the Mel front-end and Mel inversion (Griffin-Lim)."""

@@ -1,0 +1,69 @@
+"""Audio loading and resampling: any rate, any channel count, any file soundfile or PyAV reads."""
+
+from __future__ import annotations
+
+from math import gcd
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import AudioLoadError
+
+
+def resample(wave: np.ndarray, sr_from: int, sr_to: int) -> np.ndarray:
+    """Polyphase resampling (scipy) along the last axis; float32 out."""
+    if sr_from == sr_to:
+        return wave.astype(np.float32, copy=False)
+    from scipy.signal import resample_poly
+
+    g = gcd(int(sr_from), int(sr_to))
+    return resample_poly(wave, sr_to // g, sr_from // g, axis=-1).astype(np.float32)
+
+
+def _read_soundfile(path: Path) -> tuple[np.ndarray, int] | None:
+    import soundfile as sf
+
+    try:
+        data, sr = sf.read(str(path), dtype="float32", always_2d=True)
+    except (sf.LibsndfileError, RuntimeError, TypeError):
+        return None
+    return data.T, int(sr)  # (channels, n)
+
+
+def _read_pyav(path: Path) -> tuple[np.ndarray, int]:
+    import av
+
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.audio:
+                raise AudioLoadError(f"{path}: no audio stream")
+            stream = container.streams.audio[0]
+            sr = stream.codec_context.sample_rate or stream.rate
+            resampler = av.AudioResampler(format="fltp", layout=None, rate=sr)
+            chunks = []
+            for frame in container.decode(stream):
+                for out in resampler.resample(frame):
+                    chunks.append(out.to_ndarray())
+            for out in resampler.resample(None):
+                chunks.append(out.to_ndarray())
+    except AudioLoadError:
+        raise
+    except (av.FFmpegError, OSError, ValueError) as e:
+        raise AudioLoadError(f"{path}: cannot decode audio ({e})") from e
+    if not chunks:
+        raise AudioLoadError(f"{path}: audio stream holds no samples")
+    return np.concatenate(chunks, axis=1).astype(np.float32), int(sr)
+
+
+def load_audio(path: str | Path, sample_rate: int, mono: bool = True) -> np.ndarray:
+    """Load `path` as float32 at `sample_rate`: `(n,)` when mono (channel mean), else `(channels, n)`."""
+    path = Path(path)
+    if not path.is_file():
+        raise AudioLoadError(f"{path}: no such audio file")
+    got = _read_soundfile(path)
+    data, sr = got if got is not None else _read_pyav(path)
+    if data.shape[-1] == 0:
+        raise AudioLoadError(f"{path}: holds no samples")
+    if mono:
+        data = data.mean(axis=0)
+    return resample(data, sr, sample_rate)

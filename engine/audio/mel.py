@@ -1,0 +1,105 @@
+"""Log-Mel front-end, computed as AudioLDM / MusicLDM do (their `TacotronSTFT`), in torch.
+
+Waveform `(B, n_samples)` at 16 kHz -> log-Mel `(B, n_mels, n_frames)` with n_frames = n_samples // hop:
+reflect-pad (n_fft - hop) / 2 on both sides, STFT without centring, magnitude (not power), Slaney-normalised
+Mel filterbank (librosa's), natural log of max(mel, 1e-5). Runs batched on any device and exports to ONNX
+(the STFT is a strided conv with a fixed real DFT basis, not torch.stft).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..constants import MEL_HOP, MODEL_SAMPLE_RATE
+
+LOG_CLAMP = 1e-5  # AudioLDM's dynamic-range compression floor: log(1e-5) = -11.51
+
+
+@dataclass(frozen=True)
+class MelConfig:
+    """Mel settings; a bundle carries its own. Default: 128 bands (64 cannot resolve pitch below ~1 kHz)."""
+
+    sample_rate: int = MODEL_SAMPLE_RATE
+    n_fft: int = 1024
+    win_length: int = 1024
+    hop_length: int = MEL_HOP
+    n_mels: int = 128
+    f_min: float = 0.0
+    f_max: float = 8000.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> MelConfig:
+        return cls(**d)
+
+    @property
+    def frame_rate(self) -> float:
+        return self.sample_rate / self.hop_length
+
+    def n_frames(self, n_samples: int) -> int:
+        return n_samples // self.hop_length
+
+
+def mel_filterbank(cfg: MelConfig) -> np.ndarray:
+    """`(n_mels, n_fft // 2 + 1)` Slaney-style filterbank, exactly librosa.filters.mel."""
+    import librosa
+
+    return librosa.filters.mel(sr=cfg.sample_rate, n_fft=cfg.n_fft, n_mels=cfg.n_mels, fmin=cfg.f_min,
+                               fmax=cfg.f_max, htk=False, norm="slaney").astype(np.float32)
+
+
+class MelSpectrogram(nn.Module):
+    """`forward(wave (B, n_samples)) -> log-Mel (B, n_mels, n_samples // hop)`."""
+
+    def __init__(self, cfg: MelConfig = MelConfig()):
+        super().__init__()
+        self.cfg = cfg
+        n_bins = cfg.n_fft // 2 + 1
+        window = torch.hann_window(cfg.win_length, periodic=True, dtype=torch.float64)
+        if cfg.win_length < cfg.n_fft:  # centre the window in the FFT frame, as torch.stft does
+            left = (cfg.n_fft - cfg.win_length) // 2
+            window = nn.functional.pad(window, (left, cfg.n_fft - cfg.win_length - left))
+        n = torch.arange(cfg.n_fft, dtype=torch.float64)
+        k = torch.arange(n_bins, dtype=torch.float64)
+        angle = 2 * torch.pi * k[:, None] * n[None, :] / cfg.n_fft
+        # Real and imaginary DFT rows, windowed: one conv computes the windowed STFT.
+        basis = torch.cat([torch.cos(angle), -torch.sin(angle)], 0) * window[None, :]
+        self.register_buffer("stft_basis", basis.float()[:, None, :], persistent=False)
+        self.register_buffer("mel_basis", torch.from_numpy(mel_filterbank(cfg)), persistent=False)
+        self.pad = (cfg.n_fft - cfg.hop_length) // 2
+
+    def magnitude(self, wave: torch.Tensor) -> torch.Tensor:
+        """`(B, n_samples)` -> linear STFT magnitude `(B, n_fft // 2 + 1, n_frames)`."""
+        x = nn.functional.pad(wave[:, None, :], (self.pad, self.pad), mode="reflect")
+        spec = nn.functional.conv1d(x, self.stft_basis, stride=self.cfg.hop_length)
+        n_bins = self.cfg.n_fft // 2 + 1
+        re, im = spec[:, :n_bins], spec[:, n_bins:]
+        mag = torch.sqrt(re * re + im * im + 1e-12)
+        n_frames = wave.shape[-1] // self.cfg.hop_length
+        return mag[..., :n_frames]
+
+    def forward(self, wave: torch.Tensor) -> torch.Tensor:
+        mel = torch.matmul(self.mel_basis, self.magnitude(wave))
+        return torch.log(torch.clamp(mel, min=LOG_CLAMP))
+
+
+_CACHE: dict[MelConfig, MelSpectrogram] = {}
+
+
+def log_mel(wave: np.ndarray | torch.Tensor, cfg: MelConfig = MelConfig()) -> torch.Tensor:
+    """Convenience: `(n,)` or `(B, n)` waveform -> `(n_mels, T)` or `(B, n_mels, T)` log-Mel (cached module)."""
+    mod = _CACHE.get(cfg)
+    if mod is None:
+        mod = _CACHE[cfg] = MelSpectrogram(cfg)
+    x = torch.as_tensor(wave, dtype=torch.float32)
+    single = x.ndim == 1
+    with torch.no_grad():
+        out = mod(x[None] if single else x)
+    return out[0] if single else out

@@ -1,0 +1,220 @@
+"""`FilmScorePipeline`: picture features + local controls -> latent diffusion -> Mel -> waveform (HPM).
+
+Components are passed in explicitly (diffusers style); `__call__` runs numbered steps. Runtime backends (ONNX
+Runtime, TensorRT) replace the denoiser, decoder and vocoder callables through `engine/backends`.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from .audio.griffin_lim import griffin_lim
+from .audio.mel import MelConfig
+from .chunking import run_chunked, run_crossfaded
+from .constants import LATENT_DOWNSAMPLE, WINDOW_MEL_FRAMES, WINDOW_OVERLAP_MEL_FRAMES
+from .controls.types import Controls
+from .errors import RenderCancelled
+from .film.features import FilmFeatures
+from .models import FilmScoreControlNet1D, FilmScoreUNet1D, FilmTokenHead, MelVAE, VocosVocoder
+from .request import CancelFn, ProgressFn
+from .schedulers import make_scheduler
+from .windowed import Window, fusion_weights, plan_windows
+
+logger = logging.getLogger(__name__)
+
+DECODE_CHUNK_LATENT = 256  # 10.24 s per VAE-decoder chunk
+DECODE_MARGIN_LATENT = 32
+VOCODE_CHUNK_MEL = 1024
+VOCODE_MARGIN_MEL = 64
+
+
+@dataclass
+class PipelineOutput:
+    wave: np.ndarray  # (n_samples,) float32 at the model rate
+    log_mel: np.ndarray  # (n_mels, n_mel_frames)
+    timings_s: dict[str, float] = field(default_factory=dict)
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+class Denoiser:
+    """One guided model evaluation for a batch of windows: ControlNet (where controls are on) + UNet.
+
+    The torch implementation; `engine/backends` provides the same call over ONNX Runtime / TensorRT sessions."""
+
+    def __init__(self, unet: FilmScoreUNet1D, controlnet: FilmScoreControlNet1D | None):
+        self.unet = unet
+        self.controlnet = controlnet
+
+    @torch.no_grad()
+    def __call__(self, sample: torch.Tensor, timestep: torch.Tensor, tokens: torch.Tensor,
+                 controls: torch.Tensor | None, control_scale: float) -> torch.Tensor:
+        if controls is None or self.controlnet is None:
+            return self.unet(sample, timestep, tokens)
+        down, mid = self.controlnet(sample, timestep, tokens, controls, control_scale)
+        return self.unet(sample, timestep, tokens, down, mid)
+
+
+class FilmScorePipeline:
+    def __init__(self, vae: MelVAE, unet: FilmScoreUNet1D, controlnet: FilmScoreControlNet1D | None,
+                 film_head: FilmTokenHead | None, vocoder: VocosVocoder | None, mel_config: MelConfig,
+                 noise_schedule: dict[str, Any], window_batch: int = 4, denoiser: Denoiser | None = None):
+        self.vae, self.unet, self.controlnet = vae, unet, controlnet
+        self.film_head, self.vocoder = film_head, vocoder
+        self.mel_config = mel_config
+        self.noise_schedule = noise_schedule
+        self.window_batch = window_batch
+        self.denoiser = denoiser or Denoiser(unet, controlnet)
+        self.window = WINDOW_MEL_FRAMES // LATENT_DOWNSAMPLE
+        self.overlap = WINDOW_OVERLAP_MEL_FRAMES // LATENT_DOWNSAMPLE
+
+    # -- helpers ---------------------------------------------------------------------------------------------
+    def _window_tokens(self, windows: list[Window], film: FilmFeatures | None) -> torch.Tensor | None:
+        """`(n_windows, K, D)` picture tokens, one set per window, or None without picture."""
+        if film is None or self.film_head is None:
+            return None
+        from .constants import LATENT_FRAME_RATE
+
+        toks = []
+        with torch.no_grad():
+            for w in windows:
+                frames = film.window(w.start / LATENT_FRAME_RATE, w.length / LATENT_FRAME_RATE)
+                toks.append(self.film_head(torch.from_numpy(frames)[None])[0])
+        return torch.stack(toks)
+
+    def _guided(self, x: torch.Tensor, t: torch.Tensor, pic: torch.Tensor | None, null: torch.Tensor,
+                ctrl: torch.Tensor | None, wp: float, wc: float, strength: float) -> torch.Tensor:
+        """Classifier-free guidance with separate scales for picture (wp) and local controls (wc):
+        v = u + wp (p - u) + wc (pc - p), u = no picture and no control, p = picture, pc = picture + controls
+        (compositional guidance, Liu et al. 2022; Music ControlNet guides its controls the same way)."""
+        b = x.shape[0]
+        base = pic if pic is not None else null  # without picture, "p" is "u"
+        passes: dict[str, tuple[torch.Tensor, torch.Tensor | None]] = {"p": (base, None)}
+        if ctrl is not None:
+            passes["pc"] = (base, ctrl)
+        if pic is not None and wp != 1.0:
+            passes["u"] = (null, None)
+        if ctrl is not None and pic is None and wc == 1.0:
+            del passes["p"]  # the controlled pass alone
+        names = list(passes)
+        out = {}
+        with_ctrl = [n for n in names if passes[n][1] is not None]
+        without = [n for n in names if passes[n][1] is None]
+        for group, has_ctrl in ((without, False), (with_ctrl, True)):
+            if not group:
+                continue
+            xs = x.repeat(len(group), 1, 1)
+            ts = t.repeat(len(group))
+            toks = torch.cat([passes[n][0] for n in group])
+            cs = torch.cat([passes[n][1] for n in group]) if has_ctrl else None
+            v = self.denoiser(xs, ts, toks, cs, strength)
+            for i, n in enumerate(group):
+                out[n] = v[i * b:(i + 1) * b]
+        p = out.get("p", out.get("pc"))
+        v = out["u"] + wp * (p - out["u"]) if pic is not None and "u" in out else p
+        if ctrl is not None:
+            v = v + wc * (out["pc"] - p)
+        return v
+
+    # -- the pipeline ----------------------------------------------------------------------------------------
+    @torch.no_grad()
+    def __call__(self, *, n_samples: int, film: FilmFeatures | None = None, controls: Controls | None = None,
+                 seed: int = 0, steps: int = 25, scheduler: str = "dpmpp", picture_guidance: float = 2.0,
+                 control_guidance: float = 3.0, control_strength: float = 1.0, vocoder: str = "auto",
+                 progress: ProgressFn | None = None, should_cancel: CancelFn | None = None) -> PipelineOutput:
+        timings: dict[str, float] = {}
+        report = progress or (lambda stage, frac, msg: None)
+        hop = self.mel_config.hop_length
+
+        # 0. seconds -> frames: Mel frames cover the samples (round up), latent frames cover the Mel frames; a
+        #    cue shorter than one window is rounded up to the UNet's downsampling multiple.
+        n_mel = math.ceil(n_samples / hop)
+        n_latent = math.ceil(n_mel / LATENT_DOWNSAMPLE)
+        multiple = self.unet.downsample_factor
+        if n_latent < self.window:
+            n_latent = math.ceil(n_latent / multiple) * multiple
+        else:
+            n_latent = max(n_latent, self.window)
+        n_mel_pad = n_latent * LATENT_DOWNSAMPLE
+        logger.info("cue: %d samples -> %d Mel frames -> %d latent frames (padded from %d Mel frames)",
+                    n_samples, n_mel_pad, n_latent, n_mel)
+        windows = plan_windows(n_latent, self.window, self.overlap, multiple)
+        weights = fusion_weights(windows, n_latent, self.overlap)
+
+        # 1. global control: picture tokens per window (None: no picture)
+        t0 = time.perf_counter()
+        pic_tokens = self._window_tokens(windows, film) if picture_guidance > 0 else None
+        null = self.unet.null_context(1)
+
+        # 2. local controls at 100/s, padded to the latent grid
+        ctrl = None
+        if controls is not None and (controls.melody_present or controls.dynamics_present) and control_guidance > 0:
+            ctrl = torch.from_numpy(controls.fit_length(n_mel_pad).to_model_input())[None]
+        timings["conditioning"] = time.perf_counter() - t0
+
+        # 3. initial noise, seeded on the CPU generator so that a seed means the same cue on every device
+        sched = make_scheduler(scheduler, self.noise_schedule)
+        sched.set_timesteps(steps)
+        gen = torch.Generator(device="cpu").manual_seed(seed)
+        c = self.unet.config.in_channels
+        latents = torch.randn((1, c, n_latent), generator=gen) * sched.init_noise_sigma
+
+        # 4. denoise all windows jointly, fusing their outputs at every step
+        t0 = time.perf_counter()
+        n_steps = len(sched.timesteps)
+        for i, t in enumerate(sched.timesteps):
+            if should_cancel is not None and should_cancel():
+                raise RenderCancelled(f"cancelled at denoising step {i}/{n_steps}")
+            x_in = sched.scale_model_input(latents, t)
+            fused = torch.zeros_like(latents)
+            for k in range(0, len(windows), self.window_batch):
+                batch = windows[k:k + self.window_batch]
+                xs = torch.cat([x_in[..., w.start:w.start + w.length] for w in batch])
+                ts = torch.full((len(batch),), float(t))
+                pic = pic_tokens[k:k + len(batch)] if pic_tokens is not None else None
+                nul = null.expand(len(batch), -1, -1)
+                cs = None
+                if ctrl is not None:
+                    a = LATENT_DOWNSAMPLE
+                    cs = torch.cat([ctrl[..., w.start * a:(w.start + w.length) * a] for w in batch])
+                v = self._guided(xs, ts, pic, nul, cs, picture_guidance, control_guidance, control_strength)
+                for j, w in enumerate(batch):
+                    fused[..., w.start:w.start + w.length] += v[j:j + 1] * weights[k + j]
+            latents = sched.step(fused, t, latents, generator=gen).prev_sample
+            report("denoise", (i + 1) / n_steps, f"step {i + 1}/{n_steps}")
+        timings["denoise"] = time.perf_counter() - t0
+
+        # 5. VAE decoder -> log-Mel, in chunks
+        t0 = time.perf_counter()
+        z = latents / self.vae.config.scaling_factor
+        log_mel = run_chunked(self.vae.decode, z, DECODE_CHUNK_LATENT, DECODE_MARGIN_LATENT, LATENT_DOWNSAMPLE)
+        log_mel = log_mel[..., :n_mel]
+        report("decode", 1.0, "Mel decoded")
+        timings["decode"] = time.perf_counter() - t0
+
+        # 6. vocoder -> waveform, trimmed to the exact sample count
+        t0 = time.perf_counter()
+        use_net = self.vocoder is not None and vocoder in ("auto", "network")
+        if vocoder == "network" and self.vocoder is None:
+            from .errors import BundleError
+
+            raise BundleError("this bundle has no network vocoder; use --vocoder griffin-lim or auto")
+        if use_net:
+            wave = run_chunked(self.vocoder, log_mel, VOCODE_CHUNK_MEL, VOCODE_MARGIN_MEL, hop)
+        else:
+            wave = run_crossfaded(lambda m: griffin_lim(m, self.mel_config, seed=seed), log_mel,
+                                  VOCODE_CHUNK_MEL, VOCODE_MARGIN_MEL, hop)
+        wave = wave[0, :n_samples]
+        if wave.shape[0] < n_samples:
+            wave = torch.nn.functional.pad(wave, (0, n_samples - wave.shape[0]))
+        report("vocode", 1.0, "audio synthesised")
+        timings["vocode"] = time.perf_counter() - t0
+        info = {"n_windows": len(windows), "n_latent_frames": n_latent, "vocoder": "network" if use_net
+                else "griffin-lim", "picture": pic_tokens is not None, "controls": ctrl is not None}
+        return PipelineOutput(wave.numpy().astype(np.float32), log_mel[0].numpy(), timings, info)

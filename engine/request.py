@@ -1,0 +1,107 @@
+"""`RenderRequest` / `RenderResult`: one cue, as every front end (CLI, bridge, timeline batch) asks for it.
+
+Times here are float seconds of the *source media* or cue; timeline code keeps OTIO rational time until it builds a
+request (bridge/timelines), and the engine computes sample counts from them in one place (`cue_n_samples`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from .constants import DELIVERY_SAMPLE_RATE, MAX_CUE_S, MIN_CUE_S
+from .errors import RequestError
+
+SchedulerName = Literal["ddim", "dpmpp", "euler"]
+SCHEDULERS: tuple[str, ...] = ("ddim", "dpmpp", "euler")
+BackendName = Literal["auto", "torch", "ort", "trt"]
+BACKENDS: tuple[str, ...] = ("auto", "torch", "ort", "trt")
+
+ProgressFn = Callable[[str, float, str], None]
+"""progress(stage, fraction 0..1 of that stage, message). Stages: "picture", "controls", "denoise", "decode",
+"vocode", "deliver"."""
+CancelFn = Callable[[], bool]
+"""should_cancel() -> True stops the render between denoising steps with `RenderCancelled`."""
+
+
+@dataclass(frozen=True)
+class RenderRequest:
+    """Everything one cue needs. `video=None` scores without picture (picture guidance off)."""
+
+    output: Path
+    video: Path | None = None
+    start_s: float = 0.0
+    duration_s: float | None = None  # None: to the end of the video
+    midi: Path | None = None
+    reference_audio: Path | None = None
+    maestro: str | None = None
+    theme: str | None = None
+    midi_track: int | None = None
+    midi_channel: int | None = None
+    hits_s: tuple[float, ...] = ()
+    seed: int = 0
+    steps: int = 25
+    scheduler: SchedulerName = "dpmpp"
+    picture_guidance: float = 2.0
+    control_guidance: float = 3.0
+    control_strength: float = 1.0
+    sample_rate: int = DELIVERY_SAMPLE_RATE
+    target_lufs: float = -23.0  # EBU R128 programme loudness
+    bundle: Path | None = None  # None: the default bundle shipped in the package
+    backend: BackendName = "auto"
+    vocoder: Literal["auto", "network", "griffin-lim"] = "auto"
+
+    def validate(self) -> None:
+        """Raise `RequestError` naming the first bad field."""
+        if self.duration_s is not None:
+            if not math.isfinite(self.duration_s) or self.duration_s <= 0:
+                raise RequestError(f"duration must be a positive number of seconds, got {self.duration_s}")
+            if not MIN_CUE_S <= self.duration_s <= MAX_CUE_S:
+                raise RequestError(f"duration {self.duration_s} s is outside {MIN_CUE_S}..{MAX_CUE_S} s")
+        if not math.isfinite(self.start_s) or self.start_s < 0:
+            raise RequestError(f"start must be >= 0 seconds, got {self.start_s}")
+        if self.video is None and self.duration_s is None:
+            raise RequestError("without a video, a duration is required")
+        if self.scheduler not in SCHEDULERS:
+            raise RequestError(f"unknown scheduler {self.scheduler!r}; choose one of {', '.join(SCHEDULERS)}")
+        if self.backend not in BACKENDS:
+            raise RequestError(f"unknown backend {self.backend!r}; choose one of {', '.join(BACKENDS)}")
+        if not 1 <= self.steps <= 1000:
+            raise RequestError(f"steps must be 1..1000, got {self.steps}")
+        if not 0 <= self.seed < 2**63:
+            raise RequestError(f"seed must be 0..2**63-1, got {self.seed}")
+        if not 8000 <= self.sample_rate <= 192000:
+            raise RequestError(f"sample rate must be 8000..192000 Hz, got {self.sample_rate}")
+        for name in ("picture_guidance", "control_guidance", "control_strength"):
+            v = getattr(self, name)
+            if not math.isfinite(v) or not 0 <= v <= 20:
+                raise RequestError(f"{name.replace('_', ' ')} must be 0..20, got {v}")
+        sources = [s for s in (self.midi, self.reference_audio, self.maestro) if s is not None]
+        if len(sources) > 1:
+            raise RequestError("give at most one of midi, reference audio, maestro")
+
+    def to_json(self) -> dict[str, Any]:
+        d = asdict(self)
+        return {k: (str(v) if isinstance(v, Path) else list(v) if isinstance(v, tuple) else v) for k, v in d.items()}
+
+
+def cue_n_samples(duration_s: float, sample_rate: int) -> int:
+    """The one place a cue's length in seconds becomes samples: round to the nearest sample."""
+    return int(round(duration_s * sample_rate))
+
+
+@dataclass
+class RenderResult:
+    """What a finished render produced. `metadata` is also written beside the WAV as OUT.json."""
+
+    output: Path
+    duration_s: float
+    n_samples: int
+    sample_rate: int
+    seed: int
+    controls_path: Path | None
+    metadata: dict[str, Any] = field(default_factory=dict)
+    timings_s: dict[str, float] = field(default_factory=dict)
