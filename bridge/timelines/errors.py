@@ -16,7 +16,3 @@ class TimelineSchemaError(TimelineError):
 
 class CueError(FilmscoreError):
     """A cue selection or region that cannot be scored: unknown cue name, empty range, range outside the timeline."""
-
-
-class DeliveryError(FilmscoreError):
-    """A deliverable (WAV, sidecar, scored timeline) that cannot be written: unwritable folder, full disk."""

@@ -8,15 +8,14 @@ file beside the target and renames it, so a failed write never leaves half a tim
 
 from __future__ import annotations
 
-import os
-import tempfile
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import opentimelineio as otio
 
-from .errors import DeliveryError, TimelineError
+from ..deliverables import DeliveryError, atomic_write_bytes
+from .errors import TimelineError
 from .schema_compat import read_otio_json
 
 # suffix -> (OTIO adapter name, human name). Writers exist for all but AAF's (pyaaf2 writes; the adapter is kept
@@ -112,27 +111,3 @@ def write_timeline(timeline: otio.schema.Timeline, path: str | Path) -> Path:
                             f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else 'no detail'})") from e
     atomic_write_bytes(path, text.encode("utf-8"))
     return path
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write `data` to `path` through a temporary file in the same folder and a rename; raise `DeliveryError`
-    naming the path when the folder is missing, unwritable or the disk is full."""
-    path = Path(path)
-    tmp = None
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-        tmp = None
-    except OSError as e:
-        raise DeliveryError(f"cannot write {path}: {e.strerror or e}") from e
-    finally:
-        if tmp is not None:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
