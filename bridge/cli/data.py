@@ -1,0 +1,107 @@
+"""`filmscore data build|features|info`: the training corpus (docs/dataset.md)."""
+
+from __future__ import annotations
+
+import argparse
+from collections import Counter, defaultdict
+from pathlib import Path
+
+from .common import add_json_flag, emit, progress_bar, stderr_console
+
+DEFAULT_OUT = "~/.cache/filmscore/corpus/v1"
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("data", help="build and inspect the training corpus (music21 -> film-score clips)")
+    sub = p.add_subparsers(dest="data_command", required=True, metavar="ACTION")
+
+    b = sub.add_parser("build", help="render corpus clips (resumable; parallel)")
+    b.add_argument("--out", default=DEFAULT_OUT, help=f"corpus directory (default {DEFAULT_OUT})")
+    b.add_argument("--hours", type=float, default=70.0, help="stop once the corpus holds this much audio")
+    b.add_argument("--workers", type=int, default=2, help="worker processes (default 2)")
+    b.add_argument("--composers", nargs="+", metavar="NAME", help="masters to use (bach, palestrina, folk, ...)")
+    b.add_argument("--tiny", action="store_true", help="four clips from two bach and two folk works (smoke test)")
+    b.add_argument("--seed", type=int, default=0, help="work order and augmentation seed")
+    add_json_flag(b)
+    b.set_defaults(run=run_build)
+
+    f = sub.add_parser("features", help="encode every clip's film with the film encoder (features.npz)")
+    f.add_argument("--out", default=DEFAULT_OUT, help="corpus directory")
+    f.add_argument("--limit", type=int, help="encode at most this many clips")
+    add_json_flag(f)
+    f.set_defaults(run=run_features)
+
+    i = sub.add_parser("info", help="hours, clips and melody re-extraction agreement per split and master")
+    i.add_argument("--out", default=DEFAULT_OUT, help="corpus directory")
+    add_json_flag(i)
+    i.set_defaults(run=run_info)
+
+
+def run_build(args: argparse.Namespace) -> int:
+    from filmscore.engine.data.build import BuildConfig, build_corpus
+
+    cfg = BuildConfig(Path(args.out), args.hours, args.workers, tuple(args.composers) if args.composers else None,
+                      args.tiny, args.seed)
+    with progress_bar(not args.json) as bar:
+        task = bar.add_task("corpus (minutes of audio)", total=round(cfg.hours * 60))
+
+        def on_progress(s) -> None:
+            bar.update(task, completed=min(round(s.seconds / 60), round(cfg.hours * 60)),
+                       description=f"corpus: {s.clips} clips, {s.hours:.2f} h")
+
+        summary = build_corpus(cfg, on_progress)
+    out = summary.to_json()
+    emit(args, out, f"{out['corpus_dir']}: {out['clips']} clips, {out['hours']:.2f} h "
+                    f"(+{out['new_clips']} clips, +{out['new_hours']:.2f} h in {out['wall_s']:.0f} s; "
+                    f"{out['failed_jobs']} works skipped)")
+    return 0
+
+
+def run_features(args: argparse.Namespace) -> int:
+    from filmscore.engine.data.features import compute_features
+
+    with progress_bar(not args.json) as bar:
+        task = bar.add_task("film features", total=None)
+        out = compute_features(Path(args.out), args.limit,
+                               lambda i, n: bar.update(task, completed=i, total=n))
+    emit(args, out, f"{out['corpus_dir']}: {out['encoded']} clips encoded, {out['n_failed']} failed")
+    return 0
+
+
+def corpus_info(out_dir: Path) -> dict:
+    from filmscore.engine.data.index import read_index
+
+    records = read_index(out_dir)
+    by = defaultdict(lambda: {"clips": 0, "hours": 0.0, "works": set()})
+    agree: dict[str, list[float]] = defaultdict(list)
+    for r in records:
+        for key in (f"split:{r['split']}", f"master:{r['master']}", f"orchestration:{r['orchestration']}"):
+            by[key]["clips"] += 1
+            by[key]["hours"] += r["duration_s"] / 3600
+            by[key]["works"].add(r["work"])
+        if r.get("melody_agreement") is not None:
+            agree[r["split"]].append(r["melody_agreement"])
+            agree["all"].append(r["melody_agreement"])
+    groups = {k: {"clips": v["clips"], "hours": round(v["hours"], 3), "works": len(v["works"])}
+              for k, v in sorted(by.items())}
+    return {"corpus_dir": str(Path(out_dir).expanduser()), "clips": len(records),
+            "hours": round(sum(r["duration_s"] for r in records) / 3600, 3),
+            "works": len({r["work"] for r in records}),
+            "with_features": sum(1 for r in records if r.get("features")),
+            "melody_agreement_mean": {k: round(sum(v) / len(v), 4) for k, v in agree.items()},
+            "durations_s": dict(Counter(int(r["duration_s"] // 5 * 5) for r in records)),
+            "groups": groups}
+
+
+def run_info(args: argparse.Namespace) -> int:
+    info = corpus_info(Path(args.out))
+
+    def human() -> None:
+        stderr_console.print(f"[bold]{info['corpus_dir']}[/]: {info['clips']} clips, {info['hours']:.2f} h, "
+                             f"{info['works']} works, {info['with_features']} with film features")
+        print(f"melody re-extraction agreement (real audio vs MIDI lead): {info['melody_agreement_mean']}")
+        for k, v in info["groups"].items():
+            print(f"  {k:32s} {v['clips']:6d} clips {v['hours']:8.2f} h {v['works']:6d} works")
+
+    emit(args, info, human)
+    return 0

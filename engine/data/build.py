@@ -1,0 +1,256 @@
+"""`build_corpus`: the corpus build loop. Parallel (a process pool), resumable, stoppable at a number of hours.
+
+Work order: works are grouped (bach, palestrina, folk, other composers), each group shuffled with the build seed,
+and the groups are visited round-robin so the first hour already holds every group. A *job* is (work, pass):
+pass p of a work renders all its clips once with a variant drawn from (work, p): a transposition in -5..+6
+semitones, a tempo scale in 0.8..1.25, an orchestration. Small groups are revisited with new passes (at most
+`MAX_PASSES`), so their share does not vanish under the ~13,000 folk tunes.
+
+Resuming: `jobs.jsonl` logs every finished job (with its clip count or error); a restarted build skips logged
+jobs and clip ids already in the index, and parsed scores come from the parse cache (`parsed/`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import multiprocessing as mp
+import os
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .arrange import ClipSpec, base_qpm, plan_clips
+from .index import DEFAULT_CORPUS_DIR, INDEX_NAME, CorpusError, append_records, iter_index
+from ..errors import FilmscoreError
+from .music21_source import ParseCache, ParsedScore, Work, iter_works
+from .orchestration import ORCHESTRATIONS
+
+log = logging.getLogger(__name__)
+
+GROUPS = ("bach", "palestrina", "folk")  # every other master falls in the group "other"
+MAX_PASSES = 4
+TRANSPOSE_RANGE = (-5, 6)
+TEMPO_SCALE_RANGE = (0.8, 1.25)
+MIN_MELODY_COVERAGE = 0.4  # a clip whose leading voice sounds less than this share of the time is skipped
+JOBS_LOG = "jobs.jsonl"
+FAIL_FAST_JOBS = 8  # this many failed jobs and no success: the setup is broken, stop with the first error
+TINY_WORKS_PER_GROUP = 2
+
+
+@dataclass(frozen=True)
+class BuildConfig:
+    """out_dir: corpus directory; hours: stop once the index holds this much audio; workers: processes;
+    composers: masters to use (None: all); tiny: a few clips of two bach and two folk works (tests, smoke
+    runs); seed: work order and variants."""
+
+    out_dir: Path = DEFAULT_CORPUS_DIR
+    hours: float = 70.0
+    workers: int = 2
+    composers: tuple[str, ...] | None = None
+    tiny: bool = False
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not self.hours > 0:
+            raise CorpusError(f"--hours must be > 0, got {self.hours}")
+        if not 1 <= self.workers <= 64:
+            raise CorpusError(f"--workers must be in 1..64, got {self.workers}")
+
+
+@dataclass(frozen=True)
+class Job:
+    work: Work
+    pass_index: int
+
+    @property
+    def key(self) -> str:
+        return f"{self.work.work_id}#{self.pass_index}"
+
+
+@dataclass
+class BuildSummary:
+    corpus_dir: Path
+    clips: int = 0
+    seconds: float = 0.0
+    new_clips: int = 0
+    new_seconds: float = 0.0
+    failed_jobs: int = 0
+    wall_s: float = 0.0
+    first_errors: list[str] = field(default_factory=list)
+
+    @property
+    def hours(self) -> float:
+        return self.seconds / 3600.0
+
+    def to_json(self) -> dict[str, Any]:
+        return {"corpus_dir": str(self.corpus_dir), "clips": self.clips, "hours": round(self.hours, 4),
+                "new_clips": self.new_clips, "new_hours": round(self.new_seconds / 3600, 4),
+                "failed_jobs": self.failed_jobs, "wall_s": round(self.wall_s, 1),
+                "audio_s_per_wall_s": round(self.new_seconds / self.wall_s, 3) if self.wall_s else None,
+                "first_errors": self.first_errors}
+
+
+def _seed(*parts: object) -> int:
+    return int.from_bytes(hashlib.sha1("|".join(map(str, parts)).encode()).digest()[:4], "big")
+
+
+def plan_jobs(works: list[Work], seed: int = 0, tiny: bool = False) -> Iterator[Job]:
+    """Jobs in build order (module docstring): groups round-robin, each group shuffled by `seed`."""
+    groups: dict[str, list[Work]] = {}
+    for w in works:
+        groups.setdefault(w.master if w.master in GROUPS else "other", []).append(w)
+    rng = np.random.default_rng(seed)
+    order = [g for g in (*GROUPS, "other") if g in groups]
+    for g in order:
+        rng.shuffle(groups[g])
+        if tiny:
+            groups[g] = groups[g][:TINY_WORKS_PER_GROUP]
+    passes = 1 if tiny else MAX_PASSES
+    r = 0
+    while True:
+        active = False
+        for g in order:
+            ws = groups[g]
+            p = r // len(ws)
+            if p >= passes:
+                continue
+            active = True
+            yield Job(ws[r % len(ws)], p)
+        if not active:
+            return
+        r += 1
+
+
+def variant(job: Job) -> tuple[int, float, int, np.random.Generator]:
+    """(transpose, tempo_scale, orchestration index, rng for the clip plan) of a job, from its work and pass."""
+    rng = np.random.default_rng(_seed(job.work.work_id, job.pass_index))
+    transpose = int(rng.integers(TRANSPOSE_RANGE[0], TRANSPOSE_RANGE[1] + 1))
+    scale = float(np.exp(rng.uniform(np.log(TEMPO_SCALE_RANGE[0]), np.log(TEMPO_SCALE_RANGE[1]))))
+    orch = (_seed(job.work.work_id) + job.pass_index) % len(ORCHESTRATIONS)
+    return transpose, scale, orch, rng
+
+
+def _coverage(parsed: ParsedScore, a_ql: float, b_ql: float) -> float:
+    n = parsed.melody.notes
+    on = np.clip(n[:, 0], a_ql, b_ql)
+    off = np.clip(n[:, 0] + n[:, 1], a_ql, b_ql)
+    return float((off - on).sum() / max(b_ql - a_ql, 1e-9))
+
+
+def run_job(job: Job, corpus_dir: Path, done_ids: frozenset[str], max_clips: int | None = None,
+            ) -> tuple[str, list[dict[str, Any]], str | None]:
+    """Parse (or load from the cache) one work and render the clips of one pass. Returns (job key, records,
+    error); a user-level error (unparseable score, failed render) is returned, not raised, so one bad score does
+    not stop a long build."""
+    from .clip import render_clip
+
+    try:
+        parsed = ParseCache(corpus_dir / "parsed").get(job.work)
+        transpose, scale, orch, rng = variant(job)
+        qpm = base_qpm(parsed) * scale
+        records = []
+        edges = np.append(parsed.bars, parsed.end_ql)
+        for k, (a, b) in enumerate(plan_clips(parsed, qpm, rng)):
+            if max_clips is not None and len(records) >= max_clips:
+                break
+            clip_id = f"{job.work.work_id.split('/', 1)[1]}.p{job.pass_index}.c{k}"
+            if clip_id in done_ids or _coverage(parsed, edges[a], edges[b]) < MIN_MELODY_COVERAGE:
+                continue
+            spec = ClipSpec(a, b, transpose, qpm, scale, ORCHESTRATIONS[orch], _seed(clip_id))
+            records.append(render_clip(parsed, spec, clip_id, corpus_dir))
+        return job.key, records, None
+    except FilmscoreError as e:
+        return job.key, [], f"{type(e).__name__}: {e}"
+    except Exception as e:  # a music21 or numeric corner case in one score must not end a many-hour build
+        log.debug("job %s failed", job.key, exc_info=True)
+        return job.key, [], f"{type(e).__name__}: {e}"
+
+
+def _init_worker() -> None:
+    os.environ["OMP_NUM_THREADS"] = "1"
+
+
+def _read_state(corpus_dir: Path) -> tuple[set[str], float, set[str]]:
+    ids, seconds, jobs = set(), 0.0, set()
+    if (corpus_dir / INDEX_NAME).is_file():
+        for r in iter_index(corpus_dir):
+            ids.add(r["id"])
+            seconds += float(r["duration_s"])
+    if (corpus_dir / JOBS_LOG).is_file():
+        for line in (corpus_dir / JOBS_LOG).read_text().splitlines():
+            try:
+                jobs.add(json.loads(line)["job"])
+            except (ValueError, KeyError):
+                continue  # a torn last line: that job runs again
+    return ids, seconds, jobs
+
+
+def build_corpus(cfg: BuildConfig, on_progress: Callable[[BuildSummary], None] | None = None) -> BuildSummary:
+    """Build (or resume) the corpus in `cfg.out_dir` until it holds `cfg.hours` of audio or the jobs run out."""
+    corpus_dir = Path(cfg.out_dir).expanduser()
+    corpus_dir.mkdir(parents=True, exist_ok=True)
+    ids, seconds, done_jobs = _read_state(corpus_dir)
+    summary = BuildSummary(corpus_dir, len(ids), seconds)
+    composers = cfg.composers or (("bach", "folk") if cfg.tiny else None)
+    works = list(iter_works(composers))
+    if not works:
+        raise CorpusError(f"no music21 works for composers {composers}")
+    jobs = (j for j in plan_jobs(works, cfg.seed, cfg.tiny) if j.key not in done_jobs)
+    target_s = cfg.hours * 3600.0
+    max_clips = 1 if cfg.tiny else None
+    frozen = frozenset(ids)
+    t0 = time.monotonic()
+
+    def finish(key: str, records: list[dict[str, Any]], error: str | None) -> None:
+        append_records(corpus_dir, records)
+        with open(corpus_dir / JOBS_LOG, "a") as f:
+            f.write(json.dumps({"job": key, "clips": len(records), "error": error}) + "\n")
+        dur = sum(float(r["duration_s"]) for r in records)
+        summary.clips += len(records)
+        summary.new_clips += len(records)
+        summary.seconds += dur
+        summary.new_seconds += dur
+        if error:
+            summary.failed_jobs += 1
+            if len(summary.first_errors) < 5:
+                summary.first_errors.append(f"{key}: {error}")
+            log.info("job %s failed: %s", key, error)
+            if summary.failed_jobs >= FAIL_FAST_JOBS and summary.new_clips == 0:
+                raise CorpusError(f"the first {summary.failed_jobs} jobs all failed; first: {summary.first_errors[0]}")
+        summary.wall_s = time.monotonic() - t0
+        if on_progress:
+            on_progress(summary)
+
+    if on_progress:
+        on_progress(summary)
+    if cfg.workers == 1:
+        for job in jobs:
+            if summary.seconds >= target_s:
+                break
+            finish(*run_job(job, corpus_dir, frozen, max_clips))
+    else:
+        ex = ProcessPoolExecutor(cfg.workers, mp_context=mp.get_context("fork"), initializer=_init_worker)
+        inflight: set[Future] = set()
+        try:
+            while True:
+                while len(inflight) < 2 * cfg.workers and summary.seconds < target_s:
+                    job = next(jobs, None)
+                    if job is None:
+                        break
+                    inflight.add(ex.submit(run_job, job, corpus_dir, frozen, max_clips))
+                if not inflight:
+                    break
+                done, inflight = wait(inflight, return_when=FIRST_COMPLETED)
+                for fut in done:
+                    finish(*fut.result())
+        finally:
+            ex.shutdown(wait=True, cancel_futures=True)
+    summary.wall_s = time.monotonic() - t0
+    return summary

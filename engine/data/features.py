@@ -1,0 +1,55 @@
+"""Film-encoder features of the corpus clips: `features.npz` (`FilmFeatures.save_npz`) beside each film clip, and
+the record's `features` field set once the file exists. Runs after (or while) the build: clips without features
+are picked up on every run, so it is resumable too.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from .index import CorpusError, read_index, update_records
+
+FEATURES_NAME = "features.npz"
+
+
+def _features_path(record: dict[str, Any]) -> str:
+    return f"{record['video'].rsplit('/', 1)[0]}/{FEATURES_NAME}"
+
+
+def compute_features(corpus_dir: str | Path, limit: int | None = None,
+                     on_progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
+    """Encode the film clip of every record without `features` (at most `limit`), write its npz, then set the
+    records' `features` fields in one index rewrite. Returns counts. Raises `CorpusError` when the film encoder
+    is not available."""
+    try:
+        from ..film import encode_video
+    except ImportError as e:
+        raise CorpusError(f"the film encoder (filmscore.engine.film.encode_video) is not available ({e})") from e
+
+    corpus_dir = Path(corpus_dir).expanduser()
+    todo = [r for r in read_index(corpus_dir) if not r.get("features")]
+    if limit is not None:
+        todo = todo[:limit]
+    done: dict[str, str] = {}
+    failed: list[str] = []
+    for i, r in enumerate(todo):
+        rel = _features_path(r)
+        out = corpus_dir / rel
+        if not out.is_file():
+            try:
+                feats = encode_video(corpus_dir / r["video"], 0.0, float(r["duration_s"]))
+            except Exception as e:  # one unreadable clip must not stop the pass; it is reported
+                failed.append(f"{r['id']}: {type(e).__name__}: {e}")
+                continue
+            tmp = out.with_name(f".{FEATURES_NAME}.{os.getpid()}.npz")
+            feats.save_npz(tmp)
+            os.replace(tmp, out)
+        done[r["id"]] = rel
+        if on_progress:
+            on_progress(i + 1, len(todo))
+    changed = update_records(corpus_dir, lambda r: dict(r, features=done[r["id"]]) if r["id"] in done else r)
+    return {"corpus_dir": str(corpus_dir), "encoded": len(done), "updated_records": changed, "failed": failed[:10],
+            "n_failed": len(failed)}
