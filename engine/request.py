@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from .constants import DELIVERY_SAMPLE_RATE, MAX_CUE_S, MIN_CUE_S
 from .errors import RequestError
+
+if TYPE_CHECKING:  # annotation only: keeps this module free of the film package's imports
+    from .film.features import FilmFeatures
 
 SchedulerName = Literal["ddim", "dpmpp", "euler"]
 SCHEDULERS: tuple[str, ...] = ("ddim", "dpmpp", "euler")
@@ -53,6 +56,9 @@ class RenderRequest:
     bundle: Path | None = None  # None: the default bundle shipped in the package
     backend: BackendName = "auto"
     vocoder: Literal["auto", "network", "griffin-lim"] = "auto"
+    # Precomputed picture, instead of `video`: the film features of an edited timeline region (its clips encoded
+    # over their source ranges and joined in record order by bridge/timelines/film_of_region.py).
+    film_features: FilmFeatures | None = None
 
     def validate(self) -> None:
         """Raise `RequestError` naming the first bad field."""
@@ -63,6 +69,8 @@ class RenderRequest:
                 raise RequestError(f"duration {self.duration_s} s is outside {MIN_CUE_S}..{MAX_CUE_S} s")
         if not math.isfinite(self.start_s) or self.start_s < 0:
             raise RequestError(f"start must be >= 0 seconds, got {self.start_s}")
+        if self.video is not None and self.film_features is not None:
+            raise RequestError("give a video or precomputed film features, not both")
         if self.video is None and self.duration_s is None:
             raise RequestError("without a video, a duration is required")
         if self.scheduler not in SCHEDULERS:
@@ -84,7 +92,10 @@ class RenderRequest:
             raise RequestError("give at most one of midi, reference audio, maestro")
 
     def to_json(self) -> dict[str, Any]:
-        d = asdict(self)
+        d = {f.name: getattr(self, f.name) for f in fields(self)}
+        if self.film_features is not None:  # arrays stay out of JSON: a summary says what the picture was
+            ff = self.film_features
+            d["film_features"] = {"layout": ff.layout, "n_frames": ff.n_frames, "duration_s": ff.duration_s}
         return {k: (str(v) if isinstance(v, Path) else list(v) if isinstance(v, tuple) else v) for k, v in d.items()}
 
 
