@@ -1,0 +1,523 @@
+"""The bridge's wire format. This module alone builds, signs, serialises and verifies messages (as jupyter_client's
+`session.py` does); the server, the client and the WebSocket gateway only call it.
+
+A message on a ZeroMQ socket is a multipart message of these frames::
+
+    [ident, ..., DELIM, HMAC, header, parent_header, metadata, content, buffer, ...]
+
+- `ident` frames: ROUTER routing identities (requests/replies) or the topic (events on PUB, `b"job.<job_id>"`).
+- `DELIM`: the literal `b"<IDS|MSG>"`.
+- `HMAC`: lowercase hex HMAC-SHA256, keyed with the connection file's `key`, over header, parent_header, metadata,
+  content and every buffer, in that order. There is no keyless mode.
+- `header`: JSON object `{"msg_id", "msg_type", "version", "session", "date"}` (`date` ISO 8601 UTC).
+- `parent_header`: the header of the request a reply answers (`{}` on requests).
+- `metadata`, `content`: JSON objects.
+- buffers: raw binary frames (e.g. an inline MIDI theme), referenced from `content` by index.
+
+Verification rejects, with a named error: a missing delimiter, bad JSON, missing header fields, an unsupported
+protocol major version, a wrong or missing signature (`compare_digest`), a message whose `date` is outside the replay
+window or whose signature was already seen in it (replay), and messages over the size limits. Request content is
+checked by `parse_request` (types, ranges, unknown keys) so handlers receive typed dataclasses.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import math
+import uuid
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from filmscore.engine.errors import FilmscoreError
+
+PROTOCOL_VERSION = "1.0"
+"""Version spoken by this module. Peers with the same major version interoperate; `hello` negotiates the minor."""
+SUPPORTED_VERSIONS: tuple[str, ...] = ("1.0",)
+DELIM = b"<IDS|MSG>"
+SIGNATURE_SCHEME = "hmac-sha256"
+
+REQUEST_TYPES: tuple[str, ...] = (
+    "hello", "render", "status", "cancel", "list_jobs", "result", "maestros", "shutdown",
+)
+"""Requests a client may send on the request socket; each is answered by `<type>_reply` (or `error`)."""
+EVENT_TYPES: tuple[str, ...] = (
+    "job_queued", "job_started", "job_progress", "job_finished", "job_failed", "job_cancelled",
+)
+"""Events published on the event socket, topic `job.<job_id>`."""
+JOB_STATES: tuple[str, ...] = ("queued", "running", "finished", "failed", "cancelled")
+
+
+class ProtocolError(FilmscoreError):
+    """A message that is malformed, of an unknown type, or whose content is wrongly typed or out of range."""
+
+    ename = "ProtocolError"
+
+
+class SignatureError(ProtocolError):
+    """A message that is unsigned or whose HMAC does not match its frames."""
+
+    ename = "SignatureError"
+
+
+class ReplayError(ProtocolError):
+    """A message already seen (same signature) or dated outside the replay window."""
+
+    ename = "ReplayError"
+
+
+class MessageTooLarge(ProtocolError):
+    """A message over the size limits (total bytes, JSON part bytes, number of buffers)."""
+
+    ename = "MessageTooLarge"
+
+
+class VersionError(ProtocolError):
+    """A peer whose protocol major version this module does not speak."""
+
+    ename = "VersionError"
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Size limits, in bytes unless named otherwise. Checked before any JSON is parsed."""
+
+    max_message_bytes: int = 32 * 1024 * 1024  # whole message, buffers included
+    max_json_bytes: int = 1024 * 1024  # each of header, parent_header, metadata, content
+    max_buffers: int = 4
+    max_idents: int = 16
+
+
+@dataclass
+class Message:
+    """One protocol message. `buffers` are raw binary frames referenced from `content` by index."""
+
+    header: dict[str, Any]
+    parent_header: dict[str, Any] = field(default_factory=dict)
+    metadata: dict[str, Any] = field(default_factory=dict)
+    content: dict[str, Any] = field(default_factory=dict)
+    buffers: list[bytes] = field(default_factory=list)
+
+    @property
+    def msg_type(self) -> str:
+        return self.header["msg_type"]
+
+    @property
+    def msg_id(self) -> str:
+        return self.header["msg_id"]
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON form the WebSocket gateway sends (buffers are counted; they follow as binary messages)."""
+        return {"header": self.header, "parent_header": self.parent_header, "metadata": self.metadata,
+                "content": self.content, "buffers": len(self.buffers)}
+
+
+def _dumps(obj: Any) -> bytes:
+    # allow_nan=False: NaN/Infinity are not JSON and other peers (JavaScript, Rust) would reject them.
+    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode("utf-8")
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _loads(data: bytes, part: str) -> dict[str, Any]:
+    try:
+        obj = json.loads(data.decode("utf-8"), parse_constant=_reject_constant)
+    except (UnicodeDecodeError, ValueError, RecursionError) as e:
+        raise ProtocolError(f"{part} is not valid UTF-8 JSON ({e.__class__.__name__})") from None
+    if not isinstance(obj, dict):
+        raise ProtocolError(f"{part} must be a JSON object, got {type(obj).__name__}")
+    return obj
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex
+
+
+def version_major(version: str) -> int:
+    try:
+        return int(str(version).split(".", 1)[0])
+    except ValueError:
+        raise VersionError(f"protocol version {version!r} is not MAJOR.MINOR") from None
+
+
+def negotiate_version(offered: list[str]) -> str:
+    """The highest of `offered` that this module speaks; `VersionError` when none is."""
+    ours = {version_major(v): v for v in SUPPORTED_VERSIONS}
+    for v in sorted((str(o) for o in offered), key=lambda s: [int(p) if p.isdigit() else -1 for p in s.split(".")],
+                    reverse=True):
+        try:
+            major = version_major(v)
+        except VersionError:
+            continue
+        if major in ours:
+            return ours[major]
+    raise VersionError(f"no common protocol version: offered {offered}, this server speaks {list(SUPPORTED_VERSIONS)}")
+
+
+class Session:
+    """Signs and verifies messages with one HMAC key, and remembers signatures inside the replay window.
+
+    One `Session` per socket owner: the server keeps one for its request and event sockets, each client its own.
+    `replay_window_s` bounds both clock skew and how long signatures are remembered; `max_history` bounds memory
+    (when it is reached the oldest signatures are forgotten and messages dated at or before them are refused).
+    """
+
+    def __init__(self, key: bytes, *, session_id: str | None = None, limits: Limits | None = None,
+                 replay_window_s: float = 60.0, max_history: int = 500_000) -> None:
+        if not isinstance(key, bytes) or len(key) < 16:
+            raise SignatureError("the HMAC key must be at least 16 bytes; there is no keyless mode")
+        self._auth = hmac.new(key, digestmod=hashlib.sha256)
+        self.session_id = session_id or new_id()
+        self.limits = limits or Limits()
+        self.replay_window_s = float(replay_window_s)
+        self.max_history = int(max_history)
+        self._seen: set[bytes] = set()
+        self._history: deque[tuple[float, bytes]] = deque()  # (header date as POSIX s, signature), arrival order
+        self._floor_s = -math.inf  # messages dated at or before this were forgotten: refuse them
+        # The packer must round-trip at start-up (jupyter_client does the same): fail here, not on the first message.
+        probe = {"a": [1, 2.5, "é", None, True]}
+        if _loads(_dumps(probe), "probe") != probe:
+            raise ProtocolError("JSON packer does not round-trip")
+
+    # -- building ------------------------------------------------------------------------------------------------
+    def msg(self, msg_type: str, content: dict[str, Any] | None = None, *, parent: Message | dict | None = None,
+            metadata: dict[str, Any] | None = None, buffers: list[bytes] | tuple[bytes, ...] = (),
+            msg_id: str | None = None) -> Message:
+        header = {"msg_id": msg_id or new_id(), "msg_type": msg_type, "version": PROTOCOL_VERSION,
+                  "session": self.session_id, "date": utcnow().isoformat()}
+        parent_header = parent.header if isinstance(parent, Message) else dict(parent or {})
+        return Message(header, parent_header, dict(metadata or {}), dict(content or {}), list(buffers))
+
+    def sign(self, parts: list[bytes]) -> bytes:
+        h = self._auth.copy()
+        for p in parts:
+            h.update(p)
+        return h.hexdigest().encode("ascii")
+
+    def serialize(self, msg: Message, idents: list[bytes] | tuple[bytes, ...] = ()) -> list[bytes]:
+        """Frames ready for `socket.send_multipart`."""
+        parts = [_dumps(msg.header), _dumps(msg.parent_header), _dumps(msg.metadata), _dumps(msg.content)]
+        buffers = [bytes(b) for b in msg.buffers]
+        return [*idents, DELIM, self.sign(parts + buffers), *parts, *buffers]
+
+    # -- verifying -----------------------------------------------------------------------------------------------
+    def split_idents(self, frames: list[bytes]) -> tuple[list[bytes], list[bytes]]:
+        """(idents, frames after DELIM). `ProtocolError` when there is no delimiter within `max_idents` frames."""
+        for i, f in enumerate(frames[: self.limits.max_idents + 1]):
+            if f == DELIM:
+                return list(frames[:i]), list(frames[i + 1:])
+        raise ProtocolError("no <IDS|MSG> delimiter frame")
+
+    def deserialize(self, frames: list[bytes], *, check_replay: bool = True) -> Message:
+        """Verify and parse the frames after DELIM: `[HMAC, header, parent, metadata, content, buffers...]`."""
+        lim = self.limits
+        total = sum(len(f) for f in frames)
+        if total > lim.max_message_bytes:
+            raise MessageTooLarge(f"message is {total} bytes; the limit is {lim.max_message_bytes}")
+        if len(frames) < 5:
+            raise ProtocolError(f"message has {len(frames)} frames after the delimiter; at least 5 are required")
+        if len(frames) - 5 > lim.max_buffers:
+            raise MessageTooLarge(f"message has {len(frames) - 5} buffers; the limit is {lim.max_buffers}")
+        for name, part in zip(("header", "parent_header", "metadata", "content"), frames[1:5]):
+            if len(part) > lim.max_json_bytes:
+                raise MessageTooLarge(f"{name} is {len(part)} bytes; the limit is {lim.max_json_bytes}")
+        signature = bytes(frames[0])
+        if not signature:
+            raise SignatureError("message is unsigned")
+        # Check the signature before parsing any JSON: unauthenticated bytes never reach the parser.
+        if not hmac.compare_digest(signature, self.sign([bytes(f) for f in frames[1:]])):
+            raise SignatureError("message signature does not match")
+        header = _loads(frames[1], "header")
+        for key in ("msg_id", "msg_type", "version", "session", "date"):
+            if not isinstance(header.get(key), str) or not header[key]:
+                raise ProtocolError(f"header field {key!r} must be a non-empty string")
+        major = version_major(header["version"])
+        if major != version_major(PROTOCOL_VERSION):
+            raise VersionError(f"protocol version {header['version']} is not supported; "
+                               f"this peer speaks {', '.join(SUPPORTED_VERSIONS)}")
+        if check_replay:
+            self._check_replay(header["date"], signature)
+        return Message(header, _loads(frames[2], "parent_header"), _loads(frames[3], "metadata"),
+                       _loads(frames[4], "content"), [bytes(b) for b in frames[5:]])
+
+    def _check_replay(self, date: str, signature: bytes) -> None:
+        try:
+            sent = datetime.fromisoformat(date)
+        except ValueError:
+            raise ProtocolError(f"header date {date[:40]!r} is not ISO 8601") from None
+        if sent.tzinfo is None:
+            raise ProtocolError("header date must carry a UTC offset")
+        sent_s = sent.timestamp()
+        now_s = utcnow().timestamp()
+        if abs(now_s - sent_s) > self.replay_window_s:
+            raise ReplayError(f"message dated {date} is outside the {self.replay_window_s:g} s replay window")
+        if sent_s <= self._floor_s or signature in self._seen:
+            raise ReplayError("message was already received (replay)")
+        # Forget signatures whose date fell out of the window: a replay of them now fails the date check.
+        hist, seen = self._history, self._seen
+        while hist and hist[0][0] < now_s - self.replay_window_s:
+            seen.discard(hist.popleft()[1])
+        while len(hist) >= self.max_history:
+            old_s, old_sig = hist.popleft()
+            seen.discard(old_sig)
+            self._floor_s = max(self._floor_s, old_s)
+        hist.append((sent_s, signature))
+        seen.add(signature)
+
+    def recv(self, frames: list[bytes]) -> tuple[list[bytes], Message]:
+        """Split idents and verify: the usual entry point for a received multipart message."""
+        idents, rest = self.split_idents(frames)
+        return idents, self.deserialize(rest)
+
+
+def error_content(exc: BaseException) -> dict[str, Any]:
+    """`{"status": "error", "ename", "evalue"}`: the content of every error reply."""
+    ename = getattr(exc, "ename", None) or exc.__class__.__name__
+    return {"status": "error", "ename": ename, "evalue": str(exc).splitlines()[0] if str(exc) else ename}
+
+
+def reply_type(msg_type: str) -> str:
+    return f"{msg_type}_reply" if msg_type in REQUEST_TYPES else "error"
+
+
+# -- request content ---------------------------------------------------------------------------------------------
+# Content is checked here, once, so handlers get typed values. Unknown keys are refused: a misspelt option must not
+# be silently ignored.
+
+_MISSING = object()
+
+
+def _field(content: dict[str, Any], name: str, kinds: tuple[type, ...], default: Any = _MISSING,
+           where: str = "content") -> Any:
+    value = content.get(name, _MISSING)
+    if value is _MISSING or value is None:
+        if default is _MISSING:
+            raise ProtocolError(f"{where} field {name!r} is required")
+        return default
+    # bool is an int in Python; JSON true must not pass as a number.
+    if isinstance(value, bool) and bool not in kinds:
+        raise ProtocolError(f"{where} field {name!r} must be {'/'.join(k.__name__ for k in kinds)}, got bool")
+    if not isinstance(value, kinds):
+        raise ProtocolError(f"{where} field {name!r} must be {'/'.join(k.__name__ for k in kinds)}, "
+                            f"got {type(value).__name__}")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ProtocolError(f"{where} field {name!r} must be finite")
+    if isinstance(value, str) and "\x00" in value:
+        raise ProtocolError(f"{where} field {name!r} contains a NUL character")
+    return value
+
+
+def _no_unknown(content: dict[str, Any], allowed: tuple[str, ...], where: str) -> None:
+    unknown = sorted(set(content) - set(allowed))
+    if unknown:
+        raise ProtocolError(f"unknown {where} field(s) {', '.join(map(repr, unknown[:5]))}; "
+                            f"allowed: {', '.join(allowed)}")
+
+
+@dataclass(frozen=True)
+class RationalTime:
+    """OTIO-style rational time: `value / rate` seconds. Positions and durations travel like this, never as float
+    seconds, so frame-exact timeline positions stay exact (`{"value": 86400, "rate": 24}`)."""
+
+    value: float
+    rate: float
+
+    @classmethod
+    def from_json(cls, obj: Any, where: str) -> RationalTime:
+        if not isinstance(obj, dict):
+            raise ProtocolError(f"{where} must be a rational time {{\"value\": v, \"rate\": r}}, "
+                                f"got {type(obj).__name__}")
+        _no_unknown(obj, ("value", "rate"), where)
+        value = _field(obj, "value", (int, float), where=where)
+        rate = _field(obj, "rate", (int, float), where=where)
+        if rate <= 0:
+            raise ProtocolError(f"{where} rate must be > 0, got {rate}")
+        return cls(value, rate)
+
+    @classmethod
+    def from_seconds(cls, seconds: float, rate: int = 48_000) -> RationalTime:
+        """Seconds on the sample grid of `rate` (default 48 kHz): exact for any sample-aligned time."""
+        return cls(round(seconds * rate), rate)
+
+    def to_seconds(self) -> float:
+        return self.value / self.rate
+
+    def to_json(self) -> dict[str, float]:
+        return {"value": self.value, "rate": self.rate}
+
+
+@dataclass(frozen=True)
+class TimelineRange:
+    """A cue region of an editorial timeline (read by `filmscore.bridge.timelines`): a named cue (marker) or a
+    half-open record range `[in, out)`."""
+
+    path: str
+    cue: str | None = None
+    in_time: RationalTime | None = None
+    out_time: RationalTime | None = None
+
+    @classmethod
+    def from_json(cls, obj: Any) -> TimelineRange:
+        if not isinstance(obj, dict):
+            raise ProtocolError(f"timeline must be an object, got {type(obj).__name__}")
+        _no_unknown(obj, ("path", "cue", "in", "out"), "timeline")
+        path = _field(obj, "path", (str,), where="timeline")
+        cue = _field(obj, "cue", (str,), None, where="timeline")
+        t_in = RationalTime.from_json(obj["in"], "timeline.in") if obj.get("in") is not None else None
+        t_out = RationalTime.from_json(obj["out"], "timeline.out") if obj.get("out") is not None else None
+        if cue is None and (t_in is None or t_out is None):
+            raise ProtocolError("timeline needs either a cue name or both in and out")
+        if cue is not None and (t_in is not None or t_out is not None):
+            raise ProtocolError("timeline takes a cue name or in/out, not both")
+        if t_in is not None and t_out is not None and t_out.to_seconds() <= t_in.to_seconds():
+            raise ProtocolError("timeline out must be after in")
+        return cls(path, cue, t_in, t_out)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"path": self.path, "cue": self.cue, "in": self.in_time.to_json() if self.in_time else None,
+                "out": self.out_time.to_json() if self.out_time else None}
+
+
+_ENUMS = {
+    "scheduler": ("ddim", "dpmpp", "euler"),
+    "backend": ("auto", "torch", "ort", "trt"),
+    "vocoder": ("auto", "network", "griffin-lim"),
+}
+_RENDER_KEYS = ("output", "overwrite", "video", "start", "duration", "timeline", "midi", "midi_track", "midi_channel",
+                "reference_audio", "maestro", "theme", "hits", "seed", "steps", "scheduler", "picture_guidance",
+                "control_guidance", "control_strength", "sample_rate", "target_lufs", "backend", "vocoder")
+
+
+@dataclass(frozen=True)
+class RenderParams:
+    """The content of a `render` request, typed. Paths are as sent (the server checks them against its roots);
+    `midi_buffer` is the index of the buffer holding an inline MIDI file. Ranges are the engine's to check
+    (`RenderRequest.validate`), so there is one source of truth for them."""
+
+    output: str
+    overwrite: bool = False
+    video: str | None = None
+    start: RationalTime | None = None
+    duration: RationalTime | None = None
+    timeline: TimelineRange | None = None
+    midi: str | None = None
+    midi_buffer: int | None = None
+    midi_track: int | None = None
+    midi_channel: int | None = None
+    reference_audio: str | None = None
+    maestro: str | None = None
+    theme: str | None = None
+    hits: tuple[RationalTime, ...] = ()
+    seed: int = 0
+    steps: int = 25
+    scheduler: str = "dpmpp"
+    picture_guidance: float = 2.0
+    control_guidance: float = 3.0
+    control_strength: float = 1.0
+    sample_rate: int = 48_000
+    target_lufs: float = -23.0
+    backend: str = "auto"
+    vocoder: str = "auto"
+
+    @classmethod
+    def from_content(cls, content: dict[str, Any], n_buffers: int = 0) -> RenderParams:
+        _no_unknown(content, _RENDER_KEYS, "render")
+        kw: dict[str, Any] = {"output": _field(content, "output", (str,))}
+        for name in ("video", "reference_audio", "maestro", "theme"):
+            kw[name] = _field(content, name, (str,), None)
+        kw["overwrite"] = _field(content, "overwrite", (bool,), False)
+        for name in ("midi_track", "midi_channel"):
+            kw[name] = _field(content, name, (int,), None)
+        for name in ("seed", "steps", "sample_rate"):
+            kw[name] = _field(content, name, (int,), getattr(cls, name))
+        for name in ("picture_guidance", "control_guidance", "control_strength", "target_lufs"):
+            kw[name] = float(_field(content, name, (int, float), getattr(cls, name)))
+        for name, allowed in _ENUMS.items():
+            kw[name] = _field(content, name, (str,), getattr(cls, name))
+            if kw[name] not in allowed:
+                raise ProtocolError(f"render {name} {kw[name]!r} is not one of {', '.join(allowed)}")
+        for name in ("start", "duration"):
+            if content.get(name) is not None:
+                kw[name] = RationalTime.from_json(content[name], f"render {name}")
+        if content.get("timeline") is not None:
+            if kw["video"] is not None or content.get("start") is not None:
+                raise ProtocolError("render takes a video (with start) or a timeline range, not both")
+            kw["timeline"] = TimelineRange.from_json(content["timeline"])
+        midi = content.get("midi")
+        if isinstance(midi, dict):
+            _no_unknown(midi, ("buffer",), "render midi")
+            index = _field(midi, "buffer", (int,), where="render midi")
+            if not 0 <= index < n_buffers:
+                raise ProtocolError(f"render midi buffer {index} does not exist; the message has {n_buffers} buffers")
+            kw["midi_buffer"] = index
+        elif midi is not None:
+            kw["midi"] = _field(content, "midi", (str,))
+        hits = _field(content, "hits", (list,), [])
+        if len(hits) > 1000:
+            raise ProtocolError(f"render hits lists {len(hits)} points; the limit is 1000")
+        kw["hits"] = tuple(RationalTime.from_json(h, f"render hits[{i}]") for i, h in enumerate(hits))
+        return cls(**kw)
+
+    def to_content(self) -> dict[str, Any]:
+        """The wire form (inverse of `from_content`)."""
+        out: dict[str, Any] = {}
+        for name in _RENDER_KEYS:
+            if name == "midi":
+                value = {"buffer": self.midi_buffer} if self.midi_buffer is not None else self.midi
+            else:
+                value = getattr(self, name)
+            if isinstance(value, (RationalTime, TimelineRange)):
+                value = value.to_json()
+            elif isinstance(value, tuple):
+                value = [v.to_json() for v in value]
+            if value is not None:
+                out[name] = value
+        return out
+
+
+def parse_job_id(content: dict[str, Any], msg_type: str, required: bool = True) -> str | None:
+    """The `job_id` of a status/cancel/result request."""
+    _no_unknown(content, ("job_id",), msg_type)
+    job_id = _field(content, "job_id", (str,), _MISSING if required else None)
+    if job_id is not None and not (0 < len(job_id) <= 64 and job_id.isalnum()):
+        raise ProtocolError(f"{msg_type} job_id {job_id[:70]!r} is not a job id (1-64 letters and digits)")
+    return job_id
+
+
+def parse_list_jobs(content: dict[str, Any]) -> tuple[tuple[str, ...], int]:
+    """(states to list, limit) of a `list_jobs` request; no states: all."""
+    _no_unknown(content, ("states", "limit"), "list_jobs")
+    states = _field(content, "states", (list,), list(JOB_STATES))
+    for s in states:
+        if s not in JOB_STATES:
+            raise ProtocolError(f"list_jobs state {s!r} is not one of {', '.join(JOB_STATES)}")
+    limit = _field(content, "limit", (int,), 100)
+    if not 1 <= limit <= 10_000:
+        raise ProtocolError(f"list_jobs limit must be 1..10000, got {limit}")
+    return tuple(states), limit
+
+
+def parse_hello(content: dict[str, Any]) -> str:
+    """The protocol version negotiated from a `hello` request's `protocol_versions` (default: ours)."""
+    _no_unknown(content, ("protocol_versions", "client"), "hello")
+    offered = _field(content, "protocol_versions", (list,), [PROTOCOL_VERSION])
+    if not offered or not all(isinstance(v, str) for v in offered):
+        raise ProtocolError("hello protocol_versions must be a non-empty list of strings")
+    _field(content, "client", (str,), None)
+    return negotiate_version(offered)
+
+
+def parse_shutdown(content: dict[str, Any]) -> bool:
+    """`wait` of a `shutdown` request. False (default): running renders stop now and go back to the queue for the
+    next start. True: running renders finish first. Queued jobs stay in the journal either way."""
+    _no_unknown(content, ("wait",), "shutdown")
+    return _field(content, "wait", (bool,), False)

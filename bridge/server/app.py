@@ -1,0 +1,531 @@
+"""`BridgeServer`: the ROUTER request socket, the PUB event socket, the job queue and its worker processes.
+
+One thread runs one poll loop over the request socket, each worker's pipe and each worker's process sentinel
+(readable when the process exits), so a dead worker is noticed at once. Handlers answer from the journal and the
+in-memory queue and never wait for a render: renders run in `worker.WorkerHandle` processes.
+
+Every received message goes through `protocol.Session.recv`; anything it refuses is answered with an `error` message
+(signed, parent = the offending header when it could be read) and the loop goes on.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing as mp
+import os
+import signal
+import time
+import uuid
+from collections import deque
+from pathlib import Path
+from typing import Any
+
+import zmq
+
+from filmscore.engine.errors import FilmscoreError, MidiError
+
+from .. import protocol as P
+from ..connection import (ConnectionInfo, default_connection_file, key_bytes, new_connection_info, new_ws_token,
+                          read_connection_file, write_connection_file)
+from ..journal import Journal, JournalError, atomic_write_bytes, iter_partial_files
+from . import capabilities
+from .config import ServerConfig, build_request
+from .worker import WorkerHandle
+
+log = logging.getLogger(__name__)
+
+MAX_INLINE_MIDI_BYTES = 4 * 1024 * 1024
+_LOOPBACK = ("127.0.0.1", "::1", "localhost")
+
+
+class ServerError(FilmscoreError):
+    """A server that cannot start: a bad bind address, a port in use, remote access without --allow-remote."""
+
+
+class JobError(FilmscoreError):
+    """A request about a job that does not exist or is in the wrong state (e.g. the result of a running job)."""
+
+    ename = "JobError"
+
+
+class BridgeServer:
+    """Serve render requests until `shutdown` (signed) or SIGINT/SIGTERM. Use `start()` then `serve_forever()`."""
+
+    def __init__(self, config: ServerConfig) -> None:
+        self.cfg = config
+        self.ctx = zmq.Context()
+        self.journal: Journal | None = None
+        self.info: ConnectionInfo | None = None
+        self.connection_file: Path | None = None
+        self._wrote_connection_file = False
+        self.workers: list[WorkerHandle] = []
+        self.queue: deque[str] = deque()
+        self._outputs: dict[str, str] = {}  # output path -> the queued or running job writing it
+        self._seq = 0
+        self._stop = False
+        self._stop_wait = False
+        self._accepting = True
+        self._respawns: deque[float] = deque()
+        self._tail_s = 0.0  # measured seconds from the end of denoising to the end of a job (for ETAs)
+        self._auth = None
+        self._gateway = None
+        self.started_at = time.time()
+        self.capabilities: dict[str, Any] = {}
+
+    # -- start-up ------------------------------------------------------------------------------------------------
+    def start(self) -> ConnectionInfo:
+        cfg = self.cfg
+        if cfg.ip not in _LOOPBACK and not cfg.allow_remote:
+            raise ServerError(f"binding {cfg.ip} exposes the bridge to the network; pass --allow-remote "
+                              "(which also turns on CURVE encryption)")
+        self.journal = Journal(cfg.state_dir, max_attempts=cfg.max_attempts)
+        for rec in self.journal.recover():
+            log.warning("job %s was running when the last server stopped: now %s", rec.job_id, rec.state)
+            self._remove_partials(rec.request.get("output"), rec.job_id)
+        for rec in self.journal.list(("queued",), limit=1_000_000):
+            self.queue.append(rec.job_id)
+            self._outputs[rec.request["output"]] = rec.job_id
+
+        path = Path(cfg.connection_file) if cfg.connection_file else default_connection_file()
+        if path.exists():
+            info = read_connection_file(path)
+            info["ip"] = cfg.ip
+        else:
+            info = new_connection_info(cfg.ip)
+            self._wrote_connection_file = True
+        self.connection_file = path
+        self.session = P.Session(key_bytes(info), replay_window_s=cfg.replay_window_s)
+        self.router = self.ctx.socket(zmq.ROUTER)
+        self.pub = self.ctx.socket(zmq.PUB)
+        for s in (self.router, self.pub):
+            s.linger = 0
+            # Hard cap in libzmq (drops the peer); the protocol's lower limit answers with an error first.
+            s.setsockopt(zmq.MAXMSGSIZE, 2 * self.session.limits.max_message_bytes)
+        self.router.setsockopt(zmq.ROUTER_HANDOVER, 1)
+        if cfg.allow_remote:
+            self._enable_curve(info)
+        else:
+            for k in ("curve_server_public", "curve_client_public", "curve_client_secret"):
+                info.pop(k, None)  # type: ignore[misc]
+        host = f"[{cfg.ip}]" if ":" in cfg.ip else cfg.ip
+        try:
+            info["request_port"] = self._bind(self.router, host, info.get("request_port", 0))
+            info["event_port"] = self._bind(self.pub, host, info.get("event_port", 0))
+        except zmq.ZMQError as e:
+            raise ServerError(f"cannot bind {cfg.ip}: {e}") from None
+        info["pid"] = os.getpid()
+        self.capabilities = {
+            "backends": capabilities.backends(),
+            "bundle": capabilities.bundle_info(cfg.bundle),
+            "maestros": [m["name"] for m in (capabilities.maestros()[0] or [])],
+            "message_types": list(P.REQUEST_TYPES),
+            "event_types": list(P.EVENT_TYPES),
+            "limits": {"max_message_bytes": self.session.limits.max_message_bytes,
+                       "max_json_bytes": self.session.limits.max_json_bytes,
+                       "max_inline_midi_bytes": MAX_INLINE_MIDI_BYTES},
+            "replay_window_s": cfg.replay_window_s,
+            "workers": cfg.workers,
+            "max_attempts": cfg.max_attempts,
+            "curve": cfg.allow_remote,
+        }
+        if cfg.ws is not None:
+            from ..gateway_ws import WebSocketGateway
+
+            info.setdefault("ws_token", new_ws_token())
+            self._gateway = WebSocketGateway(info, host=cfg.ws[0], port=cfg.ws[1], origins=cfg.ws_origins,
+                                             allow_remote=cfg.allow_remote)
+            info["ws_port"] = self._gateway.start()
+            info["ws_ip"] = cfg.ws[0]
+        self.info = info
+        write_connection_file(path, info)
+        mp_ctx = mp.get_context("spawn")
+        self._mp = mp_ctx
+        self.workers = [WorkerHandle(mp_ctx, cfg.renderer, i) for i in range(cfg.workers)]
+        log.info("serving on %s ports %d/%d, connection file %s", cfg.ip, info["request_port"], info["event_port"],
+                 path)
+        return info
+
+    @staticmethod
+    def _bind(sock: zmq.Socket, host: str, port: int) -> int:
+        if port:
+            sock.bind(f"tcp://{host}:{port}")
+            return port
+        # Port 0: the OS picks a free port as we bind, so no other process can take it between choice and use.
+        sock.bind(f"tcp://{host}:0")
+        return int(sock.last_endpoint.decode().rsplit(":", 1)[1])
+
+    def _enable_curve(self, info: ConnectionInfo) -> None:
+        """CURVE on both sockets; ZAP admits only the client keypair written to the (0600) connection file."""
+        if not zmq.has("curve"):
+            raise ServerError("--allow-remote needs CURVE, and this libzmq was built without it")
+        from zmq.auth.thread import ThreadAuthenticator
+
+        server_public, server_secret = zmq.curve_keypair()
+        client_public, client_secret = zmq.curve_keypair()
+        info["curve_server_public"] = server_public.decode()
+        info["curve_client_public"] = client_public.decode()
+        info["curve_client_secret"] = client_secret.decode()
+
+        class _OneClient:
+            def callback(self, domain: str, key: bytes) -> bool:
+                return zmq.utils.z85.encode(key) == client_public if len(key) == 32 else key == client_public
+
+        self._auth = ThreadAuthenticator(self.ctx)
+        self._auth.start()
+        self._auth.configure_curve_callback(domain="*", credentials_provider=_OneClient())
+        for s in (self.router, self.pub):
+            s.curve_secretkey = server_secret
+            s.curve_publickey = server_public
+            s.curve_server = True
+
+    # -- loop ----------------------------------------------------------------------------------------------------
+    def request_stop(self, wait: bool = False) -> None:
+        self._stop, self._stop_wait, self._accepting = True, wait, False
+
+    def serve_forever(self) -> None:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                signal.signal(sig, lambda *_: self.request_stop())
+            except ValueError:
+                pass  # not the main thread (tests running the server in a thread)
+        poller = zmq.Poller()
+        poller.register(self.router, zmq.POLLIN)
+        registered: dict[int, tuple[str, WorkerHandle]] = {}
+        try:
+            while True:
+                if self._stop and not (self._stop_wait and any(w.busy for w in self.workers)):
+                    break
+                for w in self.workers:
+                    for kind, fd in (("pipe", w.conn.fileno()), ("exit", w.process.sentinel)):
+                        if fd not in registered:
+                            registered[fd] = (kind, w)
+                            poller.register(fd, zmq.POLLIN)
+                ready = dict(poller.poll(200))
+                if self.router in ready:
+                    self._drain_requests()
+                for fd in [fd for fd in ready if isinstance(fd, int)]:
+                    kind, w = registered.get(fd, (None, None))
+                    if w is None or w not in self.workers:
+                        continue
+                    if (kind == "pipe" and not self._drain_worker(w)) or kind == "exit":
+                        self._worker_died(w)
+                for fd in [fd for fd, (_, w) in registered.items() if w not in self.workers]:
+                    poller.unregister(fd)
+                    del registered[fd]
+                self._dispatch()
+        finally:
+            self.close()
+
+    def _drain_requests(self, budget: int = 1000) -> None:
+        for _ in range(budget):
+            try:
+                frames = self.router.recv_multipart(zmq.NOBLOCK, copy=True)
+            except zmq.Again:
+                return
+            self._handle_frames(frames)
+
+    def _handle_frames(self, frames: list[bytes]) -> None:
+        session = self.session
+        try:
+            idents, rest = session.split_idents(frames)
+        except P.ProtocolError as e:
+            # No delimiter: the first frame is still the ROUTER identity, so the sender can be told.
+            self._send_error(frames[:1], e, {})
+            return
+        if not idents:
+            return  # nothing to route a reply to (cannot happen on ROUTER; dropped by rule)
+        try:
+            msg = session.deserialize(rest)
+        except P.ProtocolError as e:
+            self._send_error(idents, e, {})
+            return
+        msg_type = msg.msg_type
+        handler = getattr(self, f"_on_{msg_type}", None) if msg_type in P.REQUEST_TYPES else None
+        try:
+            if handler is None:
+                raise P.ProtocolError(f"unknown message type {msg_type[:64]!r}; "
+                                      f"requests are {', '.join(P.REQUEST_TYPES)}")
+            content = handler(msg)
+            reply = session.msg(P.reply_type(msg_type), {"status": "ok", **content}, parent=msg)
+        except FilmscoreError as e:
+            reply = session.msg(P.reply_type(msg_type) if handler else "error", P.error_content(e), parent=msg)
+        except Exception as e:  # noqa: BLE001 - a handler bug answers an error and the server keeps serving
+            log.exception("handler for %s failed", msg_type)
+            reply = session.msg(P.reply_type(msg_type), P.error_content(RuntimeError(f"internal error: {e}")),
+                                parent=msg)
+        self.router.send_multipart(session.serialize(reply, idents))
+
+    def _send_error(self, idents: list[bytes], exc: Exception, parent: dict[str, Any]) -> None:
+        reply = self.session.msg("error", P.error_content(exc), parent=parent)
+        try:
+            self.router.send_multipart(self.session.serialize(reply, idents), zmq.NOBLOCK)
+        except zmq.ZMQError:
+            pass  # the peer is gone or its queue is full: dropped by rule
+
+    def publish(self, job_id: str, event: str, **content: Any) -> None:
+        msg = self.session.msg(event, {"job_id": job_id, **content})
+        self.pub.send_multipart(self.session.serialize(msg, [f"job.{job_id}".encode()]))
+
+    # -- requests ------------------------------------------------------------------------------------------------
+    def _on_hello(self, msg: P.Message) -> dict[str, Any]:
+        version = P.parse_hello(msg.content)
+        return {"protocol_version": version, "server": "filmscore", "server_version": _package_version(),
+                "session": self.session.session_id, "capabilities": self.capabilities}
+
+    def _on_render(self, msg: P.Message) -> dict[str, Any]:
+        if not self._accepting:
+            raise JobError("the server is shutting down; it takes no new renders")
+        params = P.RenderParams.from_content(msg.content, len(msg.buffers))
+        journal = self._journal()
+        existing = journal.by_request(msg.msg_id)
+        if existing is not None:  # the client re-sent a request whose reply it lost: same job, no duplicate
+            return {"job_id": existing.job_id, "state": existing.state, "duplicate": True}
+        job_id = uuid.uuid4().hex
+        midi_file = None
+        if params.midi_buffer is not None:
+            data = msg.buffers[params.midi_buffer]
+            if len(data) > MAX_INLINE_MIDI_BYTES:
+                raise P.MessageTooLarge(f"inline MIDI is {len(data)} bytes; the limit is {MAX_INLINE_MIDI_BYTES}")
+            if not data.startswith(b"MThd"):
+                raise MidiError("inline MIDI buffer is not a Standard MIDI File (no MThd header)")
+            midi_file = journal.job_dir(job_id) / "theme.mid"
+        request = build_request(self.cfg, params, midi_file)
+        holder = self._outputs.get(str(request.output))
+        if holder is not None:
+            raise JobError(f"output {request.output} is already the output of job {holder}, queued or running")
+        if midi_file is not None:
+            midi_file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            atomic_write_bytes(midi_file, msg.buffers[params.midi_buffer])  # type: ignore[index]
+        rec, _ = journal.add(job_id, request.to_json(), params.to_content(), request_msg_id=msg.msg_id,
+                             session=msg.header.get("session"))
+        self.queue.append(job_id)
+        self._outputs[str(request.output)] = job_id
+        self.publish(job_id, "job_queued", state="queued", position=len(self.queue), output=str(request.output))
+        return {"job_id": job_id, "state": "queued", "position": len(self.queue), "duplicate": False}
+
+    def _on_status(self, msg: P.Message) -> dict[str, Any]:
+        job_id = P.parse_job_id(msg.content, "status", required=False)
+        if job_id is None:
+            return {"server": {"pid": os.getpid(), "uptime_s": time.time() - self.started_at,
+                               "accepting": self._accepting, "queued": len(self.queue),
+                               "jobs": self._journal().counts(), "workers": [w.describe() for w in self.workers]}}
+        return {"job": self._job_status(job_id)}
+
+    def _job_status(self, job_id: str) -> dict[str, Any]:
+        rec = self._journal().get(job_id)
+        if rec is None:
+            raise JobError(f"no job {job_id}")
+        out = rec.to_json()
+        if rec.state == "queued" and job_id in self.queue:
+            out["position"] = self.queue.index(job_id) + 1
+        for w in self.workers:
+            if w.job_id == job_id:
+                out["progress"] = dict(w.progress)
+        return out
+
+    def _on_cancel(self, msg: P.Message) -> dict[str, Any]:
+        job_id = P.parse_job_id(msg.content, "cancel")
+        journal = self._journal()
+        rec = journal.get(job_id)  # type: ignore[arg-type]
+        if rec is None:
+            raise JobError(f"no job {job_id}")
+        if rec.state == "queued":
+            self.queue.remove(job_id)
+            journal.mark_ended(job_id, "cancelled", error="cancelled by request")  # type: ignore[arg-type]
+            self._release_output(job_id)  # type: ignore[arg-type]
+            self.publish(job_id, "job_cancelled", state="cancelled")  # type: ignore[arg-type]
+            return {"job_id": job_id, "state": "cancelled"}
+        if rec.state == "running":
+            for w in self.workers:
+                if w.job_id == job_id:
+                    w.cancel()  # the worker's should_cancel() sees this before its next denoising step
+            return {"job_id": job_id, "state": "cancelling"}
+        raise JobError(f"job {job_id} has already ended ({rec.state}); nothing to cancel")
+
+    def _on_list_jobs(self, msg: P.Message) -> dict[str, Any]:
+        states, limit = P.parse_list_jobs(msg.content)
+        return {"jobs": [r.to_json() for r in self._journal().list(states, limit)]}
+
+    def _on_result(self, msg: P.Message) -> dict[str, Any]:
+        job_id = P.parse_job_id(msg.content, "result")
+        rec = self._journal().get(job_id)  # type: ignore[arg-type]
+        if rec is None:
+            raise JobError(f"no job {job_id}")
+        if rec.state != "finished":
+            raise JobError(f"job {job_id} is {rec.state}; a result exists only for finished jobs"
+                           + (f" ({rec.error})" if rec.error else ""))
+        return {"job_id": job_id, "result": rec.result}
+
+    def _on_maestros(self, msg: P.Message) -> dict[str, Any]:
+        P._no_unknown(msg.content, (), "maestros")
+        items, why = capabilities.maestros()
+        if items is None:
+            raise JobError(why or "no maestro library")
+        return {"maestros": items}
+
+    def _on_shutdown(self, msg: P.Message) -> dict[str, Any]:
+        wait = P.parse_shutdown(msg.content)
+        self.request_stop(wait)
+        return {"stopping": True, "wait": wait, "queued": len(self.queue)}
+
+    # -- jobs and workers ----------------------------------------------------------------------------------------
+    def _journal(self) -> Journal:
+        if self.journal is None:
+            raise JournalError("the server is not started")
+        return self.journal
+
+    def _release_output(self, job_id: str) -> None:
+        for out, holder in list(self._outputs.items()):
+            if holder == job_id:
+                del self._outputs[out]
+
+    def _dispatch(self) -> None:
+        if self._stop:
+            return
+        for w in self.workers:
+            if not self.queue:
+                return
+            if w.ready and not w.busy:
+                job_id = self.queue.popleft()
+                try:
+                    rec = self._journal().mark_started(job_id)
+                except JournalError as e:
+                    log.warning("skipping job %s: %s", job_id, e)
+                    continue
+                self._seq += 1
+                w.run(self._seq, job_id, rec.request, Path(rec.request["output"]))
+                self.publish(job_id, "job_started", state="running", attempt=rec.attempts, worker=w.pid)
+
+    def _drain_worker(self, w: WorkerHandle) -> bool:
+        """Handle every message waiting on `w`'s pipe; False when the pipe is closed (the worker is gone)."""
+        try:
+            while w.conn.poll():
+                self._on_worker_message(w, w.conn.recv())
+        except (EOFError, OSError):
+            return False
+        return True
+
+    def _on_worker_message(self, w: WorkerHandle, msg: tuple) -> None:
+        kind = msg[0]
+        if kind == "ready":
+            w.ready = True
+            return
+        if msg[1] != w.seq or w.job_id is None:
+            return  # a late message about a job this worker no longer runs
+        job_id, journal, now = w.job_id, self._journal(), time.monotonic()
+        if kind == "progress":
+            _, _, stage, fraction, message = msg
+            if w.progress.get("stage") != stage:
+                if w.progress.get("stage") == "denoise":
+                    w.progress["denoise_ended"] = now
+                w.stage_started = now
+            elapsed = now - w.stage_started
+            eta = None
+            if stage == "denoise" and fraction > 0:
+                eta = elapsed / fraction * (1 - fraction) + self._tail_s
+            w.progress.update(stage=stage, fraction=fraction, message=message, eta_s=eta)
+            self.publish(job_id, "job_progress", state="running", stage=stage, fraction=fraction, message=message,
+                         eta_s=eta, elapsed_s=now - w.job_started)
+            return
+        if kind == "done":
+            rec = journal.mark_ended(job_id, "finished", result=msg[2])
+            if "denoise_ended" in w.progress:
+                self._tail_s = now - w.progress["denoise_ended"]
+            self.publish(job_id, "job_finished", state="finished", result=rec.result, elapsed_s=now - w.job_started)
+        elif kind == "cancelled":
+            journal.mark_ended(job_id, "cancelled", error="cancelled by request")
+            self.publish(job_id, "job_cancelled", state="cancelled", elapsed_s=now - w.job_started)
+        elif kind == "failed":
+            error = f"{msg[2]}: {msg[3]}"
+            journal.mark_ended(job_id, "failed", error=error)
+            self.publish(job_id, "job_failed", state="failed", ename=msg[2], evalue=msg[3])
+        self._release_output(job_id)
+        w.clear()
+
+    def _worker_died(self, w: WorkerHandle) -> None:
+        if w not in self.workers:
+            return
+        self._drain_worker(w)  # a "done" sent just before dying still counts
+        w.process.join(1)
+        code = w.process.exitcode
+        reason = f"worker pid {w.pid} died ({_exit_reason(code)})"
+        log.warning("%s%s", reason, f" while running job {w.job_id}" if w.job_id else "")
+        self.workers.remove(w)
+        if w.job_id is not None:
+            job_id = w.job_id
+            self._remove_partials(str(w.output), job_id)
+            rec = self._journal().requeue(job_id, reason)
+            if rec.state == "queued":
+                self.queue.appendleft(job_id)  # it keeps its turn
+                self.publish(job_id, "job_queued", state="queued", retry=True, reason=reason, position=1)
+            else:
+                self._release_output(job_id)
+                self.publish(job_id, "job_failed", state="failed", ename="WorkerDied", evalue=rec.error)
+        w.kill()
+        if self._stop:
+            return
+        now = time.monotonic()
+        self._respawns.append(now)
+        while self._respawns and self._respawns[0] < now - 60:
+            self._respawns.popleft()
+        if len(self._respawns) > 5 * self.cfg.workers:
+            log.error("workers keep dying (%d in a minute); not starting another", len(self._respawns))
+            if not self.workers:
+                self.request_stop()
+            return
+        self.workers.append(WorkerHandle(self._mp, self.cfg.renderer, w.index))
+
+    def _remove_partials(self, output: str | None, job_id: str) -> None:
+        if output:
+            for p in iter_partial_files(Path(output), job_id):
+                p.unlink(missing_ok=True)
+
+    # -- shutdown ------------------------------------------------------------------------------------------------
+    def close(self) -> None:
+        """Stop workers (a render still running goes back to the queue, its attempt not counted), close sockets,
+        delete the connection file if this server wrote it, close the journal."""
+        for w in list(self.workers):
+            if w.busy and self.journal is not None:
+                w.kill()
+                self._remove_partials(str(w.output), w.job_id)  # type: ignore[arg-type]
+                self.journal.requeue(w.job_id, "the server stopped while it ran", count_attempt=False)  # type: ignore[arg-type]
+            else:
+                w.stop()
+        self.workers = []
+        if self._gateway is not None:
+            self._gateway.stop()
+            self._gateway = None
+        if self._auth is not None:
+            self._auth.stop()
+            self._auth = None
+        for name in ("router", "pub"):
+            s = getattr(self, name, None)
+            if s is not None:
+                s.close(0)
+        self.ctx.term()
+        if self._wrote_connection_file and self.connection_file is not None:
+            self.connection_file.unlink(missing_ok=True)
+            self._wrote_connection_file = False
+        if self.journal is not None:
+            self.journal.close()
+            self.journal = None
+
+
+def _exit_reason(code: int | None) -> str:
+    if code is None:
+        return "still running"
+    if code < 0:
+        try:
+            return f"signal {signal.Signals(-code).name}"
+        except ValueError:
+            return f"signal {-code}"
+    return f"exit code {code}"
+
+
+def _package_version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return version("filmscore")
+    except Exception:  # noqa: BLE001
+        return "unknown"

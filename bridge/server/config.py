@@ -1,0 +1,124 @@
+"""Server settings, and the turning of a `render` request's wire content into an engine `RenderRequest`.
+
+Every path a request names is resolved (symlinks followed) and must lie under one of the configured roots: media
+roots for inputs, output roots for outputs. A client holding the key can therefore read and write only where the
+person running the server said it may.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from filmscore.engine.errors import FilmscoreError, RequestError
+from filmscore.engine.request import RenderRequest
+
+from ..protocol import RenderParams
+
+
+class PathNotAllowed(FilmscoreError):
+    """A request path outside the server's media or output roots, or not absolute."""
+
+    ename = "PathNotAllowed"
+
+
+def default_state_dir() -> Path:
+    base = os.environ.get("XDG_STATE_HOME")
+    return (Path(base) if base else Path.home() / ".local" / "state") / "filmscore" / "bridge"
+
+
+@dataclass
+class ServerConfig:
+    """What `filmscore serve` is told. Paths become absolute and resolved in `__post_init__`."""
+
+    state_dir: Path = field(default_factory=default_state_dir)
+    connection_file: Path | None = None  # None: runtime_dir()/bridge-PID.json
+    ip: str = "127.0.0.1"
+    allow_remote: bool = False  # binding anything but loopback needs this AND uses CURVE
+    media_roots: tuple[Path, ...] = ()  # () : the user's home
+    output_roots: tuple[Path, ...] = ()  # () : the user's home
+    workers: int = 1
+    max_attempts: int = 2  # a job whose worker dies is retried once
+    bundle: Path | None = None  # None: the engine's default bundle
+    ws: tuple[str, int] | None = None  # (host, port) of the WebSocket gateway; port 0 picks one
+    ws_origins: tuple[str, ...] = ()  # Origins a browser-based panel may connect from (none without Origin is ok)
+    replay_window_s: float = 60.0
+    renderer: str = "filmscore.engine.render:render_cue"  # "module:function" each worker calls
+
+    def __post_init__(self) -> None:
+        self.state_dir = Path(self.state_dir).expanduser().resolve()
+        home = Path.home().resolve()
+        self.media_roots = tuple(Path(p).expanduser().resolve() for p in self.media_roots) or (home,)
+        self.output_roots = tuple(Path(p).expanduser().resolve() for p in self.output_roots) or (home,)
+        if self.bundle is not None:
+            self.bundle = Path(self.bundle).expanduser().resolve()
+        if self.workers < 1:
+            raise RequestError(f"workers must be >= 1, got {self.workers}")
+        if self.max_attempts < 1:
+            raise RequestError(f"max attempts must be >= 1, got {self.max_attempts}")
+
+    def check_path(self, raw: str, kind: str, roots: tuple[Path, ...], must_exist: bool) -> Path:
+        """`raw` resolved; `PathNotAllowed` unless absolute and under one of `roots`."""
+        p = Path(raw)
+        if not p.is_absolute():
+            raise PathNotAllowed(f"{kind} path {raw!r} must be absolute")
+        resolved = p.resolve()
+        if not any(resolved.is_relative_to(r) for r in roots):
+            raise PathNotAllowed(f"{kind} path {raw} is outside the server's allowed roots "
+                                 f"({', '.join(map(str, roots))})")
+        if must_exist and not resolved.is_file():
+            raise PathNotAllowed(f"{kind} file {raw} does not exist")
+        return resolved
+
+    def media(self, raw: str, kind: str) -> Path:
+        return self.check_path(raw, kind, self.media_roots, must_exist=True)
+
+    def output(self, raw: str, overwrite: bool) -> Path:
+        out = self.check_path(raw, "output", self.output_roots, must_exist=False)
+        if not out.parent.is_dir():
+            raise PathNotAllowed(f"output folder {out.parent} does not exist")
+        if out.suffix.lower() != ".wav":
+            raise RequestError(f"output {raw} must end in .wav")
+        if out.exists() and not overwrite:
+            raise RequestError(f"output {raw} exists; send overwrite=true to replace it")
+        return out
+
+
+def build_request(cfg: ServerConfig, params: RenderParams, midi_file: Path | None) -> RenderRequest:
+    """The engine request for `params`, with every path checked against the roots. `midi_file` is where an inline
+    MIDI buffer was saved (the caller writes it). Timeline ranges are resolved by `resolve_timeline`."""
+    video = cfg.media(params.video, "video") if params.video is not None else None
+    start_s = params.start.to_seconds() if params.start is not None else 0.0
+    duration_s = params.duration.to_seconds() if params.duration is not None else None
+    if params.timeline is not None:
+        video, start_s, tl_duration = resolve_timeline(cfg, params)
+        duration_s = duration_s if duration_s is not None else tl_duration
+    midi = midi_file if midi_file is not None else (cfg.media(params.midi, "midi") if params.midi else None)
+    ref = cfg.media(params.reference_audio, "reference audio") if params.reference_audio else None
+    req = RenderRequest(
+        output=cfg.output(params.output, params.overwrite), video=video, start_s=start_s, duration_s=duration_s,
+        midi=midi, reference_audio=ref, maestro=params.maestro, theme=params.theme, midi_track=params.midi_track,
+        midi_channel=params.midi_channel, hits_s=tuple(h.to_seconds() for h in params.hits), seed=params.seed,
+        steps=params.steps, scheduler=params.scheduler,  # type: ignore[arg-type]
+        picture_guidance=params.picture_guidance, control_guidance=params.control_guidance,
+        control_strength=params.control_strength, sample_rate=params.sample_rate, target_lufs=params.target_lufs,
+        bundle=cfg.bundle, backend=params.backend, vocoder=params.vocoder)  # type: ignore[arg-type]
+    req.validate()
+    return req
+
+
+def resolve_timeline(cfg: ServerConfig, params: RenderParams) -> tuple[Path | None, float, float]:
+    """(video, start_s in the video, duration_s) for a timeline cue region, via `filmscore.bridge.timelines`."""
+    tl = params.timeline
+    if tl is None:
+        raise RequestError("render request has no timeline range")
+    path = cfg.media(tl.path, "timeline")
+    try:
+        from ..timelines import cue_source  # the timeline engineer's reader (bridge/timelines)
+    except ImportError:
+        raise RequestError("timeline ranges are not supported by this build: filmscore.bridge.timelines has no "
+                           "cue_source reader; send video + start + duration instead") from None
+    src = cue_source(path, cue=tl.cue, in_time=tl.in_time, out_time=tl.out_time)
+    video = cfg.media(str(src.video), "timeline medium") if src.video is not None else None
+    return video, src.start_s, src.duration_s
