@@ -194,6 +194,8 @@ def read_cues(loaded: LoadedTimeline, *, pattern: str = DEFAULT_CUE_PATTERN, cue
             if end < r.end_time_exclusive():
                 notes.append(f"{label}: runs past the timeline end, cut at {format_time(g0 + end)}")
             ranged.append((m.name, otio.opentime.range_from_start_end_time(r.start_time, end), m.color))
+        elif r.duration.value > 0:
+            notes.append(f"{label}: a range not named as a cue (see --cue-pattern, --cue-color), ignored")
         else:
             if is_cue:
                 notes.append(f"{label}: has no duration, so it is a hit point, not a cue")

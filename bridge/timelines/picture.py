@@ -138,8 +138,8 @@ def time_scalar_of(item: otio.core.Item) -> float:
 
 
 class MediaResolver:
-    """Finds a clip's media file: absolute path, then relative to the timeline's folder, then under each search
-    root by relative path and by file name."""
+    """Finds a clip's media file: its path as written, then under the timeline's folder, then under each search
+    root (see `resolve`)."""
 
     def __init__(self, timeline_path: Path | None, search_roots: Sequence[str | Path] = ()):
         self.base = timeline_path.parent if timeline_path is not None else Path.cwd()
@@ -156,13 +156,15 @@ class MediaResolver:
         raise ValueError(f"media URL scheme {parsed.scheme!r} is not a local file")
 
     def resolve(self, url: str) -> tuple[Path | None, list[Path]]:
-        """(found path or None, the candidates tried)."""
+        """(found path or None, the candidates tried). Under the timeline's folder and each search root the
+        path is tried with fewer and fewer leading folders (/old/shots/a.mov: old/shots/a.mov, shots/a.mov,
+        a.mov), since media moved between machines keeps its tail."""
         p = self.url_to_path(url)
-        rel = Path(*[part for part in p.parts if part not in ("/", "\\")]) if p.is_absolute() else p
+        parts = [part for part in p.parts if part not in ("/", "\\") and not part.endswith(":")]
+        tails = [Path(*parts[k:]) for k in range(len(parts))] if parts else []
         candidates = [p] if p.is_absolute() else []
-        candidates += [self.base / rel, self.base / p.name]
-        for r in self.roots:
-            candidates += [r / rel, r / p.name]
+        for r in [self.base, *self.roots]:
+            candidates += [r / t for t in tails]
         seen: list[Path] = []
         for c in candidates:
             if c in seen:
