@@ -10,6 +10,7 @@ Every received message goes through `protocol.Session.recv`; anything it refuses
 
 from __future__ import annotations
 
+import hmac
 import logging
 import multiprocessing as mp
 import os
@@ -89,7 +90,13 @@ class BridgeServer:
         path = Path(cfg.connection_file) if cfg.connection_file else default_connection_file()
         if path.exists():
             info = read_connection_file(path)
+            pid = info.get("pid")
+            if pid is not None and pid != os.getpid() and _alive(pid):
+                raise ServerError(f"connection file {path} belongs to a running server (pid {pid})")
             info["ip"] = cfg.ip
+            # A file a server wrote (it has a pid) whose server died: this server takes it over, deletes it on exit.
+            # A file without a pid was written by whoever launched us: theirs to remove.
+            self._wrote_connection_file = pid is not None
         else:
             info = new_connection_info(cfg.ip)
             self._wrote_connection_file = True
@@ -167,8 +174,8 @@ class BridgeServer:
         info["curve_client_secret"] = client_secret.decode()
 
         class _OneClient:
-            def callback(self, domain: str, key: bytes) -> bool:
-                return zmq.utils.z85.encode(key) == client_public if len(key) == 32 else key == client_public
+            def callback(self, domain: str, key: bytes) -> bool:  # key: the client's public key, z85
+                return hmac.compare_digest(key, client_public)
 
         self._auth = ThreadAuthenticator(self.ctx)
         self._auth.start()
@@ -433,8 +440,9 @@ class BridgeServer:
                 self._tail_s = now - w.progress["denoise_ended"]
             self.publish(job_id, "job_finished", state="finished", result=rec.result, elapsed_s=now - w.job_started)
         elif kind == "cancelled":
-            journal.mark_ended(job_id, "cancelled", error="cancelled by request")
-            self.publish(job_id, "job_cancelled", state="cancelled", elapsed_s=now - w.job_started)
+            detail = f"cancelled by request ({msg[2]})" if len(msg) > 2 and msg[2] else "cancelled by request"
+            journal.mark_ended(job_id, "cancelled", error=detail)
+            self.publish(job_id, "job_cancelled", state="cancelled", detail=detail, elapsed_s=now - w.job_started)
         elif kind == "failed":
             error = f"{msg[2]}: {msg[3]}"
             journal.mark_ended(job_id, "failed", error=error)
@@ -489,8 +497,10 @@ class BridgeServer:
                 w.kill()
                 self._remove_partials(str(w.output), w.job_id)  # type: ignore[arg-type]
                 self.journal.requeue(w.job_id, "the server stopped while it ran", count_attempt=False)  # type: ignore[arg-type]
-            else:
+            elif w.ready:
                 w.stop()
+            else:
+                w.kill()  # still importing the engine: nothing to finish
         self.workers = []
         if self._gateway is not None:
             self._gateway.stop()
@@ -509,6 +519,16 @@ class BridgeServer:
         if self.journal is not None:
             self.journal.close()
             self.journal = None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _exit_reason(code: int | None) -> str:

@@ -4,7 +4,7 @@ Server and worker talk over a `multiprocessing` pipe (our own two processes; thi
 
     server -> worker   ("run", seq, job_id, request_json, output)   ("stop",)
     worker -> server   ("ready", pid)  ("progress", seq, stage, fraction, message)
-                       ("done", seq, result_json)  ("failed", seq, ename, message)  ("cancelled", seq)
+                       ("done", seq, result_json)  ("failed", seq, ename, message)  ("cancelled", seq, message)
 
 Cancel goes through shared memory, not the pipe: the server writes the job's `seq` into `cancel_seq` and the
 engine's `should_cancel()` (polled between denoising steps) sees it at once, while the worker is busy rendering.
@@ -139,9 +139,9 @@ def worker_main(conn: Connection, cancel_seq: Any, renderer: str) -> None:
             request = request_from_json({**request_json, "output": str(partial_path(output, job_id))})
             result = render(request, progress=progress, should_cancel=should_cancel)
             conn.send(("done", seq, _publish(job_id, output, result_to_json(result))))
-        except RenderCancelled:
+        except RenderCancelled as e:
             _cleanup(output, job_id)
-            conn.send(("cancelled", seq))
+            conn.send(("cancelled", seq, str(e)))
         except FilmscoreError as e:
             _cleanup(output, job_id)
             conn.send(("failed", seq, getattr(e, "ename", type(e).__name__), str(e).splitlines()[0] if str(e) else ""))
