@@ -102,7 +102,7 @@ def concat_film_features(parts: Sequence[tuple[PictureSegment, FilmFeatures | No
         if f is None or f.n_frames == 0:
             continue
         u = (centres[i] - bounds[which[i]][0]) * seg.time_scalar  # media seconds into the segment's range
-        k = min(int(u * f.fps), f.n_frames - 1)
+        k = min(int(u * f.fps + 1e-6), f.n_frames - 1)  # + 1e-6: 0.3 s * 10 is 2.999...
         for j, b in enumerate(branches):
             out[j][i] = getattr(f, b)[k]
         mask[i] = True
@@ -118,7 +118,7 @@ def concat_film_features(parts: Sequence[tuple[PictureSegment, FilmFeatures | No
         if f is None or seg.time_scalar == 0 or f.motion.shape[0] == 0:
             continue
         u = (mc[i] - bounds[mwhich[i]][0]) * seg.time_scalar
-        motion[i] = f.motion[min(int(u * MEL_FRAME_RATE), f.motion.shape[0] - 1)]
+        motion[i] = f.motion[min(int(u * MEL_FRAME_RATE + 1e-6), f.motion.shape[0] - 1)]
 
     cuts: list[float] = []
     for (prev, _), (seg, _), (a, _) in zip(parts, parts[1:], bounds[1:]):
