@@ -1,0 +1,90 @@
+"""`filmscore train vae|vocoder|ldm [--minutes N] [--resume]` and `filmscore train bundle -o DIR`.
+
+Checkpoints live in --train-dir (default ~/.cache/filmscore/train, outside the work tree) and every stage resumes
+from its own checkpoint; without one, `--from-bundle DIR` starts from a bundle's weights (the shipped default bundle
+by default when it exists), so training goes on across machines that lost the checkpoint directory.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from .common import add_json_flag, emit, stderr_console
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train", help="train the default bundle's models on a corpus (resumable)")
+    p.add_argument("stage", choices=["vae", "vocoder", "ldm", "bundle"],
+                   help="vae, vocoder, ldm (UNet + ControlNet + film head), or bundle: assemble a bundle")
+    p.add_argument("--corpus", type=Path, default=None, help="corpus directory (default ~/.cache/filmscore/corpus/v1)")
+    p.add_argument("--train-dir", type=Path, default=None, help="checkpoint directory")
+    p.add_argument("--minutes", type=float, default=30.0, help="wall-clock budget of this invocation")
+    p.add_argument("--max-steps", type=int, default=None, help="stop at this many total steps")
+    p.add_argument("--batch", type=int, default=16)
+    p.add_argument("--lr", type=float, default=None)
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    p.add_argument("--device", default="cpu", help="cpu or cuda (the code runs unchanged on a GPU)")
+    p.add_argument("--from-bundle", type=Path, default=None,
+                   help="start from this bundle's weights when no checkpoint exists (default: shipped bundle)")
+    p.add_argument("-o", "--out", type=Path, default=None, help="bundle: output directory")
+    p.add_argument("--fp16", action="store_true", help="bundle: store weights as float16 (half the size)")
+    add_json_flag(p)
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from filmscore.engine.training.loop import DEFAULT_TRAIN_DIR, Run
+
+    torch.set_num_threads(args.threads)
+    train_dir = args.train_dir or DEFAULT_TRAIN_DIR
+    if args.stage == "bundle":
+        from filmscore.engine.training.assemble import assemble_bundle
+
+        out = args.out
+        if out is None:
+            from filmscore.engine.bundle import DEFAULT_BUNDLE_DIR
+
+            out = DEFAULT_BUNDLE_DIR
+        summary = assemble_bundle(train_dir, out, corpus_dir=args.corpus, fp16=args.fp16)
+        emit(args, summary, f"wrote bundle {out} ({summary['size_mb']:.1f} MB)")
+        return 0
+
+    from filmscore.engine.training.corpus_data import DEFAULT_CORPUS, Corpus
+    from filmscore.engine.training.init_from_bundle import initial_weights
+
+    corpus = Corpus(args.corpus or DEFAULT_CORPUS, "train")
+    stderr_console.print(f"corpus: {len(corpus.clips)} clips, {corpus.hours:.2f} h")
+    run_state = Run(args.stage, train_dir)
+    init = initial_weights(args.stage, args.from_bundle) if not run_state.ckpt.is_file() else None
+
+    def progress(step: int, vals: dict) -> None:
+        stderr_console.print(f"{args.stage} step {step} " + " ".join(f"{k}={v:.4f}" for k, v in vals.items()),
+                             highlight=False)
+
+    kw = {"minutes": args.minutes, "batch": args.batch, "max_steps": args.max_steps, "run": run_state,
+          "progress": progress}
+    if args.lr is not None:
+        kw["lr"] = args.lr
+    if args.stage == "vae":
+        from filmscore.engine.training.train_vae import train_vae
+
+        result = train_vae(corpus, init=init, **kw)
+    elif args.stage == "vocoder":
+        from filmscore.engine.training.train_vocoder import train_vocoder
+
+        result = train_vocoder(corpus, init=init, **kw)
+    else:
+        from filmscore.engine.film import FEATURE_DIM, FEATURE_LAYOUT
+        from filmscore.engine.training.train_ldm import train_ldm
+        from filmscore.engine.training.assemble import trained_vae
+
+        vae = trained_vae(train_dir, corpus)
+        result = train_ldm(corpus, vae, feature_dim=FEATURE_DIM, feature_layout=FEATURE_LAYOUT, init=init, **kw)
+    summary = {"stage": args.stage, "step": result.step, "train_seconds": round(result.seconds, 1),
+               "checkpoint": str(result.ckpt), "corpus_hours": round(corpus.hours, 3)}
+    emit(args, summary, f"{args.stage}: step {result.step}, {result.seconds / 60:.1f} min trained, "
+                        f"checkpoint {result.ckpt}")
+    return 0

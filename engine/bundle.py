@@ -1,0 +1,203 @@
+"""Model bundles: a directory with `bundle.json` and one `.safetensors` per component (DESIGN.md, "Model bundles").
+
+bundle.json holds the schema version, name, version, Mel settings, noise schedule, and for each component its class,
+diffusers config, file and sha256; plus training provenance and metrics. The loader verifies every hash and setting
+and names the faulty file. The bundle's identity (`Bundle.hash`) keys the export/engine cache beside it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .audio.mel import MelConfig
+from .constants import MODEL_SAMPLE_RATE
+from .errors import BundleError
+from .schedulers import DEFAULT_NOISE_SCHEDULE
+
+logger = logging.getLogger(__name__)
+
+BUNDLE_SCHEMA = "filmscore.bundle/1"
+REQUIRED_COMPONENTS = ("vae", "unet")
+OPTIONAL_COMPONENTS = ("controlnet", "film_head", "vocoder")
+DEFAULT_BUNDLE_DIR = Path(__file__).resolve().parent / "default_bundle"
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+@dataclass
+class Bundle:
+    """A loaded bundle: its directory, parsed bundle.json and the models (eval mode, float32, CPU)."""
+
+    path: Path
+    manifest: dict[str, Any]
+    models: dict[str, torch.nn.Module] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return str(self.manifest.get("name", self.path.name))
+
+    @property
+    def mel_config(self) -> MelConfig:
+        return MelConfig.from_dict(self.manifest["mel"])
+
+    @property
+    def noise_schedule(self) -> dict[str, Any]:
+        return dict(self.manifest.get("noise_schedule", DEFAULT_NOISE_SCHEDULE))
+
+    @property
+    def hash(self) -> str:
+        """sha256 over the component hashes and settings: changes whenever any weight or setting does."""
+        ident = {k: self.manifest[k] for k in ("schema", "mel", "noise_schedule") if k in self.manifest}
+        ident["components"] = {n: c["sha256"] for n, c in sorted(self.manifest["components"].items())}
+        return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:16]
+
+    def info(self) -> dict[str, Any]:
+        """A summary for `filmscore bundle info`."""
+        comps = {}
+        for name, comp in self.manifest["components"].items():
+            model = self.models.get(name)
+            comps[name] = {"class": comp["class"], "file": comp["file"], "sha256": comp["sha256"],
+                           "dtype": comp.get("dtype", "float32"),
+                           "parameters": sum(p.numel() for p in model.parameters()) if model is not None else None}
+        return {"name": self.name, "version": self.manifest.get("version"), "path": str(self.path),
+                "hash": self.hash, "schema": self.manifest["schema"], "mel": self.manifest["mel"],
+                "noise_schedule": self.noise_schedule, "film_layout": self.manifest.get("film_layout"),
+                "components": comps, "provenance": self.manifest.get("provenance", {}),
+                "metrics": self.manifest.get("metrics", {})}
+
+
+def save_bundle(path: str | Path, models: dict[str, torch.nn.Module], *, name: str, version: str,
+                mel: MelConfig = MelConfig(), noise_schedule: dict[str, Any] | None = None,
+                film_layout: str | None = None, provenance: dict[str, Any] | None = None,
+                metrics: dict[str, Any] | None = None, dtype: torch.dtype = torch.float32) -> Path:
+    """Write `models` (names from REQUIRED_COMPONENTS + OPTIONAL_COMPONENTS) as a bundle; fp16 halves the size."""
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    for req in REQUIRED_COMPONENTS:
+        if req not in models:
+            raise BundleError(f"a bundle needs a {req!r} component")
+    comps = {}
+    for cname, model in models.items():
+        if cname not in REQUIRED_COMPONENTS + OPTIONAL_COMPONENTS:
+            raise BundleError(f"unknown component {cname!r}")
+        fname = f"{cname}.safetensors"
+        state = {k: v.detach().to("cpu", dtype if v.is_floating_point() else v.dtype).contiguous()
+                 for k, v in model.state_dict().items()}
+        save_file(state, str(path / fname), metadata={"component": cname, "class": type(model).__name__})
+        cfg = {k: v for k, v in dict(model.config).items() if not k.startswith("_")}
+        comps[cname] = {"class": type(model).__name__, "config": _jsonable(cfg), "file": fname,
+                        "sha256": sha256_file(path / fname), "dtype": str(dtype).removeprefix("torch.")}
+    manifest = {"schema": BUNDLE_SCHEMA, "name": name, "version": version, "mel": mel.to_dict(),
+                "noise_schedule": noise_schedule or dict(DEFAULT_NOISE_SCHEDULE), "film_layout": film_layout,
+                "components": comps, "provenance": provenance or {}, "metrics": metrics or {}}
+    tmp = path / "bundle.json.tmp"
+    tmp.write_text(json.dumps(manifest, indent=2, sort_keys=False) + "\n")
+    tmp.replace(path / "bundle.json")
+    return path
+
+
+def _jsonable(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {k: _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    return obj
+
+
+def read_manifest(path: Path) -> dict[str, Any]:
+    mf = path / "bundle.json"
+    if not path.is_dir():
+        raise BundleError(f"{path}: no such bundle directory")
+    if not mf.is_file():
+        raise BundleError(f"{path}: not a bundle (no bundle.json)")
+    try:
+        manifest = json.loads(mf.read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise BundleError(f"{mf}: unreadable ({e})") from e
+    if manifest.get("schema") != BUNDLE_SCHEMA:
+        raise BundleError(f"{mf}: schema {manifest.get('schema')!r}, this engine reads {BUNDLE_SCHEMA!r}")
+    for key in ("mel", "components"):
+        if key not in manifest:
+            raise BundleError(f"{mf}: missing {key!r}")
+    return manifest
+
+
+def _check_settings(path: Path, manifest: dict[str, Any]) -> None:
+    try:
+        mel = MelConfig.from_dict(manifest["mel"])
+    except TypeError as e:
+        raise BundleError(f"{path / 'bundle.json'}: bad Mel settings ({e})") from e
+    if mel.sample_rate != MODEL_SAMPLE_RATE or mel.hop_length * 100 != MODEL_SAMPLE_RATE:
+        raise BundleError(f"{path / 'bundle.json'}: Mel settings {mel} break the contract "
+                          f"({MODEL_SAMPLE_RATE} Hz, 100 frames/s)")
+    for req in REQUIRED_COMPONENTS:
+        if req not in manifest["components"]:
+            raise BundleError(f"{path / 'bundle.json'}: no {req!r} component")
+
+
+def load_bundle(path: str | Path | None = None, verify: bool = True) -> Bundle:
+    """Load a bundle (default: the one shipped in the package), verifying hashes and settings."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    from .models import MODEL_CLASSES
+
+    path = Path(path) if path is not None else DEFAULT_BUNDLE_DIR
+    if path == DEFAULT_BUNDLE_DIR and not (path / "bundle.json").is_file():
+        raise BundleError("no default bundle installed; pass --bundle DIR (a trained bundle directory)")
+    manifest = read_manifest(path)
+    _check_settings(path, manifest)
+    models: dict[str, torch.nn.Module] = {}
+    for cname, comp in manifest["components"].items():
+        f = path / comp.get("file", "")
+        if not f.is_file():
+            raise BundleError(f"{f}: component {cname!r} file is missing")
+        if verify and sha256_file(f) != comp.get("sha256"):
+            raise BundleError(f"{f}: sha256 does not match bundle.json (corrupted or replaced file)")
+        cls = MODEL_CLASSES.get(comp.get("class", ""))
+        if cls is None:
+            raise BundleError(f"{path / 'bundle.json'}: component {cname!r} has unknown class {comp.get('class')!r}")
+        try:
+            model = cls.from_config(comp["config"])
+            state = load_file(str(f))
+            model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
+        except (SafetensorError, RuntimeError, TypeError, KeyError, ValueError) as e:
+            raise BundleError(f"{f}: cannot load component {cname!r} ({str(e).splitlines()[0]})") from e
+        models[cname] = model.eval().requires_grad_(False)
+    vae, unet = models["vae"], models["unet"]
+    if vae.config.latent_channels != unet.config.in_channels:
+        raise BundleError(f"{path}: VAE latent channels {vae.config.latent_channels} != UNet input channels "
+                          f"{unet.config.in_channels}")
+    if vae.config.n_mels != manifest["mel"]["n_mels"]:
+        raise BundleError(f"{path}: VAE expects {vae.config.n_mels} Mel bands, bundle says {manifest['mel']['n_mels']}")
+    logger.info("loaded bundle %s from %s", manifest.get("name"), path)
+    return Bundle(path, manifest, models)
+
+
+_LOADED: dict[tuple[str, float], Bundle] = {}
+
+
+def load_bundle_cached(path: str | Path | None = None) -> Bundle:
+    """Per-process cache (bridge workers render many cues with one bundle); reloads when bundle.json changes."""
+    p = Path(path) if path is not None else DEFAULT_BUNDLE_DIR
+    mf = p / "bundle.json"
+    key = (str(p.resolve()), mf.stat().st_mtime if mf.is_file() else 0.0)
+    if key not in _LOADED:
+        _LOADED.clear()
+        _LOADED[key] = load_bundle(p)
+    return _LOADED[key]

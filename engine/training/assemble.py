@@ -1,0 +1,91 @@
+"""Turn training checkpoints into a bundle: EMA weights of each stage, the VAE snapshot the LDM was trained on,
+provenance (corpus, steps, hours, hardware) and held-out metrics."""
+
+from __future__ import annotations
+
+import json
+import logging
+import platform
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..errors import FilmscoreError
+from ..models import FilmScoreControlNet1D, FilmScoreUNet1D, FilmTokenHead, MelVAE, VocosVocoder
+from .corpus_data import DEFAULT_CORPUS, Corpus
+from .loop import Run
+from .train_vae import latent_scale
+
+logger = logging.getLogger(__name__)
+
+
+def _ema_model(run: Run, name: str, cls):
+    state = run.load()
+    if state is None:
+        return None, None
+    model = cls.from_config(state["configs"][name])
+    model.load_state_dict(state["ema"][name])
+    return model.eval(), state
+
+
+def trained_vae(train_dir: Path, corpus: Corpus | None) -> MelVAE:
+    """The VAE the LDM trains on: frozen once (ldm/vae_frozen.pt) so latents keep one scale across resumes."""
+    frozen = train_dir / "ldm" / "vae_frozen.pt"
+    if frozen.is_file():
+        state = torch.load(frozen, map_location="cpu", weights_only=False)
+        vae = MelVAE.from_config(state["config"])
+        vae.load_state_dict(state["weights"])
+        return vae.eval().requires_grad_(False)
+    vae, _ = _ema_model(Run("vae", train_dir), "vae", MelVAE)
+    if vae is None:
+        raise FilmscoreError(f"{train_dir / 'vae'}: no VAE checkpoint; run `filmscore train vae` first")
+    if corpus is None:
+        raise FilmscoreError("the VAE's latent scale is computed on the corpus: pass --corpus")
+    scale = latent_scale(vae, corpus)
+    vae.register_to_config(scaling_factor=scale)
+    frozen.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"config": dict(vae.config), "weights": vae.state_dict()}, frozen)
+    logger.info("froze VAE for the LDM (latent scaling factor %.4f)", scale)
+    return vae.eval().requires_grad_(False)
+
+
+def assemble_bundle(train_dir: Path, out: Path, *, corpus_dir: Path | None = None, fp16: bool = True,
+                    metrics: dict[str, Any] | None = None, name: str = "filmscore-default",
+                    version: str | None = None) -> dict[str, Any]:
+    from ..bundle import save_bundle
+
+    models: dict[str, torch.nn.Module] = {}
+    provenance: dict[str, Any] = {"hardware": f"{platform.machine()} CPU, {torch.get_num_threads()} threads",
+                                  "torch": torch.__version__, "stages": {}}
+    models["vae"] = trained_vae(train_dir, None if not corpus_dir else Corpus(corpus_dir))
+    layout = None
+    for stage, names in (("ldm", (("unet", FilmScoreUNet1D), ("controlnet", FilmScoreControlNet1D),
+                                  ("film_head", FilmTokenHead))), ("vocoder", (("vocoder", VocosVocoder),))):
+        run = Run(stage, train_dir)
+        state = run.load()
+        if state is None:
+            if stage == "ldm":
+                raise FilmscoreError(f"{run.dir}: no LDM checkpoint; run `filmscore train ldm` first")
+            continue
+        for cname, cls in names:
+            m = cls.from_config(state["configs"][cname])
+            m.load_state_dict(state["ema"][cname])
+            models[cname] = m.eval()
+        provenance["stages"][stage] = {"steps": run.step, "train_hours": round(run.seconds / 3600, 3)}
+    vae_run = Run("vae", train_dir)
+    if vae_run.load() is not None:
+        provenance["stages"]["vae"] = {"steps": vae_run.step, "train_hours": round(vae_run.seconds / 3600, 3)}
+    layout = models["film_head"].config.feature_layout
+    corpus_root = corpus_dir or DEFAULT_CORPUS
+    info = corpus_root / "corpus.json"
+    if info.is_file():
+        provenance["corpus"] = json.loads(info.read_text())
+    else:
+        provenance["corpus"] = {"path": str(corpus_root)}
+    version = version or f"0.1.{provenance['stages']['ldm']['steps']}"
+    save_bundle(out, models, name=name, version=version, film_layout=layout, provenance=provenance,
+                metrics=metrics or {}, dtype=torch.float16 if fp16 else torch.float32)
+    size = sum(f.stat().st_size for f in out.iterdir() if f.is_file()) / 1e6
+    return {"bundle": str(out), "version": version, "size_mb": round(size, 2), "components": sorted(models),
+            "provenance": provenance}

@@ -1,0 +1,104 @@
+"""What every training stage shares: checkpoint directory, resume, EMA, JSONL log, time budget, progress."""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_TRAIN_DIR = Path(os.environ.get("FILMSCORE_TRAIN_DIR", Path.home() / ".cache" / "filmscore" / "train"))
+
+
+class EMA:
+    """Exponential moving average of a model's weights (the weights that get shipped)."""
+
+    def __init__(self, model: torch.nn.Module, decay: float = 0.999):
+        self.decay = decay
+        self.model = copy.deepcopy(model).eval().requires_grad_(False)
+
+    @torch.no_grad()
+    def update(self, model: torch.nn.Module, step: int) -> None:
+        d = min(self.decay, (1 + step) / (10 + step))  # warm-up: follow closely at first
+        for e, p in zip(self.model.parameters(), model.parameters(), strict=True):
+            e.lerp_(p.detach(), 1 - d)
+        for e, b in zip(self.model.buffers(), model.buffers(), strict=True):
+            e.copy_(b)
+
+
+@dataclass
+class Run:
+    """A stage's state on disk: `<train_dir>/<stage>/latest.pt` and `log.jsonl`."""
+
+    stage: str
+    train_dir: Path = DEFAULT_TRAIN_DIR
+    step: int = 0
+    seconds: float = 0.0  # training seconds across resumes
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def dir(self) -> Path:
+        return self.train_dir / self.stage
+
+    @property
+    def ckpt(self) -> Path:
+        return self.dir / "latest.pt"
+
+    def log(self, **record: Any) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        record = {"step": self.step, "seconds": round(self.seconds, 1), "time": time.time(), **record}
+        with open(self.dir / "log.jsonl", "a") as f:
+            f.write(json.dumps(record) + "\n")
+
+    def save(self, modules: dict[str, torch.nn.Module], optimizer: torch.optim.Optimizer, ema: dict[str, EMA]) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        state = {"step": self.step, "seconds": self.seconds, "extra": self.extra,
+                 "modules": {k: m.state_dict() for k, m in modules.items()},
+                 "configs": {k: dict(m.config) for k, m in modules.items() if hasattr(m, "config")},
+                 "ema": {k: e.model.state_dict() for k, e in ema.items()}, "optimizer": optimizer.state_dict()}
+        tmp = self.ckpt.with_suffix(".tmp")
+        torch.save(state, tmp)
+        tmp.replace(self.ckpt)
+
+    def load(self) -> dict[str, Any] | None:
+        if not self.ckpt.is_file():
+            return None
+        state = torch.load(self.ckpt, map_location="cpu", weights_only=False)
+        self.step, self.seconds, self.extra = state["step"], state["seconds"], state.get("extra", {})
+        return state
+
+
+def restore(state: dict[str, Any], modules: dict[str, torch.nn.Module], optimizer: torch.optim.Optimizer,
+            ema: dict[str, EMA]) -> None:
+    for k, m in modules.items():
+        m.load_state_dict(state["modules"][k])
+    for k, e in ema.items():
+        e.model.load_state_dict(state["ema"][k])
+    optimizer.load_state_dict(state["optimizer"])
+
+
+class Budget:
+    """Stop after `minutes` of wall time (this invocation) or `max_steps` total steps; checkpoint every `every_s`."""
+
+    def __init__(self, minutes: float, max_steps: int | None = None, every_s: float = 120.0):
+        self.end = time.monotonic() + minutes * 60
+        self.max_steps = max_steps
+        self.every_s = every_s
+        self.last_save = time.monotonic()
+
+    def done(self, step: int) -> bool:
+        return time.monotonic() >= self.end or (self.max_steps is not None and step >= self.max_steps)
+
+    def save_due(self) -> bool:
+        if time.monotonic() - self.last_save >= self.every_s:
+            self.last_save = time.monotonic()
+            return True
+        return False

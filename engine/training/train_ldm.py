@@ -1,0 +1,135 @@
+"""Stage 3: the latent diffusion model: UNet + Film Score ControlNet + film token head, trained jointly on VAE
+latents (the VAE frozen).
+
+v-prediction with the cosine schedule (what MEASURED.md found to work on this CPU). Condition dropout makes
+classifier-free guidance possible: picture tokens -> learned null tokens (15 %), ControlNet residuals dropped
+(15 %: the UNet learns the "no control" prediction), melody or dynamics alone zeroed (10 % each). There is no
+pretrained base here to freeze, so the ControlNet (initialised as a copy of the UNet's encoder, zero convs at 0)
+learns alongside the UNet; LoRA fine-tuning of the ControlNet (the seed method's option) is not built yet.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..constants import LATENT_DOWNSAMPLE, N_PITCH_CLASSES
+from ..models import FilmScoreControlNet1D, FilmScoreUNet1D, FilmTokenHead, MelVAE
+from ..schedulers import DEFAULT_NOISE_SCHEDULE
+from .corpus_data import Corpus, control_batch, feature_batch
+from .loop import EMA, Budget, Run, restore
+
+logger = logging.getLogger(__name__)
+
+CROP = 512  # Mel frames: 5.12 s = 128 latent frames
+P_DROP_PICTURE = 0.15
+P_DROP_CONTROL = 0.15
+P_DROP_MELODY = 0.10
+P_DROP_DYNAMICS = 0.10
+WARMUP_STEPS = 200
+
+
+def build_models(latent_channels: int, feature_dim: int, feature_layout: str, *, token_dim: int = 128,
+                 n_tokens: int = 4, block_out_channels=(128, 192, 256), layers_per_block: int = 1):
+    unet = FilmScoreUNet1D(in_channels=latent_channels, block_out_channels=tuple(block_out_channels),
+                           layers_per_block=layers_per_block, token_dim=token_dim, n_null_tokens=n_tokens)
+    controlnet = FilmScoreControlNet1D.from_unet(unet)
+    head = FilmTokenHead(feature_dim=feature_dim, token_dim=token_dim, n_tokens=n_tokens, feature_layout=feature_layout)
+    return {"unet": unet, "controlnet": controlnet, "film_head": head}
+
+
+class LatentCache:
+    """Scaled VAE posterior means per clip `(C, T / 4)`, computed once (the VAE is frozen)."""
+
+    def __init__(self, vae: MelVAE):
+        self.vae = vae.eval()
+        self.z: dict[str, torch.Tensor] = {}
+
+    @torch.no_grad()
+    def get(self, clip) -> torch.Tensor:
+        if clip.id not in self.z:
+            mean, _ = self.vae.encode(torch.from_numpy(clip.log_mel.astype(np.float32))[None])
+            self.z[clip.id] = mean[0] * self.vae.config.scaling_factor
+        return self.z[clip.id]
+
+
+def ldm_loss(models, noise_sched, latents: LatentCache, crops, rng: np.random.Generator, crop: int,
+             feature_dim: int, train: bool = True) -> torch.Tensor:
+    unet, controlnet, head = models["unet"], models["controlnet"], models["film_head"]
+    b = len(crops)
+    lat = crop // LATENT_DOWNSAMPLE
+    z0 = torch.stack([latents.get(c)[:, s // LATENT_DOWNSAMPLE:s // LATENT_DOWNSAMPLE + lat] for c, s in crops])
+    ctrl = control_batch(crops, crop)
+    feats, has_pic = feature_batch(crops, crop, feature_dim)
+    g = torch.Generator().manual_seed(int(rng.integers(2**31)))
+    t = torch.randint(0, noise_sched.config.num_train_timesteps, (b,), generator=g)
+    eps = torch.randn(z0.shape, generator=g)
+    zt = noise_sched.add_noise(z0, eps, t)
+    target = noise_sched.get_velocity(z0, eps, t)
+    u = torch.rand(4, b, generator=g) if train else torch.ones(4, b)
+    use_pic = has_pic & (u[0] >= P_DROP_PICTURE)
+    keep_ctrl = (u[1] >= P_DROP_CONTROL).float()
+    ctrl = ctrl.clone()
+    ctrl[u[2] < P_DROP_MELODY, :N_PITCH_CLASSES] = 0.0
+    ctrl[u[3] < P_DROP_DYNAMICS, N_PITCH_CLASSES] = 0.0
+    null = unet.null_context(b)
+    tokens = torch.where(use_pic[:, None, None], head(feats), null)
+    down, mid = controlnet(zt, t, tokens, ctrl)
+    m = keep_ctrl[:, None, None]
+    pred = unet(zt, t, tokens, tuple(d * m for d in down), mid * m)
+    return F.mse_loss(pred, target)
+
+
+def train_ldm(corpus: Corpus, vae: MelVAE, minutes: float, *, feature_dim: int, feature_layout: str,
+              batch: int = 16, lr: float = 3e-4, max_steps: int | None = None, run: Run | None = None,
+              progress=None, seed: int = 0, init: dict | None = None, model_kwargs: dict | None = None) -> Run:
+    from diffusers import DDPMScheduler
+
+    run = run or Run("ldm")
+    models = init or build_models(vae.config.latent_channels, feature_dim, feature_layout, **(model_kwargs or {}))
+    state = run.load()
+    if state is not None:
+        cfgs = state["configs"]
+        models = {"unet": FilmScoreUNet1D.from_config(cfgs["unet"]),
+                  "controlnet": FilmScoreControlNet1D.from_config(cfgs["controlnet"]),
+                  "film_head": FilmTokenHead.from_config(cfgs["film_head"])}
+    params = [p for m in models.values() for p in m.parameters()]
+    opt = torch.optim.AdamW(params, lr=lr, weight_decay=1e-2)
+    ema = {k: EMA(m, 0.999) for k, m in models.items()}
+    if state is not None:
+        restore(state, models, opt, ema)
+        logger.info("ldm: resumed at step %d", run.step)
+    feature_dim = models["film_head"].config.feature_dim
+    noise_sched = DDPMScheduler(**DEFAULT_NOISE_SCHEDULE)
+    latents = LatentCache(vae)
+    rng = np.random.default_rng(seed + run.step)
+    budget = Budget(minutes, max_steps)
+    for m in models.values():
+        m.train()
+    while not budget.done(run.step):
+        t0 = time.perf_counter()
+        if run.step % 200 == 0:
+            corpus.reload()
+        for group in opt.param_groups:
+            group["lr"] = lr * min(1.0, (run.step + 1) / WARMUP_STEPS)
+        loss = ldm_loss(models, noise_sched, latents, corpus.sample_crops(rng, batch, CROP), rng, CROP, feature_dim)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        for k, e in ema.items():
+            e.update(models[k], run.step)
+        run.step += 1
+        run.seconds += time.perf_counter() - t0
+        if run.step % 25 == 0:
+            run.log(loss=loss.item(), hours=round(corpus.hours, 2))
+            if progress:
+                progress(run.step, {"loss": loss.item()})
+        if budget.save_due():
+            run.save(models, opt, ema)
+    run.save(models, opt, ema)
+    return run

@@ -1,0 +1,75 @@
+"""End to end through `render_cue` with a tiny bundle of real safetensors weights: exact length, determinism,
+bad input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from filmscore.engine.bundle_testing import make_tiny_bundle
+from filmscore.engine.errors import BundleError, RequestError
+from filmscore.engine.render import render_cue
+from filmscore.engine.request import RenderRequest
+
+
+@pytest.fixture(scope="module")
+def tiny_bundle(tmp_path_factory) -> Path:
+    return make_tiny_bundle(tmp_path_factory.mktemp("bundle") / "tiny", seed=0)
+
+
+def _render(bundle: Path, out: Path, **kw) -> np.ndarray:
+    req = RenderRequest(output=out, bundle=bundle, steps=kw.pop("steps", 4), **kw)
+    render_cue(req)
+    audio, sr = sf.read(out, dtype="float32")
+    assert sr == req.sample_rate
+    return audio
+
+
+@pytest.mark.slow
+def test_37_3_s_cue_exact_length_and_seeded(tiny_bundle, tmp_path):
+    a = _render(tiny_bundle, tmp_path / "a.wav", duration_s=37.3, seed=7)
+    assert a.shape == (int(round(37.3 * 48000)),)  # 1,790,400 samples
+    b = _render(tiny_bundle, tmp_path / "b.wav", duration_s=37.3, seed=7)
+    assert (tmp_path / "a.wav").read_bytes() == (tmp_path / "b.wav").read_bytes()
+    c = _render(tiny_bundle, tmp_path / "c.wav", duration_s=37.3, seed=8)
+    assert not np.array_equal(a, c)
+    meta = json.loads((tmp_path / "a.json").read_text())
+    assert meta["n_samples"] == 1790400 and meta["pipeline"]["n_windows"] == 4
+    assert (tmp_path / "a.controls.npz").is_file()
+    assert np.isfinite(a).all() and np.abs(a).max() <= 10 ** (-1 / 20) + 1e-4
+
+
+@pytest.mark.parametrize("scheduler", ["ddim", "dpmpp", "euler"])
+def test_every_scheduler_renders(tiny_bundle, tmp_path, scheduler):
+    a = _render(tiny_bundle, tmp_path / f"{scheduler}.wav", duration_s=3.0, scheduler=scheduler, sample_rate=44100)
+    assert a.shape == (132300,) and np.abs(a).max() > 0
+
+
+def test_bad_requests_name_the_field(tiny_bundle, tmp_path):
+    with pytest.raises(RequestError, match="duration"):
+        RenderRequest(output=tmp_path / "x.wav", duration_s=-1).validate()
+    with pytest.raises(RequestError, match="scheduler"):
+        RenderRequest(output=tmp_path / "x.wav", duration_s=5, scheduler="plms").validate()  # type: ignore[arg-type]
+    with pytest.raises(RequestError, match="without a video"):
+        RenderRequest(output=tmp_path / "x.wav").validate()
+    with pytest.raises(RequestError, match="does not exist"):
+        render_cue(RenderRequest(output=tmp_path / "nope" / "x.wav", duration_s=5, bundle=tiny_bundle))
+
+
+def test_corrupt_bundle_names_the_file(tiny_bundle, tmp_path):
+    import shutil
+
+    broken = tmp_path / "broken"
+    shutil.copytree(tiny_bundle, broken)
+    with open(broken / "unet.safetensors", "r+b") as f:
+        f.seek(200)
+        f.write(b"\x00\x01\x02\x03")
+    with pytest.raises(BundleError, match="unet.safetensors: sha256"):
+        render_cue(RenderRequest(output=tmp_path / "x.wav", duration_s=2, bundle=broken))
+    (broken / "vae.safetensors").unlink()
+    with pytest.raises(BundleError, match="vae.safetensors: component 'vae' file is missing"):
+        render_cue(RenderRequest(output=tmp_path / "x.wav", duration_s=2, bundle=broken))
