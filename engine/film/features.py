@@ -7,6 +7,7 @@ plus the picture's timing: shot cuts and a motion envelope at 100/s. The bundle'
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,7 +23,9 @@ class FilmFeatures:
 
     semantic `(N, Ds)`, emotion `(N, De)`, aesthetic `(N, Da)` float32; motion `(ceil(duration*100),)` in [0, 1];
     cuts_s: cut times in seconds from the range start; `layout` names the feature layout (backbone and branch
-    versions): a token head trained on one layout refuses another.
+    versions): a token head trained on one layout refuses another. hit_points_s: instants (s from the range start)
+    where the picture invites a musical accent (cuts, motion peaks, flashes), ascending; extras: JSON-able details
+    (kinds of cuts and hit points, the source's metadata).
     """
 
     semantic: np.ndarray
@@ -34,6 +37,7 @@ class FilmFeatures:
     layout: str
     fps: int = VIDEO_FPS
     extras: dict = field(default_factory=dict)
+    hit_points_s: tuple[float, ...] = ()
 
     @property
     def n_frames(self) -> int:
@@ -70,14 +74,17 @@ class FilmFeatures:
         np.savez_compressed(path, semantic=self.semantic, emotion=self.emotion, aesthetic=self.aesthetic,
                             motion=self.motion, cuts_s=np.asarray(self.cuts_s, np.float64),
                             duration_s=np.float64(self.duration_s), layout=np.str_(self.layout),
-                            fps=np.int32(self.fps))
+                            fps=np.int32(self.fps), hit_points_s=np.asarray(self.hit_points_s, np.float64),
+                            extras=np.str_(json.dumps(self.extras, default=str)))
 
     @classmethod
     def load_npz(cls, path: str | Path) -> FilmFeatures:
         try:
             with np.load(path) as z:
+                hits = tuple(float(h) for h in z["hit_points_s"]) if "hit_points_s" in z else ()
+                extras = json.loads(str(z["extras"])) if "extras" in z else {}
                 return cls(z["semantic"], z["emotion"], z["aesthetic"], z["motion"],
                            tuple(float(c) for c in z["cuts_s"]), float(z["duration_s"]), str(z["layout"]),
-                           int(z["fps"]))
-        except (OSError, KeyError, ValueError) as e:
+                           int(z["fps"]), extras, hits)
+        except (OSError, KeyError, ValueError, EOFError) as e:
             raise FilmscoreError(f"film features file {path}: cannot read ({e})") from e

@@ -77,7 +77,9 @@ class _ShotRenderer:
     def _pan(self, t: float) -> np.ndarray:
         th, tw = self.tex.shape[:2]
         fw, fh = self.w // self.scale, self.h // self.scale
-        x = int(round((self.shot.speed * t * fw))) % max(1, tw - fw)
+        span = max(1, tw - fw)
+        x = int(round(self.shot.speed * t * fw)) % (2 * span)
+        x = x if x <= span else 2 * span - x  # the camera pans back and forth: no jump in the picture
         y = int(round(0.25 * (th - fh) * (1 + np.sin(0.7 * t)) / 2)) if self.shot.speed else 0
         crop = self.tex[y:y + fh, x:x + fw]
         if self.scale > 1:
@@ -89,10 +91,12 @@ class _ShotRenderer:
         if s.kind in ("pan", "still"):
             img = self._pan(t if s.kind == "pan" else 0.0)
         elif s.kind == "flicker":
-            img = self._pan(0.0) * (0.85 + 0.15 * np.sin(2 * np.pi * 3 * t))
+            # firelight: a static frame whose brightness wavers by a few per cent, irregularly
+            img = self._pan(0.0) * (0.95 + 0.03 * np.sin(2 * np.pi * 1.3 * t) + 0.02 * np.sin(2 * np.pi * 3.1 * t))
         else:
             img = np.broadcast_to(self.bg, (self.h, self.w, 3)).copy()
-            p = (self.shape_p + s.speed * 4 * self.shape_v * t) % 1.0
+            p = (self.shape_p + s.speed * 4 * self.shape_v * t) % 2.0
+            p = np.where(p <= 1.0, p, 2.0 - p)  # shapes bounce off the frame's edges
             for c, (py, px), r in zip(self.shape_c, p, self.shape_r):
                 mask = (self.yy - py) ** 2 + ((self.xx - px) * self.w / self.h) ** 2 < r * r
                 img[mask] = c
@@ -140,6 +144,9 @@ def write_edit(path: str | Path, shots: Sequence[Shot], *, width: int = 256, hei
     total = starts[-1] + shots[-1].duration_s
     renderers = [_ShotRenderer(s, width, height) for s in shots]
     rate = Fraction(fps).limit_denominator(1001)
+    # a hard cut happens on the first source frame of the new shot
+    cuts = [float(np.ceil(c * float(rate) - 1e-6) / float(rate)) if s.transition == "cut" else c
+            for c, s in zip(cuts, shots[1:])]
     with av.open(str(path), "w", format=container) as out:
         stream = out.add_stream(codec, rate=rate)
         stream.width, stream.height = width, height

@@ -1,0 +1,149 @@
+"""`encode_video`: a picture range -> `FilmFeatures` (semantic, emotion, aesthetic per frame at 10/s; cuts, motion).
+
+One streaming pass: the decoder hands 32 analysis frames at a time (long side 256 px) to the aesthetic and colour
+statistics, the timing analyser (which keeps ~3 kB per frame) and, every `SEMANTIC_STRIDE`-th frame, the semantic
+backbone; no frame outlives its batch, so memory stays flat in the range's length. After the pass, cuts are
+detected, the semantic embeddings are spread over the 10/s grid within shots, and scene affect is computed.
+Results are cached per media hash + range + layout.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from ..constants import VIDEO_FPS
+from ..errors import FilmscoreError
+from . import cache as film_cache
+from .aesthetic import AESTHETIC_COLUMNS, AESTHETIC_VERSION, aesthetic_features, pool2, to_planes
+from .affect import EMOTION_COLUMNS, EMOTION_VERSION, frame_colour_stats, scene_affect
+from .decode import ANALYSIS_LONG_SIDE, iter_frames, probe
+from .features import FilmFeatures
+from .semantic import ImageBackbone, fill_frames, load_backbone
+from .timing import TIMING_VERSION, TimingAnalyzer
+
+logger = logging.getLogger(__name__)
+
+SEMANTIC_STRIDE = 5
+"""The backbone sees every 5th frame (2/s at 10 fps); the other frames are interpolated within their shot."""
+
+Progress = Callable[[int, int | None], None]
+"""progress(frames_done, frames_expected or None)."""
+
+_BACKBONES: dict[str, ImageBackbone] = {}
+
+
+def default_backbone() -> ImageBackbone:
+    """The shipped EfficientNet-Lite0, loaded once per process and run through ONNX Runtime when it can be."""
+    bb = _BACKBONES.get("default")
+    if bb is None:
+        bb = load_backbone()
+        if hasattr(bb, "use_ort") and os.environ.get("FILMSCORE_FILM_BACKEND", "ort") == "ort":
+            bb.use_ort(film_cache.onnx_dir())
+        _BACKBONES["default"] = bb
+    return bb
+
+
+def feature_layout(backbone: ImageBackbone, stride: int = SEMANTIC_STRIDE) -> str:
+    """The stable name of what `frame_matrix()` holds, column block by column block."""
+    return (f"filmscore-film-v1;fps={VIDEO_FPS};frame={ANALYSIS_LONG_SIDE}px;"
+            f"semantic={backbone.name}:{backbone.dim}/every{stride};"
+            f"emotion={EMOTION_VERSION}:{len(EMOTION_COLUMNS)};aesthetic={AESTHETIC_VERSION}:{len(AESTHETIC_COLUMNS)};"
+            f"timing={TIMING_VERSION}")
+
+
+def encode_video(path: str | Path, start_s: float = 0.0, duration_s: float | None = None, *, cache: bool = True,
+                 progress: Progress | None = None, backbone: ImageBackbone | None = None) -> FilmFeatures:
+    """Encode [start_s, start_s + duration_s) of the video at `path` (to its end when duration_s is None).
+
+    start_s / duration_s are seconds (floats, or OpenTimelineIO RationalTime). Returns FilmFeatures with
+    semantic `(N, 1280)`, emotion `(N, 6)`, aesthetic `(N, 8)` at 10/s, N = ceil(duration * 10), motion at 100/s,
+    cuts and hit points in seconds from start_s. Raises VideoDecodeError for a missing, audio-only, empty or too
+    short file. `cache`: read and write ~/.cache/filmscore/features (see cache.py).
+    """
+    path = Path(path)
+    start = float(start_s.to_seconds()) if hasattr(start_s, "to_seconds") else float(start_s)
+    dur = None if duration_s is None else (
+        float(duration_s.to_seconds()) if hasattr(duration_s, "to_seconds") else float(duration_s))
+    bb = backbone if backbone is not None else default_backbone()
+    layout = feature_layout(bb)
+
+    # 0. the cache: same content, range and layout -> no decoding at all
+    cache_path = None
+    if cache:
+        info = probe(path)  # clear errors for missing / audio-only files before hashing
+        del info
+        cache_path = film_cache.features_dir() / film_cache.features_key(film_cache.media_hash(path), start, dur,
+                                                                         layout)
+        if cache_path.is_file():
+            try:
+                feats = FilmFeatures.load_npz(cache_path)
+                if feats.layout == layout:
+                    logger.debug("film features from cache %s", cache_path)
+                    return feats
+            except FilmscoreError as e:
+                logger.warning("ignoring unreadable cached features %s (%s)", cache_path, e)
+
+    expected = None if dur is None else int(math.ceil(dur * VIDEO_FPS - 1e-6))
+    if expected is None:
+        info = probe(path)
+        if info.duration_s is not None:
+            expected = int(math.ceil((info.duration_s - start) * VIDEO_FPS - 1e-6))
+
+    # 1. one streaming pass over the range
+    timing = TimingAnalyzer(VIDEO_FPS)
+    aesth, colour = [], []
+    sem_idx: list[int] = []
+    sem_emb: list[np.ndarray] = []
+    n = 0
+    for batch in iter_frames(path, start, dur, fps=VIDEO_FPS):
+        rgb = batch.rgb
+        planes = to_planes(rgb)
+        small = pool2(planes)
+        aesth.append(aesthetic_features(planes, small))
+        colour.append(frame_colour_stats(small))
+        timing.update(small)
+        idx = np.arange(batch.first, batch.first + len(rgb))
+        pick = idx % SEMANTIC_STRIDE == 0
+        if pick.any():
+            sem_idx.extend(idx[pick].tolist())
+            sem_emb.append(bb.embed(rgb[pick]))
+        n = batch.first + len(rgb)
+        if progress is not None:
+            progress(n, expected)
+
+    # 2. timing over the whole range, then the per-frame branches that depend on it
+    duration = dur if dur is not None else n / VIDEO_FPS
+    tm = timing.finish(duration)
+    shot_starts = np.array([0] + list(tm.cut_frames), int)
+    semantic = fill_frames(np.asarray(sem_idx, int), np.concatenate(sem_emb), n, shot_starts)
+    aesthetic = np.concatenate(aesth).astype(np.float32)
+    emotion = scene_affect(aesthetic[:, 0], aesthetic[:, 2], tm.frame_motion, tm.cut_frames,
+                           np.concatenate(colour), VIDEO_FPS)
+    extras = {
+        "source": str(path),
+        "start_s": start,
+        "cut_kinds": list(tm.cut_kinds),
+        "hit_kinds": list(tm.hit_kinds),
+        "emotion_columns": list(EMOTION_COLUMNS),
+        "aesthetic_columns": list(AESTHETIC_COLUMNS),
+    }
+    feats = FilmFeatures(semantic=semantic, emotion=emotion, aesthetic=aesthetic, motion=tm.motion,
+                         cuts_s=tm.cuts_s, duration_s=float(duration), layout=layout, fps=VIDEO_FPS,
+                         extras=extras, hit_points_s=tm.hit_points_s)
+
+    # 3. cache (atomic: concurrent corpus workers may encode the same clip)
+    if cache_path is not None:
+        try:
+            cache_path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = cache_path.with_name(f"{cache_path.stem}.{os.getpid()}.tmp.npz")
+            feats.save_npz(tmp)
+            os.replace(tmp, cache_path)
+        except OSError as e:
+            logger.warning("could not cache film features at %s (%s)", cache_path, e)
+    return feats

@@ -1,0 +1,268 @@
+"""The picture's timing: shot cuts (hard cuts, cross-dissolves, fades), a motion envelope at 100/s, hit points.
+
+`TimingAnalyzer` takes the 10/s analysis frames batch by batch and keeps only small per-frame descriptors (a 128-bin
+HSV histogram and a 32 x 18 luma thumbnail, ~2.8 kB a frame against 110 kB for the frame), so memory does not grow
+with the frames' size. `finish()` runs the detectors over those descriptors:
+
+- **Hard cuts** follow PySceneDetect's AdaptiveDetector (Castellano): a frame's content change (histogram distance
+  plus thumbnail difference) over the mean change of its +-2 neighbours must exceed a ratio (3), and the change must
+  exceed a floor. A change that undoes itself on the next frame (a flash, a glitch frame) is not a cut.
+- **Gradual transitions** (dissolves, fades, wipes) use the twin-window distance of Zhang, Kankanhalli & Smoliar
+  (1993) in the form of Lienhart (1999): the histogram distance between frames n - 5 and n + 5 (1 s apart)
+  stands high over a plateau centred on the transition's middle while shots change slowly; a plateau that holds no
+  hard cut, rises well above its neighbourhood, and whose middle frame is a mix of its two ends (or black, for a
+  fade) is a transition, placed at the plateau's centre, or at the darkest frame of a fade.
+- **Motion** is the mean absolute luma change between consecutive frames of the blurred thumbnail, mapped by
+  1 - exp(-d / 0.05) to [0, 1], bridged over cuts, linearly interpolated to 100/s.
+- **Hit points** are cuts plus the peaks of the motion envelope (prominence >= 0.15, >= 0.5 s apart) and sudden
+  brightness jumps: instants where music may want an accent.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import ndimage, signal
+
+from ..constants import MEL_FRAME_RATE, VIDEO_FPS
+from .aesthetic import hsv_sv, luma
+
+TIMING_VERSION = "timing-v1"
+
+H_BINS, S_BINS, V_BINS = 8, 4, 4
+THUMB_W, THUMB_H = 32, 18
+
+ADAPTIVE_WINDOW = 2  # neighbours each side (PySceneDetect's default window_width)
+ADAPTIVE_RATIO = 3.0  # PySceneDetect's default adaptive_threshold
+MIN_CHANGE = 0.15  # floor of the combined change score for a hard cut
+GRADUAL_HALF = 5  # frames each side for the twin-window distance (1 s span at 10/s)
+GRADUAL_MIN = 0.35  # histogram distance the plateau must reach
+GRADUAL_RATIO = 2.5  # ... and its ratio to the surrounding level
+MOTION_SCALE = 0.05  # mean |d luma| that maps to 1 - 1/e
+
+
+@dataclass(frozen=True)
+class Timing:
+    """Cuts as frame indices of the first frame of each new shot and in seconds from the range start; motion at
+    100/s in [0, 1] `(ceil(duration * 100),)`; per-frame motion at 10/s `(N,)`; hit points in seconds with their
+    kind ('cut', 'motion', 'flash')."""
+
+    cut_frames: tuple[int, ...]
+    cuts_s: tuple[float, ...]
+    cut_kinds: tuple[str, ...]
+    motion: np.ndarray
+    frame_motion: np.ndarray
+    hit_points_s: tuple[float, ...]
+    hit_kinds: tuple[str, ...]
+    change: np.ndarray
+
+
+def hsv_histograms(planes: np.ndarray) -> np.ndarray:
+    """Planar `(B, 3, h, w)` float RGB in [0, 1] -> `(B, 128)` normalised joint HSV histograms
+    (8 hue x 4 saturation x 4 value bins)."""
+    r, g, b = planes[:, 0], planes[:, 1], planes[:, 2]
+    mx, mn, s = hsv_sv(planes)
+    delta = mx - mn
+    safe = np.where(delta > 1e-6, delta, 1.0)
+    h = np.where(mx == r, ((g - b) / safe) % 6, np.where(mx == g, (b - r) / safe + 2, (r - g) / safe + 4)) / 6.0
+    hi = np.minimum((h * H_BINS).astype(np.int32), H_BINS - 1)
+    si = np.minimum((s * S_BINS).astype(np.int32), S_BINS - 1)
+    vi = np.minimum((mx * V_BINS).astype(np.int32), V_BINS - 1)
+    idx = (hi * S_BINS + si) * V_BINS + vi
+    n_bins = H_BINS * S_BINS * V_BINS
+    bsz = planes.shape[0]
+    flat = (idx.reshape(bsz, -1) + np.arange(bsz, dtype=np.int32)[:, None] * n_bins).ravel()
+    hist = np.bincount(flat, minlength=bsz * n_bins).reshape(bsz, n_bins).astype(np.float32)
+    return hist / hist.sum(axis=1, keepdims=True)
+
+
+def _thumbs(y: np.ndarray) -> np.ndarray:
+    """Luma `(B, h, w)` -> `(B, THUMB_H, THUMB_W)` by area averaging and a light blur (noise, grain, small motion)."""
+    b, h, w = y.shape
+    zy, zx = THUMB_H / h, THUMB_W / w
+    t = ndimage.zoom(y, (1, zy, zx), order=1, prefilter=False, grid_mode=True, mode="nearest")
+    return ndimage.gaussian_filter(t, sigma=(0, 0.7, 0.7)).astype(np.float32)
+
+
+class TimingAnalyzer:
+    """Streams analysis frames in; `finish(duration_s)` returns the `Timing`. Frames must arrive in order."""
+
+    def __init__(self, fps: int = VIDEO_FPS):
+        self.fps = fps
+        self._hist: list[np.ndarray] = []
+        self._thumb: list[np.ndarray] = []
+        self._mean: list[np.ndarray] = []
+
+    def update(self, small: np.ndarray) -> None:
+        """`small` planar `(B, 3, h, w)` float [0, 1]: the analysis frames 2x pooled (`pool2(to_planes(rgb))`)."""
+        y = luma(small)
+        self._hist.append(hsv_histograms(small))
+        self._thumb.append(_thumbs(y))
+        self._mean.append(y.mean(axis=(1, 2)).astype(np.float32))
+
+    def finish(self, duration_s: float) -> Timing:
+        hist = np.concatenate(self._hist) if self._hist else np.zeros((0, 128), np.float32)
+        thumb = np.concatenate(self._thumb) if self._thumb else np.zeros((0, THUMB_H, THUMB_W), np.float32)
+        mean = np.concatenate(self._mean) if self._mean else np.zeros(0, np.float32)
+        return analyse(hist, thumb, mean, duration_s, self.fps)
+
+
+def _hist_dist(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Half L1 distance between normalised histograms, in [0, 1]."""
+    return 0.5 * np.abs(a - b).sum(axis=-1)
+
+
+def detect_hard_cuts(change: np.ndarray, skip_change: np.ndarray) -> list[int]:
+    """Frames n (first frame of a new shot) whose `change[n]` (n-1 -> n) stands out of its +-ADAPTIVE_WINDOW
+    neighbourhood. `skip_change[n]` is the change n-1 -> n+1: a flash frame returns to where it came from."""
+    n = len(change)
+    cuts = []
+    for i in range(1, n):
+        c = change[i]
+        if c < MIN_CHANGE:
+            continue
+        lo, hi = max(1, i - ADAPTIVE_WINDOW), min(n, i + ADAPTIVE_WINDOW + 1)
+        neigh = np.concatenate([change[lo:i], change[i + 1:hi]])
+        level = neigh.mean() if len(neigh) else 0.0
+        if c / (level + 0.02) < ADAPTIVE_RATIO:
+            continue
+        if i + 1 < n and skip_change[i] < 0.35 * c:
+            continue  # flash: frame i differs from both neighbours, which match each other
+        if cuts and i - cuts[-1] <= 1:
+            if c > change[cuts[-1]]:
+                cuts[-1] = i
+            continue
+        cuts.append(i)
+    return cuts
+
+
+def detect_gradual(hist: np.ndarray, thumb: np.ndarray, mean: np.ndarray, hard: list[int]) -> list[tuple[int, str]]:
+    """Cross-dissolves and fades: returns (frame of the transition's middle, kind)."""
+    n = len(hist)
+    k = GRADUAL_HALF
+    if n < 2 * k + 1:
+        return []
+    twin = np.zeros(n, np.float32)
+    twin[k:n - k] = _hist_dist(hist[: n - 2 * k], hist[2 * k:])
+    # the level shots hold around a frame: a low percentile, since a long dissolve fills much of any window
+    level = ndimage.percentile_filter(twin, 20, size=16 * k + 1, mode="nearest")
+    hot = (twin >= GRADUAL_MIN) & (twin >= GRADUAL_RATIO * np.maximum(level, 0.03))
+    # also catch fades whose two shots share a palette: a dark dip between brighter frames
+    labels, n_runs = ndimage.label(hot)
+    found: list[tuple[int, str]] = []
+    for r in range(1, n_runs + 1):
+        idx = np.flatnonzero(labels == r)
+        a, b = int(idx[0]), int(idx[-1])
+        if any(a - 1 <= h <= b + k for h in hard):
+            continue  # a hard cut's own plateau
+        # the twin distance rises and falls symmetrically about the transition's middle: take the centre of the
+        # span above half height (over the local level), extended beyond the hot run
+        peak, base = twin[a:b + 1].max(), level[a:b + 1].min()
+        half = base + 0.5 * (peak - base)
+        lo_i, hi_i = a, b
+        while lo_i > 0 and twin[lo_i - 1] >= half:
+            lo_i -= 1
+        while hi_i < n - 1 and twin[hi_i + 1] >= half:
+            hi_i += 1
+        mid = int(round((lo_i + hi_i) / 2))
+        lo, hi = max(0, mid - k), min(n - 1, mid + k)
+        dark = mean[lo:hi + 1]
+        j = lo + int(dark.argmin())
+        if dark.min() < 0.06 and dark.min() < 0.4 * min(mean[lo], mean[hi]):
+            found.append((j, "fade"))
+            continue
+        # dissolve: the middle frame is close to a mix of the two ends, much closer than to either end alone
+        ta, tb, tm = thumb[lo], thumb[hi], thumb[mid]
+        w = np.clip(((tm - ta) * (tb - ta)).sum() / max(((tb - ta) ** 2).sum(), 1e-9), 0, 1)
+        err_mix = np.abs(tm - ((1 - w) * ta + w * tb)).mean()
+        err_end = min(np.abs(tm - ta).mean(), np.abs(tm - tb).mean())
+        if 0.15 <= w <= 0.85 and err_mix < 0.7 * err_end:
+            found.append((mid, "dissolve"))
+    return found
+
+
+def detect_fades(mean: np.ndarray, hard: list[int], taken: list[int]) -> list[int]:
+    """Dips to black between brighter shots that the histogram twin window missed (both shots alike)."""
+    n = len(mean)
+    out = []
+    dark = mean < 0.06
+    labels, n_runs = ndimage.label(dark)
+    for r in range(1, n_runs + 1):
+        idx = np.flatnonzero(labels == r)
+        a, b = int(idx[0]), int(idx[-1])
+        if a == 0 or b == n - 1:
+            continue  # fade in from / out to black at the range's edge: no shot on one side
+        before, after = mean[max(0, a - 10):a].max(), mean[b + 1:b + 11].max()
+        if min(before, after) < 0.15:
+            continue
+        j = int(round((a + b) / 2))
+        if any(abs(j - c) <= 3 for c in list(hard) + list(taken)):
+            continue
+        out.append(j)
+    return out
+
+
+def analyse(hist: np.ndarray, thumb: np.ndarray, mean: np.ndarray, duration_s: float, fps: int = VIDEO_FPS) -> Timing:
+    """Run the detectors over per-frame descriptors `(N, 128)`, `(N, 18, 32)`, `(N,)`; see the module docstring."""
+    n = len(hist)
+    change = np.zeros(n, np.float32)
+    skip = np.full(n, np.inf, np.float32)
+    pix = np.zeros(n, np.float32)
+    if n > 1:
+        pix[1:] = np.abs(thumb[1:] - thumb[:-1]).mean(axis=(1, 2))
+        change[1:] = 0.5 * _hist_dist(hist[1:], hist[:-1]) + 0.5 * np.clip(pix[1:] / 0.25, 0, 1)
+    if n > 2:
+        pix2 = np.abs(thumb[2:] - thumb[:-2]).mean(axis=(1, 2))
+        skip[1:-1] = 0.5 * _hist_dist(hist[2:], hist[:-2]) + 0.5 * np.clip(pix2 / 0.25, 0, 1)
+    hard = detect_hard_cuts(change, skip)
+    if n > 6:
+        # a hard cut makes its whole change in one step; inside a dissolve one step is a fraction of the change
+        # over five steps (histogram bins can still make one step of a dissolve jump): leave those to the
+        # gradual detector
+        keep = []
+        for c in hard:
+            lo, hi = max(0, c - 3), min(n - 1, c + 2)
+            span = np.abs(thumb[hi] - thumb[lo]).mean()
+            if pix[c] >= 0.5 * span:
+                keep.append(c)
+        hard = keep
+    gradual = detect_gradual(hist, thumb, mean, hard)
+    fades = detect_fades(mean, hard, [g for g, _ in gradual])
+    events = sorted([(c, "cut") for c in hard] + gradual + [(f, "fade") for f in fades])
+    cut_frames = tuple(int(c) for c, _ in events if c > 0)
+    kinds = tuple(kd for c, kd in events if c > 0)
+
+    # motion between consecutive frames, bridged over cuts and transitions (a cut is not movement)
+    fm = 1.0 - np.exp(-pix / MOTION_SCALE)
+    if n > 1:
+        fm[0] = fm[1]
+    bad = np.zeros(n, bool)
+    for c, kd in events:
+        span = 1 if kd == "cut" else GRADUAL_HALF
+        bad[max(0, c - (0 if kd == "cut" else span)):min(n, c + span)] = True
+    if bad.any() and not bad.all():
+        good = np.flatnonzero(~bad)
+        fm[bad] = np.interp(np.flatnonzero(bad), good, fm[good])
+    n100 = int(np.ceil(duration_s * MEL_FRAME_RATE - 1e-6))
+    # sample n is the change from frame n-1 to n, i.e. at the instant n / fps
+    src_t = np.arange(n) / fps
+    dst_t = np.arange(n100) / MEL_FRAME_RATE
+    motion = np.interp(dst_t, src_t, fm).astype(np.float32) if n else np.zeros(n100, np.float32)
+
+    hits: list[tuple[float, str]] = [(c / fps, "cut") for c in cut_frames]
+    if n100 > 3:
+        peaks, _ = signal.find_peaks(motion, prominence=0.15, distance=int(0.5 * MEL_FRAME_RATE))
+        for p in peaks:
+            t = p / MEL_FRAME_RATE
+            if all(abs(t - c) > 0.3 for c, _ in hits):
+                hits.append((t, "motion"))
+    if n > 2:
+        jump = np.abs(np.diff(mean))
+        for i in np.flatnonzero(jump > 0.25) + 1:
+            t = i / fps
+            if all(abs(t - c) > 0.3 for c, _ in hits):
+                hits.append((t, "flash"))
+    hits.sort()
+    return Timing(cut_frames, tuple(c / fps for c in cut_frames), kinds, motion, fm.astype(np.float32),
+                  tuple(t for t, _ in hits), tuple(k for _, k in hits), change)
