@@ -23,6 +23,8 @@ COMMAND_MODULES: tuple[str, ...] = (
     "data",
     "cues",
     "score",
+    "serve",
+    "client_cmds",
 )
 
 
