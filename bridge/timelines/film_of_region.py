@@ -10,7 +10,8 @@ lays the results on the cue's own frame grid:
 - motion (100/s) is mapped the same way; a freeze frame or a stretch without picture has no motion;
 - cuts are the segment boundaries that are edits, plus each segment's own cuts moved to record time;
 - a stretch without picture (offline media, a generator, a gap) takes the mean feature of the frames that exist,
-  and `extras["picture_mask"]` `(N,)` bool marks the frames that have real picture. With no picture anywhere the
+  and `extras["picture_mask"]` (N bools, JSON-able as extras must be) marks the frames that have real picture;
+- hit points are the cuts plus each segment's own hit points, moved to record time. With no picture anywhere the
   result is None: the cue renders without picture guidance.
 """
 
@@ -121,11 +122,15 @@ def concat_film_features(parts: Sequence[tuple[PictureSegment, FilmFeatures | No
         motion[i] = f.motion[min(int(u * MEL_FRAME_RATE + 1e-6), f.motion.shape[0] - 1)]
 
     cuts: list[float] = []
+    hits: list[float] = []
     for (prev, _), (seg, _), (a, _) in zip(parts, parts[1:], bounds[1:]):
         if not prev.same_shot_as(seg):
             cuts.append(a)
     for (seg, f), (a, b) in zip(parts, bounds):
         if f is not None and seg.time_scalar > 0:
             cuts += [a + c / seg.time_scalar for c in f.cuts_s if 0 < a + c / seg.time_scalar < b]
-    return FilmFeatures(out[0], out[1], out[2], motion, tuple(sorted(set(round(c, 6) for c in cuts))), duration_s,
-                        present[0].layout, VIDEO_FPS, {"picture_mask": mask})
+            hits += [a + h / seg.time_scalar for h in f.hit_points_s if 0 <= a + h / seg.time_scalar < b]
+    cuts = sorted(set(round(c, 6) for c in cuts))
+    hits = sorted(set(round(h, 6) for h in hits + cuts))
+    return FilmFeatures(out[0], out[1], out[2], motion, tuple(cuts), duration_s, present[0].layout, VIDEO_FPS,
+                        {"picture_mask": mask.tolist(), "segments": len(parts)}, tuple(hits))

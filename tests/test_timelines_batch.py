@@ -1,0 +1,164 @@
+"""The resumable batch end to end: a generated edit with three marked cues over generated media, rendered by the
+real engine with a tiny seeded bundle, delivered as BWF and placed on the scored timeline."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import opentimelineio as otio
+import pyloudnorm
+import pytest
+import soundfile as sf
+
+from filmscore.bridge.deliverables import read_bext, true_peak_dbtp
+from filmscore.bridge.timelines.batch import MANIFEST_NAME, ScoreOptions, score_timeline
+from filmscore.bridge.timelines.cues import read_cues
+from filmscore.bridge.timelines.files import read_timeline
+from filmscore.bridge.timelines.timing import range_samples, to_samples
+
+RT = otio.opentime.RationalTime
+TR = otio.opentime.TimeRange
+SR = 48000
+CUES = {"1M1": (24, 48), "1M2": (84, 72), "cue 3": (168, 60)}  # frames at 24 fps: start, duration
+
+
+def make_edit(folder: Path) -> Path:
+    """Generated media (two shots, a cut at 3 s) cut into a 24 fps timeline starting at 01:00:00:00:
+    clip A = media 0-6 s at record 0-6 s, clip B = media 1-6 s at record 6-11 s; three cue markers, one hit."""
+    from filmscore.engine.film.synthetic import Shot, write_edit
+
+    media = folder / "media"
+    media.mkdir(parents=True, exist_ok=True)
+    write_edit(media / "shots.mp4", [Shot("pan", 3.0, seed=1), Shot("shapes", 3.0, seed=2)], width=96, height=64,
+               fps=25)
+    tl = otio.schema.Timeline(name="generated reel", global_start_time=RT(86400, 24))
+    track = otio.schema.Track(name="V1")
+    for name, start, dur in (("A", 0, 144), ("B", 24, 120)):
+        track.append(otio.schema.Clip(name=name, media_reference=otio.schema.ExternalReference(
+            target_url="media/shots.mp4"), source_range=TR(RT(start, 24), RT(dur, 24))))
+    tl.tracks.append(track)
+    for name, (a, d) in CUES.items():
+        tl.tracks.markers.append(otio.schema.Marker(name=name, marked_range=TR(RT(a, 24), RT(d, 24)), color="GREEN"))
+    tl.tracks.markers.append(otio.schema.Marker(name="door slam", marked_range=TR(RT(100, 24), RT(0, 24))))
+    path = folder / "reel.otio"
+    otio.adapters.write_to_file(tl, str(path))
+    return path
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory):
+    testing = pytest.importorskip("filmscore.engine.bundle_testing")
+    return testing.make_tiny_bundle(tmp_path_factory.mktemp("bundle") / "tiny", seed=0)
+
+
+def options(bundle: Path, **kw) -> ScoreOptions:
+    return ScoreOptions(seed=7, steps=2, bundle=bundle, **kw)
+
+
+@pytest.mark.slow
+def test_three_cues_delivered_and_placed(tmp_path, bundle):
+    src = make_edit(tmp_path)
+    cl = read_cues(read_timeline(src))
+    assert [c.name for c in cl.cues] == list(CUES)
+    out = tmp_path / "out"
+    result = score_timeline(cl, cl.cues, out, options(bundle))
+    assert result.ok, [o.message for o in result.outcomes]
+    meter = pyloudnorm.Meter(SR)
+    for cue in cl.cues:
+        wav = out / f"{cue.file_stem}.wav"
+        audio, sr = sf.read(str(wav), dtype="float64")
+        _, n = range_samples(cue.record_range, SR)
+        assert sr == SR and audio.shape == (n,) and sf.info(str(wav)).subtype == "PCM_24"
+        assert abs(meter.integrated_loudness(audio) - (-23.0)) <= 0.5
+        assert true_peak_dbtp(audio, SR) <= -1.0 + 1e-3
+        bext = read_bext(wav)
+        assert bext["time_reference"] == to_samples(RT(86400, 24) + cue.record_start, SR)
+        meta = json.loads((out / f"{cue.file_stem}.json").read_text())
+        assert meta["seed"] == 7 and meta["n_samples"] == n and meta["bundle"]["name"]
+        assert meta["cue"]["name"] == cue.name and meta["missing_picture"] == []
+        assert (out / f"{cue.file_stem}.controls.npz").is_file()
+    # The hit marker and the edit at 6 s reached the cue that spans them.
+    hits = [(h.kind, h.time.to_seconds()) for h in cl.cues[1].hits]
+    assert hits == [("marker", 0.666666666666667), ("cut", 2.5)] or hits == [("marker", pytest.approx(4 / 6)),
+                                                                           ("cut", 2.5)]
+    # The scored timeline puts every cue at its record time, to the frame.
+    scored = read_timeline(out / "reel.scored.otio").timeline
+    placed = {c.name: c.range_in_parent() for t in scored.audio_tracks() for c in t
+              if isinstance(c, otio.schema.Clip)}
+    for cue in cl.cues:
+        assert placed[cue.name] == cue.record_range
+    assert not (out / ".filmscore-work").exists()
+
+
+@pytest.mark.slow
+def test_a_failed_cue_does_not_stop_the_others_and_offline_media_is_reported(tmp_path, bundle):
+    src = make_edit(tmp_path)
+    loaded = read_timeline(src)
+    loaded.timeline.tracks.markers.append(otio.schema.Marker(name="2M1", marked_range=TR(RT(200, 24), RT(12, 24))))
+    (tmp_path / "media" / "shots.mp4").rename(tmp_path / "media" / "moved.mp4")  # offline
+    cl = read_cues(loaded)
+    result = score_timeline(cl, cl.select(["2M1", "1M1"]), tmp_path / "out", options(bundle))
+    by = {o.name: o for o in result.outcomes}
+    assert by["2M1"].status == "failed" and "0.500 s is outside what the engine renders" in by["2M1"].message
+    assert by["1M1"].status == "done" and "media offline: media/shots.mp4 not found" in by["1M1"].missing_picture[0]
+    manifest = json.loads((tmp_path / "out" / MANIFEST_NAME).read_text())
+    assert manifest["cues"]["2M1"]["status"] == "failed" and manifest["cues"]["1M1"]["status"] == "done"
+    assert not result.ok
+
+
+@pytest.mark.slow
+def test_rerun_after_kill_renders_only_the_missing_cues(tmp_path, bundle):
+    src = make_edit(tmp_path)
+    out = tmp_path / "out"
+    code = ("import sys; from filmscore.bridge.cli import main; sys.exit(main())")
+    argv = [sys.executable, "-c", code, "score", str(src), "-o", str(out), "--seed", "7", "--steps", "2",
+            "--bundle", str(bundle), "--json"]
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    manifest = out / MANIFEST_NAME
+    deadline = time.time() + 600
+    done_at_kill: list[str] = []
+    while time.time() < deadline and proc.poll() is None:
+        if manifest.is_file():
+            cues = json.loads(manifest.read_text())["cues"]
+            done_at_kill = [k for k, v in cues.items() if v["status"] == "done"]
+            if done_at_kill:
+                proc.send_signal(signal.SIGKILL)
+                break
+        time.sleep(0.05)
+    proc.wait(timeout=60)
+    if proc.returncode == 0:
+        pytest.fail(f"the batch finished before it could be killed: {proc.stderr.read().decode()[-2000:]}")
+    done_at_kill = [k for k, v in json.loads(manifest.read_text())["cues"].items() if v["status"] == "done"]
+    assert 1 <= len(done_at_kill) < 3
+    first = {k: sf.read(str(out / f"{k}.wav"))[0] for k in done_at_kill}
+
+    from filmscore.engine.render import render_cue
+
+    rendered: list[str] = []
+
+    def counting_render(request, **kw):
+        rendered.append(Path(request.output).stem)
+        return render_cue(request, **kw)
+
+    cl = read_cues(read_timeline(src))
+    result = score_timeline(cl, cl.cues, out, options(bundle), render=counting_render)
+    assert result.ok
+    assert sorted(rendered) == sorted(c.file_stem for c in cl.cues if c.file_stem not in done_at_kill)
+    assert {o.name: o.status for o in result.outcomes if o.file_stem in done_at_kill} == \
+        {c.name: "skipped" for c in cl.cues if c.file_stem in done_at_kill}
+    for k, audio in first.items():  # finished cues kept as they were
+        np.testing.assert_array_equal(sf.read(str(out / f"{k}.wav"))[0], audio)
+    # Same seed, same audio: render a finished cue again from scratch and compare.
+    k = done_at_kill[0]
+    (out / f"{k}.wav").unlink()
+    again = score_timeline(cl, [c for c in cl.cues if c.file_stem == k], out, options(bundle))
+    assert again.ok
+    np.testing.assert_allclose(sf.read(str(out / f"{k}.wav"))[0], first[k], atol=2 ** -22)
