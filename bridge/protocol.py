@@ -449,8 +449,9 @@ class RenderParams:
             if content.get(name) is not None:
                 kw[name] = RationalTime.from_json(content[name], f"render {name}")
         if content.get("timeline") is not None:
-            if kw["video"] is not None or content.get("start") is not None:
-                raise ProtocolError("render takes a video (with start) or a timeline range, not both")
+            if kw["video"] is not None or content.get("start") is not None or content.get("duration") is not None:
+                raise ProtocolError("render takes a video (with start and duration) or a timeline range (which sets "
+                                    "both), not both")
             kw["timeline"] = TimelineRange.from_json(content["timeline"])
         midi = content.get("midi")
         if isinstance(midi, dict):

@@ -410,3 +410,34 @@ def test_allow_remote_uses_curve_and_admits_only_the_file_keypair(dirs, bundle):
         stranger = loop | {"curve_client_public": pub.decode(), "curve_client_secret": sec.decode()}
         with BridgeClient(stranger, timeout_s=1.5) as c, pytest.raises(BridgeTimeout):
             c.hello()
+
+
+def _timeline(path: Path) -> Path:
+    """A 4 s timeline at 24 fps (a gap: no media) with a 2 s cue marker 1M1 from 1 s."""
+    import opentimelineio as otio
+
+    rt = otio.opentime.RationalTime
+    tl = otio.schema.Timeline(name="reel 1")
+    track = otio.schema.Track(name="V1", kind=otio.schema.TrackKind.Video)
+    track.append(otio.schema.Gap(source_range=otio.opentime.TimeRange(rt(0, 24), rt(96, 24))))
+    tl.tracks.append(track)
+    tl.tracks.markers.append(otio.schema.Marker(name="1M1", marked_range=otio.opentime.TimeRange(rt(24, 24),
+                                                                                                   rt(48, 24))))
+    otio.adapters.write_to_file(tl, str(path))
+    return path
+
+
+def test_render_a_timeline_cue_or_range(shared):
+    import soundfile as sf
+
+    srv, d = shared
+    tl = _timeline(d["media"] / "reel1.otio")
+    with BridgeClient(srv.info) as c:
+        with pytest.raises(RemoteError, match="no cue named"):
+            c.render(d["out"] / "nope.wav", timeline=tl, cue="9M9")
+        by_cue = c.render(d["out"] / "tl_cue.wav", timeline=tl, cue="1M1", steps=2)
+        by_range = c.render(d["out"] / "tl_range.wav", timeline=tl, in_s=0.5, out_s=2.0, steps=2)
+        for job, seconds in ((by_cue, 2.0), (by_range, 1.5)):
+            st = c.wait(job, timeout_s=180)
+            assert st["state"] == "finished", st["error"]
+            assert sf.info(st["output"]).frames == round(seconds * 48000)

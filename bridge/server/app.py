@@ -30,7 +30,7 @@ from ..connection import (ConnectionInfo, default_connection_file, key_bytes, ne
                           read_connection_file, write_connection_file)
 from ..journal import Journal, JournalError, atomic_write_bytes, iter_partial_files
 from . import capabilities
-from .config import ServerConfig, build_request
+from .config import ServerConfig, build_request, timeline_spec
 from .worker import WorkerHandle
 
 log = logging.getLogger(__name__)
@@ -303,7 +303,10 @@ class BridgeServer:
         if midi_file is not None:
             midi_file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
             atomic_write_bytes(midi_file, msg.buffers[params.midi_buffer])  # type: ignore[index]
-        rec, _ = journal.add(job_id, request.to_json(), params.to_content(), request_msg_id=msg.msg_id,
+        stored = request.to_json()
+        if params.timeline is not None:  # the worker encodes the region's picture (heavy), not this loop
+            stored["timeline"] = timeline_spec(self.cfg, params)
+        rec, _ = journal.add(job_id, stored, params.to_content(), request_msg_id=msg.msg_id,
                              session=msg.header.get("session"))
         self.queue.append(job_id)
         self._outputs[str(request.output)] = job_id

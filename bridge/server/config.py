@@ -92,8 +92,7 @@ def build_request(cfg: ServerConfig, params: RenderParams, midi_file: Path | Non
     start_s = params.start.to_seconds() if params.start is not None else 0.0
     duration_s = params.duration.to_seconds() if params.duration is not None else None
     if params.timeline is not None:
-        video, start_s, tl_duration = resolve_timeline(cfg, params)
-        duration_s = duration_s if duration_s is not None else tl_duration
+        video, start_s, duration_s = resolve_timeline(cfg, params)
     midi = midi_file if midi_file is not None else (cfg.media(params.midi, "midi") if params.midi else None)
     ref = cfg.media(params.reference_audio, "reference audio") if params.reference_audio else None
     req = RenderRequest(
@@ -109,16 +108,20 @@ def build_request(cfg: ServerConfig, params: RenderParams, midi_file: Path | Non
 
 
 def resolve_timeline(cfg: ServerConfig, params: RenderParams) -> tuple[Path | None, float, float]:
-    """(video, start_s in the video, duration_s) for a timeline cue region, via `filmscore.bridge.timelines`."""
+    """(video, start_s, duration_s) for a timeline cue region: no single video (the worker encodes the region's
+    clips), start 0, the region's length. Reads the timeline now, so a bad file, an unknown cue or a clip outside
+    the media roots is refused before the job is queued."""
+    from .timeline_jobs import cue_duration_s, select_cue
+
+    spec = timeline_spec(cfg, params)
+    cue = select_cue(spec, check_media=cfg.media)
+    return None, 0.0, cue_duration_s(cue, params.sample_rate)
+
+
+def timeline_spec(cfg: ServerConfig, params: RenderParams) -> dict | None:
+    """The timeline range as the job stores it (path resolved and checked), or None."""
     tl = params.timeline
     if tl is None:
-        raise RequestError("render request has no timeline range")
-    path = cfg.media(tl.path, "timeline")
-    try:
-        from ..timelines import cue_source  # the timeline engineer's reader (bridge/timelines)
-    except ImportError:
-        raise RequestError("timeline ranges are not supported by this build: filmscore.bridge.timelines has no "
-                           "cue_source reader; send video + start + duration instead") from None
-    src = cue_source(path, cue=tl.cue, in_time=tl.in_time, out_time=tl.out_time)
-    video = cfg.media(str(src.video), "timeline medium") if src.video is not None else None
-    return video, src.start_s, src.duration_s
+        return None
+    return {"path": str(cfg.media(tl.path, "timeline")), "cue": tl.cue,
+            "in": tl.in_time.to_json() if tl.in_time else None, "out": tl.out_time.to_json() if tl.out_time else None}

@@ -41,7 +41,7 @@ _PATH_FIELDS = ("output", "video", "midi", "reference_audio", "bundle")
 def request_from_json(d: dict[str, Any]):  # -> RenderRequest (engine imported lazily: workers pay for it, not us)
     from filmscore.engine.request import RenderRequest
 
-    kw = dict(d)
+    kw = {k: v for k, v in d.items() if k not in ("timeline", "film_features")}
     for k in _PATH_FIELDS:
         if kw.get(k) is not None:
             kw[k] = Path(kw[k])
@@ -137,6 +137,10 @@ def worker_main(conn: Connection, cancel_seq: Any, renderer: str) -> None:
 
         try:
             request = request_from_json({**request_json, "output": str(partial_path(output, job_id))})
+            if request_json.get("timeline"):
+                from .timeline_jobs import timeline_request
+
+                request = timeline_request(request, request_json["timeline"], progress)
             result = render(request, progress=progress, should_cancel=should_cancel)
             conn.send(("done", seq, _publish(job_id, output, result_to_json(result))))
         except RenderCancelled as e:
