@@ -126,3 +126,17 @@ def test_fixture_nested_example_tiles_with_warps(fixtures_dir):
     assert all(abs((a.record_end - b.record_start).to_seconds()) < 1e-9 for a, b in zip(segs, segs[1:]))
     assert {s.time_scalar for s in segs} >= {0.0, 1.0}
     assert all(s.kind in ("offline", "gap") for s in segs)
+
+
+def test_mixed_frame_rates_stay_exact(tmp_path):
+    (tmp_path / "pal.mov").write_bytes(b"x")
+    (tmp_path / "ntsc.mov").write_bytes(b"x")
+    tl = otio.schema.Timeline()
+    track = otio.schema.Track()
+    track.extend([clip("pal", 50, 50, "pal.mov", rate=25), clip("ntsc", 0, 60, "ntsc.mov", rate=30000 / 1001),
+                  clip("film", 0, 24, "pal.mov")])
+    tl.tracks.append(track)
+    segs = read_region_picture(tl, TR(RT(0, 24), RT(24 * 6, 24)), tmp_path / "t.otio")
+    assert [round(s.record_start.to_seconds(), 9) for s in segs] == [0.0, 2.0, round(2 + 60 * 1001 / 30000, 9),
+                                                                       round(3 + 60 * 1001 / 30000, 9)]
+    assert segs[0].source_start.to_seconds() == 2.0 and segs[-1].kind == "gap"

@@ -205,7 +205,7 @@ def _deliver(cue: CueRegion, result: RenderResult, outdir: Path, n_samples: int,
     return wav, loud.to_json()
 
 
-def _hits_s(cue: CueRegion, film: FilmFeatures | None) -> tuple[float, ...]:
+def engine_hits_s(cue: CueRegion, film: FilmFeatures | None) -> tuple[float, ...]:
     """The cue's hit points for the engine: the timeline's (edits, point markers) and the picture's own (cuts
     inside a clip, motion accents), seconds from the cue start, merged within 50 ms."""
     times = sorted([h.time.to_seconds() for h in cue.hits] + list(film.hit_points_s if film is not None else ()))
@@ -264,7 +264,7 @@ def score_timeline(cue_list: CueList, cues: Sequence[CueRegion], outdir: str | P
             request = RenderRequest(
                 output=work / f"{cue.file_stem}.wav", duration_s=n_samples / options.sample_rate,
                 midi=options.midi, reference_audio=options.reference_audio, maestro=options.maestro,
-                theme=options.theme, hits_s=_hits_s(cue, film.features), seed=options.seed,
+                theme=options.theme, hits_s=engine_hits_s(cue, film.features), seed=options.seed,
                 steps=options.steps, scheduler=options.scheduler, picture_guidance=options.picture_guidance,
                 control_guidance=options.control_guidance, control_strength=options.control_strength,
                 sample_rate=options.sample_rate, target_lufs=resolve_target(options.loudness),
