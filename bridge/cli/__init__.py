@@ -25,6 +25,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "score",
     "serve",
     "client_cmds",
+    "controls", "maestros",
 )
 
 

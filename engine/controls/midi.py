@@ -304,13 +304,19 @@ def _cc_gain_db(events: list[tuple[float, int, int]], n_frames: int, frame_rate:
 
 
 def smooth_db(curve_db: np.ndarray, floor_db: float = DYNAMICS_FLOOR_DB) -> np.ndarray:
-    """Savitzky-Golay smoothing over ~1 s (`SAVGOL_WINDOW_FRAMES`, shorter for short curves), floored."""
+    """Savitzky-Golay smoothing over ~1 s (`SAVGOL_WINDOW_FRAMES`, shorter for short curves), floored.
+
+    A cubic Savitzky-Golay fit rings at a step (silence → forte overshoots by ~4 dB); the result is therefore
+    kept within the raw curve's running min..max over the same window, which removes the ringing and leaves
+    the smoothing elsewhere untouched."""
+    from scipy.ndimage import maximum_filter1d, minimum_filter1d
     from scipy.signal import savgol_filter
 
     x = np.maximum(np.asarray(curve_db, np.float64), floor_db)
     window = min(SAVGOL_WINDOW_FRAMES, x.size if x.size % 2 else x.size - 1)
     if window > SAVGOL_POLYORDER + 1:
-        x = savgol_filter(x, window, SAVGOL_POLYORDER, mode="interp")
+        y = savgol_filter(x, window, SAVGOL_POLYORDER, mode="interp")
+        x = np.clip(y, minimum_filter1d(x, window, mode="nearest"), maximum_filter1d(x, window, mode="nearest"))
     return np.maximum(x, floor_db).astype(np.float32)
 
 
@@ -349,7 +355,8 @@ def controls_from_midi(mid, track: int | None = None, channel: int | None = None
     if not melody_notes and (track is not None or channel is not None):
         notes_from_midi(mid, track, channel)  # raises the descriptive error
     if n_frames is None:
-        n_frames = int(math.ceil(max(n.offset_s for n in parsed.notes) * CONTROL_FRAME_RATE - 1e-9))
+        # 1e-4 frame slack: a tick-rounded end (a few µs past a frame edge) does not add a frame
+        n_frames = int(math.ceil(max(n.offset_s for n in parsed.notes) * CONTROL_FRAME_RATE - 1e-4))
     if n_frames < 0:
         raise MidiError(f"n_frames must be >= 0, got {n_frames}")
     melody = melody_from_notes(melody_notes, n_frames)

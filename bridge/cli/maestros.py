@@ -1,0 +1,55 @@
+"""`filmscore maestros [NAME] [--json]`: the masters of the built-in theme library and their themes."""
+
+from __future__ import annotations
+
+import argparse
+
+from .common import add_json_flag, emit
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("maestros", help="list the built-in maestro library (masters and their themes)")
+    p.add_argument("name", nargs="?", help="one master: list its themes")
+    add_json_flag(p)
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from filmscore.engine.controls.maestros import MaestroError, masters
+
+    lib = masters()
+    if args.name is not None:
+        chosen = [m for m in lib if m.name == args.name.strip().lower()]
+        if not chosen:
+            raise MaestroError(f"unknown maestro {args.name!r}; choose one of {', '.join(m.name for m in lib)}")
+        lib = chosen
+
+    summary = {"masters": [{
+        "name": m.name, "display": m.display, "era": m.era, "license": m.license, "n_themes": len(m.themes),
+        "themes": [{"id": t.id, "work": t.work, "bars": t.bars, "key": t.key, "meter": t.meter,
+                    "tempo_bpm": t.tempo_bpm, "duration_s": round(t.duration_s, 2), "notes": t.n_notes,
+                    "source": t.source} for t in m.themes],
+    } for m in lib]}
+
+    def human() -> None:
+        from rich.console import Console
+        from rich.table import Table
+
+        console = Console()
+        if args.name is None:
+            table = Table("maestro", "master", "style", "themes", box=None, pad_edge=False)
+            for m in lib:
+                table.add_row(m.name, m.display, m.era, f"{len(m.themes)} ({m.themes[0].id}..{m.themes[-1].id})")
+            console.print(table)
+            console.print("use: filmscore render --maestro NAME [--theme ID]; filmscore maestros NAME lists themes",
+                          highlight=False)
+        else:
+            m = lib[0]
+            table = Table("theme", "work", "bars", "key", "meter", "BPM", "s", box=None, pad_edge=False,
+                          title=f"{m.display} ({m.era})")
+            for t in m.themes:
+                table.add_row(t.id, t.work, t.bars, t.key, t.meter, f"{t.tempo_bpm:g}", f"{t.duration_s:.1f}")
+            console.print(table)
+
+    emit(args, summary, human)
+    return 0
