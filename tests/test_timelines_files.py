@@ -143,3 +143,31 @@ def test_edl_reads(tmp_path):
     assert loaded.timeline.duration().to_seconds() == pytest.approx(5.0)
     assert [c.name for c in loaded.timeline.find_clips()] == ["a.mov", "b.mov"]
     assert Path(loaded.path) == p
+
+
+def _two_clip_timeline() -> otio.schema.Timeline:
+    RT, TR = otio.opentime.RationalTime, otio.opentime.TimeRange
+    tl = otio.schema.Timeline(name="t", global_start_time=RT(86400, 24))
+    track = otio.schema.Track(name="V1")
+    for n in ("a", "b"):
+        track.append(otio.schema.Clip(name=n, media_reference=otio.schema.ExternalReference(
+            target_url=f"file:///m/{n}.mov", available_range=TR(RT(0, 24), RT(240, 24))),
+            source_range=TR(RT(24, 24), RT(48, 24))))
+    tl.tracks.append(track)
+    return tl
+
+
+def test_fcpx_xml_reads(tmp_path):
+    p = tmp_path / "cut.fcpxml"
+    otio.adapters.write_to_file(_two_clip_timeline(), str(p), adapter_name="fcpx_xml")
+    loaded = read_timeline(p)
+    assert loaded.adapter == "fcpx_xml" and loaded.timeline.duration() == otio.opentime.RationalTime(96, 24)
+    assert [c.name for c in loaded.timeline.find_clips()] == ["a", "b"]
+    assert read_cues(loaded).cues[0].duration.to_seconds() == 4.0
+
+
+def test_corrupt_aaf_is_refused_by_name(tmp_path):
+    p = tmp_path / "cut.aaf"
+    p.write_bytes(b"\xd0\xcf\x11\xe0 not really a compound file")
+    with pytest.raises(TimelineError, match=r"cut\.aaf: the Avid AAF reader refused it"):
+        read_timeline(p)
