@@ -1,0 +1,311 @@
+// Generated from src/panel.js by build_uxp.py: edit the source, then run `python build_uxp.py`.
+// The panel's UI: plain DOM, no framework, so it runs the same in a UXP panel and in a browser.
+// Everything host-specific goes through `adapter` (premiere_adapter.js in Premiere; a stand-in in tests):
+//   readConnection()            -> {url, token}  the bridge's WebSocket gateway, from its connection file
+//   readSequence()              -> {name, ticksPerFrame, zeroTicks, endTicks, inTicks, outTicks, markers, clips}
+//   defaultOutputFolder()       -> string        where cues are written (must be one of the bridge's output roots)
+//   pickMidiFile()              -> {name, bytes: Uint8Array} | null
+//   placeOnNewAudioTrack(path, startTicks) -> {track: string}   import the WAV, place it at the record time
+
+const { BridgeError, GatewayClient } = require("./bridge.js");
+const { DEFAULT_STEPS, TICKS_PER_SECOND } = require("./config.js");
+const { cueRegions, outputPath, pictureFor, renderRequest, ticksToSeconds, timecode } = require("./cues.js");
+
+const TERMINAL = new Set(["finished", "failed", "cancelled"]);
+
+function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (k === "text") node.textContent = v;
+    else if (k === "hidden") node.hidden = Boolean(v);
+    else node.setAttribute(k, v);
+  }
+  for (const c of children) node.append(c);
+  return node;
+}
+
+function field(label, input) {
+  return el("label", { class: "fs-field" }, el("span", { text: label }), input);
+}
+
+/**
+ * Build the panel inside `root` and connect to the bridge.
+ * @param {HTMLElement} root
+ * @param {object} adapter   see the header of this file
+ * @param {object} options   {allowedGateway: "ws://host:port" the host permits (null: any), WebSocketImpl}
+ * @returns {object} the panel's state and actions (tests and main.js use it)
+ */
+function mountPanel(root, adapter, options = {}) {
+  const ui = {
+    status: el("span", { class: "fs-status", id: "fs-status", "data-state": "disconnected", text: "not connected" }),
+    connect: el("button", { id: "fs-connect", text: "Connect" }),
+    seqName: el("span", { id: "fs-seq", text: "no sequence read" }),
+    refresh: el("button", { id: "fs-refresh", text: "Read sequence" }),
+    cue: el("select", { id: "fs-cue" }),
+    cueInfo: el("div", { id: "fs-cue-info", class: "fs-muted" }),
+    notes: el("ul", { id: "fs-notes", class: "fs-notes" }),
+    source: el("select", { id: "fs-source" },
+      el("option", { value: "none", text: "Picture only" }),
+      el("option", { value: "maestro", text: "A maestro" }),
+      el("option", { value: "midi", text: "A MIDI theme" })),
+    maestro: el("select", { id: "fs-maestro", hidden: true }),
+    midiButton: el("button", { id: "fs-midi", text: "Choose MIDI file…", hidden: true }),
+    midiName: el("span", { id: "fs-midi-name", class: "fs-muted" }),
+    seed: el("input", { id: "fs-seed", type: "number", min: "0", step: "1", value: "0" }),
+    length: el("input", { id: "fs-length", type: "number", min: "1", step: "0.01", placeholder: "cue length" }),
+    steps: el("input", { id: "fs-steps", type: "number", min: "1", max: "1000", step: "1", value: String(DEFAULT_STEPS) }),
+    out: el("input", { id: "fs-out", type: "text", placeholder: "/path/to/cues" }),
+    submit: el("button", { id: "fs-submit", class: "fs-primary", text: "Score cue" }),
+    jobs: el("ul", { id: "fs-jobs", class: "fs-jobs" }),
+    message: el("div", { id: "fs-message", class: "fs-message", role: "status" }),
+  };
+  root.append(el("div", { class: "fs-panel" },
+    el("header", {}, el("strong", { text: "filmscore" }), ui.status, ui.connect),
+    el("section", {}, el("div", { class: "fs-row" }, ui.seqName, ui.refresh), field("Cue", ui.cue), ui.cueInfo,
+      ui.notes),
+    el("section", {}, field("Theme", ui.source), ui.maestro, el("div", { class: "fs-row" }, ui.midiButton, ui.midiName),
+      el("div", { class: "fs-row" }, field("Seed", ui.seed), field("Length (s)", ui.length), field("Steps", ui.steps)),
+      field("Output folder", ui.out), ui.submit),
+    el("section", {}, el("div", { class: "fs-muted", text: "Jobs" }), ui.jobs),
+    ui.message));
+
+  const state = { client: null, sequence: null, cues: [], midi: null, jobs: new Map(), early: new Map() };
+
+  function say(text, isError = false) {
+    ui.message.textContent = text;
+    ui.message.dataset.error = isError ? "1" : "0";
+  }
+
+  function setStatus(s, text) {
+    ui.status.dataset.state = s;
+    ui.status.textContent = text;
+  }
+
+  async function connect() {
+    if (state.client) state.client.close();
+    setStatus("connecting", "connecting…");
+    try {
+      const conn = await adapter.readConnection();
+      if (options.allowedGateway && conn.url !== options.allowedGateway) {
+        throw new BridgeError("ConnectionError", `the bridge's gateway is ${conn.url} but this panel may only ` +
+          `reach ${options.allowedGateway}: run \`filmscore serve --ws ${options.allowedGateway.slice(5)}\``);
+      }
+      const client = new GatewayClient(conn.url, conn.token, { WebSocketImpl: options.WebSocketImpl });
+      await client.connect();
+      await client.hello();
+      client.onEvent(onEvent);
+      client.onClose((why) => setStatus("disconnected", `disconnected: ${why}`));
+      state.client = client;
+      setStatus("connected", `connected (${conn.url})`);
+      loadMaestros();
+    } catch (e) {
+      setStatus("disconnected", "not connected");
+      say(e.message, true);
+    }
+  }
+
+  async function loadMaestros() {
+    ui.maestro.replaceChildren();
+    try {
+      const reply = await state.client.maestros();
+      for (const m of reply.maestros || []) {
+        const name = typeof m === "string" ? m : m.name;
+        ui.maestro.append(el("option", { value: name, text: name }));
+      }
+    } catch (e) {
+      ui.maestro.append(el("option", { value: "", text: `no maestros (${e.evalue || e.message})` }));
+    }
+  }
+
+  async function readSequence() {
+    try {
+      const seq = await adapter.readSequence();
+      const { cues, notes } = cueRegions(seq);
+      state.sequence = seq;
+      state.cues = cues;
+      ui.seqName.textContent = seq.name;
+      ui.cue.replaceChildren(...cues.map((c, i) => el("option", { value: String(i),
+        text: `${c.name}  ${timecode(c.startTicks, seq.ticksPerFrame)}  ${ticksToSeconds(c.durationTicks).toFixed(2)} s` })));
+      ui.notes.replaceChildren(...notes.map((n) => el("li", { text: n })));
+      showCue();
+      if (!ui.out.value) ui.out.value = (await adapter.defaultOutputFolder()) || "";
+    } catch (e) {
+      say(`cannot read the sequence: ${e.message}`, true);
+    }
+  }
+
+  function selectedCue() {
+    return state.cues[Number(ui.cue.value)] || null;
+  }
+
+  function showCue() {
+    const cue = selectedCue();
+    if (!cue) {
+      ui.cueInfo.textContent = "no cue";
+      return;
+    }
+    const pic = pictureFor(cue, state.sequence.clips);
+    ui.cueInfo.textContent = `${cue.origin}, ${cue.hitsTicks.length} hit point(s); ` +
+      (pic.video ? `picture: ${pic.video.split(/[\\/]/).pop()}` : pic.note);
+    ui.length.value = ticksToSeconds(cue.durationTicks).toFixed(2);
+  }
+
+  function jobRow(job) {
+    const row = el("li", { class: "fs-job", "data-state": job.state, "data-cue": job.cue.name,
+      "data-progress-events": "0" });
+    job.stateText = el("span", { class: "fs-state", text: job.state });
+    job.bar = el("progress", { max: "1", value: "0" });
+    job.detail = el("div", { class: "fs-detail fs-muted" });
+    job.cancel = el("button", { class: "fs-cancel", text: "Cancel" });
+    job.cancel.addEventListener("click", () => cancelJob(job));
+    row.append(el("strong", { text: job.cue.name }), job.stateText, job.bar, job.cancel, job.detail);
+    job.row = row;
+    ui.jobs.prepend(row);
+  }
+
+  function setJobState(job, s, detail) {
+    job.state = s;
+    job.row.dataset.state = s;
+    job.stateText.textContent = s;
+    if (detail !== undefined) job.detail.textContent = detail;
+    if (TERMINAL.has(s)) job.cancel.disabled = true;
+  }
+
+  async function submit() {
+    const cue = selectedCue();
+    if (!state.client) return say("not connected to the bridge", true);
+    if (!cue) return say("read the sequence and pick a cue first", true);
+    const seed = Number(ui.seed.value);
+    const steps = Number(ui.steps.value);
+    const lengthS = Number(ui.length.value);
+    if (!Number.isInteger(seed) || seed < 0) return say(`seed must be a whole number >= 0, got ${ui.seed.value}`, true);
+    if (!Number.isInteger(steps) || steps < 1) return say(`steps must be a whole number >= 1, got ${ui.steps.value}`, true);
+    if (!(lengthS > 0)) return say(`length must be a positive number of seconds, got ${ui.length.value}`, true);
+    if (!ui.out.value.trim()) return say("choose an output folder (one the bridge may write to)", true);
+    const choice = { output: outputPath(ui.out.value.trim(), state.sequence.name, cue.name, seed), seed, steps,
+      durationTicks: Math.round(lengthS * TICKS_PER_SECOND) };
+    if (ui.source.value === "maestro") {
+      if (!ui.maestro.value) return say("no maestro to choose: the bridge has no maestro library", true);
+      choice.maestro = ui.maestro.value;
+    } else if (ui.source.value === "midi") {
+      if (!state.midi) return say("choose a MIDI file first", true);
+      choice.midi = state.midi;
+    }
+    const picture = pictureFor(cue, state.sequence.clips);
+    const { content, buffers } = renderRequest(cue, picture, choice);
+    const job = { id: null, cue, output: content.output, state: "submitting", progressEvents: 0 };
+    jobRow(job);
+    try {
+      const reply = await state.client.render(content, buffers);
+      job.id = reply.job_id;
+      job.row.dataset.jobId = job.id;
+      state.jobs.set(job.id, job);
+      setJobState(job, reply.state, picture.video ? "" : picture.note);
+      for (const ev of state.early.get(job.id) || []) onEvent(ev);
+      state.early.delete(job.id);
+      say(`queued ${cue.name} (job ${job.id.slice(0, 8)})`);
+    } catch (e) {
+      setJobState(job, "failed", e.message);
+      say(e.message, true);
+    }
+    return job;
+  }
+
+  async function cancelJob(job) {
+    if (!job.id || TERMINAL.has(job.state)) return;
+    try {
+      const reply = await state.client.cancel(job.id);
+      if (!TERMINAL.has(job.state)) setJobState(job, reply.state);
+    } catch (e) {
+      say(e.message, true);
+    }
+  }
+
+  function onEvent(msg) {
+    const c = msg.content || {};
+    const job = state.jobs.get(c.job_id);
+    if (!job) { // an event that raced ahead of our render reply, or another client's job
+      if (c.job_id) state.early.set(c.job_id, [...(state.early.get(c.job_id) || []), msg].slice(-20));
+      return;
+    }
+    const type = msg.header.msg_type;
+    if (type === "job_progress") {
+      job.progressEvents += 1;
+      job.row.dataset.progressEvents = String(job.progressEvents);
+      job.bar.value = c.fraction || 0;
+      const eta = c.eta_s != null ? `, ${Math.ceil(c.eta_s)} s left` : "";
+      setJobState(job, "running", `${c.stage} ${Math.round(100 * (c.fraction || 0))} %${eta}`);
+    } else if (type === "job_started") {
+      setJobState(job, "running", "started");
+    } else if (type === "job_queued") {
+      setJobState(job, "queued", c.position ? `position ${c.position}` : "");
+    } else if (type === "job_cancelled") {
+      setJobState(job, "cancelled", c.detail || "cancelled");
+    } else if (type === "job_failed") {
+      setJobState(job, "failed", `${c.ename}: ${c.evalue}`);
+    } else if (type === "job_finished") {
+      finish(job, c.result);
+    }
+  }
+
+  async function finish(job, result) {
+    job.bar.value = 1;
+    setJobState(job, "finished", "placing in the sequence…");
+    try {
+      const res = result && result.output ? result : (await state.client.result(job.id)).result;
+      job.result = res;
+      job.row.dataset.output = res.output;
+      const placed = await adapter.placeOnNewAudioTrack(res.output, job.cue.startTicks);
+      job.detail.textContent = `${res.output.split(/[\\/]/).pop()} on ${placed.track} at ` +
+        timecode(job.cue.startTicks, state.sequence.ticksPerFrame);
+      job.row.dataset.placed = "1";
+    } catch (e) {
+      job.detail.textContent = `rendered, but not placed: ${e.message}`;
+      say(e.message, true);
+    }
+  }
+
+  async function chooseMidi() {
+    try {
+      const picked = await adapter.pickMidiFile();
+      if (picked) setMidi(picked);
+    } catch (e) {
+      say(`cannot read the MIDI file: ${e.message}`, true);
+    }
+  }
+
+  function setMidi(picked) {
+    const b = picked.bytes;
+    if (!(b && b.length >= 4 && b[0] === 0x4d && b[1] === 0x54 && b[2] === 0x68 && b[3] === 0x64)) {
+      say(`${picked.name} is not a Standard MIDI File (no MThd header)`, true);
+      return;
+    }
+    state.midi = picked;
+    ui.source.value = "midi";
+    syncSource();
+    ui.midiName.textContent = picked.name;
+  }
+
+  function syncSource() {
+    ui.maestro.hidden = ui.source.value !== "maestro";
+    ui.midiButton.hidden = ui.source.value !== "midi";
+  }
+
+  // A .mid dropped anywhere on the panel becomes the theme.
+  root.addEventListener("dragover", (ev) => ev.preventDefault());
+  root.addEventListener("drop", async (ev) => {
+    ev.preventDefault();
+    const f = ev.dataTransfer && ev.dataTransfer.files && ev.dataTransfer.files[0];
+    if (f) setMidi({ name: f.name, bytes: new Uint8Array(await f.arrayBuffer()) });
+  });
+  ui.connect.addEventListener("click", connect);
+  ui.refresh.addEventListener("click", readSequence);
+  ui.cue.addEventListener("change", showCue);
+  ui.source.addEventListener("change", syncSource);
+  ui.midiButton.addEventListener("click", chooseMidi);
+  ui.submit.addEventListener("click", submit);
+
+  const ready = connect().then(readSequence);
+  return { state, ui, ready, connect, readSequence, submit, cancelJob, setMidi };
+}
+module.exports = { mountPanel };

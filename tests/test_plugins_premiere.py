@@ -1,0 +1,179 @@
+"""plugin_manifests/premiere: the panel's UI and bridge logic in headless Chromium, against a live
+`filmscore serve --ws` on loopback, with only the Premiere adapter replaced; and the UXP build of its modules."""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import importlib.util
+import json
+import os
+import shutil
+import subprocess
+import threading
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+PANEL = REPO / "plugin_manifests" / "premiere"
+CHROMIUM = Path("/usr/bin/chromium")
+T = 254016000000  # Premiere ticks per second
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]
+
+# The stand-in for premiere_adapter.js: same methods, records what the panel asked of Premiere.
+FAKE_ADAPTER = """
+export class FakePremiere {
+  constructor(cfg) { this.cfg = cfg; this.calls = []; }
+  async readConnection() { this.calls.push(["readConnection"]); return this.cfg.connection; }
+  async readSequence() { this.calls.push(["readSequence"]); return this.cfg.sequence; }
+  async defaultOutputFolder() { return this.cfg.outputFolder; }
+  async pickMidiFile() { return null; }
+  async placeOnNewAudioTrack(path, startTicks) {
+    this.calls.push(["placeOnNewAudioTrack", path, startTicks]);
+    return { track: "A3" };
+  }
+}
+"""
+HARNESS = """<!DOCTYPE html>
+<html><head><meta charset="utf-8"><link rel="stylesheet" href="/panel/panel.css"></head>
+<body style="margin:0; width:360px; background:#232323"><div id="root"></div>
+<script type="module">
+import { mountPanel } from "/panel/src/panel.js";
+import { FakePremiere } from "/test/fake_premiere.js";
+const cfg = await (await fetch("/test/config.json")).json();
+window.fake = new FakePremiere(cfg);
+window.panel = mountPanel(document.getElementById("root"), window.fake, { allowedGateway: cfg.connection.url });
+</script></body></html>
+"""
+
+
+def _load_build():
+    spec = importlib.util.spec_from_file_location("build_uxp", PANEL / "build_uxp.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)  # type: ignore[union-attr]
+    return mod
+
+
+def test_uxp_build_is_up_to_date():
+    build = _load_build()
+    for name, text in build.build().items():
+        assert (PANEL / "uxp" / name).read_text(encoding="utf-8") == text, f"uxp/{name} is stale: run build_uxp.py"
+    assert {p.name for p in (PANEL / "uxp").glob("*.js")} == {p.name for p in (PANEL / "src").glob("*.js")}
+
+
+def test_uxp_build_refuses_other_module_syntax():
+    build = _load_build()
+    with pytest.raises(build.BuildError, match="x.js:2"):
+        build.to_commonjs('// ok\nimport panel from "./panel.js";\n', "x.js")
+    out = build.to_commonjs('import { a, b } from "./a.js";\nexport async function f() {}\nexport const K = 1;\n', "y.js")
+    assert 'const { a, b } = require("./a.js");' in out and out.rstrip().endswith("module.exports = { f, K };")
+
+
+@pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed: the CommonJS check needs it")
+def test_uxp_modules_load_as_commonjs():
+    """The converted cue logic runs under a CommonJS loader (as in UXP) and gives the same request as in the browser."""
+    script = (f"const c = require({json.dumps(str(PANEL / 'uxp' / 'cues.js'))}); const T = {T};"
+              "const seq = {name: 'R1', ticksPerFrame: T / 24, zeroTicks: 0, endTicks: 60 * T, inTicks: 0,"
+              " outTicks: 60 * T, markers: [{name: '1M1', startTicks: 10 * T, durationTicks: 4 * T},"
+              " {name: 'hit', startTicks: 11 * T, durationTicks: 0}]};"
+              "const cue = c.cueRegions(seq).cues[0];"
+              "console.log(JSON.stringify(c.renderRequest(cue, c.pictureFor(cue, [{track: 0, startTicks: 0,"
+              " endTicks: 30 * T, inTicks: 2 * T, mediaPath: '/m/a.mov', offline: false}]),"
+              " {output: '/o/a.wav', seed: 1, steps: 2}).content));")
+    out = json.loads(subprocess.run(["node", "-e", script], capture_output=True, text=True, check=True).stdout)
+    assert out == {"output": "/o/a.wav", "duration": {"value": 4 * T, "rate": T}, "seed": 1, "steps": 2,
+                   "video": "/m/a.mov", "start": {"value": 12 * T, "rate": T}, "hits": [{"value": T, "rate": T}]}
+    # The same content passes the bridge's own request checks.
+    from filmscore.bridge.protocol import RenderParams
+
+    p = RenderParams.from_content(out)
+    assert p.start.to_seconds() == 12.0 and p.duration.to_seconds() == 4.0 and p.hits[0].to_seconds() == 1.0
+
+
+class _Quiet(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *a):  # keep pytest output clean
+        pass
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    """An HTTP server on loopback: /panel/ = plugin_manifests/premiere, /test/ = the harness and fake adapter."""
+    root = tmp_path_factory.mktemp("site")
+    (root / "panel").symlink_to(PANEL, target_is_directory=True)
+    (root / "test").mkdir()
+    (root / "test" / "index.html").write_text(HARNESS)
+    (root / "test" / "fake_premiere.js").write_text(FAKE_ADAPTER)
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Quiet, directory=str(root)))
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    yield root, f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(420)
+def test_panel_in_chromium_against_live_bridge(site, tmp_path):
+    pw = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} not found: install Debian's chromium (scripts/setup.sh APT_PACKAGES)")
+    from filmscore.bridge.server.launch import launch_server
+    from filmscore.engine.bundle_testing import make_tiny_bundle
+
+    root, origin = site
+    out = tmp_path / "cues"
+    out.mkdir()
+    bundle = make_tiny_bundle(tmp_path / "bundle", seed=0)
+    with launch_server(tmp_path / "state", media_roots=[tmp_path], output_roots=[out], bundle=bundle,
+                       ws="127.0.0.1:0", ws_origins=[origin]) as srv:
+        cfg = {"connection": {"url": f"ws://127.0.0.1:{srv.info['ws_port']}", "token": srv.info["ws_token"]},
+               "outputFolder": str(out),
+               "sequence": {"name": "Reel 1", "ticksPerFrame": T // 24, "zeroTicks": 0, "endTicks": 60 * T,
+                            "inTicks": 0, "outTicks": 60 * T, "clips": [],
+                            "markers": [{"name": "1M1", "startTicks": 10 * T, "durationTicks": 2 * T},
+                                        {"name": "door slam", "startTicks": 10 * T + T // 2, "durationTicks": 0},
+                                        {"name": "1M2", "startTicks": 20 * T, "durationTicks": 3 * T}]}}
+        (root / "test" / "config.json").write_text(json.dumps(cfg))
+        errors: list[str] = []
+        with pw.sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+            try:
+                page = browser.new_page(viewport={"width": 360, "height": 640})
+                page.on("pageerror", lambda e: errors.append(str(e)))
+                page.goto(f"{origin}/test/index.html")
+                page.wait_for_selector('#fs-status[data-state="connected"]', timeout=30_000)
+                page.wait_for_function("document.querySelectorAll('#fs-cue option').length === 2", timeout=10_000)
+                assert "1 hit point" in page.inner_text("#fs-cue-info")
+
+                # Job 1: cue 1M1, a few steps. Job 2: cue 1M2, queued behind it (one worker), then cancelled.
+                page.fill("#fs-seed", "3")
+                page.fill("#fs-steps", "4")
+                page.select_option("#fs-cue", "0")
+                page.click("#fs-submit")
+                page.wait_for_selector('.fs-job[data-cue="1M1"][data-job-id]', timeout=30_000)
+                page.select_option("#fs-cue", "1")
+                page.fill("#fs-steps", "200")
+                page.click("#fs-submit")
+                second = page.wait_for_selector('.fs-job[data-cue="1M2"][data-job-id]', timeout=30_000)
+                second.query_selector(".fs-cancel").click()
+                page.wait_for_selector('.fs-job[data-cue="1M2"][data-state="cancelled"]', timeout=120_000)
+
+                first = page.wait_for_selector('.fs-job[data-cue="1M1"][data-placed="1"]', timeout=300_000)
+                assert first.get_attribute("data-state") == "finished"
+                assert int(first.get_attribute("data-progress-events")) > 0
+                output = first.get_attribute("data-output")
+                calls = page.evaluate("window.fake.calls")
+                shot = Path(os.environ.get("FILMSCORE_PANEL_SCREENSHOT") or tmp_path / "panel.png")
+                page.screenshot(path=str(shot), full_page=True)
+            finally:
+                browser.close()
+        assert not errors, errors
+        # The adapter was asked to place the delivered WAV at the cue's record time (10 s, in ticks).
+        assert ["placeOnNewAudioTrack", output, 10 * T] in calls
+        import soundfile as sf
+
+        info = sf.info(output)
+        assert Path(output).parent == out and abs(info.frames / info.samplerate - 2.0) < 1e-3
+        assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        # The cancelled job wrote nothing.
+        assert [p.name for p in out.glob("*1M2*.wav")] == []
