@@ -203,8 +203,9 @@ def bext_chunk(info: BextInfo) -> bytes:
     body = (_fixed(info.description, 256) + _fixed(info.originator, 32) + _fixed(info.originator_reference, 32)
             + _fixed(when.strftime("%Y-%m-%d"), 10) + _fixed(when.strftime("%H:%M:%S"), 8)
             + struct.pack("<IIH", lo, hi, 2) + b"\0" * 64
-            + struct.pack("<hhhhh", cent(ld.integrated_lufs if ld else None), cent(ld.loudness_range_lu if ld else None),
-                          cent(ld.true_peak_dbtp if ld else None), BEXT_UNSET, BEXT_UNSET)
+            + struct.pack("<hhhhh", cent(ld.integrated_lufs if ld else None),
+                          cent(ld.loudness_range_lu if ld else None), cent(ld.true_peak_dbtp if ld else None),
+                          BEXT_UNSET, BEXT_UNSET)
             + b"\0" * 180 + info.coding_history.encode("ascii", "replace"))
     return body
 
@@ -222,7 +223,8 @@ def ixml_chunk(*, project: str, scene: str, note: str, sample_rate: int, time_re
         for tag in ("MASTER_SPEED", "CURRENT_SPEED", "TIMECODE_RATE"):
             ET.SubElement(speed, tag).text = fr
         ET.SubElement(speed, "TIMECODE_FLAG").text = "NDF"
-    for tag, text in (("FILE_SAMPLE_RATE", sample_rate), ("AUDIO_BIT_DEPTH", 24), ("DIGITIZER_SAMPLE_RATE", sample_rate),
+    for tag, text in (("FILE_SAMPLE_RATE", sample_rate), ("AUDIO_BIT_DEPTH", 24),
+                      ("DIGITIZER_SAMPLE_RATE", sample_rate),
                       ("TIMESTAMP_SAMPLES_SINCE_MIDNIGHT_HI", time_reference >> 32),
                       ("TIMESTAMP_SAMPLES_SINCE_MIDNIGHT_LO", time_reference & 0xFFFFFFFF),
                       ("TIMESTAMP_SAMPLE_RATE", sample_rate)):

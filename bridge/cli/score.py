@@ -1,7 +1,8 @@
 """`filmscore score`: render a timeline's cues in one resumable batch and deliver them.
 
     filmscore score TIMELINE -o OUTDIR [--cues all|NAME,NAME] [--maestro NAME | --midi FILE | --reference FILE]
-                    [--seed N] [--steps N] [--bundle DIR] [--sample-rate HZ] [--loudness ebu-r128|atsc-a85|streaming|LUFS]
+                    [--seed N] [--steps N] [--bundle DIR] [--sample-rate HZ]
+                    [--loudness ebu-r128|atsc-a85|streaming|LUFS]
                     [--search-root DIR ...] [--json]
 
 Per cue: OUTDIR/NAME.wav (24-bit BWF, bext time reference = record start in samples, iXML, loudness-normalised),

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import opentimelineio as otio
 
-from ..deliverables import DeliveryError, atomic_write_bytes
+from ..deliverables import atomic_write_bytes
 from .errors import TimelineError
 from .schema_compat import read_otio_json
 
