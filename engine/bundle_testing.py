@@ -17,9 +17,9 @@ def make_tiny_bundle(path: str | Path, seed: int = 0, *, feature_dim: int | None
                      feature_layout: str | None = None, with_vocoder: bool = True, n_mels: int = 128) -> Path:
     """Write a tiny bundle to `path` and return it. `feature_dim`/`feature_layout` default to the film encoder's."""
     if feature_dim is None or feature_layout is None:
-        from .film import FEATURE_DIM, FEATURE_LAYOUT
+        from .film.spec import default_feature_spec
 
-        feature_dim, feature_layout = FEATURE_DIM, FEATURE_LAYOUT
+        feature_dim, feature_layout = default_feature_spec()
     torch.manual_seed(seed)
     latent = 8
     vae = MelVAE(n_mels=n_mels, latent_channels=latent, hidden_channels=(32, 32, 32))

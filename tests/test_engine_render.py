@@ -38,7 +38,7 @@ def test_37_3_s_cue_exact_length_and_seeded(tiny_bundle, tmp_path):
     c = _render(tiny_bundle, tmp_path / "c.wav", duration_s=37.3, seed=8)
     assert not np.array_equal(a, c)
     meta = json.loads((tmp_path / "a.json").read_text())
-    assert meta["n_samples"] == 1790400 and meta["pipeline"]["n_windows"] == 4
+    assert meta["n_samples"] == 1790400 and meta["pipeline"]["n_windows"] == 5  # 933 latent frames: starts 0, 192, 384, 576, 677
     assert (tmp_path / "a.controls.npz").is_file()
     assert np.isfinite(a).all() and np.abs(a).max() <= 10 ** (-1 / 20) + 1e-4
 

@@ -77,12 +77,13 @@ def run(args: argparse.Namespace) -> int:
 
         result = train_vocoder(corpus, init=init, **kw)
     else:
-        from filmscore.engine.film import FEATURE_DIM, FEATURE_LAYOUT
-        from filmscore.engine.training.train_ldm import train_ldm
+        from filmscore.engine.film.spec import default_feature_spec
         from filmscore.engine.training.assemble import trained_vae
+        from filmscore.engine.training.train_ldm import train_ldm
 
+        feature_dim, layout = default_feature_spec()
         vae = trained_vae(train_dir, corpus)
-        result = train_ldm(corpus, vae, feature_dim=FEATURE_DIM, feature_layout=FEATURE_LAYOUT, init=init, **kw)
+        result = train_ldm(corpus, vae, feature_dim=feature_dim, feature_layout=layout, init=init, **kw)
     summary = {"stage": args.stage, "step": result.step, "train_seconds": round(result.seconds, 1),
                "checkpoint": str(result.ckpt), "corpus_hours": round(corpus.hours, 3)}
     emit(args, summary, f"{args.stage}: step {result.step}, {result.seconds / 60:.1f} min trained, "

@@ -17,6 +17,7 @@ from .blocks import ChannelNorm, Downsample1D, ResBlock1D, Upsample1D
 
 MEL_MEAN = -5.0  # typical log-Mel level (log(1e-5) = -11.5 is silence); centring helps the first steps
 MEL_STD = 3.0
+LOGVAR_OFFSET = -6.0
 
 
 class MelVAE(ModelMixin, ConfigMixin):
@@ -50,7 +51,9 @@ class MelVAE(ModelMixin, ConfigMixin):
         """`(B, n_mels, T)` with T a multiple of 4 -> posterior mean, logvar `(B, C, T / 4)` (unscaled)."""
         h = self.encoder((log_mel - MEL_MEAN) / MEL_STD)
         mean, logvar = h.chunk(2, dim=1)
-        return mean, logvar.clamp(-30.0, 20.0)
+        # Offset: an untrained encoder starts with posterior std e^-3 = 0.05, not 1, so the sampled latent carries
+        # the signal from the first step (with a small KL weight the std would take long to shrink otherwise).
+        return mean, (logvar + LOGVAR_OFFSET).clamp(-30.0, 20.0)
 
     def decode(self, latent: torch.Tensor) -> torch.Tensor:
         """Unscaled latent `(B, C, L)` -> log-Mel `(B, n_mels, 4L)`."""
