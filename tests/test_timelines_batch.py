@@ -101,18 +101,30 @@ def test_three_cues_delivered_and_placed(tmp_path, bundle):
 
 @pytest.mark.slow
 def test_a_failed_cue_does_not_stop_the_others_and_offline_media_is_reported(tmp_path, bundle):
+    import mido
+
+    theme = mido.MidiFile()
+    track = mido.MidiTrack()
+    theme.tracks.append(track)
+    for n in (60, 64, 67, 72, 67, 64):
+        track += [mido.Message("note_on", note=n, velocity=80, time=0), mido.Message("note_off", note=n, time=240)]
+    theme.save(tmp_path / "theme.mid")
     src = make_edit(tmp_path)
     loaded = read_timeline(src)
     loaded.timeline.tracks.markers.append(otio.schema.Marker(name="2M1", marked_range=TR(RT(200, 24), RT(12, 24))))
     (tmp_path / "media" / "shots.mp4").rename(tmp_path / "media" / "moved.mp4")  # offline
     cl = read_cues(loaded)
-    result = score_timeline(cl, cl.select(["2M1", "1M1"]), tmp_path / "out", options(bundle))
+    result = score_timeline(cl, cl.select(["2M1", "1M1"]), tmp_path / "out",
+                            options(bundle, midi=tmp_path / "theme.mid"))
     by = {o.name: o for o in result.outcomes}
     assert by["2M1"].status == "failed" and "0.500 s is outside what the engine renders" in by["2M1"].message
     assert by["1M1"].status == "done" and "media offline: media/shots.mp4 not found" in by["1M1"].missing_picture[0]
     manifest = json.loads((tmp_path / "out" / MANIFEST_NAME).read_text())
     assert manifest["cues"]["2M1"]["status"] == "failed" and manifest["cues"]["1M1"]["status"] == "done"
     assert not result.ok
+    # The theme as fitted to the cue is delivered beside its WAV and named in its sidecar.
+    assert mido.MidiFile(tmp_path / "out" / "1M1.theme.mid").length > 0
+    assert json.loads((tmp_path / "out" / "1M1.json").read_text())["controls"]["theme_midi"] == "1M1.theme.mid"
 
 
 @pytest.mark.slow
