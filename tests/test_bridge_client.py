@@ -77,3 +77,12 @@ def test_cli_client_commands(srv, capsys):
     assert cli_main(base + ["render", "--output", "/etc/x.wav", "--duration", "2"]) == 2
     err = capsys.readouterr().err
     assert "outside the server's allowed roots" in err and "Traceback" not in err and len(err.splitlines()) == 1
+
+
+def test_maestro_library_over_the_wire(srv):
+    s, _ = srv
+    with BridgeClient(s.info) as c:
+        names = c.hello()["capabilities"]["maestros"]
+        lib = c.maestros()
+    assert names and [m["name"] for m in lib] == names
+    assert all(t["duration_s"] > 0 and t["id"] for m in lib for t in m["themes"])

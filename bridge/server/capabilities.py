@@ -6,12 +6,13 @@ Each probe reports what it found or why it found nothing; it never invents an en
 
 from __future__ import annotations
 
-import importlib
 import importlib.util
 import json
 import logging
 from pathlib import Path
 from typing import Any
+
+from filmscore.engine.errors import FilmscoreError
 
 log = logging.getLogger(__name__)
 
@@ -31,32 +32,20 @@ def backends() -> dict[str, Any]:
 
 
 def maestros() -> tuple[list[dict[str, Any]] | None, str | None]:
-    """(the maestro library as a list of {name, ...}, None) or (None, why it is not available)."""
+    """(the maestro library: one {name, display, era, license, themes: [...]} per master, None), or (None, why it
+    is not available)."""
     try:
-        mod = importlib.import_module("filmscore.engine.controls.maestros")
+        from filmscore.engine.controls.maestros import masters
     except ImportError as e:
         return None, f"the maestro library is not available in this engine ({e})"
-    fn = getattr(mod, "list_maestros", None)
-    if fn is None:
-        return None, "the maestro library has no list_maestros()"
     try:
-        items = fn()
-    except Exception as e:  # noqa: BLE001
-        return None, f"the maestro library failed to load: {e}"
-    out = []
-    for m in items:
-        if isinstance(m, str):
-            out.append({"name": m})
-        elif isinstance(m, dict):
-            out.append({k: (str(v) if isinstance(v, Path) else v) for k, v in m.items()})
-        elif hasattr(m, "__dataclass_fields__"):
-            from dataclasses import asdict
-
-            out.append({k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(m).items()
-                        if isinstance(v, (str, int, float, bool, Path, list, type(None)))})
-        else:
-            out.append({"name": str(m)})
-    return out, None
+        items = masters()
+    except FilmscoreError as e:
+        return None, str(e)
+    return [{"name": m.name, "display": m.display, "era": m.era, "license": m.license,
+             "themes": [{"id": t.id, "work": t.work, "bars": t.bars, "key": t.key, "meter": t.meter,
+                         "tempo_bpm": t.tempo_bpm, "duration_s": round(t.duration_s, 3), "n_notes": t.n_notes,
+                         "source": t.source} for t in m.themes]} for m in items], None
 
 
 def bundle_info(bundle: Path | None) -> dict[str, Any]:
