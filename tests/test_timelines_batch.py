@@ -162,9 +162,11 @@ def test_rerun_after_kill_renders_only_the_missing_cues(tmp_path, bundle):
         rendered.append(Path(request.output).stem)
         return render_cue(request, **kw)
 
+    (out / ".1M2.wav.x1y2.part").write_bytes(b"half a file")  # as a kill during a write leaves it
     cl = read_cues(read_timeline(src))
     result = score_timeline(cl, cl.cues, out, options(bundle), render=counting_render)
     assert result.ok
+    assert not list(out.glob(".*.part"))
     assert sorted(rendered) == sorted(c.file_stem for c in cl.cues if c.file_stem not in done_at_kill)
     assert {o.name: o.status for o in result.outcomes if o.file_stem in done_at_kill} == \
         {c.name: "skipped" for c in cl.cues if c.file_stem in done_at_kill}

@@ -232,6 +232,8 @@ def score_timeline(cue_list: CueList, cues: Sequence[CueRegion], outdir: str | P
         outdir.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise DeliveryError(f"cannot create output folder {outdir}: {e.strerror or e}") from e
+    for stale in outdir.glob(".*.part"):  # temporary files of a batch that was killed mid-write
+        stale.unlink(missing_ok=True)
     loaded = cue_list.timeline
     timeline_name = loaded.timeline.name or loaded.path.stem
     manifest = Manifest(outdir, str(loaded.path))
