@@ -25,7 +25,9 @@ COMMAND_MODULES: tuple[str, ...] = (
     "score",
     "serve",
     "client_cmds",
+    "midi_in",
     "controls", "maestros",
+    "eval",
 )
 
 
