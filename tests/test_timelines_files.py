@@ -171,3 +171,10 @@ def test_corrupt_aaf_is_refused_by_name(tmp_path):
     p.write_bytes(b"\xd0\xcf\x11\xe0 not really a compound file")
     with pytest.raises(TimelineError, match=r"cut\.aaf: the Avid AAF reader refused it"):
         read_timeline(p)
+
+
+def test_sequence_audio_rate_from_fcp_xml(fixtures_dir):
+    from filmscore.bridge.timelines.files import timeline_sample_rate
+
+    assert timeline_sample_rate(read_timeline(fixtures_dir / "timelines" / "premiere_example.xml").timeline) == 48000
+    assert timeline_sample_rate(read_timeline(fixtures_dir / "timelines" / "simple_cut.otio").timeline) is None

@@ -40,7 +40,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--control-guidance", type=float, default=3.0)
     p.add_argument("--bundle", type=Path, default=None, help="model bundle folder (default: the shipped one)")
     p.add_argument("--backend", default="auto", choices=("auto", "torch", "ort", "trt"))
-    p.add_argument("--sample-rate", type=int, default=48000, help="delivered sample rate (default 48000)")
+    p.add_argument("--sample-rate", type=int, default=None,
+                   help="delivered sample rate (default: the sequence's audio rate where the timeline records it, "
+                        "else 48000)")
     p.add_argument("--loudness", default="ebu-r128",
                    help="target: ebu-r128 (-23 LUFS, default), atsc-a85 (-24 LKFS), streaming (-16 LUFS) or a "
                         "number in LUFS; true peak is kept at or under -1 dBTP")
@@ -51,6 +53,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from filmscore.bridge.deliverables import resolve_target
     from filmscore.bridge.timelines.batch import ScoreOptions, score_timeline
+    from filmscore.bridge.timelines.files import timeline_sample_rate
+    from filmscore.engine.constants import DELIVERY_SAMPLE_RATE
 
     from .common import emit, progress_bar, stderr_console
 
@@ -58,10 +62,11 @@ def run(args: argparse.Namespace) -> int:
     cl = load_cue_list(args)
     names = [n.strip() for n in args.cues.split(",") if n.strip()]
     cues = cl.select(None if names == ["all"] else names)
+    sample_rate = args.sample_rate or timeline_sample_rate(cl.timeline.timeline) or DELIVERY_SAMPLE_RATE
     options = ScoreOptions(seed=args.seed, midi=args.midi, maestro=args.maestro, reference_audio=args.reference,
                            theme=args.theme, steps=args.steps, scheduler=args.scheduler,
                            picture_guidance=args.picture_guidance, control_guidance=args.control_guidance,
-                           bundle=args.bundle, backend=args.backend, sample_rate=args.sample_rate,
+                           bundle=args.bundle, backend=args.backend, sample_rate=sample_rate,
                            loudness=args.loudness, search_roots=tuple(args.search_root))
     with progress_bar() as bar:
         batch_task = bar.add_task("cues", total=len(cues))

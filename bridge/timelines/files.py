@@ -111,3 +111,14 @@ def write_timeline(timeline: otio.schema.Timeline, path: str | Path) -> Path:
                             f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else 'no detail'})") from e
     atomic_write_bytes(path, text.encode("utf-8"))
     return path
+
+
+def timeline_sample_rate(timeline: otio.schema.Timeline) -> int | None:
+    """The sequence's audio rate where the exporter recorded it (FCP 7 XML: media/audio/format/
+    samplecharacteristics/samplerate, kept by OTIO in the timeline's `fcp_xml` metadata), else None."""
+    try:
+        rate = timeline.metadata["fcp_xml"]["media"]["audio"]["format"]["samplecharacteristics"]["samplerate"]
+        value = int(float(rate))
+    except (KeyError, TypeError, ValueError):
+        return None
+    return value if 8000 <= value <= 192000 else None
