@@ -126,7 +126,8 @@ def cue_key(cue: CueRegion, options: ScoreOptions) -> str:
                       s.time_scalar, s.record_range.duration.value] for s in cue.picture],
          "options": {k: v for k, v in options.to_json().items() if k != "search_roots"},
          "midi": _file_digest(options.midi), "reference": _file_digest(options.reference_audio),
-         "bundle": str(options.bundle)}
+         # bundle.json holds every weight file's sha256: a retrained bundle at the same path renders again
+         "bundle": _file_digest(options.bundle / "bundle.json") if options.bundle is not None else "default"}
     return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:20]
 
 
