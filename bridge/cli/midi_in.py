@@ -96,8 +96,10 @@ class ThemeRecorder:
                 if self.notes or self._sounding:
                     self._stop(now, f"stop note {msg.note}")
                 return
-            if msg.type not in ("note_on", "note_off", "control_change") or getattr(msg, "note", None) == self.stop_note:
+            if msg.type not in ("note_on", "note_off", "control_change"):
                 return
+            if msg.type != "control_change" and msg.note == self.stop_note:
+                return  # the stop note's release
             if self._t0 is None:
                 if not (msg.type == "note_on" and msg.velocity > 0):
                     return  # recording starts at the first note
