@@ -10,6 +10,7 @@ import logging
 import math
 import time
 from dataclasses import dataclass, field
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -64,13 +65,21 @@ class Denoiser:
 class FilmScorePipeline:
     def __init__(self, vae: MelVAE, unet: FilmScoreUNet1D, controlnet: FilmScoreControlNet1D | None,
                  film_head: FilmTokenHead | None, vocoder: VocosVocoder | None, mel_config: MelConfig,
-                 noise_schedule: dict[str, Any], window_batch: int = 4, denoiser: Denoiser | None = None):
+                 noise_schedule: dict[str, Any], window_batch: int = 4, denoiser: Denoiser | None = None,
+                 decode: Callable[[torch.Tensor], torch.Tensor] | None = None,
+                 vocode: Callable[[torch.Tensor], torch.Tensor] | None = None,
+                 film_tokens: Callable[[torch.Tensor], torch.Tensor] | None = None):
         self.vae, self.unet, self.controlnet = vae, unet, controlnet
         self.film_head, self.vocoder = film_head, vocoder
         self.mel_config = mel_config
         self.noise_schedule = noise_schedule
         self.window_batch = window_batch
         self.denoiser = denoiser or Denoiser(unet, controlnet)
+        # The model stages as callables, so that a runtime backend (engine/backends: `Backend.attach`) can run
+        # them instead of the torch modules: latent -> log-Mel, log-Mel -> wave, frames -> tokens.
+        self.decode = decode or vae.decode
+        self.vocode = vocode or vocoder
+        self.film_tokens = film_tokens or film_head
         self.window = WINDOW_MEL_FRAMES // LATENT_DOWNSAMPLE
         self.overlap = WINDOW_OVERLAP_MEL_FRAMES // LATENT_DOWNSAMPLE
 
@@ -85,7 +94,7 @@ class FilmScorePipeline:
         with torch.no_grad():
             for w in windows:
                 frames = film.window(w.start / LATENT_FRAME_RATE, w.length / LATENT_FRAME_RATE)
-                toks.append(self.film_head(torch.from_numpy(frames)[None])[0])
+                toks.append(self.film_tokens(torch.from_numpy(frames)[None])[0])
         return torch.stack(toks)
 
     def _guided(self, x: torch.Tensor, t: torch.Tensor, pic: torch.Tensor | None, null: torch.Tensor,
@@ -193,7 +202,7 @@ class FilmScorePipeline:
         # 5. VAE decoder -> log-Mel, in chunks
         t0 = time.perf_counter()
         z = latents / self.vae.config.scaling_factor
-        log_mel = run_chunked(self.vae.decode, z, DECODE_CHUNK_LATENT, DECODE_MARGIN_LATENT, LATENT_DOWNSAMPLE)
+        log_mel = run_chunked(self.decode, z, DECODE_CHUNK_LATENT, DECODE_MARGIN_LATENT, LATENT_DOWNSAMPLE)
         log_mel = log_mel[..., :n_mel]
         report("decode", 1.0, "Mel decoded")
         timings["decode"] = time.perf_counter() - t0
@@ -206,7 +215,7 @@ class FilmScorePipeline:
 
             raise BundleError("this bundle has no network vocoder; use --vocoder griffin-lim or auto")
         if use_net:
-            wave = run_chunked(self.vocoder, log_mel, VOCODE_CHUNK_MEL, VOCODE_MARGIN_MEL, hop)
+            wave = run_chunked(self.vocode, log_mel, VOCODE_CHUNK_MEL, VOCODE_MARGIN_MEL, hop)
         else:
             wave = run_crossfaded(lambda m: griffin_lim(m, self.mel_config, seed=seed), log_mel,
                                   VOCODE_CHUNK_MEL, VOCODE_MARGIN_MEL, hop)

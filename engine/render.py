@@ -93,6 +93,10 @@ def render_cue(request: RenderRequest, progress: ProgressFn | None = None,
 
     t0 = time.perf_counter()
     pipe, bundle = build_pipeline(request.bundle)
+    from .backends import load_backend
+
+    backend = load_backend(request.backend, bundle)  # "auto": the fastest measured here; info says why
+    backend.attach(pipe)
     timings["load"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
@@ -144,7 +148,7 @@ def render_cue(request: RenderRequest, progress: ProgressFn | None = None,
                      "dynamics": controls.dynamics_present, "theme_midi": theme_path},
         "picture": None if film is None else {"layout": film.layout, "cuts_s": list(film.cuts_s),
                                               "duration_s": film.duration_s},
-        "pipeline": result.info, "loudness": loudness,
+        "pipeline": result.info, "backend": backend.summary(), "loudness": loudness,
     }
     timings["deliver"] = time.perf_counter() - t0
     metadata["timings_s"] = timings
