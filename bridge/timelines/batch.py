@@ -116,6 +116,13 @@ def _file_digest(path: Path | None) -> str | None:
         return f"missing:{path}"
 
 
+def _bundle_dir(bundle: Path | None) -> Path:
+    """The bundle folder a render uses: the given one, or the default shipped in the engine package."""
+    import filmscore.engine
+
+    return Path(bundle) if bundle is not None else Path(filmscore.engine.__file__).parent / "default_bundle"
+
+
 def cue_key(cue: CueRegion, options: ScoreOptions) -> str:
     """What a cue's audio depends on; a rerun with the same key reuses the finished file."""
     d = {"range": [cue.record_range.start_time.value, cue.record_range.start_time.rate,
@@ -127,7 +134,7 @@ def cue_key(cue: CueRegion, options: ScoreOptions) -> str:
          "options": {k: v for k, v in options.to_json().items() if k != "search_roots"},
          "midi": _file_digest(options.midi), "reference": _file_digest(options.reference_audio),
          # bundle.json holds every weight file's sha256: a retrained bundle at the same path renders again
-         "bundle": _file_digest(options.bundle / "bundle.json") if options.bundle is not None else "default"}
+         "bundle": _file_digest(_bundle_dir(options.bundle) / "bundle.json")}
     return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:20]
 
 
