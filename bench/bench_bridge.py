@@ -91,7 +91,7 @@ def render_load(info: dict, out_dir: Path, n_clients: int, jobs_per_client: int,
             if counts["queued"] == 0 and counts["running"] == 0:
                 break
             time.sleep(0.5)
-        jobs = c.list_jobs(limit=10_000)
+        jobs = c.all_jobs()
     wall = time.perf_counter() - t0
     ours = [j for j in jobs if j["output"].startswith(str(out_dir))]
     outputs = [j["output"] for j in ours]

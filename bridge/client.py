@@ -178,11 +178,22 @@ class BridgeClient(_Base):
     def cancel(self, job_id: str) -> str:
         return self.request("cancel", {"job_id": job_id})["state"]
 
-    def list_jobs(self, states: tuple[str, ...] | None = None, limit: int = 100) -> list[dict[str, Any]]:
-        content: dict[str, Any] = {"limit": limit}
+    def list_jobs(self, states: tuple[str, ...] | None = None, limit: int = 100, offset: int = 0,
+                  newest_first: bool = False) -> list[dict[str, Any]]:
+        """Job records (results summarised), oldest first unless `newest_first`; at most 1000 per call."""
+        content: dict[str, Any] = {"limit": limit, "offset": offset, "newest_first": newest_first}
         if states:
             content["states"] = list(states)
         return self.request("list_jobs", content)["jobs"]
+
+    def all_jobs(self, states: tuple[str, ...] | None = None) -> list[dict[str, Any]]:
+        """Every job record, paging through `list_jobs`."""
+        out: list[dict[str, Any]] = []
+        while True:
+            page = self.list_jobs(states, limit=1000, offset=len(out))
+            out += page
+            if len(page) < 1000:
+                return out
 
     def result(self, job_id: str) -> dict[str, Any]:
         return self.request("result", {"job_id": job_id})["result"]
@@ -302,8 +313,9 @@ class AsyncBridgeClient(_Base):
     async def cancel(self, job_id: str) -> str:
         return (await self.request("cancel", {"job_id": job_id}))["state"]
 
-    async def list_jobs(self, states: tuple[str, ...] | None = None, limit: int = 100) -> list[dict[str, Any]]:
-        content: dict[str, Any] = {"limit": limit}
+    async def list_jobs(self, states: tuple[str, ...] | None = None, limit: int = 100, offset: int = 0,
+                        newest_first: bool = False) -> list[dict[str, Any]]:
+        content: dict[str, Any] = {"limit": limit, "offset": offset, "newest_first": newest_first}
         if states:
             content["states"] = list(states)
         return (await self.request("list_jobs", content))["jobs"]

@@ -79,11 +79,15 @@ class JobRecord:
     session: str | None = None
     seq: int = 0
 
-    def to_json(self) -> dict[str, Any]:
-        """The summary a `status`/`list_jobs` reply carries."""
+    def to_json(self, full: bool = True) -> dict[str, Any]:
+        """The record a `status` reply carries; `full=False` (`list_jobs`) keeps only the result's summary (the
+        `result` request gives the rest: metadata, timings)."""
+        result = self.result
+        if result is not None and not full:
+            result = {k: result.get(k) for k in ("output", "duration_s", "n_samples", "sample_rate", "seed")}
         return {"job_id": self.job_id, "state": self.state, "output": self.request.get("output"),
                 "attempts": self.attempts, "created": self.created, "updated": self.updated,
-                "started": self.started, "ended": self.ended, "result": self.result, "error": self.error}
+                "started": self.started, "ended": self.ended, "result": result, "error": self.error}
 
 
 _COLUMNS = ("seq", "job_id", "request_msg_id", "session", "state", "request", "params", "attempts", "created",
@@ -224,11 +228,13 @@ class Journal:
                                (request_msg_id,)).fetchone()
         return _row(row) if row else None
 
-    def list(self, states: tuple[str, ...] = JOB_STATES, limit: int = 100) -> list[JobRecord]:
-        """Jobs in `states`, oldest first (queue order)."""
+    def list(self, states: tuple[str, ...] = JOB_STATES, limit: int = 100, offset: int = 0,
+             newest_first: bool = False) -> list[JobRecord]:
+        """Jobs in `states`, oldest first (queue order) or newest first."""
         marks = ",".join("?" * len(states))
+        order = "DESC" if newest_first else "ASC"
         rows = self._db.execute(f"SELECT {','.join(_COLUMNS)} FROM jobs WHERE state IN ({marks}) ORDER BY seq "
-                                "LIMIT ?", (*states, limit)).fetchall()
+                                f"{order} LIMIT ? OFFSET ?", (*states, limit, offset)).fetchall()
         return [_row(r) for r in rows]
 
     def events(self, job_id: str) -> list[tuple[str, float, str | None]]:

@@ -494,17 +494,21 @@ def parse_job_id(content: dict[str, Any], msg_type: str, required: bool = True) 
     return job_id
 
 
-def parse_list_jobs(content: dict[str, Any]) -> tuple[tuple[str, ...], int]:
-    """(states to list, limit) of a `list_jobs` request; no states: all."""
-    _no_unknown(content, ("states", "limit"), "list_jobs")
+def parse_list_jobs(content: dict[str, Any]) -> tuple[tuple[str, ...], int, int, bool]:
+    """(states, limit, offset, newest_first) of a `list_jobs` request; no states: all. `limit` is at most 1000 so
+    a reply stays well under the JSON size limit; page with `offset`."""
+    _no_unknown(content, ("states", "limit", "offset", "newest_first"), "list_jobs")
     states = _field(content, "states", (list,), list(JOB_STATES))
     for s in states:
         if s not in JOB_STATES:
             raise ProtocolError(f"list_jobs state {s!r} is not one of {', '.join(JOB_STATES)}")
     limit = _field(content, "limit", (int,), 100)
-    if not 1 <= limit <= 10_000:
-        raise ProtocolError(f"list_jobs limit must be 1..10000, got {limit}")
-    return tuple(states), limit
+    if not 1 <= limit <= 1000:
+        raise ProtocolError(f"list_jobs limit must be 1..1000, got {limit}")
+    offset = _field(content, "offset", (int,), 0)
+    if offset < 0:
+        raise ProtocolError(f"list_jobs offset must be >= 0, got {offset}")
+    return tuple(states), limit, offset, _field(content, "newest_first", (bool,), False)
 
 
 def parse_hello(content: dict[str, Any]) -> str:

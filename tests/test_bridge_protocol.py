@@ -170,7 +170,9 @@ def test_small_request_parsers():
     assert P.parse_job_id({"job_id": "ab12"}, "status") == "ab12"
     with pytest.raises(P.ProtocolError, match="not a job id"):
         P.parse_job_id({"job_id": "../etc"}, "status")
-    assert P.parse_list_jobs({"states": ["queued"], "limit": 5}) == (("queued",), 5)
+    assert P.parse_list_jobs({"states": ["queued"], "limit": 5}) == (("queued",), 5, 0, False)
+    with pytest.raises(P.ProtocolError, match="1..1000"):
+        P.parse_list_jobs({"limit": 5000})
     with pytest.raises(P.ProtocolError, match="state"):
         P.parse_list_jobs({"states": ["done"]})
     assert P.parse_shutdown({"wait": True}) is True

@@ -60,6 +60,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     j = sub.add_parser("jobs", help="list jobs")
     j.add_argument("--state", action="append", choices=("queued", "running", "finished", "failed", "cancelled"))
     j.add_argument("--limit", type=int, default=100)
+    j.add_argument("--newest", action="store_true", help="newest first (default: oldest first, queue order)")
     add_json_flag(j)
     for name, helptext in (("hello", "protocol version and capabilities"), ("maestros", "the maestro library")):
         add_json_flag(sub.add_parser(name, help=helptext))
@@ -120,7 +121,7 @@ def _status(c: Any, args: argparse.Namespace) -> int:
 
 
 def _jobs(c: Any, args: argparse.Namespace) -> int:
-    jobs = c.list_jobs(tuple(args.state) if args.state else None, args.limit)
+    jobs = c.list_jobs(tuple(args.state) if args.state else None, args.limit, newest_first=args.newest)
 
     def human() -> None:
         for j in jobs:

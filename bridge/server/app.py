@@ -260,7 +260,13 @@ class BridgeServer:
             log.exception("handler for %s failed", msg_type)
             reply = session.msg(P.reply_type(msg_type), P.error_content(RuntimeError(f"internal error: {e}")),
                                 parent=msg)
-        self.router.send_multipart(session.serialize(reply, idents))
+        frames = session.serialize(reply, idents)
+        if len(frames[len(idents) + 5]) > session.limits.max_json_bytes:  # the peer would refuse it: say why
+            too_big = P.MessageTooLarge(f"the {msg_type} reply would be {len(frames[len(idents) + 5])} bytes, over "
+                                        f"the {session.limits.max_json_bytes}-byte limit; ask for less")
+            frames = session.serialize(session.msg(P.reply_type(msg_type), P.error_content(too_big), parent=msg),
+                                       idents)
+        self.router.send_multipart(frames)
 
     def _send_error(self, idents: list[bytes], exc: Exception, parent: dict[str, Any]) -> None:
         reply = self.session.msg("error", P.error_content(exc), parent=parent)
@@ -353,8 +359,8 @@ class BridgeServer:
         raise JobError(f"job {job_id} has already ended ({rec.state}); nothing to cancel")
 
     def _on_list_jobs(self, msg: P.Message) -> dict[str, Any]:
-        states, limit = P.parse_list_jobs(msg.content)
-        return {"jobs": [r.to_json() for r in self._journal().list(states, limit)]}
+        states, limit, offset, newest_first = P.parse_list_jobs(msg.content)
+        return {"jobs": [r.to_json(full=False) for r in self._journal().list(states, limit, offset, newest_first)]}
 
     def _on_result(self, msg: P.Message) -> dict[str, Any]:
         job_id = P.parse_job_id(msg.content, "result")

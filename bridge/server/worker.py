@@ -35,6 +35,7 @@ from ..journal import atomic_write_bytes, iter_partial_files, partial_path
 
 log = logging.getLogger(__name__)
 
+WORKER_NICENESS = 5
 _PATH_FIELDS = ("output", "video", "midi", "reference_audio", "bundle")
 
 
@@ -114,6 +115,12 @@ def worker_main(conn: Connection, cancel_seq: Any, renderer: str) -> None:
     _die_with_parent()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the server, which stops us in order
     os.environ.setdefault("OMP_NUM_THREADS", "1")
+    try:
+        # Renders are batch work; the server's request loop is interactive. A lower priority lets the loop answer
+        # in about a millisecond even when renders fill every core.
+        os.nice(WORKER_NICENESS)
+    except OSError:
+        pass
     parent = os.getppid()
     from filmscore.engine.errors import FilmscoreError, RenderCancelled
 
