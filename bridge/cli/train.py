@@ -15,8 +15,9 @@ from .common import add_json_flag, emit, stderr_console
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train the default bundle's models on a corpus (resumable)")
-    p.add_argument("stage", choices=["vae", "vocoder", "ldm", "bundle"],
-                   help="vae, vocoder, ldm (UNet + ControlNet + film head), or bundle: assemble a bundle")
+    p.add_argument("stage", choices=["vae", "vocoder", "ldm", "bundle", "evaluate"],
+                   help="vae, vocoder, ldm (UNet + ControlNet + film head); bundle: assemble a bundle from the "
+                        "checkpoints; evaluate: held-out metrics of a bundle, written into its bundle.json")
     p.add_argument("--corpus", type=Path, default=None, help="corpus directory (default ~/.cache/filmscore/corpus/v1)")
     p.add_argument("--train-dir", type=Path, default=None, help="checkpoint directory")
     p.add_argument("--minutes", type=float, default=30.0, help="wall-clock budget of this invocation")
@@ -29,6 +30,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="start from this bundle's weights when no checkpoint exists (default: shipped bundle)")
     p.add_argument("-o", "--out", type=Path, default=None, help="bundle: output directory")
     p.add_argument("--fp16", action="store_true", help="bundle: store weights as float16 (half the size)")
+    p.add_argument("--bundle", type=Path, default=None, help="evaluate: the bundle (default: the shipped one)")
+    p.add_argument("--n-clips", type=int, default=12, help="evaluate: held-out clips")
+    p.add_argument("--steps", type=int, default=25, help="evaluate: denoising steps")
     add_json_flag(p)
     p.set_defaults(run=run)
 
@@ -54,6 +58,9 @@ def run(args: argparse.Namespace) -> int:
 
     from filmscore.engine.training.corpus_data import DEFAULT_CORPUS, Corpus
     from filmscore.engine.training.init_from_bundle import initial_weights
+
+    if args.stage == "evaluate":
+        return _evaluate(args, args.corpus or DEFAULT_CORPUS)
 
     corpus = Corpus(args.corpus or DEFAULT_CORPUS, "train")
     stderr_console.print(f"corpus: {len(corpus.clips)} clips, {corpus.hours:.2f} h")
@@ -88,4 +95,18 @@ def run(args: argparse.Namespace) -> int:
                "checkpoint": str(result.ckpt), "corpus_hours": round(corpus.hours, 3)}
     emit(args, summary, f"{args.stage}: step {result.step}, {result.seconds / 60:.1f} min trained, "
                         f"checkpoint {result.ckpt}")
+    return 0
+
+
+def _evaluate(args: argparse.Namespace, corpus_root: Path) -> int:
+    import json
+
+    from filmscore.engine.bundle import DEFAULT_BUNDLE_DIR, update_metrics
+    from filmscore.engine.training.evaluate import evaluate_bundle
+
+    bundle = args.bundle or DEFAULT_BUNDLE_DIR
+    result = evaluate_bundle(bundle, corpus_root, n_clips=args.n_clips, steps=args.steps,
+                             progress=lambda i, n: stderr_console.print(f"evaluated {i}/{n} held-out clips"))
+    update_metrics(bundle, result["summary"])
+    emit(args, result, lambda: print(json.dumps(result["summary"], indent=2)))
     return 0
