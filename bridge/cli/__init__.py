@@ -19,6 +19,8 @@ COMMAND_MODULES: tuple[str, ...] = (
     "demo",
     "bundle",
     "bench",
+    "bench_backends",
+    "export",
     "train",
     "data",
     "cues",
