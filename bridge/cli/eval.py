@@ -19,7 +19,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--set", dest="set", default="default", help="evaluation set folder, or 'default' (shipped)")
     p.add_argument("-o", "--output", type=Path, help="report folder (created)")
     p.add_argument("--bundle", type=Path, default=None, help="model bundle directory (default: the shipped one)")
-    p.add_argument("--backend", default="torch", help="runtime backend; evaluation renders with torch")
+    p.add_argument("--backend", default="auto", help="auto, torch, ort or trt: runs the model systems")
     p.add_argument("--systems", default=",".join(("model", "no_control", "shuffled", "ground_truth",
                                                    "gt_vae_vocoder", "griffin_lim")),
                    help="comma-separated systems: model, no_control, shuffled, ground_truth, gt_vae_vocoder, "
@@ -61,9 +61,6 @@ def run(args: argparse.Namespace) -> int:
         return _make_set(args)
     if args.output is None:
         raise RequestError("give a report folder with -o REPORT_DIR")
-    if args.backend not in ("torch", "auto"):
-        raise RequestError(f"--backend {args.backend}: evaluation renders with the torch backend only "
-                           "(ORT/TensorRT parity is checked by `filmscore bench`)")
     if args.items is not None and args.items < 1:
         raise RequestError(f"--items must be >= 1, got {args.items}")
     from filmscore.engine.metrics.evalset import load_set
@@ -77,7 +74,8 @@ def run(args: argparse.Namespace) -> int:
         evalset.items = evalset.items[:args.items]
     opts = EvalOptions(bundle=args.bundle, systems=tuple(s.strip() for s in args.systems.split(",") if s.strip()),
                        steps=args.steps, scheduler=args.scheduler, picture_guidance=args.guidance,
-                       control_guidance=args.control_guidance, vocoder=args.vocoder, transcriber=args.transcriber)
+                       control_guidance=args.control_guidance, vocoder=args.vocoder, transcriber=args.transcriber,
+                       backend=args.backend)
     opts.validate()
     with progress_bar(not args.json) as bar:
         tasks: dict[str, int] = {}

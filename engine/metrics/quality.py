@@ -13,6 +13,8 @@ upwards for small sets): compare systems evaluated on the same set, as one repor
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from ..constants import MEL_HOP, MODEL_SAMPLE_RATE
@@ -31,10 +33,12 @@ def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
         return float("nan")
     mu_a, mu_b = a.mean(0), b.mean(0)
     sa, sb = np.atleast_2d(np.cov(a, rowvar=False)), np.atleast_2d(np.cov(b, rowvar=False))
-    covmean, _ = linalg.sqrtm(sa @ sb, disp=False)
-    if not np.all(np.isfinite(covmean)):  # near-singular product: regularise, as the FID reference code does
-        eps = np.eye(sa.shape[0]) * 1e-6
-        covmean = linalg.sqrtm((sa + eps) @ (sb + eps))
+    with warnings.catch_warnings():  # a singular product (fewer segments than dimensions) warns; handled below
+        warnings.simplefilter("ignore")
+        covmean = linalg.sqrtm(sa @ sb)
+        if not np.all(np.isfinite(covmean)):  # regularise, as the FID reference code does
+            eps = np.eye(sa.shape[0]) * 1e-6
+            covmean = linalg.sqrtm((sa + eps) @ (sb + eps))
     covmean = np.real(covmean)
     d = float(np.sum((mu_a - mu_b) ** 2) + np.trace(sa) + np.trace(sb) - 2.0 * np.trace(covmean))
     return max(d, 0.0)

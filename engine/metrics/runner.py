@@ -45,6 +45,7 @@ class EvalOptions:
     control_strength: float = 1.0
     vocoder: str = "auto"
     transcriber: str = "auto"
+    backend: str = "auto"  # runs the model systems; the ground-truth baselines use the torch VAE and vocoder
 
     def validate(self) -> None:
         bad = [s for s in self.systems if s not in SYSTEMS]
@@ -280,6 +281,10 @@ def evaluate(evalset: EvalSet, opts: EvalOptions = EvalOptions(), reference=None
     report = progress or (lambda stage, frac, msg="": None)
     transcriber = resolve(opts.transcriber) if reference is not None else "none"
     pipe, bundle = build_pipeline(opts.bundle)
+    from ..backends import load_backend
+
+    backend = load_backend(opts.backend, bundle)
+    backend.attach(pipe)
     prepared = {}
     for i, item in enumerate(evalset.items):
         prepared[item.id] = _prepare(item, pipe.mel_config.hop_length)
@@ -305,6 +310,6 @@ def evaluate(evalset: EvalSet, opts: EvalOptions = EvalOptions(), reference=None
     items = {it.id: it for it in evalset.items}
     pooled = {s: pool_system([c for c in cues if c.system == s], items, reference)
               for s in opts.systems if any(c.system == s for c in cues)}
-    return EvalRun(evalset.name, opts, cues, pooled, prepared, bundle.info(),
+    return EvalRun(evalset.name, opts, cues, pooled, prepared, {**bundle.info(), "backend": backend.summary()},
                    reference.summary() if reference is not None else None, reference_missing,
                    time.perf_counter() - t_start)
