@@ -3,11 +3,11 @@
 - **Melody**: high-pass the audio at 261.2 Hz (middle C: keeps the bass line from taking the argmax), librosa
   chroma (power STFT, n_fft 2048, librosa's chroma filter bank at the estimated tuning), argmax → one-hot per frame.
   Frames that are too quiet to carry a pitch are all-zero rows (see `voiced_mask`). One departure from librosa's
-  defaults, measured: the filter bank's octave weighting is centred at 311 Hz with 1 octave width
+  defaults, measured: the filter bank's octave weighting is centred on A4 (440 Hz) with 0.7 octave width
   (`CHROMA_OCTAVE_WEIGHTING`) instead of 880 Hz / 2 octaves, which favours a melody's fundamentals over its upper
-  partials (a clarinet's 3rd harmonic otherwise wins the argmax). On FluidSynth renders of 8 GM instruments over
-  three registers the frame agreement rose from 0.75 to 0.87 (docs/controls.md); pass
-  `octave_weighting=LIBROSA_OCTAVE_WEIGHTING` to `chroma_from_audio` for librosa's exact filter bank.
+  partials (a clarinet's 3rd harmonic otherwise wins the argmax: 0.18 → 0.77 of frames right). Pass
+  `octave_weighting=LIBROSA_OCTAVE_WEIGHTING` to `chroma_from_audio` for librosa's exact filter bank;
+  docs/controls.md gives both figures per instrument.
 - **Dynamics**: frame energy of the unfiltered audio in dB (mean square over the 1024-sample Mel window), floored at
   `DYNAMICS_FLOOR_DB`, Savitzky-Golay smoothed over ~1 s, as the MIDI path does.
 
@@ -31,15 +31,15 @@ HIGHPASS_ORDER = 4
 """Butterworth order, applied forward and backward (zero phase, 8th-order magnitude roll-off)."""
 CHROMA_N_FFT = 2048
 """128 ms at 16 kHz: 7.8 Hz bins, finer than the 15.6 Hz semitone step at middle C."""
-CHROMA_OCTAVE_WEIGHTING: tuple[float, float | None] = (3.5, 1.0)
-"""(ctroct, octwidth) of `librosa.filters.chroma`: octaves above A0 (27.5 Hz) → centre 311 Hz, Gaussian width."""
+CHROMA_OCTAVE_WEIGHTING: tuple[float, float | None] = (4.0, 0.7)
+"""(ctroct, octwidth) of `librosa.filters.chroma`: octaves above A0 (27.5 Hz) → centre 440 Hz, Gaussian width."""
 LIBROSA_OCTAVE_WEIGHTING: tuple[float, float | None] = (5.0, 2.0)
 ENERGY_WINDOW = 1024
 """Dynamics window: the Mel front-end's window length."""
-VOICED_ABS_DB = -60.0
+VOICED_ABS_DB = -70.0
 """A frame carries melody only if its high-passed level (mean square, dBFS) reaches this ..."""
-VOICED_REL_DB = 45.0
-"""... and is within this many dB of the loud frames (99th percentile of high-passed frame levels)."""
+VOICED_REL_DB = 50.0
+"""... and is within this many dB of the loud frames of the unfiltered audio (99th percentile of frame levels)."""
 SILENT_PEAK = 1e-4
 """Peak amplitude below which (-80 dBFS) the whole reference counts as silent."""
 TUNING_MAX_FRAMES = 2000
@@ -79,12 +79,13 @@ def _frame_levels_db(x: np.ndarray, n_frames: int, win: int) -> np.ndarray:
         return 10.0 * np.log10(np.maximum(ms, 1e-20))
 
 
-def voiced_mask(hp_levels_db: np.ndarray) -> np.ndarray:
+def voiced_mask(hp_levels_db: np.ndarray, raw_levels_db: np.ndarray) -> np.ndarray:
     """Frames that carry melody: high-passed level >= `VOICED_ABS_DB` dBFS and within `VOICED_REL_DB` dB of the
-    99th-percentile frame level. Everything else (silence, room tone, bass-only passages) is a rest."""
+    loud frames of the unfiltered audio (99th percentile). Silence, room tone and passages with nothing above
+    middle C (a bass line alone) are rests."""
     if hp_levels_db.size == 0:
         return np.zeros(0, bool)
-    loud = float(np.percentile(hp_levels_db, 99))
+    loud = float(np.percentile(raw_levels_db, 99))
     return hp_levels_db >= max(VOICED_ABS_DB, loud - VOICED_REL_DB)
 
 
@@ -163,9 +164,10 @@ def controls_from_audio(wave: np.ndarray, sr: int, n_frames: int | None = None) 
     if n_frames is None:
         n_frames = int(np.ceil(wave.size * CONTROL_FRAME_RATE / MODEL_SAMPLE_RATE))
     chroma, hp_db = chroma_from_audio(wave, MODEL_SAMPLE_RATE, n_frames)
-    voiced = voiced_mask(hp_db) & (chroma.max(axis=1) > 0)
+    raw_db = _frame_levels_db(wave, n_frames, ENERGY_WINDOW)
+    voiced = voiced_mask(hp_db, raw_db) & (chroma.max(axis=1) > 0)
     melody = np.zeros((n_frames, N_PITCH_CLASSES), np.float32)
     rows = np.nonzero(voiced)[0]
     melody[rows, chroma[rows].argmax(axis=1)] = 1.0
-    dynamics = smooth_db(energy_db(wave, n_frames))
+    dynamics = smooth_db(np.maximum(raw_db, DYNAMICS_FLOOR_DB))
     return Controls(melody, dynamics, melody_present=bool(rows.size), dynamics_present=True)
