@@ -3,6 +3,7 @@ and write phrase-level dynamics as velocities and CC11.
 
 Channel layout of a clip's MIDI (type 1, one track per channel, track names are the roles):
 - channel 0 "melody": the leading voice, monophonic, on the orchestration's lead instrument, CC7 = LEAD_VOLUME;
+  "melody double": the same notes on a sustained instrument under a decaying lead (piano, celesta), -6 dB;
 - channels 1.. "accomp N": the work's other parts (the lowest on the bass instrument), or, for a single-line tune,
   chords under it from `engine.data.harmony` in the orchestration's style; "pad": a sustained triad per bar;
   "timpani" and channel 9 "drums": hits on accented phrase starts (orchestrations with percussion).
@@ -20,7 +21,7 @@ import numpy as np
 from .dynamics import DynamicsPlan, plan_dynamics
 from .harmony import chords_per_bar, tension_per_bar, voice_below
 from .music21_source import ParsedScore
-from .orchestration import (ACCOMP_VOLUME, BASS_DRUM, CRASH_CYMBAL, DRUM_CHANNEL, LEAD_VOLUME, PAD_VOLUME,
+from .orchestration import (BASS_DRUM, CRASH_CYMBAL, DOUBLE_VOLUME, DRUM_CHANNEL, LEAD_VOLUME, PAD_VOLUME,
                             PERC_VOLUME, REVERB_SEND, TIMPANI, Orchestration)
 
 TICKS_PER_BEAT = 480
@@ -179,18 +180,24 @@ def arrange_clip(parsed: ParsedScore, spec: ClipSpec) -> ClipArrangement:
         tracks[0].note(on, dur, int(pitch), int(v))
 
     channel = iter(c for c in range(1, 16) if c != DRUM_CHANNEL)
+    if orch.lead_double is not None:
+        double = _Track("melody double", next(channel), orch.lead_double, DOUBLE_VOLUME)
+        for msg in tracks[0].events:
+            if msg[2].type in ("note_on", "note_off"):
+                double.events.append((msg[0], msg[1], msg[2].copy(channel=double.channel)))
+        tracks.append(double)
     if accomp:
         bass_i = int(np.argmin([p[:, 2].mean() for p in accomp])) if len(accomp) > 1 else -1
         for k, p in enumerate(accomp):
-            t = _Track(f"accomp {k + 1}", next(channel), orch.bass if k == bass_i else orch.upper, ACCOMP_VOLUME)
+            t = _Track(f"accomp {k + 1}", next(channel), orch.bass if k == bass_i else orch.upper, orch.accomp_volume)
             for (on, dur, pitch), v in zip(p, velocities(p, 30, 60, 4)):
                 t.note(on, dur, int(pitch), int(v))
             tracks.append(t)
     chords = chords_per_bar(all_notes, bars_ql, b - a, tonic, parsed.mode)
     bar_edges = np.append(bars_ql, b - a)
     if not accomp:  # a single-line tune: chords under it
-        upper = _Track("accomp 1", next(channel), orch.upper, ACCOMP_VOLUME)
-        bass = _Track("accomp 2", next(channel), orch.bass, ACCOMP_VOLUME)
+        upper = _Track("accomp 1", next(channel), orch.upper, orch.accomp_volume)
+        bass = _Track("accomp 2", next(channel), orch.bass, orch.accomp_volume)
         for k, ch in enumerate(chords):
             s, e = bar_edges[k], bar_edges[k + 1]
             in_bar = lead[(lead[:, 0] < e) & (lead[:, 0] + lead[:, 1] > s), 2]

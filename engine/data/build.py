@@ -2,7 +2,7 @@
 
 Work order: works are grouped (bach, palestrina, folk, other composers), each group shuffled with the build seed,
 and the groups are visited round-robin so the first hour already holds every group. A *job* is (work, pass):
-pass p of a work renders all its clips once with a variant drawn from (work, p): a transposition in -5..+6
+pass p of a work renders up to `MAX_CLIPS_PER_JOB` of its clips with a variant drawn from (work, p): a transposition in -5..+6
 semitones, a tempo scale in 0.8..1.25, an orchestration. Small groups are revisited with new passes (at most
 `MAX_PASSES`), so their share does not vanish under the ~13,000 folk tunes.
 
@@ -17,6 +17,7 @@ import json
 import logging
 import multiprocessing as mp
 import os
+import shutil
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -38,6 +39,7 @@ GROUPS = ("bach", "palestrina", "folk")  # every other master falls in the group
 MAX_PASSES = 4
 TRANSPOSE_RANGE = (-5, 6)
 TEMPO_SCALE_RANGE = (0.8, 1.25)
+MAX_CLIPS_PER_JOB = 6  # a long work gives 6 clips per pass, a different stretch of it on each pass
 MIN_MELODY_COVERAGE = 0.4  # a clip whose leading voice sounds less than this share of the time is skipped
 JOBS_LOG = "jobs.jsonl"
 FAIL_FAST_JOBS = 8  # this many failed jobs and no success: the setup is broken, stop with the first error
@@ -157,9 +159,11 @@ def run_job(job: Job, corpus_dir: Path, done_ids: frozenset[str], max_clips: int
         qpm = base_qpm(parsed) * scale
         records = []
         edges = np.append(parsed.bars, parsed.end_ql)
-        for k, (a, b) in enumerate(plan_clips(parsed, qpm, rng)):
-            if max_clips is not None and len(records) >= max_clips:
-                break
+        windows = plan_clips(parsed, qpm, rng)
+        take = min(len(windows), max_clips or MAX_CLIPS_PER_JOB)
+        first = (job.pass_index * MAX_CLIPS_PER_JOB) % max(len(windows), 1)
+        for k in sorted((first + i) % len(windows) for i in range(take)):
+            a, b = windows[k]
             clip_id = f"{job.work.work_id.split('/', 1)[1]}.p{job.pass_index}.c{k}"
             if clip_id in done_ids or _coverage(parsed, edges[a], edges[b]) < MIN_MELODY_COVERAGE:
                 continue
@@ -197,6 +201,8 @@ def build_corpus(cfg: BuildConfig, on_progress: Callable[[BuildSummary], None] |
     corpus_dir = Path(cfg.out_dir).expanduser()
     corpus_dir.mkdir(parents=True, exist_ok=True)
     ids, seconds, done_jobs = _read_state(corpus_dir)
+    for stale in corpus_dir.glob("clips/*/.tmp-*"):  # clips a killed build left half-written
+        shutil.rmtree(stale, ignore_errors=True)
     summary = BuildSummary(corpus_dir, len(ids), seconds)
     composers = cfg.composers or (("bach", "folk") if cfg.tiny else None)
     works = list(iter_works(composers))

@@ -192,7 +192,8 @@ def corpus_root() -> Path:
 
 
 def iter_works(composers: Iterable[str] | None = None) -> Iterator[Work]:
-    """Every playable work of the music21 core corpus, in a stable order (collection, file, tune number).
+    """Every playable work of the music21 core corpus, in a stable order (collection, file, tune number), each
+    once (a piece stored in several formats is read from the first of `SCORE_SUFFIXES`).
 
     composers: masters to keep ("bach", "palestrina", "folk", ...); None keeps all. Multi-tune ABC files yield
     one work per tune. Raises `SourceError` for a composer the corpus does not hold.
@@ -208,24 +209,37 @@ def iter_works(composers: Iterable[str] | None = None) -> Iterator[Work]:
         if unknown:
             raise SourceError(f"composer(s) {', '.join(unknown)} not in the music21 corpus; "
                               f"known: {', '.join(sorted(known))}")
+    # A piece stored in two formats (bwv277.krn and .mxl) is one work: keep the first of SCORE_SUFFIXES.
+    chosen: dict[str, tuple[int, Work]] = {}
+    order: list[str] = []
     for p in paths:
         rel = p.relative_to(root)
         collection = rel.parts[0]
-        if collection in SKIPPED_COLLECTIONS or p.suffix.lower() not in SCORE_SUFFIXES:
+        suffix = p.suffix.lower()
+        if collection in SKIPPED_COLLECTIONS or suffix not in SCORE_SUFFIXES:
             continue
         master = master_of(collection)
         if wanted is not None and master not in wanted:
             continue
         stem = _slug("-".join(rel.with_suffix("").parts[1:]))
         rel_s = rel.as_posix()
-        if p.suffix.lower() == ".abc":
+        rank = SCORE_SUFFIXES.index(suffix)
+        found = []
+        if suffix == ".abc":
             numbers = _abc_numbers(p)
             if len(numbers) > 1:
-                for n in numbers:
-                    yield Work(master, f"{master}/{collection}-{stem}-{n}", rel_s, n)
+                found = [Work(master, f"{master}/{collection}-{stem}-{n}", rel_s, n) for n in numbers]
+        if not found:
+            prefix = f"{collection}-" if master == "folk" else ""
+            found = [Work(master, f"{master}/{prefix}{stem}", rel_s, None)]
+        for w in found:
+            if w.work_id not in chosen:
+                order.append(w.work_id)
+            elif chosen[w.work_id][0] <= rank:
                 continue
-        prefix = f"{collection}-" if master == "folk" else ""
-        yield Work(master, f"{master}/{prefix}{stem}", rel_s, None)
+            chosen[w.work_id] = (rank, w)
+    for work_id in order:
+        yield chosen[work_id][1]
 
 
 def list_masters() -> list[str]:

@@ -13,7 +13,8 @@ from typing import Literal
 AccompStyle = Literal["block", "arpeggio", "pulse"]
 
 LEAD_VOLUME = 127  # CC7 of the leading voice's channel
-ACCOMP_VOLUME = 78  # CC7 of accompaniment channels (FluidSynth: about -8.5 dB against the lead)
+ACCOMP_VOLUME = 64  # CC7 of accompaniment channels (SoundFont curve 40 log10(64/127): -12 dB against the lead)
+DOUBLE_VOLUME = 90  # CC7 of an instrument doubling the lead (-6 dB): keeps a decaying lead's long notes audible
 PAD_VOLUME = 64
 PERC_VOLUME = 100
 REVERB_SEND = 50  # CC91 on every channel: a hall, not a cathedral (reverb smears the melody control)
@@ -32,9 +33,12 @@ class Orchestration:
     pad: int | None = None
     percussion: bool = False
     style: AccompStyle = "block"
+    accomp_volume: int = ACCOMP_VOLUME
+    lead_double: int | None = None  # a sustained instrument doubling a decaying lead (piano, celesta) in unison
 
     def __post_init__(self) -> None:
-        if self.lead in (self.upper, self.bass, self.pad):
+        taken = (self.upper, self.bass, self.pad)
+        if self.lead in taken or (self.lead_double is not None and self.lead_double in taken):
             raise ValueError(f"orchestration {self.name}: the lead must have its own instrument")
 
 
@@ -45,9 +49,11 @@ ORCHESTRATIONS: tuple[Orchestration, ...] = (
     Orchestration("heroic", lead=56, upper=48, bass=57, pad=52, percussion=True, style="pulse"),  # trumpet, choir
     Orchestration("woodwinds", lead=73, upper=71, bass=70, style="arpeggio"),  # flute, clarinets, bassoon
     Orchestration("pastoral", lead=68, upper=46, bass=42, pad=49, style="arpeggio"),  # oboe over harp, strings
-    Orchestration("piano", lead=0, upper=49, bass=43, style="arpeggio"),  # piano theme over slow strings
+    # a piano or celesta note dies away within a second or two: a violin / flute doubles the theme (measured:
+    # piano alone over strings re-extracts its melody at ~0.6, doubled much higher; docs/dataset.md)
+    Orchestration("piano", lead=0, upper=49, bass=43, style="arpeggio", lead_double=40),
     Orchestration("choir", lead=69, upper=52, bass=42, pad=89, style="block"),  # cor anglais, choir, warm pad
-    Orchestration("celesta", lead=8, upper=48, bass=42, pad=88, style="arpeggio"),  # fantasy: celesta, strings
+    Orchestration("celesta", lead=8, upper=48, bass=42, pad=88, style="arpeggio", lead_double=73),
     Orchestration("epic", lead=60, upper=48, bass=57, pad=52, percussion=True, style="pulse"),
 )
 BY_NAME = {o.name: o for o in ORCHESTRATIONS}
