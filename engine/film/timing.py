@@ -26,7 +26,7 @@ import numpy as np
 from scipy import ndimage, signal
 
 from ..constants import MEL_FRAME_RATE, VIDEO_FPS
-from .aesthetic import hsv_sv, luma
+from .aesthetic import hsv_sv, luma, pool2
 
 TIMING_VERSION = "timing-v1"
 
@@ -35,7 +35,8 @@ THUMB_W, THUMB_H = 32, 18
 
 ADAPTIVE_WINDOW = 2  # neighbours each side (PySceneDetect's default window_width)
 ADAPTIVE_RATIO = 3.0  # PySceneDetect's default adaptive_threshold
-MIN_CHANGE = 0.15  # floor of the combined change score for a hard cut
+MIN_CHANGE = 0.2  # floor of the combined change score for a hard cut
+MIN_HIST_CHANGE = 0.3  # floor of the histogram change for a cut found on the histogram alone
 GRADUAL_HALF = 5  # frames each side for the twin-window distance (1 s span at 10/s)
 GRADUAL_MIN = 0.35  # histogram distance the plateau must reach
 GRADUAL_RATIO = 2.5  # ... and its ratio to the surrounding level
@@ -58,22 +59,45 @@ class Timing:
     change: np.ndarray
 
 
+def _soft_bins(x: np.ndarray, n_bins: int, circular: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Linear (soft) binning of values in [0, 1]: lower bin, upper bin, upper weight. A value at a bin's centre
+    goes wholly to it; between two centres it is shared, so compression noise on a flat area near a bin edge does
+    not flip the histogram (hard bins did, measured: 80 % distance between identical-looking frames)."""
+    pos = x * n_bins - 0.5
+    lo = np.floor(pos)
+    w = (pos - lo).astype(np.float32)
+    lo = lo.astype(np.int32)
+    hi = lo + 1
+    if circular:
+        lo %= n_bins
+        hi %= n_bins
+    else:
+        lo = np.clip(lo, 0, n_bins - 1)
+        hi = np.clip(hi, 0, n_bins - 1)
+    return lo, hi, w
+
+
 def hsv_histograms(planes: np.ndarray) -> np.ndarray:
-    """Planar `(B, 3, h, w)` float RGB in [0, 1] -> `(B, 128)` normalised joint HSV histograms
-    (8 hue x 4 saturation x 4 value bins)."""
+    """Planar `(B, 3, h, w)` float RGB in [0, 1] -> `(B, 128)` normalised joint HSV histograms (8 hue x 4
+    saturation x 4 value bins, soft-binned)."""
     r, g, b = planes[:, 0], planes[:, 1], planes[:, 2]
     mx, mn, s = hsv_sv(planes)
     delta = mx - mn
     safe = np.where(delta > 1e-6, delta, 1.0)
     h = np.where(mx == r, ((g - b) / safe) % 6, np.where(mx == g, (b - r) / safe + 2, (r - g) / safe + 4)) / 6.0
-    hi = np.minimum((h * H_BINS).astype(np.int32), H_BINS - 1)
-    si = np.minimum((s * S_BINS).astype(np.int32), S_BINS - 1)
-    vi = np.minimum((mx * V_BINS).astype(np.int32), V_BINS - 1)
-    idx = (hi * S_BINS + si) * V_BINS + vi
-    n_bins = H_BINS * S_BINS * V_BINS
     bsz = planes.shape[0]
-    flat = (idx.reshape(bsz, -1) + np.arange(bsz, dtype=np.int32)[:, None] * n_bins).ravel()
-    hist = np.bincount(flat, minlength=bsz * n_bins).reshape(bsz, n_bins).astype(np.float32)
+    n_bins = H_BINS * S_BINS * V_BINS
+    offset = (np.arange(bsz, dtype=np.int32) * n_bins)[:, None, None]
+    hb = _soft_bins(h, H_BINS, True)
+    sb = _soft_bins(s, S_BINS, False)
+    vb = _soft_bins(mx, V_BINS, False)
+    hist = np.zeros(bsz * n_bins, np.float64)
+    for hi_, hw in ((hb[0], 1 - hb[2]), (hb[1], hb[2])):
+        for si_, sw in ((sb[0], 1 - sb[2]), (sb[1], sb[2])):
+            for vi_, vw in ((vb[0], 1 - vb[2]), (vb[1], vb[2])):
+                idx = (hi_ * S_BINS + si_) * V_BINS + vi_ + offset
+                hist += np.bincount(idx.ravel(), weights=(hw * sw * vw).ravel(), minlength=bsz * n_bins)
+    hist = hist.reshape(bsz, n_bins).astype(np.float32)
     return hist / hist.sum(axis=1, keepdims=True)
 
 
@@ -97,7 +121,7 @@ class TimingAnalyzer:
     def update(self, small: np.ndarray) -> None:
         """`small` planar `(B, 3, h, w)` float [0, 1]: the analysis frames 2x pooled (`pool2(to_planes(rgb))`)."""
         y = luma(small)
-        self._hist.append(hsv_histograms(small))
+        self._hist.append(hsv_histograms(pool2(small)))  # colour statistics need no detail: 64 x 36 is plenty
         self._thumb.append(_thumbs(y))
         self._mean.append(y.mean(axis=(1, 2)).astype(np.float32))
 
@@ -113,19 +137,26 @@ def _hist_dist(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return 0.5 * np.abs(a - b).sum(axis=-1)
 
 
-def detect_hard_cuts(change: np.ndarray, skip_change: np.ndarray) -> list[int]:
+def _adaptive_ratio(x: np.ndarray, i: int) -> float:
+    """x[i] over the mean of its +-ADAPTIVE_WINDOW neighbours (PySceneDetect's adaptive ratio)."""
+    lo, hi = max(1, i - ADAPTIVE_WINDOW), min(len(x), i + ADAPTIVE_WINDOW + 1)
+    neigh = np.concatenate([x[lo:i], x[i + 1:hi]])
+    level = float(neigh.mean()) if len(neigh) else 0.0
+    return float(x[i]) / (level + 0.02)
+
+
+def detect_hard_cuts(change: np.ndarray, skip_change: np.ndarray, hist_change: np.ndarray) -> list[int]:
     """Frames n (first frame of a new shot) whose `change[n]` (n-1 -> n) stands out of its +-ADAPTIVE_WINDOW
-    neighbourhood. `skip_change[n]` is the change n-1 -> n+1: a flash frame returns to where it came from."""
+    neighbourhood, or whose colour histogram alone does (fast camera moves raise the pixel part of the
+    neighbours' change, not their histogram part). `skip_change[n]` is the change n-1 -> n+1: a flash frame
+    returns to where it came from."""
     n = len(change)
-    cuts = []
+    cuts: list[int] = []
     for i in range(1, n):
         c = change[i]
-        if c < MIN_CHANGE:
-            continue
-        lo, hi = max(1, i - ADAPTIVE_WINDOW), min(n, i + ADAPTIVE_WINDOW + 1)
-        neigh = np.concatenate([change[lo:i], change[i + 1:hi]])
-        level = neigh.mean() if len(neigh) else 0.0
-        if c / (level + 0.02) < ADAPTIVE_RATIO:
+        by_all = c >= MIN_CHANGE and _adaptive_ratio(change, i) >= ADAPTIVE_RATIO
+        by_hist = hist_change[i] >= MIN_HIST_CHANGE and _adaptive_ratio(hist_change, i) >= ADAPTIVE_RATIO
+        if not (by_all or by_hist):
             continue
         if i + 1 < n and skip_change[i] < 0.35 * c:
             continue  # flash: frame i differs from both neighbours, which match each other
@@ -154,32 +185,76 @@ def detect_gradual(hist: np.ndarray, thumb: np.ndarray, mean: np.ndarray, hard: 
     for r in range(1, n_runs + 1):
         idx = np.flatnonzero(labels == r)
         a, b = int(idx[0]), int(idx[-1])
-        if any(a - 1 <= h <= b + k for h in hard):
-            continue  # a hard cut's own plateau
-        # the twin distance rises and falls symmetrically about the transition's middle: take the centre of the
-        # span above half height (over the local level), extended beyond the hot run
-        peak, base = twin[a:b + 1].max(), level[a:b + 1].min()
+        if any(a - 1 <= h <= b + 1 and abs((a + b) / 2 - (h - 0.5)) <= 2 for h in hard):
+            continue  # a hard cut's own plateau: frames c - k .. c + k - 1 around cut c
+        # the twin distance rises and falls symmetrically about the transition's middle: take the midpoint of
+        # the two half-height crossings (interpolated) around the peak
+        p = a + int(twin[a:b + 1].argmax())
+        peak, base = twin[p], level[a:b + 1].min()
         half = base + 0.5 * (peak - base)
-        lo_i, hi_i = a, b
+        lo_i = p
         while lo_i > 0 and twin[lo_i - 1] >= half:
             lo_i -= 1
+        hi_i = p
         while hi_i < n - 1 and twin[hi_i + 1] >= half:
             hi_i += 1
-        mid = int(round((lo_i + hi_i) / 2))
+        left = lo_i - (twin[lo_i] - half) / max(twin[lo_i] - twin[lo_i - 1], 1e-6) if lo_i > 0 else lo_i
+        right = hi_i + (twin[hi_i] - half) / max(twin[hi_i] - twin[hi_i + 1], 1e-6) if hi_i < n - 1 else hi_i
+        mid = int(round((left + right) / 2))
         lo, hi = max(0, mid - k), min(n - 1, mid + k)
         dark = mean[lo:hi + 1]
         j = lo + int(dark.argmin())
-        if dark.min() < 0.06 and dark.min() < 0.4 * min(mean[lo], mean[hi]):
-            found.append((j, "fade"))
+        if dark.min() < 0.2 and dark.min() < 0.4 * min(mean[lo], mean[hi]):
+            found.append((j, "fade"))  # a dip to (near) black: the black frame is the cut
+            continue
+        # the picture must change faster inside the transition than in the shots around it: a pan or a
+        # drift of light changes the histogram as much over a second, but at the same pace throughout
+        step = _hist_dist(hist[1:], hist[:-1])  # step[i]: frame i -> i + 1
+        inside = step[max(0, mid - 3):min(n - 1, mid + 2)].mean()
+        around = np.concatenate([step[max(0, a - 20):max(0, a - 1)], step[min(n - 1, b + 1):min(n - 1, b + 20)]])
+        if len(around) and inside < 1.5 * float(np.median(around)) + 0.03:
             continue
         # dissolve: the middle frame is close to a mix of the two ends, much closer than to either end alone
-        ta, tb, tm = thumb[lo], thumb[hi], thumb[mid]
+        # on a coarse 8 x 4 grid, where moving texture averages out and a mix stays a mix
+        ta, tb, tm = (_coarse(thumb[i]) for i in (lo, hi, mid))
         w = np.clip(((tm - ta) * (tb - ta)).sum() / max(((tb - ta) ** 2).sum(), 1e-9), 0, 1)
         err_mix = np.abs(tm - ((1 - w) * ta + w * tb)).mean()
         err_end = min(np.abs(tm - ta).mean(), np.abs(tm - tb).mean())
         if 0.15 <= w <= 0.85 and err_mix < 0.7 * err_end:
-            found.append((mid, "dissolve"))
+            found.append((_mix_crossing(thumb, *_anchors(a, b, mid, n), mid), "dissolve"))
+        elif peak >= 0.6 and peak >= 3 * max(base, 0.03) and b - a <= 4 * k:
+            # a strong, isolated change of palette over at most two seconds between steady shots: a transition
+            # whose middle is not a plain mix (a wipe, a non-linear dissolve, a light flash between shots)
+            found.append((_mix_crossing(thumb, *_anchors(a, b, mid, n), mid), "dissolve"))
     return found
+
+
+def _anchors(a: int, b: int, mid: int, n: int) -> tuple[int, int]:
+    """Frames outside a transition whose twin-window run is [a, b]: the run starts up to GRADUAL_HALF frames
+    before the transition's first frame and ends as many after its last, so a - 1 and b + 1 lie in the shots."""
+    lo = min(max(0, a - 1), mid - 1)
+    hi = max(min(n - 1, b + 1), mid + 1)
+    return max(lo, 0), min(hi, n - 1)
+
+
+def _mix_crossing(thumb: np.ndarray, lo: int, hi: int, mid: int) -> int:
+    """The first frame of [lo, hi] that is more the new shot than the old: each frame's mix weight is its
+    projection on the line from thumb[lo] to thumb[hi] (coarse grid); the crossing of 0.5 nearest `mid`."""
+    ta, tb = _coarse(thumb[lo]), _coarse(thumb[hi])
+    d = tb - ta
+    norm = (d * d).sum()
+    if norm < 1e-9:
+        return mid
+    w = np.array([((_coarse(thumb[i]) - ta) * d).sum() / norm for i in range(lo, hi + 1)])
+    cross = [lo + i for i in range(1, len(w)) if w[i - 1] < 0.5 <= w[i]]
+    if not cross:
+        return mid
+    return min(cross, key=lambda c: abs(c - mid))
+
+
+def _coarse(t: np.ndarray) -> np.ndarray:
+    """A `(18, 32)` thumbnail -> `(4, 8)` block means (the 2 bottom rows dropped)."""
+    return t[:16].reshape(4, 4, 8, 4).mean(axis=(1, 3))
 
 
 def detect_fades(mean: np.ndarray, hard: list[int], taken: list[int]) -> list[int]:
@@ -209,13 +284,15 @@ def analyse(hist: np.ndarray, thumb: np.ndarray, mean: np.ndarray, duration_s: f
     change = np.zeros(n, np.float32)
     skip = np.full(n, np.inf, np.float32)
     pix = np.zeros(n, np.float32)
+    hist1 = np.zeros(n, np.float32)
     if n > 1:
         pix[1:] = np.abs(thumb[1:] - thumb[:-1]).mean(axis=(1, 2))
-        change[1:] = 0.5 * _hist_dist(hist[1:], hist[:-1]) + 0.5 * np.clip(pix[1:] / 0.25, 0, 1)
+        hist1[1:] = _hist_dist(hist[1:], hist[:-1])
+        change[1:] = 0.5 * hist1[1:] + 0.5 * np.clip(pix[1:] / 0.25, 0, 1)
     if n > 2:
         pix2 = np.abs(thumb[2:] - thumb[:-2]).mean(axis=(1, 2))
         skip[1:-1] = 0.5 * _hist_dist(hist[2:], hist[:-2]) + 0.5 * np.clip(pix2 / 0.25, 0, 1)
-    hard = detect_hard_cuts(change, skip)
+    hard = detect_hard_cuts(change, skip, hist1)
     if n > 6:
         # a hard cut makes its whole change in one step; inside a dissolve one step is a fraction of the change
         # over five steps (histogram bins can still make one step of a dissolve jump): leave those to the
@@ -227,7 +304,12 @@ def analyse(hist: np.ndarray, thumb: np.ndarray, mean: np.ndarray, duration_s: f
             if pix[c] >= 0.5 * span:
                 keep.append(c)
         hard = keep
-    gradual = detect_gradual(hist, thumb, mean, hard)
+    gradual = []
+    for g, kd in detect_gradual(hist, thumb, mean, hard):
+        # one event per transition: a hard cut or an earlier gradual event close by wins
+        if any(abs(g - c) <= 3 for c in hard) or any(abs(g - c) <= 3 for c, _ in gradual):
+            continue
+        gradual.append((g, kd))
     fades = detect_fades(mean, hard, [g for g, _ in gradual])
     events = sorted([(c, "cut") for c in hard] + gradual + [(f, "fade") for f in fades])
     cut_frames = tuple(int(c) for c, _ in events if c > 0)
