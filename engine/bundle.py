@@ -111,6 +111,16 @@ def save_bundle(path: str | Path, models: dict[str, torch.nn.Module], *, name: s
     return path
 
 
+def update_metrics(path: str | Path, metrics: dict[str, Any]) -> None:
+    """Replace a bundle's `metrics` (not part of its hash: weights and settings are unchanged)."""
+    path = Path(path)
+    manifest = read_manifest(path)
+    manifest["metrics"] = _jsonable(metrics)
+    tmp = path / "bundle.json.tmp"
+    tmp.write_text(json.dumps(manifest, indent=2) + "\n")
+    tmp.replace(path / "bundle.json")
+
+
 def _jsonable(obj: Any) -> Any:
     if isinstance(obj, dict):
         return {k: _jsonable(v) for k, v in obj.items()}

@@ -12,6 +12,7 @@ import pytest
 import soundfile as sf
 
 from filmscore.bridge import deliverables as dl
+from filmscore.engine.audio.loudness import LoudnessError
 from filmscore.bridge.deliverables import (BextInfo, DeliveryError, ixml_chunk, normalize_loudness, read_bext,
                                            read_wav_chunks, resolve_target, true_peak_dbtp, write_bwf, write_json)
 
@@ -51,13 +52,13 @@ def test_true_peak_sees_inter_sample_peaks():
 
 
 def test_bad_targets_and_silence():
-    with pytest.raises(DeliveryError, match="loudness target 'loud'"):
+    with pytest.raises(LoudnessError, match="loudness target 'loud'"):
         resolve_target("loud")
-    with pytest.raises(DeliveryError, match="outside -70..0"):
+    with pytest.raises(LoudnessError, match="outside -70..0"):
         resolve_target(3)
-    with pytest.raises(DeliveryError, match="silent"):
+    with pytest.raises(LoudnessError, match="silent"):
         normalize_loudness(np.zeros(SR, np.float32), SR)
-    with pytest.raises(DeliveryError, match="too short"):
+    with pytest.raises(LoudnessError, match="too short"):
         normalize_loudness(music(transient=0.0)[: SR // 5], SR)
 
 

@@ -22,7 +22,7 @@ LOGVAR_OFFSET = -6.0
 
 class MelVAE(ModelMixin, ConfigMixin):
     @register_to_config
-    def __init__(self, n_mels: int = 128, latent_channels: int = 32, hidden_channels: tuple[int, ...] = (256, 256, 256),
+    def __init__(self, n_mels: int = 128, latent_channels: int = 64, hidden_channels: tuple[int, ...] = (128, 192, 256),
                  blocks_per_level: int = 1, scaling_factor: float = 1.0):
         super().__init__()
         if len(hidden_channels) != 3:
