@@ -4,7 +4,8 @@
 written by `filmscore export` and `filmscore bench backends`) and picks the fastest backend it can load; every
 backend it does not pick gets a one-line reason in `Backend.info["skipped"]`. Without a measurement it prefers
 TensorRT, then ORT on CUDA, then PyTorch (on CPU, ORT is only chosen when measured faster). Loaded backends are
-kept per process (a bridge worker renders many cues with one bundle).
+kept per process (a bridge worker renders many cues with one bundle): ORT sessions and TensorRT engines
+load once.
 """
 
 from __future__ import annotations
@@ -26,14 +27,14 @@ _LOADED: dict[tuple, Backend] = {}
 
 
 def _load(name: str, bundle: Bundle, threads: int, precision: str | None) -> Backend:
+    if name == "torch":  # the bundle's own modules: nothing to load, nothing to keep
+        from .torch_backend import load_torch
+
+        return load_torch(bundle)
     key = (bundle.hash, str(bundle.path), name, threads, precision)
     if key in _LOADED:
         return _LOADED[key]
-    if name == "torch":
-        from .torch_backend import load_torch
-
-        backend = load_torch(bundle)
-    elif name == "ort":
+    if name == "ort":
         from .ort_backend import load_ort
 
         backend = load_ort(bundle, threads=threads, precision=precision or "fp32")
