@@ -92,6 +92,22 @@ def test_uxp_modules_load_as_commonjs():
     assert p.start.to_seconds() == 12.0 and p.duration.to_seconds() == 4.0 and p.hits[0].to_seconds() == 1.0
 
 
+def _theme_bytes() -> bytes:
+    import io
+
+    import mido
+
+    mid = mido.MidiFile()
+    track = mido.MidiTrack()
+    mid.tracks.append(track)
+    for note in (62, 66, 69):
+        track += [mido.Message("note_on", note=note, velocity=80, time=0),
+                  mido.Message("note_off", note=note, velocity=0, time=240)]
+    buf = io.BytesIO()
+    mid.save(file=buf)
+    return buf.getvalue()
+
+
 class _Quiet(http.server.SimpleHTTPRequestHandler):
     def log_message(self, *a):  # keep pytest output clean
         pass
@@ -145,14 +161,21 @@ def test_panel_in_chromium_against_live_bridge(site, tmp_path):
                 page.wait_for_function("document.querySelectorAll('#fs-cue option').length === 2", timeout=10_000)
                 assert "1 hit point" in page.inner_text("#fs-cue-info")
 
-                # Job 1: cue 1M1, a few steps. Job 2: cue 1M2, queued behind it (one worker), then cancelled.
+                # Job 1: cue 1M1 guided by a maestro, a few steps. Job 2: cue 1M2 with an inline MIDI theme (the
+                # panel's dropped-file path), queued behind it (one worker), then cancelled.
                 page.fill("#fs-seed", "3")
                 page.fill("#fs-steps", "4")
                 page.select_option("#fs-cue", "0")
+                page.select_option("#fs-source", "maestro")
+                page.wait_for_function("document.querySelectorAll('#fs-maestro option').length > 0", timeout=10_000)
+                page.select_option("#fs-maestro", "bach")
                 page.click("#fs-submit")
                 page.wait_for_selector('.fs-job[data-cue="1M1"][data-job-id]', timeout=30_000)
                 page.select_option("#fs-cue", "1")
                 page.fill("#fs-steps", "200")
+                page.evaluate("bytes => window.panel.setMidi({name: 'theme.mid', bytes: new Uint8Array(bytes)})",
+                              list(_theme_bytes()))
+                assert page.input_value("#fs-source") == "midi" and page.inner_text("#fs-midi-name") == "theme.mid"
                 page.click("#fs-submit")
                 second = page.wait_for_selector('.fs-job[data-cue="1M2"][data-job-id]', timeout=30_000)
                 second.query_selector(".fs-cancel").click()
@@ -175,5 +198,6 @@ def test_panel_in_chromium_against_live_bridge(site, tmp_path):
         info = sf.info(output)
         assert Path(output).parent == out and abs(info.frames / info.samplerate - 2.0) < 1e-3
         assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert json.loads(Path(output).with_suffix(".json").read_text())["request"]["maestro"] == "bach"
         # The cancelled job wrote nothing.
         assert [p.name for p in out.glob("*1M2*.wav")] == []

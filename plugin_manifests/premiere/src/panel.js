@@ -109,7 +109,7 @@ export function mountPanel(root, adapter, options = {}) {
       const reply = await state.client.maestros();
       for (const m of reply.maestros || []) {
         const name = typeof m === "string" ? m : m.name;
-        ui.maestro.append(el("option", { value: name, text: name }));
+        ui.maestro.append(el("option", { value: name, text: (m && m.display) || name }));
       }
     } catch (e) {
       ui.maestro.append(el("option", { value: "", text: `no maestros (${e.evalue || e.message})` }));
