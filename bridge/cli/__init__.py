@@ -30,6 +30,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "midi_in",
     "controls", "maestros",
     "eval",
+    "encode",
 )
 
 

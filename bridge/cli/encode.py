@@ -1,0 +1,150 @@
+"""`filmscore encode VIDEO`: run the film encoder on a clip; print cuts, affect and timing; save features or a plot.
+
+    filmscore encode VIDEO [--start S] [--duration S] [--json] [-o features.npz] [--plot PNG] [--no-cache]
+
+With --json the summary on stdout holds at least `cuts` (seconds from --start) and `duration` (seconds).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+from .common import add_json_flag, emit, progress_bar, stderr_console
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("encode", help="film encoder: cuts, motion, affect and per-frame features of a clip",
+                       description="Decode a clip at 10 frames/s and compute the film encoder's features.")
+    p.add_argument("video", type=Path, help="video file (any container/codec FFmpeg reads)")
+    p.add_argument("--start", type=float, default=0.0, help="range start in seconds (default 0)")
+    p.add_argument("--duration", type=float, default=None, help="range length in seconds (default: to the end)")
+    p.add_argument("-o", "--output", type=Path, default=None, help="write the features to this .npz file")
+    p.add_argument("--plot", type=Path, default=None, help="write a PNG: frames, cuts, motion and affect")
+    p.add_argument("--no-cache", action="store_true", help="neither read nor write the feature cache")
+    add_json_flag(p)
+    p.set_defaults(run=run)
+
+
+def summarize(feats, elapsed_s: float) -> dict:
+    """The JSON summary of a FilmFeatures (cuts and hit points in seconds from the range start)."""
+    import numpy as np
+
+    emo = feats.emotion
+    cols = feats.extras.get("emotion_columns", ["valence", "arousal"])
+    affect = {}
+    for name in ("valence", "arousal"):
+        if name in cols and emo.shape[0]:
+            x = emo[:, cols.index(name)]
+            affect[name] = {"mean": round(float(x.mean()), 4), "min": round(float(x.min()), 4),
+                            "max": round(float(x.max()), 4)}
+    return {
+        "video": feats.extras.get("source"),
+        "start": feats.extras.get("start_s", 0.0),
+        "duration": round(feats.duration_s, 4),
+        "frames": feats.n_frames,
+        "fps": feats.fps,
+        "cuts": [round(c, 3) for c in feats.cuts_s],
+        "cut_kinds": feats.extras.get("cut_kinds", []),
+        "hit_points": [round(h, 3) for h in feats.hit_points_s],
+        "hit_kinds": feats.extras.get("hit_kinds", []),
+        "affect": affect,
+        "motion_mean": round(float(np.mean(feats.motion)) if feats.motion.size else 0.0, 4),
+        "layout": feats.layout,
+        "feature_dim": feats.feature_dim,
+        "elapsed_s": round(elapsed_s, 3),
+    }
+
+
+def _human(summary: dict) -> None:
+    print(f"{summary['video']}: {summary['duration']:.2f} s from {summary['start']:.2f} s, "
+          f"{summary['frames']} frames at {summary['fps']}/s ({summary['elapsed_s']:.2f} s)")
+    cuts = ", ".join(f"{t:.2f}" + ("" if k == "cut" else f" ({k})")
+                     for t, k in zip(summary["cuts"], summary["cut_kinds"]))
+    print(f"cuts ({len(summary['cuts'])}): {cuts or 'none'}")
+    for name, s in summary["affect"].items():
+        print(f"{name}: mean {s['mean']:.2f} (min {s['min']:.2f}, max {s['max']:.2f})")
+    print(f"motion: mean {summary['motion_mean']:.2f}; hit points ({len(summary['hit_points'])}): "
+          + ", ".join(f"{t:.2f}" for t in summary["hit_points"][:20])
+          + (" ..." if len(summary["hit_points"]) > 20 else ""))
+    print(f"layout: {summary['layout']} ({summary['feature_dim']} dims per frame)")
+
+
+def plot_features(feats, video: Path, start_s: float, out: Path, n_thumbs: int = 8) -> None:
+    """A PNG: a strip of frames, the motion envelope with cuts and hit points, valence and arousal."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    from filmscore.engine.film.decode import iter_frames
+
+    dur = feats.duration_s
+    times = (np.arange(n_thumbs) + 0.5) * dur / n_thumbs
+    thumbs = []
+    for t in times:
+        batch = next(iter_frames(video, start_s + float(t), min(0.1, dur - float(t))), None)
+        if batch is not None:
+            thumbs.append(batch.rgb[0])
+    fig = plt.figure(figsize=(12, 7), constrained_layout=True)
+    gs = fig.add_gridspec(3, n_thumbs, height_ratios=[1.0, 1.2, 1.2])
+    for i, im in enumerate(thumbs):
+        ax = fig.add_subplot(gs[0, i])
+        ax.imshow(im)
+        ax.set_title(f"{times[i]:.1f} s", fontsize=8)
+        ax.axis("off")
+    t100 = np.arange(feats.motion.shape[0]) / 100.0
+    ax = fig.add_subplot(gs[1, :])
+    ax.plot(t100, feats.motion, lw=0.8, color="tab:blue", label="motion (100/s)")
+    for j, c in enumerate(feats.cuts_s):
+        ax.axvline(c, color="tab:red", lw=1.0, alpha=0.8, label="cut" if j == 0 else None)
+    if feats.hit_points_s:
+        hp = np.asarray(feats.hit_points_s)
+        ax.plot(hp, np.interp(hp, t100, feats.motion) if t100.size else hp * 0, "v", color="tab:orange",
+                ms=5, label="hit point")
+    ax.set_xlim(0, dur)
+    ax.set_ylim(0, 1.05)
+    ax.set_ylabel("motion")
+    ax.legend(loc="upper right", fontsize=8)
+    ax2 = fig.add_subplot(gs[2, :], sharex=ax)
+    tf = (np.arange(feats.n_frames) + 0.5) / feats.fps
+    cols = feats.extras.get("emotion_columns", ["valence", "arousal"])
+    for name, color in (("valence", "tab:green"), ("arousal", "tab:purple")):
+        if name in cols:
+            ax2.plot(tf, feats.emotion[:, cols.index(name)], color=color, label=name)
+    for c in feats.cuts_s:
+        ax2.axvline(c, color="tab:red", lw=1.0, alpha=0.5)
+    ax2.set_ylim(0, 1)
+    ax2.set_xlabel("seconds from range start")
+    ax2.set_ylabel("scene affect")
+    ax2.legend(loc="upper right", fontsize=8)
+    fig.suptitle(f"{video.name}: {len(feats.cuts_s)} cuts, {dur:.1f} s")
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
+
+
+def run(args: argparse.Namespace) -> int:
+    from filmscore.engine.film.encoder import encode_video
+
+    with progress_bar(enabled=stderr_console.is_terminal and not args.json) as bar:
+        task = bar.add_task("encoding", total=None)
+
+        def progress(done: int, total: int | None) -> None:
+            bar.update(task, completed=done, total=total)
+
+        t0 = time.perf_counter()
+        feats = encode_video(args.video, args.start, args.duration, cache=not args.no_cache, progress=progress)
+        elapsed = time.perf_counter() - t0
+    if args.output is not None:
+        feats.save_npz(args.output)
+    if args.plot is not None:
+        plot_features(feats, args.video, args.start, args.plot)
+    summary = summarize(feats, elapsed)
+    if args.output is not None:
+        summary["output"] = str(args.output)
+    if args.plot is not None:
+        summary["plot"] = str(args.plot)
+    emit(args, summary, lambda: _human(summary))
+    return 0
