@@ -201,3 +201,58 @@ def test_panel_in_chromium_against_live_bridge(site, tmp_path):
         assert json.loads(Path(output).with_suffix(".json").read_text())["request"]["maestro"] == "bach"
         # The cancelled job wrote nothing.
         assert [p.name for p in out.glob("*1M2*.wav")] == []
+
+
+NODE_GATEWAY_CHECK = r"""
+const { GatewayClient, BridgeError } = require(process.argv[1]);
+// A WebSocket stand-in that answers as the gateway does (docs/protocol.md), scripted per test.
+class FakeWS {
+  constructor(url) { this.url = url; this.readyState = 0; this.sent = []; FakeWS.last = this;
+                     setTimeout(() => { this.readyState = 1; this.onopen(); }, 0); }
+  send(d) { this.sent.push(d); FakeWS.onsend(this, d); }
+  close(code = 1000) { this.readyState = 3; this.onclose({ code }); }
+  recv(obj) { this.onmessage({ data: typeof obj === "string" || obj instanceof ArrayBuffer ? obj : JSON.stringify(obj) }); }
+}
+const out = {};
+(async () => {
+  // 1. A wrong token: the gateway closes with 1008 and the client says why.
+  FakeWS.onsend = (ws) => setTimeout(() => ws.close(1008), 0);
+  try { await new GatewayClient("ws://x", "bad", { WebSocketImpl: FakeWS }).connect(); }
+  catch (e) { out.refused = e.message; }
+  // 2. Replies matched by msg_id; an error reply rejects with its ename; an unparented error rejects the oldest;
+  //    a reply with buffers resolves once they arrived; job events go to listeners.
+  FakeWS.onsend = (ws, d) => {
+    if (typeof d !== "string") return;
+    const m = JSON.parse(d);
+    if (m.token) return setTimeout(() => ws.recv({ status: "ok", protocol_version: "1.0" }), 0);
+    const id = m.header.msg_id, t = m.header.msg_type;
+    setTimeout(() => {
+      if (t === "status") { ws.recv({ header: { msg_type: "job_progress" }, parent_header: {}, content: { job_id: "j1", fraction: 0.5 }, buffers: 0 });
+                            ws.recv({ header: { msg_type: "status_reply" }, parent_header: { msg_id: id }, content: { status: "ok", n: 1 }, buffers: 1 });
+                            ws.recv(new ArrayBuffer(3)); }
+      else if (t === "cancel") ws.recv({ header: { msg_type: "cancel_reply" }, parent_header: { msg_id: id }, content: { status: "error", ename: "JobError", evalue: "no job j9" }, buffers: 0 });
+      else ws.recv({ header: { msg_type: "error" }, parent_header: {}, content: { status: "error", ename: "ProtocolError", evalue: "bad" }, buffers: 0 });
+    }, 0);
+  };
+  const c = new GatewayClient("ws://x", "good", { WebSocketImpl: FakeWS });
+  await c.connect();
+  const events = [];
+  c.onEvent((m) => events.push(m.content.fraction));
+  const st = await c.status();
+  out.status = [st.n, events];
+  try { await c.cancel("j9"); } catch (e) { out.cancel = [e instanceof BridgeError, e.ename, e.evalue]; }
+  try { await c.result("j1"); } catch (e) { out.unparented = e.ename; }
+  console.log(JSON.stringify(out));
+})();
+"""
+
+
+@pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed: the CommonJS check needs it")
+def test_gateway_client_replies_errors_and_events():
+    r = subprocess.run(["node", "-e", NODE_GATEWAY_CHECK, str(PANEL / "uxp" / "bridge.js")], capture_output=True,
+                       text=True, timeout=30, check=True)
+    out = json.loads(r.stdout)
+    assert "refused the token" in out["refused"]
+    assert out["status"] == [1, [0.5]]
+    assert out["cancel"] == [True, "JobError", "no job j9"]
+    assert out["unparented"] == "ProtocolError"
