@@ -67,7 +67,8 @@ def test_uxp_build_refuses_other_module_syntax():
     build = _load_build()
     with pytest.raises(build.BuildError, match="x.js:2"):
         build.to_commonjs('// ok\nimport panel from "./panel.js";\n', "x.js")
-    out = build.to_commonjs('import { a, b } from "./a.js";\nexport async function f() {}\nexport const K = 1;\n', "y.js")
+    src = 'import { a, b } from "./a.js";\nexport async function f() {}\nexport const K = 1;\n'
+    out = build.to_commonjs(src, "y.js")
     assert 'const { a, b } = require("./a.js");' in out and out.rstrip().endswith("module.exports = { f, K };")
 
 

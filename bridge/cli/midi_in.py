@@ -248,7 +248,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("video", type=Path, nargs="?", help="video to score (omit for a cue without picture)")
     p.add_argument("-o", "--output", type=Path, required=True, help="output WAV")
     ports = p.add_mutually_exclusive_group()
-    ports.add_argument("--port", default=DEFAULT_IN_PORT, help=f"name of the virtual input (default {DEFAULT_IN_PORT!r})")
+    ports.add_argument("--port", default=DEFAULT_IN_PORT,
+                       help=f"name of the virtual input (default {DEFAULT_IN_PORT!r})")
     ports.add_argument("--connect", default=None, metavar="NAME", help="record from this existing input port instead")
     p.add_argument("--silence", type=float, default=3.0, help="stop after this many seconds of silence (default 3)")
     p.add_argument("--stop-note", type=int, default=DEFAULT_STOP_NOTE,
@@ -302,7 +303,8 @@ def run(args: argparse.Namespace) -> int:
         from filmscore.engine.constants import MIN_CUE_S
 
         duration = max(round(recorder.length_s, 3), MIN_CUE_S)
-    summary: dict[str, Any] = {"theme": str(save), "notes": len(recorder.notes), "played_s": round(recorder.length_s, 3),
+    summary: dict[str, Any] = {"theme": str(save), "notes": len(recorder.notes),
+                               "played_s": round(recorder.length_s, 3),
                                "stop": recorder.stop_reason, "output": str(output)}
     fitted: Path | None = None
     if args.queue:
@@ -335,7 +337,8 @@ def run(args: argparse.Namespace) -> int:
             raise MidiError("the render wrote no fitted theme to send back")
         out_port = open_output(args.send_back)
         try:
-            summary["sent_back"] = {"port": args.send_back, "theme": str(fitted), "messages": send_theme(fitted, out_port)}
+            n_sent = send_theme(fitted, out_port)
+            summary["sent_back"] = {"port": args.send_back, "theme": str(fitted), "messages": n_sent}
         finally:
             out_port.close()
     summary["fitted_theme"] = str(fitted) if fitted else None

@@ -137,7 +137,8 @@ class ResolveTimeline:
                    for frame, m in sorted((tl.GetMarkers() or {}).items(), key=lambda kv: float(kv[0]))]
         mark = tl.GetMarkInOut() if hasattr(tl, "GetMarkInOut") else None  # Resolve 19+
         video = (mark or {}).get("video") or {}
-        in_out = (int(video["in"]), int(video["out"]) + 1) if "in" in video and "out" in video else None  # out inclusive
+        # Resolve's marked out frame is inclusive; ranges here are half-open.
+        in_out = (int(video["in"]), int(video["out"]) + 1) if "in" in video and "out" in video else None
         clips = []
         for track in range(1, int(tl.GetTrackCount("video")) + 1):
             for item in tl.GetItemListInTrack("video", track) or []:
