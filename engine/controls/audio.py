@@ -102,7 +102,9 @@ def _estimate_tuning(frames: np.ndarray, window: np.ndarray, sr: int) -> float:
 
     n = frames.shape[0]
     idx = np.linspace(0, n - 1, min(n, TUNING_MAX_FRAMES)).astype(np.int64)
-    mag = np.abs(np.fft.rfft(frames[idx] * window, axis=1)).T
+    from scipy import fft
+
+    mag = np.abs(fft.rfft(frames[idx] * window, axis=1)).T
     return float(librosa.estimate_tuning(S=mag, sr=sr, n_fft=CHROMA_N_FFT))
 
 
@@ -125,9 +127,11 @@ def chroma_from_audio(wave: np.ndarray, sr: int = MODEL_SAMPLE_RATE, n_frames: i
         tuning = _estimate_tuning(frames, window, sr) if n_frames else 0.0
     filt = _chroma_filters(sr, tuning, octave_weighting).astype(np.float32)
     chroma = np.zeros((n_frames, N_PITCH_CLASSES), np.float32)
+    from scipy import fft
+
     for a in range(0, n_frames, CHUNK_FRAMES):
-        spec = np.fft.rfft(frames[a:a + CHUNK_FRAMES] * window, axis=1)
-        power = (spec.real ** 2 + spec.imag ** 2).astype(np.float32)
+        spec = fft.rfft(frames[a:a + CHUNK_FRAMES] * window, axis=1)  # float32 in, complex64 out: 10x numpy's
+        power = spec.real ** 2 + spec.imag ** 2
         chroma[a:a + CHUNK_FRAMES] = power @ filt.T
     peak = chroma.max(axis=1, keepdims=True)
     chroma = np.divide(chroma, peak, out=np.zeros_like(chroma), where=peak > 0)
