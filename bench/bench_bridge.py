@@ -4,7 +4,8 @@
 
 Measures, each with the server in its own process and every client in its own process (so the GIL of one does not
 throttle the others):
-1. `status` round trips (signed request -> signed reply), 1 and 8 clients, idle server: messages/s, p50/p99/max ms.
+1. `status` round trips (signed request -> signed reply), 1 and 8 clients, idle server: messages/s, p50/p99/max ms;
+   side by side, the same clients against a bare signed echo server (the host's floor at that moment).
 2. The same while renders run (1 worker rendering a tiny real bundle back to back).
 3. Load: 8 clients x N render jobs (tiny real bundle, 1 s cues, 2 steps): lost and duplicated jobs (both must be 0),
    wall time, jobs/s.
@@ -60,6 +61,41 @@ def round_trips(info: dict, n_clients: int, seconds: float) -> dict[str, Any]:
             "p99_ms": round(float(np.percentile(all_ms, 99)), 3), "max_ms": round(float(all_ms.max()), 3)}
 
 
+def _echo_server(key_hex: str, port_q: mp.Queue, stop_at: float) -> None:
+    """Baseline: the least a signed request/reply server can do in Python (verify, sign a reply), nothing else."""
+    import zmq
+
+    from filmscore.bridge import protocol as P
+
+    session = P.Session(bytes.fromhex(key_hex))
+    sock = zmq.Context.instance().socket(zmq.ROUTER)
+    sock.bind("tcp://127.0.0.1:0")
+    port_q.put(int(sock.last_endpoint.decode().rsplit(":", 1)[1]))
+    while time.time() < stop_at:
+        if not sock.poll(200):
+            continue
+        idents, msg = session.recv(sock.recv_multipart())
+        sock.send_multipart(session.serialize(session.msg("status_reply", {"status": "ok", "server": {}},
+                                                          parent=msg), idents))
+
+
+def start_baseline(info: dict, seconds_alive: float) -> tuple[dict, mp.Process]:
+    ctx = mp.get_context("spawn")
+    port_q: mp.Queue = ctx.Queue()
+    srv = ctx.Process(target=_echo_server, args=(info["key"], port_q, time.time() + seconds_alive), daemon=True)
+    srv.start()
+    return dict(info) | {"request_port": port_q.get(timeout=60)}, srv
+
+
+def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Median over repeats of msg/s and of p50/p99 (the host is shared: single runs are noisy)."""
+    return {"clients": runs[0]["clients"], "repeats": len(runs),
+            "msg_per_s": round(statistics.median(r["msg_per_s"] for r in runs), 1),
+            "p50_ms": round(statistics.median(r["p50_ms"] for r in runs), 3),
+            "p99_ms": round(statistics.median(r["p99_ms"] for r in runs), 3),
+            "runs": runs}
+
+
 def _render_client(info: dict, out_dir: str, client: int, n_jobs: int, q: mp.Queue) -> None:
     from filmscore.bridge.client import BridgeClient
 
@@ -93,9 +129,9 @@ def render_load(info: dict, out_dir: Path, n_clients: int, jobs_per_client: int,
             time.sleep(0.5)
         jobs = c.all_jobs()
     wall = time.perf_counter() - t0
-    ours = [j for j in jobs if j["output"].startswith(str(out_dir))]
-    outputs = [j["output"] for j in ours]
     expected = {str(out_dir / f"c{k}_j{i}.wav") for k in range(n_clients) for i in range(jobs_per_client)}
+    ours = [j for j in jobs if j["output"] in expected]
+    outputs = [j["output"] for j in ours]
     finished = [j for j in ours if j["state"] == "finished"]
     return {"clients": n_clients, "jobs_per_client": jobs_per_client, "submitted": len(submitted),
             "unique_job_ids": len(set(submitted)), "journal_jobs": len(ours),
@@ -133,6 +169,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seconds", type=float, default=5.0, help="length of each round-trip run")
     ap.add_argument("--jobs-per-client", type=int, default=50)
     ap.add_argument("--clients", type=int, default=8)
+    ap.add_argument("--repeats", type=int, default=3, help="round-trip runs per setting (medians reported)")
     ap.add_argument("--render-timeout", type=float, default=3600.0)
     ap.add_argument("--skip-renders", action="store_true", help="round trips on an idle server only")
     ap.add_argument("--out", type=Path, default=Path("bench/results/bridge.json"))
@@ -154,15 +191,30 @@ def main(argv: list[str] | None = None) -> int:
         with launch_server(root / "state", media_roots=[root], output_roots=[out_dir], bundle=bundle) as srv:
             info = dict(srv.info)
             _wait_workers_ready(info)
-            results["idle"] = [round_trips(info, n, args.seconds) for n in (1, args.clients)]
-            print(json.dumps(results["idle"], indent=1), flush=True)
+            # Interleaved with the same clients against a bare signed echo server (the host's floor at that
+            # moment), repeated: the machine is shared, so a single run says little.
+            echo, echo_proc = start_baseline(info, args.repeats * 2 * (2 * args.seconds + 30) + 60)
+            runs: dict[str, dict[int, list]] = {"idle": {}, "baseline_signed_echo": {}}
+            for _ in range(args.repeats):
+                for n in (1, args.clients):
+                    runs["idle"].setdefault(n, []).append(round_trips(info, n, args.seconds))
+                    runs["baseline_signed_echo"].setdefault(n, []).append(round_trips(echo, n, args.seconds))
+            echo_proc.terminate()
+            for name, by_n in runs.items():
+                results[name] = [summarize(r) for r in by_n.values()]
+            results["idle_over_baseline_msg_per_s"] = [
+                round(a["msg_per_s"] / b["msg_per_s"], 3)
+                for a, b in zip(results["idle"], results["baseline_signed_echo"])]
+            print(json.dumps({k: [{x: v for x, v in r.items() if x != "runs"} for r in results[k]]
+                              for k in runs}, indent=1), flush=True)
             if not args.skip_renders:
                 ctx = mp.get_context("spawn")
                 stop_at = time.time() + 2 * args.seconds + 30
                 bg = ctx.Process(target=_keep_rendering, args=(info, str(out_dir), stop_at))
                 bg.start()
                 time.sleep(8)  # the worker is rendering by now
-                results["while_rendering"] = [round_trips(info, n, args.seconds) for n in (1, args.clients)]
+                results["while_rendering"] = [summarize([round_trips(info, n, args.seconds)]) for n in
+                                              (1, args.clients)]
                 print(json.dumps(results["while_rendering"], indent=1), flush=True)
                 bg.terminate()
                 bg.join()

@@ -451,3 +451,26 @@ def test_render_a_timeline_cue_or_range(shared):
             st = c.wait(job, timeout_s=180)
             assert st["state"] == "finished", st["error"]
             assert sf.info(st["output"]).frames == round(seconds * 48000)
+
+
+@pytest.mark.slow
+def test_eight_concurrent_clients_lose_and_duplicate_nothing(shared):
+    from concurrent.futures import ThreadPoolExecutor
+
+    srv, d = shared
+    n_clients, n_jobs = 8, 3
+
+    def client(k: int) -> list[str]:
+        with BridgeClient(srv.info, timeout_s=30) as c:
+            return [c.render(d["out"] / f"load_c{k}_j{i}.wav", duration_s=1.0, steps=2, seed=i, retries=2)
+                    for i in range(n_jobs)]
+
+    with ThreadPoolExecutor(n_clients) as pool:
+        ids = [j for js in pool.map(client, range(n_clients)) for j in js]
+    assert len(ids) == len(set(ids)) == n_clients * n_jobs
+    with BridgeClient(srv.info) as c:
+        finals = [c.wait(j, timeout_s=300) for j in ids]
+        jobs = [j for j in c.all_jobs() if "/load_c" in j["output"]]
+    assert all(f["state"] == "finished" for f in finals), [f["error"] for f in finals if f["error"]]
+    assert len(jobs) == n_clients * n_jobs and len({j["output"] for j in jobs}) == len(jobs)
+    assert sum(1 for p in d["out"].glob("load_c*.wav")) == n_clients * n_jobs
