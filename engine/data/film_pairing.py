@@ -19,6 +19,7 @@ The picture is 256 x 144 at 10 frames/s (the film encoder's rate), H.264, exactl
 
 from __future__ import annotations
 
+import colorsys
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -97,20 +98,9 @@ def plan_film(arr: ClipArrangement, qpm: float, fps: int = VIDEO_FPS) -> FilmPla
     return FilmPlan(level, hue, saturation, value, flash, pulse, shot.astype(np.int64), cuts, fps)
 
 
-def _hsv_to_rgb(h: np.ndarray, s: np.ndarray, v: np.ndarray) -> np.ndarray:
-    """Vectorised HSV -> RGB, inputs broadcastable, output `(..., 3)` in [0, 1]."""
-    h = np.mod(h, 1.0) * 6.0
-    i = np.floor(h).astype(int) % 6
-    f = h - np.floor(h)
-    p, q, r = v * (1 - s), v * (1 - s * f), v * (1 - s * (1 - f))
-    choices = [(v, r, p), (q, v, p), (p, v, r), (p, q, v), (r, p, v), (v, p, q)]
-    out = np.zeros(np.broadcast(h, s, v).shape + (3,))
-    for k, (a, b, c) in enumerate(choices):
-        m = i == k
-        out[..., 0] = np.where(m, a, out[..., 0])
-        out[..., 1] = np.where(m, b, out[..., 1])
-        out[..., 2] = np.where(m, c, out[..., 2])
-    return out
+def _hue_colour(hue: float, saturation: float) -> np.ndarray:
+    """`(3,)` RGB at value 1: with hue and saturation fixed, HSV -> RGB is this colour times the value."""
+    return np.asarray(colorsys.hsv_to_rgb(hue % 1.0, min(max(saturation, 0.0), 1.0), 1.0), np.float32)
 
 
 class _Shot:
@@ -141,14 +131,15 @@ def render_film(plan: FilmPlan, path: str | Path, seed: int) -> None:
 
     rng = np.random.default_rng(seed)
     shots = [_Shot(rng) for _ in range(int(plan.shot.max(initial=0)) + 1)]
-    yy, xx = np.mgrid[0:HEIGHT, 0:WIDTH]
-    yy, xx = yy / HEIGHT, xx / WIDTH * (WIDTH / HEIGHT)
+    aspect = WIDTH / HEIGHT
+    ys = (np.arange(HEIGHT) / HEIGHT)[:, None]
+    xs = (np.arange(WIDTH) / WIDTH * aspect)[None, :]
     dt = 1.0 / plan.fps
     pan = obj = 0.0
     with av.open(str(path), "w", format="mp4") as out:
         stream = out.add_stream("h264", rate=Fraction(plan.fps))
         stream.width, stream.height, stream.pix_fmt = WIDTH, HEIGHT, "yuv420p"
-        stream.options = {"crf": "26", "preset": "veryfast"}
+        stream.options = {"crf": "26", "preset": "ultrafast"}
         stream.codec_context.thread_count = 1
         for i in range(plan.n_frames):
             if i and plan.shot[i] != plan.shot[i - 1]:
@@ -158,17 +149,17 @@ def render_film(plan: FilmPlan, path: str | Path, seed: int) -> None:
             pan += (PAN_BASE + PAN_GAIN * lv) * dt
             obj += (OBJECT_BASE + OBJECT_GAIN * lv) * dt
             x0 = int(round(pan * WIDTH * s.pan_dir)) % WIDTH
-            lum = s.tex[:, x0:x0 + WIDTH]
-            v = np.clip(plan.value[i] * (1 + 0.25 * lum) + plan.flash[i], 0, 1)
-            hue = plan.hue[i] + s.hue_offset + 0.02 * lum
-            sat = np.full_like(v, plan.saturation[i])
+            v = np.clip(plan.value[i] * (1 + 0.25 * s.tex[:, x0:x0 + WIDTH]) + plan.flash[i], 0, 1)
+            hue = plan.hue[i] + s.hue_offset
+            ground, disc = _hue_colour(hue, plan.saturation[i]), _hue_colour(hue, plan.saturation[i] + 0.2)
+            inside = np.zeros((HEIGHT, WIDTH), bool)
             for (py, px), (dy, dx), r, tone in zip(s.pos, s.dir, s.radius, s.tone):
-                cy, cx = (py + dy * obj) % 1.0, ((px + dx * obj) % 1.0) * WIDTH / HEIGHT
+                cy, cx = (py + dy * obj) % 1.0, ((px + dx * obj) % 1.0) * aspect
                 rr = r * (1 + plan.pulse[i])
-                m = (yy - cy) ** 2 + (xx - cx) ** 2 < rr * rr
+                m = (ys - cy) ** 2 + (xs - cx) ** 2 < rr * rr
                 v = np.where(m, np.clip(v + tone, 0, 1), v)
-                sat = np.where(m, np.clip(sat + 0.2, 0, 1), sat)
-            rgb = _hsv_to_rgb(hue, sat, v)
+                inside |= m
+            rgb = v[..., None] * np.where(inside[..., None], disc, ground)
             frame = av.VideoFrame.from_ndarray((rgb * 255 + 0.5).astype(np.uint8), format="rgb24")
             for pkt in stream.encode(frame):
                 out.mux(pkt)

@@ -1,0 +1,90 @@
+"""A tiny corpus builds end to end (music21 -> MIDI -> FluidSynth -> controls -> film), resumes, and `info` reads it."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from filmscore.engine.data.build import BuildConfig, Job, build_corpus, plan_jobs
+from filmscore.engine.data.index import CorpusError, read_index
+from filmscore.engine.data.music21_source import Work
+
+
+def _fluidsynth_or_skip():
+    from filmscore.engine.audio.fluidsynth import SynthError, find_fluidsynth, find_soundfont
+
+    try:
+        find_fluidsynth()
+        find_soundfont()
+    except SynthError as e:
+        pytest.skip(f"FluidSynth or a GM SoundFont missing: {e}")
+
+
+def test_job_order_interleaves_groups_and_revisits_small_ones():
+    works = [Work("bach", f"bach/{i}", "x") for i in range(2)] + \
+            [Work("folk", f"folk/{i}", "x") for i in range(50)] + [Work("mozart", "mozart/k1", "x")]
+    jobs = list(plan_jobs(works, seed=0))
+    first = [j.work.master for j in jobs[:11]]
+    assert first == ["bach"] * 3 + ["folk"] * 6 + ["mozart", "bach"]  # weighted round-robin
+    assert [j.pass_index for j in jobs[:3]] == [0, 0, 1]  # two chorales: the third visit is a new pass
+    keys = [j.key for j in jobs]
+    assert len(keys) == len(set(keys))
+    assert sum(j.work.master == "bach" for j in jobs) == 2 * 4  # 2 works x MAX_PASSES
+    assert Job(works[0], 1).key == "bach/0#1"
+
+
+def test_bad_options():
+    with pytest.raises(CorpusError, match="hours"):
+        BuildConfig(hours=0)
+    with pytest.raises(CorpusError, match="workers"):
+        BuildConfig(workers=0)
+
+
+@pytest.mark.slow
+def test_tiny_build_resume_and_info(tmp_path):
+    import soundfile as sf
+
+    from filmscore.bridge.cli.data import corpus_info
+    from filmscore.engine.controls.types import Controls
+
+    _fluidsynth_or_skip()
+    out = tmp_path / "corpus"
+    s = build_corpus(BuildConfig(out, hours=1.0, workers=1, tiny=True))
+    assert s.new_clips == 4 and s.failed_jobs == 0
+    records = read_index(out)
+    assert {r["master"] for r in records} == {"bach", "folk"}
+    for r in records:
+        assert 10.0 <= r["duration_s"] <= 30.0
+        wave, sr = sf.read(out / r["audio"])
+        assert sr == 16000 and wave.ndim == 1
+        assert len(wave) == round(r["duration_s"] * 16000)
+        ctl = Controls.load_npz(out / r["controls"])
+        assert ctl.n_frames == round(r["duration_s"] * 100)
+        assert np.ptp(ctl.dynamics) > 6.0  # phrase dynamics: not a flat control
+        assert r["melody_agreement"] > 0.6  # the lead re-extracts from the real render
+        assert (out / r["video"]).stat().st_size > 1000 and (out / r["midi"]).is_file()
+        meta = json.loads((out / r["meta"]).read_text())
+        assert meta["id"] == r["id"] and meta["phrases"][0]["start_s"] == 0
+        assert r["cuts_s"] == pytest.approx([p["start_s"] for p in meta["phrases"][1:]], abs=1e-3)
+    # resuming adds nothing; the index is unchanged
+    again = build_corpus(BuildConfig(out, hours=1.0, workers=1, tiny=True))
+    assert again.new_clips == 0 and len(read_index(out)) == 4
+    info = corpus_info(out)
+    assert info["clips"] == 4 and info["groups"]["master:bach"]["clips"] == 2
+    assert 0.6 < info["melody_agreement_mean"]["all"] <= 1.0
+
+
+@pytest.mark.slow
+def test_cli_build_json(tmp_path, capsys):
+    from filmscore.bridge.cli import main
+
+    _fluidsynth_or_skip()
+    assert main(["data", "build", "--tiny", "--workers", "2", "--out", str(tmp_path), "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["clips"] == 4 and summary["hours"] > 0
+    assert main(["data", "info", "--out", str(tmp_path), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["clips"] == 4
+    assert main(["data", "info", "--out", str(tmp_path / "none")]) == 2  # a clear one-line error
+    assert "data build" in capsys.readouterr().err
