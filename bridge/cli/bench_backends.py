@@ -33,6 +33,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     else:
         p = sub.add_parser("bench-backends", help="one cue on every backend: times, RTF, memory, ratios")
     p.add_argument("--bundle", type=Path, default=None)
+    p.add_argument("--untrained-fullsize", action="store_true",
+                   help="time a bundle with the default architecture and random weights (made once under "
+                        "~/.cache/filmscore/bench-fullsize); speed only: its audio is not music")
     p.add_argument("--duration", type=float, default=60.0, help="cue length (s)")
     p.add_argument("--steps", type=int, default=10)
     p.add_argument("--scheduler", default="dpmpp", choices=["dpmpp", "ddim", "euler"])
@@ -111,6 +114,30 @@ def _unavailable(variant: str) -> str | None:
     return None
 
 
+def fullsize_bundle() -> Path:
+    """A bundle with the architecture `filmscore train` builds (VAE 32 latent channels, UNet (128, 192, 256),
+    ControlNet, film head over the default film features, Vocos 256 x 6) and seeded random weights."""
+    import torch
+
+    from filmscore.engine.bundle import save_bundle
+    from filmscore.engine.models import FilmScoreControlNet1D, FilmScoreUNet1D, FilmTokenHead, MelVAE, VocosVocoder
+
+    path = Path.home() / ".cache" / "filmscore" / "bench-fullsize"
+    if (path / "bundle.json").is_file():
+        return path
+    torch.manual_seed(0)
+    unet = FilmScoreUNet1D(in_channels=32, block_out_channels=(128, 192, 256), token_dim=128, n_null_tokens=4)
+    cn = FilmScoreControlNet1D.from_unet(unet)
+    with torch.no_grad():  # non-zero residuals, as after training
+        for p in list(cn.zero_convs.parameters()) + list(cn.mid_zero_conv.parameters()):
+            p.normal_(0.0, 0.02)
+    models = {"vae": MelVAE(n_mels=128, latent_channels=32), "unet": unet, "controlnet": cn,
+              "film_head": FilmTokenHead(feature_dim=1294, token_dim=128, n_tokens=4, feature_layout="untrained"),
+              "vocoder": VocosVocoder(n_mels=128)}
+    return save_bundle(path, models, name="untrained-fullsize", version="0", film_layout="untrained",
+                       provenance={"trained": False, "purpose": "speed benchmark"})
+
+
 def peak_gflops(threads: int, seconds: float = 1.0) -> float:
     """Best fp32 GEMM rate (GFLOP/s) at `threads`: the machine's practical FMA peak, measured, not looked up."""
     import torch
@@ -168,7 +195,7 @@ def run(args: argparse.Namespace) -> int:
     if args.threads < 1 or args.steps < 1 or not 1.0 <= args.duration <= 600.0:
         raise RequestError("--threads and --steps must be >= 1 and --duration 1..600 s")
     torch.set_num_threads(args.threads)
-    bundle = load_bundle(args.bundle)
+    bundle = load_bundle(fullsize_bundle() if args.untrained_fullsize else args.bundle)
     skipped = {v: r for v in variants if (r := _unavailable(v))}
     run_list = [v for v in variants if v not in skipped]
     # exports come from the cache (made once, the first time)
