@@ -160,6 +160,8 @@ def detect_hard_cuts(change: np.ndarray, skip_change: np.ndarray, hist_change: n
             continue
         if i + 1 < n and skip_change[i] < 0.35 * c:
             continue  # flash: frame i differs from both neighbours, which match each other
+        if i >= 2 and skip_change[i - 1] < 0.35 * c:
+            continue  # the return from a flash: frame i matches frame i - 2
         if cuts and i - cuts[-1] <= 1:
             if c > change[cuts[-1]]:
                 cuts[-1] = i
@@ -319,7 +321,11 @@ def analyse(hist: np.ndarray, thumb: np.ndarray, mean: np.ndarray, duration_s: f
     fm = 1.0 - np.exp(-pix / MOTION_SCALE)
     if n > 1:
         fm[0] = fm[1]
+    # sudden brightness jumps (a flash, lights switched on): accents, not movement
+    jumps = (np.flatnonzero(np.abs(np.diff(mean)) > 0.25) + 1) if n > 1 else np.zeros(0, int)
     bad = np.zeros(n, bool)
+    for j in jumps:
+        bad[j:min(n, j + 2)] = True  # the jump and the return from it
     for c, kd in events:
         span = 1 if kd == "cut" else GRADUAL_HALF
         bad[max(0, c - (0 if kd == "cut" else span)):min(n, c + span)] = True
@@ -335,18 +341,16 @@ def analyse(hist: np.ndarray, thumb: np.ndarray, mean: np.ndarray, duration_s: f
     motion = np.interp(dst_t, src_t, fm).astype(np.float32) if n else np.zeros(n100, np.float32)
 
     hits: list[tuple[float, str]] = [(c / fps, "cut") for c in cut_frames]
+    for j in jumps:
+        t = j / fps
+        if all(abs(t - c) > 0.3 for c, _ in hits):
+            hits.append((t, "flash"))
     if n100 > 3:
         peaks, _ = signal.find_peaks(motion, prominence=0.15, distance=int(0.5 * MEL_FRAME_RATE))
         for p in peaks:
             t = p / MEL_FRAME_RATE
             if all(abs(t - c) > 0.3 for c, _ in hits):
                 hits.append((t, "motion"))
-    if n > 2:
-        jump = np.abs(np.diff(mean))
-        for i in np.flatnonzero(jump > 0.25) + 1:
-            t = i / fps
-            if all(abs(t - c) > 0.3 for c, _ in hits):
-                hits.append((t, "flash"))
     hits.sort()
     return Timing(cut_frames, tuple(c / fps for c in cut_frames), kinds, motion, fm.astype(np.float32),
                   tuple(t for t, _ in hits), tuple(k for _, k in hits), change)
