@@ -4,8 +4,9 @@
     python bench/bench_controls.py --only speed    # speed | agreement | fitting
 
 - speed: `filmscore controls` on a 10-minute reference recording (FluidSynth render of maestro themes, 44.1 kHz
-  stereo WAV, so decoding and resampling count): wall time of the command in a fresh process, and of
-  `controls_from_audio` alone on the decoded 16 kHz signal.
+  stereo WAV, so decoding and resampling count): wall and CPU time of the command in a fresh process (imports
+  included), and of `controls_from_audio` alone on the decoded 16 kHz signal. Everything runs on one thread, so
+  CPU seconds are what the wall time would be on an idle core; the 1-minute load average is recorded beside them.
 - agreement: the audio path. Maestro themes (one per master) fitted to 20 s, rendered by FluidSynth with each of
   several GM instruments, re-extracted with `controls_from_audio`; share of the MIDI melody's voiced frames whose
   pitch class the audio gives back (a frame the audio calls unvoiced counts as a miss), the same with the
@@ -21,6 +22,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import subprocess
 import sys
 import tempfile
@@ -66,20 +68,25 @@ def bench_speed(tmp: Path) -> dict:
     sf.write(str(wav), np.stack([wave, 0.8 * wave], axis=1), 44_100)  # stereo, as a recording would be
     cmd = [sys.executable, "-c", "import sys; from filmscore.bridge.cli import main; sys.exit(main(sys.argv[1:]))",
            "controls", str(wav), "-o", str(tmp / "c.npz"), "--json"]
-    runs = []
+    runs, cpu = [], []
     for _ in range(2):
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         t0 = time.perf_counter()
         out = subprocess.run(cmd, capture_output=True, text=True, check=True)
         runs.append(time.perf_counter() - t0)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu.append(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)
     inner = json.loads(out.stdout)["seconds"]
     x = load_audio(wav, 16_000)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     c = controls_from_audio(x, 16_000)
-    extract = time.perf_counter() - t0
+    extract, extract_cpu = time.perf_counter() - t0, time.process_time() - c0
     return {"audio_s": len(wave) / 44_100, "file": "44.1 kHz stereo WAV (FluidSynth render of mozart-01, violin)",
             "cli_wall_s": [round(r, 2) for r in runs], "cli_wall_s_best": round(min(runs), 2),
+            "cli_cpu_s": [round(r, 2) for r in cpu], "cli_cpu_s_best": round(min(cpu), 2),
             "cli_controls_s (load+decode+resample+extract)": round(inner, 2),
-            "controls_from_audio_s": round(extract, 2), "n_frames": c.n_frames,
+            "controls_from_audio_s": round(extract, 2), "controls_from_audio_cpu_s": round(extract_cpu, 2),
+            "load_average_1min": round(os.getloadavg()[0], 2), "n_frames": c.n_frames,
             "fluidsynth_render_s": round(render_s, 2), "goal_s": 10.0}
 
 
