@@ -36,6 +36,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--classifier-steps", type=int, default=600, help="training steps of the master classifier")
     p.add_argument("--calibration-clips", type=int, default=40, help="corpus clips for the copy threshold")
     p.add_argument("--transcriber", default="auto", choices=["auto", "basic-pitch", "chroma"])
+    p.add_argument("--no-audio", action="store_true", help="do not keep the cues' audio in REPORT_DIR/audio")
     p.add_argument("--make-set", type=Path, default=None, metavar="DIR",
                    help="build an evaluation set in DIR from the corpus's held-out split, then stop")
     p.add_argument("--set-items", type=int, default=6, help="with --make-set: held-out clips to take")
@@ -103,7 +104,8 @@ def run(args: argparse.Namespace) -> int:
                     raise
                 missing = f"no usable corpus at {corpus} ({e})"
         args.output.mkdir(parents=True, exist_ok=True)
-        run_ = evaluate(evalset, opts, reference, missing, progress=progress, audio_dir=args.output / "audio")
+        audio_dir = None if args.no_audio else args.output / "audio"
+        run_ = evaluate(evalset, opts, reference, missing, progress=progress, audio_dir=audio_dir)
     command = "filmscore " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:] else ""
     doc = write_report(run_, args.output, command)
 
