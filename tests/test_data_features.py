@@ -1,0 +1,40 @@
+"""Film-encoder features for corpus clips: written beside the film, index updated, resumable."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from filmscore.engine.data.arrange import ClipArrangement
+from filmscore.engine.data.dynamics import DynamicsPlan, Phrase
+from filmscore.engine.data.features import compute_features
+from filmscore.engine.data.film_pairing import plan_film, render_film
+from filmscore.engine.data.index import REQUIRED_FIELDS, CorpusError, append_records, read_index
+
+
+@pytest.mark.slow
+def test_features_fill_the_index(tmp_path):
+    from filmscore.engine.film.features import FilmFeatures
+
+    dyn = DynamicsPlan((Phrase(0, 3, "terrace", 0.2, 0.0), Phrase(3, 6, "swell", 0.5, 0.4)), 6.0)
+    arr = ClipArrangement(None, 6.0, np.array([[0, 6.0, 72]]), np.arange(0, 6, 1.5), dyn, np.zeros(4), (), 0,
+                          "minor", 0)
+    (tmp_path / "clips" / "a").mkdir(parents=True)
+    render_film(plan_film(arr, 100.0), tmp_path / "clips" / "a" / "film.mp4", 0)
+    rec = {f: 0 for f in REQUIRED_FIELDS}
+    rec.update(id="a", duration_s=6.0, video="clips/a/film.mp4")
+    append_records(tmp_path, [rec, dict(rec, id="b", video="clips/b/film.mp4")])  # b's film is missing
+    out = compute_features(tmp_path)
+    assert out["encoded"] == 1 and out["n_failed"] == 1 and out["failed"][0].startswith("b:")
+    records = read_index(tmp_path)
+    assert records[0]["features"] == "clips/a/features.npz" and "features" not in records[1]
+    feats = FilmFeatures.load_npz(tmp_path / records[0]["features"])
+    assert feats.n_frames == 60
+    assert any(abs(c - 3.0) <= 0.1 for c in feats.cuts_s)  # the phrase-start cut is visible to the encoder
+    again = compute_features(tmp_path)
+    assert again["encoded"] == 0 and again["n_failed"] == 1
+
+
+def test_features_need_an_index(tmp_path):
+    with pytest.raises(CorpusError, match="data build"):
+        compute_features(tmp_path)
