@@ -511,6 +511,12 @@ def parse_list_jobs(content: dict[str, Any]) -> tuple[tuple[str, ...], int, int,
     return tuple(states), limit, offset, _field(content, "newest_first", (bool,), False)
 
 
+def parse_empty(content: dict[str, Any], msg_type: str) -> None:
+    """Requests that take no content (`maestros`): refuse any field, so a client expecting a filter learns that
+    there is none."""
+    _no_unknown(content, (), msg_type)
+
+
 def parse_hello(content: dict[str, Any]) -> str:
     """The protocol version negotiated from a `hello` request's `protocol_versions` (default: ours)."""
     _no_unknown(content, ("protocol_versions", "client"), "hello")

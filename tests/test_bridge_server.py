@@ -405,7 +405,9 @@ def test_remote_bind_needs_allow_remote(dirs, bundle):
 
 @pytest.mark.skipif(not zmq.has("curve"), reason="libzmq built without CURVE")
 def test_allow_remote_uses_curve_and_admits_only_the_file_keypair(dirs, bundle):
-    with serve(dirs, bundle, allow_remote=True) as srv:
+    from websockets.sync.client import connect
+
+    with serve(dirs, bundle, allow_remote=True, ws="127.0.0.1:0") as srv:
         info = srv.info
         assert info["ip"] == "0.0.0.0" and info["curve_server_public"] and info["curve_client_secret"]
         loop = dict(info) | {"ip": "127.0.0.1"}
@@ -420,6 +422,13 @@ def test_allow_remote_uses_curve_and_admits_only_the_file_keypair(dirs, bundle):
         stranger = loop | {"curve_client_public": pub.decode(), "curve_client_secret": sec.decode()}
         with BridgeClient(stranger, timeout_s=1.5) as c, pytest.raises(BridgeTimeout):
             c.hello()
+        # The WebSocket gateway reaches the CURVE sockets with the file's keypair.
+        with connect(f"ws://127.0.0.1:{info['ws_port']}") as ws:
+            ws.send(json.dumps({"token": info["ws_token"]}))
+            assert json.loads(ws.recv(timeout=10))["status"] == "ok"
+            ws.send(json.dumps({"header": {"msg_type": "status", "msg_id": "w1"}, "content": {}}))
+            reply = json.loads(ws.recv(timeout=10))
+            assert reply["parent_header"]["msg_id"] == "w1" and reply["content"]["status"] == "ok"
 
 
 def _timeline(path: Path) -> Path:

@@ -373,7 +373,7 @@ class BridgeServer:
         return {"job_id": job_id, "result": rec.result}
 
     def _on_maestros(self, msg: P.Message) -> dict[str, Any]:
-        P._no_unknown(msg.content, (), "maestros")
+        P.parse_empty(msg.content, "maestros")
         items, why = capabilities.maestros()
         if items is None:
             raise JobError(why or "no maestro library")
