@@ -6,7 +6,7 @@ import argparse
 from collections import Counter, defaultdict
 from pathlib import Path
 
-from .common import add_json_flag, emit, progress_bar, stderr_console
+from .common import add_json_flag, emit, progress_bar
 
 DEFAULT_OUT = "~/.cache/filmscore/corpus/v1"
 
@@ -72,19 +72,22 @@ def corpus_info(out_dir: Path) -> dict:
     from filmscore.engine.data.index import read_index
 
     records = read_index(out_dir)
-    by = defaultdict(lambda: {"clips": 0, "hours": 0.0, "works": set()})
+    by = defaultdict(lambda: {"clips": 0, "hours": 0.0, "works": set(), "agree": []})
     agree: dict[str, list[float]] = defaultdict(list)
     for r in records:
         for key in (f"split:{r['split']}", f"master:{r['master']}", f"orchestration:{r['orchestration']}"):
             by[key]["clips"] += 1
             by[key]["hours"] += r["duration_s"] / 3600
             by[key]["works"].add(r["work"])
+            if r.get("melody_agreement") is not None:
+                by[key]["agree"].append(r["melody_agreement"])
         if r.get("melody_agreement") is not None:
             agree[r["split"]].append(r["melody_agreement"])
             agree["all"].append(r["melody_agreement"])
-    groups = {k: {"clips": v["clips"], "hours": round(v["hours"], 3), "works": len(v["works"])}
+    groups = {k: {"clips": v["clips"], "hours": round(v["hours"], 3), "works": len(v["works"]),
+                  "melody_agreement": round(sum(v["agree"]) / len(v["agree"]), 4) if v["agree"] else None}
               for k, v in sorted(by.items())}
-    return {"corpus_dir": str(Path(out_dir).expanduser()), "clips": len(records),
+    return {"corpus_dir": str(Path(out_dir).expanduser()), "clips": len(records), "build": build_speed(out_dir),
             "hours": round(sum(r["duration_s"] for r in records) / 3600, 3),
             "works": len({r["work"] for r in records}),
             "with_features": sum(1 for r in records if r.get("features")),
@@ -93,15 +96,45 @@ def corpus_info(out_dir: Path) -> dict:
             "groups": groups}
 
 
+def build_speed(out_dir: Path, recent_s: float = 1800.0) -> dict:
+    """From jobs.jsonl: jobs done and failed, audio seconds per CPU second (workers and FluidSynth), and audio
+    hours per wall-clock hour over the last `recent_s` seconds of the build."""
+    import json
+
+    path = Path(out_dir).expanduser() / "jobs.jsonl"
+    jobs = []
+    if path.is_file():
+        for line in path.read_text().splitlines():
+            try:
+                jobs.append(json.loads(line))
+            except ValueError:
+                continue
+    timed = [j for j in jobs if "cpu_s" in j]
+    cpu = sum(j["cpu_s"] for j in timed)
+    audio = sum(j["audio_s"] for j in timed)
+    out = {"jobs": len(jobs), "failed_jobs": sum(1 for j in jobs if j.get("error")),
+           "audio_s_per_cpu_s": round(audio / cpu, 2) if cpu else None, "recent_audio_h_per_wall_h": None}
+    if timed:
+        end = max(j["time"] for j in timed)
+        recent = [j for j in timed if j["time"] > end - recent_s]
+        span = end - min(j["time"] for j in recent)
+        if len(recent) > 1 and span > 0:
+            out["recent_audio_h_per_wall_h"] = round(sum(j["audio_s"] for j in recent[1:]) / span, 2)
+    return out
+
+
 def run_info(args: argparse.Namespace) -> int:
     info = corpus_info(Path(args.out))
 
     def human() -> None:
-        stderr_console.print(f"[bold]{info['corpus_dir']}[/]: {info['clips']} clips, {info['hours']:.2f} h, "
-                             f"{info['works']} works, {info['with_features']} with film features")
+        print(f"{info['corpus_dir']}: {info['clips']} clips, {info['hours']:.2f} h, {info['works']} works, "
+              f"{info['with_features']} with film features")
         print(f"melody re-extraction agreement (real audio vs MIDI lead): {info['melody_agreement_mean']}")
+        print(f"build: {info['build']}")
+        print(f"  {'':32s} {'clips':>6s} {'hours':>8s} {'works':>6s} {'melody agreement':>17s}")
         for k, v in info["groups"].items():
-            print(f"  {k:32s} {v['clips']:6d} clips {v['hours']:8.2f} h {v['works']:6d} works")
+            agree = "" if v["melody_agreement"] is None else f"{v['melody_agreement']:.3f}"
+            print(f"  {k:32s} {v['clips']:6d} {v['hours']:8.2f} {v['works']:6d} {agree:>17s}")
 
     emit(args, info, human)
     return 0

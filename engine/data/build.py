@@ -152,11 +152,23 @@ def _coverage(parsed: ParsedScore, a_ql: float, b_ql: float) -> float:
     return float((off - on).sum() / max(b_ql - a_ql, 1e-9))
 
 
+def _cpu_s() -> float:
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system  # FluidSynth runs as a child process
+
+
 def run_job(job: Job, corpus_dir: Path, done_ids: frozenset[str], max_clips: int | None = None,
-            ) -> tuple[str, list[dict[str, Any]], str | None]:
+            ) -> tuple[str, list[dict[str, Any]], str | None, float]:
     """Parse (or load from the cache) one work and render the clips of one pass. Returns (job key, records,
-    error); a user-level error (unparseable score, failed render) is returned, not raised, so one bad score does
-    not stop a long build."""
+    error, CPU seconds used); a user-level error (unparseable score, failed render) is returned, not raised, so
+    one bad score does not stop a long build."""
+    cpu0 = _cpu_s()
+    key, records, error = _run_job(job, corpus_dir, done_ids, max_clips)
+    return key, records, error, _cpu_s() - cpu0
+
+
+def _run_job(job: Job, corpus_dir: Path, done_ids: frozenset[str], max_clips: int | None,
+             ) -> tuple[str, list[dict[str, Any]], str | None]:
     from .clip import render_clip
 
     try:
@@ -232,10 +244,12 @@ def build_corpus(cfg: BuildConfig, on_progress: Callable[[BuildSummary], None] |
     frozen = frozenset(ids)
     t0 = time.monotonic()
 
-    def finish(key: str, records: list[dict[str, Any]], error: str | None) -> None:
+    def finish(key: str, records: list[dict[str, Any]], error: str | None, cpu_s: float) -> None:
         append_records(corpus_dir, records)
         with open(corpus_dir / JOBS_LOG, "a") as f:
-            f.write(json.dumps({"job": key, "clips": len(records), "error": error}) + "\n")
+            f.write(json.dumps({"job": key, "clips": len(records), "error": error, "cpu_s": round(cpu_s, 2),
+                                "audio_s": round(sum(float(r["duration_s"]) for r in records), 2),
+                                "time": round(time.time(), 1)}) + "\n")
         dur = sum(float(r["duration_s"]) for r in records)
         summary.clips += len(records)
         summary.new_clips += len(records)
