@@ -28,6 +28,8 @@ from .theme import BEAT_KINDS, BEAT_PHRASE, Theme
 from .types import Controls
 
 MAX_HITS = 500
+MAX_CANDIDATES = 96
+"""Strong beats considered per hit (nearest the base-tempo position): keeps an hour-long cue's fit to seconds."""
 LATE_ENTRANCE_COST = 0.3
 """Score cost of entering after the cue start (in hits: a third of a caught hit)."""
 
@@ -210,8 +212,10 @@ def _plan(theme: Theme, duration_s: float, hits: np.ndarray, start_s: float, bas
         if span <= s.tolerance_s * 0.5:
             cand.append(np.zeros(0, np.int64))
             continue
-        ok = (times > 1e-9) & (times >= span / hi - 1e-9) & (times <= span / lo + 1e-9)
-        cand.append(np.nonzero(ok)[0])
+        ok = np.nonzero((times > 1e-9) & (times >= span / hi - 1e-9) & (times <= span / lo + 1e-9))[0]
+        if ok.size > MAX_CANDIDATES:  # long cues: the beats nearest the base-tempo position bound the work
+            ok = np.sort(ok[np.argsort(np.abs(times[ok] - span / base))[:MAX_CANDIDATES]])
+        cand.append(ok)
     value: list[np.ndarray] = []
     back: list[np.ndarray] = []  # (j', index into cand[j']) per candidate; j' = -1: from the start
     for j in range(n):
