@@ -22,7 +22,7 @@ def make_tiny_bundle(path: str | Path, seed: int = 0, *, feature_dim: int | None
         feature_dim, feature_layout = default_feature_spec()
     torch.manual_seed(seed)
     latent = 8
-    vae = MelVAE(n_mels=n_mels, latent_channels=latent, hidden_channels=(32, 32, 32))
+    vae = MelVAE(n_mels=n_mels, latent_channels=latent, hidden_channels=32, refine_blocks=1)
     unet = FilmScoreUNet1D(in_channels=latent, block_out_channels=(16, 32, 32), token_dim=16, n_null_tokens=2,
                            heads=2)
     controlnet = FilmScoreControlNet1D.from_unet(unet)

@@ -14,7 +14,7 @@ from filmscore.engine.models import FilmScoreUNet1D, MelVAE
 
 def _models():
     torch.manual_seed(0)
-    return {"vae": MelVAE(latent_channels=4, hidden_channels=(16, 16, 16)),
+    return {"vae": MelVAE(latent_channels=4, hidden_channels=16, refine_blocks=1),
             "unet": FilmScoreUNet1D(in_channels=4, block_out_channels=(16, 16, 32), token_dim=8, heads=2)}
 
 

@@ -21,7 +21,12 @@ CROP = 256  # 2.56 s
 def train_vae(corpus: Corpus, minutes: float, *, batch: int = 16, lr: float = 3e-4, max_steps: int | None = None,
               init: MelVAE | None = None, run: Run | None = None, progress=None, seed: int = 0) -> Run:
     run = run or Run("vae")
-    vae = init if init is not None else MelVAE(n_mels=corpus.mel.n_mels)
+    vae = init
+    if vae is None:
+        vae = MelVAE(n_mels=corpus.mel.n_mels)
+        pca_l1 = vae.init_from_patches([c.log_mel for c in corpus.clips[:200]])
+        logger.info("vae: initialised from PCA of corpus patches (log-Mel L1 %.3f)", pca_l1)
+        run.extra["pca_init_l1"] = pca_l1
     opt = torch.optim.AdamW(vae.parameters(), lr=lr, weight_decay=0.0)
     ema = {"vae": EMA(vae, 0.999)}
     state = run.load()
