@@ -6,6 +6,7 @@ Measures, each with the server in its own process and every client in its own pr
 throttle the others):
 1. `status` round trips (signed request -> signed reply), 1 and 8 clients, idle server: messages/s, p50/p99/max ms;
    side by side, the same clients against a bare signed echo server (the host's floor at that moment).
+   Also the server's CPU per request, in process (verify + handle + sign + send), per request type.
 2. The same while renders run (1 worker rendering a tiny real bundle back to back).
 3. Load: 8 clients x N render jobs (tiny real bundle, 1 s cues, 2 steps): lost and duplicated jobs (both must be 0),
    wall time, jobs/s.
@@ -94,6 +95,32 @@ def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
             "p50_ms": round(statistics.median(r["p50_ms"] for r in runs), 3),
             "p99_ms": round(statistics.median(r["p99_ms"] for r in runs), 3),
             "runs": runs}
+
+
+def handler_cost(root: Path, bundle: Path, n: int = 5000) -> dict[str, float]:
+    """Server CPU per request, in process: verify + handle + sign + send, for each request type (microseconds).
+    Less at the mercy of a busy host than round trips: it bounds what the request loop can answer per second."""
+    from filmscore.bridge import protocol as P
+    from filmscore.bridge.connection import key_bytes
+    from filmscore.bridge.server import BridgeServer, ServerConfig
+
+    srv = BridgeServer(ServerConfig(state_dir=root / "state-inproc", connection_file=root / "inproc.json",
+                                    media_roots=(root,), output_roots=(root,), bundle=bundle))
+    info = srv.start()
+    try:
+        client = P.Session(key_bytes(info))
+        out = {}
+        for msg_type, content in (("status", {}), ("hello", {}), ("list_jobs", {"limit": 10}),
+                                  ("status", {"job_id": "0" * 32})):
+            frames = [client.serialize(client.msg(msg_type, content), [b"\0bench"]) for _ in range(n)]
+            t0 = time.perf_counter()
+            for f in frames:
+                srv._handle_frames(f)  # the reply goes to a peer that does not exist: ROUTER drops it
+            key = msg_type + ("(job)" if content.get("job_id") else "")
+            out[key] = round((time.perf_counter() - t0) / n * 1e6, 1)
+        return out
+    finally:
+        srv.close()
 
 
 def _render_client(info: dict, out_dir: str, client: int, n_jobs: int, q: mp.Queue) -> None:
@@ -188,6 +215,8 @@ def main(argv: list[str] | None = None) -> int:
         out_dir = root / "out"
         out_dir.mkdir()
         bundle = make_tiny_bundle(root / "bundle", seed=0, feature_dim=16, feature_layout="bench")
+        results["server_cpu_per_request_us"] = handler_cost(root, bundle)
+        print(json.dumps(results["server_cpu_per_request_us"]), flush=True)
         with launch_server(root / "state", media_roots=[root], output_roots=[out_dir], bundle=bundle) as srv:
             info = dict(srv.info)
             _wait_workers_ready(info)

@@ -26,7 +26,7 @@ import hashlib
 import hmac
 import json
 import math
-import uuid
+import os
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -115,18 +115,23 @@ class Message:
                 "content": self.content, "buffers": len(self.buffers)}
 
 
-def _dumps(obj: Any) -> bytes:
-    # allow_nan=False: NaN/Infinity are not JSON and other peers (JavaScript, Rust) would reject them.
-    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode("utf-8")
-
-
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
+# One encoder and one decoder, built once: json.dumps/loads with options build a new one on every call.
+# allow_nan=False / parse_constant: NaN and Infinity are not JSON, and other peers (JavaScript, Rust) reject them.
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
+
+
+def _dumps(obj: Any) -> bytes:
+    return _ENCODER.encode(obj).encode("utf-8")
+
+
 def _loads(data: bytes, part: str) -> dict[str, Any]:
     try:
-        obj = json.loads(data.decode("utf-8"), parse_constant=_reject_constant)
+        obj = _DECODER.decode(data.decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError) as e:
         raise ProtocolError(f"{part} is not valid UTF-8 JSON ({e.__class__.__name__})") from None
     if not isinstance(obj, dict):
@@ -139,7 +144,8 @@ def utcnow() -> datetime:
 
 
 def new_id() -> str:
-    return uuid.uuid4().hex
+    """128 random bits as 32 hex digits (what uuid4().hex carries, without building a UUID object)."""
+    return os.urandom(16).hex()
 
 
 def version_major(version: str) -> int:

@@ -16,7 +16,6 @@ import multiprocessing as mp
 import os
 import signal
 import time
-import uuid
 from collections import deque
 from pathlib import Path
 from typing import Any
@@ -72,6 +71,7 @@ class BridgeServer:
         self._gateway = None
         self.started_at = time.time()
         self.capabilities: dict[str, Any] = {}
+        self._version = _package_version()
 
     # -- start-up ------------------------------------------------------------------------------------------------
     def start(self) -> ConnectionInfo:
@@ -282,7 +282,7 @@ class BridgeServer:
     # -- requests ------------------------------------------------------------------------------------------------
     def _on_hello(self, msg: P.Message) -> dict[str, Any]:
         version = P.parse_hello(msg.content)
-        return {"protocol_version": version, "server": "filmscore", "server_version": _package_version(),
+        return {"protocol_version": version, "server": "filmscore", "server_version": self._version,
                 "session": self.session.session_id, "capabilities": self.capabilities}
 
     def _on_render(self, msg: P.Message) -> dict[str, Any]:
@@ -293,7 +293,7 @@ class BridgeServer:
         existing = journal.by_request(msg.msg_id)
         if existing is not None:  # the client re-sent a request whose reply it lost: same job, no duplicate
             return {"job_id": existing.job_id, "state": existing.state, "duplicate": True}
-        job_id = uuid.uuid4().hex
+        job_id = P.new_id()
         midi_file = None
         if params.midi_buffer is not None:
             data = msg.buffers[params.midi_buffer]
