@@ -12,8 +12,9 @@ with the frames' size. `finish()` runs the detectors over those descriptors:
   stands high over a plateau centred on the transition's middle while shots change slowly; a plateau that holds no
   hard cut, rises well above its neighbourhood, and whose middle frame is a mix of its two ends (or black, for a
   fade) is a transition, placed at the plateau's centre, or at the darkest frame of a fade.
-- **Motion** is the mean absolute luma change between consecutive frames of the blurred thumbnail, mapped by
-  1 - exp(-d / 0.05) to [0, 1], bridged over cuts, linearly interpolated to 100/s.
+- **Motion** is the mean absolute luma change between consecutive frames of the blurred thumbnail over the frames
+  contrast (mean absolute deviation of luma, + 0.02), mapped by 1 - exp(-d / 0.25) to [0, 1], bridged over cuts
+  and flashes, lightly smoothed, linearly interpolated to 100/s.
 - **Hit points** are cuts plus the peaks of the motion envelope (prominence >= 0.15, >= 0.5 s apart) and sudden
   brightness jumps: instants where music may want an accent.
 """
@@ -40,7 +41,7 @@ MIN_HIST_CHANGE = 0.3  # floor of the histogram change for a cut found on the hi
 GRADUAL_HALF = 5  # frames each side for the twin-window distance (1 s span at 10/s)
 GRADUAL_MIN = 0.35  # histogram distance the plateau must reach
 GRADUAL_RATIO = 2.5  # ... and its ratio to the surrounding level
-MOTION_SCALE = 0.05  # mean |d luma| that maps to 1 - 1/e
+MOTION_SCALE = 0.25  # mean |d luma| / (contrast + 0.02) that maps to 1 - 1/e
 
 
 @dataclass(frozen=True)
@@ -318,7 +319,12 @@ def analyse(hist: np.ndarray, thumb: np.ndarray, mean: np.ndarray, duration_s: f
     kinds = tuple(kd for c, kd in events if c > 0)
 
     # motion between consecutive frames, bridged over cuts and transitions (a cut is not movement)
-    fm = 1.0 - np.exp(-pix / MOTION_SCALE)
+    # relative to the picture's own contrast, so that a dim, flat scene moving fast reads as fast
+    contrast = np.abs(thumb - thumb.mean(axis=(1, 2), keepdims=True)).mean(axis=(1, 2)) if n else pix
+    rel = pix.copy()
+    if n > 1:
+        rel[1:] = pix[1:] / (0.5 * (contrast[1:] + contrast[:-1]) + 0.02)
+    fm = 1.0 - np.exp(-rel / MOTION_SCALE)
     if n > 1:
         fm[0] = fm[1]
     # sudden brightness jumps (a flash, lights switched on): accents, not movement
