@@ -483,3 +483,35 @@ def test_eight_concurrent_clients_lose_and_duplicate_nothing(shared):
     assert all(f["state"] == "finished" for f in finals), [f["error"] for f in finals if f["error"]]
     assert len(jobs) == n_clients * n_jobs and len({j["output"] for j in jobs}) == len(jobs)
     assert sum(1 for p in d["out"].glob("load_c*.wav")) == n_clients * n_jobs
+
+
+@pytest.mark.slow
+def test_sigterm_puts_the_running_job_back_without_using_an_attempt(dirs, bundle):
+    from filmscore.bridge.journal import Journal
+
+    srv = start_server(dirs["state"], media_roots=[dirs["media"]], output_roots=[dirs["out"]], bundle=bundle)
+    with BridgeClient(srv.info) as c:
+        c.subscribe()
+        time.sleep(0.3)
+        running = c.render(dirs["out"] / "running.wav", duration_s=3.0, steps=400)
+        waiting = c.render(dirs["out"] / "waiting.wav", duration_s=2.0, steps=2)
+        wait_progress(c, running)
+    assert srv.stop() == 0
+    assert not srv.connection_file.exists()
+    with Journal(dirs["state"]) as j:
+        assert [(r.job_id, r.attempts) for r in j.list(("queued",))] == [(running, 0), (waiting, 0)]
+    assert not [p for p in dirs["out"].iterdir()]  # the interrupted render left nothing behind
+
+
+@pytest.mark.slow
+def test_shutdown_wait_lets_the_running_render_finish(dirs, bundle):
+    with serve(dirs, bundle) as srv, BridgeClient(srv.info) as c:
+        c.subscribe()
+        time.sleep(0.3)
+        job = c.render(dirs["out"] / "last.wav", duration_s=2.0, steps=20)
+        wait_progress(c, job)
+        assert c.shutdown(wait=True)["wait"] is True
+        with pytest.raises(RemoteError, match="shutting down"):
+            c.render(dirs["out"] / "late.wav", duration_s=2.0)
+        assert srv.process.wait(120) == 0
+    assert (dirs["out"] / "last.wav").is_file() and not (dirs["out"] / "late.wav").exists()
