@@ -323,8 +323,41 @@ class AsyncBridgeClient(_Base):
     async def result(self, job_id: str) -> dict[str, Any]:
         return (await self.request("result", {"job_id": job_id}))["result"]
 
+    async def maestros(self) -> list[dict[str, Any]]:
+        return (await self.request("maestros"))["maestros"]
+
     async def shutdown(self, wait: bool = False) -> dict[str, Any]:
         return await self.request("shutdown", {"wait": wait})
+
+    async def wait(self, job_id: str, timeout_s: float = 600.0,
+                   on_event: Callable[[P.Message], None] | None = None) -> dict[str, Any]:
+        """Until the job ends; its final status. Events drive it, `status` polls cover an event missed before the
+        subscription took effect."""
+        events = self.events(job_id)
+
+        async def watch() -> None:
+            async for ev in events:
+                if on_event is not None:
+                    on_event(ev)
+                if ev.msg_type in TERMINAL_EVENTS:
+                    return
+
+        async def poll() -> None:
+            while (await self.status(job_id))["state"] not in ("finished", "failed", "cancelled"):
+                await asyncio.sleep(1.0)
+
+        tasks = [asyncio.ensure_future(watch()), asyncio.ensure_future(poll())]
+        try:
+            done, _ = await asyncio.wait(tasks, timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for t in tasks:
+                t.cancel()
+            await events.aclose()
+        if not done:
+            raise BridgeTimeout(f"job {job_id} did not end within {timeout_s:g} s")
+        for t in done:
+            t.result()  # a RemoteError from status surfaces here
+        return await self.status(job_id)
 
     async def events(self, job_id: str | None = None):
         """Async iterator of verified events (all jobs, or one)."""

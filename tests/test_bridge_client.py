@@ -21,7 +21,10 @@ def srv(tmp_path_factory):
     d = {k: root / k for k in ("state", "media", "out")}
     for p in d.values():
         p.mkdir()
-    with launch_server(d["state"], media_roots=[d["media"]], output_roots=[d["out"]]) as s:
+    from filmscore.engine.bundle_testing import make_tiny_bundle
+
+    bundle = make_tiny_bundle(root / "bundle", seed=0, feature_dim=16, feature_layout="bridge-tests")
+    with launch_server(d["state"], media_roots=[d["media"]], output_roots=[d["out"]], bundle=bundle) as s:
         yield s, d
 
 
@@ -51,6 +54,11 @@ def test_async_client(srv):
             assert e.value.ename == "JobError"
             with pytest.raises(RemoteError, match="outside"):
                 await c.render("/etc/cue.wav", duration_s=2.0)
+            seen: list[str] = []
+            job = await c.render(d["out"] / "async.wav", duration_s=2.0, steps=3)
+            final = await c.wait(job, timeout_s=120, on_event=lambda ev: seen.append(ev.msg_type))
+            assert final["state"] == "finished", final["error"]
+            assert (await c.result(job))["output"] == str(d["out"] / "async.wav")
 
     asyncio.run(go())
 
