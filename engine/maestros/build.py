@@ -224,8 +224,11 @@ def _work_title(score, source: str) -> str:
     md = score.metadata
     title = (md.title or md.movementName or "") if md is not None else ""
     title = title.strip()
-    if not title or title.endswith((".mxl", ".xml", ".krn", ".abc")) or title.lower() in LEADING_PART_NAMES:  # music21 fills in the file name
-        stem = source.split("/", 1)[-1].rsplit(".", 1)[0] if source.endswith((".mxl", ".krn")) else source.split("/", 1)[-1]
+    # music21 puts the file name (or a part name) where a score has no title: name the work from its corpus path
+    if not title or title.endswith((".mxl", ".xml", ".krn", ".abc")) or title.lower() in LEADING_PART_NAMES:
+        stem = source.split("/", 1)[-1]
+        if stem.endswith((".mxl", ".krn")):
+            stem = stem.rsplit(".", 1)[0]
         title = stem.replace("bwv", "BWV ").replace("/", " ").replace("movement", "mvt. ")
     return title
 
