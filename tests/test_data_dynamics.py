@@ -40,3 +40,9 @@ def test_shapes():
     assert acc[0] == 0.7 and acc[-1] < 0.21
     plan = DynamicsPlan((Phrase(0, 2, "accent", 0.3, 0.5), Phrase(2, 4, "terrace", 0.8, 0.0)), 4.0)
     assert plan.accents_s == (0.0, 2.0)  # an accent phrase and a loud phrase start
+
+
+def test_every_clip_has_two_phrases():
+    bars = np.array([0.0, 2.9, 6.8, 10.6, 14.5])  # long bars and a pickup: 8-bar phrases would swallow the clip
+    for seed in range(20):
+        assert len(plan_dynamics(bars, 18.35, np.random.default_rng(seed)).phrases) >= 2

@@ -95,12 +95,13 @@ def phrase_bars(bar_s: float, rng: np.random.Generator) -> int:
 def plan_dynamics(bar_starts_s: np.ndarray, duration_s: float, rng: np.random.Generator) -> DynamicsPlan:
     """Cut a clip into phrases at bar lines and give each a shape and level.
 
-    bar_starts_s: `(B,)` bar starts in seconds from the clip start (the first is 0). Consecutive phrases change
+    bar_starts_s: `(B,)` bar starts in seconds from the clip start (the first is 0). A clip of two bars or more
+    has at least two phrases. Consecutive phrases change
     level by at least 0.2 when either is a terrace, so terraces are audible steps.
     """
     bars = np.asarray(bar_starts_s, np.float64)
     bar_s = float(np.median(np.diff(np.append(bars, duration_s)))) if len(bars) else duration_s
-    n = phrase_bars(max(bar_s, 0.1), rng)
+    n = min(phrase_bars(max(bar_s, 0.1), rng), max(1, len(bars) // 2))  # at least two phrases (one cut) a clip
     starts = list(bars[::n]) if len(bars) else [0.0]
     if len(starts) > 1 and duration_s - starts[-1] < 0.4 * n * bar_s:
         starts.pop()  # a short tail joins the previous phrase
