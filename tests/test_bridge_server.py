@@ -515,3 +515,36 @@ def test_shutdown_wait_lets_the_running_render_finish(dirs, bundle):
             c.render(dirs["out"] / "late.wav", duration_s=2.0)
         assert srv.process.wait(120) == 0
     assert (dirs["out"] / "last.wav").is_file() and not (dirs["out"] / "late.wav").exists()
+
+
+@pytest.mark.slow
+def test_workers_dying_at_start_are_retried_slowly_while_requests_are_served(tmp_path):
+    import threading
+
+    from filmscore.bridge.server import BridgeServer, ServerConfig
+
+    cfg = ServerConfig(state_dir=tmp_path / "state", connection_file=tmp_path / "c.json", media_roots=(tmp_path,),
+                       output_roots=(tmp_path,), renderer="filmscore.bridge.no_such_module:render_cue")
+    srv = BridgeServer(cfg)
+    info = srv.start()
+    loop = threading.Thread(target=srv.serve_forever, daemon=True)
+    loop.start()
+    try:
+        with BridgeClient(info) as c:
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline and not c.status()["last_worker_exit"]:
+                time.sleep(0.2)
+            assert "exit code 1" in c.status()["last_worker_exit"]["reason"]
+            while time.monotonic() < deadline and len(srv._respawns) < 5:
+                time.sleep(0.2)
+            time.sleep(3)
+            assert len(srv._respawns) == 5  # five replacements, then it waits for the minute to pass
+            job = c.render(tmp_path / "waits.wav", duration_s=2.0)
+            assert c.status(job)["state"] == "queued" and c.hello()["status"] == "ok"
+            c.shutdown()
+        loop.join(30)
+        assert not loop.is_alive()
+    finally:
+        if loop.is_alive():
+            srv.request_stop()
+            loop.join(30)

@@ -65,7 +65,9 @@ class BridgeServer:
         self._stop = False
         self._stop_wait = False
         self._accepting = True
-        self._respawns: deque[float] = deque()
+        self._respawns: deque[float] = deque()  # start times of replacement workers, last minute
+        self._respawn_warned = False
+        self.last_worker_exit: dict[str, Any] | None = None
         self._tail_s = 0.0  # measured seconds from the end of denoising to the end of a job (for ETAs)
         self._auth = None
         self._gateway = None
@@ -219,6 +221,8 @@ class BridgeServer:
                 for fd in [fd for fd, (_, w) in registered.items() if w not in self.workers]:
                     poller.unregister(fd)
                     del registered[fd]
+                if len(self.workers) < self.cfg.workers:
+                    self._ensure_workers()
                 self._dispatch()
         finally:
             self.close()
@@ -324,7 +328,8 @@ class BridgeServer:
         if job_id is None:
             return {"server": {"pid": os.getpid(), "uptime_s": time.time() - self.started_at,
                                "accepting": self._accepting, "queued": len(self.queue),
-                               "jobs": self._journal().counts(), "workers": [w.describe() for w in self.workers]}}
+                               "jobs": self._journal().counts(), "workers": [w.describe() for w in self.workers],
+                               "last_worker_exit": self.last_worker_exit}}
         return {"job": self._job_status(job_id)}
 
     def _job_status(self, job_id: str) -> dict[str, Any]:
@@ -479,18 +484,28 @@ class BridgeServer:
                 self._release_output(job_id)
                 self.publish(job_id, "job_failed", state="failed", ename="WorkerDied", evalue=rec.error)
         w.kill()
+        self.last_worker_exit = {"pid": w.pid, "reason": reason, "time": time.time(), "job_id": w.job_id}
+        self._ensure_workers()
+
+    def _ensure_workers(self) -> None:
+        """Start workers up to `cfg.workers`, at most 5 per slot per minute: a worker that dies at start-up (a
+        broken install) is retried slowly instead of in a tight loop, and the server keeps answering meanwhile."""
         if self._stop:
             return
         now = time.monotonic()
-        self._respawns.append(now)
         while self._respawns and self._respawns[0] < now - 60:
             self._respawns.popleft()
-        if len(self._respawns) > 5 * self.cfg.workers:
-            log.error("workers keep dying (%d in a minute); not starting another", len(self._respawns))
-            if not self.workers:
-                self.request_stop()
-            return
-        self.workers.append(WorkerHandle(self._mp, self.cfg.renderer, w.index))
+        free = sorted(set(range(self.cfg.workers)) - {w.index for w in self.workers})
+        for index in free:
+            if len(self._respawns) >= 5 * self.cfg.workers:
+                if not self._respawn_warned:
+                    log.error("workers keep dying (%d started in a minute); waiting before starting another",
+                              len(self._respawns))
+                    self._respawn_warned = True
+                return
+            self._respawns.append(now)
+            self._respawn_warned = False
+            self.workers.append(WorkerHandle(self._mp, self.cfg.renderer, index))
 
     def _remove_partials(self, output: str | None, job_id: str) -> None:
         if output:
