@@ -148,6 +148,8 @@ def worker_main(conn: Connection, cancel_seq: Any, renderer: str) -> None:
                 from .timeline_jobs import timeline_request
 
                 request = timeline_request(request, request_json["timeline"], progress)
+            if should_cancel():  # cancelled while the timeline's picture was being encoded
+                raise RenderCancelled("cancelled before denoising step 0")
             result = render(request, progress=progress, should_cancel=should_cancel)
             conn.send(("done", seq, _publish(job_id, output, result_to_json(result))))
         except RenderCancelled as e:
