@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from filmscore.engine.metrics.rhythm import (beat_f1, beat_transition_iou, event_hit_rate, inner_events,
-                                             measure_rhythm, motion_loudness_correlation, onset_times)
+                                             measure_rhythm, motion_loudness_correlation, onset_coverage,
+                                             onset_times)
 
 SR = 16_000
 
@@ -56,6 +57,13 @@ def test_event_hit_rate_arithmetic():
     assert event_hit_rate([1.0, 2.0, 3.0, 4.0], [1.05, 2.071, 2.93, 9.0]) == pytest.approx(0.5)
     assert event_hit_rate([1.0], []) == 0.0
     assert np.isnan(event_hit_rate([], [1.0]))
+
+
+def test_onset_coverage_is_the_chance_level(on_cuts):
+    assert onset_coverage([1.0], 2.14) == pytest.approx(0.14 / 2.0, abs=2e-3)  # one 140 ms window in 2 s
+    assert onset_coverage(np.arange(0, 3, 0.1), 3.0) == 1.0  # an onset every 100 ms covers everything
+    assert onset_coverage([], 3.0) == 0.0
+    assert measure_rhythm(on_cuts, SR, CUTS, CUTS, None).onset_chance < 0.4
 
 
 def test_beat_f1_and_iou_known_matchings():

@@ -106,7 +106,8 @@ def load_set(spec: str | Path) -> EvalSet:
 
 
 def build_from_corpus(corpus: str | Path, out: str | Path, *, n_items: int = 6, duration_s: float = 10.0,
-                      maestros: tuple[str, ...] = ("bach", "beethoven", "haydn", "mozart"), name: str = "default") -> Path:
+                      maestros: tuple[str, ...] = ("bach", "beethoven", "haydn", "mozart"),
+                      name: str = "default") -> Path:
     """Copy up to `n_items` held-out clips (film, controls, score, ground-truth audio cut to `duration_s` at
     16 kHz FLAC) into `out` and write its set.json, plus one maestro-guided item per name in `maestros` over the
     first films. Clips are taken one per work first, in index order."""

@@ -26,6 +26,7 @@ METRICS: tuple[tuple[str, str, bool | None], ...] = (
     ("dynamics_r_macro", "dynamics r (macro: pooled frames)", True),
     ("cut_onset_rate", "cuts with an onset within 70 ms", True),
     ("hit_onset_rate", "hit points with an onset within 70 ms", True),
+    ("onset_chance", "chance of that (time within 70 ms of an onset)", None),
     ("beat_f1", "beat F1 vs hit points (mir_eval, 70 ms)", True),
     ("beat_transition_iou", "beat/transition IoU", True),
     ("motion_loudness_r", "motion-loudness r", True),

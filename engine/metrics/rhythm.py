@@ -3,6 +3,8 @@
 - **Cut alignment** (`event_hit_rate`): the share of cuts / hit points that have a music onset within +-70 ms
   (the tolerance of mir_eval's onset and beat F-measures, about the 10/s picture grid's half frame plus the
   onset detector's spread).
+  Its chance level is `onset_coverage`: the share of the cue's instants that have an onset within +-70 ms (a cue
+  dense with onsets "hits" every cut by accident); read the rate against it.
 - **Beat F1** (`beat_f1`): mir_eval's beat F-measure with the requested hit points as reference beats and the
   beats tracked in the audio as estimates (+-70 ms). Beats with no hit lower precision: a cue that plays a
   steady beat scores below 1 even when every hit lands, which is why it is read next to the baselines.
@@ -82,6 +84,20 @@ def event_hit_rate(events_s, onsets_s, tol: float = TOLERANCE_S) -> float:
     return float(np.mean(nearest <= tol + 1e-9))
 
 
+def onset_coverage(onsets_s, duration_s: float, tol: float = TOLERANCE_S) -> float:
+    """Share of instants in (tol, duration - tol) with an onset within +-tol (1 ms grid): the cut alignment a
+    cue would score if the cuts fell at random times. nan for a cue shorter than 2 tol."""
+    grid = np.arange(tol, duration_s - tol, 0.001)
+    if grid.size == 0:
+        return float("nan")
+    on = np.sort(np.asarray(onsets_s, np.float64).ravel())
+    if on.size == 0:
+        return 0.0
+    i = np.clip(np.searchsorted(on, grid), 1, max(on.size - 1, 1))
+    near = np.minimum(np.abs(grid - on[i - 1]), np.abs(grid - on[np.minimum(i, on.size - 1)]))
+    return float(np.mean(near <= tol + 1e-9))
+
+
 def beat_f1(reference_s, estimated_s, tol: float = TOLERANCE_S) -> float:
     """mir_eval's beat F-measure (no trimming of the first 5 s: cues are short); nan without reference beats."""
     import mir_eval
@@ -128,11 +144,13 @@ def motion_loudness_correlation(motion: np.ndarray, wave: np.ndarray, sr: int) -
 @dataclass(frozen=True)
 class RhythmScores:
     """Rhythm of one cue against its picture. cut_onset_rate: cuts with an onset within +-70 ms;
-    hit_onset_rate: the same for the requested hit points; beat_f1: hit points vs tracked beats;
-    beat_transition_iou: cuts vs tracked beats; motion_loudness_r. nan where the picture has no such event."""
+    hit_onset_rate: the same for the requested hit points; onset_chance: both rates' chance level;
+    beat_f1: hit points vs tracked beats; beat_transition_iou: cuts vs tracked beats; motion_loudness_r.
+    nan where the picture has no such event."""
 
     cut_onset_rate: float
     hit_onset_rate: float
+    onset_chance: float
     beat_f1: float
     beat_transition_iou: float
     motion_loudness_r: float
@@ -151,6 +169,7 @@ def measure_rhythm(wave: np.ndarray, sr: int, cuts_s, hits_s, motion: np.ndarray
     return RhythmScores(
         cut_onset_rate=event_hit_rate(cuts, onsets),
         hit_onset_rate=event_hit_rate(hits, onsets),
+        onset_chance=onset_coverage(onsets, duration),
         beat_f1=beat_f1(hits, inner_events(beats, duration)),
         beat_transition_iou=beat_transition_iou(cuts, inner_events(beats, duration)) if cuts.size else float("nan"),
         motion_loudness_r=motion_loudness_correlation(motion, wave, sr) if motion is not None else float("nan"),

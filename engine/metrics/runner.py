@@ -75,7 +75,8 @@ class CueResult:
         a, r = self.adherence, self.rhythm
         d = {"melody_accuracy": a.melody_accuracy if a else float("nan"),
              "dynamics_r": a.dynamics_r if a else float("nan"),
-             "cut_onset_rate": r.cut_onset_rate, "hit_onset_rate": r.hit_onset_rate, "beat_f1": r.beat_f1,
+             "cut_onset_rate": r.cut_onset_rate, "hit_onset_rate": r.hit_onset_rate,
+             "onset_chance": r.onset_chance, "beat_f1": r.beat_f1,
              "beat_transition_iou": r.beat_transition_iou, "motion_loudness_r": r.motion_loudness_r}
         d.update({k: v for k, v in self.originality.items()})
         d.update({k: v for k, v in self.recognised.items()})
@@ -223,7 +224,8 @@ def pool_system(cues: list[CueResult], items: dict[str, EvalItem], reference) ->
         return float(np.mean(v)) if v else float("nan")
 
     out = pool_adherence([c.adherence for c in cues if c.adherence is not None])
-    for k in ("cut_onset_rate", "hit_onset_rate", "beat_f1", "beat_transition_iou", "motion_loudness_r"):
+    for k in ("cut_onset_rate", "hit_onset_rate", "onset_chance", "beat_f1", "beat_transition_iou",
+              "motion_loudness_r"):
         out[k] = mean(k)
     out["n_cues"] = len(cues)
     if reference is None:
