@@ -61,6 +61,10 @@ def test_maestro_and_audio_inputs(tmp_path, capsys):
     assert main(["controls", str(wav), "--duration", "3", "-o", str(out), "--json"]) == 0
     s = _json(capsys)
     assert s["kind"] == "audio" and s["n_frames"] == 300 and 0.6 < s["voiced_share"] < 0.7
+    # hits bend a recording through its tracked beats; each hit is reported
+    assert main(["controls", str(wav), "--duration", "3", "--hits", "1.2", "-o", str(out), "--json"]) == 0
+    s = _json(capsys)
+    assert s["n_frames"] == 300 and s["fit"]["hits"][0]["hit_s"] == 1.2 and "beats_tracked" in s["fit"]
 
 
 @pytest.mark.parametrize("argv, message", [

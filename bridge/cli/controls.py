@@ -3,7 +3,8 @@
 INPUT is a MIDI theme (.mid/.midi/.smf/.kar) or a recording (anything soundfile or PyAV decodes); `--maestro NAME`
 takes a library theme instead. Without `--duration` and `--hits` the controls follow the input's own timing frame
 for frame; with either, a theme is fitted to the cue exactly as `filmscore render` fits it (tempo bent so strong
-beats land on the hits, ending on a bar line or fading out), and `--midi-out` writes the fitted theme.
+beats land on the hits, ending on a bar line or fading out), and `--midi-out` writes the fitted theme; a
+recording's tracked beats are bent onto the hits the same way.
 The npz holds `melody` (T x 12 float32), `dynamics` (T, dB) and `frame_rate` (100); frame i covers
 [i/100, (i+1)/100) s.
 """
@@ -82,21 +83,27 @@ def _check_args(args: argparse.Namespace) -> str:
 def run(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from filmscore.engine.constants import CONTROL_FRAME_RATE
+    from filmscore.engine.constants import CONTROL_FRAME_RATE, MODEL_SAMPLE_RATE
 
     kind = _check_args(args)
     hits = parse_hits(args.hits)
     t0 = time.perf_counter()
-    fitted = None
+    fitted = ref_fit = None
     if kind == "audio":
-        from filmscore.engine.controls.request import controls_for_reference
+        from filmscore.engine.audio.io import load_audio
+        from filmscore.engine.controls.audio import ReferenceAudioError, controls_from_audio
+        from filmscore.engine.controls.reference_fit import fit_reference, track_beats
 
-        controls = controls_for_reference(args.input)
-        if args.duration is not None:
-            controls = controls.fit_length(int(math.ceil(args.duration * CONTROL_FRAME_RATE - 1e-9)))
-        if hits:
-            stderr_console.print("note: --hits do not move a recording's controls (no beat grid to bend)",
-                                 highlight=False)
+        wave = load_audio(args.input, MODEL_SAMPLE_RATE)
+        try:
+            controls = controls_from_audio(wave, MODEL_SAMPLE_RATE)
+        except ReferenceAudioError as e:
+            raise ReferenceAudioError(f"{args.input}: {e}") from e
+        if args.duration is not None or hits:  # the steps of controls_for_reference, sharing one decode
+            duration = args.duration if args.duration is not None else max(controls.duration_s, max(hits) + 1.0)
+            beats = track_beats(wave) if hits else np.zeros(0)
+            controls, ref_fit = fit_reference(controls, beats, int(math.ceil(duration * CONTROL_FRAME_RATE - 1e-9)),
+                                              hits)
     elif args.duration is None and not hits and kind == "midi":
         from filmscore.engine.controls.midi import controls_from_midi
 
@@ -128,7 +135,7 @@ def run(args: argparse.Namespace) -> int:
         "voiced_share": round(float(voiced.mean()) if controls.n_frames else 0.0, 4),
         "dynamics_db": {"min": round(float(np.min(controls.dynamics)), 2),
                         "max": round(float(np.max(controls.dynamics)), 2)} if controls.n_frames else None,
-        "fit": fitted.summary() if fitted is not None else None,
+        "fit": fitted.summary() if fitted is not None else ref_fit.summary() if ref_fit is not None else None,
         "midi_out": str(args.midi_out) if fitted is not None and args.midi_out else None,
         "plot": str(args.plot) if args.plot else None, "seconds": round(seconds, 3),
     }
@@ -136,9 +143,10 @@ def run(args: argparse.Namespace) -> int:
     def human() -> None:
         msg = (f"wrote {args.output}: {controls.n_frames} frames ({controls.duration_s:.2f} s), "
                f"melody on {100 * summary['voiced_share']:.0f} % of frames")
-        if fitted is not None:
-            fs = fitted.summary()
-            msg += f"; theme {fs['theme']} at {fs['base_bpm']} BPM"
+        if fitted is not None or ref_fit is not None:
+            fs = summary["fit"]
+            if fitted is not None:
+                msg += f"; theme {fs['theme']} at {fs['base_bpm']} BPM"
             if fs["hit_share"] is not None:
                 caught = sum(h["caught"] for h in fs["hits"])
                 msg += f", {caught}/{len(fs['hits'])} hits on strong beats (+-70 ms)"

@@ -200,9 +200,10 @@ def _looped_grid(theme: Theme, own_span_s: float) -> tuple[np.ndarray, np.ndarra
     return times, kinds, loops
 
 
-def _plan(theme: Theme, duration_s: float, hits: np.ndarray, start_s: float, base: float, s: FitSettings,
-          times: np.ndarray, kinds: np.ndarray) -> tuple[float, list[tuple[float, float]]]:
-    """Best (score, [(own_s, cue_s) knots of caught hits]) for a start at `start_s` (dynamic programme)."""
+def plan_knots(hits: np.ndarray, start_s: float, base: float, s: FitSettings, times: np.ndarray,
+               kinds: np.ndarray) -> tuple[float, list[tuple[float, float]]]:
+    """Best (score, [(own_s, cue_s) knots of caught hits]) for a start at `start_s`: a dynamic programme over
+    (hit, strong beat) pairs. `times` (G,) own seconds of the strong beats, `kinds` (G,) their BEAT_* kinds."""
     lo, hi = max(s.min_stretch, base * (1 - s.max_change)), min(s.max_stretch, base * (1 + s.max_change))
     bonus = np.asarray(s.kind_bonus)[kinds]
     n = hits.size
@@ -277,7 +278,7 @@ def fit_theme(theme: Theme, duration_s: float, hits_s=(), settings: FitSettings 
                 starts.append((float(o), own_catch))
     best = None
     for o, own_catch in starts:
-        score, knots = _plan(theme, duration_s, hits, o, base, s, times, kinds)
+        score, knots = plan_knots(hits, o, base, s, times, kinds)
         if o > 0:
             # the cue opens without theme: worth it only to catch more or bend less
             score += own_catch - LATE_ENTRANCE_COST
@@ -357,16 +358,23 @@ def _place_notes(theme: Theme, own: np.ndarray, cue: np.ndarray, tail_k: float, 
 
 def _match_hits(ft: FittedTheme, hits: np.ndarray, times: np.ndarray, kinds: np.ndarray,
                 tol: float) -> list[HitMatch]:
-    if hits.size == 0:
-        return []
-    cue_beats = ft.own_to_cue(times)
+    return match_hits(ft.own_to_cue(times), kinds, hits, ft.duration_s, tol)
+
+
+def match_hits(cue_beats: np.ndarray, kinds: np.ndarray, hits: np.ndarray, duration_s: float, tol: float,
+               kind_names: tuple[str, ...] = BEAT_KINDS) -> list[HitMatch]:
+    """Each hit against the nearest strong beat in cue time: caught when within `tol` seconds."""
     out = []
     for h in hits:
+        if cue_beats.size == 0:
+            out.append(HitMatch(float(h), float("nan"), "none", float("inf"), False))
+            continue
         i = int(np.argmin(np.abs(cue_beats - h)))
         err = float(cue_beats[i] - h)
-        out.append(HitMatch(float(h), float(cue_beats[i]), BEAT_KINDS[int(kinds[i])], err,
-                            bool(abs(err) <= tol + 1e-9 and 0 <= h <= ft.duration_s)))
+        out.append(HitMatch(float(h), float(cue_beats[i]), kind_names[int(kinds[i])], err,
+                            bool(abs(err) <= tol + 1e-9 and 0 <= h <= duration_s)))
     return out
 
 
-__all__ = ["BEAT_PHRASE", "FitError", "FitSettings", "FittedTheme", "HitMatch", "fit_theme"]
+__all__ = ["BEAT_PHRASE", "FitError", "FitSettings", "FittedTheme", "HitMatch", "fit_theme", "match_hits",
+           "plan_knots"]

@@ -2,13 +2,14 @@
 
 A MIDI theme or a maestro theme is fitted to the cue (`fit.fit_theme`: duration, hit points, bar-line ending,
 fade) exactly as `filmscore controls INPUT --duration D --hits ...` does; a reference recording gives Music
-ControlNet's audio controls in its own timing, trimmed or padded with rests to the cue (hit points do not move a
-recording: there is no symbolic beat grid to bend).
+ControlNet's audio controls, its tracked beats bent onto the hit points (`reference_fit`), rests past its end and a
+fade where the cue cuts it.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -16,6 +17,9 @@ from ..constants import CONTROL_FRAME_RATE, MODEL_SAMPLE_RATE
 from ..errors import RequestError
 from .fit import FitSettings, FittedTheme, fit_theme
 from .types import Controls
+
+if TYPE_CHECKING:
+    from .reference_fit import ReferenceFit
 
 
 def theme_for_request(*, midi=None, maestro: str | None = None, theme: str | None = None,
@@ -55,24 +59,38 @@ def controls_for_request(*, n_frames: int, midi=None, reference_audio=None, maes
     if not given:
         return Controls.absent(int(n_frames)), None
     if reference_audio is not None:
-        return controls_for_reference(reference_audio, int(n_frames)), None
+        controls, _ = controls_for_reference(reference_audio, int(n_frames), tuple(hits_s), settings)
+        return controls, None
     th = theme_for_request(midi=midi, maestro=maestro, theme=theme, track=track, channel=channel, seed=seed)
     fitted = fit_theme(th, int(n_frames) / CONTROL_FRAME_RATE, tuple(hits_s), settings)
     return fitted.controls(int(n_frames)), fitted
 
 
-def controls_for_reference(reference, n_frames: int | None = None) -> Controls:
-    """Audio controls of a recording (path or `(wave, sr)`), trimmed or padded with rests to `n_frames`."""
+def controls_for_reference(reference, n_frames: int | None = None, hits_s=(),
+                           settings: FitSettings | None = None) -> tuple[Controls, ReferenceFit | None]:
+    """Audio controls of a recording (path or `(wave, sr)`). With `n_frames`: placed in a cue of that length, its
+    tracked beats bent onto `hits_s` (`reference_fit`), rests past its end, a fade where it is cut."""
     from .audio import ReferenceAudioError, controls_from_audio
 
     if isinstance(reference, (str, Path)):
         from ..audio.io import load_audio
 
-        try:
-            controls = controls_from_audio(load_audio(reference, MODEL_SAMPLE_RATE), MODEL_SAMPLE_RATE)
-        except ReferenceAudioError as e:
-            raise ReferenceAudioError(f"{reference}: {e}") from e
+        wave, sr = load_audio(reference, MODEL_SAMPLE_RATE), MODEL_SAMPLE_RATE
     else:
-        wave, sr = reference
-        controls = controls_from_audio(np.asarray(wave), int(sr))
-    return controls if n_frames is None else controls.fit_length(n_frames)
+        wave, sr = np.asarray(reference[0]), int(reference[1])
+    try:
+        controls = controls_from_audio(wave, sr)
+    except ReferenceAudioError as e:
+        if isinstance(reference, (str, Path)):
+            raise ReferenceAudioError(f"{reference}: {e}") from e
+        raise
+    if n_frames is None:
+        return controls, None
+    from .reference_fit import fit_reference, track_beats
+
+    beats = np.zeros(0)
+    if len(tuple(hits_s)):
+        from ..audio.io import resample
+
+        beats = track_beats(resample(np.asarray(wave, np.float32), sr, MODEL_SAMPLE_RATE))
+    return fit_reference(controls, beats, n_frames, hits_s, settings)
