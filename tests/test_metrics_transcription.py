@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
 from filmscore.engine.metrics.transcription import (TranscriptionError, basic_pitch_available, melody_from_audio,

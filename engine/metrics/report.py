@@ -174,7 +174,7 @@ def _plot_item(run: EvalRun, item_id: str, path: Path) -> bool:
     return True
 
 
-def write_report(run: EvalRun, out_dir: Path, command: str = "", max_item_plots: int = 6) -> dict:
+def write_report(run: EvalRun, out_dir: Path, command: str = "", max_item_plots: int = 12) -> dict:
     """Write report.json, report.md and plots/ into `out_dir`; returns the JSON document."""
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "plots").mkdir(exist_ok=True)
