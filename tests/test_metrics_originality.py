@@ -48,7 +48,7 @@ def test_highest_similarity_finds_the_nearest_piece_and_can_exclude_its_work():
     pieces = TrainingPieces(["tune", "other", "tune-again"], ["w1", "w2", "w1"],
                             [melody_ngrams(_melody(TUNE)), melody_ngrams(_melody(OTHER)),
                              melody_ngrams(_melody([(p + 3) % 12 for p in TUNE]))], emb)
-    hi = pieces.highest(melody_ngrams(_melody(TUNE)), emb[1] * 2.0)
+    hi = pieces.highest(melody_ngrams(_melody(TUNE)), emb[1].copy())
     assert hi["melodic"] == 1.0 and hi["melodic_nearest"] in ("tune", "tune-again")
     assert hi["embedding"] == pytest.approx(1.0) and hi["embedding_nearest"] == "other"
     away = pieces.highest(melody_ngrams(_melody(TUNE)), emb[0], exclude_work="w1")

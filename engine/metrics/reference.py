@@ -34,7 +34,7 @@ from .transcription import melody_from_audio, resolve
 
 logger = logging.getLogger(__name__)
 
-REFERENCE_VERSION = "eval-reference-1"
+REFERENCE_VERSION = "eval-reference-2"
 DEFAULT_CACHE = Path.home() / ".cache" / "filmscore" / "eval"
 
 
