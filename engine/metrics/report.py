@@ -103,6 +103,10 @@ def _plot_summary(run: EvalRun, path: Path) -> None:
         vals = [run.pooled[s].get(k, float("nan")) for s in systems]
         ax.bar(range(len(systems)), [v if math.isfinite(v) else 0 for v in vals],
                color=[colors(i) for i in range(len(systems))])
+        if k in ("cut_onset_rate", "hit_onset_rate"):  # the chance level of each system's cues
+            chance = [run.pooled[s].get("onset_chance", float("nan")) for s in systems]
+            ax.scatter(range(len(systems)), chance, marker="_", s=300, c="k", zorder=3, label="chance")
+            ax.legend(fontsize=6)
         ax.set_xticks(range(len(systems)))
         ax.set_xticklabels(systems, rotation=35, ha="right", fontsize=7)
         ax.set_title(dict((a, b) for a, b, _ in METRICS)[k], fontsize=8)
