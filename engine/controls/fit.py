@@ -8,7 +8,7 @@ hit is a dynamic programme over (hit, beat) pairs that maximises the hits caught
 then mid-bar strong beats preferred) less the tempo deviation.
 
 - base tempo: the stretch closest to the theme's own tempo for which the cue holds a whole number of bars;
-- start: at 0, or up to one bar later when that puts the theme's first phrase start on the first hit;
+- start: at 0, or up to one bar later when that puts a strong beat of the theme's first bar on the first hit;
 - end: the last segment ends the theme on a bar line at the cue end when a tempo within bounds allows, else on
   the last bar line before it (or in the bar when more than half of it fits); a note still sounding at the cue
   end is cut there and the dynamics fade out over `fade_s` instead.
@@ -57,6 +57,8 @@ class FitSettings:
 
 @dataclass(frozen=True)
 class HitMatch:
+    """One hit point against the nearest fitted strong beat (cue seconds); caught when within the tolerance."""
+
     hit_s: float
     beat_s: float
     kind: str

@@ -113,22 +113,21 @@ class Theme:
 
     def grid(self) -> tuple[np.ndarray, np.ndarray]:
         """Strong beats within one loop [0, length): `(G,)` own seconds and `(G,)` kinds (BEAT_PHRASE,
-        BEAT_DOWN, BEAT_STRONG). The theme start is a phrase start even with a pickup."""
-        beats, kinds = [0.0], [BEAT_PHRASE]
+        BEAT_DOWN, BEAT_STRONG). A pickup is not a strong beat: the phrase starts on the downbeat it leads to."""
+        beats: list[float] = []
+        kinds: list[int] = []
         for i, b in enumerate(self.bar_starts_beats()):
             if b >= self.length_beats - 1e-9:
                 break
-            kind = BEAT_PHRASE if i % PHRASE_BARS == 0 else BEAT_DOWN
-            if b > 1e-9:
-                beats.append(b)
-                kinds.append(kind)
+            beats.append(b)
+            kinds.append(BEAT_PHRASE if i % PHRASE_BARS == 0 else BEAT_DOWN)
             num = next((n for at, n, _ in reversed(self.meters) if at <= b + 1e-9), 4)
             if num % 2 == 0 and num > 2:  # 4/4 beat 3, 6/8 beat 4, 12/8 beat 7
                 beats.append(b + self.bar_beats_at(b) / 2)
                 kinds.append(BEAT_STRONG)
-        beats_a = np.asarray(beats)
+        beats_a = np.asarray(beats, np.float64)
         keep = beats_a < self.length_beats - 1e-9
-        return self.beats_to_s(beats_a[keep]), np.asarray(kinds)[keep]
+        return self.beats_to_s(beats_a[keep]), np.asarray(kinds, np.int64)[keep]
 
     def melody_notes(self) -> list[Note]:
         return [n for n in self.notes if n.channel != DRUM_CHANNEL
