@@ -151,3 +151,20 @@ def test_theme_from_midi_tempo_map_and_metre(tmp_path):
 def test_bad_fit_input(duration, hits, match):
     with pytest.raises(FitError, match=match):
         fit_theme(theme(), duration, hits)
+
+
+def test_fitted_midi_marks_the_pickup_bar(tmp_path):
+    rows_p = [(0, 1, 67, 80)] + [(1 + o, d, p, v) for o, d, p, v in ROWS]
+    t = theme_from_beats(rows_p, bpm=120, meter=(4, 4), pickup_beats=1.0)
+    ft = fit_theme(t, 8.5)
+    mid = ft.to_midi()
+    sigs, tick = [], 0
+    for m in mid.tracks[0]:
+        tick += m.time
+        if m.type == "time_signature":
+            sigs.append((tick, m.numerator, m.denominator))
+    assert sigs[0] == (0, 1, 4) and sigs[1] == (480, 4, 4)  # a one-beat pickup bar, then the theme's 4/4
+    path = tmp_path / "p.mid"
+    ft.write_midi(path)
+    back = notes_from_midi(path)
+    assert [round(n.onset_s, 3) for n in back] == [round(n.onset_s, 3) for n in ft.notes]
