@@ -548,3 +548,27 @@ def test_workers_dying_at_start_are_retried_slowly_while_requests_are_served(tmp
         if loop.is_alive():
             srv.request_stop()
             loop.join(30)
+
+
+@pytest.mark.slow
+def test_render_a_video_range(dirs):
+    """A real clip (PyAV-written, two shots cut at 2 s) through the film encoder: start and duration on the wire
+    are rational; the picture's cut lands where the range puts it."""
+    import soundfile as sf
+
+    from filmscore.engine.bundle_testing import make_tiny_bundle
+    from filmscore.engine.film.spec import default_feature_spec
+    from filmscore.engine.film.synthetic import Shot, write_edit
+
+    dim, layout = default_feature_spec()
+    bundle = make_tiny_bundle(dirs["state"].parent / "video-bundle", seed=0, feature_dim=dim, feature_layout=layout)
+    clip = dirs["media"] / "clip.mp4"
+    write_edit(clip, [Shot("pan", 2.0), Shot("shapes", 2.0)])
+    with serve(dirs, bundle) as srv, BridgeClient(srv.info) as c:
+        job = c.render(dirs["out"] / "video.wav", video=clip, start_s=0.5, duration_s=3.0, steps=2)
+        st = c.wait(job, timeout_s=180)
+        assert st["state"] == "finished", st["error"]
+        meta = c.result(job)["metadata"]
+    assert sf.info(str(dirs["out"] / "video.wav")).frames == 3 * 48000
+    assert meta["picture"]["duration_s"] == pytest.approx(3.0)
+    assert any(abs(t - 1.5) < 0.2 for t in meta["picture"]["cuts_s"]), meta["picture"]["cuts_s"]
