@@ -572,3 +572,14 @@ def test_render_a_video_range(dirs):
     assert sf.info(str(dirs["out"] / "video.wav")).frames == 3 * 48000
     assert meta["picture"]["duration_s"] == pytest.approx(3.0)
     assert any(abs(t - 1.5) < 0.2 for t in meta["picture"]["cuts_s"]), meta["picture"]["cuts_s"]
+
+
+def test_one_server_per_connection_file_and_per_journal(shared, tmp_path):
+    from filmscore.bridge.server import ServerError
+
+    srv, _ = shared
+    with pytest.raises(ServerError, match="belongs to a running server"):
+        start_server(tmp_path / "other-state", connection_file=srv.connection_file)
+    with pytest.raises(ServerError, match="in use by another filmscore server"):
+        start_server(Path(srv.summary["state_dir"]), connection_file=tmp_path / "other.json")
+    assert srv.process.poll() is None and not (tmp_path / "other.json").exists()
