@@ -27,7 +27,7 @@ def clip(tmp_path_factory):
 def test_encode_shapes_layout_and_cuts(clip):
     path, cuts = clip
     seen = []
-    f = encode_video(path, cache=False, progress=lambda done, total: seen.append((done, total)))
+    f = encode_video(path, cache=False, progress=lambda frac, msg: seen.append((frac, msg)))
     assert isinstance(f, FilmFeatures)
     assert f.n_frames == 86 and f.duration_s == pytest.approx(8.6)
     assert f.semantic.shape == (86, 1280) and f.emotion.shape == (86, 6) and f.aesthetic.shape == (86, 8)
@@ -39,7 +39,9 @@ def test_encode_shapes_layout_and_cuts(clip):
     for got, want in zip(f.cuts_s, cuts):
         assert abs(got - want) <= 0.1 + 1e-6
     assert set(f.cuts_s) <= set(f.hit_points_s)
-    assert seen[-1][0] == 86
+    fracs = [f for f, _ in seen]
+    assert fracs == sorted(fracs) and fracs[-1] == 1.0
+    assert seen[-1][1] == f"86 frames, {len(cuts)} cuts"
 
 
 def test_range_and_cache_roundtrip(clip, tmp_path):

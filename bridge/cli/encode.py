@@ -129,10 +129,10 @@ def run(args: argparse.Namespace) -> int:
     from filmscore.engine.film.encoder import encode_video
 
     with progress_bar(enabled=stderr_console.is_terminal and not args.json) as bar:
-        task = bar.add_task("encoding", total=None)
+        task = bar.add_task("encoding", total=100)
 
-        def progress(done: int, total: int | None) -> None:
-            bar.update(task, completed=done, total=total)
+        def progress(fraction: float, message: str) -> None:
+            bar.update(task, completed=round(100 * fraction), description=f"encoding ({message})")
 
         t0 = time.perf_counter()
         feats = encode_video(args.video, args.start, args.duration, cache=not args.no_cache, progress=progress)

@@ -32,8 +32,11 @@ logger = logging.getLogger(__name__)
 SEMANTIC_STRIDE = 5
 """The backbone sees every 5th frame (2/s at 10 fps); the other frames are interpolated within their shot."""
 
-Progress = Callable[[int, int | None], None]
-"""progress(frames_done, frames_expected or None)."""
+CACHE_REVISION = 3
+"""Bumped when the encoder's output changes for the same layout (a detector tuned): cached features then miss."""
+
+Progress = Callable[[float, str], None]
+"""progress(fraction 0..1 of the range decoded, message), as the render pipeline's "picture" stage reports it."""
 
 _BACKBONES: dict[str, ImageBackbone] = {}
 
@@ -79,7 +82,7 @@ def encode_video(path: str | Path, start_s: float = 0.0, duration_s: float | Non
         info = probe(path)  # clear errors for missing / audio-only files before hashing
         del info
         cache_path = film_cache.features_dir() / film_cache.features_key(film_cache.media_hash(path), start, dur,
-                                                                         layout)
+                                                                         f"{layout};rev={CACHE_REVISION}")
         if cache_path.is_file():
             try:
                 feats = FilmFeatures.load_npz(cache_path)
@@ -115,7 +118,8 @@ def encode_video(path: str | Path, start_s: float = 0.0, duration_s: float | Non
             sem_emb.append(bb.embed(rgb[pick]))
         n = batch.first + len(rgb)
         if progress is not None:
-            progress(n, expected)
+            frac = min(1.0, n / expected) if expected else 0.0
+            progress(frac, f"frame {n}/{expected if expected else '?'}")
 
     # 2. timing over the whole range, then the per-frame branches that depend on it
     duration = dur if dur is not None else n / VIDEO_FPS
@@ -125,6 +129,8 @@ def encode_video(path: str | Path, start_s: float = 0.0, duration_s: float | Non
     aesthetic = np.concatenate(aesth).astype(np.float32)
     emotion = scene_affect(aesthetic[:, 0], aesthetic[:, 2], tm.frame_motion, tm.cut_frames,
                            np.concatenate(colour), VIDEO_FPS)
+    if progress is not None:
+        progress(1.0, f"{n} frames, {len(tm.cuts_s)} cuts")
     extras = {
         "source": str(path),
         "start_s": start,
