@@ -110,17 +110,18 @@ def export_bundle(bundle: Bundle, *, backend: Literal["ort", "trt"] = "ort", int
     # 3. the film encoder's backbone, through engine/film's own exporter
     bb = None
     if film_backbone:
-        from filmscore.engine.film.semantic import export_onnx, load_backbone
+        from filmscore.engine.film import semantic
 
-        bb = load_backbone()
-        key = ec.ArtefactKey(ec.FILM_BACKBONE, "dyn", torch_tag, "fp32", 17, None)
+        bb = semantic.load_backbone()  # the PyTorch backbone (no ONNX cache): the reference and the source
+        opset = getattr(semantic, "ONNX_OPSET", 17)
+        key = ec.ArtefactKey(ec.FILM_BACKBONE, "dyn", torch_tag, "fp32", opset, None)
         f = key.filename(".onnx")
         if _have(cache_dir, manifest, f) and not force:
             res.reused.append(f)
         else:
             say("exporting film_backbone ...")
             t0 = time.perf_counter()
-            export_onnx(bb, cache_dir / f)
+            semantic.export_onnx(bb, cache_dir / f)
             _entry(manifest, "onnx", key, f, inputs=["frames"], output="features", backbone=bb.name,
                    export_s=round(time.perf_counter() - t0, 3), bytes=(cache_dir / f).stat().st_size)
             res.exported.append(f)
@@ -231,7 +232,7 @@ def backbone_parity(backbone, cache_dir: Path, threads: int) -> dict[str, Any]:
         video = Path(tmp) / "edit.mp4"
         write_edit(video, [Shot("forest", 1.0, seed=1), Shot("city", 1.0, seed=2)])
         rgb = np.concatenate([b.rgb for b in iter_frames(video, fps=4)])
-    x = backbone.preprocess(rgb)
+    x = torch.as_tensor(np.asarray(backbone.preprocess(rgb), np.float32))
     with torch.no_grad():
         ref = backbone.module(x)
     r = par.compare(lambda frames: ref, graph, [{"frames": x}])

@@ -115,23 +115,30 @@ def _unavailable(variant: str) -> str | None:
 
 
 def fullsize_bundle() -> Path:
-    """A bundle with the architecture `filmscore train` builds (VAE 32 latent channels, UNet (128, 192, 256),
+    """A bundle with the architecture `filmscore train` builds (the default MelVAE, UNet (128, 192, 256),
     ControlNet, film head over the default film features, Vocos 256 x 6) and seeded random weights."""
     import torch
 
-    from filmscore.engine.bundle import save_bundle
+    from filmscore.engine.bundle import load_bundle, save_bundle
+    from filmscore.engine.errors import BundleError
     from filmscore.engine.models import FilmScoreControlNet1D, FilmScoreUNet1D, FilmTokenHead, MelVAE, VocosVocoder
 
     path = Path.home() / ".cache" / "filmscore" / "bench-fullsize"
     if (path / "bundle.json").is_file():
-        return path
+        try:
+            load_bundle(path)
+            return path
+        except BundleError:  # made by an older model definition: make it again
+            pass
     torch.manual_seed(0)
-    unet = FilmScoreUNet1D(in_channels=32, block_out_channels=(128, 192, 256), token_dim=128, n_null_tokens=4)
+    vae = MelVAE(n_mels=128)
+    unet = FilmScoreUNet1D(in_channels=vae.config.latent_channels, block_out_channels=(128, 192, 256), token_dim=128,
+                           n_null_tokens=4)
     cn = FilmScoreControlNet1D.from_unet(unet)
     with torch.no_grad():  # non-zero residuals, as after training
         for p in list(cn.zero_convs.parameters()) + list(cn.mid_zero_conv.parameters()):
             p.normal_(0.0, 0.02)
-    models = {"vae": MelVAE(n_mels=128, latent_channels=32), "unet": unet, "controlnet": cn,
+    models = {"vae": vae, "unet": unet, "controlnet": cn,
               "film_head": FilmTokenHead(feature_dim=1294, token_dim=128, n_tokens=4, feature_layout="untrained"),
               "vocoder": VocosVocoder(n_mels=128)}
     return save_bundle(path, models, name="untrained-fullsize", version="0", film_layout="untrained",
