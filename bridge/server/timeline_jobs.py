@@ -58,6 +58,7 @@ def cue_duration_s(cue: Any, sample_rate: int) -> float:
 
 def timeline_request(request: Any, spec: TimelineSpec, progress: Callable[[str, float, str], None]):
     """`request` (a `RenderRequest` without picture) completed from the timeline region: picture, duration, hits."""
+    from ..timelines.batch import engine_hits_s
     from ..timelines.film_of_region import encode_region
 
     cue = select_cue(spec)
@@ -65,15 +66,7 @@ def timeline_request(request: Any, spec: TimelineSpec, progress: Callable[[str, 
     film = encode_region(cue.picture)
     progress("picture", 1.0, f"{film.n_encoded} clip(s) encoded" + (f"; without picture: {'; '.join(film.missing)}"
                                                                      if film.missing else ""))
-    hits = request.hits_s
-    if not hits:
-        times = sorted([h.time.to_seconds() for h in cue.hits] +
-                       list(film.features.hit_points_s if film.features is not None else ()))
-        merged: list[float] = []
-        for t in times:  # merged within 50 ms, inside the cue (as the batch scorer does)
-            if 0.0 <= t < cue.duration.to_seconds() and (not merged or t - merged[-1] > 0.05):
-                merged.append(round(t, 6))
-        hits = tuple(merged)
+    hits = request.hits_s or engine_hits_s(cue, film.features)
     out = replace(request, video=None, start_s=0.0, duration_s=cue_duration_s(cue, request.sample_rate),
                   film_features=film.features, hits_s=hits)
     if film.features is None:  # nothing to see: render without picture guidance
