@@ -138,6 +138,17 @@ def test_errors(tmp_path):
             out.mux(p)
     with pytest.raises(VideoDecodeError, match="no video stream.*audio"):
         list(iter_frames(audio))
+    zero = tmp_path / "zero.mkv"  # a video stream without a single frame beside 1 s of audio
+    with av.open(str(zero), "w") as out:
+        v = out.add_stream("h264", rate=25)
+        v.width, v.height, v.pix_fmt = 64, 36, "yuv420p"
+        a = out.add_stream("aac", rate=16000)
+        fr = av.AudioFrame.from_ndarray(np.zeros((1, 16000), np.float32), format="fltp", layout="mono")
+        fr.sample_rate = 16000
+        for p in [*a.encode(fr), *a.encode(), *v.encode()]:
+            out.mux(p)
+    with pytest.raises(VideoDecodeError, match="zero.mkv: its video stream holds no decodable frame"):
+        list(iter_frames(zero))
     clip = tmp_path / "two.mp4"
     _grey_clip(clip, [i / 25 for i in range(50)], rate=25, time_base=Fraction(1, 12800))
     with pytest.raises(VideoDecodeError, match="past the end"):

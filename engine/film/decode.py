@@ -236,6 +236,8 @@ def iter_frames(path: str | Path, start_s: float = 0.0, duration_s: float | None
             first += len(out)
             out.clear()
         if k == 0:
+            if start_s == 0:
+                raise VideoDecodeError(f"video file {path}: its video stream holds no decodable frame (zero length)")
             raise VideoDecodeError(f"video file {path}: no decodable video frame in the range starting at "
                                    f"{start_s:.3f} s")
         if n_target is not None and k < n_target and target(k) < end_s - END_TOLERANCE_S:
