@@ -13,7 +13,6 @@ import os
 import time
 from pathlib import Path
 
-import numpy as np
 
 from .bundle import load_bundle_cached
 from .constants import MODEL_SAMPLE_RATE

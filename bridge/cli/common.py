@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from collections.abc import Callable
 from typing import Any
 
+from filmscore.engine.errors import RequestError
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
@@ -35,3 +37,15 @@ def progress_bar(enabled: bool = True) -> Progress:
     return Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                     TimeElapsedColumn(), TimeRemainingColumn(), console=stderr_console, transient=True,
                     disable=not enabled)
+
+
+def parse_hits(text: str) -> tuple[float, ...]:
+    if not text.strip():
+        return ()
+    try:
+        hits = tuple(float(x) for x in text.split(",") if x.strip())
+    except ValueError as e:
+        raise RequestError(f"--hits {text!r}: expected seconds separated by commas") from e
+    if any(not math.isfinite(h) or h < 0 for h in hits):
+        raise RequestError(f"--hits {text!r}: hit points must be finite seconds >= 0")
+    return hits

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from filmscore.engine.errors import FilmscoreError, RequestError
 
-from .common import add_json_flag, emit, stderr_console
+from .common import add_json_flag, emit, parse_hits, stderr_console
 
 MIDI_SUFFIXES = (".mid", ".midi", ".smf", ".kar")
 
@@ -38,18 +38,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--plot", type=Path, default=None, help="write a picture of the controls (.png)")
     add_json_flag(p)
     p.set_defaults(run=run)
-
-
-def parse_hits(text: str) -> tuple[float, ...]:
-    if not text.strip():
-        return ()
-    try:
-        hits = tuple(float(x) for x in text.split(",") if x.strip())
-    except ValueError as e:
-        raise RequestError(f"--hits {text!r}: expected seconds separated by commas") from e
-    if any(not math.isfinite(h) or h < 0 for h in hits):
-        raise RequestError(f"--hits {text!r}: hit points must be finite seconds >= 0")
-    return hits
 
 
 def _check_args(args: argparse.Namespace) -> str:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from filmscore.engine.errors import RequestError
 
-from .common import add_json_flag, emit, progress_bar, stderr_console
+from .common import add_json_flag, emit, parse_hits, progress_bar, stderr_console
 
 
 def add_render_options(p: argparse.ArgumentParser) -> None:
@@ -42,15 +42,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_render_options(p)
     add_json_flag(p)
     p.set_defaults(run=run)
-
-
-def parse_hits(text: str) -> tuple[float, ...]:
-    if not text.strip():
-        return ()
-    try:
-        return tuple(float(x) for x in text.split(","))
-    except ValueError as e:
-        raise RequestError(f"--hits {text!r}: expected seconds separated by commas") from e
 
 
 def request_from_args(args: argparse.Namespace, output: Path, **overrides):
