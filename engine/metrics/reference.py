@@ -6,7 +6,8 @@ From a corpus built by `filmscore data build` (index.jsonl: clips with audio, co
 2. the training pieces for originality: every train clip's melodic n-grams (from its controls file: the lead
    voice of its score, exact) and its embedding (from its render);
 3. the copy thresholds, calibrated on corpus-vs-corpus pairs (engine/metrics/originality.py): a sample of train
-   clips, cut to `excerpt_s` like a cue and transcribed like a cue, against clips of other works (and of their own);
+   clips, cut to `excerpt_s` like a cue and transcribed like a cue, against clips of other works (and against their
+   own source clip: the verbatim copy the threshold should catch);
 4. the quality reference: embedding and handcrafted segment features of the held-out split's renders.
 
 Saved under `cache_root/<digest>/` (digest of the clip list, the settings and `REFERENCE_VERSION`), so a second
@@ -28,13 +29,13 @@ from ..constants import CONTROL_FRAME_RATE, MODEL_SAMPLE_RATE
 from ..controls.types import Controls
 from ..errors import FilmscoreError
 from .embedding import AudioEmbedder, embed_log_mel, prepare_log_mel, train_classifier
-from .originality import CopyCalibration, TrainingPieces, calibrate, melody_ngrams
+from .originality import CopyCalibration, TrainingPieces, calibrate, cosine_matrix, melody_ngrams
 from .quality import handcrafted_features
 from .transcription import melody_from_audio, resolve
 
 logger = logging.getLogger(__name__)
 
-REFERENCE_VERSION = "eval-reference-2"
+REFERENCE_VERSION = "eval-reference-3"
 DEFAULT_CACHE = Path.home() / ".cache" / "filmscore" / "eval"
 
 
@@ -73,7 +74,7 @@ class CorpusReference:
                             embeddings=self.pieces.embeddings, quality_embedding=self.quality_embedding,
                             quality_handcrafted=self.quality_handcrafted)
         (d / "ngrams.json").write_text(json.dumps([sorted(list(g)) for g in self.pieces.ngrams]))
-        cal = {k: {"kind": c.kind, "threshold": c.threshold, "other_work": c.other_work, "same_work": c.same_work,
+        cal = {k: {"kind": c.kind, "threshold": c.threshold, "other_work": c.other_work, "own_piece": c.own_piece,
                    "quantile": c.quantile} for k, c in self.calibration.items()}
         (d / "reference.json").write_text(json.dumps({"version": REFERENCE_VERSION, "classifier": self.classifier,
                                                       "calibration": cal, "transcriber": self.transcriber,
@@ -89,7 +90,7 @@ class CorpusReference:
             grams = [frozenset(tuple(g) for g in gs) for gs in json.loads((d / "ngrams.json").read_text())]
         except (OSError, KeyError, ValueError) as e:
             raise ReferenceError(f"evaluation reference {d}: cannot read ({e})") from e
-        cal = {k: CopyCalibration(c["kind"], c["threshold"], tuple(c["other_work"]), tuple(c["same_work"]),
+        cal = {k: CopyCalibration(c["kind"], c["threshold"], tuple(c["other_work"]), tuple(c["own_piece"]),
                                   c["quantile"]) for k, c in meta["calibration"].items()}
         return cls(d, AudioEmbedder.load(d), meta["classifier"], TrainingPieces(ids, works, grams, emb), cal, qe,
                    qh, meta["transcriber"], meta["info"])
@@ -185,23 +186,23 @@ def build_reference(corpus: str | Path, settings: ReferenceSettings = ReferenceS
 
     # 3. calibration on corpus-vs-corpus pairs: excerpts treated exactly as cues are
     transcriber = resolve(settings.transcriber)
-    mel_other, mel_same, emb_other, emb_same = [], [], [], []
+    mel_other, mel_own, emb_other, emb_own = [], [], [], []
     cal_recs = _even_sample(train, settings.calibration_clips, rng)
     for i, r in enumerate(cal_recs):
         wave = load_audio(corpus / r["audio"], MODEL_SAMPLE_RATE)[:int(settings.excerpt_s * MODEL_SAMPLE_RATE)]
         g = melody_ngrams(melody_from_audio(wave, MODEL_SAMPLE_RATE, transcriber)[0])
         e = embed_log_mel(model, prepare_log_mel(wave))[0].mean(axis=0)
         other = pieces.highest(g, e, exclude_work=r["work"])
-        same_idx = [k for k, w in enumerate(works) if w == r["work"] and ids[k] != r["id"]]
-        same = TrainingPieces([ids[k] for k in same_idx], [works[k] for k in same_idx],
-                              [grams[k] for k in same_idx], pieces.embeddings[same_idx]).highest(g, e)
+        own = ids.index(r["id"])
         mel_other.append(other["melodic"])
         emb_other.append(other["embedding"])
-        mel_same.append(same["melodic"])
-        emb_same.append(same["embedding"])
+        mel_own.append(TrainingPieces([r["id"]], [r["work"]], [grams[own]], pieces.embeddings[[own]]).highest(
+            g, None)["melodic"])
+        centre = pieces.embeddings.mean(axis=0)  # the centring `TrainingPieces.highest` applies
+        emb_own.append(float(cosine_matrix((e - centre)[None], (pieces.embeddings[own] - centre)[None])[0, 0]))
         report("reference", 0.75 + 0.2 * (i + 1) / len(cal_recs), "copy calibration")
-    calibration = {"melodic": calibrate("melodic", mel_other, mel_same),
-                   "embedding": calibrate("embedding", emb_other, emb_same)}
+    calibration = {"melodic": calibrate("melodic", mel_other, mel_own),
+                   "embedding": calibrate("embedding", emb_other, emb_own)}
 
     # 4. quality reference: held-out renders (train renders when the corpus has no held-out clip yet)
     q_recs = held if held else _even_sample(train, 20, rng)

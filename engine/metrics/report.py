@@ -227,8 +227,8 @@ def markdown(run: EvalRun, doc: dict, item_plots: list[str]) -> str:
         for k, c in ref["calibration"].items():
             lines.append(f"- copy threshold, {k}: {_fmt(c['threshold'])} (the {c['quantile']:.0%} quantile of "
                          f"{c['n_pairs']} corpus clips' highest similarity to other works; false alarms "
-                         f"{_fmt(c['false_alarm_rate'])}, other renders of the same work detected "
-                         f"{_fmt(c['detection_rate_same_work'])})")
+                         f"{_fmt(c['false_alarm_rate'])}; excerpts flagged against their own source clip, i.e. verbatim "
+                         f"copies detected: {_fmt(c['detection_rate_own_piece'])})")
         lines.append(f"- FAD-proxy reference: {ref.get('n_quality_segments')} segments of "
                      f"{ref.get('n_quality_clips')} {ref.get('quality_reference')} renders")
         lines.append("")
