@@ -185,7 +185,7 @@ def detect_gradual(hist: np.ndarray, thumb: np.ndarray, mean: np.ndarray, hard: 
     # the level shots hold around a frame: a low percentile, since a long dissolve fills much of any window
     level = ndimage.percentile_filter(twin, 20, size=16 * k + 1, mode="nearest")
     hot = (twin >= GRADUAL_MIN) & (twin >= GRADUAL_RATIO * np.maximum(level, 0.03))
-    # also catch fades whose two shots share a palette: a dark dip between brighter frames
+    step = _hist_dist(hist[1:], hist[:-1])  # step[i]: frame i -> i + 1
     labels, n_runs = ndimage.label(hot)
     found: list[tuple[int, str]] = []
     for r in range(1, n_runs + 1):
@@ -213,7 +213,6 @@ def detect_gradual(hist: np.ndarray, thumb: np.ndarray, mean: np.ndarray, hard: 
             continue
         # the picture must change faster inside the transition than in the shots around it: a pan or a
         # drift of light changes the histogram as much over a second, but at the same pace throughout
-        step = _hist_dist(hist[1:], hist[:-1])  # step[i]: frame i -> i + 1
         inside = step[max(0, mid - 3):min(n - 1, mid + 2)].mean()
         around = np.concatenate([step[max(0, a - 20):max(0, a - 1)], step[min(n - 1, b + 1):min(n - 1, b + 20)]])
         if len(around) and inside < 1.5 * float(np.median(around)) + 0.03:
