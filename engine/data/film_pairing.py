@@ -2,9 +2,9 @@
 video -> music is learnable. These rules are the dataset's documentation (docs/dataset.md repeats them):
 
 1. **Cuts on phrase starts.** Every phrase of the dynamics plan (which starts on a downbeat) after the first
-   opens a new shot: a new layout, texture and palette offset. No other cuts.
+   opens a new shot: a new layout, texture, texture contrast and hue offset (within +-0.05). No other cuts.
 2. **Motion follows dynamics.** Camera pan speed and object speed rise with the loudness level L(t) in [0, 1]:
-   pan = 0.02 + 0.25 L image widths/s, objects = 0.05 + 0.6 L image widths/s. Objects pulse on the beats
+   pan = 0.02 + 0.15 L image widths/s, objects = 0.05 + 0.35 L image widths/s. Objects pulse on the beats
    (radius +15 % x L, decaying in 0.15 s).
 3. **Accents flash.** At every accented phrase start (`DynamicsPlan.accents_s`, also where timpani/cymbal hit)
    the frame brightens by up to +0.45, decaying with a 0.25 s time constant.
@@ -31,8 +31,8 @@ from .arrange import ClipArrangement
 
 WIDTH, HEIGHT = 256, 144
 MAJOR_HUE, MINOR_HUE, TENSION_HUE = 0.10, 0.60, 0.97
-PAN_BASE, PAN_GAIN = 0.02, 0.25  # image widths per second
-OBJECT_BASE, OBJECT_GAIN = 0.05, 0.6
+PAN_BASE, PAN_GAIN = 0.02, 0.15  # image widths per second
+OBJECT_BASE, OBJECT_GAIN = 0.05, 0.35
 FLASH_GAIN, FLASH_TAU_S = 0.45, 0.25
 BEAT_PULSE, BEAT_TAU_S = 0.15, 0.15
 
@@ -115,7 +115,8 @@ class _Shot:
         spec[0, 0] = 0
         tex = np.fft.irfft2(spec, s=(h, w))
         self.tex = ((tex - tex.mean()) / (tex.std() + 1e-9)).astype(np.float32)
-        self.hue_offset = rng.uniform(-0.03, 0.03)
+        self.hue_offset = rng.uniform(-0.05, 0.05)
+        self.contrast = rng.uniform(0.15, 0.4)  # how strongly the texture modulates brightness
         k = int(rng.integers(3, 7))
         self.pos = rng.uniform(0, 1, (k, 2))
         ang = rng.uniform(0, 2 * np.pi, k)
@@ -148,15 +149,19 @@ def render_film(plan: FilmPlan, path: str | Path, seed: int) -> None:
             lv = plan.level[i]
             pan += (PAN_BASE + PAN_GAIN * lv) * dt
             obj += (OBJECT_BASE + OBJECT_GAIN * lv) * dt
-            x0 = int(round(pan * WIDTH * s.pan_dir)) % WIDTH
-            v = np.clip(plan.value[i] * (1 + 0.25 * s.tex[:, x0:x0 + WIDTH]) + plan.flash[i], 0, 1)
+            # the texture is periodic over its width (2 x WIDTH, an FFT texture): panning wraps without a seam
+            x0 = int(round(pan * WIDTH * s.pan_dir))
+            v = np.take(s.tex, np.arange(x0, x0 + WIDTH) % s.tex.shape[1], axis=1)
+            v = np.clip(plan.value[i] * (1 + s.contrast * v) + plan.flash[i], 0, 1)
             hue = plan.hue[i] + s.hue_offset
             ground, disc = _hue_colour(hue, plan.saturation[i]), _hue_colour(hue, plan.saturation[i] + 0.2)
             inside = np.zeros((HEIGHT, WIDTH), bool)
             for (py, px), (dy, dx), r, tone in zip(s.pos, s.dir, s.radius, s.tone):
-                cy, cx = (py + dy * obj) % 1.0, ((px + dx * obj) % 1.0) * aspect
+                # discs move on a torus: one leaving an edge enters from the opposite edge, whole
+                ey = (ys - (py + dy * obj) + 0.5) % 1.0 - 0.5
+                ex = (xs - (px + dx * obj) * aspect + 0.5 * aspect) % aspect - 0.5 * aspect
                 rr = r * (1 + plan.pulse[i])
-                m = (ys - cy) ** 2 + (xs - cx) ** 2 < rr * rr
+                m = ey ** 2 + ex ** 2 < rr * rr
                 v = np.where(m, np.clip(v + tone, 0, 1), v)
                 inside |= m
             rgb = v[..., None] * np.where(inside[..., None], disc, ground)
