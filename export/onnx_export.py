@@ -125,7 +125,7 @@ def export_graph(spec: GraphSpec, path: Path, opset: int = OPSET) -> dict[str, A
                               dynamic_shapes=spec.dynamic_shapes, opset_version=opset, external_data=False,
                               verbose=False, optimize=True)
         onnx.checker.check_model(str(tmp), full_check=True)
-    except Exception as e:  # noqa: BLE001 - exporter errors are many kinds; one named error for the user
+    except Exception as e:  # exporter errors come in many types; one named error for the user
         tmp.unlink(missing_ok=True)
         raise ExportError(f"{spec.component}: ONNX export failed ({type(e).__name__}: "
                           f"{str(e).strip().splitlines()[0] if str(e).strip() else ''})") from e
@@ -146,7 +146,7 @@ def optimise_for_ort(src: Path, dst: Path) -> dict[str, Any]:
     so.intra_op_num_threads = 1
     try:
         ort.InferenceSession(str(src), so, providers=["CPUExecutionProvider"])
-    except Exception as e:  # noqa: BLE001
+    except Exception as e:
         tmp.unlink(missing_ok=True)
         raise ExportError(f"{src.name}: ONNX Runtime cannot optimise it ({str(e).splitlines()[0]})") from e
     os.replace(tmp, dst)

@@ -64,7 +64,7 @@ def picture_features(feature_dim: int, layout: str, duration_s: float) -> FilmFe
     """Picture features with the structure of real ones: smooth per-dimension trajectories, a cut at the middle
     (the semantic block changes), at 10 frames/s. Encoding a real video here would make parity depend on the
     film encoder's weights; the film backbone's own parity is checked on decoded video frames."""
-    n = int(math.ceil(duration_s * 10))
+    n = math.ceil(duration_s * 10)
     rng = np.random.default_rng(7)
     t = np.arange(n)[:, None] / 10.0
     freq = rng.uniform(0.05, 0.5, (1, feature_dim))

@@ -259,7 +259,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"{v:<10}{r['render_s']:>9.2f}{r['rtf']:>7.3f}{r.get('time_vs_torch', float('nan')):>8.2f}"
                   f"{r['s_per_step']:>8.3f}{r['achieved_gflops']:>9.1f}{r.get('pct_of_cpu_peak', float('nan')):>7.1f}"
                   f"{t.get('denoise', 0):>9.2f}{t.get('decode', 0):>8.2f}{t.get('vocode', 0):>8.2f}"
-                  f"{r['peak_rss_mb']:>8.0f}{str(r.get('snr_vs_torch_db', '')):>8}")
+                  f"{r['peak_rss_mb']:>8.0f}{r.get('snr_vs_torch_db', '')!s:>8}")
         for v, why in skipped.items():
             print(f"{v:<10} skipped: {why}")
 

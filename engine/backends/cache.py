@@ -81,7 +81,7 @@ def gpu_name() -> str | None:
 
         if torch.cuda.is_available():
             return torch.cuda.get_device_name(0)
-    except Exception:  # noqa: BLE001 - a broken CUDA install is "no GPU" here
+    except Exception:  # a broken CUDA install counts as "no GPU" here
         return None
     return None
 

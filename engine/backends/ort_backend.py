@@ -81,7 +81,7 @@ class OrtGraph:
         self.path = path
         try:
             self.session = ort.InferenceSession(str(path), so, providers=providers)
-        except Exception as e:  # noqa: BLE001 - ORT raises several types; one named error for the user
+        except Exception as e:  # ORT raises several types; one named error for the user
             raise BackendError(f"ONNX Runtime cannot load {path.name} ({str(e).splitlines()[0]})") from e
         self.inputs = [i.name for i in self.session.get_inputs()]
         self.output = self.session.get_outputs()[0].name
