@@ -183,3 +183,51 @@ def write_edit(path: str | Path, shots: Sequence[Shot], *, width: int = 256, hei
         for pkt in stream.encode():
             out.mux(pkt)
     return cuts
+
+
+def write_footage_edit(path: str | Path, pieces: Sequence[np.ndarray], transitions: Sequence[Transition],
+                       transition_s: Sequence[float], *, fps: float = 25, codec: str = "h264") -> list[float]:
+    """Splice pieces of real footage (each `(N, H, W, 3)` uint8 at `fps`, one shot each) with the given
+    transitions (`transitions[i]` enters piece i + 1) into `path`; returns the true cut times as `write_edit`."""
+    import av
+    from fractions import Fraction
+
+    if len(transitions) != len(pieces) - 1 or len(transition_s) != len(pieces) - 1:
+        raise ValueError("one transition (and its length) per join: len(pieces) - 1")
+    h, w = pieces[0].shape[1:3]
+    shots = [Shot("still", len(pieces[0]) / fps)] + [
+        Shot("still", len(piece) / fps, transition=t, transition_s=ts)
+        for piece, t, ts in zip(pieces[1:], transitions, transition_s)]
+    starts, cuts = _timeline(shots)
+    rate = Fraction(fps).limit_denominator(1001)
+    cuts = [float(np.ceil(c * float(rate) - 1e-6) / float(rate)) if s.transition == "cut" else c
+            for c, s in zip(cuts, shots[1:])]
+    total = starts[-1] + shots[-1].duration_s
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream(codec, rate=rate)
+        stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
+        for i in range(int(round(total * float(rate)))):
+            t = i / float(rate)
+            img = None
+            for j, (s, st) in enumerate(zip(shots, starts)):
+                if not st <= t < st + s.duration_s:
+                    continue
+                f = pieces[j][min(int(round((t - st) * float(rate))), len(pieces[j]) - 1)].astype(np.float32)
+                gain = 1.0
+                nxt = shots[j + 1] if j + 1 < len(shots) else None
+                if s.transition == "fade" and j > 0 and t - st < s.transition_s / 2:
+                    gain = (t - st) / (s.transition_s / 2)
+                if nxt is not None and nxt.transition == "fade" and st + s.duration_s - t <= nxt.transition_s / 2:
+                    gain = min(gain, (st + s.duration_s - t) / (nxt.transition_s / 2))
+                f = f * max(gain, 0.0)
+                if img is None:
+                    img = f
+                else:
+                    wgt = (t - st) / s.transition_s
+                    img = (1 - wgt) * img + wgt * f
+            frame = av.VideoFrame.from_ndarray(np.clip(img + 0.5, 0, 255).astype(np.uint8), format="rgb24")
+            for pkt in stream.encode(frame):
+                out.mux(pkt)
+        for pkt in stream.encode():
+            out.mux(pkt)
+    return cuts

@@ -219,17 +219,24 @@ def detect_gradual(hist: np.ndarray, thumb: np.ndarray, mean: np.ndarray, hard: 
             continue
         # dissolve: the middle frame is close to a mix of the two ends, much closer than to either end alone
         # on a coarse 8 x 4 grid, where moving texture averages out and a mix stays a mix
-        ta, tb, tm = (_coarse(thumb[i]) for i in (lo, hi, mid))
-        w = np.clip(((tm - ta) * (tb - ta)).sum() / max(((tb - ta) ** 2).sum(), 1e-9), 0, 1)
-        err_mix = np.abs(tm - ((1 - w) * ta + w * tb)).mean()
-        err_end = min(np.abs(tm - ta).mean(), np.abs(tm - tb).mean())
-        if 0.15 <= w <= 0.85 and err_mix < 0.7 * err_end:
+        # (spans of 0.6 to 1 s: the shortest span that brackets the transition moves least)
+        if any(_is_mix(thumb, mid, j) for j in (3, 4, GRADUAL_HALF) if mid - j >= 0 and mid + j < n):
             found.append((_mix_crossing(thumb, *_anchors(a, b, mid, n), mid), "dissolve"))
         elif peak >= 0.6 and peak >= 3 * max(base, 0.03) and b - a <= 4 * k:
             # a strong, isolated change of palette over at most two seconds between steady shots: a transition
             # whose middle is not a plain mix (a wipe, a non-linear dissolve, a light flash between shots)
             found.append((_mix_crossing(thumb, *_anchors(a, b, mid, n), mid), "dissolve"))
     return found
+
+
+def _is_mix(thumb: np.ndarray, mid: int, j: int) -> bool:
+    """Whether frame `mid` is a mix of frames mid - j and mid + j (weight 0.15-0.85) much closer than to either
+    alone, on the coarse grid."""
+    ta, tb, tm = (_coarse(thumb[i]) for i in (mid - j, mid + j, mid))
+    w = np.clip(((tm - ta) * (tb - ta)).sum() / max(((tb - ta) ** 2).sum(), 1e-9), 0, 1)
+    err_mix = np.abs(tm - ((1 - w) * ta + w * tb)).mean()
+    err_end = min(np.abs(tm - ta).mean(), np.abs(tm - tb).mean())
+    return bool(0.15 <= w <= 0.85 and err_mix < 0.7 * err_end)
 
 
 def _anchors(a: int, b: int, mid: int, n: int) -> tuple[int, int]:
