@@ -42,3 +42,5 @@ def test_encode_errors_are_one_line(tmp_path, capsys):
     write_edit(video, [Shot("still", 2.0, seed=1)], fps=25)
     assert main(["encode", str(video), "--start", "1", "--duration", "5"]) == 2
     assert "past the end" in capsys.readouterr().err
+    assert main(["encode", str(video), "-o", str(tmp_path / "no" / "f.npz")]) == 2
+    assert "does not exist" in capsys.readouterr().err

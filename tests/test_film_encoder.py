@@ -64,3 +64,13 @@ def test_errors_name_the_file(tmp_path):
     bogus.write_bytes(b"not a video at all")
     with pytest.raises(VideoDecodeError, match="bogus.mp4"):
         encode_video(bogus)
+
+
+def test_unreadable_cache_entry_is_recomputed(clip, tmp_path):
+    path, _ = clip
+    f1 = encode_video(path, duration_s=2.0)
+    (entry,) = (tmp_path / "cache" / "features").glob("*.npz")
+    entry.write_bytes(b"truncated")
+    f2 = encode_video(path, duration_s=2.0)
+    np.testing.assert_array_equal(f1.aesthetic, f2.aesthetic)
+    assert FilmFeatures.load_npz(entry).n_frames == 20  # rewritten

@@ -126,7 +126,12 @@ def plot_features(feats, video: Path, start_s: float, out: Path, n_thumbs: int =
 
 
 def run(args: argparse.Namespace) -> int:
+    from filmscore.engine.errors import FilmscoreError
     from filmscore.engine.film.encoder import encode_video
+
+    for flag, out in (("-o", args.output), ("--plot", args.plot)):
+        if out is not None and not out.resolve().parent.is_dir():
+            raise FilmscoreError(f"{flag} {out}: folder {out.resolve().parent} does not exist")
 
     with progress_bar(enabled=stderr_console.is_terminal and not args.json) as bar:
         task = bar.add_task("encoding", total=100)
