@@ -3,8 +3,9 @@
 Steps: (1) export each graph once per bundle hash, exporter version and opset (a second run finds them and only
 loads); (2) ORT offline optimisation per ORT version; optional int8 (MatMul/Gemm) and fp16 variants; (3) the film
 encoder's backbone through its own exporter (engine/film/semantic.py); (4) TensorRT engines when asked;
-(5) parity against PyTorch on real pipeline inputs, whole-pipeline SNR, written to `parity.json`; (6) seconds per
-denoising step of each backend on this machine, written to `speed.json` (what `--backend auto` reads).
+(5) seconds per denoising step of each backend on this machine and which graphs int8 speeds up, written to
+`speed.json` (what `--backend auto` and ORT's int8 read); (6) parity against PyTorch on real pipeline inputs,
+whole-pipeline SNR, written to `parity.json`.
 """
 
 from __future__ import annotations
@@ -136,18 +137,18 @@ def export_bundle(bundle: Bundle, *, backend: Literal["ort", "trt"] = "ort", int
         res.reused += reused
         ec.write_json(cache_dir / ec.MANIFEST, manifest)
 
-    # 5. parity
+    # 5. speed per backend, for "auto"; which graphs int8 makes faster here
+    if measure:
+        say("measuring seconds per denoising step ...")
+        res.speed = measure_backends(bundle, threads=threads, int8=int8, trt=backend == "trt")
+        record_speeds(cache_dir, res.speed)
+
+    # 6. parity (int8 as the backend would run it: on the graphs it speeds up here)
     if check_parity:
         say("checking parity against PyTorch ...")
         res.parity = check_bundle_parity(bundle, cache_dir, threads=threads, int8=int8, fp16=fp16,
                                          trt=backend == "trt", backbone=bb)
         ec.write_json(cache_dir / ec.PARITY, res.parity)
-
-    # 6. speed per backend, for "auto"
-    if measure:
-        say("measuring seconds per denoising step ...")
-        res.speed = measure_backends(bundle, threads=threads, int8=int8, trt=backend == "trt")
-        record_speeds(cache_dir, res.speed)
     res.seconds = time.perf_counter() - t_start
     return res
 
@@ -208,6 +209,8 @@ def check_bundle_parity(bundle: Bundle, cache_dir: Path, *, threads: int, int8: 
         entry: dict[str, Any] = {"snr_db": snr if snr != float("inf") else "inf",
                                  "max_abs_err": float(abs(out.wave - ref_wave).max()),
                                  "log_mel_max_abs_err": float(abs(out.log_mel - cap.output.log_mel).max())}
+        if name == "ort-int8":
+            entry["int8_graphs"] = backend.info.get("int8_graphs", [])
         if name == "ort-fp32":
             entry["pass"] = snr >= par.MIN_PIPELINE_SNR_DB
             ok = ok and entry["pass"]
@@ -287,11 +290,13 @@ def measure_backends(bundle: Bundle, *, threads: int, int8: bool = False, trt: b
         cpu: dict[str, float] = {}
         cpu["torch"] = time_step(load_backend("torch", bundle), plain, ctrl, has_control)
         cpu["ort"] = time_step(load_backend("ort", bundle, threads=threads), plain, ctrl, has_control)
-        if int8:
-            cpu["ort-int8"] = time_step(load_backend("ort", bundle, threads=threads, precision="int8"), plain, ctrl,
-                                        has_control)
         out: dict[str, Any] = {"threads": threads, "cpu": ec.cpu_name(), "s_per_step": cpu,
                                "shape": {"plain": list(plain["sample"].shape), "control": list(ctrl["sample"].shape)}}
+        if int8:
+            out["int8_graphs"] = int8_speedups(bundle, threads, plain, ctrl)
+            record_speeds(ec.bundle_cache_dir(bundle.path, bundle.hash), out)  # the int8 backend reads it
+            cpu["ort-int8"] = time_step(load_backend("ort", bundle, threads=threads, precision="int8"), plain, ctrl,
+                                        has_control)
         if trt:
             out["gpu"] = ec.gpu_name()
             out["gpu_s_per_step"] = {"trt": time_step(load_backend("trt", bundle), plain, ctrl, has_control)}
@@ -300,13 +305,51 @@ def measure_backends(bundle: Bundle, *, threads: int, int8: bool = False, trt: b
         torch.set_num_threads(prev)
 
 
+def int8_speedups(bundle: Bundle, threads: int, plain: dict, ctrl: dict, reps: int = 3) -> dict[str, dict]:
+    """Per heavy graph: median seconds fp32 and int8 on its pipeline shape (denoisers: one step's call;
+    vocoder: one 1152-frame chunk), and whether int8 is faster here. Measured, because it differs per graph:
+    MatMul-heavy graphs gain, Conv-heavy ones lose to the activations' dynamic quantisation."""
+    from filmscore.engine.backends.ort_backend import OrtGraph, _graph_file, session_options
+    from filmscore.engine.pipeline import VOCODE_CHUNK_MEL, VOCODE_MARGIN_MEL
+
+    cache_dir = ec.bundle_cache_dir(bundle.path, bundle.hash)
+    so = session_options(threads)
+    feeds = {ec.DENOISE_PLAIN: plain,
+             ec.DENOISE_CONTROL: dict(ctrl, control_scale=torch.tensor([1.0]))}
+    if "vocoder" in bundle.models:
+        n = bundle.models["vocoder"].config.n_mels
+        feeds[ec.VOCODER] = {"log_mel": torch.randn(1, n, VOCODE_CHUNK_MEL + 2 * VOCODE_MARGIN_MEL) - 5.0}
+    out: dict[str, dict] = {}
+    for comp, f in feeds.items():
+        times = {}
+        for prec in ("fp32", "int8"):
+            path = _graph_file(cache_dir, comp, prec)
+            if path is None or (prec == "int8" and "int8" not in path.name):
+                break
+            g = OrtGraph(path, so, ["CPUExecutionProvider"], io_binding=False)
+            g(**f)
+            ts = []
+            for _ in range(reps):
+                t0 = time.perf_counter()
+                g(**f)
+                ts.append(time.perf_counter() - t0)
+            times[prec] = statistics.median(ts)
+        if len(times) == 2:
+            out[comp] = {"fp32_s": round(times["fp32"], 4), "int8_s": round(times["int8"], 4),
+                         "int8_faster": times["int8"] < times["fp32"]}
+    return out
+
+
 def record_speeds(cache_dir: Path, speed: dict[str, Any]) -> None:
     """Merge a measurement into speed.json under this machine's key (reduced precisions are kept out of the
     fp32 figures "auto" compares: choosing int8 is the user's call)."""
     data = ec.read_json(cache_dir / ec.SPEED) or {"schema": ec.CACHE_SCHEMA, "machines": {}}
     fp32 = {k: v for k, v in speed["s_per_step"].items() if k in ("torch", "ort")}
-    data["machines"][ec.speed_key(speed["threads"])] = {
+    key = ec.speed_key(speed["threads"])
+    old = data["machines"].get(key, {})
+    data["machines"][key] = {
         "s_per_step": fp32, "variants": speed["s_per_step"], "shape": speed.get("shape"),
+        "int8_graphs": speed.get("int8_graphs", old.get("int8_graphs", {})),
         "measured": time.strftime("%Y-%m-%dT%H:%M:%S")}
     if speed.get("gpu_s_per_step"):
         data["machines"][ec.speed_key(speed["threads"], speed["gpu"])] = {

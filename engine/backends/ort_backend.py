@@ -124,6 +124,13 @@ def _graph_file(cache_dir: Path, component: str, precision: Precision) -> Path |
     return cache_dir / entry["file"] if entry is not None else None
 
 
+def int8_graphs(cache_dir: Path, threads: int) -> dict[str, bool]:
+    """{component: int8 measured faster than fp32 here} from speed.json; {} when not measured (then int8 is used
+    for every graph that has an int8 variant)."""
+    entry = ec.read_json(cache_dir / ec.SPEED).get("machines", {}).get(ec.speed_key(threads), {})
+    return {c: bool(v.get("int8_faster")) for c, v in entry.get("int8_graphs", {}).items()}
+
+
 def load_ort(bundle: Bundle, *, threads: int | None = None, ep: OrtEP = "auto",
              precision: Precision = "fp32") -> Backend:
     """Sessions for every exported graph of `bundle`. Raises BackendError when the bundle was not exported for
@@ -133,9 +140,13 @@ def load_ort(bundle: Bundle, *, threads: int | None = None, ep: OrtEP = "auto",
     ep_name = resolve_ep(ep)
     cache_dir = ec.bundle_cache_dir(bundle.path, bundle.hash)
     files: dict[str, Path] = {}
+    int8_choice = int8_graphs(cache_dir, threads) if precision == "int8" else {}
     for comp in (ec.DENOISE_PLAIN, ec.DENOISE_CONTROL, ec.VAE_DECODER, ec.VOCODER, ec.FILM_HEAD):
-        f = _graph_file(cache_dir, comp, precision)
-        if f is None and precision != "fp32":  # int8/fp16 variants exist for the heavy graphs only
+        prec = precision
+        if comp in int8_choice and not int8_choice[comp]:
+            prec = "fp32"  # measured slower in int8 on this machine: int8 only where it helps
+        f = _graph_file(cache_dir, comp, prec)
+        if f is None and prec != "fp32":  # int8/fp16 variants exist for the heavy graphs only
             f = _graph_file(cache_dir, comp, "fp32")
         if f is not None:
             files[comp] = f
@@ -153,6 +164,7 @@ def load_ort(bundle: Bundle, *, threads: int | None = None, ep: OrtEP = "auto",
     voc, head = graphs.get(ec.VOCODER), graphs.get(ec.FILM_HEAD)
     device = "cpu" if ep_name == "cpu" else (ec.gpu_name() or "cuda")
     info = {"threads": threads, "precision": precision, "ep": ep_name,
+            "int8_graphs": sorted(c for c, f in files.items() if "-int8" in f.name),
             "providers": graphs[ec.DENOISE_PLAIN].session.get_providers(), "io_binding": io,
             "files": {c: f.name for c, f in files.items()}, "cache_dir": str(cache_dir),
             "load_s": round(time.perf_counter() - t0, 3)}
