@@ -220,7 +220,9 @@ def detect_gradual(hist: np.ndarray, thumb: np.ndarray, mean: np.ndarray, hard: 
         # dissolve: the middle frame is close to a mix of the two ends, much closer than to either end alone
         # on a coarse 8 x 4 grid, where moving texture averages out and a mix stays a mix
         # (spans of 0.6 to 1 s: the shortest span that brackets the transition moves least)
-        if any(_is_mix(thumb, mid, j) for j in (3, 4, GRADUAL_HALF) if mid - j >= 0 and mid + j < n):
+        # (around the estimated middle, which motion can shift by a frame or two)
+        if any(_is_mix(thumb, m, j) for m in range(mid - 2, mid + 3) for j in (3, 4, GRADUAL_HALF)
+               if m - j >= 0 and m + j < n):
             found.append((_mix_crossing(thumb, *_anchors(a, b, mid, n), mid), "dissolve"))
         elif peak >= 0.6 and peak >= 3 * max(base, 0.03) and b - a <= 4 * k:
             # a strong, isolated change of palette over at most two seconds between steady shots: a transition
