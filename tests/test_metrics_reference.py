@@ -34,9 +34,16 @@ def test_reference_from_a_tiny_corpus(corpus, tmp_path):
     # a training piece compared with itself is at the top of both similarities
     hi = ref.pieces.highest(ref.pieces.ngrams[0], ref.pieces.embeddings[0])
     assert hi["melodic"] == 1.0 and hi["embedding"] == pytest.approx(1.0, abs=1e-5)
+    # an evaluation item cut from the first 0.5 s of a held-out clip leaves exactly the overlapping segments out
+    emb_at, hc_at = ref.quality_embedding_at, ref.quality_handcrafted_at
+    keep_e = ref.quality_mask("embedding", [("low-w3-r0", 0.0, 0.5)])
+    keep_h = ref.quality_mask("handcrafted", [("low-w3-r0", 0.0, 0.5)])
+    assert [a for a, k in zip(emb_at, keep_e) if not k] == [("low-w3-r0", 0.0, 3.0)]
+    assert [a for a, k in zip(hc_at, keep_h) if not k] == [("low-w3-r0", 0.0, 1.0)]
     again = build_reference(corpus, SETTINGS, cache_root=tmp_path)  # cached: loads, same numbers
     assert again.path == ref.path and again.summary()["calibration"] == s["calibration"]
     np.testing.assert_allclose(again.pieces.embeddings, ref.pieces.embeddings)
+    assert again.quality_embedding_at == emb_at
 
 
 def test_a_grown_corpus_gets_a_new_reference(corpus, tmp_path):

@@ -106,11 +106,11 @@ def load_set(spec: str | Path) -> EvalSet:
 
 
 def build_from_corpus(corpus: str | Path, out: str | Path, *, n_items: int = 6, duration_s: float = 10.0,
-                      maestros: tuple[str, ...] = ("bach", "beethoven", "haydn", "mozart"),
+                      maestros: tuple[str, ...] = ("bach", "bach", "folk", "folk", "haydn", "monteverdi"),
                       name: str = "default") -> Path:
     """Copy up to `n_items` held-out clips (film, controls, score, ground-truth audio cut to `duration_s` at
-    16 kHz FLAC) into `out` and write its set.json, plus one maestro-guided item per name in `maestros` over the
-    first films. Clips are taken one per work first, in index order."""
+    16 kHz FLAC) into `out` and write its set.json, plus one maestro-guided item per name in `maestros` (a name
+    given twice: two themes) over the first films. Clips are taken one per work first, in index order."""
     import soundfile as sf
 
     from ..audio.io import load_audio
@@ -147,8 +147,9 @@ def build_from_corpus(corpus: str | Path, out: str | Path, *, n_items: int = 6, 
                       "seed": len(items)})
     for k, m in enumerate(maestros):
         film = items[k % len(items)]
-        items.append({"id": f"maestro-{m}", "video": film["video"], "start_s": 0.0, "duration_s": duration_s,
-                      "maestro": m, "master": m, "seed": 100 + k})
+        nth = maestros[:k].count(m)  # a master named twice gets two themes (drawn by the seed)
+        items.append({"id": f"maestro-{m}-{nth}", "video": film["video"], "start_s": 0.0,
+                      "duration_s": duration_s, "maestro": m, "master": m, "seed": 100 + k})
     doc = {"format": SET_FORMAT, "name": name, "source": {"corpus": str(corpus), "split": "heldout"},
            "items": items}
     (out / "set.json").write_text(json.dumps(doc, indent=1) + "\n")

@@ -8,7 +8,9 @@ From a corpus built by `filmscore data build` (index.jsonl: clips with audio, co
 3. the copy thresholds, calibrated on corpus-vs-corpus pairs (engine/metrics/originality.py): a sample of train
    clips, cut to `excerpt_s` like a cue and transcribed like a cue, against clips of other works (and against their
    own source clip: the verbatim copy the threshold should catch);
-4. the quality reference: embedding and handcrafted segment features of the held-out split's renders.
+4. the quality reference: embedding and handcrafted segment features of the held-out split's renders, each
+   segment labelled with its clip and start time, so that an evaluation leaves out the stretches its own items
+   come from (`quality_mask`: the shipped set's ground truths are the first 10 s of held-out clips).
 
 Saved under `cache_root/<digest>/` (digest of the clip list, the settings and `REFERENCE_VERSION`), so a second
 evaluation on the same corpus starts in seconds.
@@ -25,17 +27,18 @@ from pathlib import Path
 import numpy as np
 
 from ..audio.io import load_audio
-from ..constants import CONTROL_FRAME_RATE, MODEL_SAMPLE_RATE
+from ..constants import CONTROL_FRAME_RATE, MEL_FRAME_RATE, MODEL_SAMPLE_RATE
 from ..controls.types import Controls
 from ..errors import FilmscoreError
-from .embedding import AudioEmbedder, embed_log_mel, prepare_log_mel, train_classifier
+from .embedding import (CROP_FRAMES, SEGMENT_HOP_FRAMES, AudioEmbedder, embed_log_mel, prepare_log_mel,
+                        train_classifier)
 from .originality import CopyCalibration, TrainingPieces, calibrate, cosine_matrix, melody_ngrams
-from .quality import handcrafted_features
+from .quality import SEGMENT_S, handcrafted_features
 from .transcription import melody_from_audio, resolve
 
 logger = logging.getLogger(__name__)
 
-REFERENCE_VERSION = "eval-reference-3"
+REFERENCE_VERSION = "eval-reference-4"
 DEFAULT_CACHE = Path.home() / ".cache" / "filmscore" / "eval"
 
 
@@ -61,7 +64,9 @@ class CorpusReference:
     pieces: TrainingPieces
     calibration: dict[str, CopyCalibration]
     quality_embedding: np.ndarray  # (S, D) held-out segment embeddings
-    quality_handcrafted: np.ndarray  # (S, 57)
+    quality_handcrafted: np.ndarray  # (S2, 57)
+    quality_embedding_at: list[tuple[str, float, float]]  # (clip id, start s, end s) per embedding segment
+    quality_handcrafted_at: list[tuple[str, float, float]]
     transcriber: str
     info: dict
 
@@ -73,6 +78,8 @@ class CorpusReference:
         np.savez_compressed(d / "pieces.npz", ids=np.array(self.pieces.ids), works=np.array(self.pieces.works),
                             embeddings=self.pieces.embeddings, quality_embedding=self.quality_embedding,
                             quality_handcrafted=self.quality_handcrafted)
+        (d / "quality_segments.json").write_text(json.dumps({"embedding": self.quality_embedding_at,
+                                                             "handcrafted": self.quality_handcrafted_at}))
         (d / "ngrams.json").write_text(json.dumps([sorted(list(g)) for g in self.pieces.ngrams]))
         cal = {k: {"kind": c.kind, "threshold": c.threshold, "other_work": c.other_work, "own_piece": c.own_piece,
                    "quantile": c.quantile} for k, c in self.calibration.items()}
@@ -88,12 +95,23 @@ class CorpusReference:
                 ids, works = [str(x) for x in z["ids"]], [str(x) for x in z["works"]]
                 emb, qe, qh = z["embeddings"], z["quality_embedding"], z["quality_handcrafted"]
             grams = [frozenset(tuple(g) for g in gs) for gs in json.loads((d / "ngrams.json").read_text())]
+            at = json.loads((d / "quality_segments.json").read_text())
         except (OSError, KeyError, ValueError) as e:
             raise ReferenceError(f"evaluation reference {d}: cannot read ({e})") from e
         cal = {k: CopyCalibration(c["kind"], c["threshold"], tuple(c["other_work"]), tuple(c["own_piece"]),
                                   c["quantile"]) for k, c in meta["calibration"].items()}
         return cls(d, AudioEmbedder.load(d), meta["classifier"], TrainingPieces(ids, works, grams, emb), cal, qe,
-                   qh, meta["transcriber"], meta["info"])
+                   qh, [tuple(x) for x in at["embedding"]], [tuple(x) for x in at["handcrafted"]],
+                   meta["transcriber"], meta["info"])
+
+    def quality_mask(self, kind: str, exclude: list[tuple[str, float, float]]) -> np.ndarray:
+        """`(S,)` bool: reference segments of `kind` ("embedding" / "handcrafted") that overlap none of the
+        `exclude` stretches (clip id, start s, end s)."""
+        at = self.quality_embedding_at if kind == "embedding" else self.quality_handcrafted_at
+        keep = np.ones(len(at), bool)
+        for i, (cid, a, b) in enumerate(at):
+            keep[i] = not any(cid == x and a < e and b > s for x, s, e in exclude)
+        return keep
 
     def summary(self) -> dict:
         return {"path": str(self.path), "classifier": {k: v for k, v in self.classifier.items()},
@@ -206,17 +224,23 @@ def build_reference(corpus: str | Path, settings: ReferenceSettings = ReferenceS
 
     # 4. quality reference: held-out renders (train renders when the corpus has no held-out clip yet)
     q_recs = held if held else _even_sample(train, 20, rng)
-    qe, qh = [], []
+    qe, qh, qe_at, qh_at = [], [], [], []
     for r in q_recs:
         wave = load_audio(corpus / r["audio"], MODEL_SAMPLE_RATE)
-        qe.append(embed_log_mel(model, prepare_log_mel(wave))[0])
-        qh.append(handcrafted_features(wave, MODEL_SAMPLE_RATE))
+        e = embed_log_mel(model, prepare_log_mel(wave))[0]
+        h = handcrafted_features(wave, MODEL_SAMPLE_RATE)
+        qe.append(e)
+        qh.append(h)
+        win = CROP_FRAMES / MEL_FRAME_RATE
+        qe_at += [(r["id"], k * SEGMENT_HOP_FRAMES / MEL_FRAME_RATE, k * SEGMENT_HOP_FRAMES / MEL_FRAME_RATE + win)
+                  for k in range(len(e))]
+        qh_at += [(r["id"], k * SEGMENT_S, (k + 1) * SEGMENT_S) for k in range(len(h))]
     report("reference", 1.0, "reference ready")
     info = {"corpus": str(corpus), "n_train_clips": len(train), "n_heldout_clips": len(held),
             "quality_reference": "heldout" if held else "train (no held-out clip yet)",
             "n_quality_clips": len(q_recs), "excerpt_s": settings.excerpt_s,
             "control_frame_rate": CONTROL_FRAME_RATE}
     ref = CorpusReference(d, model, trained.summary(), pieces, calibration, np.concatenate(qe),
-                          np.concatenate(qh), transcriber, info)
+                          np.concatenate(qh), qe_at, qh_at, transcriber, info)
     ref.save()
     return ref

@@ -35,9 +35,11 @@ METRICS: tuple[tuple[str, str, bool | None], ...] = (
     ("copy_rate_melodic", "copy rate, melodic", False),
     ("copy_rate_embedding", "copy rate, embedding", False),
     ("maestro_top1", "maestro-guided cues recognised as their master (top-1)", True),
+    ("n_maestro_cues", "maestro-guided cues whose master the classifier knows", None),
     ("own_master_top1", "other cues recognised as their piece's master (top-1)", True),
     ("fad_proxy_embedding", "FAD-proxy, self-trained embedding", False),
     ("fad_proxy_handcrafted", "FAD-proxy, handcrafted statistics", False),
+    ("n_reference_segments", "FAD-proxy reference segments (set's own stretches left out)", None),
     ("n_cues", "cues", None),
 )
 SYSTEM_LABELS = {"model": "model", "no_control": "no ControlNet (control guidance 0)",

@@ -243,15 +243,20 @@ def pool_system(cues: list[CueResult], items: dict[str, EvalItem], reference) ->
     known = [c for c in cues if not items[c.item].maestro and c.recognised.get("master_known")]
     out["own_master_top1"] = (float(np.mean([c.recognised["predicted_master"] == c.recognised["requested_master"]
                                              for c in known])) if known else float("nan"))
+    # the reference leaves out the stretches of held-out clips that are this set's own items
+    exclude = [(it.id, it.start_s, it.start_s + it.duration_s) for it in items.values()]
+    ref_e = reference.quality_embedding[reference.quality_mask("embedding", exclude)]
+    ref_h = reference.quality_handcrafted[reference.quality_mask("handcrafted", exclude)]
     emb = np.concatenate([c.emb_segments for c in cues]) if cues else np.zeros((0, 1))
-    out["fad_proxy_embedding"] = frechet_distance(emb, reference.quality_embedding) if len(emb) else float("nan")
+    out["fad_proxy_embedding"] = frechet_distance(emb, ref_e) if len(emb) else float("nan")
     hc = np.concatenate([c.handcrafted for c in cues]) if cues else np.zeros((0, 1))
-    if len(hc):
-        ref_z, hc_z = standardise(reference.quality_handcrafted, hc)
+    if len(hc) and len(ref_h) > 1:
+        ref_z, hc_z = standardise(ref_h, hc)
         out["fad_proxy_handcrafted"] = frechet_distance(hc_z, ref_z)
     else:
         out["fad_proxy_handcrafted"] = float("nan")
     out["n_segments"] = int(len(emb))
+    out["n_reference_segments"] = int(len(ref_e))
     return out
 
 
