@@ -9,6 +9,7 @@ Results are cached per media hash + range + layout.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import os
@@ -79,8 +80,7 @@ def encode_video(path: str | Path, start_s: float = 0.0, duration_s: float | Non
     # 0. the cache: same content, range and layout -> no decoding at all
     cache_path = None
     if cache:
-        info = probe(path)  # clear errors for missing / audio-only files before hashing
-        del info
+        probe(path)  # clear errors for missing / audio-only files before hashing
         cache_path = film_cache.features_dir() / film_cache.features_key(film_cache.media_hash(path), start, dur,
                                                                          f"{layout};rev={CACHE_REVISION}")
         if cache_path.is_file():
@@ -88,7 +88,8 @@ def encode_video(path: str | Path, start_s: float = 0.0, duration_s: float | Non
                 feats = FilmFeatures.load_npz(cache_path)
                 if feats.layout == layout:
                     logger.debug("film features from cache %s", cache_path)
-                    return feats
+                    # the same content may sit under another name now
+                    return dataclasses.replace(feats, extras={**feats.extras, "source": str(path)})
             except FilmscoreError as e:
                 logger.warning("ignoring unreadable cached features %s (%s)", cache_path, e)
 
