@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 
@@ -74,3 +76,17 @@ def test_unreadable_cache_entry_is_recomputed(clip, tmp_path):
     f2 = encode_video(path, duration_s=2.0)
     np.testing.assert_array_equal(f1.aesthetic, f2.aesthetic)
     assert FilmFeatures.load_npz(entry).n_frames == 20  # rewritten
+
+
+def test_torch_and_onnx_runtime_backbones_agree(clip):
+    from filmscore.engine.film.semantic import EfficientNetLite0, OnnxBackbone, load_backbone
+
+    path, _ = clip
+    ort_bb = load_backbone(onnx_cache=os.environ["FILMSCORE_CACHE_DIR"])
+    torch_bb = EfficientNetLite0()
+    assert isinstance(ort_bb, OnnxBackbone)
+    a = encode_video(path, duration_s=3.0, cache=False, backbone=ort_bb)
+    b = encode_video(path, duration_s=3.0, cache=False, backbone=torch_bb)
+    assert a.layout == b.layout
+    np.testing.assert_allclose(a.semantic, b.semantic, atol=1e-3)
+    np.testing.assert_array_equal(a.aesthetic, b.aesthetic)
