@@ -38,3 +38,24 @@ def test_features_fill_the_index(tmp_path):
 def test_features_need_an_index(tmp_path):
     with pytest.raises(CorpusError, match="data build"):
         compute_features(tmp_path)
+
+
+@pytest.mark.slow
+def test_pairing_check_on_an_encoded_clip(tmp_path):
+    import json
+
+    from filmscore.engine.data.features import pairing_check
+
+    dyn = DynamicsPlan((Phrase(0, 4, "terrace", 0.05, 0.0), Phrase(4, 8, "terrace", 0.95, 0.0)), 8.0)
+    arr = ClipArrangement(None, 8.0, np.array([[0, 8.0, 70]]), np.arange(0, 8, 2.0), dyn, np.zeros(4), (), 0,
+                          "major", 0)
+    (tmp_path / "clips" / "a").mkdir(parents=True)
+    render_film(plan_film(arr, 90.0), tmp_path / "clips" / "a" / "film.mp4", 1)
+    (tmp_path / "clips" / "a" / "meta.json").write_text(json.dumps({"phrases": dyn.to_json()}))
+    rec = {f: 0 for f in REQUIRED_FIELDS}
+    rec.update(id="a", duration_s=8.0, video="clips/a/film.mp4", meta="clips/a/meta.json", cuts_s=[4.0])
+    append_records(tmp_path, [rec])
+    compute_features(tmp_path)
+    out = pairing_check(tmp_path)
+    assert out["clips"] == 1 and out["cut_recall"] == 1.0
+    assert out["motion_vs_dynamics_r_median"] > 0.3  # the loud shot moves faster

@@ -33,6 +33,8 @@ def register(subparsers) -> None:
 
     i = sub.add_parser("info", help="hours, clips and melody re-extraction agreement per split and master")
     i.add_argument("--out", default=DEFAULT_OUT, help="corpus directory")
+    i.add_argument("--pairing", action="store_true",
+                   help="also check the pairing rules against the film encoder's cuts and motion")
     add_json_flag(i)
     i.set_defaults(run=run_info)
 
@@ -125,12 +127,18 @@ def build_speed(out_dir: Path, recent_s: float = 1800.0) -> dict:
 
 def run_info(args: argparse.Namespace) -> int:
     info = corpus_info(Path(args.out))
+    if args.pairing:
+        from filmscore.engine.data.features import pairing_check
+
+        info["pairing"] = pairing_check(Path(args.out))
 
     def human() -> None:
         print(f"{info['corpus_dir']}: {info['clips']} clips, {info['hours']:.2f} h, {info['works']} works, "
               f"{info['with_features']} with film features")
         print(f"melody re-extraction agreement (real audio vs MIDI lead): {info['melody_agreement_mean']}")
         print(f"build: {info['build']}")
+        if "pairing" in info:
+            print(f"pairing seen by the film encoder: {info['pairing']}")
         print(f"  {'':32s} {'clips':>6s} {'hours':>8s} {'works':>6s} {'melody agreement':>17s}")
         for k, v in info["groups"].items():
             agree = "" if v["melody_agreement"] is None else f"{v['melody_agreement']:.3f}"

@@ -79,6 +79,11 @@ class DynamicsPlan:
         """Phrase starts that are hit hard: accent phrases and phrases starting loud."""
         return tuple(p.start_s for p in self.phrases if p.shape == "accent" or p.level_at(np.array(p.start_s)) > 0.75)
 
+    @classmethod
+    def from_json(cls, phrases: list[dict], duration_s: float) -> DynamicsPlan:
+        return cls(tuple(Phrase(p["start_s"], p["end_s"], p["shape"], p["level"], p["depth"]) for p in phrases),
+                   float(duration_s))
+
     def to_json(self) -> list[dict]:
         return [{"start_s": round(p.start_s, 4), "end_s": round(p.end_s, 4), "shape": p.shape,
                  "level": round(p.level, 3), "depth": round(p.depth, 3)} for p in self.phrases]

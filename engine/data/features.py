@@ -5,6 +5,7 @@ are picked up on every run, so it is resumable too.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -13,6 +14,7 @@ from typing import Any
 from .index import CorpusError, read_index, update_records
 
 FEATURES_NAME = "features.npz"
+CUT_TOLERANCE_S = 0.15  # +-1.5 frames at 10 fps
 
 
 def _features_path(record: dict[str, Any]) -> str:
@@ -53,3 +55,34 @@ def compute_features(corpus_dir: str | Path, limit: int | None = None,
     changed = update_records(corpus_dir, lambda r: dict(r, features=done[r["id"]]) if r["id"] in done else r)
     return {"corpus_dir": str(corpus_dir), "encoded": len(done), "updated_records": changed, "failed": failed[:10],
             "n_failed": len(failed)}
+
+
+def pairing_check(corpus_dir: str | Path, limit: int | None = None) -> dict[str, Any]:
+    """Is the pairing visible to the film encoder? Over clips with features (at most `limit`): recall and
+    precision of the encoder's cuts against the true cuts (phrase starts, +-CUT_TOLERANCE_S), and the median
+    Pearson r between the encoder's motion envelope and the clip's dynamics level L(t) (rule 2)."""
+    import numpy as np
+
+    from ..film.features import FilmFeatures
+    from .dynamics import DynamicsPlan
+
+    corpus_dir = Path(corpus_dir).expanduser()
+    recs = [r for r in read_index(corpus_dir) if r.get("features")][:limit]
+    tp = fn = fp = 0
+    rs = []
+    for r in recs:
+        feats = FilmFeatures.load_npz(corpus_dir / r["features"])
+        det, true = np.asarray(feats.cuts_s), np.asarray(r["cuts_s"])
+        hit = [bool(len(det)) and float(np.abs(det - c).min()) <= CUT_TOLERANCE_S for c in true]
+        tp += sum(hit)
+        fn += len(hit) - sum(hit)
+        fp += sum(1 for c in det if not (len(true) and float(np.abs(true - c).min()) <= CUT_TOLERANCE_S))
+        meta = json.loads((corpus_dir / r["meta"]).read_text())
+        level = DynamicsPlan.from_json(meta["phrases"], r["duration_s"]).curve(100)
+        n = min(level.size, feats.motion.size)
+        if n > 1 and level[:n].std() > 0 and feats.motion[:n].std() > 0:
+            rs.append(float(np.corrcoef(level[:n], feats.motion[:n])[0, 1]))
+    return {"clips": len(recs), "cut_recall": round(tp / (tp + fn), 3) if tp + fn else None,
+            "cut_precision": round(tp / (tp + fp), 3) if tp + fp else None,
+            "false_cuts_per_clip": round(fp / len(recs), 2) if recs else None,
+            "motion_vs_dynamics_r_median": round(float(np.median(rs)), 3) if rs else None}
