@@ -200,6 +200,12 @@ def markdown(run: EvalRun, doc: dict, item_plots: list[str]) -> str:
     o = run.options
     lines = [f"# filmscore evaluation: set `{run.set_name}`, bundle `{run.bundle.get('name')}` "
              f"({run.bundle.get('hash')})", ""]
+    b = run.bundle
+    stages = ", ".join(f"{k} {v.get('steps')} steps / {v.get('train_hours')} h"
+                       for k, v in (b.get("provenance", {}).get("stages") or {}).items())
+    lines += [f"Bundle `{b.get('name')}` version {b.get('version')} ({b.get('path')})"
+              + (f"; training: {stages}" if stages else "")
+              + f"; backend `{(b.get('backend') or {}).get('name', 'torch')}`.", ""]
     if doc.get("command"):
         lines += ["Made with:", "", f"    {doc['command']}", ""]
     lines += [f"Sampling: {o.steps} steps {o.scheduler}, picture guidance {o.picture_guidance}, control guidance "
