@@ -81,9 +81,10 @@ def test_cli_build_json(tmp_path, capsys):
     from filmscore.bridge.cli import main
 
     _fluidsynth_or_skip()
-    assert main(["data", "build", "--tiny", "--workers", "2", "--out", str(tmp_path), "--json"]) == 0
+    assert main(["data", "build", "--tiny", "--workers", "2", "--features", "--out", str(tmp_path), "--json"]) == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["clips"] == 4 and summary["hours"] > 0
+    assert all((tmp_path / r["features"]).is_file() for r in read_index(tmp_path))  # encoded in the workers
     assert main(["data", "info", "--out", str(tmp_path), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["clips"] == 4
     assert main(["data", "info", "--out", str(tmp_path / "none")]) == 2  # a clear one-line error

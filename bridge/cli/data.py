@@ -22,6 +22,8 @@ def register(subparsers) -> None:
     b.add_argument("--composers", nargs="+", metavar="NAME", help="masters to use (bach, palestrina, folk, ...)")
     b.add_argument("--tiny", action="store_true", help="four clips from two bach and two folk works (smoke test)")
     b.add_argument("--seed", type=int, default=0, help="work order and augmentation seed")
+    b.add_argument("--features", action="store_true",
+                   help="encode each clip's film with the film encoder as it is built (else: data features)")
     add_json_flag(b)
     b.set_defaults(run=run_build)
 
@@ -43,7 +45,7 @@ def run_build(args: argparse.Namespace) -> int:
     from filmscore.engine.data.build import BuildConfig, build_corpus
 
     cfg = BuildConfig(Path(args.out), args.hours, args.workers, tuple(args.composers) if args.composers else None,
-                      args.tiny, args.seed)
+                      args.tiny, args.seed, args.features)
     with progress_bar(not args.json) as bar:
         task = bar.add_task("corpus (minutes of audio)", total=round(cfg.hours * 60))
 

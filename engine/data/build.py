@@ -54,7 +54,8 @@ TINY_WORKS_PER_GROUP = 2
 class BuildConfig:
     """out_dir: corpus directory; hours: stop once the index holds this much audio; workers: processes;
     composers: masters to use (None: all); tiny: a few clips of two bach and two folk works (tests, smoke
-    runs); seed: work order and variants."""
+    runs); seed: work order and variants; features: encode each clip's film with the film encoder as it is built
+    (else `filmscore data features` does it later)."""
 
     out_dir: Path = DEFAULT_CORPUS_DIR
     hours: float = 70.0
@@ -62,6 +63,7 @@ class BuildConfig:
     composers: tuple[str, ...] | None = None
     tiny: bool = False
     seed: int = 0
+    features: bool = False
 
     def __post_init__(self) -> None:
         if not self.hours > 0:
@@ -158,16 +160,16 @@ def _cpu_s() -> float:
 
 
 def run_job(job: Job, corpus_dir: Path, done_ids: frozenset[str], max_clips: int | None = None,
-            ) -> tuple[str, list[dict[str, Any]], str | None, float]:
+            features: bool = False) -> tuple[str, list[dict[str, Any]], str | None, float]:
     """Parse (or load from the cache) one work and render the clips of one pass. Returns (job key, records,
     error, CPU seconds used); a user-level error (unparseable score, failed render) is returned, not raised, so
     one bad score does not stop a long build."""
     cpu0 = _cpu_s()
-    key, records, error = _run_job(job, corpus_dir, done_ids, max_clips)
+    key, records, error = _run_job(job, corpus_dir, done_ids, max_clips, features)
     return key, records, error, _cpu_s() - cpu0
 
 
-def _run_job(job: Job, corpus_dir: Path, done_ids: frozenset[str], max_clips: int | None,
+def _run_job(job: Job, corpus_dir: Path, done_ids: frozenset[str], max_clips: int | None, features: bool,
              ) -> tuple[str, list[dict[str, Any]], str | None]:
     from .clip import render_clip
 
@@ -186,7 +188,7 @@ def _run_job(job: Job, corpus_dir: Path, done_ids: frozenset[str], max_clips: in
             if clip_id in done_ids or _coverage(parsed, edges[a], edges[b]) < MIN_MELODY_COVERAGE:
                 continue
             spec = ClipSpec(a, b, transpose, qpm, scale, ORCHESTRATIONS[orch], _seed(clip_id))
-            records.append(render_clip(parsed, spec, clip_id, corpus_dir))
+            records.append(render_clip(parsed, spec, clip_id, corpus_dir, features=features))
         return job.key, records, None
     except FilmscoreError as e:
         return job.key, [], f"{type(e).__name__}: {e}"
@@ -199,7 +201,7 @@ def _init_worker() -> None:
     os.environ["OMP_NUM_THREADS"] = "1"
 
 
-def _preload() -> None:
+def _preload(features: bool = False) -> None:
     """Import what every job needs before the pool forks, so workers share it instead of each paying ~10-30 s
     of imports (librosa's pitch module, scipy.signal, music21, PyAV) on a busy machine."""
     import av  # noqa: F401
@@ -209,6 +211,9 @@ def _preload() -> None:
     import soundfile  # noqa: F401
 
     from . import clip  # noqa: F401
+
+    if features:
+        from ..film import encoder  # noqa: F401  (torch, onnxruntime; the backbone itself loads per worker)
 
 
 def _read_state(corpus_dir: Path) -> tuple[set[str], float, set[str]]:
@@ -272,9 +277,9 @@ def build_corpus(cfg: BuildConfig, on_progress: Callable[[BuildSummary], None] |
         for job in jobs:
             if summary.seconds >= target_s:
                 break
-            finish(*run_job(job, corpus_dir, frozen, max_clips))
+            finish(*run_job(job, corpus_dir, frozen, max_clips, cfg.features))
     else:
-        _preload()
+        _preload(cfg.features)
         ex = ProcessPoolExecutor(cfg.workers, mp_context=mp.get_context("fork"), initializer=_init_worker)
         inflight: set[Future] = set()
         try:
@@ -283,7 +288,7 @@ def build_corpus(cfg: BuildConfig, on_progress: Callable[[BuildSummary], None] |
                     job = next(jobs, None)
                     if job is None:
                         break
-                    inflight.add(ex.submit(run_job, job, corpus_dir, frozen, max_clips))
+                    inflight.add(ex.submit(run_job, job, corpus_dir, frozen, max_clips, cfg.features))
                 if not inflight:
                     break
                 done, inflight = wait(inflight, return_when=FIRST_COMPLETED)

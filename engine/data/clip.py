@@ -7,6 +7,7 @@ Files of a clip, in `clips/<master>/<clip id>/` under the corpus directory:
 - `controls.npz` (`Controls.save_npz`): melody from the MIDI's leading voice, dynamics from the rendered audio
   with `controls_from_audio` (what evaluation re-extracts from generated audio);
 - `film.mp4`: the paired synthetic film (engine/data/film_pairing.py);
+- `features.npz` (with `features=True`, else later by `filmscore data features`): the film encoder's output;
 - `meta.json`: the record plus the dynamics plan, bar starts, tension per bar and hit times.
 Everything is written to a temporary sibling directory that is renamed into place last.
 """
@@ -46,8 +47,9 @@ def melody_agreement(midi_melody: np.ndarray, audio_melody: np.ndarray) -> float
 
 
 def render_clip(parsed: ParsedScore, spec: ClipSpec, clip_id: str, corpus_dir: Path,
-                extra: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Arrange, render and write one clip; returns its index record (paths relative to `corpus_dir`)."""
+                extra: dict[str, Any] | None = None, features: bool = False) -> dict[str, Any]:
+    """Arrange, render and write one clip; returns its index record (paths relative to `corpus_dir`).
+    `features`: also encode the film with the film encoder (`features.npz`, as `filmscore data features`)."""
     import soundfile as sf
 
     from ..audio.fluidsynth import render_midi
@@ -96,6 +98,11 @@ def render_clip(parsed: ParsedScore, spec: ClipSpec, clip_id: str, corpus_dir: P
             "melody_agreement": None if np.isnan(agreement) else round(agreement, 4),
             "seed": spec.seed,
         }
+        if features:
+            from ..film import encode_video
+
+            encode_video(tmp / "film.mp4", 0.0, record["duration_s"], cache=False).save_npz(tmp / "features.npz")
+            record["features"] = f"{rel}/features.npz"
         if extra:
             record.update(extra)
         meta = dict(record, phrases=arr.dynamics.to_json(), bar_starts_s=np.round(arr.bar_starts_s, 4).tolist(),
