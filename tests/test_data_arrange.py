@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from filmscore.engine.controls.midi import controls_from_midi, notes_from_midi
 from filmscore.engine.data.arrange import ClipSpec, arrange_clip, plan_clips
 from filmscore.engine.data.music21_source import ParsedScore, PartNotes, Work

@@ -6,7 +6,6 @@ import json
 
 import numpy as np
 import pytest
-
 from filmscore.engine.data.build import BuildConfig, Job, build_corpus, plan_jobs
 from filmscore.engine.data.index import CorpusError, read_index
 from filmscore.engine.data.music21_source import Work
@@ -45,7 +44,6 @@ def test_bad_options():
 @pytest.mark.slow
 def test_tiny_build_resume_and_info(tmp_path):
     import soundfile as sf
-
     from filmscore.bridge.cli.data import corpus_info
     from filmscore.engine.controls.types import Controls
 

@@ -6,7 +6,6 @@ import json
 
 import numpy as np
 import pytest
-
 from filmscore.engine.data.arrange import ClipSpec
 from filmscore.engine.data.clip import melody_agreement, render_clip
 from filmscore.engine.data.music21_source import ParsedScore, PartNotes, Work
@@ -32,7 +31,6 @@ def test_render_clip(tmp_path):
         pytest.skip(f"FluidSynth or a GM SoundFont missing: {e}")
     import av
     import soundfile as sf
-
     from filmscore.engine.controls.types import Controls
 
     scale = [60, 62, 64, 65, 67, 69, 71, 72]

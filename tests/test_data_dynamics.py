@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-
 from filmscore.engine.data.dynamics import DynamicsPlan, Phrase, plan_dynamics
 
 

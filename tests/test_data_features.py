@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from filmscore.engine.data.arrange import ClipArrangement
 from filmscore.engine.data.dynamics import DynamicsPlan, Phrase
 from filmscore.engine.data.features import compute_features

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-
 from filmscore.engine.data.harmony import chords_per_bar, tension_per_bar, voice_below
 
 

@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import pytest
-
-from filmscore.engine.data.index import (INDEX_NAME, REQUIRED_FIELDS, CorpusError, append_records, read_index,
-                                         split_of, update_records)
+from filmscore.engine.data.index import (
+    INDEX_NAME,
+    REQUIRED_FIELDS,
+    CorpusError,
+    append_records,
+    read_index,
+    split_of,
+    update_records,
+)
 
 
 def _rec(i: int, work: str = "bach/x") -> dict:

@@ -4,9 +4,15 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from filmscore.engine.data.music21_source import (ParseCache, SourceError, Work, iter_works, parse_work,
-                                                  score_to_midi, skyline)
+from filmscore.engine.data.music21_source import (
+    ParseCache,
+    SourceError,
+    Work,
+    iter_works,
+    parse_work,
+    score_to_midi,
+    skyline,
+)
 
 CHORALE = Work("bach", "bach/bwv66.6", "bach/bwv66.6.mxl")
 

@@ -21,8 +21,18 @@ import numpy as np
 from .dynamics import DynamicsPlan, plan_dynamics
 from .harmony import chords_per_bar, tension_per_bar, voice_below
 from .music21_source import ParsedScore
-from .orchestration import (BASS_DRUM, CRASH_CYMBAL, DOUBLE_VOLUME, DRUM_CHANNEL, LEAD_VOLUME, PAD_VOLUME,
-                            PERC_VOLUME, REVERB_SEND, TIMPANI, Orchestration)
+from .orchestration import (
+    BASS_DRUM,
+    CRASH_CYMBAL,
+    DOUBLE_VOLUME,
+    DRUM_CHANNEL,
+    LEAD_VOLUME,
+    PAD_VOLUME,
+    PERC_VOLUME,
+    REVERB_SEND,
+    TIMPANI,
+    Orchestration,
+)
 
 TICKS_PER_BEAT = 480
 CC11_STEP_S = 0.05  # expression curve resolution
@@ -168,7 +178,7 @@ def arrange_clip(parsed: ParsedScore, spec: ClipSpec) -> ClipArrangement:
     all_notes = np.concatenate([lead] + accomp) if accomp else lead
     dyn = plan_dynamics(bar_starts_s, duration_s, rng)
     hits = dyn.accents_s
-    level = lambda ql: dyn.level_at(np.asarray(ql) * sec_per_ql)  # noqa: E731
+    level = lambda ql: dyn.level_at(np.asarray(ql) * sec_per_ql)
 
     def velocities(notes: np.ndarray, lo: float, span: float, downbeat: float) -> np.ndarray:
         v = lo + span * level(notes[:, 0])

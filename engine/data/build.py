@@ -28,9 +28,9 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import FilmscoreError
 from .arrange import ClipSpec, base_qpm, plan_clips
 from .index import DEFAULT_CORPUS_DIR, INDEX_NAME, CorpusError, append_records, iter_index
-from ..errors import FilmscoreError
 from .music21_source import ParseCache, ParsedScore, Work, iter_works
 from .orchestration import ORCHESTRATIONS
 
@@ -204,16 +204,16 @@ def _init_worker() -> None:
 def _preload(features: bool = False) -> None:
     """Import what every job needs before the pool forks, so workers share it instead of each paying ~10-30 s
     of imports (librosa's pitch module, scipy.signal, music21, PyAV) on a busy machine."""
-    import av  # noqa: F401
-    import librosa.core.pitch  # noqa: F401  (tuning estimation in controls_from_audio)
-    import music21.converter  # noqa: F401
-    import scipy.signal  # noqa: F401
-    import soundfile  # noqa: F401
+    import av
+    import librosa.core.pitch
+    import music21.converter
+    import scipy.signal
+    import soundfile
 
-    from . import clip  # noqa: F401
+    from . import clip
 
     if features:
-        from ..film import encoder  # noqa: F401  (torch, onnxruntime; the backbone itself loads per worker)
+        from ..film import encoder
 
 
 def _read_state(corpus_dir: Path) -> tuple[set[str], float, set[str]]:

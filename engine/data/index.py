@@ -81,11 +81,10 @@ def append_records(corpus_dir: str | Path, records: Iterable[dict[str, Any]]) ->
         lines.append(json.dumps(r, separators=(",", ":")) + "\n")
     if not lines:
         return
-    with _locked(corpus_dir):
-        with open(corpus_dir / INDEX_NAME, "a") as f:
-            f.write("".join(lines))
-            f.flush()
-            os.fsync(f.fileno())
+    with _locked(corpus_dir), open(corpus_dir / INDEX_NAME, "a") as f:
+        f.write("".join(lines))
+        f.flush()
+        os.fsync(f.fileno())
 
 
 def update_records(corpus_dir: str | Path, fn: Callable[[dict[str, Any]], dict[str, Any]]) -> int:
