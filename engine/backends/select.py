@@ -104,6 +104,7 @@ def load_backend(name: str, bundle: Bundle, *, threads: int | None = None, preci
                           "filmscore bench backends measures it)")
     reason: dict[str, Any] = {"auto": True, "chosen_because": (
         f"fastest measured here ({speeds[chosen.name]:.4f} s/step, {threads} threads)" if chosen.name in speeds
+        else "the faster measured backends could not load (see skipped)" if speeds
         else "first available in the default order (nothing measured)"), "skipped": skipped}
     view = Backend(chosen.name, chosen.device, chosen.denoiser, chosen.decode, chosen.vocode, chosen.film_tokens,
                    {**chosen.info, **reason})
