@@ -87,6 +87,9 @@ class RenderRequest:
             v = getattr(self, name)
             if not math.isfinite(v) or not 0 <= v <= 20:
                 raise RequestError(f"{name.replace('_', ' ')} must be 0..20, got {v}")
+        for label, path in (("video", self.video), ("MIDI file", self.midi), ("reference audio", self.reference_audio)):
+            if path is not None and not Path(path).is_file():
+                raise RequestError(f"{path}: no such {label}")
         sources = [s for s in (self.midi, self.reference_audio, self.maestro) if s is not None]
         if len(sources) > 1:
             raise RequestError("give at most one of midi, reference audio, maestro")

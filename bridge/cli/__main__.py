@@ -1,0 +1,7 @@
+"""`python -m filmscore.bridge.cli` runs the `filmscore` command."""
+
+import sys
+
+from . import main
+
+sys.exit(main())
