@@ -19,7 +19,6 @@ COMMAND_MODULES: tuple[str, ...] = (
     "demo",
     "bundle",
     "bench",
-    "bench_backends",
     "export",
     "train",
     "data",

@@ -48,6 +48,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     r.add_argument("-o", "--out", type=Path, default=Path("bench/results/render.json"))
     add_json_flag(r)
     r.set_defaults(run=run_render)
+    from .bench_backends import add_bench
+
+    add_bench(bsub)
 
 
 def _run_one(cfg: dict) -> dict:

@@ -23,15 +23,9 @@ from .common import add_json_flag, emit
 VARIANTS = ("torch", "ort", "ort-int8", "ort-fp16", "trt")
 
 
-def register(sub: argparse._SubParsersAction) -> None:
-    bench = sub.choices.get("bench")
-    target = None
-    if bench is not None:  # hang under `filmscore bench` (bench.py owns that parser)
-        target = next((a for a in bench._actions if isinstance(a, argparse._SubParsersAction)), None)
-    if target is not None:
-        p = target.add_parser("backends", help="one cue on every backend: per-component times, RTF, memory, ratios")
-    else:
-        p = sub.add_parser("bench-backends", help="one cue on every backend: times, RTF, memory, ratios")
+def add_bench(bench_sub: argparse._SubParsersAction) -> None:
+    """Add `filmscore bench backends` to the `bench` command's subparsers (bench.py owns that command)."""
+    p = bench_sub.add_parser("backends", help="one cue on every backend: per-component times, RTF, memory, ratios")
     p.add_argument("--bundle", type=Path, default=None)
     p.add_argument("--untrained-fullsize", action="store_true",
                    help="time a bundle with the default architecture and random weights (made once under "
