@@ -26,11 +26,13 @@ cfg = json.loads(sys.argv[1])
 torch.set_num_threads(cfg["threads"])
 req = RenderRequest(output=Path(cfg["out"]), duration_s=cfg["duration"], scheduler=cfg["scheduler"],
                     steps=cfg["steps"], seed=0, bundle=Path(cfg["bundle"]) if cfg["bundle"] else None,
-                    vocoder=cfg["vocoder"], maestro=cfg["maestro"])
-render_cue(req)  # warm-up: loads the bundle, first-call allocations
+                    vocoder=cfg["vocoder"], maestro=cfg["maestro"], backend=cfg["backend"])
+from dataclasses import replace
+render_cue(replace(req, duration_s=2.0, steps=1))  # warm-up: loads the bundle and backend, first-call allocations
 t0 = time.perf_counter()
 res = render_cue(req)
-print(json.dumps({"seconds": time.perf_counter() - t0, "timings_s": res.timings_s}))
+print(json.dumps({"seconds": time.perf_counter() - t0, "timings_s": res.timings_s,
+                  "backend": res.metadata.get("backend", {}).get("name", cfg["backend"])}))
 """
 
 
@@ -44,6 +46,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--steps", default="10,25")
     r.add_argument("--threads", type=int, default=2)
     r.add_argument("--vocoder", default="auto", choices=["auto", "network", "griffin-lim"])
+    r.add_argument("--backend", default="auto", help="auto, torch, ort or trt (`bench backends` compares them)")
     r.add_argument("--maestro", default=None, help="render with a maestro theme (exercises the ControlNet)")
     r.add_argument("-o", "--out", type=Path, default=Path("bench/results/render.json"))
     add_json_flag(r)
@@ -80,15 +83,17 @@ def run_render(args: argparse.Namespace) -> int:
             for steps in (int(s) for s in args.steps.split(",")):
                 cfg = {"scheduler": sched, "steps": steps, "duration": args.duration, "threads": args.threads,
                        "bundle": str(args.bundle) if args.bundle else None, "vocoder": args.vocoder,
-                       "maestro": args.maestro, "out": str(Path(tmp) / f"{sched}_{steps}.wav")}
+                       "maestro": args.maestro, "backend": args.backend,
+                       "out": str(Path(tmp) / f"{sched}_{steps}.wav")}
                 res = _run_one(cfg)
                 rows.append({"scheduler": sched, "steps": steps, "render_s": round(res["seconds"], 3),
                              "rtf": round(res["seconds"] / args.duration, 4), "peak_rss_mb": res["peak_rss_mb"],
+                             "backend": res["backend"],
                              "timings_s": {k: round(v, 3) for k, v in res["timings_s"].items()}})
     base = rows[0]["render_s"]
     for r in rows:
         r["time_vs_first"] = round(r["render_s"] / base, 3)
-    result = {"benchmark": "render", "cue_s": args.duration, "threads": args.threads,
+    result = {"benchmark": "render", "cue_s": args.duration, "threads": args.threads, "backend": args.backend,
               "bundle": str(args.bundle or "default"), "vocoder": args.vocoder, "maestro": args.maestro,
               "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
               "torch": torch.__version__, "date": time.strftime("%Y-%m-%d"), "rows": rows}
@@ -96,9 +101,9 @@ def run_render(args: argparse.Namespace) -> int:
 
     def human() -> None:
         print(f"render benchmark: {args.duration:.0f} s cue, {args.threads} threads -> {args.out}")
-        print(f"{'scheduler':<10}{'steps':>6}{'render s':>10}{'RTF':>8}{'x first':>9}{'peak RSS MB':>13}")
+        print(f"{'scheduler':<10}{'steps':>6}{'backend':>9}{'render s':>10}{'RTF':>8}{'x first':>9}{'peak RSS MB':>13}")
         for r in rows:
-            print(f"{r['scheduler']:<10}{r['steps']:>6}{r['render_s']:>10.2f}{r['rtf']:>8.3f}"
+            print(f"{r['scheduler']:<10}{r['steps']:>6}{r['backend']:>9}{r['render_s']:>10.2f}{r['rtf']:>8.3f}"
                   f"{r['time_vs_first']:>9.2f}{r['peak_rss_mb']:>13.0f}")
 
     emit(args, result, human)
