@@ -28,11 +28,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="cpu", help="cpu or cuda (the code runs unchanged on a GPU)")
     p.add_argument("--from-bundle", type=Path, default=None,
                    help="start from this bundle's weights when no checkpoint exists (default: shipped bundle)")
-    p.add_argument("-o", "--out", type=Path, default=None, help="bundle: output directory")
+    p.add_argument("-o", "--out", type=Path, default=None,
+                   help="bundle: output directory; evaluate: also write per-clip results to this JSON file")
     p.add_argument("--fp16", action="store_true", help="bundle: store weights as float16 (half the size)")
     p.add_argument("--bundle", type=Path, default=None, help="evaluate: the bundle (default: the shipped one)")
     p.add_argument("--n-clips", type=int, default=12, help="evaluate: held-out clips")
     p.add_argument("--steps", type=int, default=25, help="evaluate: denoising steps")
+    p.add_argument("--compare-steps", default="", help="evaluate: also these step counts, e.g. 10,12")
     add_json_flag(p)
     p.set_defaults(run=run)
 
@@ -105,8 +107,11 @@ def _evaluate(args: argparse.Namespace, corpus_root: Path) -> int:
     from filmscore.engine.training.evaluate import evaluate_bundle
 
     bundle = args.bundle or DEFAULT_BUNDLE_DIR
-    result = evaluate_bundle(bundle, corpus_root, n_clips=args.n_clips, steps=args.steps,
+    compare = tuple(int(s) for s in args.compare_steps.split(",") if s.strip())
+    result = evaluate_bundle(bundle, corpus_root, n_clips=args.n_clips, steps=args.steps, compare_steps=compare,
                              progress=lambda i, n: stderr_console.print(f"evaluated {i}/{n} held-out clips"))
     update_metrics(bundle, result["summary"])
+    if args.out is not None:
+        args.out.write_text(json.dumps(result, indent=2) + "\n")
     emit(args, result, lambda: print(json.dumps(result["summary"], indent=2)))
     return 0

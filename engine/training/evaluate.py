@@ -38,7 +38,10 @@ def _nanmean(xs: list[float]) -> float:
 @torch.no_grad()
 def evaluate_bundle(bundle_path: Path | None, corpus_root: Path, *, n_clips: int = 12, crop_s: float = 10.24,
                     steps: int = 25, scheduler: str = "dpmpp", control_guidance: tuple[float, ...] = (1.0, 3.0),
-                    picture_guidance: float = 2.0, seed: int = 0, progress=None) -> dict[str, Any]:
+                    picture_guidance: float = 2.0, seed: int = 0, compare_steps: tuple[int, ...] = (),
+                    progress=None) -> dict[str, Any]:
+    """`compare_steps`: also measure adherence at these step counts (highest control guidance), to price faster
+    sampling against the `steps` reference."""
     from ..render import build_pipeline
 
     pipe, bundle = build_pipeline(bundle_path)
@@ -69,6 +72,12 @@ def evaluate_bundle(bundle_path: Path | None, corpus_root: Path, *, n_clips: int
             generated[w].append(ext.melody)
             row[f"melody_acc@w{w:g}"] = melody_accuracy(ctrl.melody, ext.melody)
             row[f"dynamics_r@w{w:g}"] = dynamics_correlation(ctrl.dynamics, ext.dynamics)
+        for s in compare_steps:
+            out = pipe(n_samples=n * 160, film=film, controls=ctrl, seed=seed, steps=s, scheduler=scheduler,
+                       picture_guidance=picture_guidance, control_guidance=max(control_guidance))
+            ext = controls_from_audio(out.wave, MODEL_SAMPLE_RATE, n_frames=n)
+            row[f"melody_acc@w{max(control_guidance):g}_steps{s}"] = melody_accuracy(ctrl.melody, ext.melody)
+            row[f"dynamics_r@w{max(control_guidance):g}_steps{s}"] = dynamics_correlation(ctrl.dynamics, ext.dynamics)
         rows.append(row)
         if progress:
             progress(i + 1, len(clips))
@@ -85,6 +94,10 @@ def evaluate_bundle(bundle_path: Path | None, corpus_root: Path, *, n_clips: int
     for w in control_guidance:
         summary[f"melody_acc@w{w:g}"] = _nanmean([r[f"melody_acc@w{w:g}"] for r in rows])
         summary[f"dynamics_r@w{w:g}"] = _nanmean([r[f"dynamics_r@w{w:g}"] for r in rows])
+    for s in compare_steps:
+        for m in ("melody_acc", "dynamics_r"):
+            key = f"{m}@w{best_w:g}_steps{s}"
+            summary[key] = _nanmean([r[key] for r in rows])
     summary.update(_vae_and_vocoder(pipe, clips))
     return {"summary": summary, "clips": rows}
 
