@@ -21,6 +21,7 @@ for folder in TOP_FOLDERS:
 setup(
     packages=packages,
     package_dir=package_dir,
-    package_data={"filmscore.engine": ["default_bundle/*", "maestros/*", "maestros/**/*"]},
+    package_data={"filmscore.engine": ["default_bundle/*", "maestros/*", "maestros/**/*", "metrics/evalset/*",
+                                       "metrics/evalset/*/*"]},
     include_package_data=True,
 )
