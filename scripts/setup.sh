@@ -34,5 +34,5 @@ pip install -q --disable-pip-version-check -e ".[test]" 2>&1 | grep -v "^WARNING
 # basic-pitch (melody transcription for `filmscore eval`'s originality metric) ships its ONNX model; its wheel's
 # declared dependencies would pull TensorFlow, so it installs without them beside what it really needs here.
 python -c "import basic_pitch" 2>/dev/null || pip install -q --disable-pip-version-check --no-deps \
-    basic-pitch==0.4.0 pretty_midi six "resampy<0.4.3" 2>&1 | grep -v "^WARNING: Location" || true
+    basic-pitch==0.4.0 pretty_midi six importlib_resources "resampy<0.4.3" 2>&1 | grep -v "^WARNING: Location" || true
 python -c "import filmscore.engine, filmscore.bridge, filmscore.export" 
