@@ -82,6 +82,7 @@ def render_cue(request: RenderRequest, progress: ProgressFn | None = None,
     round(duration * rate) samples) and its sidecars. Raises FilmscoreError subclasses for bad input and
     `RenderCancelled` when `should_cancel()` turns true."""
     request.validate()
+    request.check_files()
     report = progress or (lambda stage, frac, msg: None)
     timings: dict[str, float] = {}
     out = Path(request.output)

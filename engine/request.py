@@ -87,12 +87,16 @@ class RenderRequest:
             v = getattr(self, name)
             if not math.isfinite(v) or not 0 <= v <= 20:
                 raise RequestError(f"{name.replace('_', ' ')} must be 0..20, got {v}")
-        for label, path in (("video", self.video), ("MIDI file", self.midi), ("reference audio", self.reference_audio)):
-            if path is not None and not Path(path).is_file():
-                raise RequestError(f"{path}: no such {label}")
         sources = [s for s in (self.midi, self.reference_audio, self.maestro) if s is not None]
         if len(sources) > 1:
             raise RequestError("give at most one of midi, reference audio, maestro")
+
+    def check_files(self) -> None:
+        """Raise `RequestError` naming the first input file that does not exist. Separate from `validate`: a
+        queued request (the bridge) may name a file that is written only when its job starts."""
+        for label, path in (("video", self.video), ("MIDI file", self.midi), ("reference audio", self.reference_audio)):
+            if path is not None and not Path(path).is_file():
+                raise RequestError(f"{path}: no such {label}")
 
     def to_json(self) -> dict[str, Any]:
         d = {f.name: getattr(self, f.name) for f in fields(self)}
