@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -102,3 +103,43 @@ class Budget:
             self.last_save = time.monotonic()
             return True
         return False
+
+
+RELOAD_EVERY = 200  # steps between looks for corpus clips appended while it is still being built
+LOG_EVERY = 25
+
+
+def run_steps(run: Run, budget: Budget, corpus, modules: dict[str, torch.nn.Module], optimizer: torch.optim.Optimizer,
+              ema: dict[str, EMA], loss_fn: Callable[[], tuple[torch.Tensor, dict[str, torch.Tensor]]],
+              progress: Callable[[int, dict], None] | None = None,
+              lr_at: Callable[[int], float] | None = None) -> Run:
+    """The loop every stage shares: `loss_fn()` -> (loss, named parts to log); AdamW step with gradient clipping at
+    1, EMA update, JSONL log every LOG_EVERY steps, checkpoint on the budget's schedule and at the end."""
+    params = [p for m in modules.values() for p in m.parameters()]
+    for m in modules.values():
+        m.train()
+    while not budget.done(run.step):
+        t0 = time.perf_counter()
+        if run.step % RELOAD_EVERY == 0:
+            corpus.reload()
+        if lr_at is not None:
+            for group in optimizer.param_groups:
+                group["lr"] = lr_at(run.step)
+        loss, parts = loss_fn()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        optimizer.step()
+        for k, e in ema.items():
+            e.update(modules[k], run.step)
+        run.step += 1
+        run.seconds += time.perf_counter() - t0
+        if run.step % LOG_EVERY == 0:
+            values = {"loss": loss.item(), **{k: v.item() for k, v in parts.items()}}
+            run.log(**values, hours=round(corpus.hours, 2))
+            if progress:
+                progress(run.step, values)
+        if budget.save_due():
+            run.save(modules, optimizer, ema)
+    run.save(modules, optimizer, ema)
+    return run

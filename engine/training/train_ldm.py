@@ -11,7 +11,6 @@ learns alongside the UNet; LoRA fine-tuning of the ControlNet (the seed method's
 from __future__ import annotations
 
 import logging
-import time
 
 import numpy as np
 import torch
@@ -21,7 +20,7 @@ from ..constants import LATENT_DOWNSAMPLE, N_PITCH_CLASSES
 from ..models import FilmScoreControlNet1D, FilmScoreUNet1D, FilmTokenHead, MelVAE
 from ..schedulers import DEFAULT_NOISE_SCHEDULE
 from .corpus_data import Corpus, control_batch, feature_batch
-from .loop import EMA, Budget, Run, restore
+from .loop import EMA, Budget, Run, restore, run_steps
 
 logger = logging.getLogger(__name__)
 
@@ -107,29 +106,10 @@ def train_ldm(corpus: Corpus, vae: MelVAE, minutes: float, *, feature_dim: int, 
     noise_sched = DDPMScheduler(**DEFAULT_NOISE_SCHEDULE)
     latents = LatentCache(vae)
     rng = np.random.default_rng(seed + run.step)
-    budget = Budget(minutes, max_steps)
-    for m in models.values():
-        m.train()
-    while not budget.done(run.step):
-        t0 = time.perf_counter()
-        if run.step % 200 == 0:
-            corpus.reload()
-        for group in opt.param_groups:
-            group["lr"] = lr * min(1.0, (run.step + 1) / WARMUP_STEPS)
-        loss = ldm_loss(models, noise_sched, latents, corpus.sample_crops(rng, batch, CROP), rng, CROP, feature_dim)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        opt.step()
-        for k, e in ema.items():
-            e.update(models[k], run.step)
-        run.step += 1
-        run.seconds += time.perf_counter() - t0
-        if run.step % 25 == 0:
-            run.log(loss=loss.item(), hours=round(corpus.hours, 2))
-            if progress:
-                progress(run.step, {"loss": loss.item()})
-        if budget.save_due():
-            run.save(models, opt, ema)
-    run.save(models, opt, ema)
-    return run
+
+    def loss_fn():
+        crops = corpus.sample_crops(rng, batch, CROP)
+        return ldm_loss(models, noise_sched, latents, crops, rng, CROP, feature_dim), {}
+
+    return run_steps(run, Budget(minutes, max_steps), corpus, models, opt, ema, loss_fn, progress,
+                     lr_at=lambda step: lr * min(1.0, (step + 1) / WARMUP_STEPS))

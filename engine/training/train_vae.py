@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import logging
-import time
 
 import numpy as np
 import torch
 
 from ..models import MelVAE
 from .corpus_data import Corpus, mel_batch
-from .loop import EMA, Budget, Run, restore
+from .loop import EMA, Budget, Run, restore, run_steps
 
 logger = logging.getLogger(__name__)
 
@@ -37,32 +36,15 @@ def train_vae(corpus: Corpus, minutes: float, *, batch: int = 16, lr: float = 3e
         restore(state, {"vae": vae}, opt, ema)
         logger.info("vae: resumed at step %d", run.step)
     rng = np.random.default_rng(seed + run.step)
-    budget = Budget(minutes, max_steps)
-    vae.train()
-    while not budget.done(run.step):
-        t0 = time.perf_counter()
-        if run.step % 200 == 0:
-            corpus.reload()
+
+    def loss_fn():
         x = mel_batch(corpus.sample_crops(rng, batch, CROP), CROP)
         rec, mean, logvar = vae(x)
         l1 = (rec - x).abs().mean()
         kl = 0.5 * (mean.pow(2) + logvar.exp() - 1 - logvar).mean()
-        loss = l1 + KL_WEIGHT * kl
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(vae.parameters(), 1.0)
-        opt.step()
-        ema["vae"].update(vae, run.step)
-        run.step += 1
-        run.seconds += time.perf_counter() - t0
-        if run.step % 25 == 0:
-            run.log(loss=loss.item(), l1=l1.item(), kl=kl.item(), hours=round(corpus.hours, 2))
-            if progress:
-                progress(run.step, {"l1": l1.item()})
-        if budget.save_due():
-            run.save({"vae": vae}, opt, ema)
-    run.save({"vae": vae}, opt, ema)
-    return run
+        return l1 + KL_WEIGHT * kl, {"l1": l1, "kl": kl}
+
+    return run_steps(run, Budget(minutes, max_steps), corpus, {"vae": vae}, opt, ema, loss_fn, progress)
 
 
 @torch.no_grad()

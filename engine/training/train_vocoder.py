@@ -4,7 +4,6 @@ WaveGAN) + log-Mel L1 (HiFi-GAN); no discriminator: measured here it cut trainin
 from __future__ import annotations
 
 import logging
-import time
 
 import numpy as np
 import soundfile as sf
@@ -13,7 +12,7 @@ import torch
 from ..audio.mel import MelSpectrogram
 from ..models import VocosVocoder
 from .corpus_data import Corpus, mel_batch
-from .loop import EMA, Budget, Run, restore
+from .loop import EMA, Budget, Run, restore, run_steps
 
 logger = logging.getLogger(__name__)
 
@@ -57,31 +56,13 @@ def train_vocoder(corpus: Corpus, minutes: float, *, batch: int = 16, lr: float 
     front = MelSpectrogram(corpus.mel)
     hop = corpus.mel.hop_length
     rng = np.random.default_rng(seed + run.step)
-    budget = Budget(minutes, max_steps)
-    voc.train()
-    while not budget.done(run.step):
-        t0 = time.perf_counter()
-        if run.step % 200 == 0:
-            corpus.reload()
+
+    def loss_fn():
         crops = corpus.sample_crops(rng, batch, CROP)
-        mel = mel_batch(crops, CROP)
-        wave = wave_batch(crops, CROP, hop)
+        mel, wave = mel_batch(crops, CROP), wave_batch(crops, CROP, hop)
         y = voc(mel)
         mel_l1 = (front(y) - mel).abs().mean()
         stft = multi_resolution_stft_loss(y, wave)
-        loss = mel_l1 + stft
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(voc.parameters(), 1.0)
-        opt.step()
-        ema["vocoder"].update(voc, run.step)
-        run.step += 1
-        run.seconds += time.perf_counter() - t0
-        if run.step % 25 == 0:
-            run.log(loss=loss.item(), mel_l1=mel_l1.item(), mrstft=stft.item())
-            if progress:
-                progress(run.step, {"mel_l1": mel_l1.item()})
-        if budget.save_due():
-            run.save({"vocoder": voc}, opt, ema)
-    run.save({"vocoder": voc}, opt, ema)
-    return run
+        return mel_l1 + stft, {"mel_l1": mel_l1, "mrstft": stft}
+
+    return run_steps(run, Budget(minutes, max_steps), corpus, {"vocoder": voc}, opt, ema, loss_fn, progress)
