@@ -25,7 +25,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch", type=int, default=16)
     p.add_argument("--lr", type=float, default=None)
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
-    p.add_argument("--device", default="cpu", help="cpu or cuda (the code runs unchanged on a GPU)")
     p.add_argument("--from-bundle", type=Path, default=None,
                    help="start from this bundle's weights when no checkpoint exists (default: shipped bundle)")
     p.add_argument("-o", "--out", type=Path, default=None,
