@@ -59,9 +59,11 @@ class Bundle:
 
     @property
     def hash(self) -> str:
-        """sha256 over the component hashes and settings: changes whenever any weight or setting does."""
+        """sha256 over the component weights' hashes, their configs and the settings: changes whenever any weight,
+        model setting (e.g. the VAE's latent scale) or Mel setting does."""
         ident = {k: self.manifest[k] for k in ("schema", "mel", "noise_schedule") if k in self.manifest}
-        ident["components"] = {n: c["sha256"] for n, c in sorted(self.manifest["components"].items())}
+        ident["components"] = {n: {"sha256": c["sha256"], "config": c.get("config")}
+                               for n, c in sorted(self.manifest["components"].items())}
         return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:16]
 
     def info(self) -> dict[str, Any]:

@@ -90,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
         from filmscore.engine.training.train_ldm import train_ldm
 
         feature_dim, layout = default_feature_spec()
-        vae = trained_vae(train_dir, corpus)
+        vae = trained_vae(train_dir, corpus, fallback=initial_weights("vae", args.from_bundle))
         result = train_ldm(corpus, vae, feature_dim=feature_dim, feature_layout=layout, init=init, **kw)
     summary = {"stage": args.stage, "step": result.step, "train_seconds": round(result.seconds, 1),
                "checkpoint": str(result.ckpt), "corpus_hours": round(corpus.hours, 3)}

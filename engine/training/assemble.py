@@ -14,7 +14,7 @@ import torch
 from ..errors import FilmscoreError
 from ..models import FilmScoreControlNet1D, FilmScoreUNet1D, FilmTokenHead, MelVAE, VocosVocoder
 from .corpus_data import DEFAULT_CORPUS, Corpus
-from .loop import Run
+from .loop import Run, model_config
 from .train_vae import latent_scale
 
 logger = logging.getLogger(__name__)
@@ -29,8 +29,9 @@ def _ema_model(run: Run, name: str, cls):
     return model.eval(), state
 
 
-def trained_vae(train_dir: Path, corpus: Corpus | None) -> MelVAE:
-    """The VAE the LDM trains on: frozen once (ldm/vae_frozen.pt) so latents keep one scale across resumes."""
+def trained_vae(train_dir: Path, corpus: Corpus | None, fallback: MelVAE | None = None) -> MelVAE:
+    """The VAE the LDM trains on: frozen once (ldm/vae_frozen.pt) so latents keep one scale across resumes.
+    Without a frozen copy or a VAE checkpoint, `fallback` (a bundle's VAE, scale included) is frozen instead."""
     frozen = train_dir / "ldm" / "vae_frozen.pt"
     if frozen.is_file():
         state = torch.load(frozen, map_location="cpu", weights_only=False)
@@ -38,14 +39,17 @@ def trained_vae(train_dir: Path, corpus: Corpus | None) -> MelVAE:
         vae.load_state_dict(state["weights"])
         return vae.eval().requires_grad_(False)
     vae, _ = _ema_model(Run("vae", train_dir), "vae", MelVAE)
-    if vae is None:
+    if vae is None and fallback is not None:
+        vae = fallback
+    elif vae is None:
         raise FilmscoreError(f"{train_dir / 'vae'}: no VAE checkpoint; run `filmscore train vae` first")
-    if corpus is None:
+    elif corpus is None:
         raise FilmscoreError("the VAE's latent scale is computed on the corpus: pass --corpus")
-    scale = latent_scale(vae, corpus)
-    vae.register_to_config(scaling_factor=scale)
+    else:
+        vae.register_to_config(scaling_factor=latent_scale(vae, corpus))
+    scale = vae.config.scaling_factor
     frozen.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"config": dict(vae.config), "weights": vae.state_dict()}, frozen)
+    torch.save({"config": model_config(vae), "weights": vae.state_dict()}, frozen)
     logger.info("froze VAE for the LDM (latent scaling factor %.4f)", scale)
     return vae.eval().requires_grad_(False)
 

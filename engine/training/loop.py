@@ -19,6 +19,12 @@ logger = logging.getLogger(__name__)
 DEFAULT_TRAIN_DIR = Path(os.environ.get("FILMSCORE_TRAIN_DIR", Path.home() / ".cache" / "filmscore" / "train"))
 
 
+def model_config(model: torch.nn.Module) -> dict[str, Any]:
+    """A model's constructor arguments. Drops diffusers' private keys: `_use_default_values` would make
+    `from_config` reset values changed after construction (the VAE's scaling_factor) to their defaults."""
+    return {k: v for k, v in dict(model.config).items() if not k.startswith("_")}
+
+
 class EMA:
     """Exponential moving average of a model's weights (the weights that get shipped)."""
 
@@ -63,7 +69,7 @@ class Run:
         self.dir.mkdir(parents=True, exist_ok=True)
         state = {"step": self.step, "seconds": self.seconds, "extra": self.extra,
                  "modules": {k: m.state_dict() for k, m in modules.items()},
-                 "configs": {k: dict(m.config) for k, m in modules.items() if hasattr(m, "config")},
+                 "configs": {k: model_config(m) for k, m in modules.items() if hasattr(m, "config")},
                  "ema": {k: e.model.state_dict() for k, e in ema.items()}, "optimizer": optimizer.state_dict()}
         tmp = self.ckpt.with_suffix(".tmp")
         torch.save(state, tmp)
