@@ -19,9 +19,9 @@ import torch
 from .audio.griffin_lim import griffin_lim
 from .audio.mel import MelConfig
 from .chunking import run_chunked, run_crossfaded
-from .constants import LATENT_DOWNSAMPLE, WINDOW_MEL_FRAMES, WINDOW_OVERLAP_MEL_FRAMES
+from .constants import LATENT_DOWNSAMPLE, LATENT_FRAME_RATE, WINDOW_MEL_FRAMES, WINDOW_OVERLAP_MEL_FRAMES
 from .controls.types import Controls
-from .errors import RenderCancelled
+from .errors import BundleError, RenderCancelled
 from .film.features import FilmFeatures
 from .models import FilmScoreControlNet1D, FilmScoreUNet1D, FilmTokenHead, MelVAE, VocosVocoder
 from .request import CancelFn, ProgressFn
@@ -88,8 +88,6 @@ class FilmScorePipeline:
         """`(n_windows, K, D)` picture tokens, one set per window, or None without picture."""
         if film is None or self.film_head is None:
             return None
-        from .constants import LATENT_FRAME_RATE
-
         toks = []
         with torch.no_grad():
             for w in windows:
@@ -211,8 +209,6 @@ class FilmScorePipeline:
         t0 = time.perf_counter()
         use_net = self.vocoder is not None and vocoder in ("auto", "network")
         if vocoder == "network" and self.vocoder is None:
-            from .errors import BundleError
-
             raise BundleError("this bundle has no network vocoder; use --vocoder griffin-lim or auto")
         if use_net:
             wave = run_chunked(self.vocode, log_mel, VOCODE_CHUNK_MEL, VOCODE_MARGIN_MEL, hop)

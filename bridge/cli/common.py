@@ -32,8 +32,8 @@ def emit(args: argparse.Namespace, summary: dict[str, Any], human: str | Callabl
 
 
 def progress_bar(enabled: bool = True) -> Progress:
-    """A rich progress bar on stderr (stdout stays clean for --json); disabled when stderr is not a terminal
-    unless `enabled` forces it."""
+    """A rich progress bar on stderr (stdout stays clean for --json); `enabled=False` turns it off (--json).
+    rich itself draws no live bar when stderr is not a terminal."""
     return Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                     TimeElapsedColumn(), TimeRemainingColumn(), console=stderr_console, transient=True,
                     disable=not enabled)
