@@ -25,7 +25,7 @@ from .aesthetic import AESTHETIC_COLUMNS, AESTHETIC_VERSION, aesthetic_features,
 from .affect import EMOTION_COLUMNS, EMOTION_VERSION, frame_colour_stats, scene_affect
 from .decode import ANALYSIS_LONG_SIDE, iter_frames, probe
 from .features import FilmFeatures
-from .semantic import ImageBackbone, fill_frames, load_backbone
+from .semantic import ImageBackbone, fill_frames, shared_backbone
 from .timing import TIMING_VERSION, TimingAnalyzer
 
 logger = logging.getLogger(__name__)
@@ -39,18 +39,11 @@ CACHE_REVISION = 3
 Progress = Callable[[float, str], None]
 """progress(fraction 0..1 of the range decoded, message), as the render pipeline's "picture" stage reports it."""
 
-_BACKBONES: dict[str, ImageBackbone] = {}
-
 
 def default_backbone() -> ImageBackbone:
-    """The shipped EfficientNet-Lite0, loaded once per process, through ONNX Runtime unless
-    FILMSCORE_FILM_BACKEND=torch."""
-    bb = _BACKBONES.get("default")
-    if bb is None:
-        use_ort = os.environ.get("FILMSCORE_FILM_BACKEND", "ort") != "torch"
-        bb = load_backbone(onnx_cache=film_cache.onnx_dir() if use_ort else None)
-        _BACKBONES["default"] = bb
-    return bb
+    """The backbone $FILMSCORE_FILM_BACKBONE names (a local CLIP directory) or else the shipped EfficientNet-Lite0,
+    loaded once per process, through ONNX Runtime unless FILMSCORE_FILM_BACKEND=torch (semantic.shared_backbone)."""
+    return shared_backbone()
 
 
 def feature_layout(backbone: ImageBackbone, stride: int = SEMANTIC_STRIDE) -> str:
