@@ -1,6 +1,7 @@
 """`filmscore encode VIDEO`: run the film encoder on a clip; print cuts, affect and timing; save features or a plot.
 
     filmscore encode VIDEO [--start S] [--duration S] [--json] [-o features.npz] [--plot PNG] [--no-cache]
+                           [--backbone DIR]
 
 With --json the summary on stdout holds at least `cuts` (seconds from --start) and `duration` (seconds).
 """
@@ -23,6 +24,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-o", "--output", type=Path, default=None, help="write the features to this .npz file")
     p.add_argument("--plot", type=Path, default=None, help="write a PNG: frames, cuts, motion and affect")
     p.add_argument("--no-cache", action="store_true", help="neither read nor write the feature cache")
+    p.add_argument("--backbone", default=None, metavar="DIR",
+                   help="semantic backbone: a directory holding a CLIP image encoder in transformers format "
+                        "(default: $FILMSCORE_FILM_BACKBONE, else the shipped efficientnet-lite0)")
     add_json_flag(p)
     p.set_defaults(run=run)
 
@@ -128,6 +132,7 @@ def plot_features(feats, video: Path, start_s: float, out: Path, n_thumbs: int =
 def run(args: argparse.Namespace) -> int:
     from filmscore.engine.errors import FilmscoreError
     from filmscore.engine.film.encoder import encode_video
+    from filmscore.engine.film.semantic import shared_backbone
 
     for flag, out in (("-o", args.output), ("--plot", args.plot)):
         if out is not None and not out.resolve().parent.is_dir():
@@ -140,7 +145,8 @@ def run(args: argparse.Namespace) -> int:
             bar.update(task, completed=round(100 * fraction), description=f"encoding ({message})")
 
         t0 = time.perf_counter()
-        feats = encode_video(args.video, args.start, args.duration, cache=not args.no_cache, progress=progress)
+        feats = encode_video(args.video, args.start, args.duration, cache=not args.no_cache, progress=progress,
+                             backbone=shared_backbone(args.backbone))
         elapsed = time.perf_counter() - t0
     if args.output is not None:
         feats.save_npz(args.output)
