@@ -1,4 +1,5 @@
-"""`filmscore train vae|vocoder|ldm [--minutes N] [--resume]` and `filmscore train bundle -o DIR`.
+"""`filmscore train vae|vocoder|ldm [--minutes N]`, `filmscore train bundle -o DIR`, and
+`filmscore train controlnet [--lora RANK] [--where FIELD=VALUE] [--resume] -o DIR` (tune a bundle's ControlNet).
 
 Checkpoints live in --train-dir (default ~/.cache/filmscore/train, outside the work tree) and every stage resumes
 from its own checkpoint; without one, `--from-bundle DIR` starts from a bundle's weights (the shipped default bundle
@@ -15,8 +16,9 @@ from .common import add_json_flag, emit, stderr_console
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train the default bundle's models on a corpus (resumable)")
-    p.add_argument("stage", choices=["vae", "vocoder", "ldm", "bundle", "evaluate"],
-                   help="vae, vocoder, ldm (UNet + ControlNet + film head); bundle: assemble a bundle from the "
+    p.add_argument("stage", choices=["vae", "vocoder", "ldm", "controlnet", "bundle", "evaluate"],
+                   help="vae, vocoder, ldm (UNet + ControlNet + film head); controlnet: tune a bundle's ControlNet "
+                        "alone (all weights, or LoRA with --lora); bundle: assemble a bundle from the "
                         "checkpoints; evaluate: held-out metrics of a bundle, written into its bundle.json")
     p.add_argument("--corpus", type=Path, default=None, help="corpus directory (default ~/.cache/filmscore/corpus/v1)")
     p.add_argument("--train-dir", type=Path, default=None, help="checkpoint directory")
@@ -28,7 +30,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--from-bundle", type=Path, default=None,
                    help="start from this bundle's weights when no checkpoint exists (default: shipped bundle)")
     p.add_argument("-o", "--out", type=Path, default=None,
-                   help="bundle: output directory; evaluate: also write per-clip results to this JSON file")
+                   help="bundle: output directory; controlnet: write the tuned bundle (adapters merged) here "
+                        "after training; evaluate: also write per-clip results to this JSON file")
+    p.add_argument("--lora", type=int, default=None, metavar="RANK",
+                   help="controlnet: train LoRA adapters of this rank (peft) instead of all ControlNet weights")
+    p.add_argument("--lora-targets", choices=["all", "attention"], default="all",
+                   help="controlnet: LoRA on every Linear/Conv1d layer (all) or on attention projections only")
+    p.add_argument("--where", action="append", default=[], metavar="FIELD=VALUE[,VALUE]",
+                   help="controlnet: train only on corpus clips whose index field matches, e.g. "
+                        "orchestration=strings or master=bach (repeat to combine)")
+    p.add_argument("--resume", action="store_true",
+                   help="controlnet: continue the tuning checkpoint in --train-dir (same bundle, rank and data)")
     p.add_argument("--fp16", action="store_true", help="bundle: store weights as float16 (half the size)")
     p.add_argument("--bundle", type=Path, default=None, help="evaluate: the bundle (default: the shipped one)")
     p.add_argument("--n-clips", type=int, default=12, help="evaluate: held-out clips")
@@ -40,7 +52,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     import torch
-
     from filmscore.engine.training.loop import DEFAULT_TRAIN_DIR, Run
 
     torch.set_num_threads(args.threads)
@@ -62,6 +73,13 @@ def run(args: argparse.Namespace) -> int:
 
     if args.stage == "evaluate":
         return _evaluate(args, args.corpus or DEFAULT_CORPUS)
+    if args.stage == "controlnet":
+        return _controlnet(args, args.corpus or DEFAULT_CORPUS, train_dir)
+    if args.resume or args.lora is not None or args.where:
+        from filmscore.engine.errors import FilmscoreError
+
+        raise FilmscoreError(f"--resume, --lora and --where apply to `train controlnet`; `train {args.stage}` "
+                             f"always continues its own checkpoint on the whole corpus")
 
     corpus = Corpus(args.corpus or DEFAULT_CORPUS, "train")
     stderr_console.print(f"corpus: {len(corpus.clips)} clips, {corpus.hours:.2f} h")
@@ -113,4 +131,58 @@ def _evaluate(args: argparse.Namespace, corpus_root: Path) -> int:
     if args.out is not None:
         args.out.write_text(json.dumps(result, indent=2) + "\n")
     emit(args, result, lambda: print(json.dumps(result["summary"], indent=2)))
+    return 0
+
+
+def _controlnet(args: argparse.Namespace, corpus_root: Path, train_dir: Path) -> int:
+    from filmscore.engine.training.assemble import assemble_tuned_bundle
+    from filmscore.engine.training.corpus_data import Corpus, parse_where
+    from filmscore.engine.training.loop import Run
+    from filmscore.engine.training.train_controlnet import (
+        STAGE,
+        check_lora,
+        load_base,
+        make_spec,
+        train_controlnet,
+    )
+
+    where = parse_where(args.where)
+    base = load_base(args.from_bundle)
+    if args.lora is not None:  # checked before the corpus loads (minutes on a large corpus)
+        check_lora(base.models["controlnet"], args.lora, args.lora_targets)
+    spec = make_spec(base, args.lora, args.lora_targets, where)
+    corpus = Corpus(corpus_root, "train", base.mel_config, where=where)
+    stderr_console.print(f"corpus: {len(corpus.clips)} clips, {corpus.hours:.2f} h"
+                         + (f" ({' '.join(args.where)})" if args.where else ""), highlight=False)
+    run_state = Run(STAGE, train_dir)
+    start_step, start_s = 0, 0.0
+
+    def progress(step: int, vals: dict) -> None:
+        rate = (run_state.seconds - start_s) / max(step - start_step, 1)
+        stderr_console.print(f"controlnet step {step} " + " ".join(f"{k}={v:.4f}" for k, v in vals.items())
+                             + f" {rate:.2f} s/step", highlight=False)
+
+    if run_state.load() is not None:
+        start_step, start_s = run_state.step, run_state.seconds
+    kw = {"lr": args.lr} if args.lr is not None else {}
+    result = train_controlnet(corpus, base, spec, args.minutes, batch=args.batch, max_steps=args.max_steps,
+                              run=run_state, resume=args.resume, progress=progress, **kw)
+    steps = result.step - start_step
+    extra = result.extra
+    summary = {"stage": STAGE, "method": spec.method, "rank": spec.rank, "targets": spec.targets,
+               "where": spec.where, "step": result.step, "steps_this_run": steps,
+               "s_per_step": round((result.seconds - start_s) / steps, 3) if steps else None,
+               "train_seconds": round(result.seconds, 1), "trainable_parameters": extra["trainable_parameters"],
+               "controlnet_parameters": extra["controlnet_parameters"],
+               "trainable_percent": round(100 * extra["trainable_parameters"] / extra["controlnet_parameters"], 3),
+               "checkpoint": str(result.ckpt), "corpus_clips": len(corpus.clips),
+               "corpus_hours": round(corpus.hours, 3), "base_bundle": str(base.path), "base_hash": base.hash}
+    if args.out is not None:
+        written = assemble_tuned_bundle(train_dir, args.out, base_dir=base.path, fp16=args.fp16)
+        summary["bundle"] = {k: written[k] for k in ("bundle", "version", "size_mb")}
+    human = (f"controlnet ({spec.method}{f' rank {spec.rank}' if spec.rank else ''}, "
+             f"{summary['trainable_parameters']:,} of {summary['controlnet_parameters']:,} parameters trained): "
+             f"step {result.step}, {result.seconds / 60:.1f} min trained, checkpoint {result.ckpt}"
+             + (f"; wrote bundle {args.out}" if args.out is not None else ""))
+    emit(args, summary, human)
     return 0

@@ -1,5 +1,6 @@
 """Turn training checkpoints into a bundle: EMA weights of each stage, the VAE snapshot the LDM was trained on,
-provenance (corpus, steps, hours, hardware) and held-out metrics."""
+provenance (corpus, steps, hours, hardware) and held-out metrics; or a base bundle with a tuned ControlNet
+(`assemble_tuned_bundle`)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,13 @@ from typing import Any
 import torch
 
 from ..errors import FilmscoreError
-from ..models import FilmScoreControlNet1D, FilmScoreUNet1D, FilmTokenHead, MelVAE, VocosVocoder
+from ..models import (
+    FilmScoreControlNet1D,
+    FilmScoreUNet1D,
+    FilmTokenHead,
+    MelVAE,
+    VocosVocoder,
+)
 from .corpus_data import DEFAULT_CORPUS, Corpus
 from .loop import Run, model_config
 from .train_vae import latent_scale
@@ -91,5 +98,32 @@ def assemble_bundle(train_dir: Path, out: Path, *, corpus_dir: Path | None = Non
     save_bundle(out, models, name=name, version=version, film_layout=layout, provenance=provenance,
                 metrics=metrics or {}, dtype=torch.float16 if fp16 else torch.float32)
     size = sum(f.stat().st_size for f in out.iterdir() if f.is_file()) / 1e6
+    return {"bundle": str(out), "version": version, "size_mb": round(size, 2), "components": sorted(models),
+            "provenance": provenance}
+
+
+def assemble_tuned_bundle(train_dir: Path, out: Path, *, base_dir: Path | None = None, fp16: bool = False,
+                          name: str | None = None) -> dict[str, Any]:
+    """A bundle = the base bundle of a ControlNet tuning run (`train_controlnet.py`) with the run's EMA ControlNet,
+    LoRA adapters merged in: a plain bundle that every runtime and export reads unchanged. Its provenance keeps the
+    base's and adds `controlnet_tuning`; its metrics start empty (`filmscore train evaluate` fills them)."""
+    from ..bundle import DEFAULT_BUNDLE_DIR, save_bundle
+    from .train_controlnet import STAGE, tuned_controlnet, tuning_provenance
+
+    if Path(out).resolve() == DEFAULT_BUNDLE_DIR.resolve():
+        raise FilmscoreError(f"{out}: a tuned bundle is written beside the shipped one, never over it; pass -o DIR")
+    run = Run(STAGE, train_dir)
+    controlnet, spec, base = tuned_controlnet(run, base_dir)
+    models = dict(base.models)
+    models["controlnet"] = controlnet
+    provenance = dict(base.manifest.get("provenance", {}))
+    provenance["controlnet_tuning"] = tuning_provenance(run, spec)
+    provenance["controlnet_tuning"]["base"]["metrics"] = base.manifest.get("metrics", {})
+    tag = f"lora{spec.rank}" if spec.method == "lora" else "full"
+    version = f"{base.manifest.get('version')}+cn.{tag}.{run.step}"
+    save_bundle(out, models, name=name or f"{base.name}-controlnet-tuned", version=version, mel=base.mel_config,
+                noise_schedule=base.noise_schedule, film_layout=base.manifest.get("film_layout"),
+                provenance=provenance, metrics={}, dtype=torch.float16 if fp16 else torch.float32)
+    size = sum(f.stat().st_size for f in Path(out).iterdir() if f.is_file()) / 1e6
     return {"bundle": str(out), "version": version, "size_mb": round(size, 2), "components": sorted(models),
             "provenance": provenance}

@@ -2,7 +2,8 @@
 
 Reads `index.jsonl` of a corpus built by `filmscore data build` (engine/data). Log-Mels are computed once per clip
 and cached beside the corpus (`cache/mel<n_mels>/ID.npy`, float16). `reload()` picks up clips appended while the
-corpus is still being built.
+corpus is still being built. `where` keeps only the clips whose index fields match (e.g. one orchestration or
+master), so a stage can be tuned on a subset.
 """
 
 from __future__ import annotations
@@ -41,16 +42,50 @@ class Clip:
     audio_path: Path
 
 
+def parse_where(items: list[str] | tuple[str, ...]) -> dict[str, tuple[str, ...]]:
+    """`["orchestration=strings,brass", "master=bach"]` -> {field: allowed values}: a clip is kept when every
+    field's value (as text) is one of its allowed values."""
+    where: dict[str, tuple[str, ...]] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        values = tuple(v.strip() for v in value.split(",") if v.strip())
+        if not sep or not key.strip() or not values:
+            raise FilmscoreError(f"--where {item!r}: expected FIELD=VALUE[,VALUE...], e.g. orchestration=strings")
+        where[key.strip()] = where.get(key.strip(), ()) + values
+    return where
+
+
 class Corpus:
     def __init__(self, root: str | Path = DEFAULT_CORPUS, split: str = "train", mel: MelConfig = MelConfig(),
-                 need_features: bool = False):
+                 need_features: bool = False, where: dict[str, tuple[str, ...]] | None = None):
         self.root = Path(root)
         if not (self.root / "index.jsonl").is_file():
             raise FilmscoreError(f"{self.root}: no corpus here (no index.jsonl); build one with `filmscore data build`")
         self.split, self.mel, self.need_features = split, mel, need_features
+        self.where = dict(where or {})
         self.clips: list[Clip] = []
         self._seen: set[str] = set()
+        self._fields: dict[str, set[str]] = {}  # index field -> values seen in this split (for the error below)
         self.reload()
+        if self.where and not self.clips:
+            raise FilmscoreError(f"{self.root}: no {split} clip matches {self._describe_where()}; "
+                                 + self._field_hint())
+
+    def _describe_where(self) -> str:
+        return " ".join(f"{k}={','.join(v)}" for k, v in self.where.items())
+
+    def _field_hint(self) -> str:
+        for key in self.where:
+            if key not in self._fields:
+                return f"no clip has a field {key!r} (fields: {', '.join(sorted(self._fields))})"
+        key = next(iter(self.where))
+        return f"{key} values here: {', '.join(sorted(self._fields[key])[:20])}"
+
+    def _matches(self, entry: dict) -> bool:
+        for key, value in entry.items():
+            if isinstance(value, (str, int, float, bool)):
+                self._fields.setdefault(key, set()).add(str(value))
+        return all(str(entry.get(k)) in values for k, values in self.where.items())
 
     def reload(self) -> int:
         """Load clips appended to the index since the last call; returns how many were added."""
@@ -60,7 +95,7 @@ class Corpus:
                 if not line.strip():
                     continue
                 entry = json.loads(line)
-                if entry["split"] != self.split:
+                if entry["split"] != self.split or (self.where and not self._matches(entry)):
                     continue
                 if entry["id"] in self._seen:
                     self._refresh_features(entry)
