@@ -99,8 +99,11 @@ def add_lora(controlnet: FilmScoreControlNet1D, rank: int, targets: LoraTargets 
              alpha: float | None = None) -> nn.Module:
     """Wrap `controlnet` (in place) with LoRA adapters of `rank`; returns peft's `PeftModel`, called like the
     ControlNet. Only the adapters' A and B matrices require grad."""
-    from peft import LoraConfig, get_peft_model
-
+    try:
+        from peft import LoraConfig, get_peft_model
+    except ImportError as e:
+        raise ControlNetTuningError("--lora needs peft: pip install 'filmscore[train]' (or omit --lora to tune all "
+                                    "ControlNet weights)") from e
     names = check_lora(controlnet, rank, targets)
     cfg = LoraConfig(r=rank, lora_alpha=alpha if alpha is not None else rank, target_modules=names,
                      lora_dropout=0.0, bias="none", init_lora_weights=True)
