@@ -1,8 +1,9 @@
-"""`encode_video`: a picture range -> `FilmFeatures` (semantic, emotion, aesthetic per frame at 10/s; cuts, motion).
+"""`encode_video`: a picture range -> `FilmFeatures` (semantic, emotion, aesthetic, faces per frame at 10/s; cuts,
+motion).
 
 One streaming pass: the decoder hands 32 analysis frames at a time (long side 256 px) to the aesthetic and colour
-statistics, the timing analyser (which keeps ~3 kB per frame) and, every `SEMANTIC_STRIDE`-th frame, the semantic
-backbone; no frame outlives its batch, so memory stays flat in the range's length. After the pass, cuts are
+statistics, the timing analyser (which keeps ~3 kB per frame), the face branch (every frame) and, every
+`SEMANTIC_STRIDE`-th frame, the semantic backbone; no frame outlives its batch, so memory stays flat in the range's length. After the pass, cuts are
 detected, the semantic embeddings are spread over the 10/s grid within shots, and scene affect is computed.
 Results are cached per media hash + range + layout.
 """
@@ -19,12 +20,12 @@ from pathlib import Path
 import numpy as np
 
 from ..constants import VIDEO_FPS
-from ..errors import FilmscoreError
+from ..errors import BackendError, FilmscoreError
 from . import cache as film_cache
 from .aesthetic import AESTHETIC_COLUMNS, AESTHETIC_VERSION, aesthetic_features, pool2, to_planes
 from .affect import EMOTION_COLUMNS, EMOTION_VERSION, frame_colour_stats, scene_affect
 from .decode import ANALYSIS_LONG_SIDE, iter_frames, probe
-from .features import FilmFeatures
+from .features import FilmFeatures, layout_with_faces
 from .semantic import ImageBackbone, fill_frames, shared_backbone
 from .timing import TIMING_VERSION, TimingAnalyzer
 
@@ -33,11 +34,13 @@ logger = logging.getLogger(__name__)
 SEMANTIC_STRIDE = 5
 """The backbone sees every 5th frame (2/s at 10 fps); the other frames are interpolated within their shot."""
 
-CACHE_REVISION = 3
+CACHE_REVISION = 4
 """Bumped when the encoder's output changes for the same layout (a detector tuned): cached features then miss."""
 
 Progress = Callable[[float, str], None]
 """progress(fraction 0..1 of the range decoded, message), as the render pipeline's "picture" stage reports it."""
+
+_FACE_BRANCH: list = []  # [FaceBranch] or [BackendError]: loaded (or found missing) once per process
 
 
 def default_backbone() -> ImageBackbone:
@@ -46,21 +49,44 @@ def default_backbone() -> ImageBackbone:
     return shared_backbone()
 
 
-def feature_layout(backbone: ImageBackbone, stride: int = SEMANTIC_STRIDE) -> str:
-    """The stable name of what `frame_matrix()` holds, column block by column block."""
-    return (f"filmscore-film-v1;fps={VIDEO_FPS};frame={ANALYSIS_LONG_SIDE}px;"
-            f"semantic={backbone.name}:{backbone.dim}/every{stride};"
-            f"emotion={EMOTION_VERSION}:{len(EMOTION_COLUMNS)};aesthetic={AESTHETIC_VERSION}:{len(AESTHETIC_COLUMNS)};"
-            f"timing={TIMING_VERSION}")
+def default_face_branch():
+    """fer's expression model behind OpenCV's face detector (faces.py), loaded once per process, through ONNX
+    Runtime unless FILMSCORE_FILM_BACKEND=torch. Raises BackendError when OpenCV, h5py or fer is missing."""
+    if not _FACE_BRANCH:
+        try:
+            from .expression import load_expression_net
+            from .faces import FaceBranch
+
+            use_ort = os.environ.get("FILMSCORE_FILM_BACKEND", "ort") != "torch"
+            _FACE_BRANCH.append(FaceBranch(load_expression_net(onnx_cache=film_cache.onnx_dir() if use_ort else None)))
+        except BackendError as e:
+            logger.warning("film encoder: no face branch (%s)", e)
+            _FACE_BRANCH.append(e)
+    if isinstance(_FACE_BRANCH[0], BackendError):
+        raise _FACE_BRANCH[0]
+    return _FACE_BRANCH[0]
+
+
+def feature_layout(backbone: ImageBackbone, stride: int = SEMANTIC_STRIDE, *, faces: bool = False) -> str:
+    """The stable name of what `frame_matrix()` holds, column block by column block. `faces`: the emotion block
+    includes the face block (`+faces-fer-v1:8`); the default bundle's token head was trained without it."""
+    layout = (f"filmscore-film-v1;fps={VIDEO_FPS};frame={ANALYSIS_LONG_SIDE}px;"
+              f"semantic={backbone.name}:{backbone.dim}/every{stride};"
+              f"emotion={EMOTION_VERSION}:{len(EMOTION_COLUMNS)};"
+              f"aesthetic={AESTHETIC_VERSION}:{len(AESTHETIC_COLUMNS)};timing={TIMING_VERSION}")
+    return layout_with_faces(layout) if faces else layout
 
 
 def encode_video(path: str | Path, start_s: float = 0.0, duration_s: float | None = None, *, cache: bool = True,
-                 progress: Progress | None = None, backbone: ImageBackbone | None = None) -> FilmFeatures:
+                 progress: Progress | None = None, backbone: ImageBackbone | None = None,
+                 faces: bool = True) -> FilmFeatures:
     """Encode [start_s, start_s + duration_s) of the video at `path` (to its end when duration_s is None).
 
     start_s / duration_s are seconds (floats, or OpenTimelineIO RationalTime). Returns FilmFeatures with
-    semantic `(N, 1280)`, emotion `(N, 6)`, aesthetic `(N, 8)` at 10/s, N = ceil(duration * 10), motion at 100/s,
-    cuts and hit points in seconds from start_s. Raises VideoDecodeError for a missing, audio-only, empty or too
+    semantic `(N, 1280)`, emotion `(N, 6)`, aesthetic `(N, 8)`, faces `(N, 8)` at 10/s, N = ceil(duration * 10),
+    motion at 100/s, cuts and hit points in seconds from start_s. Its layout is the one without the face block,
+    the default bundle's (`as_layout` adds it). `faces=False`, or OpenCV / h5py / fer missing (logged once), leaves
+    `faces` None and says why in extras["faces"]. Raises VideoDecodeError for a missing, audio-only, empty or too
     short file. `cache`: read and write ~/.cache/filmscore/features (see cache.py).
     """
     path = Path(path)
@@ -69,13 +95,20 @@ def encode_video(path: str | Path, start_s: float = 0.0, duration_s: float | Non
         float(duration_s.to_seconds()) if hasattr(duration_s, "to_seconds") else float(duration_s))
     bb = backbone if backbone is not None else default_backbone()
     layout = feature_layout(bb)
+    face_branch, face_note = None, "off"
+    if faces:
+        try:
+            face_branch, face_note = default_face_branch(), "on"
+        except BackendError as e:
+            face_note = f"unavailable ({e})"
 
     # 0. the cache: same content, range and layout -> no decoding at all
     cache_path = None
     if cache:
         probe(path)  # clear errors for missing / audio-only files before hashing
         cache_path = film_cache.features_dir() / film_cache.features_key(film_cache.media_hash(path), start, dur,
-                                                                         f"{layout};rev={CACHE_REVISION}")
+                                                                         f"{layout};rev={CACHE_REVISION};"
+                                                                         f"faces={'on' if face_branch else 'off'}")
         if cache_path.is_file():
             try:
                 feats = FilmFeatures.load_npz(cache_path)
@@ -94,7 +127,7 @@ def encode_video(path: str | Path, start_s: float = 0.0, duration_s: float | Non
 
     # 1. one streaming pass over the range
     timing = TimingAnalyzer(VIDEO_FPS)
-    aesth, colour = [], []
+    aesth, colour, face_rows = [], [], []
     sem_idx: list[int] = []
     sem_emb: list[np.ndarray] = []
     n = 0
@@ -105,6 +138,8 @@ def encode_video(path: str | Path, start_s: float = 0.0, duration_s: float | Non
         aesth.append(aesthetic_features(planes, small))
         colour.append(frame_colour_stats(small))
         timing.update(small)
+        if face_branch is not None:
+            face_rows.append(face_branch(rgb))
         idx = np.arange(batch.first, batch.first + len(rgb))
         pick = idx % SEMANTIC_STRIDE == 0
         if pick.any():
@@ -132,10 +167,17 @@ def encode_video(path: str | Path, start_s: float = 0.0, duration_s: float | Non
         "hit_kinds": list(tm.hit_kinds),
         "emotion_columns": list(EMOTION_COLUMNS),
         "aesthetic_columns": list(AESTHETIC_COLUMNS),
+        "faces": face_note,
     }
+    face_block = None
+    if face_branch is not None:
+        from .faces import FACE_COLUMNS
+
+        face_block = np.concatenate(face_rows).astype(np.float32)
+        extras["face_columns"] = list(FACE_COLUMNS)
     feats = FilmFeatures(semantic=semantic, emotion=emotion, aesthetic=aesthetic, motion=tm.motion,
                          cuts_s=tm.cuts_s, duration_s=float(duration), layout=layout, fps=VIDEO_FPS,
-                         extras=extras, hit_points_s=tm.hit_points_s)
+                         extras=extras, hit_points_s=tm.hit_points_s, faces=face_block)
 
     # 3. cache (atomic: concurrent corpus workers may encode the same clip)
     if cache_path is not None:
