@@ -1,9 +1,11 @@
-"""`filmscore encode VIDEO`: run the film encoder on a clip; print cuts, affect and timing; save features or a plot.
+"""`filmscore encode VIDEO`: run the film encoder on a clip; print cuts, affect, faces and timing; save features or
+a plot.
 
     filmscore encode VIDEO [--start S] [--duration S] [--json] [-o features.npz] [--plot PNG] [--no-cache]
                            [--backbone DIR]
 
-With --json the summary on stdout holds at least `cuts` (seconds from --start) and `duration` (seconds).
+With --json the summary on stdout holds at least `cuts` (seconds from --start) and `duration` (seconds);
+`faces` gives the share of frames showing a face and the dominant facial expression, overall and per shot.
 """
 
 from __future__ import annotations
@@ -55,10 +57,39 @@ def summarize(feats, elapsed_s: float) -> dict:
         "hit_kinds": feats.extras.get("hit_kinds", []),
         "affect": affect,
         "motion_mean": round(float(np.mean(feats.motion)) if feats.motion.size else 0.0, 4),
+        "faces": summarize_faces(feats),
         "layout": feats.layout,
         "feature_dim": feats.feature_dim,
         "elapsed_s": round(elapsed_s, 3),
     }
+
+
+def summarize_faces(feats) -> dict:
+    """Face presence and the dominant facial expression, over the range and per shot (the face block's columns:
+    face area, then expression probabilities; engine/film/faces.py). `status` says why there is none."""
+    import numpy as np
+
+    from filmscore.engine.film.faces import dominant_expression
+
+    status = feats.extras.get("faces", "off" if feats.faces is None else "on")
+    if feats.faces is None:
+        return {"status": status}
+    fc = feats.faces
+    dom, share = dominant_expression(fc)
+    bounds = [0] + [int(round(c * feats.fps)) for c in feats.cuts_s] + [fc.shape[0]]
+    shots = []
+    for a, b in zip(bounds[:-1], bounds[1:]):
+        if b <= a:
+            continue
+        d, sh = dominant_expression(fc[a:b])
+        shots.append({"start": round(a / feats.fps, 3), "end": round(b / feats.fps, 3),
+                      "face_frames": round(sh, 3), "dominant": d,
+                      "max_face_area": round(float(fc[a:b, 0].max()), 4)})
+    has = fc[:, 0] > 0
+    names = feats.extras.get("face_columns", [])[1:]
+    mean = {n: round(float(v), 4) for n, v in zip(names, fc[has, 1:].mean(axis=0))} if has.any() else {}
+    return {"status": status, "face_frames": round(share, 4), "dominant": dom, "expressions": mean,
+            "shots": shots}
 
 
 def _human(summary: dict) -> None:
@@ -72,11 +103,22 @@ def _human(summary: dict) -> None:
     print(f"motion: mean {summary['motion_mean']:.2f}; hit points ({len(summary['hit_points'])}): "
           + ", ".join(f"{t:.2f}" for t in summary["hit_points"][:20])
           + (" ..." if len(summary["hit_points"]) > 20 else ""))
+    fs = summary["faces"]
+    if "face_frames" not in fs:
+        print(f"faces: {fs['status']}")
+    else:
+        per_shot = "; ".join(f"{s['start']:.1f}-{s['end']:.1f} s "
+                             + (f"{s['dominant']} ({100 * s['face_frames']:.0f}%)" if s["dominant"] else "none")
+                             for s in fs["shots"][:12])
+        print(f"faces: in {100 * fs['face_frames']:.0f}% of frames"
+              + (f", mostly {fs['dominant']}" if fs["dominant"] else "")
+              + f"; per shot: {per_shot}" + (" ..." if len(fs["shots"]) > 12 else ""))
     print(f"layout: {summary['layout']} ({summary['feature_dim']} dims per frame)")
 
 
 def plot_features(feats, video: Path, start_s: float, out: Path, n_thumbs: int = 8) -> None:
-    """A PNG: a strip of frames, the motion envelope with cuts and hit points, valence and arousal."""
+    """A PNG: a strip of frames, the motion envelope with cuts and hit points, valence and arousal, and (when the
+    face branch ran) face area with the facial-expression probabilities stacked under it."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -92,8 +134,9 @@ def plot_features(feats, video: Path, start_s: float, out: Path, n_thumbs: int =
         batch = next(iter_frames(video, start_s + float(t), min(0.1, dur - float(t))), None)
         if batch is not None:
             thumbs.append(batch.rgb[0])
-    fig = plt.figure(figsize=(12, 7), constrained_layout=True)
-    gs = fig.add_gridspec(3, n_thumbs, height_ratios=[1.0, 1.2, 1.2])
+    rows = 3 if feats.faces is None else 4
+    fig = plt.figure(figsize=(12, 7 if rows == 3 else 9), constrained_layout=True)
+    gs = fig.add_gridspec(rows, n_thumbs, height_ratios=[1.0, 1.2, 1.2, 1.2][:rows])
     for i, im in enumerate(thumbs):
         ax = fig.add_subplot(gs[0, i])
         ax.imshow(im)
@@ -121,9 +164,24 @@ def plot_features(feats, video: Path, start_s: float, out: Path, n_thumbs: int =
     for c in feats.cuts_s:
         ax2.axvline(c, color="tab:red", lw=1.0, alpha=0.5)
     ax2.set_ylim(0, 1)
-    ax2.set_xlabel("seconds from range start")
     ax2.set_ylabel("scene affect")
     ax2.legend(loc="upper right", fontsize=8)
+    if feats.faces is not None:
+        ax3 = fig.add_subplot(gs[3, :], sharex=ax)
+        names = feats.extras.get("face_columns", [])[1:] or [f"expr {i}" for i in range(feats.faces.shape[1] - 1)]
+        # each frame's bar: expression probabilities stacked, scaled to 1 where a face shows (0 elsewhere)
+        shown = (feats.faces[:, 0] > 0)[:, None] * feats.faces[:, 1:]
+        ax3.stackplot(tf, shown.T, labels=names, step="mid", alpha=0.85,
+                      colors=plt.get_cmap("tab10").colors[:shown.shape[1]])
+        ax3.plot(tf, np.minimum(1.0, 4 * feats.faces[:, 0]), color="black", lw=0.8, label="face area x4")
+        for c in feats.cuts_s:
+            ax3.axvline(c, color="tab:red", lw=1.0, alpha=0.5)
+        ax3.set_ylim(0, 1)
+        ax3.set_ylabel("faces")
+        ax3.legend(loc="upper right", fontsize=7, ncol=4)
+        ax3.set_xlabel("seconds from range start")
+    else:
+        ax2.set_xlabel("seconds from range start")
     fig.suptitle(f"{video.name}: {len(feats.cuts_s)} cuts, {dur:.1f} s")
     fig.savefig(out, dpi=100)
     plt.close(fig)
