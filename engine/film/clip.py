@@ -126,6 +126,20 @@ def clip_preprocess(processor, rgb: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(out, dtype=np.float32)
 
 
+def _vision_config(tf, path: Path):
+    """The vision tower's config. From a whole CLIPModel's config the projection width is the top-level
+    `projection_dim` (transformers would otherwise take the vision sub-config's default, 512)."""
+    try:
+        config = tf.AutoConfig.from_pretrained(str(path), local_files_only=True)
+    except Exception as e:  # see load_processor
+        raise _fail(path, f"cannot read config.json as a transformers config ({_one_line(e)})") from e
+    if isinstance(config, tf.CLIPConfig):
+        vision = config.vision_config
+        vision.projection_dim = config.projection_dim
+        return vision
+    return config
+
+
 class ClipImageBackbone:
     """A transformers `CLIPVisionModelWithProjection` in PyTorch: the reference, the ONNX export source and the
     fallback runtime. `embed`: `(B, H, W, 3)` uint8 -> `(B, projection_dim)` float32."""
@@ -137,16 +151,20 @@ class ClipImageBackbone:
         self.name = self.info.name
         tf = _transformers(self.info.path)
         self.processor = load_processor(self.info)
-        bars = tf.utils.logging.is_progress_bar_enabled()
-        tf.utils.logging.disable_progress_bar()  # no "Loading weights" bar in the CLI's output
+        tf_log = tf.utils.logging
+        bars, verbosity = tf_log.is_progress_bar_enabled(), tf_log.get_verbosity()
+        tf_log.disable_progress_bar()  # no "Loading weights" bar in the CLI's output
+        tf_log.set_verbosity_error()  # nor a load report listing a whole CLIPModel's text weights as unused
         try:
             model, loading = tf.CLIPVisionModelWithProjection.from_pretrained(
-                str(self.info.path), local_files_only=True, output_loading_info=True)
-        except Exception as e:  # see load_processor
+                str(self.info.path), config=_vision_config(tf, self.info.path), local_files_only=True,
+                output_loading_info=True)
+        except Exception as e:  # see load_processor; a mismatched size is a RuntimeError
             raise _fail(self.info.path, f"cannot load a CLIP image encoder ({_one_line(e)})") from e
         finally:
+            tf_log.set_verbosity(verbosity)
             if bars:
-                tf.utils.logging.enable_progress_bar()
+                tf_log.enable_progress_bar()
         missing = [k for k in loading.get("missing_keys", ()) if not k.endswith("position_ids")]
         if missing:
             # e.g. a CLIPVisionModel saved without its projection: transformers would fill it with random weights
