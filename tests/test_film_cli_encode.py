@@ -25,6 +25,9 @@ def test_encode_json_npz_plot(tmp_path, capsys):
     assert summary["duration"] == pytest.approx(5.0)
     assert len(summary["cuts"]) == 1 and abs(summary["cuts"][0] - true[0]) <= 0.1 + 1e-6
     assert {"affect", "hit_points", "layout", "frames", "cut_kinds"} <= set(summary)
+    faces = summary["faces"]  # generated shapes and pans: the face branch runs and finds no one
+    assert faces["status"] == "on" and faces["face_frames"] == 0.0 and faces["dominant"] is None
+    assert [(s["start"], s["end"]) for s in faces["shots"]] == [(0.0, summary["cuts"][0]), (summary["cuts"][0], 5.0)]
     feats = FilmFeatures.load_npz(npz)
     assert feats.n_frames == 50 and feats.layout == summary["layout"]
     assert png.stat().st_size > 10_000 and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -32,6 +35,7 @@ def test_encode_json_npz_plot(tmp_path, capsys):
     assert main(["encode", str(video), "--start", "1", "--duration", "2"]) == 0
     out = capsys.readouterr().out
     assert "2.00 s from 1.00 s" in out and "cuts (1): 1.60" in out  # the cut at 2.52 s shows from the 10/s frame at 2.6 s
+    assert "faces: in 0% of frames; per shot: 0.0-1.6 s none; 1.6-2.0 s none" in out
 
 
 def test_encode_errors_are_one_line(tmp_path, capsys):

@@ -35,6 +35,9 @@ def test_encode_shapes_layout_and_cuts(clip):
     assert f.semantic.shape == (86, 1280) and f.emotion.shape == (86, 6) and f.aesthetic.shape == (86, 8)
     assert f.motion.shape == (860,) and 0 <= f.motion.min() and f.motion.max() <= 1
     assert f.frame_matrix().shape == (86, 1294)
+    assert f.faces.shape == (86, 8) and f.extras["faces"] == "on"  # computed, not in the default layout's matrix
+    assert f.as_layout(f"{f.layout}".replace("scene-affect-v1:6", "scene-affect-v1:6+faces-fer-v1:8")
+                       ).frame_matrix().shape == (86, 1302)
     assert np.isfinite(f.frame_matrix()).all()
     assert "efficientnet-lite0" in f.layout and "scene-affect-v1:6" in f.layout and "aesthetic-v1:8" in f.layout
     assert len(f.cuts_s) == len(cuts)

@@ -67,8 +67,6 @@ def summarize(feats, elapsed_s: float) -> dict:
 def summarize_faces(feats) -> dict:
     """Face presence and the dominant facial expression, over the range and per shot (the face block's columns:
     face area, then expression probabilities; engine/film/faces.py). `status` says why there is none."""
-    import numpy as np
-
     from filmscore.engine.film.faces import dominant_expression
 
     status = feats.extras.get("faces", "off" if feats.faces is None else "on")

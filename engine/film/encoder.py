@@ -3,8 +3,9 @@ motion).
 
 One streaming pass: the decoder hands 32 analysis frames at a time (long side 256 px) to the aesthetic and colour
 statistics, the timing analyser (which keeps ~3 kB per frame), the face branch (every frame) and, every
-`SEMANTIC_STRIDE`-th frame, the semantic backbone; no frame outlives its batch, so memory stays flat in the range's length. After the pass, cuts are
-detected, the semantic embeddings are spread over the 10/s grid within shots, and scene affect is computed.
+`SEMANTIC_STRIDE`-th frame, the semantic backbone; no frame outlives its batch, so memory stays flat in the range's
+length. After the pass, cuts are detected, the semantic embeddings are spread over the 10/s grid within shots, and
+scene affect is computed.
 Results are cached per media hash + range + layout.
 """
 

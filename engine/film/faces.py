@@ -2,8 +2,8 @@
 
 The facial half of the emotion branch, per analysis frame (10/s, long side 256 px), as the `fer` package does it:
 Viola-Jones face detection with OpenCV's shipped `haarcascade_frontalface_default.xml` (Viola & Jones 2001, "Rapid
-object detection using a boosted cascade of simple features", CVPR), each face squared, widened by a margin, cut from
-the grey frame, resized to 64x64 and classified by the mini-Xception (expression.py). Per frame:
+object detection using a boosted cascade of simple features", CVPR), each face squared, widened by a margin, cut
+from the grey frame, resized to 64x64 and classified by the mini-Xception (expression.py). Per frame:
 
 | column | what |
 | --- | --- |
