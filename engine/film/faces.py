@@ -19,6 +19,7 @@ scene's emotion.
 from __future__ import annotations
 
 import os
+import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -117,11 +118,16 @@ class FaceBranch:
     def __init__(self, net, detector: FaceDetector | None = None):
         self.net = net
         self.detector = detector if detector is not None else FaceDetector()
+        self._lock = threading.Lock()  # one process-wide branch; OpenCV does not promise a thread-safe cascade
 
     def __call__(self, rgb: np.ndarray) -> np.ndarray:
         """`(B, H, W, 3)` uint8 analysis frames -> `(B, 8)` float32."""
         if rgb.ndim != 4 or rgb.shape[-1] != 3 or rgb.dtype != np.uint8:
             raise FilmscoreError(f"face branch: frames must be (B, H, W, 3) uint8, got {rgb.shape} {rgb.dtype}")
+        with self._lock:
+            return self._frames(rgb)
+
+    def _frames(self, rgb: np.ndarray) -> np.ndarray:
         out = np.zeros((rgb.shape[0], len(FACE_COLUMNS)), np.float32)
         grey = grey_frames(rgb)
         crops, owner, area = [], [], []
