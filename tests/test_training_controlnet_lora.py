@@ -11,8 +11,6 @@ import mido
 import numpy as np
 import pytest
 import torch
-from torch import nn
-
 from filmscore.bridge.cli import main as cli_main
 from filmscore.engine.bundle import load_bundle
 from filmscore.engine.bundle_testing import make_tiny_bundle
@@ -28,6 +26,7 @@ from filmscore.engine.training.train_controlnet import (
     merged_controlnet,
     train_controlnet,
 )
+from torch import nn
 
 
 @pytest.fixture(scope="module")
@@ -156,11 +155,16 @@ def test_lora_tuning_resumes_and_writes_a_merged_bundle_that_renders(tiny_corpus
     corpus = Corpus(tiny_corpus, "train", base.mel_config)
     train_dir = tmp_path / "train"
     spec = make_spec(base, 4)
-    first = train_controlnet(corpus, base, spec, 5, batch=2, max_steps=3, lr=1e-2, run=Run("controlnet", train_dir))
+    # The tiny corpus has no held-out split to spare: its train clips stand in for the held-out loss's mechanics.
+    first = train_controlnet(corpus, base, spec, 5, batch=2, max_steps=3, lr=1e-2, run=Run("controlnet", train_dir),
+                             heldout=corpus)
     assert first.step == 3 and first.ckpt.is_file() and first.dir.name == "controlnet"
+    assert [s for s, _ in first.extra["heldout_loss"]] == [0, 3]
     assert 0 < first.extra["trainable_parameters"] < 0.5 * first.extra["controlnet_parameters"]
     log = [json.loads(line) for line in (first.dir / "log.jsonl").read_text().splitlines()]
-    assert [r["step"] for r in log] == [1, 2, 3] and all(np.isfinite(r["loss"]) for r in log)
+    assert [r["step"] for r in log if "loss" in r] == [1, 2, 3] and all(np.isfinite(r["loss"]) for r in log
+                                                                         if "loss" in r)
+    assert [r["step"] for r in log if "heldout_loss" in r] == [0, 3]
 
     with pytest.raises(ControlNetTuningError, match="pass --resume to continue it"):
         train_controlnet(corpus, base, spec, 5, batch=2, max_steps=4, run=Run("controlnet", train_dir))
@@ -171,8 +175,9 @@ def test_lora_tuning_resumes_and_writes_a_merged_bundle_that_renders(tiny_corpus
         train_controlnet(corpus, base, spec, 5, batch=2, max_steps=4, run=Run("controlnet", tmp_path / "none"),
                          resume=True)
     resumed = train_controlnet(corpus, base, spec, 5, batch=2, max_steps=5, lr=1e-2, run=Run("controlnet", train_dir),
-                               resume=True)
+                               resume=True, heldout=corpus)
     assert resumed.step == 5  # went on from step 3
+    assert [s for s, _ in resumed.extra["heldout_loss"]] == [0, 3, 5]
 
     out = tmp_path / "tuned"
     summary = assemble_tuned_bundle(train_dir, out)
@@ -180,6 +185,7 @@ def test_lora_tuning_resumes_and_writes_a_merged_bundle_that_renders(tiny_corpus
     tuning = tuned.manifest["provenance"]["controlnet_tuning"]
     assert tuning["method"] == "lora" and tuning["lora"] == {"rank": 4, "alpha": 4.0, "targets": "all", "merged": True}
     assert tuning["base"]["hash"] == base.hash and tuning["steps"] == 5 and tuning["data"]["clips"] == len(corpus.clips)
+    assert tuning["heldout_loss"] == resumed.extra["heldout_loss"]
     assert summary["version"] == "0+cn.lora4.5" and tuned.hash != base.hash
     # A plain ControlNet (no adapter keys), other components bit-identical to the base.
     assert type(tuned.models["controlnet"]).__name__ == "FilmScoreControlNet1D"

@@ -141,6 +141,8 @@ def _controlnet(args: argparse.Namespace, corpus_root: Path, train_dir: Path) ->
     from filmscore.engine.training.train_controlnet import (
         STAGE,
         check_lora,
+        check_resume,
+        heldout_corpus,
         load_base,
         make_spec,
         train_controlnet,
@@ -151,22 +153,22 @@ def _controlnet(args: argparse.Namespace, corpus_root: Path, train_dir: Path) ->
     if args.lora is not None:  # checked before the corpus loads (minutes on a large corpus)
         check_lora(base.models["controlnet"], args.lora, args.lora_targets)
     spec = make_spec(base, args.lora, args.lora_targets, where)
+    run_state = Run(STAGE, train_dir)
+    check_resume(run_state, spec, args.resume)  # before the corpus loads
     corpus = Corpus(corpus_root, "train", base.mel_config, where=where)
     stderr_console.print(f"corpus: {len(corpus.clips)} clips, {corpus.hours:.2f} h"
                          + (f" ({' '.join(args.where)})" if args.where else ""), highlight=False)
-    run_state = Run(STAGE, train_dir)
-    start_step, start_s = 0, 0.0
+    heldout = heldout_corpus(corpus_root, base.mel_config, where)
+    start_step, start_s = run_state.step, run_state.seconds
 
     def progress(step: int, vals: dict) -> None:
         rate = (run_state.seconds - start_s) / max(step - start_step, 1)
         stderr_console.print(f"controlnet step {step} " + " ".join(f"{k}={v:.4f}" for k, v in vals.items())
                              + f" {rate:.2f} s/step", highlight=False)
 
-    if run_state.load() is not None:
-        start_step, start_s = run_state.step, run_state.seconds
     kw = {"lr": args.lr} if args.lr is not None else {}
     result = train_controlnet(corpus, base, spec, args.minutes, batch=args.batch, max_steps=args.max_steps,
-                              run=run_state, resume=args.resume, progress=progress, **kw)
+                              run=run_state, resume=args.resume, progress=progress, heldout=heldout, **kw)
     steps = result.step - start_step
     extra = result.extra
     summary = {"stage": STAGE, "method": spec.method, "rank": spec.rank, "targets": spec.targets,
@@ -175,6 +177,7 @@ def _controlnet(args: argparse.Namespace, corpus_root: Path, train_dir: Path) ->
                "train_seconds": round(result.seconds, 1), "trainable_parameters": extra["trainable_parameters"],
                "controlnet_parameters": extra["controlnet_parameters"],
                "trainable_percent": round(100 * extra["trainable_parameters"] / extra["controlnet_parameters"], 3),
+               "heldout_loss": extra.get("heldout_loss", []), "heldout_clips": len(heldout.clips) if heldout else 0,
                "checkpoint": str(result.ckpt), "corpus_clips": len(corpus.clips),
                "corpus_hours": round(corpus.hours, 3), "base_bundle": str(base.path), "base_hash": base.hash}
     if args.out is not None:
@@ -183,6 +186,8 @@ def _controlnet(args: argparse.Namespace, corpus_root: Path, train_dir: Path) ->
     human = (f"controlnet ({spec.method}{f' rank {spec.rank}' if spec.rank else ''}, "
              f"{summary['trainable_parameters']:,} of {summary['controlnet_parameters']:,} parameters trained): "
              f"step {result.step}, {result.seconds / 60:.1f} min trained, checkpoint {result.ckpt}"
+             + (f"; held-out loss {' -> '.join(f'{v:.4f}' for _, v in extra['heldout_loss'])}"
+                if extra.get("heldout_loss") else "")
              + (f"; wrote bundle {args.out}" if args.out is not None else ""))
     emit(args, summary, human)
     return 0

@@ -89,9 +89,9 @@ def check_lora(controlnet: nn.Module, rank: int, targets: LoraTargets = "all") -
     names = lora_target_names(controlnet, targets)
     limit = max_lora_rank(controlnet, names)
     if isinstance(rank, bool) or not isinstance(rank, int) or not 1 <= rank <= limit:
-        raise ControlNetTuningError(f"--lora {rank!r}: the rank must be an integer from 1 to {limit} for this "
-                                    f"ControlNet's {targets} layers (higher is not low-rank: omit --lora to tune "
-                                    f"all its weights)")
+        raise ControlNetTuningError(f"--lora {rank!r}: the rank must be an integer from 1 to {limit} (the "
+                                    f"narrowest of the {len(names)} layers LoRA targets here has {limit} channels; "
+                                    f"to tune all ControlNet weights, omit --lora)")
     return names
 
 
@@ -135,6 +135,15 @@ def _tunable(base: Bundle, spec: TuningSpec) -> nn.Module:
     return add_lora(controlnet, spec.rank, spec.targets, spec.alpha)
 
 
+def heldout_corpus(root: Path, mel, where: dict[str, tuple[str, ...]] | None) -> Corpus | None:
+    """The held-out split under the same filter, or None when it has no clip long enough for a crop."""
+    try:
+        corpus = Corpus(root, "heldout", mel, where=where)
+    except FilmscoreError:
+        return None
+    return corpus if any(c.log_mel.shape[1] >= CROP for c in corpus.clips) else None
+
+
 def load_base(path: Path | None) -> Bundle:
     path = Path(path) if path is not None else DEFAULT_BUNDLE_DIR
     bundle = load_bundle(path)
@@ -155,17 +164,25 @@ def make_spec(base: Bundle, lora_rank: int | None, targets: LoraTargets = "all",
     return TuningSpec(method="lora", rank=lora_rank, alpha=float(lora_rank), targets=targets, **common)
 
 
-def train_controlnet(corpus: Corpus, base: Bundle, spec: TuningSpec, minutes: float, *, batch: int = 16,
-                     lr: float | None = None, max_steps: int | None = None, run: Run | None = None,
-                     resume: bool = False, progress=None, seed: int = 0) -> Run:
-    """Tune `base`'s ControlNet on `corpus` for `minutes` (or up to `max_steps` total steps).
+@torch.no_grad()
+def heldout_loss(models: dict[str, nn.Module], corpus: Corpus, noise_sched, latents: LatentCache, *, n_crops: int = 64,
+                 batch: int = 16, seed: int = 1234) -> float:
+    """`ldm_loss` without condition dropout on a fixed set of crops, timesteps and noise from `corpus` (the
+    held-out split, same filter): the same draw every call, so values before and after tuning compare directly."""
+    rng = np.random.default_rng(seed)
+    feature_dim = models["film_head"].config.feature_dim
+    was_training = models["controlnet"].training
+    models["controlnet"].eval()
+    losses = [float(ldm_loss(models, noise_sched, latents, corpus.sample_crops(rng, batch, CROP), rng, CROP,
+                             feature_dim, train=False)) for _ in range(max(1, n_crops // batch))]
+    models["controlnet"].train(was_training)
+    return round(float(np.mean(losses)), 5)
 
-    A checkpoint in `run.dir` is continued only with `resume=True` and the same `spec` (a tuning run is tied to
-    its base bundle, rank and data); `resume=True` without one is an error.
-    """
-    from diffusers import DDPMScheduler
 
-    run = run or Run(STAGE)
+def check_resume(run: Run, spec: TuningSpec, resume: bool) -> dict[str, Any] | None:
+    """The run's checkpoint state (None for a new run), after checking that `resume` and `spec` agree with it:
+    a checkpoint is continued only with `resume=True` and the same spec (a tuning run is tied to its base bundle,
+    rank and data); `resume=True` without one is an error."""
     state = run.load()
     if state is None and resume:
         raise ControlNetTuningError(f"--resume: no ControlNet tuning checkpoint in {run.dir}")
@@ -180,6 +197,20 @@ def train_controlnet(corpus: Corpus, base: Bundle, spec: TuningSpec, minutes: fl
             raise ControlNetTuningError(
                 f"--resume: the checkpoint in {run.dir} was tuned with other settings ("
                 + ", ".join(f"{k}: {getattr(saved, k)!r} there, {getattr(spec, k)!r} now" for k in diff) + ")")
+    return state
+
+
+def train_controlnet(corpus: Corpus, base: Bundle, spec: TuningSpec, minutes: float, *, batch: int = 16,
+                     lr: float | None = None, max_steps: int | None = None, run: Run | None = None,
+                     resume: bool = False, progress=None, seed: int = 0, heldout: Corpus | None = None) -> Run:
+    """Tune `base`'s ControlNet on `corpus` for `minutes` (or up to `max_steps` total steps); a checkpoint in
+    `run.dir` is continued as `check_resume` says. Only the ControlNet's trainable parameters reach the optimizer.
+    With `heldout` (the held-out split, same filter), `heldout_loss` of the EMA ControlNet is logged at the start
+    and the end of this call (`run.extra["heldout_loss"]`: [[step, loss], ...])."""
+    from diffusers import DDPMScheduler
+
+    run = run or Run(STAGE)
+    state = check_resume(run, spec, resume)
     unet, head = base.models["unet"].eval(), base.models["film_head"].eval()
     unet.requires_grad_(False)
     head.requires_grad_(False)
@@ -207,8 +238,22 @@ def train_controlnet(corpus: Corpus, base: Bundle, spec: TuningSpec, minutes: fl
         crops = corpus.sample_crops(rng, batch, CROP)
         return ldm_loss(models, noise_sched, latents, crops, rng, CROP, feature_dim), {}
 
-    return run_steps(run, Budget(minutes, max_steps), corpus, modules, opt, ema, loss_fn, progress,
-                     lr_at=lambda step: lr * min(1.0, (step + 1) / WARMUP_STEPS))
+    def measure() -> None:
+        if heldout is None:
+            return
+        value = heldout_loss({**models, "controlnet": ema["controlnet"].model}, heldout, noise_sched, latents)
+        curve = run.extra.setdefault("heldout_loss", [])
+        if not curve or curve[-1][0] != run.step:
+            curve.append([run.step, value])
+            run.log(heldout_loss=value)
+
+    measure()
+    run = run_steps(run, Budget(minutes, max_steps), corpus, modules, opt, ema, loss_fn, progress,
+                    lr_at=lambda step: lr * min(1.0, (step + 1) / WARMUP_STEPS))
+    if heldout is not None and run.extra["heldout_loss"][-1][0] != run.step:
+        measure()
+        run.save(modules, opt, ema)
+    return run
 
 
 def tuned_controlnet(run: Run, base_dir: Path | None = None) -> tuple[FilmScoreControlNet1D, TuningSpec, Bundle]:
@@ -236,6 +281,7 @@ def tuning_provenance(run: Run, spec: TuningSpec) -> dict[str, Any]:
            "s_per_step": round(run.seconds / run.step, 3) if run.step else None,
            "trainable_parameters": extra.get("trainable_parameters"),
            "controlnet_parameters": extra.get("controlnet_parameters"), "lr": extra.get("lr"),
+           "heldout_loss": extra.get("heldout_loss", []),
            "batch": extra.get("batch"),
            "data": {"corpus": extra.get("corpus"), "where": spec.where, "clips": extra.get("clips"),
                     "hours": extra.get("corpus_hours")},
