@@ -28,7 +28,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--lr", type=float, default=None)
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     p.add_argument("--from-bundle", type=Path, default=None,
-                   help="start from this bundle's weights when no checkpoint exists (default: shipped bundle)")
+                   help="start from this bundle's weights when no checkpoint exists; controlnet: the bundle whose "
+                        "ControlNet is tuned (default: shipped bundle)")
     p.add_argument("-o", "--out", type=Path, default=None,
                    help="bundle: output directory; controlnet: write the tuned bundle (adapters merged) here "
                         "after training; evaluate: also write per-clip results to this JSON file")
@@ -41,7 +42,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "orchestration=strings or master=bach (repeat to combine)")
     p.add_argument("--resume", action="store_true",
                    help="controlnet: continue the tuning checkpoint in --train-dir (same bundle, rank and data)")
-    p.add_argument("--fp16", action="store_true", help="bundle: store weights as float16 (half the size)")
+    p.add_argument("--fp16", action="store_true", help="bundle, controlnet -o: store weights as float16 (half the size)")
     p.add_argument("--bundle", type=Path, default=None, help="evaluate: the bundle (default: the shipped one)")
     p.add_argument("--n-clips", type=int, default=12, help="evaluate: held-out clips")
     p.add_argument("--steps", type=int, default=25, help="evaluate: denoising steps")
