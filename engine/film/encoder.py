@@ -113,9 +113,8 @@ def encode_video(path: str | Path, start_s: float = 0.0, duration_s: float | Non
     cache_path = None
     if cache:
         probe(path)  # clear errors for missing / audio-only files before hashing
-        cache_path = film_cache.features_dir() / film_cache.features_key(film_cache.media_hash(path), start, dur,
-                                                                         f"{layout};rev={CACHE_REVISION};"
-                                                                         f"faces={'on' if face_branch else 'off'}")
+        key = f"{layout};rev={CACHE_REVISION};faces={'on' if face_branch is not None else 'off'}"
+        cache_path = film_cache.features_dir() / film_cache.features_key(film_cache.media_hash(path), start, dur, key)
         if cache_path.is_file():
             try:
                 feats = FilmFeatures.load_npz(cache_path)
