@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from filmscore.engine.metrics.picture_response import (PictureResponseError, contour_distance, contour_r_matrix,
-                                                       envelope_contour, event_alignment_matrix, local_tempo,
+                                                       envelope_contour, event_accent_matrix,
+                                                       event_alignment_matrix, local_tempo,
                                                        loudness_contour, matched_contrast, n_contour_frames,
                                                        pairwise, tempo_distance)
 
@@ -122,12 +123,25 @@ def test_event_alignment_matrix_on_real_onsets():
     assert math.isnan(event_alignment_matrix(onsets, [(), (9.0,)], 5.5)[0, 0])  # no cut inside the cue
 
 
+def test_accent_at_cuts_of_real_audio():
+    cuts = [(2.0, 4.0, 6.0), (3.5, 5.5)]
+    # level +12 dB for 1 s from each of the first film's cuts
+    wave = _tone(lambda t: np.where(np.any([(t >= c) & (t < c + 1.0) for c in cuts[0]], axis=0), 0.4, 0.1), 8.0)
+    m = event_accent_matrix([loudness_contour(wave, SR)], cuts)
+    assert m[0, 0] > 8.0  # the 400 ms window blurs the 12 dB step a little
+    assert abs(m[0, 1]) < 1.0  # the other film cuts where the level is flat
+    assert np.isnan(event_accent_matrix([loudness_contour(wave, SR)], [(0.1,)])[0, 0])  # no whole window before
+
+
 def test_contour_and_tempo_distances():
     a = np.r_[np.full(30, -30.0), np.full(30, -20.0)]
     assert contour_distance(a, a) == 0.0
     assert contour_distance(a, a + 6.0) == pytest.approx(0.0)  # level is not shape
     flat = np.full(60, -25.0)
     assert contour_distance(a, flat, smooth_s=0.1) == pytest.approx(5.0)  # a +-5 dB step against flat
+    silent = np.r_[np.full(30, -100.0), np.full(30, -20.0)]  # the same step into a deeper silence
+    assert contour_distance(silent, a, smooth_s=0.1, range_db=10.0) == pytest.approx(0.0)
+    assert contour_distance(silent, a, smooth_s=0.1, range_db=40.0) > 10.0
     assert tempo_distance(np.full(10, 120.0), np.full(10, 60.0)) == pytest.approx(1.0)
     d = pairwise([np.full(10, 100.0), np.full(10, 200.0), np.full(10, 400.0)], tempo_distance)
     assert np.allclose(d, [[0, 1, 2], [1, 0, 1], [2, 1, 0]])

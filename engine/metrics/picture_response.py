@@ -10,6 +10,7 @@ over which film each cue is assigned to (N! assignments; sampled past `MAX_EXACT
   window, without its K-weighting) at 10 frames/s; the motion envelope is averaged over the same windows
   (`envelope_contour`). `contour_r_matrix` correlates them (Pearson r) after a 1 s moving average, as
   `rhythm.motion_loudness_correlation` does.
+- **Accent at cuts** (`event_accent_matrix`): the level just after a film's cuts less the level just before.
 - **Cut alignment** (`event_alignment_matrix`): share of a film's cuts with an onset of the cue within +-70 ms
   (`rhythm.event_hit_rate`); the cue's onset density gives its chance level (`rhythm.onset_coverage`).
 - **How different** (`contour_distance`, `tempo_distance`): RMS difference of two mean-removed loudness contours
@@ -36,6 +37,10 @@ CONTOUR_WINDOW_S = 0.4
 SMOOTH_S = 1.0
 """Moving average before correlating, as `rhythm.SMOOTH_FRAMES`: note-to-note level changes are not the picture's."""
 FLOOR_DB = -100.0
+RANGE_DB = 40.0
+"""Contour distances floor each contour this far under its peak (silence is silence)."""
+ACCENT_WINDOW_S = 0.5
+"""Accent at an event: mean level in the 0.5 s after it less the 0.5 s before it."""
 MAX_EXACT_N = 8
 """8! = 40,320 assignments are enumerated exactly; larger sets are sampled."""
 
@@ -44,7 +49,7 @@ class PictureResponseError(FilmscoreError):
     """Contours or matrices that cannot be compared: wrong shapes, too short, non-finite."""
 
 
-def _window_means(x: np.ndarray, src_rate: float, n: int, rate: float, window_s: float) -> np.ndarray:
+def window_means(x: np.ndarray, src_rate: float, n: int, rate: float, window_s: float) -> np.ndarray:
     """`(n,)` means of `x` (sampled at `src_rate`) over windows of `window_s` centred on (k + 0.5) / rate."""
     x = np.asarray(x, np.float64).ravel()
     if x.size == 0:
@@ -69,14 +74,14 @@ def loudness_contour(wave: np.ndarray, sr: int, rate: int = CONTOUR_RATE,
     n = n_contour_frames(wave.size / sr, rate)
     if n < 1:
         raise PictureResponseError(f"audio of {wave.size / sr:.3f} s is shorter than one contour frame")
-    ms = _window_means(wave * wave, sr, n, rate, window_s)
+    ms = window_means(wave * wave, sr, n, rate, window_s)
     return np.maximum(10.0 * np.log10(np.maximum(ms, 1e-30)), FLOOR_DB)
 
 
 def envelope_contour(envelope: np.ndarray, src_rate: int, n: int, rate: int = CONTOUR_RATE,
                      window_s: float = CONTOUR_WINDOW_S) -> np.ndarray:
     """`(n,)` an envelope (the film's motion at 100/s) averaged over the loudness contour's windows."""
-    return _window_means(envelope, src_rate, n, rate, window_s)
+    return window_means(envelope, src_rate, n, rate, window_s)
 
 
 def smooth(contour: np.ndarray, rate: int = CONTOUR_RATE, smooth_s: float = SMOOTH_S) -> np.ndarray:
@@ -111,13 +116,33 @@ def event_alignment_matrix(onsets_s: Sequence[np.ndarray], events_s: Sequence[Se
     return np.array([[event_hit_rate(e, o, tol) for e in evs] for o in onsets_s])
 
 
-def contour_distance(a: np.ndarray, b: np.ndarray, rate: int = CONTOUR_RATE, smooth_s: float = SMOOTH_S) -> float:
+def event_accent_matrix(contours: Sequence[np.ndarray], events_s: Sequence[Sequence[float]],
+                        rate: int = CONTOUR_RATE, window_s: float = ACCENT_WINDOW_S) -> np.ndarray:
+    """`(n_cues, n_films)` mean accent in dB of cue i at film j's events (cuts): level over [e, e + w) less level
+    over [e - w, e), for the events with a whole window each side; nan for a film with none. A cue that swells or
+    strikes on its film's cuts scores high on them and near 0 on another film's."""
+    w = max(1, int(round(window_s * rate)))
+    out = np.full((len(contours), len(events_s)), np.nan)
+    for j, ev in enumerate(events_s):
+        for i, c in enumerate(contours):
+            c = np.asarray(c, np.float64)
+            k = np.round(np.asarray(ev, np.float64) * rate).astype(np.int64)
+            k = k[(k - w >= 0) & (k + w <= c.size)]
+            if k.size:
+                out[i, j] = float(np.mean([c[e:e + w].mean() - c[e - w:e].mean() for e in k]))
+    return out
+
+
+def contour_distance(a: np.ndarray, b: np.ndarray, rate: int = CONTOUR_RATE, smooth_s: float = SMOOTH_S,
+                     range_db: float = RANGE_DB) -> float:
     """RMS difference in dB of two smoothed contours over their common length, each less its own mean (the
-    delivered level is normalised, so only the shape counts)."""
+    delivered level is normalised, so only the shape counts). Each contour is first floored at `range_db` under
+    its own peak: how deep a silence is (Griffin-Lim's noise floor) is not a difference anyone hears in a mix."""
     n = min(len(a), len(b))
     if n < 1:
         raise PictureResponseError("contour distance of empty contours")
-    x, y = smooth(a[:n], rate, smooth_s), smooth(b[:n], rate, smooth_s)
+    a, b = (np.maximum(np.asarray(c[:n], np.float64), np.max(c[:n]) - range_db) for c in (a, b))
+    x, y = smooth(a, rate, smooth_s), smooth(b, rate, smooth_s)
     return float(np.sqrt(np.mean(((x - x.mean()) - (y - y.mean())) ** 2)))
 
 
