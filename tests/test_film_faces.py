@@ -159,3 +159,16 @@ def test_encoder_computes_caches_and_can_skip_the_block(tmp_path, monkeypatch):
     assert len(list((tmp_path / "cache" / "features").glob("*.npz"))) == 2  # with and without faces
     monkeypatch.setenv("OMP_NUM_THREADS", "2")  # the face branch on its own thread: the same block
     np.testing.assert_array_equal(encode_video(video, duration_s=2.0, cache=False).faces, f.faces)
+
+
+def test_encoder_without_the_face_branch_says_why(tmp_path, monkeypatch):
+    from filmscore.engine.errors import BackendError
+    from filmscore.engine.film import encoder
+    from filmscore.engine.film.synthetic import Shot, write_edit
+
+    video = tmp_path / "clip.mp4"
+    write_edit(video, [Shot("still", 1.0, seed=1)], fps=25)
+    monkeypatch.setattr(encoder, "_FACE_BRANCH", [BackendError("face detection: package cv2 is not installed")])
+    f = encode_video(video, cache=False)
+    assert f.faces is None and f.extras["faces"] == "unavailable (face detection: package cv2 is not installed)"
+    assert f.frame_matrix().shape == (10, f.feature_dim)  # the default layout does not need the block
