@@ -8,12 +8,12 @@ from the grey frame, resized to 64x64 and classified by the mini-Xception (expre
 | column | what |
 | --- | --- |
 | 0 face_area | summed area of the detected face boxes / frame area, in [0, 1]; 0 when no face |
-| 1-7 angry ... neutral | expression probabilities averaged over the frame's faces, weighted by box area; all 0 when no face |
+| 1-7 angry ... neutral | expression probabilities averaged over the frame's faces, weighted by box area; 0 if none |
 
-Limits, stated plainly: frontal faces only (profiles and backs of heads are not found); on 256 px analysis frames a face
-must be at least MIN_FACE_PX wide (about 1/9 of the frame width: a medium close-up or closer); FER2013-trained
-expressions are ~66% accurate on its test set (Arriaga et al. 2017) and are posed-photo categories, not a rating of a
-scene's emotion.
+Limits, stated plainly: frontal faces only (profiles and backs of heads are not found); on 256 px analysis frames a
+face must be at least `FaceDetectorConfig.min_face_px` (28 px) wide, about 1/9 of the frame width: a medium close-up
+or closer; FER2013-trained expressions are ~66% accurate on its test set (Arriaga et al. 2017) and are posed-photo
+categories, not a rating of a scene's emotion.
 """
 
 from __future__ import annotations
