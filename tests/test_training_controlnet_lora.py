@@ -187,6 +187,7 @@ def test_lora_tuning_resumes_and_writes_a_merged_bundle_that_renders(tiny_corpus
     assert tuning["base"]["hash"] == base.hash and tuning["steps"] == 5 and tuning["data"]["clips"] == len(corpus.clips)
     assert tuning["heldout_loss"] == resumed.extra["heldout_loss"]
     assert summary["version"] == "0+cn.lora4.5" and tuned.hash != base.hash
+    assert {c["dtype"] for c in tuned.manifest["components"].values()} == {"float32"}  # the base's storage
     # A plain ControlNet (no adapter keys), other components bit-identical to the base.
     assert type(tuned.models["controlnet"]).__name__ == "FilmScoreControlNet1D"
     assert not any("lora" in k for k in tuned.models["controlnet"].state_dict())

@@ -42,7 +42,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "orchestration=strings or master=bach (repeat to combine)")
     p.add_argument("--resume", action="store_true",
                    help="controlnet: continue the tuning checkpoint in --train-dir (same bundle, rank and data)")
-    p.add_argument("--fp16", action="store_true", help="bundle, controlnet -o: store weights as float16 (half the size)")
+    p.add_argument("--fp16", action="store_true", help="bundle: store weights as float16 (half the size); controlnet -o: float16 also when the base "
+                        "bundle is float32 (default: the base's storage)")
     p.add_argument("--bundle", type=Path, default=None, help="evaluate: the bundle (default: the shipped one)")
     p.add_argument("--n-clips", type=int, default=12, help="evaluate: held-out clips")
     p.add_argument("--steps", type=int, default=25, help="evaluate: denoising steps")
@@ -182,7 +183,7 @@ def _controlnet(args: argparse.Namespace, corpus_root: Path, train_dir: Path) ->
                "checkpoint": str(result.ckpt), "corpus_clips": len(corpus.clips),
                "corpus_hours": round(corpus.hours, 3), "base_bundle": str(base.path), "base_hash": base.hash}
     if args.out is not None:
-        written = assemble_tuned_bundle(train_dir, args.out, base_dir=base.path, fp16=args.fp16)
+        written = assemble_tuned_bundle(train_dir, args.out, base_dir=base.path, fp16=args.fp16 or None)
         summary["bundle"] = {k: written[k] for k in ("bundle", "version", "size_mb")}
     human = (f"controlnet ({spec.method}{f' rank {spec.rank}' if spec.rank else ''}, "
              f"{summary['trainable_parameters']:,} of {summary['controlnet_parameters']:,} parameters trained): "
