@@ -213,6 +213,7 @@ def test_directories_that_are_not_clip_image_encoders(tmp_path, clip_dir):
 
     cases = {
         "missing": (tmp_path / "missing", "no such directory"),
+        "file": (clip_dir / "config.json", "is a file, not a directory"),
         "empty": (_save_other(tmp_path, "empty", lambda p: None), "no config.json"),
         "vit": (_save_other(tmp_path, "vit", vit), "'vit' model, not a CLIP image encoder"),
         "noproj": (_save_other(tmp_path, "noproj", no_projection), "weights lack"),

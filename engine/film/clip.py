@@ -63,7 +63,8 @@ def inspect_clip_dir(path: str | Path) -> ClipDirectory:
 
     path = Path(path).expanduser()
     if not path.is_dir():
-        raise _fail(path, "no such directory (expected a CLIP image encoder saved by transformers)")
+        what = "is a file, not a directory" if path.exists() else "no such directory"
+        raise _fail(path, f"{what} (expected a CLIP image encoder saved by transformers)")
     config_file = path / "config.json"
     if not config_file.is_file():
         if (path / "open_clip_config.json").is_file():
