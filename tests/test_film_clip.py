@@ -9,10 +9,11 @@ import re
 
 import numpy as np
 import pytest
+
 from filmscore.engine.errors import BackendError, FilmscoreError, RequestError
 from filmscore.engine.film import clip as film_clip
 from filmscore.engine.film.clip import ClipImageBackbone
-from filmscore.engine.film.semantic import BACKBONE_ENV, OnnxBackbone, load_backbone
+from filmscore.engine.film.semantic import BACKBONE_ENV, OnnxBackbone, load_backbone, shared_backbone
 from filmscore.engine.film.synthetic import Shot, write_edit
 
 transformers = pytest.importorskip("transformers", reason="the [clip] extra (transformers) is not installed")
@@ -134,7 +135,8 @@ def test_encode_video_with_clip(clip_dir, video, monkeypatch, capsys):
     path, cuts = video
     bb = load_backbone(str(clip_dir))
     f = encode_video(path, cache=False, backbone=bb)
-    assert f.semantic.shape == (40, PROJECTION) and f.frame_matrix().shape == (40, PROJECTION + 6 + 8)
+    other = f.emotion.shape[1] + f.aesthetic.shape[1]  # the branches that do not depend on the backbone
+    assert f.semantic.shape == (40, PROJECTION) and f.frame_matrix().shape == (40, PROJECTION + other)
     assert f"semantic={bb.name}:{PROJECTION}/every5" in f.layout
     assert len(f.cuts_s) == len(cuts) and abs(f.cuts_s[0] - cuts[0]) <= 0.1 + 1e-6
     # within a shot the embeddings move (interpolated between computed frames), across the cut they jump
@@ -146,29 +148,32 @@ def test_encode_video_with_clip(clip_dir, video, monkeypatch, capsys):
     # $FILMSCORE_FILM_BACKBONE picks it for everything that asks for the default (training builds heads with it)
     monkeypatch.setenv(BACKBONE_ENV, str(clip_dir))
     dim, layout = default_feature_spec()
-    assert dim == PROJECTION + 14 and layout == f.layout
+    assert dim == PROJECTION + other and layout == f.layout
     monkeypatch.delenv(BACKBONE_ENV)
     # and `filmscore encode --backbone DIR`
     assert main(["encode", str(path), "--backbone", str(clip_dir), "--json", "--no-cache"]) == 0
     summary = json.loads(capsys.readouterr().out)
-    assert summary["layout"] == f.layout and summary["feature_dim"] == PROJECTION + 14
+    assert summary["layout"] == f.layout and summary["feature_dim"] == PROJECTION + other
 
 
 def test_bundle_trained_on_clip_refuses_efficientnet_features(clip_dir, video, tmp_path):
     """A film head built for CLIP features refuses the default encoder's; the error names both layouts."""
     from filmscore.engine.bundle_testing import make_tiny_bundle
     from filmscore.engine.film.encoder import feature_layout
+    from filmscore.engine.film.spec import default_feature_spec
     from filmscore.engine.render import render_cue
     from filmscore.engine.request import RenderRequest
 
     clip_layout = feature_layout(load_backbone(str(clip_dir)))
-    bundle = make_tiny_bundle(tmp_path / "clip-bundle", feature_dim=PROJECTION + 14, feature_layout=clip_layout,
+    default_dim, default_layout = default_feature_spec()
+    other = default_dim - shared_backbone().dim  # the branches that do not depend on the backbone
+    bundle = make_tiny_bundle(tmp_path / "clip-bundle", feature_dim=PROJECTION + other, feature_layout=clip_layout,
                               with_vocoder=False)
     req = RenderRequest(output=tmp_path / "cue.wav", video=video[0], bundle=bundle, backend="torch", steps=1)
     with pytest.raises(RequestError) as err:
         render_cue(req)
     msg = str(err.value)
-    assert clip_layout in msg and "efficientnet-lite0@128:1280" in msg and "\n" not in msg
+    assert clip_layout in msg and default_layout in msg and "efficientnet-lite0@128:1280" in msg and "\n" not in msg
     assert not (tmp_path / "cue.wav").exists()
 
 
