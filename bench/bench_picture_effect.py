@@ -126,7 +126,7 @@ def fitted_tempo(fitted, n: int, rate: int) -> np.ndarray:
     """`(n,)` the fitted theme's tempo in BPM at the contour frames: own BPM x d(own time)/d(cue time); before a
     late entrance, the tempo it enters at."""
     t = (np.arange(n) + 0.5) / rate
-    dt = 0.5 / rate
+    dt = 1e-4  # frame centres sit between the knots (hits on the 10/s picture grid): one segment's slope each
     bpm = fitted.theme.bpm * (fitted.cue_to_own(t + dt) - fitted.cue_to_own(t - dt)) / (2 * dt)
     playing = bpm > 1e-6
     return np.interp(np.arange(n), np.nonzero(playing)[0], bpm[playing])
@@ -134,7 +134,7 @@ def fitted_tempo(fitted, n: int, rate: int) -> np.ndarray:
 
 def rounded(x, nd: int = 4):
     if isinstance(x, dict):
-        return {k: rounded(v, nd) for k, v in x.items()}
+        return {k: (v if k == "p_value" else rounded(v, nd)) for k, v in x.items()}  # p: to_json's 3 digits
     if isinstance(x, (list, tuple)):
         return [rounded(v, nd) for v in x]
     if isinstance(x, np.ndarray):
@@ -149,7 +149,7 @@ def rounded(x, nd: int = 4):
 def analyse(names, films, cues, seed1, controls_rate: int) -> dict:
     """Every contrast of the run (see the module docstring)."""
     from filmscore.engine.metrics import picture_response as pr
-    from filmscore.engine.metrics.rhythm import onset_coverage, onset_times
+    from filmscore.engine.metrics.rhythm import onset_coverage, onset_envelope, onset_times
 
     sr = 16000
     rate = pr.CONTOUR_RATE
@@ -163,7 +163,7 @@ def analyse(names, films, cues, seed1, controls_rate: int) -> dict:
         if key not in cache:
             on = onset_times(wave, sr)
             cache[key] = {"loud": pr.loudness_contour(wave, sr), "onsets": on, "tempo": pr.local_tempo(wave, sr),
-                          "coverage": onset_coverage(on, DURATION_S)}
+                          "coverage": onset_coverage(on, DURATION_S), "flux": onset_envelope(wave, sr)}
         return cache[key]
 
     for cond in CONDITIONS:
@@ -171,17 +171,20 @@ def analyse(names, films, cues, seed1, controls_rate: int) -> dict:
         feats = [features((cond.name, f), cs[f].wave) for f in names]
         r = pr.contour_r_matrix([x["loud"] for x in feats], motion)
         accent = pr.event_accent_matrix([x["loud"] for x in feats], cuts)
+        strength = pr.event_onset_strength_matrix([x["flux"] for x in feats], cuts, DURATION_S)
         align = pr.event_alignment_matrix([x["onsets"] for x in feats], cuts, DURATION_S)
         row = {
             "loudness_vs_motion_r": pr.matched_contrast(r).to_json(),
             "accent_at_cuts_db": pr.matched_contrast(accent).to_json(),
+            "onset_strength_at_cuts": pr.matched_contrast(strength).to_json(),
             "cut_onset_alignment": pr.matched_contrast(align).to_json(),
             "onset_chance_mean": float(np.mean([x["coverage"] for x in feats])),
             "loudness_contour_distance_db_between_films": float(pr.off_diagonal(
                 pr.pairwise([x["loud"] for x in feats], pr.contour_distance)).mean()),
             "audio_tempo_distance_oct_between_films": float(pr.off_diagonal(
                 pr.pairwise([x["tempo"] for x in feats], pr.tempo_distance)).mean()),
-            "r_matrix": r, "accent_matrix": accent, "cut_alignment_matrix": align,
+            "r_matrix": r, "accent_matrix": accent,
+            "onset_strength_matrix": strength, "cut_alignment_matrix": align,
         }
         dyn = [cs[f].dynamics_db for f in names]
         if all(d is not None for d in dyn):  # what the model was asked to play, against the picture
@@ -211,6 +214,8 @@ def analyse(names, films, cues, seed1, controls_rate: int) -> dict:
                     pr.contour_r_matrix([x["loud"] for x in other], motion)).to_json(),
                 "seed1_accent_at_cuts_db": pr.matched_contrast(pr.event_accent_matrix(
                     [x["loud"] for x in other], cuts)).to_json(),
+                "seed1_onset_strength_at_cuts": pr.matched_contrast(pr.event_onset_strength_matrix(
+                    [x["flux"] for x in other], cuts, DURATION_S)).to_json(),
                 "seed1_cut_onset_alignment": pr.matched_contrast(pr.event_alignment_matrix(
                     [x["onsets"] for x in other], cuts, DURATION_S)).to_json(),
             }
@@ -241,13 +246,18 @@ def plot(path: Path, names, films, motion, loud, results) -> None:
             ax.set_zorder(mx.get_zorder() + 1)
             ax.patch.set_visible(False)
             ref_key = (ref, names[0]) if ref == "theme/no_picture" else (ref, f)
-            ax.plot(t, smooth(loud[ref_key]), color="0.45", lw=0.9, ls="--",
-                    label="no picture" if ref == "theme/no_picture" else "tokens only")
-            ax.plot(t, smooth(loud[(cond, f)]), color="tab:blue", lw=1.3, label="cue loudness (dB, 1 s)")
+            a, b = smooth(loud[ref_key]), smooth(loud[(cond, f)])
+            top = max(a.max(), b.max()) + 2
+            ax.plot(t, a, color="0.45", lw=0.9, ls="--", label="no picture" if ref == "theme/no_picture"
+                    else "tokens only")
+            ax.plot(t, b, color="tab:blue", lw=1.3, label="cue loudness (dB, 1 s)")
+            ax.set_ylim(top - 42, top)  # a late entrance's silence would squash the rest
             for cut in films[f].cuts_s:
                 ax.axvline(cut, color="tab:red", lw=0.8, alpha=0.8)
             r = results[cond]["r_matrix"][i, i]
-            ax.set_title(f"{f}: r(loudness, motion) = {r:+.2f}", fontsize=8, loc="left")
+            acc = results[cond]["accent_matrix"][i, i]
+            ax.set_title(f"{f}: r(loudness, motion) = {r:+.2f}, accent at cuts {acc:+.1f} dB", fontsize=8,
+                         loc="left")
             ax.tick_params(labelsize=7)
             ax.set_xlim(0, DURATION_S)
             if i == 0:
@@ -265,7 +275,7 @@ def plot(path: Path, names, films, motion, loud, results) -> None:
         ax.set_ylabel("cue made for film", fontsize=8)
         lc = results[cond]["loudness_vs_motion_r"]
         ax.set_title(f"{cond}: r matched {lc['matched']:+.2f} vs mismatched {lc['mismatched']:+.2f} "
-                     f"(p = {lc['p_value']:.2g})", fontsize=8)
+                     f"(p = {lc['p_value']:.2g})", fontsize=8)  # p: exact, over all 8! film assignments
         fig.colorbar(im, ax=ax, fraction=0.04)
     fig.savefig(path, dpi=90, bbox_inches="tight")
     plt.close(fig)
@@ -362,16 +372,24 @@ def main() -> None:
     print(f"\n{len(names)} films x {len(CONDITIONS)} conditions, {n_renders} renders in {t_render:.0f} s; "
           f"render_cue check {path_check_db:.3f} dB -> {args.out}, {args.figure}")
     print("matched / mismatched (p: exact permutation test over film assignments)")
-    print(f"{'condition':<20}{'loudness~motion r':>24}{'accent at cuts dB':>24}{'onset on cut':>22}{'chance':>7}"
-          f"{'dB films':>9}{'seed':>6}")
+    print(f"{'condition':<20}{'loudness~motion r':>24}{'accent at cuts dB':>24}{'onset strength at cuts':>24}"
+          f"{'onset on cut':>22}{'chance':>7}{'dB films':>9}{'seed':>6}")
     for name, row in results.items():
         cells = []
-        for key in ("loudness_vs_motion_r", "accent_at_cuts_db", "cut_onset_alignment"):
+        for key in ("loudness_vs_motion_r", "accent_at_cuts_db", "onset_strength_at_cuts", "cut_onset_alignment"):
             c = row[key]
             cells.append(f"{c['matched']:+.2f}/{c['mismatched']:+.2f} p={c['p_value']:.3f}")
         floor = row.get("seed_noise_floor", {}).get("loudness_contour_distance_db_same_film")
-        print(f"{name:<20}{cells[0]:>24}{cells[1]:>24}{cells[2]:>22}{row['onset_chance_mean']:>7.2f}"
+        print(f"{name:<20}{cells[0]:>24}{cells[1]:>24}{cells[2]:>24}{cells[3]:>22}{row['onset_chance_mean']:>7.2f}"
               f"{row['loudness_contour_distance_db_between_films']:>9.2f}{'' if floor is None else f'{floor:.2f}':>6}")
+    fit = results["theme/full"]
+    print(f"theme/full fitted controls: note starts on cuts {fit['fitted_note_starts_on_cuts']['matched']:.2f} matched "
+          f"/ {fit['fitted_note_starts_on_cuts']['mismatched']:.2f} mismatched, hits caught "
+          f"{fit['fitted_hits_caught_share']:.2f}, tempo {fit['fitted_tempo_bpm_range'][0]:.0f}-"
+          f"{fit['fitted_tempo_bpm_range'][1]:.0f} BPM, tempo distance between films "
+          f"{fit['fitted_tempo_distance_oct_between_films']:.3f} oct (audio: "
+          f"{fit['audio_tempo_distance_oct_between_films']:.3f}, seed floor "
+          f"{fit['seed_noise_floor']['audio_tempo_distance_oct_same_film']:.3f})")
 
 
 if __name__ == "__main__":

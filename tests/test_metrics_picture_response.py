@@ -10,6 +10,7 @@ import pytest
 
 from filmscore.engine.metrics.picture_response import (PictureResponseError, contour_distance, contour_r_matrix,
                                                        envelope_contour, event_accent_matrix,
+                                                       event_onset_strength_matrix,
                                                        event_alignment_matrix, local_tempo,
                                                        loudness_contour, matched_contrast, n_contour_frames,
                                                        pairwise, tempo_distance)
@@ -131,6 +132,20 @@ def test_accent_at_cuts_of_real_audio():
     assert m[0, 0] > 8.0  # the 400 ms window blurs the 12 dB step a little
     assert abs(m[0, 1]) < 1.0  # the other film cuts where the level is flat
     assert np.isnan(event_accent_matrix([loudness_contour(wave, SR)], [(0.1,)])[0, 0])  # no whole window before
+
+
+def test_onset_strength_at_cuts_of_real_audio():
+    from filmscore.engine.metrics.rhythm import onset_envelope
+
+    cuts = [(1.0, 2.5, 4.0), (1.7, 3.2, 4.6)]
+    envs = [onset_envelope(_clicks(c, 5.5), SR) for c in cuts]
+    m = event_onset_strength_matrix(envs, cuts, 5.5)
+    assert np.all(np.diag(m) > 3.0)  # blips on the cuts: far above the cue's typical instant
+    assert np.all(m[[0, 1], [1, 0]] < 1.0)  # nothing at the other film's cuts
+    res = matched_contrast(m)
+    assert res.p_value == pytest.approx(0.5) and res.difference > 2.0
+    assert np.isnan(event_onset_strength_matrix([np.zeros(550)], cuts[:1], 5.5)[0, 0])  # a silent cue
+    assert matched_contrast(np.eye(8)).to_json()["p_value"] == 2.48e-05  # 1 / 8!, not rounded away to 0
 
 
 def test_contour_and_tempo_distances():

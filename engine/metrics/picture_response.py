@@ -11,6 +11,8 @@ over which film each cue is assigned to (N! assignments; sampled past `MAX_EXACT
   (`envelope_contour`). `contour_r_matrix` correlates them (Pearson r) after a 1 s moving average, as
   `rhythm.motion_loudness_correlation` does.
 - **Accent at cuts** (`event_accent_matrix`): the level just after a film's cuts less the level just before.
+- **Onset strength at cuts** (`event_onset_strength_matrix`): the spectral-flux peak within +-70 ms of a film's
+  cuts over the same peak at the cue's typical instant (1 = chance).
 - **Cut alignment** (`event_alignment_matrix`): share of a film's cuts with an onset of the cue within +-70 ms
   (`rhythm.event_hit_rate`); the cue's onset density gives its chance level (`rhythm.onset_coverage`).
 - **How different** (`contour_distance`, `tempo_distance`): RMS difference of two mean-removed loudness contours
@@ -133,6 +135,33 @@ def event_accent_matrix(contours: Sequence[np.ndarray], events_s: Sequence[Seque
     return out
 
 
+def event_onset_strength_matrix(onset_envelopes: Sequence[np.ndarray], events_s: Sequence[Sequence[float]],
+                                duration_s: float, rate: int = 100, tol: float = TOLERANCE_S) -> np.ndarray:
+    """`(n_cues, n_films)` onset strength at film j's events in cue i, relative to the cue's own instants: the
+    strongest onset-envelope value (`rhythm.onset_envelope`, `rate` frames/s) within +-tol of each inner event,
+    averaged over the events, over the same +-tol maximum averaged over every inner instant of the cue. 1 is
+    chance (cuts at random times); a cue that strikes on its film's cuts scores well above 1 on them. Unlike
+    `event_alignment_matrix` it does not saturate when the detector finds an onset every few frames. nan for a
+    film with no inner event or a silent cue."""
+    from scipy.ndimage import maximum_filter1d
+
+    half = max(1, int(round(tol * rate)))
+    out = np.full((len(onset_envelopes), len(events_s)), np.nan)
+    for i, env in enumerate(onset_envelopes):
+        env = np.asarray(env, np.float64)
+        peak = maximum_filter1d(env, 2 * half + 1, mode="nearest")
+        lo, hi = half, min(env.size, int(round((duration_s - tol) * rate)))
+        norm = peak[lo:hi].mean() if hi > lo else 0.0
+        if norm <= 0:
+            continue
+        for j, ev in enumerate(events_s):
+            k = np.round(inner_events(ev, duration_s, tol) * rate).astype(np.int64)
+            k = k[(k >= 0) & (k < env.size)]
+            if k.size:
+                out[i, j] = float(peak[k].mean() / norm)
+    return out
+
+
 def contour_distance(a: np.ndarray, b: np.ndarray, rate: int = CONTOUR_RATE, smooth_s: float = SMOOTH_S,
                      range_db: float = RANGE_DB) -> float:
     """RMS difference in dB of two smoothed contours over their common length, each less its own mean (the
@@ -200,8 +229,15 @@ class MatchedContrast:
     n: int
 
     def to_json(self) -> dict:
-        return {k: (None if isinstance(v, float) and not math.isfinite(v) else round(v, 4) if isinstance(v, float)
-                    else v) for k, v in asdict(self).items()}
+        """Rounded to 4 decimals; the p-value to 3 significant digits (1 / 40,320 is 2.48e-05, not 0)."""
+        def r(k, v):
+            if not isinstance(v, float):
+                return v
+            if not math.isfinite(v):
+                return None
+            return float(f"{v:.3g}") if k == "p_value" else round(v, 4)
+
+        return {k: r(k, v) for k, v in asdict(self).items()}
 
 
 def matched_contrast(matrix: np.ndarray, n_samples: int = 20_000, seed: int = 0) -> MatchedContrast:
