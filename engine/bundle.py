@@ -197,8 +197,22 @@ def load_bundle(path: str | Path | None = None, verify: bool = True) -> Bundle:
                           f"{unet.config.in_channels}")
     if vae.config.n_mels != manifest["mel"]["n_mels"]:
         raise BundleError(f"{path}: VAE expects {vae.config.n_mels} Mel bands, bundle says {manifest['mel']['n_mels']}")
+    voc = models.get("vocoder")
+    if voc is not None:
+        _check_vocoder_mel(path, voc.config, manifest["mel"])
     logger.info("loaded bundle %s from %s", manifest.get("name"), path)
     return Bundle(path, manifest, models)
+
+
+def _check_vocoder_mel(path: Path, cfg: Any, mel: dict[str, Any]) -> None:
+    """The vocoder reads the bundle's Mels: its band count and hop, and (with the magnitude prior, which inverts
+    the filterbank) the filterbank itself, must be the bundle's."""
+    pairs = [("n_mels", "n_mels"), ("hop_length", "hop_length")]
+    if cfg.get("mag_prior"):
+        pairs += [("mel_n_fft", "n_fft"), ("sample_rate", "sample_rate"), ("f_min", "f_min"), ("f_max", "f_max")]
+    for vkey, mkey in pairs:
+        if cfg.get(vkey) != mel.get(mkey):
+            raise BundleError(f"{path}: vocoder {vkey}={cfg.get(vkey)} but the bundle's Mel {mkey}={mel.get(mkey)}")
 
 
 _LOADED: dict[tuple[str, float], Bundle] = {}

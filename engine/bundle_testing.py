@@ -35,6 +35,6 @@ def make_tiny_bundle(path: str | Path, seed: int = 0, *, feature_dim: int | None
                          feature_layout=feature_layout)
     models: dict[str, torch.nn.Module] = {"vae": vae, "unet": unet, "controlnet": controlnet, "film_head": head}
     if with_vocoder:
-        models["vocoder"] = VocosVocoder(n_mels=n_mels, dim=32, n_blocks=2)
+        models["vocoder"] = VocosVocoder(n_mels=n_mels, dim=32, n_blocks=2, mag_prior=True, bin_phase_advance=True)
     return save_bundle(path, models, name="tiny-test", version="0", mel=MelConfig(n_mels=n_mels),
                        film_layout=feature_layout, provenance={"trained": False, "purpose": "tests"})

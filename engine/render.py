@@ -19,7 +19,7 @@ from .constants import MODEL_SAMPLE_RATE
 from .controls.types import Controls
 from .cue_controls import with_picture_dynamics
 from .errors import FilmscoreError, RequestError
-from .film.features import FilmFeatures
+from .film.features import FilmFeatures, layout_has_faces
 from .pipeline import FilmScorePipeline
 from .request import CancelFn, ProgressFn, RenderRequest, RenderResult, cue_n_samples
 
@@ -54,14 +54,14 @@ def build_pipeline(bundle_path: Path | None) -> tuple[FilmScorePipeline, object]
     return pipe, bundle
 
 
-def _picture(request: RenderRequest, report: ProgressFn) -> FilmFeatures | None:
+def _picture(request: RenderRequest, report: ProgressFn, faces: bool) -> FilmFeatures | None:
     if request.film_features is not None:  # an edited region, encoded clip by clip by the caller
         return request.film_features
     if request.video is None:
         return None
     from .film import encode_video
 
-    return encode_video(request.video, request.start_s, request.duration_s,
+    return encode_video(request.video, request.start_s, request.duration_s, faces=faces,
                         progress=lambda frac, msg="": report("picture", frac, msg))
 
 
@@ -100,13 +100,17 @@ def render_cue(request: RenderRequest, progress: ProgressFn | None = None,
     timings["load"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    film = _picture(request, report)
+    want = pipe.film_head.config.feature_layout if pipe.film_head is not None else None
+    # the face branch costs ~2 s CPU per minute of picture: run it only for a bundle that reads its block
+    film = _picture(request, report, faces=bool(want) and layout_has_faces(want))
     timings["picture"] = time.perf_counter() - t0
     if film is not None and pipe.film_head is not None:
-        want = pipe.film_head.config.feature_layout
         if want and film.layout != want:
-            raise RequestError(f"bundle {bundle.name}: its film head was trained on feature layout {want!r}, "
-                               f"the film encoder gives {film.layout!r}")
+            try:  # the same encoding with or without the face block is the same features seen differently
+                film = film.as_layout(want)
+            except FilmscoreError:
+                raise RequestError(f"bundle {bundle.name}: its film head was trained on feature layout {want!r}, "
+                                   f"the film encoder gives {film.layout!r}") from None
     duration = request.duration_s if request.duration_s is not None else film.duration_s
     if film is not None and request.duration_s is not None and request.duration_s > film.duration_s + 0.05:
         raise RequestError(f"{request.video}: range {request.start_s:.2f}+{request.duration_s:.2f} s runs past the "

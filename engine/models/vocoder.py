@@ -1,7 +1,9 @@
 """`VocosVocoder`: log-Mel `(B, n_mels, T)` -> waveform `(B, T * hop)` at 16 kHz (Siuzdak 2023, "Vocos").
 
 A ConvNeXt-1D backbone predicts, per Mel frame, the log-magnitude and phase of an STFT frame; an inverse STFT
-turns them into audio. The inverse DFT is a matmul with a fixed basis and the overlap-add a transposed conv, so the
+turns them into audio. With `mag_prior` the magnitude is predicted as a residual over the Mel filterbank's
+pseudo-inverse (what Griffin-Lim starts from), so a fresh network already has the right spectral envelope and the
+training steps go to phase and fine structure; measured here it is what let a CPU-trained vocoder pass Griffin-Lim. The inverse DFT is a matmul with a fixed basis and the overlap-add a transposed conv, so the
 whole vocoder exports to ONNX (no ISTFT operator exists there). Frames are centred where the Mel front-end centres
 them (sample t * hop + hop / 2), so the output lines up with the input Mel sample for sample.
 """
@@ -16,7 +18,25 @@ from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.models.modeling_utils import ModelMixin
 from torch import nn
 
+from ..audio.mel import MelConfig, mel_filterbank
 from .vae import MEL_MEAN, MEL_STD
+
+
+def magnitude_prior(n_fft: int, mel: MelConfig) -> torch.Tensor:
+    """`(n_fft/2+1, n_mels)`: Mel magnitudes -> linear magnitudes of an `n_fft`-point Hann STFT.
+
+    The filterbank pseudo-inverse gives magnitudes on the Mel front-end's bins; they are interpolated onto this
+    STFT's bins and scaled by the window lengths (a sinusoid's peak is amplitude * N / 4 for a Hann window of N).
+    """
+    pinv = torch.linalg.pinv(torch.from_numpy(mel_filterbank(mel)).double())  # (mel_bins, n_mels)
+    src = torch.linspace(0.0, mel.sample_rate / 2, pinv.shape[0], dtype=torch.float64)
+    dst = torch.linspace(0.0, mel.sample_rate / 2, n_fft // 2 + 1, dtype=torch.float64)
+    idx = torch.searchsorted(src, dst).clamp(1, len(src) - 1)
+    frac = (dst - src[idx - 1]) / (src[idx] - src[idx - 1])
+    interp = torch.zeros(len(dst), len(src), dtype=torch.float64)
+    interp[torch.arange(len(dst)), idx - 1] = 1 - frac
+    interp[torch.arange(len(dst)), idx] += frac
+    return (interp @ pinv * (n_fft / mel.win_length)).float()
 
 
 class ConvNeXtBlock1D(nn.Module):
@@ -38,7 +58,9 @@ class ConvNeXtBlock1D(nn.Module):
 
 class VocosVocoder(ModelMixin, ConfigMixin):
     @register_to_config
-    def __init__(self, n_mels: int = 128, dim: int = 256, n_blocks: int = 6, n_fft: int = 640, hop_length: int = 160):
+    def __init__(self, n_mels: int = 128, dim: int = 256, n_blocks: int = 6, n_fft: int = 640, hop_length: int = 160,
+                 mag_prior: bool = False, mel_n_fft: int = 1024, sample_rate: int = 16_000, f_min: float = 0.0,
+                 f_max: float = 8000.0, bin_phase_advance: bool = False):
         super().__init__()
         self.embed = nn.Conv1d(n_mels, dim, 7, padding=3)
         self.norm_in = nn.LayerNorm(dim, eps=1e-6)
@@ -46,6 +68,15 @@ class VocosVocoder(ModelMixin, ConfigMixin):
         self.norm_out = nn.LayerNorm(dim, eps=1e-6)
         n_bins = n_fft // 2 + 1
         self.head = nn.Linear(dim, 2 * n_bins)
+        if mag_prior:
+            mel = MelConfig(sample_rate=sample_rate, n_fft=mel_n_fft, win_length=mel_n_fft, hop_length=hop_length,
+                            n_mels=n_mels, f_min=f_min, f_max=f_max)
+            self.register_buffer("prior", magnitude_prior(n_fft, mel), persistent=False)
+            with torch.no_grad():  # start exactly at the prior: the residual log-magnitude head begins at zero
+                self.head.weight[:n_bins].zero_()
+                self.head.bias[:n_bins].zero_()
+        else:
+            self.prior = None
         # Inverse real DFT as a matmul: frame[n] = sum_k c_k (Re_k cos(2 pi k n / N) - Im_k sin(2 pi k n / N)) / N,
         # c_k = 1 for DC and Nyquist, 2 otherwise.
         n = torch.arange(n_fft, dtype=torch.float64)
@@ -69,8 +100,25 @@ class VocosVocoder(ModelMixin, ConfigMixin):
             x = block(x)
         h = self.head(self.norm_out(x.transpose(1, 2))).transpose(1, 2)
         log_mag, phase = h.chunk(2, dim=1)
+        if self.prior is not None:
+            log_mag = log_mag + torch.log(torch.matmul(self.prior, torch.exp(log_mel)).clamp(min=1e-5))
         mag = torch.exp(log_mag.clamp(max=7.0))
+        if self.config.bin_phase_advance:
+            phase = phase + self.bin_phase(log_mel.shape[-1]).to(phase)
         return mag * torch.cos(phase), mag * torch.sin(phase)
+
+    def bin_phase(self, n_frames: int) -> torch.Tensor:
+        """`(n_bins, n_frames)`: the phase a sinusoid at each bin's centre frequency has reached at each frame.
+
+        Added to the predicted phase, it lets a constant prediction make a steady tone coherent from frame to frame;
+        the network then learns only the deviation. It repeats every `n_fft / gcd(n_fft, hop)` frames (4 here), so
+        chunked vocoding must start chunks on multiples of that period (the pipeline's chunk and margin are).
+        """
+        n_fft, hop = self.config.n_fft, self.config.hop_length
+        period = n_fft // math.gcd(n_fft, hop)
+        t = torch.arange(n_frames, device=self.irfft_cos.device) % period
+        k = torch.arange(n_fft // 2 + 1, device=t.device)
+        return ((k[:, None] * hop * t[None, :]) % n_fft).float() * (2 * math.pi / n_fft)
 
     def forward(self, log_mel: torch.Tensor) -> torch.Tensor:
         re, im = self.spectrum(log_mel)

@@ -43,7 +43,10 @@ def wave_batch(crops, crop: int, hop: int) -> torch.Tensor:
 def train_vocoder(corpus: Corpus, minutes: float, *, batch: int = 16, lr: float = 5e-4, max_steps: int | None = None,
                   run: Run | None = None, progress=None, seed: int = 0, init: VocosVocoder | None = None) -> Run:
     run = run or Run("vocoder")
-    voc = init if init is not None else VocosVocoder(n_mels=corpus.mel.n_mels)
+    m = corpus.mel
+    voc = init if init is not None else VocosVocoder(
+        n_mels=m.n_mels, hop_length=m.hop_length, mag_prior=True, mel_n_fft=m.n_fft, sample_rate=m.sample_rate,
+        f_min=m.f_min, f_max=m.f_max, bin_phase_advance=True)
     opt = torch.optim.AdamW(voc.parameters(), lr=lr, betas=(0.8, 0.9))
     ema = {"vocoder": EMA(voc, 0.999)}
     state = run.load()
