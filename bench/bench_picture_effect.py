@@ -52,23 +52,25 @@ def _shots(kind_speed_len, seed0: int, transition: str = "cut") -> list[Shot]:
 
 
 FILMS: dict[str, list[Shot]] = {
+    # Shot lengths are jittered so that no two films cut within 0.1 s of each other: a cut shared by two films
+    # would count as "matched" in a mismatched pair and hide part of the contrast.
     # calm: two long, nearly static shots
-    "calm": _shots([("still", 0.0, 12.0), ("pan", 0.02, 12.0)], 10),
-    # fast cutting: 12 shots of 1.5-2.6 s at one moderate pan speed
-    "fast_cuts": _shots([("pan", 0.08, d) for d in (2.2, 1.6, 2.4, 1.8, 2.0, 1.5, 2.6, 1.9, 2.1, 1.7, 2.3, 1.9)], 20),
+    "calm": _shots([("still", 0.0, 12.4), ("pan", 0.02, 11.6)], 10),
+    # fast cutting: 12 shots of 1.4-2.7 s at one moderate pan speed
+    "fast_cuts": _shots([("pan", 0.08, d) for d in (1.9, 1.7, 2.1, 1.8, 2.1, 1.4, 2.5, 1.8, 2.0, 1.6, 2.4, 2.7)], 20),
     # a slow build: still -> slow pan -> shapes -> fast shapes
-    "build": _shots([("still", 0.0, 6.0), ("pan", 0.05, 6.0), ("shapes", 0.2, 6.0), ("shapes", 0.7, 6.0)], 40),
+    "build": _shots([("still", 0.0, 6.2), ("pan", 0.05, 5.8), ("shapes", 0.2, 6.1), ("shapes", 0.7, 5.9)], 40),
     # motion bursts: still shots broken by short bursts of fast shapes
-    "bursts": _shots([("still", 0.0, 4.5), ("shapes", 0.8, 2.5), ("still", 0.0, 4.5), ("shapes", 0.8, 2.5),
-                      ("still", 0.0, 4.5), ("shapes", 0.8, 2.5), ("still", 0.0, 3.0)], 60),
+    "bursts": _shots([("still", 0.0, 4.6), ("shapes", 0.8, 2.4), ("still", 0.0, 4.5), ("shapes", 0.8, 2.9),
+                      ("still", 0.0, 4.4), ("shapes", 0.8, 2.8), ("still", 0.0, 2.4)], 60),
     # the reverse of the build: fast -> still
-    "fade_down": _shots([("shapes", 0.8, 8.0), ("pan", 0.08, 8.0), ("still", 0.0, 8.0)], 80),
+    "fade_down": _shots([("shapes", 0.8, 8.1), ("pan", 0.08, 8.0), ("still", 0.0, 7.9)], 80),
     # a peak in the middle
-    "mid_peak": _shots([("still", 0.0, 8.0), ("shapes", 0.8, 8.0), ("still", 0.0, 8.0)], 90),
-    # accelerating cuts at one pan speed: shots of 7 s down to 1.5 s
-    "accelerating": _shots([("pan", 0.1, d) for d in (7.0, 5.0, 4.0, 3.0, 2.0, 1.5, 1.5)], 100),
+    "mid_peak": _shots([("still", 0.0, 7.7), ("shapes", 0.8, 8.2), ("still", 0.0, 8.1)], 90),
+    # accelerating cuts at one pan speed: shots of 7.3 s down to 1.4 s
+    "accelerating": _shots([("pan", 0.1, d) for d in (7.3, 4.6, 3.7, 3.1, 1.9, 1.4, 2.0)], 100),
     # gradual transitions: alternating fast pans and flickering stills joined by 1 s dissolves
-    "dissolves": _shots([("pan", 0.25, 6.75), ("flicker", 0.0, 6.75), ("pan", 0.25, 6.75), ("flicker", 0.0, 6.75)],
+    "dissolves": _shots([("pan", 0.25, 6.5), ("flicker", 0.0, 6.7), ("pan", 0.25, 6.4), ("flicker", 0.0, 7.4)],
                         120, transition="dissolve"),
 }
 
@@ -364,6 +366,9 @@ def main() -> None:
         "seconds": {"films": t_films, "renders": t_render, "n_renders": n_renders, "analysis": t_analyse,
                     "total": time.perf_counter() - t_start},
         "render_cue_path_check_db": path_check_db,
+        "min_cut_separation_between_films_s": min(
+            float(np.abs(np.subtract.outer(true_cuts[a], true_cuts[b])).min())
+            for i, a in enumerate(names) for b in names[i + 1:] if true_cuts[a] and true_cuts[b]),
         "films": film_rows, "conditions": {k: {kk: vv for kk, vv in v.items()} for k, v in results.items()},
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
