@@ -157,14 +157,14 @@ def test_lora_tuning_resumes_and_writes_a_merged_bundle_that_renders(tiny_corpus
     spec = make_spec(base, 4)
     # The tiny corpus has no held-out split to spare: its train clips stand in for the held-out loss's mechanics.
     first = train_controlnet(corpus, base, spec, 5, batch=2, max_steps=3, lr=1e-2, run=Run("controlnet", train_dir),
-                             heldout=corpus)
+                             heldout={"subset": corpus})
     assert first.step == 3 and first.ckpt.is_file() and first.dir.name == "controlnet"
-    assert [s for s, _ in first.extra["heldout_loss"]] == [0, 3]
+    assert [s for s, _ in first.extra["heldout_loss"]["subset"]] == [0, 3]
     assert 0 < first.extra["trainable_parameters"] < 0.5 * first.extra["controlnet_parameters"]
     log = [json.loads(line) for line in (first.dir / "log.jsonl").read_text().splitlines()]
     assert [r["step"] for r in log if "loss" in r] == [1, 2, 3] and all(np.isfinite(r["loss"]) for r in log
                                                                          if "loss" in r)
-    assert [r["step"] for r in log if "heldout_loss" in r] == [0, 3]
+    assert [r["step"] for r in log if "heldout_loss_subset" in r] == [0, 3]
 
     with pytest.raises(ControlNetTuningError, match="pass --resume to continue it"):
         train_controlnet(corpus, base, spec, 5, batch=2, max_steps=4, run=Run("controlnet", train_dir))
@@ -175,9 +175,9 @@ def test_lora_tuning_resumes_and_writes_a_merged_bundle_that_renders(tiny_corpus
         train_controlnet(corpus, base, spec, 5, batch=2, max_steps=4, run=Run("controlnet", tmp_path / "none"),
                          resume=True)
     resumed = train_controlnet(corpus, base, spec, 5, batch=2, max_steps=5, lr=1e-2, run=Run("controlnet", train_dir),
-                               resume=True, heldout=corpus)
+                               resume=True, heldout={"subset": corpus})
     assert resumed.step == 5  # went on from step 3
-    assert [s for s, _ in resumed.extra["heldout_loss"]] == [0, 3, 5]
+    assert [s for s, _ in resumed.extra["heldout_loss"]["subset"]] == [0, 3, 5]
 
     out = tmp_path / "tuned"
     summary = assemble_tuned_bundle(train_dir, out)

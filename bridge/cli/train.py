@@ -144,7 +144,7 @@ def _controlnet(args: argparse.Namespace, corpus_root: Path, train_dir: Path) ->
         STAGE,
         check_lora,
         check_resume,
-        heldout_corpus,
+        heldout_corpora,
         load_base,
         make_spec,
         train_controlnet,
@@ -160,7 +160,7 @@ def _controlnet(args: argparse.Namespace, corpus_root: Path, train_dir: Path) ->
     corpus = Corpus(corpus_root, "train", base.mel_config, where=where)
     stderr_console.print(f"corpus: {len(corpus.clips)} clips, {corpus.hours:.2f} h"
                          + (f" ({' '.join(args.where)})" if args.where else ""), highlight=False)
-    heldout = heldout_corpus(corpus_root, base.mel_config, where)
+    heldout = heldout_corpora(corpus_root, base.mel_config, where)
     start_step, start_s = run_state.step, run_state.seconds
 
     def progress(step: int, vals: dict) -> None:
@@ -179,7 +179,8 @@ def _controlnet(args: argparse.Namespace, corpus_root: Path, train_dir: Path) ->
                "train_seconds": round(result.seconds, 1), "trainable_parameters": extra["trainable_parameters"],
                "controlnet_parameters": extra["controlnet_parameters"],
                "trainable_percent": round(100 * extra["trainable_parameters"] / extra["controlnet_parameters"], 3),
-               "heldout_loss": extra.get("heldout_loss", []), "heldout_clips": len(heldout.clips) if heldout else 0,
+               "heldout_loss": extra.get("heldout_loss", {}),
+               "heldout_clips": {k: len(c.clips) for k, c in heldout.items()},
                "checkpoint": str(result.ckpt), "corpus_clips": len(corpus.clips),
                "corpus_hours": round(corpus.hours, 3), "base_bundle": str(base.path), "base_hash": base.hash}
     if args.out is not None:
@@ -188,8 +189,8 @@ def _controlnet(args: argparse.Namespace, corpus_root: Path, train_dir: Path) ->
     human = (f"controlnet ({spec.method}{f' rank {spec.rank}' if spec.rank else ''}, "
              f"{summary['trainable_parameters']:,} of {summary['controlnet_parameters']:,} parameters trained): "
              f"step {result.step}, {result.seconds / 60:.1f} min trained, checkpoint {result.ckpt}"
-             + (f"; held-out loss {' -> '.join(f'{v:.4f}' for _, v in extra['heldout_loss'])}"
-                if extra.get("heldout_loss") else "")
+             + "".join(f"; held-out loss ({k}) " + " -> ".join(f"{v:.4f}" for _, v in curve)
+                       for k, curve in extra.get("heldout_loss", {}).items())
              + (f"; wrote bundle {args.out}" if args.out is not None else ""))
     emit(args, summary, human)
     return 0

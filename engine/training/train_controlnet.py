@@ -123,7 +123,7 @@ def merged_controlnet(model: nn.Module) -> FilmScoreControlNet1D:
     return copy.deepcopy(model).merge_and_unload().eval().requires_grad_(False)
 
 
-def _tunable(base: Bundle, spec: TuningSpec) -> nn.Module:
+def tunable_controlnet(base: Bundle, spec: TuningSpec) -> nn.Module:
     """The bundle's ControlNet (a fresh float32 copy) made trainable as `spec` says."""
     if "controlnet" not in base.models:
         raise ControlNetTuningError(f"{base.path}: the bundle has no ControlNet to tune")
@@ -135,13 +135,18 @@ def _tunable(base: Bundle, spec: TuningSpec) -> nn.Module:
     return add_lora(controlnet, spec.rank, spec.targets, spec.alpha)
 
 
-def heldout_corpus(root: Path, mel, where: dict[str, tuple[str, ...]] | None) -> Corpus | None:
-    """The held-out split under the same filter, or None when it has no clip long enough for a crop."""
-    try:
-        corpus = Corpus(root, "heldout", mel, where=where)
-    except FilmscoreError:
-        return None
-    return corpus if any(c.log_mel.shape[1] >= CROP for c in corpus.clips) else None
+def heldout_corpora(root: Path, mel, where: dict[str, tuple[str, ...]] | None) -> dict[str, Corpus]:
+    """The held-out split as a whole ("all") and, with a filter, under it ("subset"): what the tuning should
+    improve and what it may cost elsewhere. Splits without a clip long enough for a crop are left out."""
+    out = {}
+    for name, w in (("all", None), ("subset", where)) if where else (("all", None),):
+        try:
+            corpus = Corpus(root, "heldout", mel, where=w)
+        except FilmscoreError:
+            continue
+        if any(c.log_mel.shape[1] >= CROP for c in corpus.clips):
+            out[name] = corpus
+    return out
 
 
 def load_base(path: Path | None) -> Bundle:
@@ -202,11 +207,12 @@ def check_resume(run: Run, spec: TuningSpec, resume: bool) -> dict[str, Any] | N
 
 def train_controlnet(corpus: Corpus, base: Bundle, spec: TuningSpec, minutes: float, *, batch: int = 16,
                      lr: float | None = None, max_steps: int | None = None, run: Run | None = None,
-                     resume: bool = False, progress=None, seed: int = 0, heldout: Corpus | None = None) -> Run:
+                     resume: bool = False, progress=None, seed: int = 0,
+                     heldout: dict[str, Corpus] | None = None) -> Run:
     """Tune `base`'s ControlNet on `corpus` for `minutes` (or up to `max_steps` total steps); a checkpoint in
     `run.dir` is continued as `check_resume` says. Only the ControlNet's trainable parameters reach the optimizer.
-    With `heldout` (the held-out split, same filter), `heldout_loss` of the EMA ControlNet is logged at the start
-    and the end of this call (`run.extra["heldout_loss"]`: [[step, loss], ...])."""
+    With `heldout` ({name: held-out corpus}, `heldout_corpora`), `heldout_loss` of the EMA ControlNet on each is
+    logged at the start and the end of this call (`run.extra["heldout_loss"]`: {name: [[step, loss], ...]})."""
     from diffusers import DDPMScheduler
 
     run = run or Run(STAGE)
@@ -215,7 +221,7 @@ def train_controlnet(corpus: Corpus, base: Bundle, spec: TuningSpec, minutes: fl
     unet.requires_grad_(False)
     head.requires_grad_(False)
     total = sum(p.numel() for p in base.models["controlnet"].parameters())  # the ControlNet's own, no adapters
-    controlnet = _tunable(base, spec)
+    controlnet = tunable_controlnet(base, spec)
     trainable = trainable_parameters(controlnet)
     lr = lr if lr is not None else DEFAULT_LR[spec.method]
     opt = torch.optim.AdamW([p for p in controlnet.parameters() if p.requires_grad], lr=lr,
@@ -238,20 +244,24 @@ def train_controlnet(corpus: Corpus, base: Bundle, spec: TuningSpec, minutes: fl
         crops = corpus.sample_crops(rng, batch, CROP)
         return ldm_loss(models, noise_sched, latents, crops, rng, CROP, feature_dim), {}
 
-    def measure() -> None:
-        if heldout is None:
-            return
-        value = heldout_loss({**models, "controlnet": ema["controlnet"].model}, heldout, noise_sched, latents)
-        curve = run.extra.setdefault("heldout_loss", [])
-        if not curve or curve[-1][0] != run.step:
-            curve.append([run.step, value])
-            run.log(heldout_loss=value)
+    def measure() -> bool:
+        """Held-out losses at this step, unless already measured; True when something new was measured."""
+        curves = run.extra.setdefault("heldout_loss", {})
+        values = {}
+        for name, held in (heldout or {}).items():
+            curve = curves.setdefault(name, [])
+            if not curve or curve[-1][0] != run.step:
+                values[name] = heldout_loss({**models, "controlnet": ema["controlnet"].model}, held, noise_sched,
+                                            latents)
+                curve.append([run.step, values[name]])
+        if values:
+            run.log(**{f"heldout_loss_{k}": v for k, v in values.items()})
+        return bool(values)
 
     measure()
     run = run_steps(run, Budget(minutes, max_steps), corpus, modules, opt, ema, loss_fn, progress,
                     lr_at=lambda step: lr * min(1.0, (step + 1) / WARMUP_STEPS))
-    if heldout is not None and run.extra["heldout_loss"][-1][0] != run.step:
-        measure()
+    if measure():
         run.save(modules, opt, ema)
     return run
 
@@ -267,7 +277,7 @@ def tuned_controlnet(run: Run, base_dir: Path | None = None) -> tuple[FilmScoreC
     if base.hash != spec.base_hash:
         raise ControlNetTuningError(f"{base.path}: bundle hash {base.hash}, but the checkpoint in {run.dir} was "
                                     f"tuned from {spec.base_hash}; pass the bundle it was tuned from")
-    model = _tunable(base, spec)
+    model = tunable_controlnet(base, spec)
     model.load_state_dict(state["ema"]["controlnet"])
     return merged_controlnet(model), spec, base
 
@@ -281,7 +291,7 @@ def tuning_provenance(run: Run, spec: TuningSpec) -> dict[str, Any]:
            "s_per_step": round(run.seconds / run.step, 3) if run.step else None,
            "trainable_parameters": extra.get("trainable_parameters"),
            "controlnet_parameters": extra.get("controlnet_parameters"), "lr": extra.get("lr"),
-           "heldout_loss": extra.get("heldout_loss", []),
+           "heldout_loss": extra.get("heldout_loss", {}),
            "batch": extra.get("batch"),
            "data": {"corpus": extra.get("corpus"), "where": spec.where, "clips": extra.get("clips"),
                     "hours": extra.get("corpus_hours")},
