@@ -5,7 +5,7 @@ ControlNet learns, with the LDM's loss (`train_ldm.ldm_loss`: v-prediction, cosi
 dropout) on a corpus or a subset of it (`Corpus(where=...)`, e.g. one orchestration). With `lora_rank`, peft's
 LoRA (Hu et al. 2021, "LoRA: Low-Rank Adaptation of Large Language Models") wraps the ControlNet's Linear and
 Conv1d layers: each weight W becomes W + (alpha / r) B A with A, B of rank r, B starting at zero, so step 0 is the
-base ControlNet exactly. Ready adapters are merged into the weights (`merge_and_unload`) when a bundle is written,
+base ControlNet exactly. Trained adapters are merged into the weights (`merge_and_unload`) when a bundle is written,
 so runtimes and exports see a plain `FilmScoreControlNet1D`.
 
 Checkpoints, EMA, JSONL log and resume are the shared ones (`loop.py`) in `<train_dir>/controlnet/`; the run's
@@ -14,6 +14,7 @@ settings (`TuningSpec`) sit in the checkpoint and a resume with other settings i
 
 from __future__ import annotations
 
+import copy
 import logging
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -116,8 +117,6 @@ def trainable_parameters(model: nn.Module) -> int:
 
 def merged_controlnet(model: nn.Module) -> FilmScoreControlNet1D:
     """A plain ControlNet with the adapters folded into its weights (a copy: `model` keeps its adapters)."""
-    import copy
-
     if isinstance(model, FilmScoreControlNet1D):
         return copy.deepcopy(model).eval().requires_grad_(False)
     return copy.deepcopy(model).merge_and_unload().eval().requires_grad_(False)
