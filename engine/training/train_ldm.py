@@ -5,7 +5,8 @@ v-prediction with the cosine schedule (what MEASURED.md found to work on this CP
 classifier-free guidance possible: picture tokens -> learned null tokens (15 %), ControlNet residuals dropped
 (15 %: the UNet learns the "no control" prediction), melody or dynamics alone zeroed (10 % each). There is no
 pretrained base here to freeze, so the ControlNet (initialised as a copy of the UNet's encoder, zero convs at 0)
-learns alongside the UNet; LoRA fine-tuning of the ControlNet (the seed method's option) is not built yet.
+learns alongside the UNet. Tuning the ControlNet alone afterwards, in full or with LoRA (the seed method's option),
+is `train_controlnet.py`.
 """
 
 from __future__ import annotations
