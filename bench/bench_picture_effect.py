@@ -22,7 +22,7 @@ conditions are rendered again with seed 1: the distance between two seeds of one
 variation, against which the distance between films is read. Metrics: engine/metrics/picture_response.py.
 Writes bench/results/picture_effect.json and docs/eval/picture_effect.png.
 
-    OMP_NUM_THREADS=1 nice -n 10 python bench/bench_picture_effect.py     # ~6 min on one busy core
+    OMP_NUM_THREADS=1 nice -n 10 python bench/bench_picture_effect.py     # ~5 min on one busy core
 """
 
 from __future__ import annotations
