@@ -36,7 +36,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-
 from filmscore.engine.film.synthetic import Shot
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -230,7 +229,6 @@ def plot(path: Path, names, films, motion, loud, results) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
     from filmscore.engine.metrics.picture_response import CONTOUR_RATE, smooth
 
     cols = (("theme/full", "theme/no_picture", "theme (bach-01) fitted to the cuts, film tokens on"),

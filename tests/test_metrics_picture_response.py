@@ -7,13 +7,10 @@ import math
 
 import numpy as np
 import pytest
-
 from filmscore.engine.metrics.picture_response import (PictureResponseError, contour_distance, contour_r_matrix,
-                                                       envelope_contour, event_accent_matrix,
-                                                       event_onset_strength_matrix,
-                                                       event_alignment_matrix, local_tempo,
-                                                       loudness_contour, matched_contrast, n_contour_frames,
-                                                       pairwise, tempo_distance)
+                                                       envelope_contour, event_accent_matrix, event_alignment_matrix,
+                                                       event_onset_strength_matrix, local_tempo, loudness_contour,
+                                                       matched_contrast, n_contour_frames, pairwise, tempo_distance)
 
 SR = 16_000
 
@@ -37,7 +34,7 @@ def _clicks(times_s, duration_s: float) -> np.ndarray:
     wave = np.zeros(int(duration_s * SR), np.float32)
     blip = (np.exp(-np.arange(1600) / 200) * np.sin(2 * np.pi * 1000 * np.arange(1600) / SR)).astype(np.float32)
     for t in times_s:
-        i = int(round(t * SR))
+        i = round(t * SR)
         wave[i:i + blip.size] += blip[:wave.size - i]
     return wave
 

@@ -64,7 +64,7 @@ def window_means(x: np.ndarray, src_rate: float, n: int, rate: float, window_s: 
 
 
 def n_contour_frames(duration_s: float, rate: int = CONTOUR_RATE) -> int:
-    return int(math.floor(duration_s * rate + 1e-9))
+    return math.floor(duration_s * rate + 1e-9)
 
 
 def loudness_contour(wave: np.ndarray, sr: int, rate: int = CONTOUR_RATE,
@@ -89,7 +89,7 @@ def envelope_contour(envelope: np.ndarray, src_rate: int, n: int, rate: int = CO
 def smooth(contour: np.ndarray, rate: int = CONTOUR_RATE, smooth_s: float = SMOOTH_S) -> np.ndarray:
     from scipy.ndimage import uniform_filter1d
 
-    size = max(1, int(round(smooth_s * rate)))
+    size = max(1, round(smooth_s * rate))
     return uniform_filter1d(np.asarray(contour, np.float64), size, mode="nearest")
 
 
@@ -123,7 +123,7 @@ def event_accent_matrix(contours: Sequence[np.ndarray], events_s: Sequence[Seque
     """`(n_cues, n_films)` mean accent in dB of cue i at film j's events (cuts): level over [e, e + w) less level
     over [e - w, e), for the events with a whole window each side; nan for a film with none. A cue that swells or
     strikes on its film's cuts scores high on them and near 0 on another film's."""
-    w = max(1, int(round(window_s * rate)))
+    w = max(1, round(window_s * rate))
     out = np.full((len(contours), len(events_s)), np.nan)
     for j, ev in enumerate(events_s):
         for i, c in enumerate(contours):
@@ -145,12 +145,12 @@ def event_onset_strength_matrix(onset_envelopes: Sequence[np.ndarray], events_s:
     film with no inner event or a silent cue."""
     from scipy.ndimage import maximum_filter1d
 
-    half = max(1, int(round(tol * rate)))
+    half = max(1, round(tol * rate))
     out = np.full((len(onset_envelopes), len(events_s)), np.nan)
     for i, env in enumerate(onset_envelopes):
         env = np.asarray(env, np.float64)
         peak = maximum_filter1d(env, 2 * half + 1, mode="nearest")
-        lo, hi = half, min(env.size, int(round((duration_s - tol) * rate)))
+        lo, hi = half, min(env.size, round((duration_s - tol) * rate))
         norm = peak[lo:hi].mean() if hi > lo else 0.0
         if norm <= 0:
             continue
