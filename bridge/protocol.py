@@ -400,7 +400,8 @@ _ENUMS = {
 }
 _RENDER_KEYS = ("output", "overwrite", "video", "start", "duration", "timeline", "midi", "midi_track", "midi_channel",
                 "reference_audio", "maestro", "theme", "hits", "seed", "steps", "scheduler", "picture_guidance",
-                "control_guidance", "control_strength", "sample_rate", "target_lufs", "backend", "vocoder")
+                "control_guidance", "control_strength", "picture_dynamics", "sample_rate", "target_lufs", "backend",
+                "vocoder")
 
 
 @dataclass(frozen=True)
@@ -429,6 +430,7 @@ class RenderParams:
     picture_guidance: float = 2.0
     control_guidance: float = 3.0
     control_strength: float = 1.0
+    picture_dynamics: float = 0.5
     sample_rate: int = 48_000
     target_lufs: float = -23.0
     backend: str = "auto"
@@ -445,7 +447,7 @@ class RenderParams:
             kw[name] = _field(content, name, (int,), None)
         for name in ("seed", "steps", "sample_rate"):
             kw[name] = _field(content, name, (int,), getattr(cls, name))
-        for name in ("picture_guidance", "control_guidance", "control_strength", "target_lufs"):
+        for name in ("picture_guidance", "control_guidance", "control_strength", "picture_dynamics", "target_lufs"):
             kw[name] = float(_field(content, name, (int, float), getattr(cls, name)))
         for name, allowed in _ENUMS.items():
             kw[name] = _field(content, name, (str,), getattr(cls, name))

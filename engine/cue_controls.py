@@ -1,8 +1,12 @@
-"""Local controls shaped by the picture where the user gives none (DESIGN.md, data flow step 3).
+"""Local controls shaped by the picture (DESIGN.md, data flow step 3).
 
-Without a dynamics curve from MIDI or audio, loudness follows the picture: the motion envelope (0..1, film encoder)
-smoothed over 1 s maps linearly to -32..-8 dB, and each shot cut adds a 4 dB accent decaying over 0.5 s, so that
-busy, fast-cut picture plays louder and cuts land with an accent. The melody stays absent (the model improvises).
+The picture's loudness curve: the motion envelope (0..1, film encoder) smoothed over 1 s maps linearly to -32..-8 dB,
+and each shot cut adds a 4 dB accent decaying over 0.5 s, so that busy, fast-cut picture plays louder and cuts land
+with an accent. Without a dynamics curve from MIDI, audio or a maestro theme it is the dynamics control; with one,
+the two dB curves are mixed by the request's `picture_dynamics` weight (0: the theme's own, 1: the picture's). A
+theme's dynamics are phrase-level swells and terraces within a few dB, so without the mix a themed cue would not
+follow the picture's motion at all (measured: loudness-motion r 0.12 matched vs 0.02 mismatched, docs/eval/
+picture_effect.md). The melody is never touched: without a theme it stays absent (the model improvises).
 """
 
 from __future__ import annotations
@@ -32,9 +36,13 @@ def dynamics_from_picture(film: FilmFeatures, n_frames: int) -> np.ndarray:
     return db.astype(np.float32)
 
 
-def with_picture_dynamics(controls: Controls, film: FilmFeatures | None) -> Controls:
-    """Fill an absent dynamics control from the picture; a given one is kept as it is."""
-    if film is None or controls.dynamics_present:
+def with_picture_dynamics(controls: Controls, film: FilmFeatures | None, weight: float = 0.5) -> Controls:
+    """Fill an absent dynamics control from the picture; mix a given one with it, `weight` (0..1) the picture's
+    share in dB. Without a picture, or at weight 0 with given dynamics, the controls are returned unchanged."""
+    if film is None or (controls.dynamics_present and weight <= 0.0):
         return controls
-    return Controls(controls.melody, dynamics_from_picture(film, controls.n_frames), controls.melody_present, True,
-                    controls.frame_rate)
+    picture = dynamics_from_picture(film, controls.n_frames)
+    if controls.dynamics_present:
+        own = np.asarray(controls.dynamics, np.float32)
+        picture = ((1.0 - weight) * own + weight * picture).astype(np.float32)
+    return Controls(controls.melody, picture, controls.melody_present, True, controls.frame_rate)

@@ -73,7 +73,7 @@ def _controls(request: RenderRequest, n_frames: int, film: FilmFeatures | None) 
                                             reference_audio=request.reference_audio, maestro=request.maestro,
                                             theme=request.theme, track=request.midi_track,
                                             channel=request.midi_channel, hits_s=hits, seed=request.seed)
-    return with_picture_dynamics(controls, film), fitted
+    return with_picture_dynamics(controls, film, request.picture_dynamics), fitted
 
 
 def render_cue(request: RenderRequest, progress: ProgressFn | None = None,

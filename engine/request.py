@@ -51,6 +51,10 @@ class RenderRequest:
     picture_guidance: float = 2.0
     control_guidance: float = 3.0
     control_strength: float = 1.0
+    # How far the picture shapes the loudness of a theme that has dynamics of its own: 0 keeps the theme's, 1 takes
+    # the picture's (motion and cut accents); between, the two dB curves are mixed. Without a theme the picture's
+    # dynamics are used whatever this is (engine/cue_controls.py).
+    picture_dynamics: float = 0.5
     sample_rate: int = DELIVERY_SAMPLE_RATE
     target_lufs: float = -23.0  # EBU R128 programme loudness
     bundle: Path | None = None  # None: the default bundle shipped in the package
@@ -71,7 +75,7 @@ class RenderRequest:
             raise RequestError(f"start must be >= 0 seconds, got {self.start_s}")
         if self.video is not None and self.film_features is not None:
             raise RequestError("give a video or precomputed film features, not both")
-        if self.video is None and self.duration_s is None:
+        if self.video is None and self.duration_s is None and self.film_features is None:
             raise RequestError("without a video, a duration is required")
         if self.scheduler not in SCHEDULERS:
             raise RequestError(f"unknown scheduler {self.scheduler!r}; choose one of {', '.join(SCHEDULERS)}")
@@ -87,6 +91,8 @@ class RenderRequest:
             v = getattr(self, name)
             if not math.isfinite(v) or not 0 <= v <= 20:
                 raise RequestError(f"{name.replace('_', ' ')} must be 0..20, got {v}")
+        if not math.isfinite(self.picture_dynamics) or not 0 <= self.picture_dynamics <= 1:
+            raise RequestError(f"picture dynamics must be 0..1, got {self.picture_dynamics}")
         sources = [s for s in (self.midi, self.reference_audio, self.maestro) if s is not None]
         if len(sources) > 1:
             raise RequestError("give at most one of midi, reference audio, maestro")

@@ -316,7 +316,7 @@ def run(args: argparse.Namespace) -> int:
                                 midi_bytes=save.read_bytes(), seed=args.seed, steps=args.steps,
                                 scheduler=args.scheduler, picture_guidance=args.guidance,
                                 control_guidance=args.control_guidance, control_strength=args.control_strength,
-                                sample_rate=args.sample_rate, target_lufs=args.lufs, backend=args.backend,
+                                picture_dynamics=args.picture_dynamics, sample_rate=args.sample_rate, target_lufs=args.lufs, backend=args.backend,
                                 vocoder=args.vocoder)
             summary["job_id"] = job
             if args.send_back:  # the fitted theme exists once the job is done

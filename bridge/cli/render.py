@@ -15,9 +15,13 @@ def add_render_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0, help="random seed: same request + seed = identical WAV")
     p.add_argument("--steps", type=int, default=25, help="denoising steps (default 25)")
     p.add_argument("--scheduler", default="dpmpp", help="ddim, dpmpp (DPM-Solver++ 2M) or euler")
-    p.add_argument("--guidance", type=float, default=2.0, help="picture guidance scale (1 = none)")
+    p.add_argument("--guidance", type=float, default=2.0, help="picture guidance scale (0: ignore the picture's "
+                   "film tokens; 1: conditioned, no guidance; default 2)")
     p.add_argument("--control-guidance", type=float, default=3.0, help="melody/dynamics guidance scale")
     p.add_argument("--control-strength", type=float, default=1.0, help="ControlNet residual scale")
+    p.add_argument("--picture-dynamics", type=float, default=0.5,
+                   help="how far the picture's motion and cuts shape a theme's loudness: 0 keeps the theme's own "
+                        "dynamics, 1 takes the picture's (default 0.5; without a theme the picture's are used)")
     p.add_argument("--bundle", type=Path, default=None, help="model bundle directory (default: the shipped one)")
     p.add_argument("--backend", default="auto", help="auto, torch, ort or trt")
     p.add_argument("--vocoder", default="auto", choices=["auto", "network", "griffin-lim"])
@@ -49,8 +53,8 @@ def request_from_args(args: argparse.Namespace, output: Path, **overrides):
 
     kw = dict(output=output, seed=args.seed, steps=args.steps, scheduler=args.scheduler,
               picture_guidance=args.guidance, control_guidance=args.control_guidance,
-              control_strength=args.control_strength, sample_rate=args.sample_rate, target_lufs=args.lufs,
-              bundle=args.bundle, backend=args.backend, vocoder=args.vocoder)
+              control_strength=args.control_strength, picture_dynamics=args.picture_dynamics,
+              sample_rate=args.sample_rate, target_lufs=args.lufs, bundle=args.bundle, backend=args.backend, vocoder=args.vocoder)
     kw.update(overrides)
     return RenderRequest(**kw)
 

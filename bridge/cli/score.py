@@ -38,6 +38,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--scheduler", default="dpmpp", choices=("ddim", "dpmpp", "euler"))
     p.add_argument("--picture-guidance", type=float, default=2.0)
     p.add_argument("--control-guidance", type=float, default=3.0)
+    p.add_argument("--picture-dynamics", type=float, default=0.5,
+                   help="0..1: how far each cue's picture shapes the theme's loudness (0: the theme's own dynamics)")
     p.add_argument("--bundle", type=Path, default=None, help="model bundle folder (default: the shipped one)")
     p.add_argument("--backend", default="auto", choices=("auto", "torch", "ort", "trt"))
     p.add_argument("--sample-rate", type=int, default=None,
@@ -66,6 +68,7 @@ def run(args: argparse.Namespace) -> int:
     options = ScoreOptions(seed=args.seed, midi=args.midi, maestro=args.maestro, reference_audio=args.reference,
                            theme=args.theme, steps=args.steps, scheduler=args.scheduler,
                            picture_guidance=args.picture_guidance, control_guidance=args.control_guidance,
+                           picture_dynamics=args.picture_dynamics,
                            bundle=args.bundle, backend=args.backend, sample_rate=sample_rate,
                            loudness=args.loudness, search_roots=tuple(args.search_root))
     with progress_bar() as bar:

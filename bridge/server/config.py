@@ -101,7 +101,8 @@ def build_request(cfg: ServerConfig, params: RenderParams, midi_file: Path | Non
         midi_channel=params.midi_channel, hits_s=tuple(h.to_seconds() for h in params.hits), seed=params.seed,
         steps=params.steps, scheduler=params.scheduler,  # type: ignore[arg-type]
         picture_guidance=params.picture_guidance, control_guidance=params.control_guidance,
-        control_strength=params.control_strength, sample_rate=params.sample_rate, target_lufs=params.target_lufs,
+        control_strength=params.control_strength, picture_dynamics=params.picture_dynamics,
+        sample_rate=params.sample_rate, target_lufs=params.target_lufs,
         bundle=cfg.bundle, backend=params.backend, vocoder=params.vocoder)  # type: ignore[arg-type]
     req.validate()
     return req

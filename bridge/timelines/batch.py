@@ -63,6 +63,7 @@ class ScoreOptions:
     picture_guidance: float = 2.0
     control_guidance: float = 3.0
     control_strength: float = 1.0
+    picture_dynamics: float = 0.5
     bundle: Path | None = None
     backend: str = "auto"
     vocoder: str = "auto"
@@ -277,7 +278,7 @@ def score_timeline(cue_list: CueList, cues: Sequence[CueRegion], outdir: str | P
                 theme=options.theme, hits_s=engine_hits_s(cue, film.features), seed=options.seed,
                 steps=options.steps, scheduler=options.scheduler, picture_guidance=options.picture_guidance,
                 control_guidance=options.control_guidance, control_strength=options.control_strength,
-                sample_rate=options.sample_rate, target_lufs=resolve_target(options.loudness),
+                picture_dynamics=options.picture_dynamics, sample_rate=options.sample_rate, target_lufs=resolve_target(options.loudness),
                 bundle=options.bundle, backend=options.backend, vocoder=options.vocoder,
                 film_features=film.features)
             if film.features is None:  # nothing to see: the engine renders without picture guidance

@@ -112,7 +112,8 @@ def _prepare(item: EvalItem, hop: int) -> Prepared:
     cuts = tuple(film.cuts_s) if film is not None else ()
     hits = item.hits_s if item.hits_s is not None else cuts
     motion = film.motion_at(n_frames) if film is not None else None
-    controls = with_picture_dynamics(controls_for_item(item, n_frames, hits), film)
+    # weight 0: an item's own dynamics stay what adherence is measured against; the picture fills only absent ones
+    controls = with_picture_dynamics(controls_for_item(item, n_frames, hits), film, 0.0)
     gt = None
     if item.audio is not None:
         gt = load_audio(item.audio, MODEL_SAMPLE_RATE)[:n_samples]
