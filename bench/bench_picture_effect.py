@@ -7,9 +7,10 @@ from:
 
 | condition | theme | hit fitting (cuts) | film tokens (picture guidance) | dynamics from the picture |
 |---|---|---|---|---|
-| theme/full | yes | yes | 2.0 | - (the theme's own) |
-| theme/no_tokens | yes | yes | 0 | - |
-| theme/no_hits | yes | no | 2.0 | - |
+| theme/full | yes | yes | 2.0 | mixed with the theme's at the default weight 0.5 |
+| theme/theme_dynamics | yes | yes | 2.0 | - (weight 0: the theme's own) |
+| theme/no_tokens | yes | yes | 0 | mixed, 0.5 |
+| theme/no_hits | yes | no | 2.0 | mixed, 0.5 |
 | theme/no_picture | yes | no | 0 | - (one render: the picture cannot enter) |
 | free/full | no | - | 2.0 | yes |
 | free/tokens_only | no | - | 2.0 | no |
@@ -37,6 +38,7 @@ from pathlib import Path
 
 import numpy as np
 from filmscore.engine.film.synthetic import Shot
+from filmscore.engine.request import RenderRequest
 
 ROOT = Path(__file__).resolve().parent.parent
 MAESTRO, THEME = "bach", "bach-01"
@@ -80,18 +82,20 @@ class Condition:
     theme: bool
     hits: bool
     tokens: bool
-    picture_dynamics: bool
+    picture_dynamics: float  # the request's picture_dynamics weight; 0 with a theme keeps the theme's dynamics
     per_film: bool = True  # False: the picture cannot enter, one render stands for every film
 
 
+W = RenderRequest.picture_dynamics  # the default weight a render uses
 CONDITIONS = (
-    Condition("theme/full", True, True, True, True),
-    Condition("theme/no_tokens", True, True, False, True),
-    Condition("theme/no_hits", True, False, True, True),
-    Condition("theme/no_picture", True, False, False, False, per_film=False),
-    Condition("free/full", False, False, True, True),
-    Condition("free/tokens_only", False, False, True, False),
-    Condition("free/dynamics_only", False, False, False, True),
+    Condition("theme/full", True, True, True, W),
+    Condition("theme/theme_dynamics", True, True, True, 0.0),
+    Condition("theme/no_tokens", True, True, False, W),
+    Condition("theme/no_hits", True, False, True, W),
+    Condition("theme/no_picture", True, False, False, 0.0, per_film=False),
+    Condition("free/full", False, False, True, W),
+    Condition("free/tokens_only", False, False, True, 0.0),
+    Condition("free/dynamics_only", False, False, False, W),
 )
 SEED_REPLICATED = ("theme/full", "free/full")
 
@@ -116,8 +120,8 @@ def render(pipe, film, cond: Condition, seed: int) -> Cue:
     controls, fitted = controls_for_request(n_frames=n_frames, maestro=MAESTRO if cond.theme else None,
                                             theme=THEME if cond.theme else None,
                                             hits_s=tuple(film.cuts_s) if cond.hits else (), seed=seed)
-    if cond.picture_dynamics:
-        controls = with_picture_dynamics(controls, film)
+    if cond.picture_dynamics > 0:
+        controls = with_picture_dynamics(controls, film, cond.picture_dynamics)
     out = pipe(n_samples=n_samples, film=film, controls=controls, seed=seed, steps=STEPS, scheduler="dpmpp",
                picture_guidance=PICTURE_GUIDANCE if cond.tokens else 0.0, control_guidance=CONTROL_GUIDANCE)
     return Cue(out.wave, controls.dynamics.copy() if controls.dynamics_present else None, fitted, out.info)
@@ -231,7 +235,7 @@ def plot(path: Path, names, films, motion, loud, results) -> None:
     import matplotlib.pyplot as plt
     from filmscore.engine.metrics.picture_response import CONTOUR_RATE, smooth
 
-    cols = (("theme/full", "theme/no_picture", "theme (bach-01) fitted to the cuts, film tokens on"),
+    cols = (("theme/full", "theme/theme_dynamics", "theme (bach-01) fitted to the cuts, dynamics mixed 0.5 with the picture's"),
             ("free/full", "free/tokens_only", "no theme: dynamics from the picture, film tokens on"))
     fig = plt.figure(figsize=(14, 2.0 * len(names) + 4.5))
     gs = fig.add_gridspec(len(names) + 2, 2, height_ratios=[1] * len(names) + [0.25, 2.2], hspace=0.55, wspace=0.18)
@@ -248,8 +252,9 @@ def plot(path: Path, names, films, motion, loud, results) -> None:
             ref_key = (ref, names[0]) if ref == "theme/no_picture" else (ref, f)
             a, b = smooth(loud[ref_key]), smooth(loud[(cond, f)])
             top = max(a.max(), b.max()) + 2
-            ax.plot(t, a, color="0.45", lw=0.9, ls="--", label="no picture" if ref == "theme/no_picture"
-                    else "tokens only")
+            ax.plot(t, a, color="0.45", lw=0.9, ls="--", label={"theme/no_picture": "no picture",
+                                                             "theme/theme_dynamics": "theme's own dynamics"}
+                    .get(ref, "tokens only"))
             ax.plot(t, b, color="tab:blue", lw=1.3, label="cue loudness (dB, 1 s)")
             ax.set_ylim(top - 42, top)  # a late entrance's silence would squash the rest
             for cut in films[f].cuts_s:
