@@ -235,7 +235,7 @@ def plot(path: Path, names, films, motion, loud, results) -> None:
     import matplotlib.pyplot as plt
     from filmscore.engine.metrics.picture_response import CONTOUR_RATE, smooth
 
-    cols = (("theme/full", "theme/theme_dynamics", "theme (bach-01) fitted to the cuts, dynamics mixed 0.5 with the picture's"),
+    cols = (("theme/full", "theme/theme_dynamics", "theme bach-01 fitted to the cuts; dynamics: half theme, half picture"),
             ("free/full", "free/tokens_only", "no theme: dynamics from the picture, film tokens on"))
     fig = plt.figure(figsize=(14, 2.0 * len(names) + 4.5))
     gs = fig.add_gridspec(len(names) + 2, 2, height_ratios=[1] * len(names) + [0.25, 2.2], hspace=0.55, wspace=0.18)
