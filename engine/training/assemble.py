@@ -94,7 +94,9 @@ def assemble_bundle(train_dir: Path, out: Path, *, corpus_dir: Path | None = Non
         provenance["corpus"] = json.loads(info.read_text())
     else:
         provenance["corpus"] = {"path": str(corpus_root)}
-    version = version or f"0.1.{provenance['stages']['ldm']['steps']}"
+    stages = provenance["stages"]
+    version = version or f"0.1.{stages['ldm']['steps']}" + (f"+voc.{stages['vocoder']['steps']}" if "vocoder" in stages
+                                                            else "")
     save_bundle(out, models, name=name, version=version, film_layout=layout, provenance=provenance,
                 metrics=metrics or {}, dtype=torch.float16 if fp16 else torch.float32)
     size = sum(f.stat().st_size for f in out.iterdir() if f.is_file()) / 1e6
