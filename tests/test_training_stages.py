@@ -61,3 +61,19 @@ def test_stages_resume_and_assemble_a_bundle(tmp_path, monkeypatch):
     res = render_cue(RenderRequest(output=tmp_path / "cue.wav", duration_s=2.0, steps=2, bundle=tmp_path / "bundle",
                                    backend="torch"))
     assert res.n_samples == 96000 and res.metadata["pipeline"]["vocoder"] == "network"
+
+
+def test_frozen_vae_keeps_its_scaling_factor_even_with_diffusers_private_keys(tmp_path):
+    """A frozen VAE saved with diffusers' `_use_default_values` (as files made before model_config() existed are)
+    must not come back with the default scaling factor 1.0: the LDM's latents are scaled by it."""
+    import torch
+    from filmscore.engine.models import MelVAE
+    from filmscore.engine.training.assemble import trained_vae
+
+    vae = MelVAE(n_mels=16, latent_channels=4, hidden_channels=8, refine_blocks=1)
+    vae.register_to_config(scaling_factor=1.5)
+    config = dict(vae.config)
+    config["_use_default_values"] = ["scaling_factor"]
+    (tmp_path / "ldm").mkdir()
+    torch.save({"config": config, "weights": vae.state_dict()}, tmp_path / "ldm" / "vae_frozen.pt")
+    assert trained_vae(tmp_path, None).config.scaling_factor == 1.5

@@ -42,7 +42,9 @@ def trained_vae(train_dir: Path, corpus: Corpus | None, fallback: MelVAE | None 
     frozen = train_dir / "ldm" / "vae_frozen.pt"
     if frozen.is_file():
         state = torch.load(frozen, map_location="cpu", weights_only=False)
-        vae = MelVAE.from_config(state["config"])
+        # files frozen before model_config() dropped diffusers' private keys still carry `_use_default_values`,
+        # which would reset the scaling factor to 1.0
+        vae = MelVAE.from_config({k: v for k, v in state["config"].items() if not k.startswith("_")})
         vae.load_state_dict(state["weights"])
         return vae.eval().requires_grad_(False)
     vae, _ = _ema_model(Run("vae", train_dir), "vae", MelVAE)
