@@ -132,8 +132,9 @@ def test_version_negotiation():
 def test_render_params_round_trip_and_errors():
     content = {"output": "/o/cue.wav", "video": "/m/clip.mov", "start": {"value": 240, "rate": 24},
                "duration": {"value": 12, "rate": 1}, "midi": {"buffer": 0}, "seed": 7, "steps": 10,
-               "hits": [{"value": 48000, "rate": 48000}], "scheduler": "ddim"}
+               "hits": [{"value": 48000, "rate": 48000}], "scheduler": "ddim", "picture_dynamics": 0.25}
     p = P.RenderParams.from_content(content, n_buffers=1)
+    assert p.picture_dynamics == 0.25 and P.RenderParams.from_content({"output": "/o.wav"}).picture_dynamics == 0.5
     assert p.start.to_seconds() == 10.0 and p.duration.to_seconds() == 12.0 and p.midi_buffer == 0
     assert p.hits[0].to_seconds() == 1.0
     assert P.RenderParams.from_content(p.to_content(), n_buffers=1) == p
@@ -144,6 +145,7 @@ def test_render_params_round_trip_and_errors():
         ({"output": "/o.wav", "seed": True}, "got bool"),
         ({"output": "/o.wav", "steps": 2.5}, "must be int"),
         ({"output": "/o.wav", "scheduler": "plms"}, "not one of"),
+        ({"output": "/o.wav", "picture_dynamics": "half"}, "picture_dynamics"),
         ({"output": "/o.wav", "start": 3.5}, "rational time"),
         ({"output": "/o.wav", "start": {"value": 1, "rate": 0}}, "rate must be > 0"),
         ({"output": "/o.wav", "midi": {"buffer": 1}}, "buffer 1 does not exist"),
