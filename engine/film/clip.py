@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import BackendError
+from .semantic import OnnxBackbone, TorchEmbedder
 
 logger = logging.getLogger(__name__)
 
@@ -141,7 +142,7 @@ def _vision_config(tf, path: Path):
     return config
 
 
-class ClipImageBackbone:
+class ClipImageBackbone(TorchEmbedder):
     """A transformers `CLIPVisionModelWithProjection` in PyTorch: the reference, the ONNX export source and the
     fallback runtime. `embed`: `(B, H, W, 3)` uint8 -> `(B, projection_dim)` float32."""
 
@@ -189,17 +190,6 @@ class ClipImageBackbone:
     def preprocess(self, rgb: np.ndarray) -> np.ndarray:
         return clip_preprocess(self.processor, rgb)
 
-    def embed(self, rgb: np.ndarray) -> np.ndarray:
-        import torch
-
-        from .semantic import _check_frames
-
-        _check_frames(rgb)
-        if rgb.shape[0] == 0:
-            return np.zeros((0, self.dim), np.float32)
-        with torch.inference_mode():
-            return self.module(torch.from_numpy(self.preprocess(rgb))).numpy().astype(np.float32)
-
 
 ONNX_OPSET = 18
 
@@ -239,8 +229,6 @@ def load_clip_backbone(path: str | Path, *, onnx_cache: str | Path | None = None
     PyTorch."""
     import os
     import shutil
-
-    from .semantic import OnnxBackbone
 
     info = inspect_clip_dir(path)
     if onnx_cache is not None:

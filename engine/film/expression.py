@@ -219,18 +219,10 @@ class OnnxExpressionNet:
     name = ExpressionNet.name
 
     def __init__(self, path: str | Path):
-        import onnxruntime as ort
+        from .ort_cpu import cpu_session
 
         self.path = Path(path)
-        so = ort.SessionOptions()
-        threads = os.environ.get("OMP_NUM_THREADS", "")
-        if threads.isdigit() and int(threads) > 0:
-            so.intra_op_num_threads = int(threads)
-        so.add_session_config_entry("session.intra_op.allow_spinning", "0")  # shared cores: no busy-waiting
-        try:
-            self.session = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
-        except Exception as e:  # noqa: BLE001 - ORT raises its own exception types
-            raise BackendError(f"facial expressions: ONNX Runtime cannot load {path} ({e})") from e
+        self.session = cpu_session(path, "facial expressions")
 
     def classify(self, grey: np.ndarray) -> np.ndarray:
         x = preprocess(grey)

@@ -70,7 +70,26 @@ def preprocess(rgb: np.ndarray, size: int) -> np.ndarray:
     return np.ascontiguousarray(((out - 127.0) / 128.0).transpose(0, 3, 1, 2))
 
 
-class EfficientNetLite0:
+class TorchEmbedder:
+    """`embed` for a backbone run in PyTorch: its `module` maps `preprocess(rgb)` to `(B, dim)` embeddings."""
+
+    dim: int
+
+    def preprocess(self, rgb: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def embed(self, rgb: np.ndarray) -> np.ndarray:
+        """`(B, H, W, 3)` uint8 -> `(B, dim)` float32."""
+        import torch
+
+        _check_frames(rgb)
+        if rgb.shape[0] == 0:
+            return np.zeros((0, self.dim), np.float32)
+        with torch.inference_mode():
+            return self.module(torch.from_numpy(self.preprocess(rgb))).numpy().astype(np.float32)
+
+
+class EfficientNetLite0(TorchEmbedder):
     """EfficientNet-Lite0 (Tan & Le 2019; the Lite variant of the TF model garden) with its ImageNet weights, in
     PyTorch: the reference, the ONNX export source, and the fallback runtime."""
 
@@ -103,16 +122,6 @@ class EfficientNetLite0:
         with torch.inference_mode():
             return self.net(torch.from_numpy(self.preprocess(rgb))).softmax(-1).numpy()
 
-    def embed(self, rgb: np.ndarray) -> np.ndarray:
-        """`(B, H, W, 3)` uint8 -> `(B, 1280)` float32."""
-        import torch
-
-        _check_frames(rgb)
-        if rgb.shape[0] == 0:
-            return np.zeros((0, self.dim), np.float32)
-        with torch.inference_mode():
-            return self.module(torch.from_numpy(self.preprocess(rgb))).numpy().astype(np.float32)
-
 
 class OnnxBackbone:
     """A backbone exported to ONNX, run by ONNX Runtime (2-3x faster than eager PyTorch on one CPU thread,
@@ -121,21 +130,11 @@ class OnnxBackbone:
     def __init__(self, path: str | Path, name: str, dim: int, input_size: int,
                  preprocess: Callable[[np.ndarray], np.ndarray] | None = None):
         """`preprocess`: `(B, H, W, 3)` uint8 -> the model's `frames` input; EfficientNet-Lite's by default."""
-        import os
-
-        import onnxruntime as ort
+        from .ort_cpu import cpu_session
 
         self.name, self.dim, self.input_size, self.path = name, dim, input_size, Path(path)
         self._preprocess = preprocess
-        so = ort.SessionOptions()
-        threads = os.environ.get("OMP_NUM_THREADS", "")
-        if threads.isdigit() and int(threads) > 0:
-            so.intra_op_num_threads = int(threads)
-        so.add_session_config_entry("session.intra_op.allow_spinning", "0")  # shared cores: no busy-waiting
-        try:
-            self.session = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
-        except Exception as e:  # noqa: BLE001 - ORT raises its own exception types
-            raise BackendError(f"semantic backbone {name}: ONNX Runtime cannot load {path} ({e})") from e
+        self.session = cpu_session(path, f"semantic backbone {name}")
 
     def preprocess(self, rgb: np.ndarray) -> np.ndarray:
         if self._preprocess is not None:
