@@ -28,15 +28,14 @@ def _load_vocoder(args):
     from filmscore.engine.models import VocosVocoder
 
     if args.checkpoint is not None:
+        from filmscore.engine.training.assemble import ema_model
         from filmscore.engine.training.loop import Run
 
         run = Run("vocoder", args.checkpoint)
-        state = run.load()
-        if state is None:
+        voc, _ = ema_model(run, "vocoder", VocosVocoder)
+        if voc is None:
             raise SystemExit(f"{run.dir}: no vocoder checkpoint")
-        voc = VocosVocoder.from_config(state["configs"]["vocoder"])
-        voc.load_state_dict(state["ema"]["vocoder"])
-        return voc.eval(), f"checkpoint {run.dir} step {run.step}", None
+        return voc, f"checkpoint {run.dir} step {run.step}", None
     from filmscore.engine.bundle import load_bundle
 
     b = load_bundle(args.bundle) if args.bundle else load_bundle()

