@@ -13,7 +13,6 @@ import os
 import time
 from pathlib import Path
 
-
 from .bundle import load_bundle_cached
 from .constants import MODEL_SAMPLE_RATE
 from .controls.types import Controls
@@ -104,13 +103,12 @@ def render_cue(request: RenderRequest, progress: ProgressFn | None = None,
     # the face branch costs ~2 s CPU per minute of picture: run it only for a bundle that reads its block
     film = _picture(request, report, faces=bool(want) and layout_has_faces(want))
     timings["picture"] = time.perf_counter() - t0
-    if film is not None and pipe.film_head is not None:
-        if want and film.layout != want:
-            try:  # the same encoding with or without the face block is the same features seen differently
-                film = film.as_layout(want)
-            except FilmscoreError:
-                raise RequestError(f"bundle {bundle.name}: its film head was trained on feature layout {want!r}, "
-                                   f"the film encoder gives {film.layout!r}") from None
+    if film is not None and want and film.layout != want:
+        try:  # the same encoding with or without the face block is the same features seen differently
+            film = film.as_layout(want)
+        except FilmscoreError:
+            raise RequestError(f"bundle {bundle.name}: its film head was trained on feature layout {want!r}, "
+                               f"the film encoder gives {film.layout!r}") from None
     duration = request.duration_s if request.duration_s is not None else film.duration_s
     if film is not None and request.duration_s is not None and request.duration_s > film.duration_s + 0.05:
         raise RequestError(f"{request.video}: range {request.start_s:.2f}+{request.duration_s:.2f} s runs past the "

@@ -2,8 +2,10 @@
 
 A ConvNeXt-1D backbone predicts, per Mel frame, the log-magnitude and phase of an STFT frame; an inverse STFT
 turns them into audio. With `mag_prior` the magnitude is predicted as a residual over the Mel filterbank's
-pseudo-inverse (what Griffin-Lim starts from), so a fresh network already has the right spectral envelope and the
-training steps go to phase and fine structure; measured here it is what let a CPU-trained vocoder pass Griffin-Lim. The inverse DFT is a matmul with a fixed basis and the overlap-add a transposed conv, so the
+pseudo-inverse (what Griffin-Lim starts from), so a fresh network already has the right spectral envelope; with
+`bin_phase_advance` the phase is predicted as a deviation from each bin-centre sinusoid's own advance
+(`bin_phase`). Measured here, the two are what let a CPU-trained vocoder pass Griffin-Lim (docs/training.md).
+The inverse DFT is a matmul with a fixed basis and the overlap-add a transposed conv, so the
 whole vocoder exports to ONNX (no ISTFT operator exists there). Frames are centred where the Mel front-end centres
 them (sample t * hop + hop / 2), so the output lines up with the input Mel sample for sample.
 """
