@@ -41,8 +41,14 @@ def test_stages_resume_and_assemble_a_bundle(tmp_path, monkeypatch):
     assert vae.config.scaling_factor > 0 and (train_dir / "ldm" / "vae_frozen.pt").is_file()
     dim, layout = default_feature_spec()
     ldm = train_ldm(corpus, vae, minutes=5, batch=2, max_steps=2, feature_dim=dim, feature_layout=layout,
-                    run=Run("ldm", train_dir), model_kwargs={"block_out_channels": (32, 32, 64)})
+                    run=Run("ldm", train_dir), model_kwargs={"block_out_channels": (32, 32, 64)},
+                    heldout={"train": corpus})
     assert ldm.step == 2
+    curve = ldm.extra["heldout_loss"]["train"]  # measured on the EMA weights as the call starts and ends
+    assert [s for s, _ in curve] == [0, 2] and all(v > 0 for _, v in curve)
+    ldm_log = [json.loads(line) for line in (train_dir / "ldm" / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in ldm_log if "heldout_loss_train" in r] == [0, 2]
+    assert Run("ldm", train_dir).load()["extra"]["heldout_loss"] == ldm.extra["heldout_loss"]  # saved with it
     voc = train_vocoder(corpus, minutes=5, batch=2, max_steps=1, run=Run("vocoder", train_dir),
                         init=VocosVocoder(dim=32, n_blocks=1))
     assert voc.step == 1

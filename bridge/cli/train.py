@@ -107,15 +107,21 @@ def run(args: argparse.Namespace) -> int:
     else:
         from filmscore.engine.film.spec import default_feature_spec
         from filmscore.engine.training.assemble import trained_vae
-        from filmscore.engine.training.train_ldm import train_ldm
+        from filmscore.engine.training.train_ldm import heldout_corpora, train_ldm
 
         feature_dim, layout = default_feature_spec()
         vae = trained_vae(train_dir, corpus, fallback=initial_weights("vae", args.from_bundle))
-        result = train_ldm(corpus, vae, feature_dim=feature_dim, feature_layout=layout, init=init, **kw)
+        result = train_ldm(corpus, vae, feature_dim=feature_dim, feature_layout=layout, init=init,
+                           heldout=heldout_corpora(corpus.root, corpus.mel), **kw)
     summary = {"stage": args.stage, "step": result.step, "train_seconds": round(result.seconds, 1),
                "checkpoint": str(result.ckpt), "corpus_hours": round(corpus.hours, 3)}
+    curves = result.extra.get("heldout_loss", {})
+    if curves:
+        summary["heldout_loss"] = curves
     emit(args, summary, f"{args.stage}: step {result.step}, {result.seconds / 60:.1f} min trained, "
-                        f"checkpoint {result.ckpt}")
+                        f"checkpoint {result.ckpt}"
+                        + "".join(f"; held-out loss ({k}) " + " -> ".join(f"{v:.4f} @ {s}" for s, v in curve[-2:])
+                                  for k, curve in curves.items()))
     return 0
 
 

@@ -4,6 +4,9 @@ On the corpus's held-out works (split by work, never seen in training), the firs
 - melody accuracy and dynamics r (Music ControlNet's definitions, engine/metrics/adherence.py) of cues generated
   from the clip's own controls and picture, re-extracted from the audio with Music ControlNet's recipe; next to the
   same figures for the real recording (the metric's ceiling on this data) and for mismatched pairs (chance);
+- the LDM's denoising loss (`train_ldm.heldout_loss`: v-prediction MSE, no condition dropout) on a fixed draw of
+  crops, timesteps and noise over the whole held-out split: the same draw for every bundle, so two bundles compare
+  pairwise, which is how a corpus that grew shows in the model;
 - VAE reconstruction L1 of log-Mel;
 - vocoder vs Griffin-Lim on ground-truth Mels: multi-resolution STFT distance to the real audio, and log-Mel L1.
 """
@@ -28,6 +31,8 @@ from .corpus_data import Corpus
 from .train_vocoder import multi_resolution_stft_loss
 
 logger = logging.getLogger(__name__)
+
+HELDOUT_LOSS_CROPS = 256  # 5.12 s crops; 16 batches of 16
 
 
 def _nanmean(xs: list[float]) -> float:
@@ -98,8 +103,24 @@ def evaluate_bundle(bundle_path: Path | None, corpus_root: Path, *, n_clips: int
         for m in ("melody_acc", "dynamics_r"):
             key = f"{m}@w{best_w:g}_steps{s}"
             summary[key] = _nanmean([r[key] for r in rows])
+    summary.update(_denoising_loss(pipe, corpus))
     summary.update(_vae_and_vocoder(pipe, clips))
     return {"summary": summary, "clips": rows}
+
+
+def _denoising_loss(pipe, corpus: Corpus, n_crops: int = HELDOUT_LOSS_CROPS) -> dict[str, Any]:
+    from diffusers import DDPMScheduler
+
+    from .train_ldm import LatentCache, heldout_corpora, heldout_loss
+
+    if pipe.controlnet is None or pipe.film_head is None:
+        return {}
+    held = heldout_corpora(corpus.root, corpus.mel).get("all")
+    if held is None:
+        return {}
+    models = {"unet": pipe.unet, "controlnet": pipe.controlnet, "film_head": pipe.film_head}
+    loss = heldout_loss(models, held, DDPMScheduler(**pipe.noise_schedule), LatentCache(pipe.vae), n_crops=n_crops)
+    return {"heldout_v_loss": loss, "heldout_v_loss_crops": n_crops, "heldout_clips": len(held.clips)}
 
 
 def _index(root: Path) -> list[dict]:

@@ -29,7 +29,7 @@ from ..errors import FilmscoreError
 from ..models import FilmScoreControlNet1D
 from .corpus_data import Corpus
 from .loop import EMA, Budget, Run, restore, run_steps
-from .train_ldm import CROP, LatentCache, ldm_loss
+from .train_ldm import CROP, LatentCache, heldout_corpora, ldm_loss, measure_heldout
 
 logger = logging.getLogger(__name__)
 
@@ -134,20 +134,6 @@ def tunable_controlnet(base: Bundle, spec: TuningSpec) -> nn.Module:
     return add_lora(controlnet, spec.rank, spec.targets, spec.alpha)
 
 
-def heldout_corpora(root: Path, mel, where: dict[str, tuple[str, ...]] | None) -> dict[str, Corpus]:
-    """The held-out split as a whole ("all") and, with a filter, under it ("subset"): what the tuning should
-    improve and what it may cost elsewhere. Splits without a clip long enough for a crop are left out."""
-    out = {}
-    for name, w in (("all", None), ("subset", where)) if where else (("all", None),):
-        try:
-            corpus = Corpus(root, "heldout", mel, where=w)
-        except FilmscoreError:
-            continue
-        if any(c.log_mel.shape[1] >= CROP for c in corpus.clips):
-            out[name] = corpus
-    return out
-
-
 def load_base(path: Path | None) -> Bundle:
     path = Path(path) if path is not None else DEFAULT_BUNDLE_DIR
     bundle = load_bundle(path)
@@ -166,21 +152,6 @@ def make_spec(base: Bundle, lora_rank: int | None, targets: LoraTargets = "all",
     if lora_rank is None:
         return TuningSpec(method="full", **common)
     return TuningSpec(method="lora", rank=lora_rank, alpha=float(lora_rank), targets=targets, **common)
-
-
-@torch.no_grad()
-def heldout_loss(models: dict[str, nn.Module], corpus: Corpus, noise_sched, latents: LatentCache, *, n_crops: int = 64,
-                 batch: int = 16, seed: int = 1234) -> float:
-    """`ldm_loss` without condition dropout on a fixed set of crops, timesteps and noise from `corpus` (the
-    held-out split, same filter): the same draw every call, so values before and after tuning compare directly."""
-    rng = np.random.default_rng(seed)
-    feature_dim = models["film_head"].config.feature_dim
-    was_training = models["controlnet"].training
-    models["controlnet"].eval()
-    losses = [float(ldm_loss(models, noise_sched, latents, corpus.sample_crops(rng, batch, CROP), rng, CROP,
-                             feature_dim, train=False)) for _ in range(max(1, n_crops // batch))]
-    models["controlnet"].train(was_training)
-    return round(float(np.mean(losses)), 5)
 
 
 def check_resume(run: Run, spec: TuningSpec, resume: bool) -> dict[str, Any] | None:
@@ -243,24 +214,11 @@ def train_controlnet(corpus: Corpus, base: Bundle, spec: TuningSpec, minutes: fl
         crops = corpus.sample_crops(rng, batch, CROP)
         return ldm_loss(models, noise_sched, latents, crops, rng, CROP, feature_dim), {}
 
-    def measure() -> bool:
-        """Held-out losses at this step, unless already measured; True when something new was measured."""
-        curves = run.extra.setdefault("heldout_loss", {})
-        values = {}
-        for name, held in (heldout or {}).items():
-            curve = curves.setdefault(name, [])
-            if not curve or curve[-1][0] != run.step:
-                values[name] = heldout_loss({**models, "controlnet": ema["controlnet"].model}, held, noise_sched,
-                                            latents)
-                curve.append([run.step, values[name]])
-        if values:
-            run.log(**{f"heldout_loss_{k}": v for k, v in values.items()})
-        return bool(values)
-
-    measure()
+    ema_models = {**models, "controlnet": ema["controlnet"].model}
+    measure_heldout(run, heldout, ema_models, noise_sched, latents)
     run = run_steps(run, Budget(minutes, max_steps), corpus, modules, opt, ema, loss_fn, progress,
                     lr_at=lambda step: lr * min(1.0, (step + 1) / WARMUP_STEPS))
-    if measure():
+    if measure_heldout(run, heldout, ema_models, noise_sched, latents):
         run.save(modules, opt, ema)
     return run
 

@@ -12,12 +12,16 @@ is `train_controlnet.py`.
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch import nn
 
+from ..audio.mel import MelConfig
 from ..constants import LATENT_DOWNSAMPLE, N_PITCH_CLASSES
+from ..errors import FilmscoreError
 from ..models import FilmScoreControlNet1D, FilmScoreUNet1D, FilmTokenHead, MelVAE
 from ..schedulers import DEFAULT_NOISE_SCHEDULE
 from .corpus_data import Corpus, control_batch, feature_batch
@@ -84,9 +88,64 @@ def ldm_loss(models, noise_sched, latents: LatentCache, crops, rng: np.random.Ge
     return F.mse_loss(pred, target)
 
 
+
+def heldout_corpora(root: Path, mel: MelConfig = MelConfig(),
+                    where: dict[str, tuple[str, ...]] | None = None) -> dict[str, Corpus]:
+    """The held-out split as a whole ("all") and, with a filter, under it ("subset"): what training should
+    improve and what a tuning may cost elsewhere. Splits without a clip long enough for a crop are left out."""
+    out = {}
+    for name, w in (("all", None), ("subset", where)) if where else (("all", None),):
+        try:
+            corpus = Corpus(root, "heldout", mel, where=w)
+        except FilmscoreError:
+            continue
+        if any(c.log_mel.shape[1] >= CROP for c in corpus.clips):
+            out[name] = corpus
+    return out
+
+
+@torch.no_grad()
+def heldout_loss(models: dict[str, nn.Module], corpus: Corpus, noise_sched, latents: LatentCache, *, n_crops: int = 64,
+                 batch: int = 16, seed: int = 1234) -> float:
+    """`ldm_loss` without condition dropout on a fixed set of crops, timesteps and noise from `corpus` (the
+    held-out split, same filter): the same draw every call, so values of two models, or of one before and after
+    training, compare directly (paired). The models are put in eval mode for it and then restored."""
+    rng = np.random.default_rng(seed)
+    feature_dim = models["film_head"].config.feature_dim
+    was_training = {k: m.training for k, m in models.items()}
+    for m in models.values():
+        m.eval()
+    losses = [float(ldm_loss(models, noise_sched, latents, corpus.sample_crops(rng, batch, CROP), rng, CROP,
+                             feature_dim, train=False)) for _ in range(max(1, n_crops // batch))]
+    for k, m in models.items():
+        m.train(was_training[k])
+    return round(float(np.mean(losses)), 5)
+
+
+def measure_heldout(run: Run, heldout: dict[str, Corpus] | None, models: dict[str, nn.Module], noise_sched,
+                    latents: LatentCache) -> bool:
+    """`heldout_loss` of `models` (the EMA weights, what ships) on each held-out corpus at the run's step, unless
+    already measured there; appended to `run.extra["heldout_loss"]` ({name: [[step, loss], ...]}) and the log.
+    True when something new was measured (then the caller saves the checkpoint)."""
+    curves = run.extra.setdefault("heldout_loss", {})
+    values = {}
+    for name, held in (heldout or {}).items():
+        curve = curves.setdefault(name, [])
+        if not curve or curve[-1][0] != run.step:
+            values[name] = heldout_loss(models, held, noise_sched, latents)
+            curve.append([run.step, values[name]])
+    if values:
+        run.log(**{f"heldout_loss_{k}": v for k, v in values.items()})
+    return bool(values)
+
+
 def train_ldm(corpus: Corpus, vae: MelVAE, minutes: float, *, feature_dim: int, feature_layout: str,
               batch: int = 16, lr: float = 3e-4, max_steps: int | None = None, run: Run | None = None,
-              progress=None, seed: int = 0, init: dict | None = None, model_kwargs: dict | None = None) -> Run:
+              progress=None, seed: int = 0, init: dict | None = None, model_kwargs: dict | None = None,
+              heldout: dict[str, Corpus] | None = None) -> Run:
+    """Train (or continue, from `run`'s checkpoint) for `minutes` or up to `max_steps` total steps. With
+    `heldout` ({name: held-out corpus}, `heldout_corpora`), `heldout_loss` of the EMA models is logged at the start
+    and the end of this call, so a continuation on a grown corpus shows what it changed."""
     from diffusers import DDPMScheduler
 
     run = run or Run("ldm")
@@ -112,5 +171,10 @@ def train_ldm(corpus: Corpus, vae: MelVAE, minutes: float, *, feature_dim: int, 
         crops = corpus.sample_crops(rng, batch, CROP)
         return ldm_loss(models, noise_sched, latents, crops, rng, CROP, feature_dim), {}
 
-    return run_steps(run, Budget(minutes, max_steps), corpus, models, opt, ema, loss_fn, progress,
-                     lr_at=lambda step: lr * min(1.0, (step + 1) / WARMUP_STEPS))
+    ema_models = {k: e.model for k, e in ema.items()}
+    measure_heldout(run, heldout, ema_models, noise_sched, latents)
+    run = run_steps(run, Budget(minutes, max_steps), corpus, models, opt, ema, loss_fn, progress,
+                    lr_at=lambda step: lr * min(1.0, (step + 1) / WARMUP_STEPS))
+    if measure_heldout(run, heldout, ema_models, noise_sched, latents):
+        run.save(models, opt, ema)
+    return run

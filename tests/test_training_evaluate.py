@@ -1,0 +1,75 @@
+"""Held-out measures of a bundle: the fixed-draw denoising loss (`train_ldm.heldout_loss`) and
+`filmscore train evaluate` (evaluate_bundle + update_metrics) on a tiny real corpus and a tiny bundle."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from filmscore.engine.bundle import load_bundle
+from filmscore.engine.bundle_testing import make_tiny_bundle
+from filmscore.engine.metrics.testing import make_tiny_corpus
+from filmscore.engine.training.train_ldm import CROP, LatentCache, heldout_corpora, heldout_loss
+
+
+@pytest.fixture(scope="module")
+def corpus_dir(tmp_path_factory):
+    return make_tiny_corpus(tmp_path_factory.mktemp("corpus"), works_per_master=1, duration_s=6.0)
+
+
+@pytest.fixture(scope="module")
+def bundle_dir(tmp_path_factory):
+    return make_tiny_bundle(tmp_path_factory.mktemp("bundle") / "tiny")
+
+
+def _loss_parts(bundle_dir):
+    from diffusers import DDPMScheduler
+
+    bundle = load_bundle(bundle_dir)
+    models = {k: bundle.models[k] for k in ("unet", "controlnet", "film_head")}
+    return bundle, models, DDPMScheduler(**bundle.noise_schedule), LatentCache(bundle.models["vae"])
+
+
+def test_heldout_corpora_are_the_heldout_works_with_a_full_crop(corpus_dir, tmp_path):
+    held = heldout_corpora(corpus_dir)
+    assert list(held) == ["all"] and {c.id.split("-r")[0] for c in held["all"].clips} == {"high-w1", "low-w1"}
+    assert all(c.log_mel.shape[1] >= CROP for c in held["all"].clips)
+    short = make_tiny_corpus(tmp_path / "short", works_per_master=1, duration_s=3.0)
+    assert heldout_corpora(short) == {}  # no clip holds a 5.12 s crop: nothing to measure on
+
+
+def test_heldout_loss_is_one_fixed_draw_and_leaves_training_flags_alone(corpus_dir, bundle_dir):
+    bundle, models, sched, latents = _loss_parts(bundle_dir)
+    held = heldout_corpora(corpus_dir, bundle.mel_config)["all"]
+    models["unet"].train()
+    models["controlnet"].eval()
+    first = heldout_loss(models, held, sched, latents, n_crops=32)
+    assert first == heldout_loss(models, held, sched, latents, n_crops=32)  # same crops, timesteps and noise
+    assert models["unet"].training and not models["controlnet"].training
+    assert first != heldout_loss(models, held, sched, latents, n_crops=32, seed=7)
+    with torch.no_grad():  # a model that changes gets another figure on the same draw
+        models["unet"].conv_out.bias.add_(0.5)
+    assert heldout_loss(models, held, sched, latents, n_crops=32) != first
+
+
+@pytest.mark.slow
+def test_evaluate_writes_adherence_denoising_loss_and_vocoder_figures(corpus_dir, bundle_dir, tmp_path):
+    from filmscore.bridge.cli import main
+
+    out = tmp_path / "metrics.json"
+    rc = main(["train", "evaluate", "--bundle", str(bundle_dir), "--corpus", str(corpus_dir), "--n-clips", "2",
+               "--steps", "2", "--compare-steps", "1", "-o", str(out)])
+    assert rc == 0
+    result = json.loads(out.read_text())
+    s = result["summary"]
+    assert s["n_clips"] == 2 and [r["id"] for r in result["clips"]] == ["high-w1-r0", "low-w1-r0"]
+    assert 0.0 <= s["melody_acc@w1"] <= 1.0 and 0.0 <= s["melody_acc@w3_steps1"] <= 1.0
+    assert s["real_audio_melody_acc"] > 0.8  # the tiny corpus's own audio re-extracts its melody
+    assert s["heldout_v_loss"] > 0 and s["heldout_v_loss_crops"] == 256 and s["heldout_clips"] == 2
+    bundle, models, sched, latents = _loss_parts(bundle_dir)  # the figure is heldout_loss of the bundle's models
+    held = heldout_corpora(corpus_dir, bundle.mel_config)["all"]
+    assert s["heldout_v_loss"] == heldout_loss(models, held, sched, latents, n_crops=256)
+    assert s["vocoder_mrstft"] > 0 and s["griffin_lim_mrstft"] > 0 and s["vae_recon_l1_logmel"] > 0
+    assert load_bundle(bundle_dir).manifest["metrics"]["heldout_v_loss"] == s["heldout_v_loss"]
