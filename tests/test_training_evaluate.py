@@ -7,11 +7,15 @@ import json
 
 import pytest
 import torch
-
 from filmscore.engine.bundle import load_bundle
 from filmscore.engine.bundle_testing import make_tiny_bundle
 from filmscore.engine.metrics.testing import make_tiny_corpus
-from filmscore.engine.training.train_ldm import CROP, LatentCache, heldout_corpora, heldout_loss
+from filmscore.engine.training.train_ldm import (
+    CROP,
+    LatentCache,
+    heldout_corpora,
+    heldout_loss,
+)
 
 
 @pytest.fixture(scope="module")

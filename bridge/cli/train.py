@@ -150,11 +150,11 @@ def _controlnet(args: argparse.Namespace, corpus_root: Path, train_dir: Path) ->
         STAGE,
         check_lora,
         check_resume,
-        heldout_corpora,
         load_base,
         make_spec,
         train_controlnet,
     )
+    from filmscore.engine.training.train_ldm import heldout_corpora
 
     where = parse_where(args.where)
     base = load_base(args.from_bundle)

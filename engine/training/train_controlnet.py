@@ -29,7 +29,7 @@ from ..errors import FilmscoreError
 from ..models import FilmScoreControlNet1D
 from .corpus_data import Corpus
 from .loop import EMA, Budget, Run, restore, run_steps
-from .train_ldm import CROP, LatentCache, heldout_corpora, ldm_loss, measure_heldout
+from .train_ldm import CROP, LatentCache, ldm_loss, measure_heldout
 
 logger = logging.getLogger(__name__)
 

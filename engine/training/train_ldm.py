@@ -89,14 +89,14 @@ def ldm_loss(models, noise_sched, latents: LatentCache, crops, rng: np.random.Ge
 
 
 
-def heldout_corpora(root: Path, mel: MelConfig = MelConfig(),
+def heldout_corpora(root: Path, mel: MelConfig | None = None,
                     where: dict[str, tuple[str, ...]] | None = None) -> dict[str, Corpus]:
     """The held-out split as a whole ("all") and, with a filter, under it ("subset"): what training should
     improve and what a tuning may cost elsewhere. Splits without a clip long enough for a crop are left out."""
     out = {}
     for name, w in (("all", None), ("subset", where)) if where else (("all", None),):
         try:
-            corpus = Corpus(root, "heldout", mel, where=w)
+            corpus = Corpus(root, "heldout", mel or MelConfig(), where=w)
         except FilmscoreError:
             continue
         if any(c.log_mel.shape[1] >= CROP for c in corpus.clips):
