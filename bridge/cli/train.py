@@ -27,6 +27,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch", type=int, default=16)
     p.add_argument("--lr", type=float, default=None)
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    p.add_argument("--device", default="auto",
+                   help="vae|vocoder|ldm|controlnet: train on cpu, cuda or cuda:N; auto (default) takes a CUDA GPU "
+                        "when PyTorch sees one. Checkpoints move between devices")
     p.add_argument("--from-bundle", type=Path, default=None,
                    help="start from this bundle's weights when no checkpoint exists; controlnet: the bundle whose "
                         "ControlNet is tuned (default: shipped bundle)")
@@ -54,7 +57,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     import torch
-    from filmscore.engine.training.loop import DEFAULT_TRAIN_DIR, Run
+    from filmscore.engine.training.loop import DEFAULT_TRAIN_DIR, Run, resolve_device
 
     torch.set_num_threads(args.threads)
     train_dir = args.train_dir or DEFAULT_TRAIN_DIR
@@ -83,8 +86,9 @@ def run(args: argparse.Namespace) -> int:
         raise FilmscoreError(f"--resume, --lora and --where apply to `train controlnet`; `train {args.stage}` "
                              f"always continues its own checkpoint on the whole corpus")
 
+    device = resolve_device(args.device)
     corpus = Corpus(args.corpus or DEFAULT_CORPUS, "train")
-    stderr_console.print(f"corpus: {len(corpus.clips)} clips, {corpus.hours:.2f} h")
+    stderr_console.print(f"corpus: {len(corpus.clips)} clips, {corpus.hours:.2f} h; training on {device}")
     run_state = Run(args.stage, train_dir)
     init = initial_weights(args.stage, args.from_bundle) if not run_state.ckpt.is_file() else None
 
@@ -93,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
                              highlight=False)
 
     kw = {"minutes": args.minutes, "batch": args.batch, "max_steps": args.max_steps, "run": run_state,
-          "progress": progress}
+          "progress": progress, "device": device}
     if args.lr is not None:
         kw["lr"] = args.lr
     if args.stage == "vae":
@@ -114,7 +118,7 @@ def run(args: argparse.Namespace) -> int:
         result = train_ldm(corpus, vae, feature_dim=feature_dim, feature_layout=layout, init=init,
                            heldout=heldout_corpora(corpus.root, corpus.mel), **kw)
     summary = {"stage": args.stage, "step": result.step, "train_seconds": round(result.seconds, 1),
-               "checkpoint": str(result.ckpt), "corpus_hours": round(corpus.hours, 3)}
+               "checkpoint": str(result.ckpt), "corpus_hours": round(corpus.hours, 3), "device": str(device)}
     curves = result.extra.get("heldout_loss", {})
     if curves:
         summary["heldout_loss"] = curves
@@ -145,7 +149,7 @@ def _evaluate(args: argparse.Namespace, corpus_root: Path) -> int:
 def _controlnet(args: argparse.Namespace, corpus_root: Path, train_dir: Path) -> int:
     from filmscore.engine.training.assemble import assemble_tuned_bundle
     from filmscore.engine.training.corpus_data import Corpus, parse_where
-    from filmscore.engine.training.loop import Run
+    from filmscore.engine.training.loop import Run, resolve_device
     from filmscore.engine.training.train_controlnet import (
         STAGE,
         check_lora,
@@ -157,6 +161,7 @@ def _controlnet(args: argparse.Namespace, corpus_root: Path, train_dir: Path) ->
     from filmscore.engine.training.train_ldm import heldout_corpora
 
     where = parse_where(args.where)
+    device = resolve_device(args.device)  # before anything slow loads
     base = load_base(args.from_bundle)
     if args.lora is not None:  # checked before the corpus loads (minutes on a large corpus)
         check_lora(base.models["controlnet"], args.lora, args.lora_targets)
@@ -165,7 +170,8 @@ def _controlnet(args: argparse.Namespace, corpus_root: Path, train_dir: Path) ->
     check_resume(run_state, spec, args.resume)  # before the corpus loads
     corpus = Corpus(corpus_root, "train", base.mel_config, where=where)
     stderr_console.print(f"corpus: {len(corpus.clips)} clips, {corpus.hours:.2f} h"
-                         + (f" ({' '.join(args.where)})" if args.where else ""), highlight=False)
+                         + (f" ({' '.join(args.where)})" if args.where else "") + f"; training on {device}",
+                         highlight=False)
     heldout = heldout_corpora(corpus_root, base.mel_config, where)
     start_step, start_s = run_state.step, run_state.seconds
 
@@ -176,7 +182,8 @@ def _controlnet(args: argparse.Namespace, corpus_root: Path, train_dir: Path) ->
 
     kw = {"lr": args.lr} if args.lr is not None else {}
     result = train_controlnet(corpus, base, spec, args.minutes, batch=args.batch, max_steps=args.max_steps,
-                              run=run_state, resume=args.resume, progress=progress, heldout=heldout, **kw)
+                              run=run_state, resume=args.resume, progress=progress, heldout=heldout,
+                              device=device, **kw)
     steps = result.step - start_step
     extra = result.extra
     summary = {"stage": STAGE, "method": spec.method, "rank": spec.rank, "targets": spec.targets,

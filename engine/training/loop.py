@@ -14,9 +14,36 @@ from typing import Any
 
 import torch
 
+from ..errors import FilmscoreError
+
 logger = logging.getLogger(__name__)
 
 DEFAULT_TRAIN_DIR = Path(os.environ.get("FILMSCORE_TRAIN_DIR", Path.home() / ".cache" / "filmscore" / "train"))
+
+
+class TrainingDeviceError(FilmscoreError):
+    """A training device was asked for that this machine does not have."""
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """The device a stage trains on: "auto" takes the first CUDA GPU when PyTorch sees one, else the CPU; "cuda"
+    (or "cuda:N") without a usable GPU is an error rather than a silent fall back to hours of CPU."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError as e:
+        raise TrainingDeviceError(f"--device {name!r}: not a device PyTorch knows ({e}); use cpu, cuda or auto") from e
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise TrainingDeviceError(f"--device {name}: PyTorch sees no CUDA GPU here (torch {torch.__version__}, "
+                                      f"CUDA build: {torch.version.cuda or 'no'}); use --device cpu, or install a "
+                                      f"CUDA build of torch")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise TrainingDeviceError(f"--device {name}: only {torch.cuda.device_count()} CUDA device(s) here")
+    elif device.type != "cpu":
+        raise TrainingDeviceError(f"--device {name}: training runs on cpu or cuda")
+    return device
 
 
 def model_config(model: torch.nn.Module) -> dict[str, Any]:

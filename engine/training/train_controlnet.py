@@ -178,20 +178,22 @@ def check_resume(run: Run, spec: TuningSpec, resume: bool) -> dict[str, Any] | N
 def train_controlnet(corpus: Corpus, base: Bundle, spec: TuningSpec, minutes: float, *, batch: int = 16,
                      lr: float | None = None, max_steps: int | None = None, run: Run | None = None,
                      resume: bool = False, progress=None, seed: int = 0,
-                     heldout: dict[str, Corpus] | None = None) -> Run:
+                     heldout: dict[str, Corpus] | None = None, device: torch.device | str = "cpu") -> Run:
     """Tune `base`'s ControlNet on `corpus` for `minutes` (or up to `max_steps` total steps); a checkpoint in
     `run.dir` is continued as `check_resume` says. Only the ControlNet's trainable parameters reach the optimizer.
     With `heldout` ({name: held-out corpus}, `heldout_corpora`), `heldout_loss` of the EMA ControlNet on each is
-    logged at the start and the end of this call (`run.extra["heldout_loss"]`: {name: [[step, loss], ...]})."""
+    logged at the start and the end of this call (`run.extra["heldout_loss"]`: {name: [[step, loss], ...]}).
+    `device`: where the models and batches live (`loop.resolve_device`); checkpoints are device-independent."""
     from diffusers import DDPMScheduler
 
     run = run or Run(STAGE)
     state = check_resume(run, spec, resume)
-    unet, head = base.models["unet"].eval(), base.models["film_head"].eval()
+    device = torch.device(device)
+    unet, head = base.models["unet"].eval().to(device), base.models["film_head"].eval().to(device)
     unet.requires_grad_(False)
     head.requires_grad_(False)
     total = sum(p.numel() for p in base.models["controlnet"].parameters())  # the ControlNet's own, no adapters
-    controlnet = tunable_controlnet(base, spec)
+    controlnet = tunable_controlnet(base, spec).to(device)
     trainable = trainable_parameters(controlnet)
     lr = lr if lr is not None else DEFAULT_LR[spec.method]
     opt = torch.optim.AdamW([p for p in controlnet.parameters() if p.requires_grad], lr=lr,
@@ -207,7 +209,7 @@ def train_controlnet(corpus: Corpus, base: Bundle, spec: TuningSpec, minutes: fl
     models = {"unet": unet, "controlnet": controlnet, "film_head": head}
     feature_dim = head.config.feature_dim
     noise_sched = DDPMScheduler(**base.noise_schedule)
-    latents = LatentCache(base.models["vae"])
+    latents = LatentCache(base.models["vae"].to(device))
     rng = np.random.default_rng(seed + run.step)
 
     def loss_fn():

@@ -47,7 +47,8 @@ def build_models(latent_channels: int, feature_dim: int, feature_layout: str, *,
 
 
 class LatentCache:
-    """Scaled VAE posterior means per clip `(C, T / 4)`, computed once (the VAE is frozen)."""
+    """Scaled VAE posterior means per clip `(C, T / 4)`, computed once (the VAE is frozen), kept on the VAE's
+    device."""
 
     def __init__(self, vae: MelVAE):
         self.vae = vae.eval()
@@ -56,7 +57,8 @@ class LatentCache:
     @torch.no_grad()
     def get(self, clip) -> torch.Tensor:
         if clip.id not in self.z:
-            mean, _ = self.vae.encode(torch.from_numpy(clip.log_mel.astype(np.float32))[None])
+            device = next(self.vae.parameters()).device
+            mean, _ = self.vae.encode(torch.from_numpy(clip.log_mel.astype(np.float32))[None].to(device))
             self.z[clip.id] = mean[0] * self.vae.config.scaling_factor
         return self.z[clip.id]
 
@@ -67,14 +69,16 @@ def ldm_loss(models, noise_sched, latents: LatentCache, crops, rng: np.random.Ge
     b = len(crops)
     lat = crop // LATENT_DOWNSAMPLE
     z0 = torch.stack([latents.get(c)[:, s // LATENT_DOWNSAMPLE:s // LATENT_DOWNSAMPLE + lat] for c, s in crops])
-    ctrl = control_batch(crops, crop)
-    feats, has_pic = feature_batch(crops, crop, feature_dim)
+    device = z0.device
+    ctrl = control_batch(crops, crop).to(device)
+    feats, has_pic = (x.to(device) for x in feature_batch(crops, crop, feature_dim))
+    # Timesteps, noise and dropout draws come from a CPU generator, so a seed gives the same batch on any device.
     g = torch.Generator().manual_seed(int(rng.integers(2**31)))
-    t = torch.randint(0, noise_sched.config.num_train_timesteps, (b,), generator=g)
-    eps = torch.randn(z0.shape, generator=g)
+    t = torch.randint(0, noise_sched.config.num_train_timesteps, (b,), generator=g).to(device)
+    eps = torch.randn(z0.shape, generator=g).to(device)
     zt = noise_sched.add_noise(z0, eps, t)
     target = noise_sched.get_velocity(z0, eps, t)
-    u = torch.rand(4, b, generator=g) if train else torch.ones(4, b)
+    u = (torch.rand(4, b, generator=g) if train else torch.ones(4, b)).to(device)
     use_pic = has_pic & (u[0] >= P_DROP_PICTURE)
     keep_ctrl = (u[1] >= P_DROP_CONTROL).float()
     ctrl = ctrl.clone()
@@ -142,10 +146,11 @@ def measure_heldout(run: Run, heldout: dict[str, Corpus] | None, models: dict[st
 def train_ldm(corpus: Corpus, vae: MelVAE, minutes: float, *, feature_dim: int, feature_layout: str,
               batch: int = 16, lr: float = 3e-4, max_steps: int | None = None, run: Run | None = None,
               progress=None, seed: int = 0, init: dict | None = None, model_kwargs: dict | None = None,
-              heldout: dict[str, Corpus] | None = None) -> Run:
+              heldout: dict[str, Corpus] | None = None, device: torch.device | str = "cpu") -> Run:
     """Train (or continue, from `run`'s checkpoint) for `minutes` or up to `max_steps` total steps. With
     `heldout` ({name: held-out corpus}, `heldout_corpora`), `heldout_loss` of the EMA models is logged at the start
-    and the end of this call, so a continuation on a grown corpus shows what it changed."""
+    and the end of this call, so a continuation on a grown corpus shows what it changed. `device`: where the models
+    and batches live (`loop.resolve_device`); checkpoints are device-independent."""
     from diffusers import DDPMScheduler
 
     run = run or Run("ldm")
@@ -156,6 +161,9 @@ def train_ldm(corpus: Corpus, vae: MelVAE, minutes: float, *, feature_dim: int, 
         models = {"unet": FilmScoreUNet1D.from_config(cfgs["unet"]),
                   "controlnet": FilmScoreControlNet1D.from_config(cfgs["controlnet"]),
                   "film_head": FilmTokenHead.from_config(cfgs["film_head"])}
+    device = torch.device(device)
+    models = {k: m.to(device) for k, m in models.items()}
+    vae = vae.to(device)
     params = [p for m in models.values() for p in m.parameters()]
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=1e-2)
     ema = {k: EMA(m, 0.999) for k, m in models.items()}

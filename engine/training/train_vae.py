@@ -18,19 +18,23 @@ CROP = 256  # 2.56 s
 
 
 def train_vae(corpus: Corpus, minutes: float, *, batch: int = 16, lr: float = 3e-4, max_steps: int | None = None,
-              init: MelVAE | None = None, run: Run | None = None, progress=None, seed: int = 0) -> Run:
+              init: MelVAE | None = None, run: Run | None = None, progress=None, seed: int = 0,
+              device: torch.device | str = "cpu") -> Run:
+    """Train (or continue, from `run`'s checkpoint) on `device` for `minutes` or up to `max_steps` total steps."""
     run = run or Run("vae")
+    device = torch.device(device)
     vae = init
     if vae is None:
         vae = MelVAE(n_mels=corpus.mel.n_mels)
         pca_l1 = vae.init_from_patches([c.log_mel for c in corpus.clips[:200]])
         logger.info("vae: initialised from PCA of corpus patches (log-Mel L1 %.3f)", pca_l1)
         run.extra["pca_init_l1"] = pca_l1
+    vae = vae.to(device)
     opt = torch.optim.AdamW(vae.parameters(), lr=lr, weight_decay=0.0)
     ema = {"vae": EMA(vae, 0.999)}
     state = run.load()
     if state is not None:
-        vae = MelVAE.from_config(state["configs"]["vae"])
+        vae = MelVAE.from_config(state["configs"]["vae"]).to(device)
         opt = torch.optim.AdamW(vae.parameters(), lr=lr, weight_decay=0.0)
         ema = {"vae": EMA(vae, 0.999)}
         restore(state, {"vae": vae}, opt, ema)
@@ -38,7 +42,7 @@ def train_vae(corpus: Corpus, minutes: float, *, batch: int = 16, lr: float = 3e
     rng = np.random.default_rng(seed + run.step)
 
     def loss_fn():
-        x = mel_batch(corpus.sample_crops(rng, batch, CROP), CROP)
+        x = mel_batch(corpus.sample_crops(rng, batch, CROP), CROP).to(device)
         rec, mean, logvar = vae(x)
         l1 = (rec - x).abs().mean()
         kl = 0.5 * (mean.pow(2) + logvar.exp() - 1 - logvar).mean()

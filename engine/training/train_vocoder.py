@@ -41,28 +41,32 @@ def wave_batch(crops, crop: int, hop: int) -> torch.Tensor:
 
 
 def train_vocoder(corpus: Corpus, minutes: float, *, batch: int = 16, lr: float = 5e-4, max_steps: int | None = None,
-                  run: Run | None = None, progress=None, seed: int = 0, init: VocosVocoder | None = None) -> Run:
+                  run: Run | None = None, progress=None, seed: int = 0, init: VocosVocoder | None = None,
+                  device: torch.device | str = "cpu") -> Run:
+    """Train (or continue, from `run`'s checkpoint) on `device` for `minutes` or up to `max_steps` total steps."""
     run = run or Run("vocoder")
+    device = torch.device(device)
     m = corpus.mel
     voc = init if init is not None else VocosVocoder(
         n_mels=m.n_mels, hop_length=m.hop_length, mag_prior=True, mel_n_fft=m.n_fft, sample_rate=m.sample_rate,
         f_min=m.f_min, f_max=m.f_max, bin_phase_advance=True)
+    voc = voc.to(device)
     opt = torch.optim.AdamW(voc.parameters(), lr=lr, betas=(0.8, 0.9))
     ema = {"vocoder": EMA(voc, 0.999)}
     state = run.load()
     if state is not None:
-        voc = VocosVocoder.from_config(state["configs"]["vocoder"])
+        voc = VocosVocoder.from_config(state["configs"]["vocoder"]).to(device)
         opt = torch.optim.AdamW(voc.parameters(), lr=lr, betas=(0.8, 0.9))
         ema = {"vocoder": EMA(voc, 0.999)}
         restore(state, {"vocoder": voc}, opt, ema)
         logger.info("vocoder: resumed at step %d", run.step)
-    front = MelSpectrogram(corpus.mel)
+    front = MelSpectrogram(corpus.mel).to(device)
     hop = corpus.mel.hop_length
     rng = np.random.default_rng(seed + run.step)
 
     def loss_fn():
         crops = corpus.sample_crops(rng, batch, CROP)
-        mel, wave = mel_batch(crops, CROP), wave_batch(crops, CROP, hop)
+        mel, wave = mel_batch(crops, CROP).to(device), wave_batch(crops, CROP, hop).to(device)
         y = voc(mel)
         mel_l1 = (front(y) - mel).abs().mean()
         stft = multi_resolution_stft_loss(y, wave)
