@@ -77,3 +77,39 @@ def test_evaluate_writes_adherence_denoising_loss_and_vocoder_figures(corpus_dir
     assert s["heldout_v_loss"] == heldout_loss(models, held, sched, latents, n_crops=256)
     assert s["vocoder_mrstft"] > 0 and s["griffin_lim_mrstft"] > 0 and s["vae_recon_l1_logmel"] > 0
     assert load_bundle(bundle_dir).manifest["metrics"]["heldout_v_loss"] == s["heldout_v_loss"]
+    assert s["works"] == 2 and s["masters"] == ["high", "low"]
+
+    pinned = tmp_path / "pinned.json"  # --clips-from: exactly the clips of an earlier result, in its order
+    out.write_text(json.dumps({"summary": {}, "clips": [{"id": "low-w1-r0"}]}))
+    assert main(["train", "evaluate", "--bundle", str(bundle_dir), "--corpus", str(corpus_dir), "--steps", "2",
+                 "--clips-from", str(out), "-o", str(pinned)]) == 0
+    assert [r["id"] for r in json.loads(pinned.read_text())["clips"]] == ["low-w1-r0"]
+
+
+def test_evaluate_names_clips_it_cannot_find(corpus_dir, bundle_dir, tmp_path, capsys):
+    from filmscore.bridge.cli import main
+
+    earlier = tmp_path / "earlier.json"
+    earlier.write_text(json.dumps({"clips": [{"id": "low-w1-r0"}, {"id": "high-w0-r0"}]}))  # w0 is a train work
+    assert main(["train", "evaluate", "--bundle", str(bundle_dir), "--corpus", str(corpus_dir),
+                 "--clips-from", str(earlier)]) == 2
+    err = capsys.readouterr().err
+    assert "1 of the 2 clips" in err and "high-w0-r0" in err
+    (tmp_path / "bad.json").write_text("{}")
+    assert main(["train", "evaluate", "--bundle", str(bundle_dir), "--corpus", str(corpus_dir),
+                 "--clips-from", str(tmp_path / "bad.json")]) == 2
+    assert "bad.json: not a `filmscore train evaluate -o` result" in capsys.readouterr().err
+
+
+def test_select_clips_spreads_over_composers_and_works():
+    from types import SimpleNamespace
+
+    from filmscore.engine.training.evaluate import select_clips
+
+    clips = [SimpleNamespace(id=f"{m}{w}.c{k}", work=f"{m}/{w}", master=m)
+             for m, n_works in (("bach", 5), ("folk", 3), ("josquin", 1)) for w in range(n_works) for k in range(4)]
+    picked = select_clips(clips, 5)
+    assert [c.master for c in picked] == ["bach", "folk", "josquin", "bach", "folk"]
+    assert len({c.work for c in picked}) == 5 and all(c.id.endswith(".c0") for c in picked)
+    assert select_clips(clips, 5) == picked  # deterministic
+    assert len(select_clips(clips, 100)) == 9  # one per work at most

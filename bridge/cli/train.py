@@ -51,6 +51,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--n-clips", type=int, default=12, help="evaluate: held-out clips")
     p.add_argument("--steps", type=int, default=25, help="evaluate: denoising steps")
     p.add_argument("--compare-steps", default="", help="evaluate: also these step counts, e.g. 10,12")
+    p.add_argument("--clips-from", type=Path, default=None, metavar="FILE",
+                   help="evaluate: the held-out clips of an earlier `train evaluate -o FILE` (a paired comparison; "
+                        "default: --n-clips clips spread over composers and works)")
     add_json_flag(p)
     p.set_defaults(run=run)
 
@@ -133,11 +136,13 @@ def _evaluate(args: argparse.Namespace, corpus_root: Path) -> int:
     import json
 
     from filmscore.engine.bundle import DEFAULT_BUNDLE_DIR, update_metrics
-    from filmscore.engine.training.evaluate import evaluate_bundle
+    from filmscore.engine.training.evaluate import clip_ids_from, evaluate_bundle
 
     bundle = args.bundle or DEFAULT_BUNDLE_DIR
     compare = tuple(int(s) for s in args.compare_steps.split(",") if s.strip())
+    clip_ids = clip_ids_from(args.clips_from) if args.clips_from is not None else None
     result = evaluate_bundle(bundle, corpus_root, n_clips=args.n_clips, steps=args.steps, compare_steps=compare,
+                             clip_ids=clip_ids,
                              progress=lambda i, n: stderr_console.print(f"evaluated {i}/{n} held-out clips"))
     update_metrics(bundle, result["summary"])
     if args.out is not None:

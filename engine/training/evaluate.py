@@ -1,6 +1,9 @@
 """Held-out metrics of a bundle, written into its bundle.json (`filmscore train evaluate`).
 
-On the corpus's held-out works (split by work, never seen in training), the first `crop_s` seconds of each clip:
+On the corpus's held-out works (split by work, never seen in training), the first `crop_s` seconds of each of
+`n_clips` clips spread over composers and works (`select_clips`: one clip per work, composers taken in turn), or of
+the clips an earlier evaluation used (`clip_ids`, so two bundles, or one corpus before and after it grew, compare
+clip by clip):
 - melody accuracy and dynamics r (Music ControlNet's definitions, engine/metrics/adherence.py) of cues generated
   from the clip's own controls and picture, re-extracted from the audio with Music ControlNet's recipe; next to the
   same figures for the real recording (the metric's ceiling on this data) and for mismatched pairs (chance);
@@ -13,6 +16,8 @@ On the corpus's held-out works (split by work, never seen in training), the firs
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -25,6 +30,7 @@ from ..audio.io import load_audio
 from ..constants import MODEL_SAMPLE_RATE
 from ..controls.audio import controls_from_audio
 from ..controls.types import Controls
+from ..errors import FilmscoreError
 from ..film.features import FilmFeatures
 from ..metrics.adherence import dynamics_correlation, melody_accuracy
 from .corpus_data import Corpus
@@ -33,6 +39,37 @@ from .train_vocoder import multi_resolution_stft_loss
 logger = logging.getLogger(__name__)
 
 HELDOUT_LOSS_CROPS = 256  # 5.12 s crops; 16 batches of 16
+
+
+class EvaluationError(FilmscoreError):
+    """An evaluation asked for clips the corpus does not have."""
+
+
+def select_clips(clips: list, n: int) -> list:
+    """`n` held-out clips spread over composers and works: the first clip (lowest id) of each work, works ordered
+    by sha1 of their id within a composer, composers (alphabetical) taken in turn. Deterministic, and it does not
+    pile up on one work's many clips as the first `n` ids would (they were 12 clips of 3 Palestrina masses)."""
+    first: dict[str, object] = {}
+    for c in sorted(clips, key=lambda c: c.id):
+        first.setdefault(c.work or c.id, c)
+    by_master: dict[str, list] = {}
+    for work, c in sorted(first.items(), key=lambda kv: hashlib.sha1(kv[0].encode()).hexdigest()):
+        by_master.setdefault(c.master, []).append(c)
+    queues = [by_master[m] for m in sorted(by_master)]
+    out: list = []
+    while len(out) < n and any(queues):
+        for q in queues:
+            if q and len(out) < n:
+                out.append(q.pop(0))
+    return out
+
+
+def clip_ids_from(path: Path) -> list[str]:
+    """The clip ids of an earlier `filmscore train evaluate -o FILE` result."""
+    try:
+        return [r["id"] for r in json.loads(Path(path).read_text())["clips"]]
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise EvaluationError(f"{path}: not a `filmscore train evaluate -o` result with per-clip rows ({e})") from e
 
 
 def _nanmean(xs: list[float]) -> float:
@@ -44,16 +81,25 @@ def _nanmean(xs: list[float]) -> float:
 def evaluate_bundle(bundle_path: Path | None, corpus_root: Path, *, n_clips: int = 12, crop_s: float = 10.24,
                     steps: int = 25, scheduler: str = "dpmpp", control_guidance: tuple[float, ...] = (1.0, 3.0),
                     picture_guidance: float = 2.0, seed: int = 0, compare_steps: tuple[int, ...] = (),
-                    progress=None) -> dict[str, Any]:
+                    clip_ids: list[str] | None = None, progress=None) -> dict[str, Any]:
     """`compare_steps`: also measure adherence at these step counts (highest control guidance), to price faster
-    sampling against the `steps` reference."""
+    sampling against the `steps` reference. `clip_ids`: evaluate exactly these held-out clips (`n_clips` is then
+    ignored)."""
     from ..render import build_pipeline
 
     pipe, bundle = build_pipeline(bundle_path)
     corpus = Corpus(corpus_root, "heldout", bundle.mel_config)
-    clips = sorted(corpus.clips, key=lambda c: c.id)[:n_clips]
+    if clip_ids is not None:
+        held = {c.id: c for c in corpus.clips}
+        missing = [i for i in clip_ids if i not in held]
+        if missing:
+            raise EvaluationError(f"{corpus_root}: {len(missing)} of the {len(clip_ids)} clips asked for are not in "
+                                  f"its held-out split (first: {missing[0]})")
+        clips = [held[i] for i in clip_ids]
+    else:
+        clips = select_clips(corpus.clips, n_clips)
     if not clips:
-        raise ValueError(f"{corpus_root}: no held-out clips")
+        raise EvaluationError(f"{corpus_root}: no held-out clips")
     index = {e["id"]: e for e in _index(corpus_root)}
     frames = int(crop_s * 100)
     rows: list[dict[str, Any]] = []
@@ -90,7 +136,8 @@ def evaluate_bundle(bundle_path: Path | None, corpus_root: Path, *, n_clips: int
     chance = [melody_accuracy(requested[i].melody, generated[best_w][(i + 1) % len(clips)])
               for i in range(len(clips))] if len(clips) > 1 else []
     summary: dict[str, Any] = {
-        "split": "heldout", "n_clips": len(clips), "seconds_per_clip": crop_s, "steps": steps, "scheduler": scheduler,
+        "split": "heldout", "n_clips": len(clips), "works": len({c.work for c in clips}),
+        "masters": sorted({c.master for c in clips}), "seconds_per_clip": crop_s, "steps": steps, "scheduler": scheduler,
         "picture_guidance": picture_guidance,
         "real_audio_melody_acc": _nanmean([r["real_melody_acc"] for r in rows]),
         "real_audio_dynamics_r": _nanmean([r["real_dynamics_r"] for r in rows]),
@@ -124,8 +171,6 @@ def _denoising_loss(pipe, corpus: Corpus, n_crops: int = HELDOUT_LOSS_CROPS) -> 
 
 
 def _index(root: Path) -> list[dict]:
-    import json
-
     with open(root / "index.jsonl") as f:
         return [json.loads(line) for line in f if line.strip()]
 
