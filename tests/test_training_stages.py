@@ -58,7 +58,13 @@ def test_stages_resume_and_assemble_a_bundle(tmp_path, monkeypatch):
     summary = assemble_bundle(train_dir, tmp_path / "bundle", corpus_dir=corpus_dir, fp16=True)
     assert summary["components"] == ["controlnet", "film_head", "unet", "vae", "vocoder"]
     bundle = load_bundle(tmp_path / "bundle")
-    assert bundle.manifest["provenance"]["stages"]["ldm"]["steps"] == 2
+    stages = bundle.manifest["provenance"]["stages"]
+    assert stages["ldm"]["steps"] == 2
+    # every invocation is on record: the VAE trained in two (2 steps, then 1 more), on this corpus, on the CPU
+    assert [(r["from_step"], r["to_step"]) for r in stages["vae"]["sessions"]] == [(0, 2), (2, 3)]
+    assert all(r["device"] == "cpu" and r["corpus_hours_from"] == r["corpus_hours_to"] == round(corpus.hours, 2)
+               for r in stages["vae"]["sessions"])
+    assert stages["vae"]["corpus_hours_seen"] == [round(corpus.hours, 2)] * 2
     assert bundle.manifest["film_layout"] == layout
 
     from filmscore.engine.render import render_cue

@@ -65,6 +65,27 @@ def trained_vae(train_dir: Path, corpus: Corpus | None, fallback: MelVAE | None 
     return vae.eval().requires_grad_(False)
 
 
+def stage_provenance(run: Run) -> dict[str, Any]:
+    """Steps and hours of a loaded run, its training sessions (`loop.run_steps` records them; checkpoints older than
+    that have none) and the corpus sizes its log saw (the corpus may grow while a stage trains)."""
+    out: dict[str, Any] = {"steps": run.step, "train_hours": round(run.seconds / 3600, 3)}
+    log = run.dir / "log.jsonl"
+    if log.is_file():
+        hours = []
+        for line in log.read_text().splitlines():
+            try:
+                h = json.loads(line).get("hours")
+            except ValueError:  # a line torn by a kill mid-write
+                continue
+            if isinstance(h, (int, float)):
+                hours.append(float(h))
+        if hours:
+            out["corpus_hours_seen"] = [min(hours), max(hours)]
+    if run.extra.get("sessions"):
+        out["sessions"] = run.extra["sessions"]
+    return out
+
+
 def assemble_bundle(train_dir: Path, out: Path, *, corpus_dir: Path | None = None, fp16: bool = True,
                     metrics: dict[str, Any] | None = None, name: str = "filmscore-default",
                     version: str | None = None) -> dict[str, Any]:
@@ -87,10 +108,10 @@ def assemble_bundle(train_dir: Path, out: Path, *, corpus_dir: Path | None = Non
             m = cls.from_config(state["configs"][cname])
             m.load_state_dict(state["ema"][cname])
             models[cname] = m.eval()
-        provenance["stages"][stage] = {"steps": run.step, "train_hours": round(run.seconds / 3600, 3)}
+        provenance["stages"][stage] = stage_provenance(run)
     vae_run = Run("vae", train_dir)
     if vae_run.load() is not None:
-        provenance["stages"]["vae"] = {"steps": vae_run.step, "train_hours": round(vae_run.seconds / 3600, 3)}
+        provenance["stages"]["vae"] = stage_provenance(vae_run)
     layout = models["film_head"].config.feature_layout
     corpus_root = corpus_dir or DEFAULT_CORPUS
     info = corpus_root / "corpus.json"

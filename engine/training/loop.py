@@ -6,6 +6,7 @@ import copy
 import json
 import logging
 import os
+import platform
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -147,8 +148,14 @@ def run_steps(run: Run, budget: Budget, corpus, modules: dict[str, torch.nn.Modu
               progress: Callable[[int, dict], None] | None = None,
               lr_at: Callable[[int], float] | None = None) -> Run:
     """The loop every stage shares: `loss_fn()` -> (loss, named parts to log); AdamW step with gradient clipping at
-    1, EMA update, JSONL log every LOG_EVERY steps, checkpoint on the budget's schedule and at the end."""
+    1, EMA update, JSONL log every LOG_EVERY steps, checkpoint on the budget's schedule and at the end. Each call
+    appends a record of itself to `run.extra["sessions"]` (steps, hours, device, threads, corpus size), which a
+    bundle's provenance carries: a model trained across resumes, machines and a growing corpus says so."""
     params = [p for m in modules.values() for p in m.parameters()]
+    session = {"from_step": run.step, "host": platform.node(), "device": str(params[0].device) if params else "cpu",
+               "threads": torch.get_num_threads(), "corpus_hours_from": round(corpus.hours, 2),
+               "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    seconds0 = run.seconds
     for m in modules.values():
         m.train()
     while not budget.done(run.step):
@@ -174,5 +181,9 @@ def run_steps(run: Run, budget: Budget, corpus, modules: dict[str, torch.nn.Modu
                 progress(run.step, values)
         if budget.save_due():
             run.save(modules, optimizer, ema)
+    if run.step > session["from_step"]:
+        session.update(to_step=run.step, hours=round((run.seconds - seconds0) / 3600, 3),
+                       corpus_hours_to=round(corpus.hours, 2))
+        run.extra.setdefault("sessions", []).append(session)
     run.save(modules, optimizer, ema)
     return run

@@ -251,6 +251,7 @@ def tuning_provenance(run: Run, spec: TuningSpec) -> dict[str, Any]:
            "trainable_parameters": extra.get("trainable_parameters"),
            "controlnet_parameters": extra.get("controlnet_parameters"), "lr": extra.get("lr"),
            "heldout_loss": extra.get("heldout_loss", {}),
+           "sessions": extra.get("sessions", []),
            "batch": extra.get("batch"),
            "data": {"corpus": extra.get("corpus"), "where": spec.where, "clips": extra.get("clips"),
                     "hours": extra.get("corpus_hours")},
