@@ -45,8 +45,12 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "orchestration=strings or master=bach (repeat to combine)")
     p.add_argument("--resume", action="store_true",
                    help="controlnet: continue the tuning checkpoint in --train-dir (same bundle, rank and data)")
-    p.add_argument("--fp16", action="store_true", help="bundle: store weights as float16 (half the size); controlnet -o: float16 also when the base "
+    p.add_argument("--fp16", action="store_true",
+                   help="bundle: store weights as float16 (half the size); controlnet -o: float16 also when the base "
                         "bundle is float32 (default: the base's storage)")
+    p.add_argument("--cooldown", action="store_true",
+                   help="vae|vocoder|ldm|controlnet: decay the learning rate linearly to 5%% over this run's budget "
+                        "(--minutes or --max-steps): the last run before a bundle is assembled")
     p.add_argument("--bundle", type=Path, default=None, help="evaluate: the bundle (default: the shipped one)")
     p.add_argument("--n-clips", type=int, default=12, help="evaluate: held-out clips")
     p.add_argument("--steps", type=int, default=25, help="evaluate: denoising steps")
@@ -100,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
                              highlight=False)
 
     kw = {"minutes": args.minutes, "batch": args.batch, "max_steps": args.max_steps, "run": run_state,
-          "progress": progress, "device": device}
+          "progress": progress, "device": device, "cooldown": args.cooldown}
     if args.lr is not None:
         kw["lr"] = args.lr
     if args.stage == "vae":
@@ -188,7 +192,7 @@ def _controlnet(args: argparse.Namespace, corpus_root: Path, train_dir: Path) ->
     kw = {"lr": args.lr} if args.lr is not None else {}
     result = train_controlnet(corpus, base, spec, args.minutes, batch=args.batch, max_steps=args.max_steps,
                               run=run_state, resume=args.resume, progress=progress, heldout=heldout,
-                              device=device, **kw)
+                              device=device, cooldown=args.cooldown, **kw)
     steps = result.step - start_step
     extra = result.extra
     summary = {"stage": STAGE, "method": spec.method, "rank": spec.rank, "targets": spec.targets,

@@ -137,8 +137,8 @@ def evaluate_bundle(bundle_path: Path | None, corpus_root: Path, *, n_clips: int
               for i in range(len(clips))] if len(clips) > 1 else []
     summary: dict[str, Any] = {
         "split": "heldout", "n_clips": len(clips), "works": len({c.work for c in clips}),
-        "masters": sorted({c.master for c in clips}), "seconds_per_clip": crop_s, "steps": steps, "scheduler": scheduler,
-        "picture_guidance": picture_guidance,
+        "masters": sorted({c.master for c in clips}), "seconds_per_clip": crop_s, "steps": steps,
+        "scheduler": scheduler, "picture_guidance": picture_guidance,
         "real_audio_melody_acc": _nanmean([r["real_melody_acc"] for r in rows]),
         "real_audio_dynamics_r": _nanmean([r["real_dynamics_r"] for r in rows]),
         "mismatched_melody_acc": _nanmean(chance),

@@ -120,17 +120,39 @@ def restore(state: dict[str, Any], modules: dict[str, torch.nn.Module], optimize
     optimizer.load_state_dict(state["optimizer"])
 
 
-class Budget:
-    """Stop after `minutes` of wall time (this invocation) or `max_steps` total steps; checkpoint every `every_s`."""
+COOLDOWN_FLOOR = 0.05  # a cooldown ends at this fraction of the learning rate
 
-    def __init__(self, minutes: float, max_steps: int | None = None, every_s: float = 120.0):
-        self.end = time.monotonic() + minutes * 60
+
+class Budget:
+    """Stop after `minutes` of wall time (this invocation) or `max_steps` total steps; checkpoint every `every_s`.
+    With `cooldown`, the learning rate falls linearly to COOLDOWN_FLOOR of its value over the budget (whichever of
+    time or steps runs out first): the decay phase of a warmup-stable-decay schedule (Hägele et al. 2024, "Scaling
+    Laws and Compute-Optimal Training Beyond Fixed Training Durations"), for the last run before a bundle ships."""
+
+    def __init__(self, minutes: float, max_steps: int | None = None, every_s: float = 120.0, cooldown: bool = False):
+        self.start_time = time.monotonic()
+        self.end = self.start_time + minutes * 60
         self.max_steps = max_steps
         self.every_s = every_s
         self.last_save = time.monotonic()
+        self.cooldown = cooldown
+        self.start_step = 0
+
+    def begin(self, step: int) -> None:
+        self.start_step = step
 
     def done(self, step: int) -> bool:
         return time.monotonic() >= self.end or (self.max_steps is not None and step >= self.max_steps)
+
+    def progress(self, step: int) -> float:
+        """How much of this invocation's budget is spent, 0..1."""
+        frac = (time.monotonic() - self.start_time) / max(self.end - self.start_time, 1e-9)
+        if self.max_steps is not None and self.max_steps > self.start_step:
+            frac = max(frac, (step - self.start_step) / (self.max_steps - self.start_step))
+        return min(max(frac, 0.0), 1.0)
+
+    def lr_scale(self, step: int) -> float:
+        return 1.0 - (1.0 - COOLDOWN_FLOOR) * self.progress(step) if self.cooldown else 1.0
 
     def save_due(self) -> bool:
         if time.monotonic() - self.last_save >= self.every_s:
@@ -147,6 +169,8 @@ def run_steps(run: Run, budget: Budget, corpus, modules: dict[str, torch.nn.Modu
               ema: dict[str, EMA], loss_fn: Callable[[], tuple[torch.Tensor, dict[str, torch.Tensor]]],
               progress: Callable[[int, dict], None] | None = None,
               lr_at: Callable[[int], float] | None = None) -> Run:
+    # lr_at(step): the schedule's learning rate, set on the optimizer before each step (a cooldown scales it);
+    # None leaves the optimizer's own, e.g. the one restored from a checkpoint
     """The loop every stage shares: `loss_fn()` -> (loss, named parts to log); AdamW step with gradient clipping at
     1, EMA update, JSONL log every LOG_EVERY steps, checkpoint on the budget's schedule and at the end. Each call
     appends a record of itself to `run.extra["sessions"]` (steps, hours, device, threads, corpus size), which a
@@ -156,6 +180,9 @@ def run_steps(run: Run, budget: Budget, corpus, modules: dict[str, torch.nn.Modu
                "threads": torch.get_num_threads(), "corpus_hours_from": round(corpus.hours, 2),
                "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     seconds0 = run.seconds
+    budget.begin(run.step)
+    if budget.cooldown:
+        session["cooldown"] = True
     for m in modules.values():
         m.train()
     while not budget.done(run.step):
@@ -164,7 +191,7 @@ def run_steps(run: Run, budget: Budget, corpus, modules: dict[str, torch.nn.Modu
             corpus.reload()
         if lr_at is not None:
             for group in optimizer.param_groups:
-                group["lr"] = lr_at(run.step)
+                group["lr"] = lr_at(run.step) * budget.lr_scale(run.step)
         loss, parts = loss_fn()
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -176,7 +203,7 @@ def run_steps(run: Run, budget: Budget, corpus, modules: dict[str, torch.nn.Modu
         run.seconds += time.perf_counter() - t0
         if run.step % LOG_EVERY == 0:
             values = {"loss": loss.item(), **{k: v.item() for k, v in parts.items()}}
-            run.log(**values, hours=round(corpus.hours, 2))
+            run.log(**values, hours=round(corpus.hours, 2), lr=optimizer.param_groups[0]["lr"])
             if progress:
                 progress(run.step, values)
         if budget.save_due():

@@ -178,12 +178,14 @@ def check_resume(run: Run, spec: TuningSpec, resume: bool) -> dict[str, Any] | N
 def train_controlnet(corpus: Corpus, base: Bundle, spec: TuningSpec, minutes: float, *, batch: int = 16,
                      lr: float | None = None, max_steps: int | None = None, run: Run | None = None,
                      resume: bool = False, progress=None, seed: int = 0,
-                     heldout: dict[str, Corpus] | None = None, device: torch.device | str = "cpu") -> Run:
+                     heldout: dict[str, Corpus] | None = None, device: torch.device | str = "cpu",
+                     cooldown: bool = False) -> Run:
     """Tune `base`'s ControlNet on `corpus` for `minutes` (or up to `max_steps` total steps); a checkpoint in
     `run.dir` is continued as `check_resume` says. Only the ControlNet's trainable parameters reach the optimizer.
     With `heldout` ({name: held-out corpus}, `heldout_corpora`), `heldout_loss` of the EMA ControlNet on each is
     logged at the start and the end of this call (`run.extra["heldout_loss"]`: {name: [[step, loss], ...]}).
-    `device`: where the models and batches live (`loop.resolve_device`); checkpoints are device-independent."""
+    `device`: where the models and batches live (`loop.resolve_device`); checkpoints are device-independent.
+    `cooldown`: decay the learning rate over this call (`loop.Budget`)."""
     from diffusers import DDPMScheduler
 
     run = run or Run(STAGE)
@@ -218,8 +220,8 @@ def train_controlnet(corpus: Corpus, base: Bundle, spec: TuningSpec, minutes: fl
 
     ema_models = {**models, "controlnet": ema["controlnet"].model}
     measure_heldout(run, heldout, ema_models, noise_sched, latents)
-    run = run_steps(run, Budget(minutes, max_steps), corpus, modules, opt, ema, loss_fn, progress,
-                    lr_at=lambda step: lr * min(1.0, (step + 1) / WARMUP_STEPS))
+    run = run_steps(run, Budget(minutes, max_steps, cooldown=cooldown), corpus, modules, opt, ema, loss_fn,
+                    progress, lr_at=lambda step: lr * min(1.0, (step + 1) / WARMUP_STEPS))
     if measure_heldout(run, heldout, ema_models, noise_sched, latents):
         run.save(modules, opt, ema)
     return run

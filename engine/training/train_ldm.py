@@ -146,11 +146,13 @@ def measure_heldout(run: Run, heldout: dict[str, Corpus] | None, models: dict[st
 def train_ldm(corpus: Corpus, vae: MelVAE, minutes: float, *, feature_dim: int, feature_layout: str,
               batch: int = 16, lr: float = 3e-4, max_steps: int | None = None, run: Run | None = None,
               progress=None, seed: int = 0, init: dict | None = None, model_kwargs: dict | None = None,
-              heldout: dict[str, Corpus] | None = None, device: torch.device | str = "cpu") -> Run:
+              heldout: dict[str, Corpus] | None = None, device: torch.device | str = "cpu",
+              cooldown: bool = False) -> Run:
     """Train (or continue, from `run`'s checkpoint) for `minutes` or up to `max_steps` total steps. With
     `heldout` ({name: held-out corpus}, `heldout_corpora`), `heldout_loss` of the EMA models is logged at the start
     and the end of this call, so a continuation on a grown corpus shows what it changed. `device`: where the models
-    and batches live (`loop.resolve_device`); checkpoints are device-independent."""
+    and batches live (`loop.resolve_device`); checkpoints are device-independent.
+    `cooldown`: decay the learning rate over this call (`loop.Budget`)."""
     from diffusers import DDPMScheduler
 
     run = run or Run("ldm")
@@ -181,8 +183,8 @@ def train_ldm(corpus: Corpus, vae: MelVAE, minutes: float, *, feature_dim: int, 
 
     ema_models = {k: e.model for k, e in ema.items()}
     measure_heldout(run, heldout, ema_models, noise_sched, latents)
-    run = run_steps(run, Budget(minutes, max_steps), corpus, models, opt, ema, loss_fn, progress,
-                    lr_at=lambda step: lr * min(1.0, (step + 1) / WARMUP_STEPS))
+    run = run_steps(run, Budget(minutes, max_steps, cooldown=cooldown), corpus, models, opt, ema, loss_fn,
+                    progress, lr_at=lambda step: lr * min(1.0, (step + 1) / WARMUP_STEPS))
     if measure_heldout(run, heldout, ema_models, noise_sched, latents):
         run.save(models, opt, ema)
     return run

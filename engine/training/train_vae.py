@@ -19,8 +19,9 @@ CROP = 256  # 2.56 s
 
 def train_vae(corpus: Corpus, minutes: float, *, batch: int = 16, lr: float = 3e-4, max_steps: int | None = None,
               init: MelVAE | None = None, run: Run | None = None, progress=None, seed: int = 0,
-              device: torch.device | str = "cpu") -> Run:
-    """Train (or continue, from `run`'s checkpoint) on `device` for `minutes` or up to `max_steps` total steps."""
+              device: torch.device | str = "cpu", cooldown: bool = False) -> Run:
+    """Train (or continue, from `run`'s checkpoint) on `device` for `minutes` or up to `max_steps` total steps;
+    `cooldown`: decay the learning rate over this call (`loop.Budget`)."""
     run = run or Run("vae")
     device = torch.device(device)
     vae = init
@@ -48,7 +49,8 @@ def train_vae(corpus: Corpus, minutes: float, *, batch: int = 16, lr: float = 3e
         kl = 0.5 * (mean.pow(2) + logvar.exp() - 1 - logvar).mean()
         return l1 + KL_WEIGHT * kl, {"l1": l1, "kl": kl}
 
-    return run_steps(run, Budget(minutes, max_steps), corpus, {"vae": vae}, opt, ema, loss_fn, progress)
+    return run_steps(run, Budget(minutes, max_steps, cooldown=cooldown), corpus, {"vae": vae}, opt, ema, loss_fn,
+                     progress, lr_at=lambda step: lr)
 
 
 @torch.no_grad()

@@ -42,8 +42,9 @@ def wave_batch(crops, crop: int, hop: int) -> torch.Tensor:
 
 def train_vocoder(corpus: Corpus, minutes: float, *, batch: int = 16, lr: float = 5e-4, max_steps: int | None = None,
                   run: Run | None = None, progress=None, seed: int = 0, init: VocosVocoder | None = None,
-                  device: torch.device | str = "cpu") -> Run:
-    """Train (or continue, from `run`'s checkpoint) on `device` for `minutes` or up to `max_steps` total steps."""
+                  device: torch.device | str = "cpu", cooldown: bool = False) -> Run:
+    """Train (or continue, from `run`'s checkpoint) on `device` for `minutes` or up to `max_steps` total steps;
+    `cooldown`: decay the learning rate over this call (`loop.Budget`)."""
     run = run or Run("vocoder")
     device = torch.device(device)
     m = corpus.mel
@@ -72,4 +73,5 @@ def train_vocoder(corpus: Corpus, minutes: float, *, batch: int = 16, lr: float 
         stft = multi_resolution_stft_loss(y, wave)
         return mel_l1 + stft, {"mel_l1": mel_l1, "mrstft": stft}
 
-    return run_steps(run, Budget(minutes, max_steps), corpus, {"vocoder": voc}, opt, ema, loss_fn, progress)
+    return run_steps(run, Budget(minutes, max_steps, cooldown=cooldown), corpus, {"vocoder": voc}, opt, ema,
+                     loss_fn, progress, lr_at=lambda step: lr)

@@ -1,0 +1,46 @@
+"""The shared training loop: the learning-rate cooldown and the session record every invocation leaves."""
+
+from __future__ import annotations
+
+import json
+from itertools import pairwise
+
+import pytest
+from filmscore.engine.metrics.testing import make_tiny_corpus
+from filmscore.engine.models import MelVAE
+from filmscore.engine.training.corpus_data import Corpus
+from filmscore.engine.training.loop import COOLDOWN_FLOOR, Budget, Run
+from filmscore.engine.training.train_vae import train_vae
+
+
+def test_budget_progress_is_the_larger_of_time_and_steps():
+    b = Budget(minutes=60, max_steps=110, cooldown=True)
+    b.begin(10)
+    assert b.progress(10) < 0.01 and b.progress(60) == pytest.approx(0.5, abs=0.01)
+    assert b.lr_scale(110) == pytest.approx(COOLDOWN_FLOOR)
+    assert Budget(minutes=60, max_steps=110).lr_scale(100) == 1.0  # no cooldown asked
+    assert Budget(minutes=0).progress(0) == 1.0  # time is up
+
+
+def _lrs(train_dir, from_step: int) -> list[float]:
+    log = [json.loads(line) for line in (train_dir / "vae" / "log.jsonl").read_text().splitlines()]
+    return [r["lr"] for r in log if r["step"] > from_step and "lr" in r]
+
+
+def test_cooldown_decays_this_run_only_and_sessions_are_recorded(tmp_path, monkeypatch):
+    monkeypatch.setattr("filmscore.engine.training.loop.LOG_EVERY", 1)
+    corpus = Corpus(make_tiny_corpus(tmp_path / "corpus", works_per_master=1, duration_s=3.0), "train")
+    train_dir = tmp_path / "train"
+    vae = MelVAE(n_mels=corpus.mel.n_mels, latent_channels=4, hidden_channels=8, refine_blocks=1)
+    train_vae(corpus, minutes=5, batch=2, max_steps=2, lr=1e-3, init=vae, run=Run("vae", train_dir))
+    assert _lrs(train_dir, 0) == [1e-3, 1e-3]
+    train_vae(corpus, minutes=5, batch=2, max_steps=6, lr=1e-3, run=Run("vae", train_dir), cooldown=True)
+    lrs = _lrs(train_dir, 2)
+    assert lrs[0] == pytest.approx(1e-3) and all(a > b for a, b in pairwise(lrs))
+    assert lrs[-1] == pytest.approx(1e-3 * (1 - (1 - COOLDOWN_FLOOR) * 3 / 4), rel=0.02)
+    after = train_vae(corpus, minutes=5, batch=2, max_steps=7, lr=1e-3, run=Run("vae", train_dir))
+    assert _lrs(train_dir, 6) == [1e-3]  # a later run is back at its own rate, not the cooled one restored
+    sessions = after.extra["sessions"]
+    assert [(r["from_step"], r["to_step"], r.get("cooldown", False)) for r in sessions] == [
+        (0, 2, False), (2, 6, True), (6, 7, False)]
+    assert all(r["threads"] >= 1 and r["host"] and r["hours"] >= 0 for r in sessions)
