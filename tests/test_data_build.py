@@ -45,7 +45,10 @@ def test_bad_options():
 def test_tiny_build_resume_and_info(tmp_path):
     import soundfile as sf
     from filmscore.bridge.cli.data import corpus_info
+    from filmscore.engine.audio.io import load_audio
+    from filmscore.engine.audio.mel import MelConfig, log_mel
     from filmscore.engine.controls.types import Controls
+    from filmscore.engine.data.mel_cache import mel_cache_path
 
     _fluidsynth_or_skip()
     out = tmp_path / "corpus"
@@ -66,6 +69,10 @@ def test_tiny_build_resume_and_info(tmp_path):
         meta = json.loads((out / r["meta"]).read_text())
         assert meta["id"] == r["id"] and meta["phrases"][0]["start_s"] == 0
         assert r["cuts_s"] == pytest.approx([p["start_s"] for p in meta["phrases"][1:]], abs=1e-3)
+        # the build leaves each clip's log-Mel where training reads it first, equal to one made from the FLAC
+        cached = np.load(mel_cache_path(out, r["id"], MelConfig()))
+        fresh = log_mel(load_audio(out / r["audio"], 16000), MelConfig()).numpy().astype(np.float16)
+        assert cached.dtype == np.float16 and np.array_equal(cached, fresh)
     # resuming adds nothing; the index is unchanged
     again = build_corpus(BuildConfig(out, hours=1.0, workers=1, tiny=True))
     assert again.new_clips == 0 and len(read_index(out)) == 4

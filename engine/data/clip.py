@@ -26,6 +26,7 @@ from ..constants import CONTROL_FRAME_RATE, MEL_HOP, MODEL_SAMPLE_RATE
 from .arrange import ClipSpec, arrange_clip
 from .film_pairing import plan_film, render_film
 from .index import split_of
+from .mel_cache import write_log_mel
 from .music21_source import PITCH_NAMES, ParsedScore
 
 TARGET_RMS_DBFS = -20.0
@@ -111,6 +112,7 @@ def render_clip(parsed: ParsedScore, spec: ClipSpec, clip_id: str, corpus_dir: P
         if final.exists():  # left by a run that died before indexing it
             shutil.rmtree(final)
         os.replace(tmp, final)
+        write_log_mel(corpus_dir, clip_id, final / "audio.flac")  # what training reads first (mel_cache.py)
         return record
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

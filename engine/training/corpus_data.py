@@ -16,10 +16,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..audio.io import load_audio
-from ..audio.mel import MelConfig, log_mel
-from ..constants import LATENT_DOWNSAMPLE, MODEL_SAMPLE_RATE, VIDEO_FPS
+from ..audio.mel import MelConfig
+from ..constants import LATENT_DOWNSAMPLE, VIDEO_FPS
 from ..controls.types import Controls
+from ..data.mel_cache import cached_log_mel
 from ..errors import FilmscoreError
 from ..film.features import FilmFeatures
 
@@ -125,16 +125,7 @@ class Corpus:
 
     def _load(self, e: dict) -> Clip:
         audio_path = self.root / e["audio"]
-        cache = self.root / "cache" / f"mel{self.mel.n_mels}" / f"{e['id']}.npy"
-        if cache.is_file():
-            m = np.load(cache)
-        else:
-            wave = load_audio(audio_path, MODEL_SAMPLE_RATE)
-            m = log_mel(wave, self.mel).numpy().astype(np.float16)
-            cache.parent.mkdir(parents=True, exist_ok=True)
-            tmp = cache.with_suffix(".tmp.npy")
-            np.save(tmp, m)
-            tmp.replace(cache)
+        m = cached_log_mel(self.root, e["id"], audio_path, self.mel)
         t = (m.shape[1] // LATENT_DOWNSAMPLE) * LATENT_DOWNSAMPLE
         controls = Controls.load_npz(self.root / e["controls"]).fit_length(t)
         feats, layout = None, None
