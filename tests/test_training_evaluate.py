@@ -79,6 +79,17 @@ def test_evaluate_writes_adherence_denoising_loss_and_vocoder_figures(corpus_dir
     assert load_bundle(bundle_dir).manifest["metrics"]["heldout_v_loss"] == s["heldout_v_loss"]
     assert s["works"] == 2 and s["masters"] == ["high", "low"]
 
+    assert len(result["heldout_v_loss_per_crop"]) == 256
+    assert sum(result["heldout_v_loss_per_crop"]) / 256 == pytest.approx(s["heldout_v_loss"], abs=1e-5)
+
+    again = tmp_path / "again.json"  # the same bundle against itself: every paired difference is exactly 0
+    assert main(["train", "evaluate", "--bundle", str(bundle_dir), "--corpus", str(corpus_dir), "--steps", "2",
+                 "--compare-steps", "1", "--compare-to", str(out), "-o", str(again)]) == 0
+    cmp = json.loads(again.read_text())["comparison"]
+    assert cmp["n_clips"] == 2 and {"melody_acc@w3", "dynamics_r@w1", "heldout_v_loss"} <= set(cmp["metrics"])
+    assert all(m["diff"] == 0 and m["ci95"] == [0, 0] for m in cmp["metrics"].values())
+    assert cmp["metrics"]["heldout_v_loss"]["n"] == 256
+
     pinned = tmp_path / "pinned.json"  # --clips-from: exactly the clips of an earlier result, in its order
     out.write_text(json.dumps({"summary": {}, "clips": [{"id": "low-w1-r0"}]}))
     assert main(["train", "evaluate", "--bundle", str(bundle_dir), "--corpus", str(corpus_dir), "--steps", "2",
@@ -113,3 +124,23 @@ def test_select_clips_spreads_over_composers_and_works():
     assert len({c.work for c in picked}) == 5 and all(c.id.endswith(".c0") for c in picked)
     assert select_clips(clips, 5) == picked  # deterministic
     assert len(select_clips(clips, 100)) == 9  # one per work at most
+
+
+def test_compare_evaluations_gives_paired_intervals():
+    from filmscore.engine.training.evaluate import EvaluationError, compare_evaluations
+
+    ids = [f"c{i}" for i in range(20)]
+    before = {"summary": {"heldout_clips": 5}, "clips": [{"id": i, "melody_acc@w3": 0.5 + 0.01 * k}
+                                                        for k, i in enumerate(ids)],
+              "heldout_v_loss_per_crop": [0.6] * 8}
+    better = {"summary": {"heldout_clips": 5}, "clips": [{"id": i, "melody_acc@w3": 0.6 + 0.01 * k + 0.002 * (k % 3)}
+                                                        for k, i in enumerate(ids)],
+              "heldout_v_loss_per_crop": [0.6] * 8}
+    m = compare_evaluations(before, better)["metrics"]
+    assert m["melody_acc@w3"]["diff"] == pytest.approx(0.102, abs=1e-3)
+    assert 0.1 <= m["melody_acc@w3"]["ci95"][0] <= m["melody_acc@w3"]["ci95"][1] <= 0.104
+    assert m["heldout_v_loss"]["diff"] == 0
+    grown = dict(better, summary={"heldout_clips": 6})  # another held-out split: another draw, not paired
+    assert "heldout_v_loss" not in compare_evaluations(before, grown)["metrics"]
+    with pytest.raises(EvaluationError, match="same clips"):
+        compare_evaluations(before, dict(better, clips=better["clips"][1:]))

@@ -56,8 +56,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--steps", type=int, default=25, help="evaluate: denoising steps")
     p.add_argument("--compare-steps", default="", help="evaluate: also these step counts, e.g. 10,12")
     p.add_argument("--clips-from", type=Path, default=None, metavar="FILE",
-                   help="evaluate: the held-out clips of an earlier `train evaluate -o FILE` (a paired comparison; "
-                        "default: --n-clips clips spread over composers and works)")
+                   help="evaluate: the held-out clips of an earlier `train evaluate -o FILE` (default: --n-clips "
+                        "clips spread over composers and works)")
+    p.add_argument("--compare-to", type=Path, default=None, metavar="FILE",
+                   help="evaluate: on the clips of an earlier `train evaluate -o FILE`, and report the paired "
+                        "differences to it with 95%% bootstrap intervals")
     add_json_flag(p)
     p.set_defaults(run=run)
 
@@ -140,18 +143,38 @@ def _evaluate(args: argparse.Namespace, corpus_root: Path) -> int:
     import json
 
     from filmscore.engine.bundle import DEFAULT_BUNDLE_DIR, update_metrics
-    from filmscore.engine.training.evaluate import clip_ids_from, evaluate_bundle
+    from filmscore.engine.errors import FilmscoreError
+    from filmscore.engine.training.evaluate import (
+        clip_ids_from,
+        compare_evaluations,
+        evaluate_bundle,
+    )
 
+    if args.clips_from is not None and args.compare_to is not None:
+        raise FilmscoreError("--clips-from and --compare-to both choose the clips; pass one")
     bundle = args.bundle or DEFAULT_BUNDLE_DIR
     compare = tuple(int(s) for s in args.compare_steps.split(",") if s.strip())
-    clip_ids = clip_ids_from(args.clips_from) if args.clips_from is not None else None
+    pinned = args.clips_from or args.compare_to
+    clip_ids = clip_ids_from(pinned) if pinned is not None else None
     result = evaluate_bundle(bundle, corpus_root, n_clips=args.n_clips, steps=args.steps, compare_steps=compare,
                              clip_ids=clip_ids,
                              progress=lambda i, n: stderr_console.print(f"evaluated {i}/{n} held-out clips"))
+    if args.compare_to is not None:
+        result["comparison"] = {"to": str(args.compare_to),
+                                **compare_evaluations(json.loads(args.compare_to.read_text()), result)}
     update_metrics(bundle, result["summary"])
     if args.out is not None:
         args.out.write_text(json.dumps(result, indent=2) + "\n")
-    emit(args, result, lambda: print(json.dumps(result["summary"], indent=2)))
+
+    def human() -> None:
+        print(json.dumps(result["summary"], indent=2))
+        if "comparison" in result:
+            print(f"against {args.compare_to} (after - before, 95 % bootstrap interval):")
+            for k, m in result["comparison"]["metrics"].items():
+                print(f"  {k:28s} {m['before']:.4f} -> {m['after']:.4f}  {m['diff']:+.4f} "
+                      f"[{m['ci95'][0]:+.4f}, {m['ci95'][1]:+.4f}]  n={m['n']}")
+
+    emit(args, {k: v for k, v in result.items() if k != "heldout_v_loss_per_crop"}, human)
     return 0
 
 

@@ -150,15 +150,56 @@ def evaluate_bundle(bundle_path: Path | None, corpus_root: Path, *, n_clips: int
         for m in ("melody_acc", "dynamics_r"):
             key = f"{m}@w{best_w:g}_steps{s}"
             summary[key] = _nanmean([r[key] for r in rows])
-    summary.update(_denoising_loss(pipe, corpus))
+    denoising = _denoising_loss(pipe, corpus)
+    per_crop = denoising.pop("heldout_v_loss_per_crop", None)
+    summary.update(denoising)
     summary.update(_vae_and_vocoder(pipe, clips))
-    return {"summary": summary, "clips": rows}
+    result: dict[str, Any] = {"summary": summary, "clips": rows}
+    if per_crop is not None:
+        result["heldout_v_loss_per_crop"] = per_crop
+    return result
+
+
+PAIRED_METRICS = ("melody_acc", "dynamics_r")
+
+
+def compare_evaluations(before: dict[str, Any], after: dict[str, Any], n_boot: int = 10_000,
+                        seed: int = 0) -> dict[str, Any]:
+    """Paired differences (after - before) of two evaluations on the same clips: per adherence metric the mean
+    difference over clips and its 95 % bootstrap interval (clips resampled), and the same for the held-out
+    denoising loss over its crops when both have them (the same draw only if both ran on the same corpus state,
+    which is checked by the clip count). A difference whose interval excludes 0 is one the clips support."""
+    b_rows = {r["id"]: r for r in before["clips"]}
+    if [r["id"] for r in after["clips"]] != [r["id"] for r in before["clips"]]:
+        raise EvaluationError("the two evaluations are not on the same clips; run the second with --compare-to")
+    rng = np.random.default_rng(seed)
+    out: dict[str, Any] = {"n_clips": len(b_rows), "metrics": {}}
+
+    def paired(x: np.ndarray, y: np.ndarray) -> dict[str, float]:
+        ok = np.isfinite(x) & np.isfinite(y)
+        d = y[ok] - x[ok]
+        boots = d[rng.integers(0, len(d), (n_boot, len(d)))].mean(axis=1)
+        lo, hi = np.percentile(boots, [2.5, 97.5])
+        return {"before": round(float(x[ok].mean()), 4), "after": round(float(y[ok].mean()), 4),
+                "diff": round(float(d.mean()), 4), "ci95": [round(float(lo), 4), round(float(hi), 4)],
+                "n": int(ok.sum())}
+
+    keys = [k for k in after["clips"][0] if k.startswith(PAIRED_METRICS) and k in before["clips"][0]]
+    for k in keys:
+        x = np.array([b_rows[r["id"]][k] for r in after["clips"]], float)
+        y = np.array([r[k] for r in after["clips"]], float)
+        out["metrics"][k] = paired(x, y)
+    bl, al = before.get("heldout_v_loss_per_crop"), after.get("heldout_v_loss_per_crop")
+    same_draw = before["summary"].get("heldout_clips") == after["summary"].get("heldout_clips")
+    if bl and al and len(bl) == len(al) and same_draw:
+        out["metrics"]["heldout_v_loss"] = paired(np.array(bl), np.array(al))
+    return out
 
 
 def _denoising_loss(pipe, corpus: Corpus, n_crops: int = HELDOUT_LOSS_CROPS) -> dict[str, Any]:
     from diffusers import DDPMScheduler
 
-    from .train_ldm import LatentCache, heldout_corpora, heldout_loss
+    from .train_ldm import LatentCache, heldout_corpora, heldout_crop_losses
 
     if pipe.controlnet is None or pipe.film_head is None:
         return {}
@@ -166,8 +207,10 @@ def _denoising_loss(pipe, corpus: Corpus, n_crops: int = HELDOUT_LOSS_CROPS) -> 
     if held is None:
         return {}
     models = {"unet": pipe.unet, "controlnet": pipe.controlnet, "film_head": pipe.film_head}
-    loss = heldout_loss(models, held, DDPMScheduler(**pipe.noise_schedule), LatentCache(pipe.vae), n_crops=n_crops)
-    return {"heldout_v_loss": loss, "heldout_v_loss_crops": n_crops, "heldout_clips": len(held.clips)}
+    losses = heldout_crop_losses(models, held, DDPMScheduler(**pipe.noise_schedule), LatentCache(pipe.vae),
+                                 n_crops=n_crops)
+    return {"heldout_v_loss": round(float(np.mean(losses)), 5), "heldout_v_loss_crops": len(losses),
+            "heldout_clips": len(held.clips), "heldout_v_loss_per_crop": [round(x, 6) for x in losses]}
 
 
 def _index(root: Path) -> list[dict]:

@@ -64,7 +64,8 @@ class LatentCache:
 
 
 def ldm_loss(models, noise_sched, latents: LatentCache, crops, rng: np.random.Generator, crop: int,
-             feature_dim: int, train: bool = True) -> torch.Tensor:
+             feature_dim: int, train: bool = True, per_sample: bool = False) -> torch.Tensor:
+    """v-prediction MSE of a batch of crops; `train`: with condition dropout; `per_sample`: one value per crop."""
     unet, controlnet, head = models["unet"], models["controlnet"], models["film_head"]
     b = len(crops)
     lat = crop // LATENT_DOWNSAMPLE
@@ -89,6 +90,8 @@ def ldm_loss(models, noise_sched, latents: LatentCache, crops, rng: np.random.Ge
     down, mid = controlnet(zt, t, tokens, ctrl)
     m = keep_ctrl[:, None, None]
     pred = unet(zt, t, tokens, tuple(d * m for d in down), mid * m)
+    if per_sample:
+        return (pred - target).pow(2).mean(dim=tuple(range(1, pred.ndim)))
     return F.mse_loss(pred, target)
 
 
@@ -109,21 +112,31 @@ def heldout_corpora(root: Path, mel: MelConfig | None = None,
 
 
 @torch.no_grad()
-def heldout_loss(models: dict[str, nn.Module], corpus: Corpus, noise_sched, latents: LatentCache, *, n_crops: int = 64,
-                 batch: int = 16, seed: int = 1234) -> float:
-    """`ldm_loss` without condition dropout on a fixed set of crops, timesteps and noise from `corpus` (the
-    held-out split, same filter): the same draw every call, so values of two models, or of one before and after
-    training, compare directly (paired). The models are put in eval mode for it and then restored."""
+def heldout_crop_losses(models: dict[str, nn.Module], corpus: Corpus, noise_sched, latents: LatentCache, *,
+                        n_crops: int = 64, batch: int = 16, seed: int = 1234) -> list[float]:
+    """`ldm_loss` per crop, without condition dropout, on a fixed set of crops, timesteps and noise from `corpus`
+    (the held-out split, same filter): the same draw every call, so values of two models, or of one before and
+    after training, compare crop by crop. The models are put in eval mode for it and then restored."""
     rng = np.random.default_rng(seed)
     feature_dim = models["film_head"].config.feature_dim
     was_training = {k: m.training for k, m in models.items()}
     for m in models.values():
         m.eval()
-    losses = [float(ldm_loss(models, noise_sched, latents, corpus.sample_crops(rng, batch, CROP), rng, CROP,
-                             feature_dim, train=False)) for _ in range(max(1, n_crops // batch))]
+    losses = []
+    for _ in range(max(1, n_crops // batch)):
+        crops = corpus.sample_crops(rng, batch, CROP)
+        losses += ldm_loss(models, noise_sched, latents, crops, rng, CROP, feature_dim, train=False,
+                           per_sample=True).tolist()
     for k, m in models.items():
         m.train(was_training[k])
-    return round(float(np.mean(losses)), 5)
+    return losses
+
+
+def heldout_loss(models: dict[str, nn.Module], corpus: Corpus, noise_sched, latents: LatentCache, *, n_crops: int = 64,
+                 batch: int = 16, seed: int = 1234) -> float:
+    """The mean of `heldout_crop_losses`."""
+    return round(float(np.mean(heldout_crop_losses(models, corpus, noise_sched, latents, n_crops=n_crops,
+                                                   batch=batch, seed=seed))), 5)
 
 
 def measure_heldout(run: Run, heldout: dict[str, Corpus] | None, models: dict[str, nn.Module], noise_sched,
