@@ -58,6 +58,9 @@ def test_stages_resume_and_assemble_a_bundle(tmp_path, monkeypatch):
     summary = assemble_bundle(train_dir, tmp_path / "bundle", corpus_dir=corpus_dir, fp16=True)
     assert summary["components"] == ["controlnet", "film_head", "unet", "vae", "vocoder"]
     bundle = load_bundle(tmp_path / "bundle")
+    corpus_prov = bundle.manifest["provenance"]["corpus"]
+    assert corpus_prov["clips"] == len(corpus.clips) + corpus_prov["splits"].get("heldout", {}).get("clips", 0)
+    assert corpus_prov["works"] == 4 and corpus_prov["hours"] > 0
     stages = bundle.manifest["provenance"]["stages"]
     assert stages["ldm"]["steps"] == 2
     # every invocation is on record: the VAE trained in two (2 steps, then 1 more), on this corpus, on the CPU

@@ -102,3 +102,16 @@ def update_records(corpus_dir: str | Path, fn: Callable[[dict[str, Any]], dict[s
         tmp.write_text("".join(out))
         os.replace(tmp, corpus_dir / INDEX_NAME)
     return changed
+
+
+def corpus_summary(corpus_dir: str | Path) -> dict[str, Any]:
+    """Clips, hours and works of a corpus, whole and per split: what a bundle's provenance says it was trained on
+    (`filmscore data info` gives the full breakdown)."""
+    records = read_index(corpus_dir)
+
+    def tally(rs: list[dict[str, Any]]) -> dict[str, Any]:
+        return {"clips": len(rs), "hours": round(sum(r["duration_s"] for r in rs) / 3600, 2),
+                "works": len({r["work"] for r in rs}), "masters": len({r["master"] for r in rs})}
+
+    return {**tally(records), "splits": {s: tally([r for r in records if r["split"] == s])
+                                         for s in sorted({r["split"] for r in records})}}

@@ -12,6 +12,7 @@ from typing import Any
 
 import torch
 
+from ..data.index import corpus_summary
 from ..errors import FilmscoreError
 from ..models import (
     FilmScoreControlNet1D,
@@ -114,11 +115,13 @@ def assemble_bundle(train_dir: Path, out: Path, *, corpus_dir: Path | None = Non
         provenance["stages"]["vae"] = stage_provenance(vae_run)
     layout = models["film_head"].config.feature_layout
     corpus_root = corpus_dir or DEFAULT_CORPUS
+    # the corpus as it stands now; each stage's `corpus_hours_seen` says what it held while that stage trained
+    provenance["corpus"] = {"path": str(corpus_root)}
+    if (corpus_root / "index.jsonl").is_file():
+        provenance["corpus"].update(corpus_summary(corpus_root))
     info = corpus_root / "corpus.json"
     if info.is_file():
-        provenance["corpus"] = json.loads(info.read_text())
-    else:
-        provenance["corpus"] = {"path": str(corpus_root)}
+        provenance["corpus"].update(json.loads(info.read_text()))
     stages = provenance["stages"]
     version = version or f"0.1.{stages['ldm']['steps']}" + (f"+voc.{stages['vocoder']['steps']}" if "vocoder" in stages
                                                             else "")
