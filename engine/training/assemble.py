@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import json
 import logging
-import platform
+import os
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from ..backends.cache import cpu_name
 from ..data.index import corpus_summary
 from ..errors import FilmscoreError
 from ..models import (
@@ -93,8 +94,9 @@ def assemble_bundle(train_dir: Path, out: Path, *, corpus_dir: Path | None = Non
     from ..bundle import save_bundle
 
     models: dict[str, torch.nn.Module] = {}
-    provenance: dict[str, Any] = {"hardware": f"{platform.machine()} CPU, {torch.get_num_threads()} threads",
-                                  "torch": torch.__version__, "stages": {}}
+    # where it was assembled; each stage's `sessions` say on which host, device and threads it trained
+    provenance: dict[str, Any] = {"hardware": f"{cpu_name()} ({os.cpu_count()} cores)", "torch": torch.__version__,
+                                  "stages": {}}
     models["vae"] = trained_vae(train_dir, None if not corpus_dir else Corpus(corpus_dir))
     layout = None
     for stage, names in (("ldm", (("unet", FilmScoreUNet1D), ("controlnet", FilmScoreControlNet1D),
