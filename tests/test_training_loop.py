@@ -44,3 +44,22 @@ def test_cooldown_decays_this_run_only_and_sessions_are_recorded(tmp_path, monke
     assert [(r["from_step"], r["to_step"], r.get("cooldown", False)) for r in sessions] == [
         (0, 2, False), (2, 6, True), (6, 7, False)]
     assert all(r["threads"] >= 1 and r["host"] and r["hours"] >= 0 for r in sessions)
+
+
+def test_train_info_reads_the_logs(tmp_path, monkeypatch, capsys):
+    from filmscore.bridge.cli import main
+
+    assert main(["train", "info", "--train-dir", str(tmp_path / "none")]) == 2
+    assert "no training logs" in capsys.readouterr().err
+    monkeypatch.setattr("filmscore.engine.training.loop.LOG_EVERY", 1)
+    corpus = Corpus(make_tiny_corpus(tmp_path / "corpus", works_per_master=1, duration_s=3.0), "train")
+    vae = MelVAE(n_mels=corpus.mel.n_mels, latent_channels=4, hidden_channels=8, refine_blocks=1)
+    train_vae(corpus, minutes=5, batch=2, max_steps=3, lr=1e-3, init=vae, run=Run("vae", tmp_path / "train"))
+    capsys.readouterr()
+    assert main(["train", "info", "--train-dir", str(tmp_path / "train"), "--json"]) == 0
+    st = json.loads(capsys.readouterr().out)["stages"]
+    assert list(st) == ["vae"] and st["vae"]["step"] == 3 and st["vae"]["lr"] == 1e-3
+    assert [(s["from_step"], s["to_step"]) for s in st["vae"]["sessions"]] == [(0, 3)]
+    assert st["vae"]["checkpoint_mb"] > 0 and st["vae"]["corpus_hours"] == round(corpus.hours, 2)
+    assert main(["train", "info", "--train-dir", str(tmp_path / "train")]) == 0
+    assert "vae" in capsys.readouterr().out

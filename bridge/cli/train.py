@@ -16,10 +16,11 @@ from .common import add_json_flag, emit, stderr_console
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train the default bundle's models on a corpus (resumable)")
-    p.add_argument("stage", choices=["vae", "vocoder", "ldm", "controlnet", "bundle", "evaluate"],
+    p.add_argument("stage", choices=["vae", "vocoder", "ldm", "controlnet", "bundle", "evaluate", "info"],
                    help="vae, vocoder, ldm (UNet + ControlNet + film head); controlnet: tune a bundle's ControlNet "
                         "alone (all weights, or LoRA with --lora); bundle: assemble a bundle from the "
-                        "checkpoints; evaluate: held-out metrics of a bundle, written into its bundle.json")
+                        "checkpoints; evaluate: held-out metrics of a bundle, written into its bundle.json; "
+                        "info: where each stage in --train-dir stands (from the logs; safe while training runs)")
     p.add_argument("--corpus", type=Path, default=None, help="corpus directory (default ~/.cache/filmscore/corpus/v1)")
     p.add_argument("--train-dir", type=Path, default=None, help="checkpoint directory")
     p.add_argument("--minutes", type=float, default=30.0, help="wall-clock budget of this invocation")
@@ -71,6 +72,8 @@ def run(args: argparse.Namespace) -> int:
 
     torch.set_num_threads(args.threads)
     train_dir = args.train_dir or DEFAULT_TRAIN_DIR
+    if args.stage == "info":
+        return _info(args, train_dir)
     if args.stage == "bundle":
         from filmscore.engine.training.assemble import assemble_bundle
 
@@ -136,6 +139,35 @@ def run(args: argparse.Namespace) -> int:
                         f"checkpoint {result.ckpt}"
                         + "".join(f"; held-out loss ({k}) " + " -> ".join(f"{v:.4f} @ {s}" for s, v in curve[-2:])
                                   for k, curve in curves.items()))
+    return 0
+
+
+def _info(args: argparse.Namespace, train_dir: Path) -> int:
+    from filmscore.engine.errors import FilmscoreError
+    from filmscore.engine.training.loop import STAGES, stage_status
+
+    stages = {s: st for s in STAGES if (st := stage_status(train_dir, s)) is not None}
+    if not stages:
+        raise FilmscoreError(f"{train_dir}: no training logs here (stages write <train-dir>/<stage>/log.jsonl); "
+                             f"pass --train-dir, or start one with `filmscore train vae`")
+
+    def human() -> None:
+        from rich.console import Console
+        from rich.table import Table
+
+        t = Table("stage", "step", "train h", "loss", "lr", "corpus h", "held-out loss", "sessions", "last write",
+                  title=f"training in {train_dir}", box=None, pad_edge=False)
+        for st in stages.values():
+            held = " ".join(f"{h['loss']:.4f}@{h['step']}" for h in st["heldout_loss"][-2:]) or "–"
+            age = st["last_write_s_ago"]
+            t.add_row(st["stage"], str(st["step"]), f"{st['train_hours']:.2f}",
+                      "–" if st["loss"] is None else f"{st['loss']:.4f}",
+                      "–" if st["lr"] is None else f"{st['lr']:.2e}",
+                      "–" if st["corpus_hours"] is None else f"{st['corpus_hours']:.1f}", held,
+                      str(len(st["sessions"])), f"{age // 60} min ago" if age < 86400 else f"{age // 86400} d ago")
+        Console().print(t)
+
+    emit(args, {"train_dir": str(train_dir), "stages": stages}, human)
     return 0
 
 

@@ -212,5 +212,41 @@ def run_steps(run: Run, budget: Budget, corpus, modules: dict[str, torch.nn.Modu
         session.update(to_step=run.step, hours=round((run.seconds - seconds0) / 3600, 3),
                        corpus_hours_to=round(corpus.hours, 2))
         run.extra.setdefault("sessions", []).append(session)
+        run.log(session=session)
     run.save(modules, optimizer, ema)
     return run
+
+
+STAGES = ("vae", "vocoder", "ldm", "controlnet")
+
+
+def stage_status(train_dir: Path, stage: str, tail: int = 8) -> dict[str, Any] | None:
+    """Where a stage stands, from its log alone (checkpoints are hundreds of MB): steps, training hours, the mean
+    of the last `tail` logged losses, learning rate, corpus hours, latest held-out loss, sessions, and how long ago
+    it last wrote. None when the stage has no log."""
+    d = Path(train_dir) / stage
+    log = d / "log.jsonl"
+    if not log.is_file():
+        return None
+    records = []
+    for line in log.read_text().splitlines():
+        try:
+            records.append(json.loads(line))
+        except ValueError:  # a line torn by a kill mid-write
+            continue
+    if not records:
+        return None
+    losses = [r["loss"] for r in records if "loss" in r][-tail:]
+    held = [(r["step"], k[len("heldout_loss_"):], v) for r in records for k, v in r.items()
+            if k.startswith("heldout_loss_")]
+    last = records[-1]
+    ckpt = d / "latest.pt"
+    return {"stage": stage, "step": last["step"], "train_hours": round(last.get("seconds", 0.0) / 3600, 3),
+            "loss": round(sum(losses) / len(losses), 4) if losses else None,
+            "lr": next((r["lr"] for r in reversed(records) if "lr" in r), None),
+            "corpus_hours": next((r["hours"] for r in reversed(records) if "hours" in r), None),
+            "heldout_loss": [{"step": s, "split": k, "loss": v} for s, k, v in held[-4:]],
+            "sessions": [r["session"] for r in records if "session" in r],
+            "last_write_s_ago": round(time.time() - last.get("time", time.time())),
+            "checkpoint": str(ckpt) if ckpt.is_file() else None,
+            "checkpoint_mb": round(ckpt.stat().st_size / 1e6, 1) if ckpt.is_file() else None}
