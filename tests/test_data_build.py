@@ -94,3 +94,35 @@ def test_cli_build_json(tmp_path, capsys):
     assert json.loads(capsys.readouterr().out)["clips"] == 4
     assert main(["data", "info", "--out", str(tmp_path / "none")]) == 2  # a clear one-line error
     assert "data build" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_a_parallel_build_at_once_and_it_resumes(tmp_path):
+    """SIGINT to the build's main process alone (a supervisor's stop; a terminal's Ctrl-C signals the workers too)
+    ends a 2-worker build, terminating the workers' jobs in flight instead of waiting for them; what finished stays
+    indexed, and the next run cleans up and goes on."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    _fluidsynth_or_skip()
+    out = tmp_path / "corpus"
+    cmd = [sys.executable, "-m", "filmscore.bridge.cli", "data", "build", "--out", str(out), "--hours", "0.2",
+           "--workers", "2", "--composers", "bach"]
+    proc = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 300
+        while not list(out.glob("clips/*/.tmp-*")) and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.2)  # until a worker is writing a clip
+        assert proc.poll() is None, "the build ended before a job was in flight"
+        os.kill(proc.pid, signal.SIGINT)
+        rc = proc.wait(timeout=30)  # a job takes longer than this on a busy machine; waiting for it would fail
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert rc == 130 and "interrupted" in proc.stderr.read().decode()
+    before = read_index(out) if (out / "index.jsonl").is_file() else []
+    s = build_corpus(BuildConfig(out, hours=0.02, workers=1, composers=("bach",)))
+    assert not list(out.glob("clips/*/.tmp-*")) and len(read_index(out)) == len(before) + s.new_clips

@@ -294,6 +294,13 @@ def build_corpus(cfg: BuildConfig, on_progress: Callable[[BuildSummary], None] |
                 done, inflight = wait(inflight, return_when=FIRST_COMPLETED)
                 for fut in done:
                     finish(*fut.result())
+        except KeyboardInterrupt:
+            # Ctrl-C: stop now rather than after the jobs in flight (up to a minute each). Finished jobs are already
+            # in the index and jobs.jsonl; the ones cut off rerun on resume, their temp folders removed at start.
+            for proc in list((getattr(ex, "_processes", None) or {}).values()):
+                proc.terminate()
+            ex.shutdown(wait=False, cancel_futures=True)
+            raise
         finally:
             ex.shutdown(wait=True, cancel_futures=True)
     summary.wall_s = time.monotonic() - t0
