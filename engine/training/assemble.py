@@ -71,18 +71,9 @@ def stage_provenance(run: Run) -> dict[str, Any]:
     """Steps and hours of a loaded run, its training sessions (`loop.run_steps` records them; checkpoints older than
     that have none) and the corpus sizes its log saw (the corpus may grow while a stage trains)."""
     out: dict[str, Any] = {"steps": run.step, "train_hours": round(run.seconds / 3600, 3)}
-    log = run.dir / "log.jsonl"
-    if log.is_file():
-        hours = []
-        for line in log.read_text().splitlines():
-            try:
-                h = json.loads(line).get("hours")
-            except ValueError:  # a line torn by a kill mid-write
-                continue
-            if isinstance(h, (int, float)):
-                hours.append(float(h))
-        if hours:
-            out["corpus_hours_seen"] = [min(hours), max(hours)]
+    hours = [float(r["hours"]) for r in run.read_log() if isinstance(r.get("hours"), (int, float))]
+    if hours:
+        out["corpus_hours_seen"] = [min(hours), max(hours)]
     if run.extra.get("sessions"):
         out["sessions"] = run.extra["sessions"]
     return out

@@ -199,13 +199,13 @@ def compare_evaluations(before: dict[str, Any], after: dict[str, Any], n_boot: i
 def _denoising_loss(pipe, corpus: Corpus, n_crops: int = HELDOUT_LOSS_CROPS) -> dict[str, Any]:
     from diffusers import DDPMScheduler
 
-    from .train_ldm import LatentCache, heldout_corpora, heldout_crop_losses
+    from .train_ldm import CROP, LatentCache, heldout_crop_losses
 
     if pipe.controlnet is None or pipe.film_head is None:
         return {}
-    held = heldout_corpora(corpus.root, corpus.mel).get("all")
-    if held is None:
+    if not any(c.log_mel.shape[1] >= CROP for c in corpus.clips):  # the split `heldout_corpora` would keep
         return {}
+    held = corpus
     models = {"unet": pipe.unet, "controlnet": pipe.controlnet, "film_head": pipe.film_head}
     losses = heldout_crop_losses(models, held, DDPMScheduler(**pipe.noise_schedule), LatentCache(pipe.vae),
                                  n_crops=n_crops)

@@ -93,6 +93,19 @@ class Run:
         with open(self.dir / "log.jsonl", "a") as f:
             f.write(json.dumps(record) + "\n")
 
+    def read_log(self) -> list[dict[str, Any]]:
+        """The records of `log.jsonl` (none when there is no log), skipping a line torn by a kill mid-write."""
+        path = self.dir / "log.jsonl"
+        if not path.is_file():
+            return []
+        records = []
+        for line in path.read_text().splitlines():
+            try:
+                records.append(json.loads(line))
+            except ValueError:
+                continue
+        return records
+
     def save(self, modules: dict[str, torch.nn.Module], optimizer: torch.optim.Optimizer, ema: dict[str, EMA]) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
         state = {"step": self.step, "seconds": self.seconds, "extra": self.extra,
@@ -224,23 +237,15 @@ def stage_status(train_dir: Path, stage: str, tail: int = 8) -> dict[str, Any] |
     """Where a stage stands, from its log alone (checkpoints are hundreds of MB): steps, training hours, the mean
     of the last `tail` logged losses, learning rate, corpus hours, latest held-out loss, sessions, and how long ago
     it last wrote. None when the stage has no log."""
-    d = Path(train_dir) / stage
-    log = d / "log.jsonl"
-    if not log.is_file():
-        return None
-    records = []
-    for line in log.read_text().splitlines():
-        try:
-            records.append(json.loads(line))
-        except ValueError:  # a line torn by a kill mid-write
-            continue
+    run = Run(stage, Path(train_dir))
+    records = run.read_log()
     if not records:
         return None
     losses = [r["loss"] for r in records if "loss" in r][-tail:]
     held = [(r["step"], k[len("heldout_loss_"):], v) for r in records for k, v in r.items()
             if k.startswith("heldout_loss_")]
     last = records[-1]
-    ckpt = d / "latest.pt"
+    ckpt = run.ckpt
     return {"stage": stage, "step": last["step"], "train_hours": round(last.get("seconds", 0.0) / 3600, 3),
             "loss": round(sum(losses) / len(losses), 4) if losses else None,
             "lr": next((r["lr"] for r in reversed(records) if "lr" in r), None),

@@ -28,8 +28,8 @@ from ..bundle import DEFAULT_BUNDLE_DIR, Bundle, load_bundle
 from ..errors import FilmscoreError
 from ..models import FilmScoreControlNet1D
 from .corpus_data import Corpus
-from .loop import EMA, Budget, Run, restore, run_steps
-from .train_ldm import CROP, LatentCache, ldm_loss, measure_heldout
+from .loop import EMA, Budget, Run, restore
+from .train_ldm import LatentCache, ldm_steps
 
 logger = logging.getLogger(__name__)
 
@@ -209,22 +209,12 @@ def train_controlnet(corpus: Corpus, base: Bundle, spec: TuningSpec, minutes: fl
                       "lr": lr, "batch": batch, "corpus": str(corpus.root), "clips": len(corpus.clips),
                       "corpus_hours": round(corpus.hours, 3)})
     models = {"unet": unet, "controlnet": controlnet, "film_head": head}
-    feature_dim = head.config.feature_dim
     noise_sched = DDPMScheduler(**base.noise_schedule)
     latents = LatentCache(base.models["vae"].to(device))
     rng = np.random.default_rng(seed + run.step)
-
-    def loss_fn():
-        crops = corpus.sample_crops(rng, batch, CROP)
-        return ldm_loss(models, noise_sched, latents, crops, rng, CROP, feature_dim), {}
-
-    ema_models = {**models, "controlnet": ema["controlnet"].model}
-    measure_heldout(run, heldout, ema_models, noise_sched, latents)
-    run = run_steps(run, Budget(minutes, max_steps, cooldown=cooldown), corpus, modules, opt, ema, loss_fn,
-                    progress, lr_at=lambda step: lr * min(1.0, (step + 1) / WARMUP_STEPS))
-    if measure_heldout(run, heldout, ema_models, noise_sched, latents):
-        run.save(modules, opt, ema)
-    return run
+    return ldm_steps(run, Budget(minutes, max_steps, cooldown=cooldown), corpus, models, modules, opt, ema,
+                     {**models, "controlnet": ema["controlnet"].model}, noise_sched, latents, rng, batch=batch, lr=lr,
+                     warmup=WARMUP_STEPS, heldout=heldout, progress=progress)
 
 
 def tuned_controlnet(run: Run, base_dir: Path | None = None) -> tuple[FilmScoreControlNet1D, TuningSpec, Bundle]:

@@ -185,19 +185,30 @@ def train_ldm(corpus: Corpus, vae: MelVAE, minutes: float, *, feature_dim: int, 
     if state is not None:
         restore(state, models, opt, ema)
         logger.info("ldm: resumed at step %d", run.step)
-    feature_dim = models["film_head"].config.feature_dim
     noise_sched = DDPMScheduler(**DEFAULT_NOISE_SCHEDULE)
     latents = LatentCache(vae)
     rng = np.random.default_rng(seed + run.step)
+    return ldm_steps(run, Budget(minutes, max_steps, cooldown=cooldown), corpus, models, models, opt, ema,
+                     {k: e.model for k, e in ema.items()}, noise_sched, latents, rng, batch=batch, lr=lr,
+                     warmup=WARMUP_STEPS, heldout=heldout, progress=progress)
+
+
+def ldm_steps(run: Run, budget: Budget, corpus: Corpus, models: dict[str, nn.Module], trained: dict[str, nn.Module],
+              opt: torch.optim.Optimizer, ema: dict, ema_models: dict[str, nn.Module], noise_sched,
+              latents: LatentCache, rng: np.random.Generator, *, batch: int, lr: float, warmup: int,
+              heldout: dict[str, Corpus] | None, progress=None) -> Run:
+    """The loop of every stage trained on `ldm_loss` (the LDM, the ControlNet tuning): `models` make the loss,
+    `trained` are stepped (with `ema`), `ema_models` (the weights that ship) give the held-out loss at the start
+    and the end; linear warm-up over `warmup` steps."""
+    feature_dim = models["film_head"].config.feature_dim
 
     def loss_fn():
         crops = corpus.sample_crops(rng, batch, CROP)
         return ldm_loss(models, noise_sched, latents, crops, rng, CROP, feature_dim), {}
 
-    ema_models = {k: e.model for k, e in ema.items()}
     measure_heldout(run, heldout, ema_models, noise_sched, latents)
-    run = run_steps(run, Budget(minutes, max_steps, cooldown=cooldown), corpus, models, opt, ema, loss_fn,
-                    progress, lr_at=lambda step: lr * min(1.0, (step + 1) / WARMUP_STEPS))
+    run = run_steps(run, budget, corpus, trained, opt, ema, loss_fn, progress,
+                    lr_at=lambda step: lr * min(1.0, (step + 1) / warmup))
     if measure_heldout(run, heldout, ema_models, noise_sched, latents):
-        run.save(models, opt, ema)
+        run.save(trained, opt, ema)
     return run
