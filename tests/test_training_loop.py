@@ -13,13 +13,38 @@ from filmscore.engine.training.loop import COOLDOWN_FLOOR, Budget, Run
 from filmscore.engine.training.train_vae import train_vae
 
 
+class FakeClock:
+    """A clock the test moves by hand: the budget's arithmetic is checked without reading the wall clock."""
+
+    def __init__(self, now: float = 1000.0):
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
 def test_budget_progress_is_the_larger_of_time_and_steps():
-    b = Budget(minutes=60, max_steps=110, cooldown=True)
+    clock = FakeClock()
+    b = Budget(minutes=60, max_steps=110, cooldown=True, clock=clock)
     b.begin(10)
-    assert b.progress(10) < 0.01 and b.progress(60) == pytest.approx(0.5, abs=0.01)
+    assert b.progress(10) == 0.0 and b.progress(60) == pytest.approx(0.5)
+    clock.now += 45 * 60  # three quarters of the time spent, a tenth of the steps: time leads
+    assert b.progress(20) == pytest.approx(0.75) and not b.done(20)
     assert b.lr_scale(110) == pytest.approx(COOLDOWN_FLOOR)
-    assert Budget(minutes=60, max_steps=110).lr_scale(100) == 1.0  # no cooldown asked
-    assert Budget(minutes=0).progress(0) == 1.0  # time is up
+    clock.now += 15 * 60
+    assert b.done(20) and b.progress(20) == 1.0  # time is up
+    assert Budget(minutes=60, max_steps=110, clock=clock).lr_scale(100) == 1.0  # no cooldown asked
+    assert Budget(minutes=0, clock=clock).progress(0) == 1.0  # no time at all
+
+
+def test_budget_saves_on_its_clock():
+    clock = FakeClock()
+    b = Budget(minutes=60, every_s=120, clock=clock)
+    assert not b.save_due()
+    clock.now += 119.9
+    assert not b.save_due()
+    clock.now += 0.1
+    assert b.save_due() and not b.save_due()  # the next save is counted from this one
 
 
 def _lrs(train_dir, from_step: int) -> list[float]:
@@ -29,6 +54,8 @@ def _lrs(train_dir, from_step: int) -> list[float]:
 
 def test_cooldown_decays_this_run_only_and_sessions_are_recorded(tmp_path, monkeypatch):
     monkeypatch.setattr("filmscore.engine.training.loop.LOG_EVERY", 1)
+    # A frozen clock: the cooldown follows the step count alone, however busy the machine is.
+    monkeypatch.setattr("filmscore.engine.training.loop.wall_clock", FakeClock())
     corpus = Corpus(make_tiny_corpus(tmp_path / "corpus", works_per_master=1, duration_s=3.0), "train")
     train_dir = tmp_path / "train"
     vae = MelVAE(n_mels=corpus.mel.n_mels, latent_channels=4, hidden_channels=8, refine_blocks=1)
@@ -36,8 +63,8 @@ def test_cooldown_decays_this_run_only_and_sessions_are_recorded(tmp_path, monke
     assert _lrs(train_dir, 0) == [1e-3, 1e-3]
     train_vae(corpus, minutes=5, batch=2, max_steps=6, lr=1e-3, run=Run("vae", train_dir), cooldown=True)
     lrs = _lrs(train_dir, 2)
-    assert lrs[0] == pytest.approx(1e-3) and all(a > b for a, b in pairwise(lrs))
-    assert lrs[-1] == pytest.approx(1e-3 * (1 - (1 - COOLDOWN_FLOOR) * 3 / 4), rel=0.02)
+    assert lrs[0] == 1e-3 and all(a > b for a, b in pairwise(lrs))
+    assert lrs == pytest.approx([1e-3 * (1 - (1 - COOLDOWN_FLOOR) * k / 4) for k in range(4)], rel=1e-9)
     after = train_vae(corpus, minutes=5, batch=2, max_steps=7, lr=1e-3, run=Run("vae", train_dir))
     assert _lrs(train_dir, 6) == [1e-3]  # a later run is back at its own rate, not the cooled one restored
     sessions = after.extra["sessions"]

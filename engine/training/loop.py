@@ -136,18 +136,27 @@ def restore(state: dict[str, Any], modules: dict[str, torch.nn.Module], optimize
 COOLDOWN_FLOOR = 0.05  # a cooldown ends at this fraction of the learning rate
 
 
+def wall_clock() -> float:
+    """The clock a `Budget` reads unless given its own: monotonic seconds. Tests replace it (or pass `clock=`) so that
+    a busy machine cannot change what a step-counted run does."""
+    return time.monotonic()
+
+
 class Budget:
     """Stop after `minutes` of wall time (this invocation) or `max_steps` total steps; checkpoint every `every_s`.
     With `cooldown`, the learning rate falls linearly to COOLDOWN_FLOOR of its value over the budget (whichever of
     time or steps runs out first): the decay phase of a warmup-stable-decay schedule (Hägele et al. 2024, "Scaling
-    Laws and Compute-Optimal Training Beyond Fixed Training Durations"), for the last run before a bundle ships."""
+    Laws and Compute-Optimal Training Beyond Fixed Training Durations"), for the last run before a bundle ships.
+    `clock` (default `wall_clock`) is injected so that tests count steps, not seconds."""
 
-    def __init__(self, minutes: float, max_steps: int | None = None, every_s: float = 120.0, cooldown: bool = False):
-        self.start_time = time.monotonic()
+    def __init__(self, minutes: float, max_steps: int | None = None, every_s: float = 120.0, cooldown: bool = False,
+                 clock: Callable[[], float] | None = None):
+        self.clock = clock or wall_clock
+        self.start_time = self.clock()
         self.end = self.start_time + minutes * 60
         self.max_steps = max_steps
         self.every_s = every_s
-        self.last_save = time.monotonic()
+        self.last_save = self.start_time
         self.cooldown = cooldown
         self.start_step = 0
 
@@ -155,11 +164,12 @@ class Budget:
         self.start_step = step
 
     def done(self, step: int) -> bool:
-        return time.monotonic() >= self.end or (self.max_steps is not None and step >= self.max_steps)
+        return self.clock() >= self.end or (self.max_steps is not None and step >= self.max_steps)
 
     def progress(self, step: int) -> float:
         """How much of this invocation's budget is spent, 0..1."""
-        frac = (time.monotonic() - self.start_time) / max(self.end - self.start_time, 1e-9)
+        span = self.end - self.start_time
+        frac = (self.clock() - self.start_time) / span if span > 0 else 1.0  # no time at all: spent
         if self.max_steps is not None and self.max_steps > self.start_step:
             frac = max(frac, (step - self.start_step) / (self.max_steps - self.start_step))
         return min(max(frac, 0.0), 1.0)
@@ -168,8 +178,9 @@ class Budget:
         return 1.0 - (1.0 - COOLDOWN_FLOOR) * self.progress(step) if self.cooldown else 1.0
 
     def save_due(self) -> bool:
-        if time.monotonic() - self.last_save >= self.every_s:
-            self.last_save = time.monotonic()
+        now = self.clock()
+        if now - self.last_save >= self.every_s:
+            self.last_save = now
             return True
         return False
 
