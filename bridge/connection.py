@@ -30,7 +30,8 @@ class ConnectionInfo(TypedDict):
     transport: str  # "tcp"
     ip: str  # "127.0.0.1" unless the server runs with --allow-remote
     request_port: int  # ROUTER: requests and replies
-    event_port: int  # PUB: job events
+    event_port: int  # PUB: job events (0 when events go over `event_endpoint`)
+    event_endpoint: NotRequired[str]  # ipc://<owner-only folder>/events: the event socket on POSIX without --allow-remote
     key: str  # HMAC-SHA256 key, hex
     signature_scheme: str  # "hmac-sha256"
     ws_port: NotRequired[int]  # WebSocket gateway, when it runs
@@ -130,7 +131,10 @@ def key_bytes(info: ConnectionInfo) -> bytes:
 
 
 def endpoint(info: ConnectionInfo, port_key: str) -> str:
-    """`tcp://IP:PORT` for one of the ports (`request_port`, `event_port`)."""
+    """`tcp://IP:PORT` for one of the ports (`request_port`, `event_port`); for events, the `ipc://` endpoint
+    instead when the server publishes them there."""
+    if port_key == "event_port" and info.get("event_endpoint"):
+        return info["event_endpoint"]  # type: ignore[typeddict-item]
     ip = info["ip"]
     host = f"[{ip}]" if ":" in ip else ip
     return f"{info['transport']}://{host}:{info[port_key]}"  # type: ignore[literal-required]

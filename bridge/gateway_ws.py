@@ -9,22 +9,35 @@ Session on a WebSocket (text messages are JSON; docs/protocol.md has examples):
 
 1. The HTTP upgrade is refused (403) when it carries an `Origin` not in the allowed list; clients that send no
    Origin (UXP, scripts) pass this step. Browsers always send one, so a web page cannot reach the gateway.
-2. The first message must be `{"token": "<ws_token from the connection file>"}` within 10 s; a wrong or missing
-   token closes the connection with code 1008. Answer: `{"status": "ok", "protocol_version": ...}`.
+2. The first message must be `{"token": "<ws_token from the connection file>"}` within 10 s and at most
+   `FIRST_MESSAGE_BYTES`; a wrong or missing token closes the connection with code 1008 (a bigger first message:
+   1009). Only after the token may messages be as large as the protocol's limit: a peer without the token can make
+   the gateway hold 4 KiB, not 8 MiB. Answer: `{"status": "ok", "protocol_version": ..., "session": ...}`.
 3. Requests: `{"header": {"msg_type": "status", "msg_id": "..."(optional)}, "content": {...}, "buffers": N}`,
    followed by N binary messages (e.g. an inline MIDI file). Replies and events come back in the same JSON form
-   (`Message.to_json()`), with the reply's `parent_header.msg_id` equal to the request's `msg_id`.
+   (`Message.to_json()`), with the reply's `parent_header.msg_id` equal to the request's `msg_id`. Anything the
+   gateway cannot accept (bad JSON, too deep, a buffer that never comes, a value JSON cannot carry) is answered
+   with an `error` message; the connection stays open.
 
-`shutdown` is refused through the gateway: a panel's token authorises renders, not stopping the server.
+Each WebSocket connection is its own session (the `session` of the token answer; a panel that reconnects may send
+`"session"` with its token to keep it): duplicate `msg_id`s are detected per session, and a panel may cancel only
+the jobs its session submitted (the gateway marks its requests `metadata.via = "websocket"`).
+
+`shutdown` is refused through the gateway: a panel's token authorises renders, not stopping the server. Off
+loopback (`--allow-remote`) the gateway needs TLS (`--ws-cert`, `--ws-key`): the token and the replies must not
+travel in clear text while ZeroMQ uses CURVE. The `websockets` library's debug log (it prints frames, the token
+among them) is kept off even with `-v`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hmac
-import json
 import logging
+import re
+import ssl
 import threading
+from pathlib import Path
 from typing import Any
 
 import zmq
@@ -39,7 +52,13 @@ from .connection import ConnectionInfo, endpoint, key_bytes
 log = logging.getLogger(__name__)
 
 AUTH_TIMEOUT_S = 10.0
+FIRST_MESSAGE_BYTES = 4096
+"""The most a WebSocket peer may send before its token is checked."""
 _LOOPBACK = ("127.0.0.1", "::1", "localhost")
+_SESSION_RE = re.compile(r"[A-Za-z0-9_-]{8,64}")
+# Frame-level debug logs print every message, the token among them: never at DEBUG, whatever -v says.
+_WS_LOG = logging.getLogger(f"{__name__}.websockets")
+_WS_LOG.setLevel(logging.INFO)
 
 
 class GatewayError(FilmscoreError):
@@ -50,10 +69,24 @@ class WebSocketGateway:
     """Runs in its own thread with its own asyncio loop and ZeroMQ context; `start()` returns the bound port."""
 
     def __init__(self, info: ConnectionInfo, host: str = "127.0.0.1", port: int = 0, origins: tuple[str, ...] = (),
-                 allow_remote: bool = False) -> None:
+                 allow_remote: bool = False, max_clients: int = 64,
+                 tls: tuple[Path, Path] | None = None) -> None:
         if host not in _LOOPBACK and not allow_remote:
             raise GatewayError(f"WebSocket gateway on {host} would be reachable from the network; pass "
                                "--allow-remote, or use 127.0.0.1")
+        if host not in _LOOPBACK and tls is None:
+            raise GatewayError(f"WebSocket gateway on {host} needs TLS (--ws-cert and --ws-key): its token and "
+                               "replies would cross the network in clear text")
+        self.ssl: ssl.SSLContext | None = None
+        if tls is not None:
+            self.ssl = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            try:
+                self.ssl.load_cert_chain(str(tls[0]), str(tls[1]))
+            except (OSError, ssl.SSLError) as e:
+                raise GatewayError(f"WebSocket TLS certificate {tls[0]} / key {tls[1]} cannot be loaded: {e}") \
+                    from None
+        self.max_clients = max_clients
+        self.refused = 0
         token = info.get("ws_token")
         if not token:
             raise GatewayError("the connection info has no ws_token")
@@ -66,6 +99,7 @@ class WebSocketGateway:
         self.origins = tuple(origins)
         self.session = P.Session(key_bytes(info))
         self._clients: set[Any] = set()
+        self._open = 0  # connections past the HTTP upgrade, authorised or not
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
@@ -105,8 +139,10 @@ class WebSocketGateway:
         sub.connect(endpoint(self.info, "event_port"))  # type: ignore[arg-type]
         sub.setsockopt(zmq.SUBSCRIBE, b"job.")
         # None in `origins` admits clients that send no Origin header (UXP panels, scripts): they hold the token.
+        # max_size starts at FIRST_MESSAGE_BYTES and is raised for a connection once its token checks out.
         async with serve(self._handler, self.host, self.port, origins=[None, *self.origins],
-                         max_size=self.session.limits.max_message_bytes, ping_interval=20) as server:
+                         max_size=FIRST_MESSAGE_BYTES, max_queue=4, ping_interval=20, ssl=self.ssl,
+                         logger=_WS_LOG) as server:
             self.port = server.sockets[0].getsockname()[1] if not self.port else self.port
             fanout = asyncio.ensure_future(self._fanout(sub))
             self._ready.set()
@@ -115,15 +151,19 @@ class WebSocketGateway:
         sub.close(0)
         self.ctx.term()
 
+    def describe(self) -> dict[str, int]:
+        return {"connections": self._open, "authorised": len(self._clients), "cap": self.max_clients,
+                "refused": self.refused}
+
     async def _fanout(self, sub: zmq.asyncio.Socket) -> None:
         while True:
             frames = await sub.recv_multipart()
             try:
                 _, msg = self.session.recv(frames)
+                text = P.dumps_strict(msg.to_json())
             except P.ProtocolError as e:
                 log.warning("dropping an event that does not verify: %s", e)
                 continue
-            text = json.dumps(msg.to_json())
             for ws in list(self._clients):
                 try:
                     await ws.send(text)
@@ -131,20 +171,51 @@ class WebSocketGateway:
                     self._clients.discard(ws)
 
     def _error_json(self, exc: Exception, parent: dict[str, Any] | None = None) -> str:
-        return json.dumps(self.session.msg("error", P.error_content(exc), parent=parent or {}).to_json())
+        """An error message as JSON text; total (an error whose text cannot be encoded is named, not sent)."""
+        try:
+            content = P.error_content(exc)
+            P.dumps_strict(content)
+        except P.ProtocolError:
+            content = P.error_content(P.EncodingError(f"{type(exc).__name__} (its message cannot be encoded)"))
+        return P.dumps_strict(self.session.msg("error", content, parent=P.safe_header(parent)).to_json())
 
     async def _handler(self, ws: Any) -> None:
         from websockets.exceptions import ConnectionClosed
 
+        if self._open >= self.max_clients:  # descriptors are finite: refuse before any work
+            self.refused += 1
+            log.warning("WebSocket gateway: %d connections, the cap; refusing another", self.max_clients)
+            await ws.close(1013, "too many connections; try again later")
+            return
+        self._open += 1
+        try:
+            await self._session(ws)
+        except ConnectionClosed:
+            pass
+        except Exception:  # noqa: BLE001 - one panel's failure must not reach the others or the server
+            log.exception("WebSocket connection failed")
+            await ws.close(1011, "internal error")
+        finally:
+            self._open -= 1
+
+    async def _session(self, ws: Any) -> None:
+        from websockets.exceptions import ConnectionClosed
+
+        token, session_id = "", None
         try:
             first = await asyncio.wait_for(ws.recv(), AUTH_TIMEOUT_S)
-            token = json.loads(first).get("token", "") if isinstance(first, str) else ""
-        except (asyncio.TimeoutError, ValueError, AttributeError, ConnectionClosed):
+            obj = P.loads_strict(first, "token message") if isinstance(first, str) else {}
+            if isinstance(obj, dict):
+                token, session_id = obj.get("token", ""), obj.get("session")
+        except (asyncio.TimeoutError, P.ProtocolError):
             token = ""
         if not isinstance(token, str) or not hmac.compare_digest(token.encode(), self.token):
             await ws.close(1008, "a valid token is required")
             return
-        await ws.send(json.dumps({"status": "ok", "protocol_version": P.PROTOCOL_VERSION}))
+        if not (isinstance(session_id, str) and _SESSION_RE.fullmatch(session_id)):
+            session_id = P.new_id()
+        ws.protocol.max_message_size = self.session.limits.max_message_bytes  # authorised: the protocol's limit
+        await ws.send(P.dumps_strict({"status": "ok", "protocol_version": P.PROTOCOL_VERSION, "session": session_id}))
         dealer = self.ctx.socket(zmq.DEALER)
         _configure(dealer, self.info)  # type: ignore[arg-type]
         dealer.connect(endpoint(self.info, "request_port"))  # type: ignore[arg-type]
@@ -154,11 +225,12 @@ class WebSocketGateway:
             while True:
                 raw = await ws.recv()
                 try:
-                    msg = await self._request_from(ws, raw)
-                except (P.ProtocolError, ValueError) as e:
-                    await ws.send(self._error_json(e if isinstance(e, P.ProtocolError) else P.ProtocolError(str(e))))
+                    msg = await self._request_from(ws, raw, session_id)
+                    frames = self.session.serialize(msg)
+                except P.ProtocolError as e:
+                    await ws.send(self._error_json(e))
                     continue
-                await dealer.send_multipart(self.session.serialize(msg))
+                await dealer.send_multipart(frames)
         except ConnectionClosed:
             pass
         finally:
@@ -166,11 +238,11 @@ class WebSocketGateway:
             replies.cancel()
             dealer.close(0)
 
-    async def _request_from(self, ws: Any, raw: str | bytes) -> P.Message:
-        """A signed message from one WebSocket request (reading its binary buffers)."""
+    async def _request_from(self, ws: Any, raw: str | bytes, session_id: str) -> P.Message:
+        """A message to sign from one WebSocket request (reading its binary buffers), in the panel's session."""
         if not isinstance(raw, str):
             raise P.ProtocolError("expected a JSON text message; binary messages only follow a request's header")
-        obj = json.loads(raw)
+        obj = P.loads_strict(raw, "request")
         if not isinstance(obj, dict) or not isinstance(obj.get("header"), dict):
             raise P.ProtocolError("a request is {\"header\": {\"msg_type\": ...}, \"content\": {...}}")
         unknown = set(obj) - {"header", "content", "metadata", "buffers", "parent_header"}
@@ -192,21 +264,28 @@ class WebSocketGateway:
         if not isinstance(n, int) or isinstance(n, bool) or not 0 <= n <= self.session.limits.max_buffers:
             raise P.ProtocolError(f"buffers must be 0..{self.session.limits.max_buffers}")
         buffers = []
-        for _ in range(n):
-            b = await asyncio.wait_for(ws.recv(), AUTH_TIMEOUT_S)
+        for i in range(n):
+            try:
+                b = await asyncio.wait_for(ws.recv(), AUTH_TIMEOUT_S)
+            except asyncio.TimeoutError:
+                raise P.ProtocolError(f"buffer {i} of {n} did not arrive within {AUTH_TIMEOUT_S:g} s") from None
             if not isinstance(b, bytes):
                 raise P.ProtocolError("a request's buffers must follow it as binary messages")
             buffers.append(b)
-        return self.session.msg(msg_type, content, metadata=metadata, buffers=buffers, msg_id=msg_id)
+        msg = self.session.msg(msg_type, content, metadata={**metadata, "via": "websocket"}, buffers=buffers,
+                               msg_id=msg_id)
+        msg.header["session"] = session_id
+        return msg
 
     async def _replies(self, dealer: zmq.asyncio.Socket, ws: Any) -> None:
         while True:
             frames = await dealer.recv_multipart()
             try:
                 _, msg = self.session.recv(frames)
+                text = P.dumps_strict(msg.to_json())
             except P.ProtocolError as e:
                 log.warning("dropping a reply that does not verify: %s", e)
                 continue
-            await ws.send(json.dumps(msg.to_json()))
+            await ws.send(text)
             for b in msg.buffers:
                 await ws.send(b)

@@ -1,12 +1,18 @@
 """The job journal: every render job and each change of its state, in SQLite (WAL mode).
 
 The journal is the server's memory across crashes. A job is written before it is acknowledged, so an acknowledged
-job is never lost; the request's `msg_id` is unique, so a client that re-sends after a lost reply gets the same job
-back, never a duplicate. When a server starts on an existing journal, jobs it finds `running` were interrupted with
+job is never lost; a request's `msg_id` is unique within its sender's session, so a client that re-sends after a
+lost reply gets the same job back, never a duplicate (and two clients that both use `msg_id` "r-1" each get their
+own job). When a server starts on an existing journal, jobs it finds `running` were interrupted with
 it: they go back to the queue if they have an attempt left (`max_attempts`, default 2 = one retry), else fail.
 
 WAL with `synchronous=NORMAL` survives the server process dying at any point (a power cut may lose the last
 commits, never corrupt the file). One server owns a journal at a time (`fcntl` lock on `LOCK`).
+
+Loss is detected, never silent: `journal.seq` (written atomically after every added job) holds the highest job
+sequence number ever committed. A journal that holds less (truncated, its `-wal` deleted after a crash, replaced)
+or that fails SQLite's integrity check is copied aside to `lost-<time>/` and refused with `JournalLost` /
+`JournalCorrupt`; the server does not start on it until someone decides (the error says how).
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import shutil
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -27,11 +34,12 @@ from .protocol import JOB_STATES
 
 TERMINAL_STATES = ("finished", "failed", "cancelled")
 
-_SCHEMA = """
+SCHEMA_VERSION = 2
+_JOBS_TABLE = """
 CREATE TABLE IF NOT EXISTS jobs (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,   -- queue order
     job_id TEXT NOT NULL UNIQUE,
-    request_msg_id TEXT UNIQUE,               -- idempotency: one job per request message
+    request_msg_id TEXT,                      -- idempotency: one job per request message per session
     session TEXT,
     state TEXT NOT NULL,
     request TEXT NOT NULL,                    -- engine RenderRequest as JSON
@@ -42,8 +50,11 @@ CREATE TABLE IF NOT EXISTS jobs (
     started REAL,
     ended REAL,
     result TEXT,
-    error TEXT
+    error TEXT,
+    UNIQUE(session, request_msg_id)
 );
+"""
+_SCHEMA = _JOBS_TABLE + """
 CREATE INDEX IF NOT EXISTS jobs_state ON jobs(state, seq);
 CREATE TABLE IF NOT EXISTS events (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -58,6 +69,20 @@ CREATE INDEX IF NOT EXISTS events_job ON events(job_id, id);
 
 class JournalError(FilmscoreError):
     """A journal that cannot be opened, is locked by another server, or was asked an impossible state change."""
+
+    ename = "JournalError"
+
+
+class JournalLost(JournalError):
+    """The journal holds fewer jobs than were committed to it (truncated, its WAL deleted, replaced)."""
+
+    ename = "JournalLost"
+
+
+class JournalCorrupt(JournalError):
+    """The journal fails SQLite's integrity check, or a read of it fails."""
+
+    ename = "JournalCorrupt"
 
 
 @dataclass
@@ -115,15 +140,70 @@ class Journal:
             os.close(self._lock_fd)
             raise JournalError(f"journal {self.state_dir} is in use by another filmscore server") from None
         self.path = self.state_dir / "journal.sqlite"
+        self.seq_path = self.state_dir / "journal.seq"
+        try:
+            self._open()
+        except BaseException:
+            self.close()
+            raise
+
+    def _open(self) -> None:
+        expected = _read_seq(self.seq_path)
         try:
             self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
+            check = self._db.execute("PRAGMA integrity_check").fetchall()
+            if [tuple(r) for r in check] != [("ok",)]:
+                raise sqlite3.DatabaseError("; ".join(str(r[0]) for r in check[:3]))
+            self._migrate()
             self._db.executescript(_SCHEMA)
-            self._db.execute("PRAGMA integrity_check").fetchone()
+            have = self._db.execute("SELECT coalesce(max(seq), 0) FROM jobs").fetchone()[0]
+            have = max(have, self._db.execute("SELECT coalesce(max(seq), 0) FROM sqlite_sequence WHERE name='jobs'")
+                       .fetchone()[0])
         except sqlite3.DatabaseError as e:
-            self.close()
-            raise JournalError(f"journal {self.path} cannot be opened: {e}") from None
+            copy = self._copy_aside()
+            raise JournalCorrupt(f"journal {self.path} is corrupt ({e}); a copy is in {copy}. Move the journal "
+                                 "(journal.sqlite*, journal.seq) away to start with an empty one") from None
+        if have < expected:
+            copy = self._copy_aside()
+            raise JournalLost(f"journal {self.path} has lost jobs: it ends at job #{have} but #{expected} was "
+                              f"committed (file truncated or its -wal deleted?); a copy is in {copy}. Restore it, "
+                              "or delete journal.seq to accept the loss and start")
+        self._committed_seq = max(have, expected)
+
+    def _migrate(self) -> None:
+        """Schema 1 made `request_msg_id` unique on its own (duplicates were global); 2 scopes it to the session.
+        SQLite cannot drop a constraint, so the table is rebuilt once, in one transaction."""
+        version = self._db.execute("PRAGMA user_version").fetchone()[0]
+        exists = self._db.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='jobs'").fetchone()
+        if exists and version < 2:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.execute("ALTER TABLE jobs RENAME TO jobs_v1")
+                self._db.execute("DROP INDEX IF EXISTS jobs_state")
+                self._db.execute(_JOBS_TABLE)
+                self._db.execute(f"INSERT INTO jobs({','.join(_COLUMNS)}) SELECT {','.join(_COLUMNS)} FROM jobs_v1")
+                self._db.execute("DROP TABLE jobs_v1")
+                self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+        elif not exists:
+            self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+
+    def _copy_aside(self) -> Path:
+        """Copy the journal's files (as they are) to `lost-<time>/` before refusing them."""
+        dest = self.state_dir / f"lost-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}"
+        dest.mkdir(mode=0o700, exist_ok=True)
+        for suffix in ("", "-wal", "-shm"):
+            src = self.path.with_name(self.path.name + suffix)
+            if src.exists():
+                shutil.copy2(src, dest / src.name)
+        if self.seq_path.exists():
+            shutil.copy2(self.seq_path, dest / self.seq_path.name)
+        return dest
 
     def close(self) -> None:
         db = getattr(self, "_db", None)
@@ -144,6 +224,24 @@ class Journal:
         """A private folder for a job's inputs that arrived inline (e.g. a MIDI theme sent as bytes)."""
         return self.state_dir / "jobs" / job_id
 
+    def remove_job_inputs(self, job_id: str) -> None:
+        """Delete a job's inline inputs (called when the job ends: they are needed only to run it)."""
+        shutil.rmtree(self.job_dir(job_id), ignore_errors=True)
+
+    def remove_ended_inputs(self) -> int:
+        """Delete the inline inputs of every job that is no longer queued or running (left by a server that died
+        between a job's end and the deletion). Returns how many folders were removed."""
+        root = self.state_dir / "jobs"
+        if not root.is_dir():
+            return 0
+        live = {r.job_id for r in self.list(("queued", "running"), limit=1_000_000)}
+        n = 0
+        for d in root.iterdir():
+            if d.name not in live:
+                shutil.rmtree(d, ignore_errors=True)
+                n += 1
+        return n
+
     # -- writing -------------------------------------------------------------------------------------------------
     def _event(self, job_id: str, state: str, now: float, detail: str | None) -> None:
         self._db.execute("INSERT INTO events(job_id, state, time, detail) VALUES (?,?,?,?)",
@@ -154,16 +252,19 @@ class Journal:
         """Insert a queued job. Returns (record, created): `created` is False when a job for `request_msg_id`
         already exists, and that job is returned instead (a client re-sent its request)."""
         if request_msg_id is not None:
-            existing = self.by_request(request_msg_id)
+            existing = self.by_request(request_msg_id, session)
             if existing is not None:
                 return existing, False
         now = time.time()
         with self._tx():
-            self._db.execute(
+            cur = self._db.execute(
                 "INSERT INTO jobs(job_id, request_msg_id, session, state, request, params, attempts, created, updated)"
                 " VALUES (?,?,?,?,?,?,0,?,?)",
                 (job_id, request_msg_id, session, "queued", json.dumps(request), json.dumps(params), now, now))
             self._event(job_id, "queued", now, None)
+        # After the commit: the marker may lag the journal (a crash here), never lead it, so it never cries wolf.
+        self._committed_seq = max(self._committed_seq, int(cur.lastrowid or 0))
+        atomic_write_bytes(self.seq_path, f"{self._committed_seq}\n".encode())
         rec = self.get(job_id)
         if rec is None:  # pragma: no cover - the insert above committed
             raise JournalError(f"job {job_id} vanished after insert")
@@ -223,9 +324,10 @@ class Journal:
         row = self._db.execute(f"SELECT {','.join(_COLUMNS)} FROM jobs WHERE job_id=?", (job_id,)).fetchone()
         return _row(row) if row else None
 
-    def by_request(self, request_msg_id: str) -> JobRecord | None:
-        row = self._db.execute(f"SELECT {','.join(_COLUMNS)} FROM jobs WHERE request_msg_id=?",
-                               (request_msg_id,)).fetchone()
+    def by_request(self, request_msg_id: str, session: str | None = None) -> JobRecord | None:
+        """The job made for message `request_msg_id` of `session` (a msg_id is unique only within its session)."""
+        row = self._db.execute(f"SELECT {','.join(_COLUMNS)} FROM jobs WHERE request_msg_id=? AND session IS ?",
+                               (request_msg_id, session)).fetchone()
         return _row(row) if row else None
 
     def list(self, states: tuple[str, ...] = JOB_STATES, limit: int = 100, offset: int = 0,
@@ -264,6 +366,15 @@ class Journal:
 
     def _tx(self) -> Journal._Tx:
         return Journal._Tx(self._db)
+
+
+def _read_seq(path: Path) -> int:
+    try:
+        return int(path.read_text().strip() or 0)
+    except FileNotFoundError:
+        return 0
+    except (OSError, ValueError):
+        return 0  # unreadable marker: nothing to compare against (the journal's own checks still run)
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:

@@ -27,6 +27,7 @@ import hmac
 import json
 import math
 import os
+import re
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -81,14 +82,40 @@ class VersionError(ProtocolError):
     ename = "VersionError"
 
 
+class EncodingError(ProtocolError):
+    """A value JSON cannot carry between peers: a non-finite number (`1e400`, NaN), a lone UTF-16 surrogate
+    (`"\\ud800"`), or nesting deeper than `MAX_JSON_DEPTH`. Refused on the way in, so nothing the server stores or
+    echoes can fail to encode on the way out."""
+
+    ename = "EncodingError"
+
+
+MAX_JSON_DEPTH = 32
+"""Deepest nesting of arrays/objects accepted in a JSON part (request content needs 4)."""
+MAX_HEADER_STR = 128
+"""Longest `msg_id`, `session`, `msg_type`, `version` or `date` accepted in a header."""
+_VERSION_RE = re.compile(r"[0-9]{1,4}\.[0-9]{1,4}", re.ASCII)
+_SURROGATE_RE = re.compile("[\ud800-\udfff]")
+
+
 @dataclass(frozen=True)
 class Limits:
-    """Size limits, in bytes unless named otherwise. Checked before any JSON is parsed."""
+    """Size limits, in bytes unless named otherwise. Checked before any JSON is parsed, and before the HMAC is
+    computed: an unauthenticated peer can make the server hash at most `max_message_bytes` per message.
 
-    max_message_bytes: int = 32 * 1024 * 1024  # whole message, buffers included
+    The largest legitimate message is a `render` with a 4 MiB inline MIDI buffer plus its JSON parts, so 8 MiB in
+    all leaves room. `hard_frame_bytes` is what libzmq enforces per frame (`ZMQ_MAXMSGSIZE`): a frame above it
+    drops the peer's connection while it is being read, so it never occupies memory; a message between the
+    protocol limit and that cap is read and answered with `MessageTooLarge`."""
+
+    max_message_bytes: int = 8 * 1024 * 1024  # whole message, buffers included
     max_json_bytes: int = 1024 * 1024  # each of header, parent_header, metadata, content
     max_buffers: int = 4
     max_idents: int = 16
+
+    @property
+    def hard_frame_bytes(self) -> int:
+        return self.max_message_bytes + 1024 * 1024
 
 
 @dataclass
@@ -126,17 +153,95 @@ _DECODER = json.JSONDecoder(parse_constant=_reject_constant)
 
 
 def _dumps(obj: Any) -> bytes:
-    return _ENCODER.encode(obj).encode("utf-8")
+    """Strict encoding: `EncodingError` (never another exception) for anything another peer could not decode."""
+    try:
+        return _ENCODER.encode(obj).encode("utf-8")
+    except (UnicodeEncodeError, ValueError, TypeError, RecursionError, OverflowError) as e:
+        raise EncodingError(f"a value cannot be encoded as JSON ({e.__class__.__name__})") from None
+
+
+def check_json_value(obj: Any, part: str) -> None:
+    """`EncodingError` unless `obj` (parsed JSON) holds only finite numbers, strings without lone surrogates and at
+    most `MAX_JSON_DEPTH` levels of nesting: the values `_dumps` can always encode again."""
+    stack: list[tuple[Any, int]] = [(obj, 0)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, str):
+            if not value.isascii() and _SURROGATE_RE.search(value):
+                raise EncodingError(f"{part} holds a lone UTF-16 surrogate (not valid Unicode text)")
+        elif isinstance(value, float):
+            if not math.isfinite(value):
+                raise EncodingError(f"{part} holds a non-finite number (JSON numbers must be finite)")
+        elif isinstance(value, (dict, list)):
+            if depth >= MAX_JSON_DEPTH:
+                raise EncodingError(f"{part} is nested deeper than {MAX_JSON_DEPTH} levels")
+            if isinstance(value, dict):
+                for k, v in value.items():
+                    if not k.isascii() and _SURROGATE_RE.search(k):
+                        raise EncodingError(f"{part} has a key holding a lone UTF-16 surrogate")
+                    stack.append((v, depth + 1))
+            else:
+                stack.extend((v, depth + 1) for v in value)
+
+
+def loads_strict(text: str | bytes, part: str) -> Any:
+    """Parse one JSON document strictly (see `check_json_value`); `ProtocolError` naming `part` otherwise."""
+    try:
+        obj = _DECODER.decode(text.decode("utf-8") if isinstance(text, (bytes, bytearray, memoryview)) else text)
+    except RecursionError:
+        raise EncodingError(f"{part} is nested deeper than {MAX_JSON_DEPTH} levels") from None
+    except (UnicodeDecodeError, ValueError) as e:
+        raise ProtocolError(f"{part} is not valid UTF-8 JSON ({e.__class__.__name__})") from None
+    check_json_value(obj, part)
+    return obj
+
+
+def dumps_strict(obj: Any) -> str:
+    """JSON text of `obj` (compact, UTF-8 safe); `EncodingError` when it holds what `check_json_value` refuses."""
+    try:
+        return _ENCODER.encode(obj)
+    except (ValueError, TypeError, RecursionError, OverflowError) as e:
+        raise EncodingError(f"a value cannot be encoded as JSON ({e.__class__.__name__})") from None
 
 
 def _loads(data: bytes, part: str) -> dict[str, Any]:
-    try:
-        obj = _DECODER.decode(data.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError, RecursionError) as e:
-        raise ProtocolError(f"{part} is not valid UTF-8 JSON ({e.__class__.__name__})") from None
+    obj = loads_strict(bytes(data), part)
     if not isinstance(obj, dict):
         raise ProtocolError(f"{part} must be a JSON object, got {type(obj).__name__}")
     return obj
+
+
+def make_encodable(obj: Any, _depth: int = 0) -> Any:
+    """A copy of `obj` that always encodes: lone surrogates become `\\udXXX` escapes, non-finite numbers `None`,
+    nesting past `MAX_JSON_DEPTH` a placeholder. For data the server did not just check (journal rows written by
+    an older version), so one bad row is shown, escaped, instead of failing every reply that lists it."""
+    if isinstance(obj, str):
+        return obj if obj.isascii() or not _SURROGATE_RE.search(obj) else \
+            obj.encode("utf-8", "backslashreplace").decode("utf-8")
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if obj is None or isinstance(obj, (bool, int)):
+        return obj
+    if _depth >= MAX_JSON_DEPTH:
+        return "<nested too deep>"
+    if isinstance(obj, dict):
+        return {make_encodable(str(k)): make_encodable(v, _depth + 1) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [make_encodable(v, _depth + 1) for v in obj]
+    return make_encodable(str(obj))
+
+
+def safe_header(header: Any) -> dict[str, str]:
+    """The standard fields of `header` that are short, encodable strings: what an error reply may echo as its
+    parent when the full header cannot be echoed."""
+    if not isinstance(header, dict):
+        return {}
+    out = {}
+    for key in ("msg_id", "msg_type", "version", "session", "date"):
+        v = header.get(key)
+        if isinstance(v, str) and len(v) <= MAX_HEADER_STR and (v.isascii() or not _SURROGATE_RE.search(v)):
+            out[key] = v
+    return out
 
 
 def utcnow() -> datetime:
@@ -148,25 +253,31 @@ def new_id() -> str:
     return os.urandom(16).hex()
 
 
+def parse_version(version: Any) -> tuple[int, int]:
+    """(major, minor) of a `"MAJOR.MINOR"` string: ASCII digits only, one dot, no spaces or signs (`"1"`,
+    `" 1.0"`, `"1.0.0"` and `"١.0"` are refused with `VersionError`)."""
+    if not isinstance(version, str) or not _VERSION_RE.fullmatch(version):
+        raise VersionError(f"protocol version {str(version)[:20]!r} is not MAJOR.MINOR (ASCII digits, e.g. "
+                           f"{PROTOCOL_VERSION!r})")
+    major, minor = version.split(".")
+    return int(major), int(minor)
+
+
 def version_major(version: str) -> int:
-    try:
-        return int(str(version).split(".", 1)[0])
-    except ValueError:
-        raise VersionError(f"protocol version {version!r} is not MAJOR.MINOR") from None
+    return parse_version(version)[0]
 
 
 def negotiate_version(offered: list[str]) -> str:
-    """The highest of `offered` that this module speaks; `VersionError` when none is."""
-    ours = {version_major(v): v for v in SUPPORTED_VERSIONS}
-    for v in sorted((str(o) for o in offered), key=lambda s: [int(p) if p.isdigit() else -1 for p in s.split(".")],
-                    reverse=True):
-        try:
-            major = version_major(v)
-        except VersionError:
-            continue
-        if major in ours:
-            return ours[major]
-    raise VersionError(f"no common protocol version: offered {offered}, this server speaks {list(SUPPORTED_VERSIONS)}")
+    """The highest of `offered` that this module speaks (same major, minor at most ours); `VersionError` when none
+    is or when one is not MAJOR.MINOR."""
+    ours = {parse_version(v): v for v in SUPPORTED_VERSIONS}
+    parsed = sorted((parse_version(o) for o in offered), reverse=True)
+    for major, minor in parsed:
+        shared = [v for (M, m), v in ours.items() if M == major and m <= minor]
+        if shared:
+            return max(shared, key=parse_version)
+    raise VersionError(f"no common protocol version: offered {[str(o)[:20] for o in offered[:8]]}, this server "
+                       f"speaks {list(SUPPORTED_VERSIONS)}")
 
 
 class Session:
@@ -178,7 +289,7 @@ class Session:
     """
 
     def __init__(self, key: bytes, *, session_id: str | None = None, limits: Limits | None = None,
-                 replay_window_s: float = 60.0, max_history: int = 500_000) -> None:
+                 replay_window_s: float = 60.0, max_history: int = 500_000, not_before_s: float | None = None) -> None:
         if not isinstance(key, bytes) or len(key) < 16:
             raise SignatureError("the HMAC key must be at least 16 bytes; there is no keyless mode")
         self._auth = hmac.new(key, digestmod=hashlib.sha256)
@@ -188,7 +299,9 @@ class Session:
         self.max_history = int(max_history)
         self._seen: set[bytes] = set()
         self._history: deque[tuple[float, bytes]] = deque()  # (header date as POSIX s, signature), arrival order
-        self._floor_s = -math.inf  # messages dated at or before this were forgotten: refuse them
+        # Messages dated at or before this were forgotten, or predate this session (a server passes its start
+        # time: a message captured before a restart cannot be replayed to the new server): refuse them.
+        self._floor_s = -math.inf if not_before_s is None else float(not_before_s)
         # The packer must round-trip at start-up (jupyter_client does the same): fail here, not on the first message.
         probe = {"a": [1, 2.5, "é", None, True]}
         if _loads(_dumps(probe), "probe") != probe:
@@ -210,7 +323,7 @@ class Session:
         return h.hexdigest().encode("ascii")
 
     def serialize(self, msg: Message, idents: list[bytes] | tuple[bytes, ...] = ()) -> list[bytes]:
-        """Frames ready for `socket.send_multipart`."""
+        """Frames ready for `socket.send_multipart`; `EncodingError` (only) when a part cannot be encoded."""
         parts = [_dumps(msg.header), _dumps(msg.parent_header), _dumps(msg.metadata), _dumps(msg.content)]
         buffers = [bytes(b) for b in msg.buffers]
         return [*idents, DELIM, self.sign(parts + buffers), *parts, *buffers]
@@ -244,10 +357,12 @@ class Session:
             raise SignatureError("message signature does not match")
         header = _loads(frames[1], "header")
         for key in ("msg_id", "msg_type", "version", "session", "date"):
-            if not isinstance(header.get(key), str) or not header[key]:
-                raise ProtocolError(f"header field {key!r} must be a non-empty string")
-        major = version_major(header["version"])
-        if major != version_major(PROTOCOL_VERSION):
+            v = header.get(key)
+            if not isinstance(v, str) or not 0 < len(v) <= MAX_HEADER_STR or not v.isprintable():
+                raise ProtocolError(f"header field {key!r} must be a string of 1-{MAX_HEADER_STR} printable "
+                                    "characters")
+        parse_version(header["version"])  # the format first: "1", " 1.0", "١.0" are not versions
+        if header["version"] not in SUPPORTED_VERSIONS:
             raise VersionError(f"protocol version {header['version']} is not supported; "
                                f"this peer speaks {', '.join(SUPPORTED_VERSIONS)}")
         if check_replay:
@@ -258,16 +373,16 @@ class Session:
     def _check_replay(self, date: str, signature: bytes) -> None:
         try:
             sent = datetime.fromisoformat(date)
-        except ValueError:
-            raise ProtocolError(f"header date {date[:40]!r} is not ISO 8601") from None
-        if sent.tzinfo is None:
-            raise ProtocolError("header date must carry a UTC offset")
-        sent_s = sent.timestamp()
+            if sent.tzinfo is None:
+                raise ProtocolError("header date must carry a UTC offset")
+            sent_s = sent.timestamp()
+        except (ValueError, OverflowError):
+            raise ProtocolError(f"header date {date[:40]!r} is not an ISO 8601 time") from None
         now_s = utcnow().timestamp()
         if abs(now_s - sent_s) > self.replay_window_s:
             raise ReplayError(f"message dated {date} is outside the {self.replay_window_s:g} s replay window")
         if sent_s <= self._floor_s or signature in self._seen:
-            raise ReplayError("message was already received (replay)")
+            raise ReplayError("message was already received, or is dated before this server started (replay)")
         # Forget signatures whose date fell out of the window: a replay of them now fails the date check.
         hist, seen = self._history, self._seen
         while hist and hist[0][0] < now_s - self.replay_window_s:
@@ -347,6 +462,9 @@ class RationalTime:
         rate = _field(obj, "rate", (int, float), where=where)
         if rate <= 0:
             raise ProtocolError(f"{where} rate must be > 0, got {rate}")
+        # Bounds that keep value / rate a finite float (2**53: exact integers; a week at 192 kHz is ~2**37).
+        if abs(value) > 2**53 or rate > 2**53 or not math.isfinite(value / rate):
+            raise ProtocolError(f"{where} is out of range (|value|, rate <= 2**53)")
         return cls(value, rate)
 
     @classmethod
@@ -514,8 +632,8 @@ def parse_list_jobs(content: dict[str, Any]) -> tuple[tuple[str, ...], int, int,
     if not 1 <= limit <= 1000:
         raise ProtocolError(f"list_jobs limit must be 1..1000, got {limit}")
     offset = _field(content, "offset", (int,), 0)
-    if offset < 0:
-        raise ProtocolError(f"list_jobs offset must be >= 0, got {offset}")
+    if not 0 <= offset < 2**31:
+        raise ProtocolError(f"list_jobs offset must be 0..2**31-1, got {str(offset)[:24]}")
     return tuple(states), limit, offset, _field(content, "newest_first", (bool,), False)
 
 

@@ -123,7 +123,10 @@ def test_short_keys_are_refused():
 
 def test_version_negotiation():
     assert P.negotiate_version(["1.0"]) == "1.0"
-    assert P.negotiate_version(["2.1", "1.3", "junk"]) == "1.0"
+    assert P.negotiate_version(["2.1", "1.3"]) == "1.0"
+    for bad in (["1.0", "junk"], ["1"], [" 1.0"], ["\u0661.0"], ["1.0.0"], ["\u00b2"]):
+        with pytest.raises(P.VersionError, match="not MAJOR.MINOR"):
+            P.negotiate_version(bad)
     with pytest.raises(P.VersionError):
         P.negotiate_version(["2.0"])
     assert P.parse_hello({}) == P.PROTOCOL_VERSION

@@ -5,7 +5,9 @@
     filmscore client cancel JOB        filmscore client result JOB
     filmscore client hello             filmscore client maestros        filmscore client shutdown [--wait]
 
-The server is found from --connection-file, else the newest connection file in the runtime folder.
+The server is found from --connection-file, else the newest connection file in the runtime folder. The client's
+own options (--connection-file, --timeout) may come before or after the request's name
+(`filmscore client jobs --connection-file F` and `filmscore client --connection-file F jobs` are the same).
 """
 
 from __future__ import annotations
@@ -23,12 +25,29 @@ def _abs(p: str) -> str:
     return str(Path(p).expanduser().resolve())
 
 
+def _add_client_options(p: argparse.ArgumentParser, after_verb: bool) -> None:
+    """The client's own options. After the verb their default is SUPPRESS, so a value given before the verb (or
+    the default) stands unless the option is repeated after it."""
+    kw: dict[str, Any] = {"default": argparse.SUPPRESS} if after_verb else {}
+    p.add_argument("--connection-file", type=Path, help="the server's connection file",
+                   **(kw or {"default": None}))
+    p.add_argument("--timeout", type=float, help="seconds to wait for a reply (default 10)",
+                   **(kw or {"default": 10.0}))
+
+
+class _ClientSubparsers(argparse._SubParsersAction):
+    def add_parser(self, name: str, **kwargs: Any) -> argparse.ArgumentParser:  # type: ignore[override]
+        parser = super().add_parser(name, **kwargs)
+        _add_client_options(parser, after_verb=True)
+        return parser
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("client", help="send requests to a running bridge (filmscore serve)",
                               description="Client of the filmscore bridge (docs/protocol.md).")
-    p.add_argument("--connection-file", type=Path, default=None, help="the server's connection file")
-    p.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for a reply (default 10)")
-    sub = p.add_subparsers(dest="client_command", required=True, metavar="REQUEST")
+    _add_client_options(p, after_verb=False)
+    p.register("action", "client_parsers", _ClientSubparsers)
+    sub = p.add_subparsers(dest="client_command", required=True, metavar="REQUEST", action="client_parsers")
 
     r = sub.add_parser("render", help="queue a render")
     r.add_argument("--output", required=True, help="WAV to write (inside the server's output roots)")

@@ -45,6 +45,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="a folder requests may write cues to (repeatable; default: your home)")
     p.add_argument("--workers", type=int, default=1, help="render worker processes (default 1)")
     p.add_argument("--bundle", type=Path, default=None, help="model bundle folder (default: the shipped one)")
+    p.add_argument("--max-queued", type=int, default=1000,
+                   help="renders that may wait at once; more are refused with QueueFull (default 1000)")
+    p.add_argument("--max-connections", type=int, default=None,
+                   help="connections per ZeroMQ socket (default: derived from the file-descriptor limit)")
+    p.add_argument("--ws-cert", type=Path, default=None,
+                   help="TLS certificate chain (PEM) for the WebSocket gateway; required off loopback")
+    p.add_argument("--ws-key", type=Path, default=None, help="the TLS certificate's private key (PEM)")
     add_json_flag(p)
     p.set_defaults(run=run)
 
@@ -57,7 +64,8 @@ def run(args: argparse.Namespace) -> int:
     cfg = ServerConfig(state_dir=args.state_dir or default_state_dir(), connection_file=args.connection_file,
                        ip=ip, allow_remote=args.allow_remote, media_roots=tuple(args.media_root),
                        output_roots=tuple(args.output_root), workers=args.workers, bundle=args.bundle,
-                       ws=args.ws, ws_origins=tuple(args.ws_origin))
+                       ws=args.ws, ws_origins=tuple(args.ws_origin), max_queued=args.max_queued,
+                       max_connections=args.max_connections, ws_cert=args.ws_cert, ws_key=args.ws_key)
     server = BridgeServer(cfg)
     try:
         info = server.start()

@@ -5,16 +5,23 @@ One thread runs one poll loop over the request socket, each worker's pipe and ea
 in-memory queue and never wait for a render: renders run in `worker.WorkerHandle` processes.
 
 Every received message goes through `protocol.Session.recv`; anything it refuses is answered with an `error` message
-(signed, parent = the offending header when it could be read) and the loop goes on.
+(signed, parent = the offending header when it could be read) and the loop goes on. Building a reply is total: a
+reply that cannot be encoded becomes an `EncodingError` reply, and nothing a request does can raise out of the loop
+(an unexpected exception is logged, rate-limited, and the loop goes on). The threat model and every limit are in
+docs/protocol.md ("Threat model and limits").
 """
 
 from __future__ import annotations
 
+import errno
 import hmac
 import logging
 import multiprocessing as mp
 import os
+import shutil
 import signal
+import sqlite3
+import tempfile
 import time
 from collections import deque
 from pathlib import Path
@@ -27,9 +34,10 @@ from filmscore.engine.errors import FilmscoreError, MidiError
 from .. import protocol as P
 from ..connection import (ConnectionInfo, default_connection_file, key_bytes, new_connection_info, new_ws_token,
                           read_connection_file, write_connection_file)
-from ..journal import Journal, JournalError, atomic_write_bytes, iter_partial_files
+from ..journal import Journal, JournalCorrupt, JournalError, atomic_write_bytes, iter_partial_files
 from . import capabilities
 from .config import ServerConfig, build_request, timeline_spec
+from .limits import ConnectionCaps, ConnectionGuard, install_repeat_filter, raise_fd_limit
 from .worker import WorkerHandle
 
 log = logging.getLogger(__name__)
@@ -46,6 +54,18 @@ class JobError(FilmscoreError):
     """A request about a job that does not exist or is in the wrong state (e.g. the result of a running job)."""
 
     ename = "JobError"
+
+
+class QueueFull(JobError):
+    """A render refused because `max_queued` jobs are already waiting."""
+
+    ename = "QueueFull"
+
+
+class NotJobOwner(JobError):
+    """A panel (WebSocket) asked to cancel a job another client submitted."""
+
+    ename = "NotJobOwner"
 
 
 class BridgeServer:
@@ -67,6 +87,12 @@ class BridgeServer:
         self._accepting = True
         self._respawns: deque[float] = deque()  # start times of replacement workers, last minute
         self._respawn_warned = False
+        self._respawn_failed: str | None = None  # why the last worker start failed (e.g. no descriptors left)
+        self._next_respawn = 0.0  # monotonic time before which no worker start is tried after a failure
+        self._guards: list[ConnectionGuard] = []
+        self._ipc_dir: Path | None = None
+        self.caps = ConnectionCaps.for_limit(1024)
+        self.loop_errors = 0
         self.last_worker_exit: dict[str, Any] | None = None
         self._tail_s = 0.0  # measured seconds from the end of denoising to the end of a job (for ETAs)
         self._auth = None
@@ -81,13 +107,23 @@ class BridgeServer:
         if cfg.ip not in _LOOPBACK and not cfg.allow_remote:
             raise ServerError(f"binding {cfg.ip} exposes the bridge to the network; pass --allow-remote "
                               "(which also turns on CURVE encryption)")
+        install_repeat_filter()
+        self.caps = ConnectionCaps.for_limit(raise_fd_limit(), cfg.max_connections)
         self.journal = Journal(cfg.state_dir, max_attempts=cfg.max_attempts)
         for rec in self.journal.recover():
             log.warning("job %s was running when the last server stopped: now %s", rec.job_id, rec.state)
             self._remove_partials(rec.request.get("output"), rec.job_id)
         for rec in self.journal.list(("queued",), limit=1_000_000):
+            try:  # a row an older version stored that cannot be encoded again would poison every reply naming it
+                P.dumps_strict(rec.request)
+                P.check_json_value(rec.request, "request")
+            except P.ProtocolError as e:
+                log.error("job %s in the journal cannot be run: %s; failing it", rec.job_id, e)
+                self.journal.mark_ended(rec.job_id, "failed", error=f"EncodingError: {e}")
+                continue
             self.queue.append(rec.job_id)
             self._outputs[rec.request["output"]] = rec.job_id
+        self.journal.remove_ended_inputs()
 
         path = Path(cfg.connection_file) if cfg.connection_file else default_connection_file()
         if path.exists():
@@ -103,13 +139,19 @@ class BridgeServer:
             info = new_connection_info(cfg.ip)
             self._wrote_connection_file = True
         self.connection_file = path
-        self.session = P.Session(key_bytes(info), replay_window_s=cfg.replay_window_s)
+        # not_before_s: a message signed before this server started (captured from its predecessor, which used the
+        # same key) is a replay, even seconds after the restart, when no signature memory survives.
+        self.session = P.Session(key_bytes(info), replay_window_s=cfg.replay_window_s, not_before_s=time.time())
         self.router = self.ctx.socket(zmq.ROUTER)
         self.pub = self.ctx.socket(zmq.PUB)
         for s in (self.router, self.pub):
             s.linger = 0
-            # Hard cap in libzmq (drops the peer); the protocol's lower limit answers with an error first.
-            s.setsockopt(zmq.MAXMSGSIZE, 2 * self.session.limits.max_message_bytes)
+            # Hard cap per frame in libzmq: a bigger frame drops the peer while it is read, so it is never held in
+            # memory or hashed. Between the protocol limit and this cap, the message is answered MessageTooLarge.
+            s.setsockopt(zmq.MAXMSGSIZE, self.session.limits.hard_frame_bytes)
+        # At most this many unread messages per peer: what one connection can make the server hold is bounded
+        # (with MAXMSGSIZE) and a flood waits in its own TCP buffers, not in ours.
+        self.router.setsockopt(zmq.RCVHWM, cfg.max_pending_per_peer)
         self.router.setsockopt(zmq.ROUTER_HANDOVER, 1)
         if cfg.allow_remote:
             self._enable_curve(info)
@@ -119,9 +161,22 @@ class BridgeServer:
         host = f"[{cfg.ip}]" if ":" in cfg.ip else cfg.ip
         try:
             info["request_port"] = self._bind(self.router, host, info.get("request_port", 0))
-            info["event_port"] = self._bind(self.pub, host, info.get("event_port", 0))
+            info.pop("event_endpoint", None)  # type: ignore[misc]
+            if self._events_over_ipc():
+                # Events name outputs, inputs and failures: on one machine they go through a Unix socket in a
+                # folder only this user can enter (mkdtemp: 0700), so a local user without the key hears nothing.
+                self._ipc_dir = Path(tempfile.mkdtemp(prefix="filmscore-bridge-"))
+                ep = f"ipc://{self._ipc_dir}/events"
+                self.pub.bind(ep)
+                info["event_port"] = 0
+                info["event_endpoint"] = ep  # type: ignore[typeddict-unknown-key]
+            else:
+                info["event_port"] = self._bind(self.pub, host, info.get("event_port", 0))
         except zmq.ZMQError as e:
             raise ServerError(f"cannot bind {cfg.ip}: {e}") from None
+        self._guards = [ConnectionGuard(self.router, info["request_port"], self.caps.per_socket, "request socket")]
+        if not info.get("event_endpoint"):
+            self._guards.append(ConnectionGuard(self.pub, info["event_port"], self.caps.per_socket, "event socket"))
         info["pid"] = os.getpid()
         self.capabilities = {
             "backends": capabilities.backends(),
@@ -131,7 +186,10 @@ class BridgeServer:
             "event_types": list(P.EVENT_TYPES),
             "limits": {"max_message_bytes": self.session.limits.max_message_bytes,
                        "max_json_bytes": self.session.limits.max_json_bytes,
-                       "max_inline_midi_bytes": MAX_INLINE_MIDI_BYTES},
+                       "max_frame_bytes_hard": self.session.limits.hard_frame_bytes,
+                       "max_inline_midi_bytes": MAX_INLINE_MIDI_BYTES, "max_queued": cfg.max_queued,
+                       "max_connections": self.caps.per_socket, "max_websockets": self.caps.websocket,
+                       "max_json_depth": P.MAX_JSON_DEPTH},
             "replay_window_s": cfg.replay_window_s,
             "workers": cfg.workers,
             "max_attempts": cfg.max_attempts,
@@ -142,17 +200,22 @@ class BridgeServer:
 
             info.setdefault("ws_token", new_ws_token())
             self._gateway = WebSocketGateway(info, host=cfg.ws[0], port=cfg.ws[1], origins=cfg.ws_origins,
-                                             allow_remote=cfg.allow_remote)
+                                             allow_remote=cfg.allow_remote, max_clients=self.caps.websocket,
+                                             tls=(cfg.ws_cert, cfg.ws_key) if cfg.ws_cert else None)
             info["ws_port"] = self._gateway.start()
             info["ws_ip"] = cfg.ws[0]
         self.info = info
         write_connection_file(path, info)
         mp_ctx = mp.get_context("spawn")
         self._mp = mp_ctx
-        self.workers = [WorkerHandle(mp_ctx, cfg.renderer, i) for i in range(cfg.workers)]
+        self.workers = []
+        self._ensure_workers(initial=True)
         log.info("serving on %s ports %d/%d, connection file %s", cfg.ip, info["request_port"], info["event_port"],
                  path)
         return info
+
+    def _events_over_ipc(self) -> bool:
+        return not self.cfg.allow_remote and os.name == "posix" and zmq.has("ipc")
 
     @staticmethod
     def _bind(sock: zmq.Socket, host: str, port: int) -> int:
@@ -199,33 +262,46 @@ class BridgeServer:
                 pass  # not the main thread (tests running the server in a thread)
         poller = zmq.Poller()
         poller.register(self.router, zmq.POLLIN)
+        for g in self._guards:
+            poller.register(g.monitor, zmq.POLLIN)
         registered: dict[int, tuple[str, WorkerHandle]] = {}
         try:
             while True:
                 if self._stop and not (self._stop_wait and any(w.busy for w in self.workers)):
                     break
-                for w in self.workers:
-                    for kind, fd in (("pipe", w.conn.fileno()), ("exit", w.process.sentinel)):
-                        if fd not in registered:
-                            registered[fd] = (kind, w)
-                            poller.register(fd, zmq.POLLIN)
-                ready = dict(poller.poll(200))
-                if self.router in ready:
-                    self._drain_requests()
-                for fd in [fd for fd in ready if isinstance(fd, int)]:
-                    kind, w = registered.get(fd, (None, None))
-                    if w is None or w not in self.workers:
-                        continue
-                    if (kind == "pipe" and not self._drain_worker(w)) or kind == "exit":
-                        self._worker_died(w)
-                for fd in [fd for fd, (_, w) in registered.items() if w not in self.workers]:
-                    poller.unregister(fd)
-                    del registered[fd]
-                if len(self.workers) < self.cfg.workers:
-                    self._ensure_workers()
-                self._dispatch()
+                try:
+                    self._iteration(poller, registered)
+                except Exception:  # noqa: BLE001 - nothing a request or a worker does may stop the server
+                    self.loop_errors += 1
+                    log.exception("the server loop hit an unexpected error; serving on")
+                    time.sleep(0.01)  # a fault that repeats must not spin a core
         finally:
             self.close()
+
+    def _iteration(self, poller: zmq.Poller, registered: dict[int, tuple[str, WorkerHandle]]) -> None:
+        for w in self.workers:
+            for kind, fd in (("pipe", w.conn.fileno()), ("exit", w.process.sentinel)):
+                if fd not in registered:
+                    registered[fd] = (kind, w)
+                    poller.register(fd, zmq.POLLIN)
+        ready = dict(poller.poll(200))
+        for g in self._guards:
+            if g.monitor in ready:
+                g.drain()
+        if self.router in ready:
+            self._drain_requests()
+        for fd in [fd for fd in ready if isinstance(fd, int)]:
+            kind, w = registered.get(fd, (None, None))
+            if w is None or w not in self.workers:
+                continue
+            if (kind == "pipe" and not self._drain_worker(w)) or kind == "exit":
+                self._worker_died(w)
+        for fd in [fd for fd, (_, w) in registered.items() if w not in self.workers]:
+            poller.unregister(fd)
+            del registered[fd]
+        if len(self.workers) < self.cfg.workers:
+            self._ensure_workers()
+        self._dispatch()
 
     def _drain_requests(self, budget: int = 1000) -> None:
         for _ in range(budget):
@@ -233,7 +309,11 @@ class BridgeServer:
                 frames = self.router.recv_multipart(zmq.NOBLOCK, copy=True)
             except zmq.Again:
                 return
-            self._handle_frames(frames)
+            try:
+                self._handle_frames(frames)
+            except Exception:  # noqa: BLE001 - _handle_frames answers every error itself; this is the last net
+                self.loop_errors += 1
+                log.exception("a request could not be answered")
 
     def _handle_frames(self, frames: list[bytes]) -> None:
         session = self.session
@@ -252,36 +332,63 @@ class BridgeServer:
             return
         msg_type = msg.msg_type
         handler = getattr(self, f"_on_{msg_type}", None) if msg_type in P.REQUEST_TYPES else None
+        rtype = P.reply_type(msg_type) if handler else "error"
         try:
             if handler is None:
                 raise P.ProtocolError(f"unknown message type {msg_type[:64]!r}; "
                                       f"requests are {', '.join(P.REQUEST_TYPES)}")
-            content = handler(msg)
-            reply = session.msg(P.reply_type(msg_type), {"status": "ok", **content}, parent=msg)
+            content: dict[str, Any] = {"status": "ok", **handler(msg)}
         except FilmscoreError as e:
-            reply = session.msg(P.reply_type(msg_type) if handler else "error", P.error_content(e), parent=msg)
+            content = P.error_content(e)
+        except sqlite3.DatabaseError as e:  # a journal page that went bad after start-up: say what, keep serving
+            log.error("journal read failed: %s", e)
+            content = P.error_content(JournalCorrupt(f"the journal could not be read ({e})"))
         except Exception as e:  # noqa: BLE001 - a handler bug answers an error and the server keeps serving
             log.exception("handler for %s failed", msg_type)
-            reply = session.msg(P.reply_type(msg_type), P.error_content(RuntimeError(f"internal error: {e}")),
-                                parent=msg)
-        frames = session.serialize(reply, idents)
-        if len(frames[len(idents) + 5]) > session.limits.max_json_bytes:  # the peer would refuse it: say why
-            too_big = P.MessageTooLarge(f"the {msg_type} reply would be {len(frames[len(idents) + 5])} bytes, over "
-                                        f"the {session.limits.max_json_bytes}-byte limit; ask for less")
-            frames = session.serialize(session.msg(P.reply_type(msg_type), P.error_content(too_big), parent=msg),
-                                       idents)
-        self.router.send_multipart(frames)
+            content = P.error_content(RuntimeError(f"internal error: {type(e).__name__}"))
+        self._send_reply(idents, rtype, content, msg)
 
-    def _send_error(self, idents: list[bytes], exc: Exception, parent: dict[str, Any]) -> None:
-        reply = self.session.msg("error", P.error_content(exc), parent=parent)
+    def _send_reply(self, idents: list[bytes], rtype: str, content: dict[str, Any], parent: P.Message) -> None:
+        """Sign and send a reply; total: a reply that cannot be encoded or is too big becomes an error reply, and
+        that one echoes only the parent's standard header fields, so building it cannot fail."""
+        session = self.session
         try:
-            self.router.send_multipart(self.session.serialize(reply, idents), zmq.NOBLOCK)
+            frames = session.serialize(session.msg(rtype, content, parent=parent), idents)
+            size = len(frames[len(idents) + 5])
+            if size > session.limits.max_json_bytes:  # the peer would refuse it: say why
+                raise P.MessageTooLarge(f"the {parent.msg_type} reply would be {size} bytes, over the "
+                                        f"{session.limits.max_json_bytes}-byte limit; ask for less")
+        except P.ProtocolError as e:
+            frames = session.serialize(session.msg(rtype, P.error_content(e), parent=P.safe_header(parent.header)),
+                                       idents)
+        self._send(frames)
+
+    def _send(self, frames: list[bytes]) -> None:
+        try:
+            self.router.send_multipart(frames, zmq.NOBLOCK)
         except zmq.ZMQError:
             pass  # the peer is gone or its queue is full: dropped by rule
 
+    def _send_error(self, idents: list[bytes], exc: Exception, parent: dict[str, Any]) -> None:
+        try:
+            content = P.error_content(exc)
+            P.dumps_strict(content)
+        except P.ProtocolError:
+            content = P.error_content(P.EncodingError(f"{type(exc).__name__} (its message cannot be encoded)"))
+        self._send(self.session.serialize(self.session.msg("error", content, parent=P.safe_header(parent)), idents))
+
     def publish(self, job_id: str, event: str, **content: Any) -> None:
-        msg = self.session.msg(event, {"job_id": job_id, **content})
-        self.pub.send_multipart(self.session.serialize(msg, [f"job.{job_id}".encode()]))
+        """Publish an event; never raises (an event that cannot be encoded is sent with its values escaped)."""
+        try:
+            msg = self.session.msg(event, {"job_id": job_id, **content})
+            try:
+                frames = self.session.serialize(msg, [f"job.{job_id}".encode()])
+            except P.ProtocolError:
+                msg.content = P.make_encodable(msg.content)
+                frames = self.session.serialize(msg, [f"job.{job_id}".encode()])
+            self.pub.send_multipart(frames, zmq.NOBLOCK)
+        except (zmq.ZMQError, P.ProtocolError) as e:
+            log.warning("event %s of job %s not published: %s", event, job_id, e)
 
     # -- requests ------------------------------------------------------------------------------------------------
     def _on_hello(self, msg: P.Message) -> dict[str, Any]:
@@ -294,9 +401,13 @@ class BridgeServer:
             raise JobError("the server is shutting down; it takes no new renders")
         params = P.RenderParams.from_content(msg.content, len(msg.buffers))
         journal = self._journal()
-        existing = journal.by_request(msg.msg_id)
+        session = msg.header["session"]
+        existing = journal.by_request(msg.msg_id, session)
         if existing is not None:  # the client re-sent a request whose reply it lost: same job, no duplicate
             return {"job_id": existing.job_id, "state": existing.state, "duplicate": True}
+        if len(self.queue) >= self.cfg.max_queued:
+            raise QueueFull(f"the queue is full ({len(self.queue)} jobs waiting, the limit is {self.cfg.max_queued});"
+                            " try again when some have run")
         job_id = P.new_id()
         midi_file = None
         if params.midi_buffer is not None:
@@ -310,14 +421,21 @@ class BridgeServer:
         holder = self._outputs.get(str(request.output))
         if holder is not None:
             raise JobError(f"output {request.output} is already the output of job {holder}, queued or running")
-        if midi_file is not None:
-            midi_file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            atomic_write_bytes(midi_file, msg.buffers[params.midi_buffer])  # type: ignore[index]
         stored = request.to_json()
         if params.timeline is not None:  # the worker encodes the region's picture (heavy), not this loop
             stored["timeline"] = timeline_spec(self.cfg, params)
-        rec, _ = journal.add(job_id, stored, params.to_content(), request_msg_id=msg.msg_id,
-                             session=msg.header.get("session"))
+        # The worker re-checks these when it writes (a folder swapped for a symlink after this check), and
+        # publishes the cue and its sidecars all or nothing when overwrite is false.
+        stored["output_roots"] = [str(r) for r in self.cfg.output_roots]
+        stored["overwrite"] = params.overwrite
+        if midi_file is not None:
+            midi_file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            atomic_write_bytes(midi_file, msg.buffers[params.midi_buffer])  # type: ignore[index]
+        try:
+            journal.add(job_id, stored, params.to_content(), request_msg_id=msg.msg_id, session=session)
+        except BaseException:
+            journal.remove_job_inputs(job_id)
+            raise
         self.queue.append(job_id)
         self._outputs[str(request.output)] = job_id
         self.publish(job_id, "job_queued", state="queued", position=len(self.queue), output=str(request.output))
@@ -328,15 +446,19 @@ class BridgeServer:
         if job_id is None:
             return {"server": {"pid": os.getpid(), "uptime_s": time.time() - self.started_at,
                                "accepting": self._accepting, "queued": len(self.queue),
+                               "max_queued": self.cfg.max_queued,
                                "jobs": self._journal().counts(), "workers": [w.describe() for w in self.workers],
-                               "last_worker_exit": self.last_worker_exit}}
+                               "last_worker_exit": self.last_worker_exit, "worker_start_failed": self._respawn_failed,
+                               "connections": {g.name: g.describe() for g in self._guards}
+                               | ({"websocket": self._gateway.describe()} if self._gateway else {}),
+                               "loop_errors": self.loop_errors}}
         return {"job": self._job_status(job_id)}
 
     def _job_status(self, job_id: str) -> dict[str, Any]:
         rec = self._journal().get(job_id)
         if rec is None:
             raise JobError(f"no job {job_id}")
-        out = rec.to_json()
+        out = P.make_encodable(rec.to_json())
         if rec.state == "queued" and job_id in self.queue:
             out["position"] = self.queue.index(job_id) + 1
         for w in self.workers:
@@ -350,10 +472,15 @@ class BridgeServer:
         rec = journal.get(job_id)  # type: ignore[arg-type]
         if rec is None:
             raise JobError(f"no job {job_id}")
+        # Who may cancel: a key holder (ZeroMQ client, CLI) any job; a panel only what its own WebSocket session
+        # submitted (the gateway marks its requests; a ZeroMQ client that forged the mark holds the key anyway).
+        if msg.metadata.get("via") == "websocket" and rec.session != msg.header["session"]:
+            raise NotJobOwner(f"job {job_id} was submitted by another client; a panel may cancel only its own jobs")
         if rec.state == "queued":
-            self.queue.remove(job_id)
+            if job_id in self.queue:
+                self.queue.remove(job_id)
             journal.mark_ended(job_id, "cancelled", error="cancelled by request")  # type: ignore[arg-type]
-            self._release_output(job_id)  # type: ignore[arg-type]
+            self._job_ended(job_id)  # type: ignore[arg-type]
             self.publish(job_id, "job_cancelled", state="cancelled")  # type: ignore[arg-type]
             return {"job_id": job_id, "state": "cancelled"}
         if rec.state == "running":
@@ -365,7 +492,9 @@ class BridgeServer:
 
     def _on_list_jobs(self, msg: P.Message) -> dict[str, Any]:
         states, limit, offset, newest_first = P.parse_list_jobs(msg.content)
-        return {"jobs": [r.to_json(full=False) for r in self._journal().list(states, limit, offset, newest_first)]}
+        # make_encodable: a row an older version stored with a lone surrogate is listed escaped, not fatal.
+        return {"jobs": [P.make_encodable(r.to_json(full=False))
+                         for r in self._journal().list(states, limit, offset, newest_first)]}
 
     def _on_result(self, msg: P.Message) -> dict[str, Any]:
         job_id = P.parse_job_id(msg.content, "result")
@@ -375,7 +504,7 @@ class BridgeServer:
         if rec.state != "finished":
             raise JobError(f"job {job_id} is {rec.state}; a result exists only for finished jobs"
                            + (f" ({rec.error})" if rec.error else ""))
-        return {"job_id": job_id, "result": rec.result}
+        return {"job_id": job_id, "result": P.make_encodable(rec.result)}
 
     def _on_maestros(self, msg: P.Message) -> dict[str, Any]:
         P.parse_empty(msg.content, "maestros")
@@ -395,10 +524,13 @@ class BridgeServer:
             raise JournalError("the server is not started")
         return self.journal
 
-    def _release_output(self, job_id: str) -> None:
+    def _job_ended(self, job_id: str) -> None:
+        """A job reached a terminal state: its output path is free again and its inline inputs are deleted."""
         for out, holder in list(self._outputs.items()):
             if holder == job_id:
                 del self._outputs[out]
+        if self.journal is not None:
+            self.journal.remove_job_inputs(job_id)
 
     def _dispatch(self) -> None:
         if self._stop:
@@ -461,7 +593,7 @@ class BridgeServer:
             error = f"{msg[2]}: {msg[3]}"
             journal.mark_ended(job_id, "failed", error=error)
             self.publish(job_id, "job_failed", state="failed", ename=msg[2], evalue=msg[3])
-        self._release_output(job_id)
+        self._job_ended(job_id)
         w.clear()
 
     def _worker_died(self, w: WorkerHandle) -> None:
@@ -481,31 +613,45 @@ class BridgeServer:
                 self.queue.appendleft(job_id)  # it keeps its turn
                 self.publish(job_id, "job_queued", state="queued", retry=True, reason=reason, position=1)
             else:
-                self._release_output(job_id)
+                self._job_ended(job_id)
                 self.publish(job_id, "job_failed", state="failed", ename="WorkerDied", evalue=rec.error)
         w.kill()
         self.last_worker_exit = {"pid": w.pid, "reason": reason, "time": time.time(), "job_id": w.job_id}
         self._ensure_workers()
 
-    def _ensure_workers(self) -> None:
+    def _ensure_workers(self, initial: bool = False) -> None:
         """Start workers up to `cfg.workers`, at most 5 per slot per minute: a worker that dies at start-up (a
         broken install) is retried slowly instead of in a tight loop, and the server keeps answering meanwhile."""
         if self._stop:
             return
         now = time.monotonic()
+        if now < self._next_respawn:
+            return
         while self._respawns and self._respawns[0] < now - 60:
             self._respawns.popleft()
         free = sorted(set(range(self.cfg.workers)) - {w.index for w in self.workers})
         for index in free:
-            if len(self._respawns) >= 5 * self.cfg.workers:
+            if not initial and len(self._respawns) >= 5 * self.cfg.workers:
                 if not self._respawn_warned:
                     log.error("workers keep dying (%d started in a minute); waiting before starting another",
                               len(self._respawns))
                     self._respawn_warned = True
                 return
-            self._respawns.append(now)
+            try:
+                worker = WorkerHandle(self._mp, self.cfg.renderer, index)
+            except (OSError, ValueError) as e:
+                # E.g. EMFILE in socketpair when descriptors ran out: keep serving the clients already here, and
+                # try again in a second; the job queue waits, nothing is lost.
+                self._respawn_failed = f"{type(e).__name__}: {e}" + (
+                    " (no file descriptors left)" if getattr(e, "errno", None) in (errno.EMFILE, errno.ENFILE) else "")
+                self._next_respawn = now + 1.0
+                log.error("cannot start worker %d: %s; retrying in 1 s", index, self._respawn_failed)
+                return
+            self._respawn_failed = None
+            if not initial:  # start-up workers are not replacements
+                self._respawns.append(now)
             self._respawn_warned = False
-            self.workers.append(WorkerHandle(self._mp, self.cfg.renderer, index))
+            self.workers.append(worker)
 
     def _remove_partials(self, output: str | None, job_id: str) -> None:
         if output:
@@ -532,11 +678,17 @@ class BridgeServer:
         if self._auth is not None:
             self._auth.stop()
             self._auth = None
+        for g in self._guards:
+            g.close()
+        self._guards = []
         for name in ("router", "pub"):
             s = getattr(self, name, None)
             if s is not None:
                 s.close(0)
         self.ctx.term()
+        if self._ipc_dir is not None:
+            shutil.rmtree(self._ipc_dir, ignore_errors=True)
+            self._ipc_dir = None
         if self._wrote_connection_file and self.connection_file is not None:
             self.connection_file.unlink(missing_ok=True)
             self._wrote_connection_file = False

@@ -7,10 +7,12 @@ person running the server said it may.
 
 from __future__ import annotations
 
+import errno
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from filmscore.engine.constants import MAX_CUE_S
 from filmscore.engine.errors import FilmscoreError, RequestError
 from filmscore.engine.request import RenderRequest
 
@@ -45,6 +47,11 @@ class ServerConfig:
     ws_origins: tuple[str, ...] = ()  # Origins a browser-based panel may connect from (none without Origin is ok)
     replay_window_s: float = 60.0
     renderer: str = "filmscore.engine.render:render_cue"  # "module:function" each worker calls
+    max_queued: int = 1000  # renders waiting at once; more are refused with QueueFull
+    max_pending_per_peer: int = 16  # unread messages libzmq holds per connection (ZMQ_RCVHWM)
+    max_connections: int | None = None  # per ZeroMQ socket; None: derived from the descriptor limit
+    ws_cert: Path | None = None  # TLS certificate chain (PEM) for the WebSocket gateway: needed off loopback
+    ws_key: Path | None = None
 
     def __post_init__(self) -> None:
         self.state_dir = Path(self.state_dir).expanduser().resolve()
@@ -57,18 +64,30 @@ class ServerConfig:
             raise RequestError(f"workers must be >= 1, got {self.workers}")
         if self.max_attempts < 1:
             raise RequestError(f"max attempts must be >= 1, got {self.max_attempts}")
+        if self.max_queued < 1:
+            raise RequestError(f"max queued must be >= 1, got {self.max_queued}")
+        if (self.ws_cert is None) != (self.ws_key is None):
+            raise RequestError("give both a TLS certificate and its key for the WebSocket gateway, or neither")
 
     def check_path(self, raw: str, kind: str, roots: tuple[Path, ...], must_exist: bool) -> Path:
         """`raw` resolved; `PathNotAllowed` unless absolute and under one of `roots`."""
         p = Path(raw)
         if not p.is_absolute():
             raise PathNotAllowed(f"{kind} path {raw!r} must be absolute")
-        resolved = p.resolve()
-        if not any(resolved.is_relative_to(r) for r in roots):
-            raise PathNotAllowed(f"{kind} path {raw} is outside the server's allowed roots "
-                                 f"({', '.join(map(str, roots))})")
-        if must_exist and not resolved.is_file():
-            raise PathNotAllowed(f"{kind} file {raw} does not exist")
+        long = next((part for part in p.parts if len(os.fsencode(part)) > 255), None)
+        if long is not None or len(os.fsencode(raw)) > 4095:
+            raise PathNotAllowed(f"{kind} path {raw[:80]!r}... is too long (a name over 255 bytes or a path over "
+                                 "4095)")
+        try:
+            resolved = p.resolve()
+            if not any(resolved.is_relative_to(r) for r in roots):
+                raise PathNotAllowed(f"{kind} path {raw} is outside the server's allowed roots "
+                                     f"({', '.join(map(str, roots))})")
+            if must_exist and not resolved.is_file():
+                raise PathNotAllowed(f"{kind} file {raw} does not exist")
+        except OSError as e:  # a symlink loop, a name the file system refuses, ...
+            raise PathNotAllowed(f"{kind} path {raw} cannot be used: {e.strerror or errno.errorcode.get(e.errno)}") \
+                from None
         return resolved
 
     def media(self, raw: str, kind: str) -> Path:
@@ -80,7 +99,11 @@ class ServerConfig:
             raise PathNotAllowed(f"output folder {out.parent} does not exist")
         if out.suffix.lower() != ".wav":
             raise RequestError(f"output {raw} must end in .wav")
-        if out.exists() and not overwrite:
+        if len(os.fsencode(out.name)) > 200:  # the worker's partial name adds ~50 bytes to it
+            raise PathNotAllowed(f"output name {out.name[:60]!r}... is over 200 bytes")
+        # The sidecars are checked by the worker (it knows what the engine writes), before rendering and again,
+        # all or nothing, when it publishes.
+        if (out.exists() or out.is_symlink()) and not overwrite:
             raise RequestError(f"output {raw} exists; send overwrite=true to replace it")
         return out
 
@@ -105,7 +128,25 @@ def build_request(cfg: ServerConfig, params: RenderParams, midi_file: Path | Non
         sample_rate=params.sample_rate, target_lufs=params.target_lufs,
         bundle=cfg.bundle, backend=params.backend, vocoder=params.vocoder)  # type: ignore[arg-type]
     req.validate()
+    check_ranges(req)
     return req
+
+
+def check_ranges(req: RenderRequest) -> None:
+    """Ranges `RenderRequest.validate` does not check yet, refused here before a job is queued rather than when
+    its render fails: the loudness target (the loudness module's range), the MIDI channel (1..16) and track, and
+    hit points inside the cue."""
+    from filmscore.engine.audio.loudness import resolve_target
+
+    resolve_target(req.target_lufs)
+    if req.midi_channel is not None and not 1 <= req.midi_channel <= 16:
+        raise RequestError(f"midi_channel must be 1..16, got {str(req.midi_channel)[:24]}")
+    if req.midi_track is not None and not 0 <= req.midi_track < 65536:
+        raise RequestError(f"midi_track must be 0..65535, got {str(req.midi_track)[:24]}")
+    limit = req.duration_s if req.duration_s is not None else MAX_CUE_S
+    bad = next((h for h in req.hits_s if not 0 <= h <= limit), None)
+    if bad is not None:
+        raise RequestError(f"hit point {bad:g} s is outside the cue (0..{limit:g} s)")
 
 
 def resolve_timeline(cfg: ServerConfig, params: RenderParams) -> tuple[Path | None, float, float]:

@@ -10,18 +10,25 @@ Cancel goes through shared memory, not the pipe: the server writes the job's `se
 engine's `should_cancel()` (polled between denoising steps) sees it at once, while the worker is busy rendering.
 
 A worker renders to a hidden partial file beside the output and renames it into place only when the render is
-whole (`journal.partial_path`), so a worker killed mid-render leaves nothing at the output path. On Linux a worker
+whole (`journal.partial_path`), so a worker killed mid-render leaves nothing at the output path. The output folder
+is checked again before the render and when publishing (still the resolved folder the server accepted, still under
+an output root: a folder swapped for a symlink after acceptance is refused), and publishing goes through a
+descriptor of that folder. Without `overwrite`, the cue and its sidecars are published all or nothing: each is
+linked into place only if its name is free (`link(2)` never replaces), and if one is not, the others are taken
+back and the job fails with `OutputExists`. On Linux a worker
 dies with its server (PR_SET_PDEATHSIG), so an orphan never finishes a job the restarted server re-runs.
 """
 
 from __future__ import annotations
 
 import ctypes
+import errno
 import importlib
 import json
 import logging
 import multiprocessing as mp
 import os
+import shutil
 import signal
 import sys
 import time
@@ -39,10 +46,25 @@ WORKER_NICENESS = 5
 _PATH_FIELDS = ("output", "video", "midi", "reference_audio", "bundle")
 
 
+class OutputExists(Exception):
+    """Publishing without overwrite found one of the cue's files already there (created after acceptance)."""
+
+    ename = "OutputExists"
+
+
+class OutputMoved(Exception):
+    """The output folder is no longer the one accepted (a symlink swapped in) or left the output roots."""
+
+    ename = "PathNotAllowed"
+
+
+_SERVER_ONLY = ("timeline", "film_features", "output_roots", "overwrite")
+
+
 def request_from_json(d: dict[str, Any]):  # -> RenderRequest (engine imported lazily: workers pay for it, not us)
     from filmscore.engine.request import RenderRequest
 
-    kw = {k: v for k, v in d.items() if k not in ("timeline", "film_features")}
+    kw = {k: v for k, v in d.items() if k not in _SERVER_ONLY}
     for k in _PATH_FIELDS:
         if kw.get(k) is not None:
             kw[k] = Path(kw[k])
@@ -78,31 +100,97 @@ def _replace_paths(obj: Any, old: str, new: str) -> Any:
     return obj
 
 
-def _publish(job_id: str, output: Path, result: dict[str, Any]) -> dict[str, Any]:
+def open_output_dir(output: Path, roots: list[str] | None) -> int:
+    """A descriptor of `output`'s folder after checking it is still what the server accepted: the resolved path
+    (no component swapped for a symlink since) under one of `roots`. `OutputMoved` otherwise."""
+    parent = output.parent
+    real = Path(os.path.realpath(parent))
+    if real != parent or (roots and not any(real.is_relative_to(r) for r in roots)):
+        raise OutputMoved(f"output folder {parent} now leads to {real}, not the folder accepted; refusing to write")
+    fd = os.open(parent, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_NOFOLLOW", 0))
+    st, now = os.fstat(fd), os.stat(real)
+    if (st.st_dev, st.st_ino) != (now.st_dev, now.st_ino):  # swapped between the check and the open
+        os.close(fd)
+        raise OutputMoved(f"output folder {parent} changed while it was opened; refusing to write")
+    return fd
+
+
+def check_free(output: Path) -> None:
+    """`OutputExists` if the cue or one of its sidecars (named by the engine) already exists."""
+    from filmscore.engine.render import sidecar_paths
+
+    taken = [p.name for p in (*sidecar_paths(output).values(), output) if os.path.lexists(p)]
+    if taken:
+        raise OutputExists(f"{', '.join(taken)} already exist(s) beside {output.name}; send overwrite=true to "
+                           "replace the cue and its sidecars")
+
+
+def _publish(job_id: str, output: Path, result: dict[str, Any], *, overwrite: bool = True,
+             roots: list[str] | None = None) -> dict[str, Any]:
     """Move everything the render wrote for `job_id` from its partial name to its final one (sidecars first, the
     WAV last, so the WAV's appearance means the cue is complete), and point the paths in the result and in the
-    JSON sidecars at the final names."""
+    JSON sidecars at the final names. Renames go through a descriptor of the re-checked output folder; without
+    `overwrite` every file is linked only where its name is free, and all are taken back if one is not."""
     part = partial_path(output, job_id)
     old_prefix, new_prefix = str(part.with_suffix("")), str(output.with_suffix(""))
-    if not part.is_file():
-        raise RuntimeError(f"the renderer reported success but wrote no {part.name}")
-    for src in list(iter_partial_files(output, job_id, temps=False)):
-        if src == part:
-            continue
-        dst = Path(new_prefix + str(src)[len(old_prefix):])
-        if src.suffix == ".json":
-            try:
-                doc = json.loads(src.read_text())
-            except ValueError:
-                doc = None
-            if doc is not None:
-                atomic_write_bytes(dst, (json.dumps(_replace_paths(doc, old_prefix, new_prefix), indent=2,
-                                                    default=str) + "\n").encode())
-                src.unlink()
+    dir_fd = open_output_dir(output, roots)
+    try:
+        try:
+            os.stat(part.name, dir_fd=dir_fd)
+        except FileNotFoundError:
+            raise RuntimeError(f"the renderer reported success but wrote no {part.name}") from None
+        moves: list[tuple[str, str]] = []
+        for src in list(iter_partial_files(output, job_id, temps=False)):
+            if src == part:
                 continue
-        os.replace(src, dst)
-    os.replace(part, output)
+            dst = Path(new_prefix + str(src)[len(old_prefix):])
+            if src.suffix == ".json":
+                try:
+                    doc = json.loads(src.read_text())
+                except ValueError:
+                    doc = None
+                if doc is not None:  # rewritten in place (same partial name) with the final paths
+                    atomic_write_bytes(src, (json.dumps(_replace_paths(doc, old_prefix, new_prefix), indent=2,
+                                                        default=str) + "\n").encode())
+            moves.append((src.name, dst.name))
+        moves.append((part.name, output.name))  # the WAV last
+        if overwrite:
+            for src_name, dst_name in moves:
+                os.replace(src_name, dst_name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+        else:
+            linked: list[str] = []
+            try:
+                for src_name, dst_name in moves:
+                    os.link(src_name, dst_name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd, follow_symlinks=False)
+                    linked.append(dst_name)
+            except FileExistsError as e:
+                for name in linked:  # all or nothing: take back what this job had put in place
+                    os.unlink(name, dir_fd=dir_fd)
+                raise OutputExists(f"{e.filename2 or e.filename or 'a file'} appeared beside {output.name} while "
+                                   "the job ran; nothing was replaced (send overwrite=true to replace)") from None
+            for src_name, _ in moves:
+                os.unlink(src_name, dir_fd=dir_fd)
+    finally:
+        os.close(dir_fd)
     return _replace_paths(result, old_prefix, new_prefix)
+
+
+def _failure(e: BaseException, output: Path) -> tuple[str, str]:
+    """(ename, message) for a failed render; a full disk is named as such whatever layer noticed it (libsndfile
+    reports ENOSPC only as "System error")."""
+    msg = f"{e}".splitlines()[0] if str(e) else type(e).__name__
+    nospace = isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT)
+    if not nospace:
+        try:
+            nospace = shutil.disk_usage(output.parent).free < 16 * 1024 * 1024
+        except OSError:
+            pass
+    if nospace:
+        return "DiskFull", f"no space left on the device of {output.parent} ({type(e).__name__}: {msg})"
+    from filmscore.engine.errors import FilmscoreError
+
+    ename = getattr(e, "ename", None) or (type(e).__name__ if isinstance(e, FilmscoreError) else None)
+    return (ename, msg) if ename else ("InternalError", f"{type(e).__name__}: {msg}")
 
 
 def _cleanup(output: Path, job_id: str) -> None:
@@ -143,6 +231,10 @@ def worker_main(conn: Connection, cancel_seq: Any, renderer: str) -> None:
             return cancel_seq.value == _seq or os.getppid() != parent
 
         try:
+            roots = request_json.get("output_roots")
+            os.close(open_output_dir(output, roots))  # refuse before any work when the folder moved
+            if not request_json.get("overwrite", True):
+                check_free(output)
             request = request_from_json({**request_json, "output": str(partial_path(output, job_id))})
             if request_json.get("timeline"):
                 from .timeline_jobs import timeline_request
@@ -151,17 +243,18 @@ def worker_main(conn: Connection, cancel_seq: Any, renderer: str) -> None:
             if should_cancel():  # cancelled while the timeline's picture was being encoded
                 raise RenderCancelled("cancelled before denoising step 0")
             result = render(request, progress=progress, should_cancel=should_cancel)
-            conn.send(("done", seq, _publish(job_id, output, result_to_json(result))))
+            conn.send(("done", seq, _publish(job_id, output, result_to_json(result),
+                                             overwrite=request_json.get("overwrite", True), roots=roots)))
         except RenderCancelled as e:
             _cleanup(output, job_id)
             conn.send(("cancelled", seq, str(e)))
-        except FilmscoreError as e:
+        except (FilmscoreError, OutputExists, OutputMoved) as e:
             _cleanup(output, job_id)
-            conn.send(("failed", seq, getattr(e, "ename", type(e).__name__), str(e).splitlines()[0] if str(e) else ""))
+            conn.send(("failed", seq, *_failure(e, output)))
         except Exception as e:  # noqa: BLE001 - a bug in a render must fail its job, not the worker
             _cleanup(output, job_id)
             traceback.print_exc(file=sys.stderr)
-            conn.send(("failed", seq, "InternalError", f"{type(e).__name__}: {e}".splitlines()[0]))
+            conn.send(("failed", seq, *_failure(e, output)))
 
 
 class WorkerHandle:
@@ -171,10 +264,15 @@ class WorkerHandle:
         self.index = index
         self.cancel_seq = ctx.Value("q", -1, lock=False)
         self.conn, child = ctx.Pipe(duplex=True)
-        self.process = ctx.Process(target=worker_main, args=(child, self.cancel_seq, renderer),
-                                   name=f"filmscore-worker-{index}", daemon=True)
-        self.process.start()
-        child.close()
+        try:
+            self.process = ctx.Process(target=worker_main, args=(child, self.cancel_seq, renderer),
+                                       name=f"filmscore-worker-{index}", daemon=True)
+            self.process.start()
+        except BaseException:  # e.g. EMFILE while spawning: give the pipe's descriptors back
+            self.conn.close()
+            raise
+        finally:
+            child.close()
         self.ready = False
         self.started_at = time.monotonic()
         self.job_id: str | None = None
