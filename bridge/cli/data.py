@@ -9,6 +9,7 @@ from pathlib import Path
 from .common import add_json_flag, emit, progress_bar
 
 DEFAULT_OUT = "~/.cache/filmscore/corpus/v1"
+DEFAULT_OUT_V2 = "~/.cache/filmscore/corpus/v2"
 
 
 def register(subparsers) -> None:
@@ -16,7 +17,7 @@ def register(subparsers) -> None:
     sub = p.add_subparsers(dest="data_command", required=True, metavar="ACTION")
 
     b = sub.add_parser("build", help="render corpus clips (resumable; parallel)")
-    b.add_argument("--out", default=DEFAULT_OUT, help=f"corpus directory (default {DEFAULT_OUT})")
+    b.add_argument("--out", help=f"corpus directory (default {DEFAULT_OUT}, or {DEFAULT_OUT_V2} with --version 2)")
     b.add_argument("--hours", type=float, default=70.0, help="stop once the corpus holds this much audio")
     b.add_argument("--workers", type=int, default=2, help="worker processes (default 2)")
     b.add_argument("--composers", nargs="+", metavar="NAME", help="masters to use (bach, palestrina, folk, ...)")
@@ -24,6 +25,11 @@ def register(subparsers) -> None:
     b.add_argument("--seed", type=int, default=0, help="work order and augmentation seed")
     b.add_argument("--features", action="store_true",
                    help="encode each clip's film with the film encoder as it is built (else: data features)")
+    b.add_argument("--version", type=int, choices=(1, 2), default=1,
+                   help="1: 16 kHz mono clips; 2: stems (lead, accompaniment, percussion) + stereo mix and frame-exact "
+                        "labels (docs/dataset.md)")
+    b.add_argument("--sample-rate", type=int, help="version 2: audio rate (default 24000)")
+    b.add_argument("--soundfont", help="version 2: SoundFont (default MuseScore_General.sf3 when installed)")
     add_json_flag(b)
     b.set_defaults(run=run_build)
 
@@ -44,14 +50,26 @@ def register(subparsers) -> None:
 def run_build(args: argparse.Namespace) -> int:
     from filmscore.engine.data.build import BuildConfig, build_corpus
 
-    cfg = BuildConfig(Path(args.out), args.hours, args.workers, tuple(args.composers) if args.composers else None,
-                      args.tiny, args.seed, args.features)
-    with progress_bar(not args.json) as bar:
+    out = args.out or (DEFAULT_OUT_V2 if args.version == 2 else DEFAULT_OUT)
+    cfg = BuildConfig(Path(out), args.hours, args.workers, tuple(args.composers) if args.composers else None,
+                      args.tiny, args.seed, args.features, args.version, args.sample_rate, args.soundfont)
+    import sys
+    import time
+
+    last_line = [0.0]
+    with progress_bar(not args.json and sys.stderr.isatty()) as bar:
         task = bar.add_task("corpus (minutes of audio)", total=round(cfg.hours * 60))
 
         def on_progress(s) -> None:
             bar.update(task, completed=min(round(s.seconds / 60), round(cfg.hours * 60)),
                        description=f"corpus: {s.clips} clips, {s.hours:.2f} h")
+            # no terminal (a background build writing to a log): a progress line at most once a minute
+            if not sys.stderr.isatty() and time.monotonic() - last_line[0] >= 60:
+                last_line[0] = time.monotonic()
+                rate = s.new_seconds / s.wall_s if s.wall_s else 0.0
+                print(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} corpus {s.corpus_dir}: {s.clips} clips, {s.hours:.3f} h "
+                      f"(+{s.new_clips} clips, +{s.new_seconds / 3600:.3f} h in {s.wall_s:.0f} s: {rate:.2f} h of audio "
+                      f"per wall hour; {s.failed_jobs} works skipped)", file=sys.stderr, flush=True)
 
         summary = build_corpus(cfg, on_progress)
     out = summary.to_json()

@@ -9,6 +9,11 @@ semitones, a tempo scale in 0.8..1.25, an orchestration. Small groups are revisi
 
 Resuming: `jobs.jsonl` logs every finished job (with its clip count or error); a restarted build skips logged
 jobs and clip ids already in the index, and parsed scores come from the parse cache (`parsed/`).
+
+Versions: `version=1` renders v1 clips (`clip.py`: 16 kHz mono, one file); `version=2` renders v2 clips
+(`clip_v2.py`: stems + stereo mix at `sample_rate`, labels; `orchestration_v2.py`). The job order, clip plan and
+variants are the same rule for both; `corpus.json` records the version, rate and SoundFont of a corpus, and a
+resumed build must ask for the same ones.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ from .arrange import ClipSpec, base_qpm, plan_clips
 from .index import DEFAULT_CORPUS_DIR, INDEX_NAME, CorpusError, append_records, iter_index
 from .music21_source import ParseCache, ParsedScore, Work, iter_works
 from .orchestration import ORCHESTRATIONS
+from .orchestration_v2 import ORCHESTRATIONS_V2
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +54,8 @@ MIN_MELODY_COVERAGE = 0.4  # a clip whose leading voice sounds less than this sh
 JOBS_LOG = "jobs.jsonl"
 FAIL_FAST_JOBS = 8  # this many failed jobs and no success: the setup is broken, stop with the first error
 TINY_WORKS_PER_GROUP = 2
+CORPUS_CONFIG = "corpus.json"
+V2_SAMPLE_RATE = 24_000  # docs/dataset.md, "Corpus v2": content to 12 kHz; 32 kHz adds < -40 dB of energy
 
 
 @dataclass(frozen=True)
@@ -55,7 +63,8 @@ class BuildConfig:
     """out_dir: corpus directory; hours: stop once the index holds this much audio; workers: processes;
     composers: masters to use (None: all); tiny: a few clips of two bach and two folk works (tests, smoke
     runs); seed: work order and variants; features: encode each clip's film with the film encoder as it is built
-    (else `filmscore data features` does it later)."""
+    (else `filmscore data features` does it later); version: 1 or 2 (module docstring); sample_rate and
+    soundfont: v2's audio (None: `V2_SAMPLE_RATE` and MuseScore_General.sf3 when installed, else the GM font)."""
 
     out_dir: Path = DEFAULT_CORPUS_DIR
     hours: float = 70.0
@@ -64,8 +73,17 @@ class BuildConfig:
     tiny: bool = False
     seed: int = 0
     features: bool = False
+    version: int = 1
+    sample_rate: int | None = None
+    soundfont: str | None = None
 
     def __post_init__(self) -> None:
+        if self.version not in (1, 2):
+            raise CorpusError(f"--version must be 1 or 2, got {self.version}")
+        if self.version == 1 and (self.sample_rate is not None or self.soundfont is not None):
+            raise CorpusError("--sample-rate and --soundfont apply to corpus version 2 only (v1 is 16 kHz FluidR3)")
+        if self.sample_rate is not None and self.sample_rate not in (24_000, 32_000, 44_100, 48_000):
+            raise CorpusError(f"--sample-rate must be 24000, 32000, 44100 or 48000, got {self.sample_rate}")
         if not self.hours > 0:
             raise CorpusError(f"--hours must be > 0, got {self.hours}")
         if not 1 <= self.workers <= 64:
@@ -138,13 +156,54 @@ def plan_jobs(works: list[Work], seed: int = 0, tiny: bool = False) -> Iterator[
             return
 
 
-def variant(job: Job) -> tuple[int, float, int, np.random.Generator]:
+def variant(job: Job, n_orchestrations: int = len(ORCHESTRATIONS)) -> tuple[int, float, int, np.random.Generator]:
     """(transpose, tempo_scale, orchestration index, rng for the clip plan) of a job, from its work and pass."""
     rng = np.random.default_rng(_seed(job.work.work_id, job.pass_index))
     transpose = int(rng.integers(TRANSPOSE_RANGE[0], TRANSPOSE_RANGE[1] + 1))
     scale = float(np.exp(rng.uniform(np.log(TEMPO_SCALE_RANGE[0]), np.log(TEMPO_SCALE_RANGE[1]))))
-    orch = (_seed(job.work.work_id) + job.pass_index) % len(ORCHESTRATIONS)
+    orch = (_seed(job.work.work_id) + job.pass_index) % n_orchestrations
     return transpose, scale, orch, rng
+
+
+@dataclass(frozen=True)
+class AudioSpec:
+    """What a job renders: corpus `version`, and for v2 its `sample_rate` and `soundfont` path."""
+
+    version: int = 1
+    sample_rate: int | None = None
+    soundfont: str | None = None
+
+
+def resolve_audio(cfg: BuildConfig) -> AudioSpec:
+    """The build's `AudioSpec` with v2's defaults filled in (raises `CorpusError` for a missing SoundFont)."""
+    if cfg.version == 1:
+        return AudioSpec(1)
+    from ..audio.fluidsynth import MUSESCORE_SOUNDFONT, SynthError, find_soundfont
+
+    try:
+        font = find_soundfont(cfg.soundfont or (MUSESCORE_SOUNDFONT if MUSESCORE_SOUNDFONT.is_file() else None))
+    except SynthError as e:
+        raise CorpusError(str(e)) from e
+    return AudioSpec(2, cfg.sample_rate or V2_SAMPLE_RATE, str(font))
+
+
+def check_corpus_config(corpus_dir: Path, audio: AudioSpec) -> None:
+    """Write `corpus.json` on a new corpus; on an existing one, refuse a build that asks for other audio."""
+    path = corpus_dir / CORPUS_CONFIG
+    want = {"version": audio.version, "sample_rate": audio.sample_rate,
+            "soundfont": Path(audio.soundfont).resolve().name if audio.soundfont else None}
+    if path.is_file():
+        have = json.loads(path.read_text())
+        diff = {k: (have.get(k), v) for k, v in want.items() if have.get(k) != v}
+        if diff:
+            raise CorpusError(f"corpus {corpus_dir} was built with {have}; this build asks for "
+                              f"{', '.join(f'{k}={v[1]}' for k, v in diff.items())}: use another --out")
+        return
+    if (corpus_dir / INDEX_NAME).is_file():  # a v1 corpus built before corpus.json existed
+        if audio.version != 1:
+            raise CorpusError(f"corpus {corpus_dir} holds v1 clips; a version {audio.version} build needs another --out")
+        return
+    path.write_text(json.dumps(want, indent=1) + "\n")
 
 
 def _coverage(parsed: ParsedScore, a_ql: float, b_ql: float) -> float:
@@ -160,22 +219,23 @@ def _cpu_s() -> float:
 
 
 def run_job(job: Job, corpus_dir: Path, done_ids: frozenset[str], max_clips: int | None = None,
-            features: bool = False) -> tuple[str, list[dict[str, Any]], str | None, float]:
+            features: bool = False, audio: AudioSpec = AudioSpec()) -> tuple[str, list[dict[str, Any]], str | None, float]:
     """Parse (or load from the cache) one work and render the clips of one pass. Returns (job key, records,
     error, CPU seconds used); a user-level error (unparseable score, failed render) is returned, not raised, so
     one bad score does not stop a long build."""
     cpu0 = _cpu_s()
-    key, records, error = _run_job(job, corpus_dir, done_ids, max_clips, features)
+    key, records, error = _run_job(job, corpus_dir, done_ids, max_clips, features, audio)
     return key, records, error, _cpu_s() - cpu0
 
 
 def _run_job(job: Job, corpus_dir: Path, done_ids: frozenset[str], max_clips: int | None, features: bool,
-             ) -> tuple[str, list[dict[str, Any]], str | None]:
+             audio: AudioSpec = AudioSpec()) -> tuple[str, list[dict[str, Any]], str | None]:
     from .clip import render_clip
 
     try:
         parsed = ParseCache(corpus_dir / "parsed").get(job.work)
-        transpose, scale, orch, rng = variant(job)
+        table = ORCHESTRATIONS if audio.version == 1 else ORCHESTRATIONS_V2
+        transpose, scale, orch, rng = variant(job, len(table))
         qpm = base_qpm(parsed) * scale
         records = []
         edges = np.append(parsed.bars, parsed.end_ql)
@@ -187,8 +247,16 @@ def _run_job(job: Job, corpus_dir: Path, done_ids: frozenset[str], max_clips: in
             clip_id = f"{job.work.work_id.split('/', 1)[1]}.p{job.pass_index}.c{k}"
             if clip_id in done_ids or _coverage(parsed, edges[a], edges[b]) < MIN_MELODY_COVERAGE:
                 continue
-            spec = ClipSpec(a, b, transpose, qpm, scale, ORCHESTRATIONS[orch], _seed(clip_id))
-            records.append(render_clip(parsed, spec, clip_id, corpus_dir, features=features))
+            if audio.version == 1:
+                spec = ClipSpec(a, b, transpose, qpm, scale, ORCHESTRATIONS[orch], _seed(clip_id))
+                records.append(render_clip(parsed, spec, clip_id, corpus_dir, features=features))
+            else:
+                from .arrange_v2 import ClipSpecV2
+                from .clip_v2 import render_clip_v2
+
+                spec2 = ClipSpecV2(a, b, transpose, qpm, scale, ORCHESTRATIONS_V2[orch], _seed(clip_id))
+                records.append(render_clip_v2(parsed, spec2, clip_id, corpus_dir, audio.sample_rate, audio.soundfont,
+                                              features=features))
         return job.key, records, None
     except FilmscoreError as e:
         return job.key, [], f"{type(e).__name__}: {e}"
@@ -201,7 +269,7 @@ def _init_worker() -> None:
     os.environ["OMP_NUM_THREADS"] = "1"
 
 
-def _preload(features: bool = False) -> None:
+def _preload(features: bool = False, version: int = 1) -> None:
     """Import what every job needs before the pool forks, so workers share it instead of each paying ~10-30 s
     of imports (librosa's pitch module, scipy.signal, music21, PyAV) on a busy machine."""
     import av
@@ -212,6 +280,8 @@ def _preload(features: bool = False) -> None:
 
     from . import clip
 
+    if version == 2:
+        from . import clip_v2
     if features:
         from ..film import encoder
 
@@ -235,6 +305,8 @@ def build_corpus(cfg: BuildConfig, on_progress: Callable[[BuildSummary], None] |
     """Build (or resume) the corpus in `cfg.out_dir` until it holds `cfg.hours` of audio or the jobs run out."""
     corpus_dir = Path(cfg.out_dir).expanduser()
     corpus_dir.mkdir(parents=True, exist_ok=True)
+    audio = resolve_audio(cfg)
+    check_corpus_config(corpus_dir, audio)
     ids, seconds, done_jobs = _read_state(corpus_dir)
     for stale in corpus_dir.glob("clips/*/.tmp-*"):  # clips a killed build left half-written
         shutil.rmtree(stale, ignore_errors=True)
@@ -277,9 +349,9 @@ def build_corpus(cfg: BuildConfig, on_progress: Callable[[BuildSummary], None] |
         for job in jobs:
             if summary.seconds >= target_s:
                 break
-            finish(*run_job(job, corpus_dir, frozen, max_clips, cfg.features))
+            finish(*run_job(job, corpus_dir, frozen, max_clips, cfg.features, audio))
     else:
-        _preload(cfg.features)
+        _preload(cfg.features, cfg.version)
         ex = ProcessPoolExecutor(cfg.workers, mp_context=mp.get_context("fork"), initializer=_init_worker)
         inflight: set[Future] = set()
         try:
@@ -288,7 +360,7 @@ def build_corpus(cfg: BuildConfig, on_progress: Callable[[BuildSummary], None] |
                     job = next(jobs, None)
                     if job is None:
                         break
-                    inflight.add(ex.submit(run_job, job, corpus_dir, frozen, max_clips, cfg.features))
+                    inflight.add(ex.submit(run_job, job, corpus_dir, frozen, max_clips, cfg.features, audio))
                 if not inflight:
                     break
                 done, inflight = wait(inflight, return_when=FIRST_COMPLETED)

@@ -335,6 +335,19 @@ def _marked_qpm(score) -> float | None:
     return None
 
 
+def _time_signatures(score) -> list[list[float]]:
+    """[[offset qL, numerator, denominator], ...] of the score's time signatures in order (corpus v2's beat grid)."""
+    from music21 import meter
+
+    out: list[list[float]] = []
+    flat = score.parts[0].flatten() if score.parts else score.flatten()
+    for ts in flat.getElementsByClass(meter.TimeSignature):
+        row = [float(ts.getOffsetInHierarchy(flat)), float(ts.numerator), float(ts.denominator)]
+        if not out or out[-1][1:] != row[1:]:
+            out.append(row)
+    return out
+
+
 def parse_work(work: Work) -> ParsedScore:
     """Parse one work with music21 (~0.05-3 s) into a `ParsedScore`; raises `SourceError` when no notes."""
     score = load_score(work)
@@ -356,7 +369,8 @@ def parse_work(work: Work) -> ParsedScore:
     if score.metadata is not None:
         title = str(score.metadata.title or score.metadata.movementName or "")
     bars = _bar_starts(score.parts[0], end_ql)
-    return ParsedScore(work, title or Path(work.path).stem, parts, bars, end_ql, tonic, mode, _marked_qpm(score))
+    return ParsedScore(work, title or Path(work.path).stem, parts, bars, end_ql, tonic, mode, _marked_qpm(score),
+                       {"time_signatures": _time_signatures(score)})
 
 
 def score_to_midi(work: Work, qpm: float | None = None) -> mido.MidiFile:
