@@ -142,13 +142,11 @@ def beat_grid(parsed: ParsedScore, bar_start: int, bar_end: int) -> tuple[np.nda
         num, den = (active[-1] if active else sigs[0])[1:3]
         step = beat_ql_of(num, den)
         full = num * 4.0 / den
-        if i == 0 and e - s < full - 1e-6:  # a pickup bar: its beats count back from the first full bar
-            ts = list(np.arange(e - step, s - 1e-9, -step))[::-1]
-        else:
-            ts = list(np.arange(s, e - 1e-9, step))
+        pickup = i == 0 and e - s < full - 1e-6  # its beats count back from the first full bar; none is a downbeat
+        ts = list(np.arange(e - step, s - 1e-9, -step))[::-1] if pickup else list(np.arange(s, e - 1e-9, step))
         for k, t in enumerate(ts):
             beats.append(t - a)
-            down.append(k == 0 and not (i == 0 and e - s < full - 1e-6 and abs(t - s) > 1e-9))
+            down.append(k == 0 and not pickup)
     return np.asarray(beats, np.float64), np.asarray(down, bool)
 
 

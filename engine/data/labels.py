@@ -13,8 +13,8 @@ frame arrays `(T, ...)`:
 - `chord_chroma` uint8 `(T, 12)`: pitch classes of the harmony slot's triad; `chord_root` int8 (-1: none).
 - `bass_pitch` int16: lowest accompaniment-stem pitch sounding at the frame (0: none).
 - `beat`, `downbeat` uint8: 1 on the frame that holds a beat / downbeat time (floor(t * 100)).
-- `density` float32 `(T, 3)`: note onsets per second per stem (lead, accompaniment, percussion) in a 1 s window
-  centred on the frame.
+- `density` float32 `(T, 3)`: onsets per second per stem (lead, accompaniment, percussion) in a 1 s window
+  centred on the frame; notes starting on the same frame (a chord, a doubling) are one onset.
 - `stem_active` uint8 `(T, 3)`: 1 where a stem has a note sounding.
 beat arrays `(K, ...)`: `beat_s` float64 (seconds), `beat_downbeat` bool, `beat_chord_root` int8,
   `beat_chord_pcs` uint8 `(K, 12)` (the triad in effect at the beat), `beat_sounding_pcs` uint8 `(K, 12)` (pitch
@@ -144,7 +144,7 @@ def compute_labels(arr: ClipArrangementV2, n_frames: int, dynamics_db: np.ndarra
         onsets = np.zeros(n + 1, np.float64)
         if len(notes):
             f = np.clip(np.floor(notes[:, 0] * CONTROL_FRAME_RATE + 1e-6).astype(np.int64), 0, n - 1)
-            np.add.at(onsets, f, 1.0)
+            onsets[np.unique(f)] = 1.0  # a chord or a doubling is one onset
             a, b = _frames(notes[:, 0], notes[:, 0] + notes[:, 1], n)
             for lo, hi in zip(a, b):
                 active[lo:hi, j] = 1
