@@ -7,29 +7,40 @@ norms for this reason).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from typing import TypeVar
 
 import torch
 
 
+T = TypeVar("T")
+MapFn = Callable[[Callable[[T], torch.Tensor], Iterable[T]], list[torch.Tensor]]
+
+
+def _serial(fn: Callable[[T], torch.Tensor], items: Iterable[T]) -> list[torch.Tensor]:
+    return [fn(x) for x in items]
+
+
 def run_chunked(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, chunk: int, margin: int,
-                scale: int) -> torch.Tensor:
+                scale: int, map_fn: MapFn = _serial) -> torch.Tensor:
     """`fn` maps `(B, Cin, l)` to `(B, Cout, l * scale)` (or its last axis to `l * scale` samples for a vocoder
-    returning `(B, l * scale)`); returns fn applied to the whole `x` `(B, Cin, L)` chunk by chunk."""
+    returning `(B, l * scale)`); returns fn applied to the whole `x` `(B, Cin, L)` chunk by chunk. `map_fn`
+    (engine/threads.py `StagePool.map`) may run the chunks concurrently: they are independent."""
     length = x.shape[-1]
     if length <= chunk + 2 * margin:
         return fn(x)
-    outs = []
-    for a in range(0, length, chunk):
-        b = min(a + chunk, length)
+    bounds = [(a, min(a + chunk, length)) for a in range(0, length, chunk)]
+
+    def one(ab: tuple[int, int]) -> torch.Tensor:
+        a, b = ab
         lo, hi = max(a - margin, 0), min(b + margin, length)
-        y = fn(x[..., lo:hi])
-        outs.append(y[..., (a - lo) * scale:(b - lo) * scale])
-    return torch.cat(outs, dim=-1)
+        return fn(x[..., lo:hi])[..., (a - lo) * scale:(b - lo) * scale]
+
+    return torch.cat(map_fn(one, bounds), dim=-1)
 
 
 def run_crossfaded(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, chunk: int, overlap: int,
-                   scale: int) -> torch.Tensor:
+                   scale: int, map_fn: MapFn = _serial) -> torch.Tensor:
     """For a non-local `fn` (Griffin-Lim): chunks that overlap by `overlap` input frames, joined by a linear
     crossfade over the overlap. `fn` maps `(B, C, l)` to `(B, l * scale)`."""
     length = x.shape[-1]
@@ -38,9 +49,13 @@ def run_crossfaded(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, 
     out = torch.zeros(x.shape[0], length * scale)
     norm = torch.zeros(length * scale)
     step = chunk - overlap
+    bounds = []
     for a in range(0, length, step):
-        b = min(a + chunk, length)
-        y = fn(x[..., a:b])
+        bounds.append((a, min(a + chunk, length)))
+        if bounds[-1][1] == length:
+            break
+    ys = map_fn(lambda ab: fn(x[..., ab[0]:ab[1]]), bounds)
+    for (a, b), y in zip(bounds, ys, strict=True):
         w = torch.ones(y.shape[-1])
         ramp = torch.linspace(0.0, 1.0, overlap * scale + 2)[1:-1]
         if a > 0:
@@ -49,6 +64,4 @@ def run_crossfaded(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, 
             w[-ramp.numel():] = ramp.flip(0)
         out[:, a * scale:b * scale] += y * w
         norm[a * scale:b * scale] += w
-        if b == length:
-            break
     return out / norm.clamp(min=1e-8)

@@ -26,6 +26,7 @@ from .film.features import FilmFeatures
 from .models import FilmScoreControlNet1D, FilmScoreUNet1D, FilmTokenHead, MelVAE, VocosVocoder
 from .request import CancelFn, ProgressFn
 from .schedulers import make_scheduler
+from .threads import StagePool, model_threads
 from .windowed import Window, fusion_weights, plan_windows
 
 logger = logging.getLogger(__name__)
@@ -34,6 +35,7 @@ DECODE_CHUNK_LATENT = 256  # 10.24 s per VAE-decoder chunk
 DECODE_MARGIN_LATENT = 32
 VOCODE_CHUNK_MEL = 1024
 VOCODE_MARGIN_MEL = 64
+WINDOW_BATCH = 4  # rows (window x guidance pass) per denoiser call: fixed, so the output is the same at any thread count
 
 
 @dataclass
@@ -65,7 +67,7 @@ class Denoiser:
 class FilmScorePipeline:
     def __init__(self, vae: MelVAE, unet: FilmScoreUNet1D, controlnet: FilmScoreControlNet1D | None,
                  film_head: FilmTokenHead | None, vocoder: VocosVocoder | None, mel_config: MelConfig,
-                 noise_schedule: dict[str, Any], window_batch: int = 4, denoiser: Denoiser | None = None,
+                 noise_schedule: dict[str, Any], window_batch: int = WINDOW_BATCH, denoiser: Denoiser | None = None,
                  decode: Callable[[torch.Tensor], torch.Tensor] | None = None,
                  vocode: Callable[[torch.Tensor], torch.Tensor] | None = None,
                  film_tokens: Callable[[torch.Tensor], torch.Tensor] | None = None):
@@ -80,6 +82,7 @@ class FilmScorePipeline:
         self.decode = decode or vae.decode
         self.vocode = vocode or vocoder
         self.film_tokens = film_tokens or film_head
+        self.parallel_calls = True  # a backend whose calls share one device context sets False (Backend.attach)
         self.window = WINDOW_MEL_FRAMES // LATENT_DOWNSAMPLE
         self.overlap = WINDOW_OVERLAP_MEL_FRAMES // LATENT_DOWNSAMPLE
 
@@ -95,11 +98,15 @@ class FilmScorePipeline:
                 toks.append(self.film_tokens(torch.from_numpy(frames)[None])[0])
         return torch.stack(toks)
 
-    def _guided(self, x: torch.Tensor, t: torch.Tensor, pic: torch.Tensor | None, null: torch.Tensor,
-                ctrl: torch.Tensor | None, wp: float, wc: float, strength: float) -> torch.Tensor:
+    def _guided(self, pool: StagePool, x: torch.Tensor, t: torch.Tensor, pic: torch.Tensor | None,
+                null: torch.Tensor, ctrl: torch.Tensor | None, wp: float, wc: float, strength: float) -> torch.Tensor:
         """Classifier-free guidance with separate scales for picture (wp) and local controls (wc):
         v = u + wp (p - u) + wc (pc - p), u = no picture and no control, p = picture, pc = picture + controls
-        (compositional guidance, Liu et al. 2022; Music ControlNet guides its controls the same way)."""
+        (compositional guidance, Liu et al. 2022; Music ControlNet guides its controls the same way).
+
+        `x` holds every window of the cue; the passes without controls form one stack of rows and the passes with
+        controls another, and each stack is cut into calls of `window_batch` rows run on `pool`: as few calls as
+        the batch size allows, with shapes that depend on the cue only (engine/threads.py)."""
         b = x.shape[0]
         base = pic if pic is not None else null  # without picture, "p" is "u"
         passes: dict[str, tuple[torch.Tensor, torch.Tensor | None]] = {"p": (base, None)}
@@ -110,9 +117,9 @@ class FilmScorePipeline:
         if ctrl is not None and pic is None and wc == 1.0:
             del passes["p"]  # the controlled pass alone
         names = list(passes)
-        out = {}
         with_ctrl = [n for n in names if passes[n][1] is not None]
         without = [n for n in names if passes[n][1] is None]
+        calls, spans = [], []
         for group, has_ctrl in ((without, False), (with_ctrl, True)):
             if not group:
                 continue
@@ -120,9 +127,17 @@ class FilmScorePipeline:
             ts = t.repeat(len(group))
             toks = torch.cat([passes[n][0] for n in group])
             cs = torch.cat([passes[n][1] for n in group]) if has_ctrl else None
-            v = self.denoiser(xs, ts, toks, cs, strength)
-            for i, n in enumerate(group):
-                out[n] = v[i * b:(i + 1) * b]
+            for a in range(0, xs.shape[0], self.window_batch):
+                z = slice(a, a + self.window_batch)
+                calls.append((xs[z], ts[z], toks[z], cs[z] if cs is not None else None))
+            spans.append(group)
+        outs = pool.map(lambda c: self.denoiser(c[0], c[1], c[2], c[3], strength), calls)
+        stacked = torch.cat(outs)
+        out, row = {}, 0
+        for group in spans:
+            for n in group:
+                out[n] = stacked[row:row + b]
+                row += b
         p = out.get("p", out.get("pc"))
         v = out["u"] + wp * (p - out["u"]) if pic is not None and "u" in out else p
         if ctrl is not None:
@@ -130,11 +145,19 @@ class FilmScorePipeline:
         return v
 
     # -- the pipeline ----------------------------------------------------------------------------------------
+    def __call__(self, *, threads: int | None = None, **kw: Any) -> PipelineOutput:
+        """Render a cue (the keyword arguments of `_run`) with its model calls spread over `threads` workers of one
+        intra-op thread each (default: torch's thread count; 1 for a backend whose calls cannot overlap). The
+        output does not depend on `threads` (engine/threads.py)."""
+        with model_threads(threads if self.parallel_calls else 1) as pool:
+            return self._run(pool, **kw)
+
     @torch.no_grad()
-    def __call__(self, *, n_samples: int, film: FilmFeatures | None = None, controls: Controls | None = None,
-                 seed: int = 0, steps: int = 25, scheduler: str = "dpmpp", picture_guidance: float = 2.0,
-                 control_guidance: float = 3.0, control_strength: float = 1.0, vocoder: str = "auto",
-                 progress: ProgressFn | None = None, should_cancel: CancelFn | None = None) -> PipelineOutput:
+    def _run(self, pool: StagePool, *, n_samples: int, film: FilmFeatures | None = None,
+             controls: Controls | None = None, seed: int = 0, steps: int = 25, scheduler: str = "dpmpp",
+             picture_guidance: float = 2.0, control_guidance: float = 3.0, control_strength: float = 1.0,
+             vocoder: str = "auto", progress: ProgressFn | None = None,
+             should_cancel: CancelFn | None = None) -> PipelineOutput:
         timings: dict[str, float] = {}
         report = progress or (lambda stage, frac, msg: None)
         hop = self.mel_config.hop_length
@@ -175,24 +198,22 @@ class FilmScorePipeline:
         # 4. denoise all windows jointly, fusing their outputs at every step
         t0 = time.perf_counter()
         n_steps = len(sched.timesteps)
+        nul = null.expand(len(windows), -1, -1)
+        cs = None
+        if ctrl is not None:
+            a = LATENT_DOWNSAMPLE
+            cs = torch.cat([ctrl[..., w.start * a:(w.start + w.length) * a] for w in windows])
         for i, t in enumerate(sched.timesteps):
             if should_cancel is not None and should_cancel():
                 raise RenderCancelled(f"cancelled at denoising step {i}/{n_steps}")
             x_in = sched.scale_model_input(latents, t)
+            xs = torch.cat([x_in[..., w.start:w.start + w.length] for w in windows])
+            ts = torch.full((len(windows),), float(t))
+            v = self._guided(pool, xs, ts, pic_tokens, nul, cs, picture_guidance, control_guidance,
+                             control_strength)
             fused = torch.zeros_like(latents)
-            for k in range(0, len(windows), self.window_batch):
-                batch = windows[k:k + self.window_batch]
-                xs = torch.cat([x_in[..., w.start:w.start + w.length] for w in batch])
-                ts = torch.full((len(batch),), float(t))
-                pic = pic_tokens[k:k + len(batch)] if pic_tokens is not None else None
-                nul = null.expand(len(batch), -1, -1)
-                cs = None
-                if ctrl is not None:
-                    a = LATENT_DOWNSAMPLE
-                    cs = torch.cat([ctrl[..., w.start * a:(w.start + w.length) * a] for w in batch])
-                v = self._guided(xs, ts, pic, nul, cs, picture_guidance, control_guidance, control_strength)
-                for j, w in enumerate(batch):
-                    fused[..., w.start:w.start + w.length] += v[j:j + 1] * weights[k + j]
+            for j, w in enumerate(windows):
+                fused[..., w.start:w.start + w.length] += v[j:j + 1] * weights[j]
             latents = sched.step(fused, t, latents, generator=gen).prev_sample
             report("denoise", (i + 1) / n_steps, f"step {i + 1}/{n_steps}")
         timings["denoise"] = time.perf_counter() - t0
@@ -200,7 +221,7 @@ class FilmScorePipeline:
         # 5. VAE decoder -> log-Mel, in chunks
         t0 = time.perf_counter()
         z = latents / self.vae.config.scaling_factor
-        log_mel = run_chunked(self.decode, z, DECODE_CHUNK_LATENT, DECODE_MARGIN_LATENT, LATENT_DOWNSAMPLE)
+        log_mel = run_chunked(self.decode, z, DECODE_CHUNK_LATENT, DECODE_MARGIN_LATENT, LATENT_DOWNSAMPLE, pool.map)
         log_mel = log_mel[..., :n_mel]
         report("decode", 1.0, "Mel decoded")
         timings["decode"] = time.perf_counter() - t0
@@ -211,15 +232,15 @@ class FilmScorePipeline:
         if vocoder == "network" and self.vocoder is None:
             raise BundleError("this bundle has no network vocoder; use --vocoder griffin-lim or auto")
         if use_net:
-            wave = run_chunked(self.vocode, log_mel, VOCODE_CHUNK_MEL, VOCODE_MARGIN_MEL, hop)
+            wave = run_chunked(self.vocode, log_mel, VOCODE_CHUNK_MEL, VOCODE_MARGIN_MEL, hop, pool.map)
         else:
             wave = run_crossfaded(lambda m: griffin_lim(m, self.mel_config, seed=seed), log_mel,
-                                  VOCODE_CHUNK_MEL, VOCODE_MARGIN_MEL, hop)
+                                  VOCODE_CHUNK_MEL, VOCODE_MARGIN_MEL, hop, pool.map)
         wave = wave[0, :n_samples]
         if wave.shape[0] < n_samples:
             wave = torch.nn.functional.pad(wave, (0, n_samples - wave.shape[0]))
         report("vocode", 1.0, "audio synthesised")
         timings["vocode"] = time.perf_counter() - t0
-        info = {"n_windows": len(windows), "n_latent_frames": n_latent, "vocoder": "network" if use_net
+        info = {"n_windows": len(windows), "threads": pool.threads, "window_batch": self.window_batch, "n_latent_frames": n_latent, "vocoder": "network" if use_net
                 else "griffin-lim", "picture": pic_tokens is not None, "controls": ctrl is not None}
         return PipelineOutput(wave.numpy().astype(np.float32), log_mel[0].numpy(), timings, info)

@@ -21,6 +21,7 @@ from .errors import FilmscoreError, RequestError
 from .film.features import FilmFeatures, layout_has_faces
 from .pipeline import FilmScorePipeline
 from .request import CancelFn, ProgressFn, RenderRequest, RenderResult, cue_n_samples
+from .threads import reproducibility
 
 logger = logging.getLogger(__name__)
 
@@ -151,6 +152,7 @@ def render_cue(request: RenderRequest, progress: ProgressFn | None = None,
         "picture": None if film is None else {"layout": film.layout, "cuts_s": list(film.cuts_s),
                                               "duration_s": film.duration_s},
         "pipeline": result.info, "backend": backend.summary(), "loudness": loudness,
+        "reproducibility": reproducibility(backend.summary()),  # not the thread count: engine/threads.py
     }
     timings["deliver"] = time.perf_counter() - t0
     metadata["timings_s"] = timings

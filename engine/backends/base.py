@@ -35,11 +35,13 @@ class Backend:
     vocode: TensorFn | None = None
     film_tokens: TensorFn | None = None
     info: dict[str, Any] = field(default_factory=dict)
+    parallel_calls: bool = True  # CPU: independent calls may run on several threads; one GPU context: one at a time
 
     def attach(self, pipe) -> None:
         """Make `pipe` (a FilmScorePipeline) run its model stages on this backend."""
         pipe.denoiser = self.denoiser
         pipe.decode = self.decode
+        pipe.parallel_calls = self.parallel_calls
         if self.vocode is not None and pipe.vocoder is not None:
             pipe.vocode = self.vocode
         if self.film_tokens is not None and pipe.film_head is not None:

@@ -2,9 +2,10 @@
 
 Execution providers: CPU by default; CUDA when `onnxruntime-gpu` is installed and a GPU is visible, with IO
 binding (outputs stay on the device until the one copy back, buffers reused across calls); TensorRT's EP when
-asked for (`ep="tensorrt"`, engines cached in the export cache). CPU threads: `intra_op_num_threads` = the
-thread count asked (default torch's), inter-op 1, and `session.intra_op.allow_spinning=0`: on a busy 2-core
-machine spinning threads made two threads slower than one (MEASURED.md, "Runtimes").
+asked for (`ep="tensorrt"`, engines cached in the export cache). CPU threads: one intra-op thread per session
+call, inter-op 1, `session.intra_op.allow_spinning=0`; the thread count asked (default torch's) is how many calls
+the pipeline runs at once (engine/threads.py): the same output at any count, and nothing spins on a busy machine
+(spinning threads made two threads slower than one on a busy 2-core machine, MEASURED.md, "Runtimes").
 """
 
 from __future__ import annotations
@@ -155,7 +156,9 @@ def load_ort(bundle: Bundle, *, threads: int | None = None, ep: OrtEP = "auto",
         if model in bundle.models and comp not in files:
             raise BackendError(f"bundle {bundle.name} ({bundle.hash}) has no {precision} ONNX export of {comp} in "
                                f"{cache_dir}; run `filmscore export --bundle {bundle.path}`")
-    so = session_options(threads)
+    # On the CPU every session call runs on one thread; the pipeline runs independent calls on `threads` workers
+    # (engine/threads.py), so the output does not depend on the thread count and no ORT pool spins under load.
+    so = session_options(1 if ep_name == "cpu" else threads)
     provs = providers_for(ep_name, cache_dir, precision == "fp16")
     io = ep_name in ("cuda", "tensorrt")
     graphs = {c: OrtGraph(f, so, provs, io) for c, f in files.items()}
@@ -170,4 +173,4 @@ def load_ort(bundle: Bundle, *, threads: int | None = None, ep: OrtEP = "auto",
             "load_s": round(time.perf_counter() - t0, 3)}
     return Backend("ort", device, denoiser, lambda z: dec(latent=z),
                    (lambda m: voc(log_mel=m)) if voc is not None else None,
-                   (lambda f: head(frames=f)) if head is not None else None, info)
+                   (lambda f: head(frames=f)) if head is not None else None, info, parallel_calls=not io)

@@ -107,6 +107,6 @@ def load_backend(name: str, bundle: Bundle, *, threads: int | None = None, preci
         else "the faster measured backends could not load (see skipped)" if speeds
         else "first available in the default order (nothing measured)"), "skipped": skipped}
     view = Backend(chosen.name, chosen.device, chosen.denoiser, chosen.decode, chosen.vocode, chosen.film_tokens,
-                   {**chosen.info, **reason})
+                   {**chosen.info, **reason}, chosen.parallel_calls)
     logger.info("backend auto -> %s (%s); skipped: %s", chosen.name, reason["chosen_because"], skipped)
     return view

@@ -115,4 +115,5 @@ def load_trt(bundle: Bundle, *, precision: str = "fp16") -> Backend:
     info = {"precision": precision, "trt": trt_version(), "files": files, "cache_dir": str(cache_dir),
             "load_s": round(time.perf_counter() - t0, 3)}
     return Backend("trt", gpu, TrtDenoiser(graphs[ec.DENOISE_PLAIN], graphs.get(ec.DENOISE_CONTROL)),
-                   lambda z: dec(latent=z), (lambda m: voc(log_mel=m)) if voc is not None else None, head, info)
+                   lambda z: dec(latent=z), (lambda m: voc(log_mel=m)) if voc is not None else None, head, info,
+                   parallel_calls=False)  # one execution context per engine: calls must not overlap

@@ -1,0 +1,88 @@
+"""Thread policy of the pipeline's model stages: the same bytes at any thread count, and no spinning under load.
+
+Every model call runs on one intra-op thread; parallelism is across calls. A stage splits its work into units whose
+shapes depend only on the cue (rows of windows x guidance passes in fixed groups, decoder and vocoder chunks) and a
+pool of `threads` workers runs the units. Each unit's arithmetic (its kernels, their reduction order) is then the
+same whatever the pool size, so one request and seed give the same WAV from the CLI (all cores), a bridge worker
+(1 thread) and a batch. What can still change it is recorded in every cue's JSON (`reproducibility`): the backend,
+the CPU's instruction set (another ISA selects other kernels) and the numeric libraries' versions.
+
+One thread per call also means no OpenMP team busy-waiting for its slowest member while other processes hold the
+cores: under contention a render takes its share of the CPU instead of burning it spinning (issue 23 measured an
+8 s cue at 49-74 s with 2 intra-op threads against 16-18 s with 1, at load 5-11 on 2 cores).
+"""
+
+from __future__ import annotations
+
+import platform
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import torch
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+@dataclass
+class StagePool:
+    """Runs independent model calls on `threads` workers, each on one intra-op thread; results in input order."""
+
+    threads: int
+    _pool: ThreadPoolExecutor | None = None
+
+    def map(self, fn: Callable[[T], R], items: Iterable[T]) -> list[R]:
+        items = list(items)
+
+        def run(x: T) -> R:
+            with torch.no_grad():  # grad mode is per thread: the workers need it too
+                return fn(x)
+
+        if self._pool is None or len(items) < 2:
+            return [run(x) for x in items]
+        return list(self._pool.map(run, items))
+
+
+def _one_thread() -> None:
+    torch.set_num_threads(1)
+
+
+@contextmanager
+def model_threads(threads: int | None = None) -> Iterator[StagePool]:
+    """A `StagePool` of `threads` workers (default: torch's thread count when entered) for the duration of the
+    block; torch's intra-op threads are 1 inside it (this thread and the workers) and restored after."""
+    before = torch.get_num_threads()
+    n = max(1, int(threads or before))
+    torch.set_num_threads(1)
+    pool = ThreadPoolExecutor(n, thread_name_prefix="filmscore-model", initializer=_one_thread) if n > 1 else None
+    try:
+        yield StagePool(n, pool)
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True)
+        torch.set_num_threads(before)
+
+
+def reproducibility(backend: dict[str, Any]) -> dict[str, Any]:
+    """What a cue's bytes depend on besides its request and seed (they do not depend on the thread count): for
+    the cue's JSON, so two renders that differ can be told apart."""
+    import numpy
+    import scipy
+
+    libs = {"torch": torch.__version__, "numpy": numpy.__version__, "scipy": scipy.__version__}
+    if backend.get("name") == "ort":
+        import onnxruntime
+
+        libs["onnxruntime"] = onnxruntime.__version__
+    elif backend.get("name") == "trt":
+        libs["tensorrt"] = backend.get("trt")
+    from .backends.cache import cpu_name
+
+    return {"independent_of_threads": True,
+            "depends_on": {"backend": backend.get("name"), "device": backend.get("device"),
+                           "precision": backend.get("precision"), "cpu": cpu_name(),
+                           "cpu_isa": torch.backends.cpu.get_cpu_capability(), "machine": platform.machine(),
+                           "libraries": libs}}
