@@ -230,3 +230,42 @@ def test_build_refuses_to_mix_versions_or_audio_settings(tmp_path):
         BuildConfig(tmp_path, sample_rate=24_000)
     with pytest.raises(CorpusError, match="--version"):
         BuildConfig(tmp_path, version=3)
+
+
+@pytest.mark.slow
+def test_relabel_rebuilds_the_clip_and_rewrites_its_labels(tmp_path):
+    from filmscore.engine.audio.fluidsynth import SynthError, find_fluidsynth, find_soundfont
+
+    try:
+        find_fluidsynth(), find_soundfont()
+    except SynthError as e:
+        pytest.skip(f"FluidSynth or a GM SoundFont missing: {e}")
+    from filmscore.engine.data.arrange import base_qpm
+    from filmscore.engine.data.build import Job, _seed, variant
+    from filmscore.engine.data.clip_v2 import render_clip_v2
+    from filmscore.engine.data.index import append_records
+    from filmscore.engine.data.music21_source import ParseCache
+    from filmscore.engine.data.relabel import relabel_corpus
+
+    parsed = _tune(bars=4)
+    cache = ParseCache(tmp_path / "parsed")
+    cache.path(parsed.work).parent.mkdir(parents=True)
+    cache.path(parsed.work).write_text(json.dumps(parsed.to_json()))
+    transpose, scale, orch, _ = variant(Job(parsed.work, 0), len(ORCHESTRATIONS_V2))
+    clip_id = "scale.p0.c0"
+    spec = ClipSpecV2(0, 4, transpose, base_qpm(parsed) * scale, scale, ORCHESTRATIONS_V2[orch], _seed(clip_id))
+    rec = render_clip_v2(parsed, spec, clip_id, tmp_path, 24_000, find_soundfont())
+    append_records(tmp_path, [rec])
+    d = tmp_path / "clips/folk" / clip_id
+    before, scalars = load_labels(d)
+    (d / "labels.npz").unlink()
+    out = relabel_corpus(tmp_path)
+    assert out["relabelled"] == 1 and out["n_failed"] == 0, out["failed"]
+    after, scalars2 = load_labels(d)
+    assert set(after) == set(before) and all(np.array_equal(after[k], before[k]) for k in before)
+    assert scalars2 == scalars
+    data = (d / "score.mid").read_bytes()
+    assert data[-4:] == b"\x00\xff\x2f\x00"
+    (d / "score.mid").write_bytes(data[:-4] + b"\x01\xff\x2f\x00")  # the last track ends one tick later
+    out = relabel_corpus(tmp_path)
+    assert out["relabelled"] == 0 and out["mismatched"] == [clip_id]

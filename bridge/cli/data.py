@@ -1,8 +1,9 @@
-"""`filmscore data build|features|info`: the training corpus (docs/dataset.md)."""
+"""`filmscore data build|features|labels|check|compare-renders|info`: the training corpus (docs/dataset.md)."""
 
 from __future__ import annotations
 
 import argparse
+import json
 from collections import Counter, defaultdict
 from pathlib import Path
 
@@ -38,6 +39,27 @@ def register(subparsers) -> None:
     f.add_argument("--limit", type=int, help="encode at most this many clips")
     add_json_flag(f)
     f.set_defaults(run=run_features)
+
+    lb = sub.add_parser("labels", help="version 2: recompute every clip's labels from its score (no new audio)")
+    lb.add_argument("--out", default=DEFAULT_OUT_V2, help=f"corpus directory (default {DEFAULT_OUT_V2})")
+    lb.add_argument("--limit", type=int, help="relabel at most this many clips")
+    add_json_flag(lb)
+    lb.set_defaults(run=run_labels)
+
+    c = sub.add_parser("check", help="version 2: bandwidth, stereo width and stems-sum check of the clips")
+    c.add_argument("--out", default=DEFAULT_OUT_V2, help=f"corpus directory (default {DEFAULT_OUT_V2})")
+    c.add_argument("--limit", type=int, default=50, help="check the first N v2 clips (default 50)")
+    add_json_flag(c)
+    c.set_defaults(run=run_check)
+
+    cr = sub.add_parser("compare-renders",
+                        help="version 2: render the same clips at several rates and SoundFonts (cost, bandwidth)")
+    cr.add_argument("--clips", type=int, default=6, help="clips (first clip of the first build jobs; default 6)")
+    cr.add_argument("--rates", type=int, nargs="+", default=[24000, 32000], help="sample rates (default 24000 32000)")
+    cr.add_argument("--soundfonts", nargs="+", help="SoundFont files (default FluidR3_GM and MuseScore_General)")
+    cr.add_argument("--composers", nargs="+", default=["bach", "folk"], help="masters to draw the clips from")
+    add_json_flag(cr)
+    cr.set_defaults(run=run_compare_renders)
 
     i = sub.add_parser("info", help="hours, clips and melody re-extraction agreement per split and master")
     i.add_argument("--out", default=DEFAULT_OUT, help="corpus directory")
@@ -90,6 +112,33 @@ def run_features(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_labels(args: argparse.Namespace) -> int:
+    from filmscore.engine.data.relabel import relabel_corpus
+
+    with progress_bar(not args.json) as bar:
+        task = bar.add_task("labels", total=None)
+        out = relabel_corpus(Path(args.out), args.limit, lambda i, n: bar.update(task, completed=i, total=n))
+    emit(args, out, f"{out['corpus_dir']}: {out['relabelled']} of {out['clips']} clips relabelled, "
+                    f"{out['n_mismatched']} whose MIDI the code no longer rebuilds, {out['n_failed']} failed")
+    return 0 if not out["n_failed"] else 1
+
+
+def run_check(args: argparse.Namespace) -> int:
+    from filmscore.engine.data.render_check import check_corpus
+
+    out = check_corpus(Path(args.out), args.limit)
+    emit(args, out, lambda: print(json.dumps(out, indent=1)))
+    return 0
+
+
+def run_compare_renders(args: argparse.Namespace) -> int:
+    from filmscore.engine.data.render_check import compare_renders
+
+    out = compare_renders(args.clips, tuple(args.rates), tuple(args.soundfonts or ()), tuple(args.composers))
+    emit(args, out, lambda: print(json.dumps(out, indent=1)))
+    return 0
+
+
 def corpus_info(out_dir: Path) -> dict:
     from filmscore.engine.data.index import read_index
 
@@ -121,8 +170,6 @@ def corpus_info(out_dir: Path) -> dict:
 def build_speed(out_dir: Path, recent_s: float = 1800.0) -> dict:
     """From jobs.jsonl: jobs done and failed, audio seconds per CPU second (workers and FluidSynth), and audio
     hours per wall-clock hour over the last `recent_s` seconds of the build."""
-    import json
-
     path = Path(out_dir).expanduser() / "jobs.jsonl"
     jobs = []
     if path.is_file():

@@ -1,0 +1,139 @@
+"""Measurements of corpus v2 audio: content bandwidth, stereo width, the stems-sum relation (`check_corpus`), and
+the rate / SoundFont comparison that chose v2's settings (`compare_renders`). docs/dataset.md quotes both with the
+commands that made them (`filmscore data check`, `filmscore data compare-renders`).
+
+Bandwidth is read off the long-term average spectrum of the mono sum (Welch, 4096-point Hann segments):
+`top_hz` is the highest frequency whose power is within 60 dB of the spectrum's peak, `above_8k_db` /
+`above_12k_db` the share of power above 8 / 12 kHz in dB (as ../shared/MEASURED.md measured the shipped bundle).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .index import read_index
+
+
+def spectrum_stats(wave: np.ndarray, sr: int) -> dict[str, float | None]:
+    """Bandwidth and stereo figures of `(n,)` or `(n, 2)` audio (module docstring); `lr_corr` None for mono."""
+    from scipy.signal import welch
+
+    x = np.asarray(wave, np.float64)
+    mono = x.mean(axis=1) if x.ndim == 2 else x
+    f, p = welch(mono, sr, nperseg=4096)
+    total = float(p.sum()) or 1e-30
+    db = 10 * np.log10(p + 1e-30)
+    top = float(f[np.nonzero(db >= db.max() - 60.0)[0].max()])
+
+    def share(lo: float) -> float | None:
+        m = f > lo
+        return round(10 * np.log10(max(float(p[m].sum()), 1e-30) / total), 2) if lo < sr / 2 and m.any() else None
+
+    lr = None
+    if x.ndim == 2 and x.shape[1] == 2 and x[:, 0].std() > 0 and x[:, 1].std() > 0:
+        lr = round(float(np.corrcoef(x[:, 0], x[:, 1])[0, 1]), 4)
+    return {"top_hz": round(top, 1), "above_8k_db": share(8000.0), "above_12k_db": share(12000.0), "lr_corr": lr}
+
+
+def _summary(values: list[float]) -> dict[str, float] | None:
+    v = np.asarray([x for x in values if x is not None], np.float64)
+    if not v.size:
+        return None
+    return {"mean": round(float(v.mean()), 4), "median": round(float(np.median(v)), 4),
+            "p5": round(float(np.percentile(v, 5)), 4), "p95": round(float(np.percentile(v, 95)), 4)}
+
+
+def check_corpus(corpus_dir: str | Path, limit: int | None = 50) -> dict[str, Any]:
+    """Over the first `limit` v2 clips: bandwidth and L/R correlation of the mix and each stem, the largest
+    |lead + accompaniment + percussion - mix| in PCM16 steps, melody agreement of the mix and of the lead stem."""
+    import soundfile as sf
+
+    from .orchestration_v2 import STEMS
+
+    corpus_dir = Path(corpus_dir).expanduser()
+    recs = [r for r in read_index(corpus_dir) if r.get("version") == 2][:limit]
+    per: dict[str, list] = {k: [] for k in ("top_hz", "above_8k_db", "lr_corr", "sum_err_lsb",
+                                            "melody_agreement", "melody_agreement_lead")}
+    stems: dict[str, dict[str, list]] = {s: {"top_hz": [], "above_8k_db": [], "lr_corr": []} for s in STEMS}
+    for r in recs:
+        mix, sr = sf.read(corpus_dir / r["audio"], dtype="float64", always_2d=True)
+        st = spectrum_stats(mix, sr)
+        for k in ("top_hz", "above_8k_db", "lr_corr"):
+            per[k].append(st[k])
+        total = np.zeros_like(mix)
+        for s in STEMS:
+            y = sf.read(corpus_dir / r["stems"][s], dtype="float64", always_2d=True)[0]
+            total += y
+            if r["stems_present"][s]:
+                ss = spectrum_stats(y, sr)
+                for k in stems[s]:
+                    stems[s][k].append(ss[k])
+        per["sum_err_lsb"].append(float(np.abs(total - mix).max() * 32768))
+        per["melody_agreement"].append(r.get("melody_agreement"))
+        per["melody_agreement_lead"].append(r.get("melody_agreement_lead"))
+    return {"corpus_dir": str(corpus_dir), "clips": len(recs),
+            "mix": {k: _summary(v) for k, v in per.items()} | {"sum_err_lsb_max": max(per["sum_err_lsb"], default=None)},
+            "stems": {s: {k: _summary(v) for k, v in d.items()} for s, d in stems.items()}}
+
+
+def compare_renders(n_clips: int = 6, rates: tuple[int, ...] = (24_000, 32_000),
+                    soundfonts: tuple[str, ...] = (), composers: tuple[str, ...] = ("bach", "folk"),
+                    seed: int = 0) -> dict[str, Any]:
+    """Render the same `n_clips` v2 clips (the first jobs of a build with `seed`, first clip of each) at every rate
+    with every SoundFont; per setting: CPU seconds per clip (this process and FluidSynth: the render, hall and mix;
+    CPU time, not wall time, so a busy machine does not inflate it), FLAC bytes of the four files per second of
+    audio, and the mix's spectrum figures (median over clips)."""
+    import io
+
+    import soundfile as sf
+
+    from ..audio.fluidsynth import MUSESCORE_SOUNDFONT, find_soundfont
+    from .arrange import base_qpm, plan_clips
+    from .arrange_v2 import ClipSpecV2, arrange_clip_v2
+    from .build import _cpu_s, _seed, plan_jobs, variant
+    from .music21_source import iter_works, parse_work
+    from .orchestration_v2 import ORCHESTRATIONS_V2, STEMS
+    from .stems import render_stems
+
+    fonts = [str(find_soundfont(f)) for f in soundfonts] if soundfonts else [str(find_soundfont())] + (
+        [str(MUSESCORE_SOUNDFONT)] if MUSESCORE_SOUNDFONT.is_file() else [])
+    arrangements = []
+    for job in plan_jobs(list(iter_works(composers)), seed, tiny=False):
+        if len(arrangements) >= n_clips:
+            break
+        parsed = parse_work(job.work)
+        transpose, scale, orch, rng = variant(job, len(ORCHESTRATIONS_V2))
+        qpm = base_qpm(parsed) * scale
+        windows = plan_clips(parsed, qpm, rng)
+        if not windows:
+            continue
+        a, b = windows[0]
+        clip_id = f"{job.work.work_id.split('/', 1)[1]}.p{job.pass_index}.c0"
+        arrangements.append((clip_id, arrange_clip_v2(parsed, ClipSpecV2(a, b, transpose, qpm, scale,
+                                                                          ORCHESTRATIONS_V2[orch], _seed(clip_id)))))
+    out = []
+    for font in fonts:
+        for sr in rates:
+            rows = []
+            for clip_id, arr in arrangements:
+                n = int(round(arr.duration_s * 100)) * sr // 100
+                t0 = _cpu_s()
+                audio = render_stems(arr, n, sr, _seed(clip_id), font)
+                cpu = _cpu_s() - t0
+                size = 0
+                for w in [audio.mix, *(audio.stems[s] for s in STEMS)]:
+                    buf = io.BytesIO()
+                    sf.write(buf, w, sr, format="FLAC", subtype="PCM_16")
+                    size += buf.tell()
+                rows.append({"cpu_s": cpu, "audio_s": n / sr, "flac_bytes_per_s": size / (n / sr),
+                             **spectrum_stats(audio.mix, sr)})
+            med = {k: round(float(np.median([r[k] for r in rows if r[k] is not None])), 3)
+                   for k in rows[0] if any(r[k] is not None for r in rows)}
+            out.append({"soundfont": Path(font).resolve().name, "sample_rate": sr, "clips": len(rows),
+                        "cpu_s_per_clip": round(float(np.mean([r["cpu_s"] for r in rows])), 3),
+                        "cpu_s_per_audio_s": round(sum(r["cpu_s"] for r in rows) / sum(r["audio_s"] for r in rows), 4),
+                        "median": med})
+    return {"clips": [c for c, _ in arrangements], "settings": out}
