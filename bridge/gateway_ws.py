@@ -99,7 +99,7 @@ class WebSocketGateway:
         self.origins = tuple(origins)
         self.session = P.Session(key_bytes(info))
         self._clients: set[Any] = set()
-        self._open = 0  # connections past the HTTP upgrade, authorised or not
+        self._open = 0  # TCP connections, from accept (before any HTTP) to close
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
@@ -129,7 +129,25 @@ class WebSocketGateway:
             log.exception("WebSocket gateway stopped")
 
     async def _main(self) -> None:
-        from websockets.asyncio.server import serve
+        from websockets.asyncio.server import ServerConnection, serve
+
+        gateway = self
+
+        class CappedConnection(ServerConnection):
+            """Counts TCP connections as they are accepted (before any HTTP), and aborts those over the cap: a
+            peer that opens sockets and sends nothing holds no more than `max_clients` descriptors."""
+
+            def connection_made(self, transport: Any) -> None:
+                gateway._open += 1
+                super().connection_made(transport)
+                if gateway._open > gateway.max_clients:
+                    gateway.refused += 1
+                    log.warning("WebSocket gateway: %d connections, the cap; refusing another", gateway.max_clients)
+                    transport.abort()
+
+            def connection_lost(self, exc: Exception | None) -> None:
+                gateway._open -= 1
+                super().connection_lost(exc)
 
         self._loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
@@ -142,7 +160,7 @@ class WebSocketGateway:
         # max_size starts at FIRST_MESSAGE_BYTES and is raised for a connection once its token checks out.
         async with serve(self._handler, self.host, self.port, origins=[None, *self.origins],
                          max_size=FIRST_MESSAGE_BYTES, max_queue=4, ping_interval=20, ssl=self.ssl,
-                         logger=_WS_LOG) as server:
+                         logger=_WS_LOG, create_connection=CappedConnection, open_timeout=AUTH_TIMEOUT_S) as server:
             self.port = server.sockets[0].getsockname()[1] if not self.port else self.port
             fanout = asyncio.ensure_future(self._fanout(sub))
             self._ready.set()
@@ -182,12 +200,6 @@ class WebSocketGateway:
     async def _handler(self, ws: Any) -> None:
         from websockets.exceptions import ConnectionClosed
 
-        if self._open >= self.max_clients:  # descriptors are finite: refuse before any work
-            self.refused += 1
-            log.warning("WebSocket gateway: %d connections, the cap; refusing another", self.max_clients)
-            await ws.close(1013, "too many connections; try again later")
-            return
-        self._open += 1
         try:
             await self._session(ws)
         except ConnectionClosed:
@@ -195,8 +207,6 @@ class WebSocketGateway:
         except Exception:  # noqa: BLE001 - one panel's failure must not reach the others or the server
             log.exception("WebSocket connection failed")
             await ws.close(1011, "internal error")
-        finally:
-            self._open -= 1
 
     async def _session(self, ws: Any) -> None:
         from websockets.exceptions import ConnectionClosed

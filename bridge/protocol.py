@@ -143,7 +143,7 @@ class Message:
 
 
 def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")
+    raise EncodingError(f"{name} is not a JSON number (numbers must be finite)")
 
 
 # One encoder and one decoder, built once: json.dumps/loads with options build a new one on every call.

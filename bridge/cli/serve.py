@@ -94,7 +94,9 @@ if __name__ == "__main__":  # `python -m filmscore.bridge.cli.serve ...`: the sa
     parser = argparse.ArgumentParser(prog="filmscore")
     parser.add_argument("-v", "--verbose", action="store_true")
     register(parser.add_subparsers(dest="command", required=True))
-    a = parser.parse_args(["serve", *sys.argv[1:]] if sys.argv[1:2] != ["serve"] else sys.argv[1:])
+    argv = sys.argv[2:] if sys.argv[1:2] == ["serve"] else sys.argv[1:]
+    flags = [x for x in argv if x in ("-v", "--verbose")]  # -v may come anywhere, as with `filmscore -v serve`
+    a = parser.parse_args([*flags, "serve", *[x for x in argv if x not in flags]])
     logging.basicConfig(level=logging.DEBUG if a.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     try:

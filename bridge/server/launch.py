@@ -53,8 +53,10 @@ def start_server(state_dir: Path, *, connection_file: Path | None = None, media_
                  output_roots: Sequence[Path] = (), bundle: Path | None = None, workers: int = 1,
                  ws: str | None = None, ws_origins: Sequence[str] = (), allow_remote: bool = False,
                  ip: str | None = None, extra_args: Sequence[str] = (), timeout_s: float = 60.0,
-                 env: dict[str, str] | None = None) -> LaunchedServer:
-    """Run `python -m filmscore.bridge.cli.serve --json ...` and return once it printed its summary line."""
+                 env: dict[str, str] | None = None, fd_limit: int | None = None,
+                 verbose: bool = False) -> LaunchedServer:
+    """Run `python -m filmscore.bridge.cli.serve --json ...` and return once it printed its summary line.
+    `fd_limit`: soft and hard RLIMIT_NOFILE of the server process (as `ulimit -n N` sets both); `verbose`: -v."""
     state_dir = Path(state_dir)
     state_dir.mkdir(parents=True, exist_ok=True)
     connection_file = Path(connection_file or state_dir / "connection.json")
@@ -75,10 +77,18 @@ def start_server(state_dir: Path, *, connection_file: Path | None = None, media_
     if ip is not None:
         args += ["--ip", ip]
     args += list(extra_args)
+    if verbose:
+        args.append("-v")
     stderr_path = state_dir / f"serve-{time.time_ns()}.log"
+    def limit_fds() -> None:
+        import resource
+
+        resource.setrlimit(resource.RLIMIT_NOFILE, (fd_limit, fd_limit))
+
     with open(stderr_path, "wb") as err:
         proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=err, env=env or {**os.environ,
-                                "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")})
+                                "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")},
+                                preexec_fn=limit_fds if fd_limit is not None else None)
     deadline = time.monotonic() + timeout_s
     line = b""
     while time.monotonic() < deadline:
