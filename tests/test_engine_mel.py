@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from filmscore.engine.audio.io import load_audio, resample
-from filmscore.engine.audio.mel import MelConfig, MelSpectrogram, log_mel
+from filmscore.engine.audio.mel import MelConfig, MelSpectrogram, log_mel, mel_filterbank
 from filmscore.engine.errors import AudioLoadError
 
 
@@ -45,6 +45,19 @@ def test_log_mel_matches_librosa(real_audio, n_mels):
     assert ours.shape == (n_mels, real_audio.shape[0] // cfg.hop_length)
     assert np.abs(ours - ref[:, :ours.shape[1]]).max() <= 1e-3
     assert ours.max() > -3  # real signal, not the log floor
+
+
+@pytest.mark.parametrize("cfg", [MelConfig(), MelConfig(n_mels=64), MelConfig(sample_rate=24000, f_max=12000.0),
+                                 MelConfig(sample_rate=44100, n_fft=2048, win_length=2048, f_min=30.0, f_max=22050.0)])
+def test_filterbank_is_librosas_bit_for_bit(cfg):
+    """Our numpy Slaney filterbank (render needs no librosa) equals librosa's, including the 1 kHz knee."""
+    import librosa
+
+    ref = librosa.filters.mel(sr=cfg.sample_rate, n_fft=cfg.n_fft, n_mels=cfg.n_mels, fmin=cfg.f_min,
+                              fmax=cfg.f_max, htk=False, norm="slaney").astype(np.float32)
+    ours = mel_filterbank(cfg)
+    assert ours.dtype == np.float32 and ours.shape == ref.shape
+    np.testing.assert_array_equal(ours, ref)
 
 
 def test_conv_stft_path_agrees_where_there_is_signal(real_audio):

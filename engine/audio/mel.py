@@ -49,12 +49,37 @@ class MelConfig:
         return n_samples // self.hop_length
 
 
-def mel_filterbank(cfg: MelConfig) -> np.ndarray:
-    """`(n_mels, n_fft // 2 + 1)` Slaney-style filterbank, exactly librosa.filters.mel."""
-    import librosa
+# Slaney's Mel scale (Auditory Toolbox; librosa's htk=False): linear below 1 kHz, logarithmic above.
+_SLANEY_HZ_PER_MEL = 200.0 / 3
+_SLANEY_LOG_HZ = 1000.0
+_SLANEY_LOG_MEL = _SLANEY_LOG_HZ / _SLANEY_HZ_PER_MEL
+_SLANEY_LOG_STEP = np.log(6.4) / 27.0
 
-    return librosa.filters.mel(sr=cfg.sample_rate, n_fft=cfg.n_fft, n_mels=cfg.n_mels, fmin=cfg.f_min,
-                               fmax=cfg.f_max, htk=False, norm="slaney").astype(np.float32)
+
+def _hz_to_mel(hz: np.ndarray) -> np.ndarray:
+    hz = np.asarray(hz, np.float64)
+    log_part = _SLANEY_LOG_MEL + np.log(np.maximum(hz, _SLANEY_LOG_HZ) / _SLANEY_LOG_HZ) / _SLANEY_LOG_STEP
+    return np.where(hz >= _SLANEY_LOG_HZ, log_part, hz / _SLANEY_HZ_PER_MEL)
+
+
+def _mel_to_hz(mel: np.ndarray) -> np.ndarray:
+    mel = np.asarray(mel, np.float64)
+    log_part = _SLANEY_LOG_HZ * np.exp(_SLANEY_LOG_STEP * (mel - _SLANEY_LOG_MEL))
+    return np.where(mel >= _SLANEY_LOG_MEL, log_part, _SLANEY_HZ_PER_MEL * mel)
+
+
+def mel_filterbank(cfg: MelConfig) -> np.ndarray:
+    """`(n_mels, n_fft // 2 + 1)` Slaney-style filterbank: librosa.filters.mel(htk=False, norm="slaney") computed the
+    same way in numpy (bit-equal, tested), so rendering does not need librosa and its numba stack."""
+    fft_hz = np.fft.rfftfreq(cfg.n_fft, 1.0 / cfg.sample_rate)
+    edges = _mel_to_hz(np.linspace(_hz_to_mel(cfg.f_min), _hz_to_mel(cfg.f_max), cfg.n_mels + 2))
+    widths = np.diff(edges)
+    ramps = edges[:, None] - fft_hz[None, :]
+    weights = np.zeros((cfg.n_mels, fft_hz.size), np.float32)  # float32 rows, as librosa fills them
+    for i in range(cfg.n_mels):
+        weights[i] = np.maximum(0.0, np.minimum(-ramps[i] / widths[i], ramps[i + 2] / widths[i + 1]))
+    weights *= (2.0 / (edges[2:] - edges[:-2]))[:, None]  # Slaney norm: each triangle has unit area
+    return weights
 
 
 class MelSpectrogram(nn.Module):

@@ -22,6 +22,7 @@ import numpy as np
 
 from ..constants import CONTROL_FRAME_RATE, MEL_HOP, MODEL_SAMPLE_RATE, N_PITCH_CLASSES
 from ..errors import FilmscoreError
+from ..extras import require
 from .midi import DYNAMICS_FLOOR_DB, smooth_db
 from .types import Controls
 
@@ -90,7 +91,7 @@ def voiced_mask(hp_levels_db: np.ndarray, raw_levels_db: np.ndarray) -> np.ndarr
 
 
 def _chroma_filters(sr: int, tuning: float, octave_weighting: tuple[float, float | None]) -> np.ndarray:
-    import librosa
+    librosa = require("librosa", "reference", "chroma of a reference recording")
 
     ctroct, octwidth = octave_weighting
     return librosa.filters.chroma(sr=sr, n_fft=CHROMA_N_FFT, tuning=tuning, n_chroma=N_PITCH_CLASSES,
@@ -98,7 +99,7 @@ def _chroma_filters(sr: int, tuning: float, octave_weighting: tuple[float, float
 
 
 def _estimate_tuning(frames: np.ndarray, window: np.ndarray, sr: int) -> float:
-    import librosa
+    librosa = require("librosa", "reference", "chroma of a reference recording")
 
     n = frames.shape[0]
     idx = np.linspace(0, n - 1, min(n, TUNING_MAX_FRAMES)).astype(np.int64)

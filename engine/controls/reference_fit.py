@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..constants import CONTROL_FRAME_RATE, MEL_HOP, MODEL_SAMPLE_RATE
+from ..extras import require
 from .fit import FitSettings, HitMatch, _check_inputs, match_hits, plan_knots
 from .midi import DYNAMICS_FLOOR_DB
 from .types import Controls
@@ -69,7 +70,7 @@ def _num(x: float, digits: int) -> float | None:
 
 def track_beats(wave: np.ndarray, sr: int = MODEL_SAMPLE_RATE) -> np.ndarray:
     """Beat times in seconds of a mono 16 kHz recording (librosa's tracker on a 100/s onset envelope)."""
-    import librosa
+    librosa = require("librosa", "reference", "beat tracking of a reference recording")
 
     env = librosa.onset.onset_strength(y=np.asarray(wave, np.float32), sr=sr, hop_length=MEL_HOP)
     _, beats = librosa.beat.beat_track(onset_envelope=env, sr=sr, hop_length=MEL_HOP, units="time")

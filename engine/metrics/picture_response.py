@@ -30,6 +30,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from ..errors import FilmscoreError
+from ..extras import require
 from .rhythm import TOLERANCE_S, event_hit_rate, inner_events
 
 CONTOUR_RATE = 10
@@ -178,7 +179,7 @@ def contour_distance(a: np.ndarray, b: np.ndarray, rate: int = CONTOUR_RATE, smo
 def local_tempo(wave: np.ndarray, sr: int, rate: int = CONTOUR_RATE) -> np.ndarray:
     """`(floor(duration * rate),)` local tempo in BPM: librosa's tempogram estimate per frame (8 s
     autocorrelation window, its default prior) on the onset envelope of `rhythm.onset_envelope`."""
-    import librosa
+    librosa = require("librosa", "eval", "the picture-response metrics")
 
     from ..constants import MEL_FRAME_RATE, MEL_HOP, MODEL_SAMPLE_RATE
     from .rhythm import onset_envelope

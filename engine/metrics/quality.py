@@ -18,6 +18,7 @@ import warnings
 import numpy as np
 
 from ..constants import MEL_HOP, MODEL_SAMPLE_RATE
+from ..extras import require
 
 SEGMENT_S = 1.0
 
@@ -46,7 +47,7 @@ def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
 
 def handcrafted_features(wave: np.ndarray, sr: int) -> np.ndarray:
     """`(S, 57)` statistics per 1 s segment of a mono recording (S = floor(duration), at least 1)."""
-    import librosa
+    librosa = require("librosa", "eval", "the quality metrics")
 
     from ..audio.io import resample
 

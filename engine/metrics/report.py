@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from ..constants import CONTROL_FRAME_RATE, MEL_FRAME_RATE
+from ..extras import require
 from .runner import SYSTEMS, EvalRun
 
 REPORT_FORMAT = "filmscore.eval/1"
@@ -88,7 +89,7 @@ def _fmt(v) -> str:
 
 
 def _plot_summary(run: EvalRun, path: Path) -> None:
-    import matplotlib
+    matplotlib = require("matplotlib", "eval", "the evaluation report's plots")
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -121,7 +122,7 @@ def _plot_summary(run: EvalRun, path: Path) -> None:
 
 
 def _plot_item(run: EvalRun, item_id: str, path: Path) -> bool:
-    import matplotlib
+    matplotlib = require("matplotlib", "eval", "the evaluation report's plots")
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

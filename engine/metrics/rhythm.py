@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..constants import MEL_FRAME_RATE, MEL_HOP, MODEL_SAMPLE_RATE
+from ..extras import require
 
 TOLERANCE_S = 0.07
 """+-70 ms: mir_eval's default window for onsets and beats."""
@@ -40,7 +41,7 @@ def _to_model_rate(wave: np.ndarray, sr: int) -> np.ndarray:
 
 def onset_envelope(wave: np.ndarray, sr: int) -> np.ndarray:
     """`(T,)` spectral-flux onset strength at 100/s (librosa, 128 Mel bands, hop 160 at 16 kHz)."""
-    import librosa
+    librosa = require("librosa", "eval", "the rhythm metrics")
 
     y = _to_model_rate(wave, sr)
     return librosa.onset.onset_strength(y=y, sr=MODEL_SAMPLE_RATE, hop_length=MEL_HOP, n_fft=1024, n_mels=128)
@@ -48,7 +49,7 @@ def onset_envelope(wave: np.ndarray, sr: int) -> np.ndarray:
 
 def onset_times(wave: np.ndarray, sr: int) -> np.ndarray:
     """Onset instants in seconds (ascending) of a mono recording `(n,)` at `sr` Hz."""
-    import librosa
+    librosa = require("librosa", "eval", "the rhythm metrics")
 
     env = onset_envelope(wave, sr)
     frames = librosa.onset.onset_detect(onset_envelope=env, sr=MODEL_SAMPLE_RATE, hop_length=MEL_HOP, units="frames")
@@ -57,7 +58,7 @@ def onset_times(wave: np.ndarray, sr: int) -> np.ndarray:
 
 def beat_times(wave: np.ndarray, sr: int) -> np.ndarray:
     """Beat instants in seconds (ascending), librosa's beat tracker on `onset_envelope`."""
-    import librosa
+    librosa = require("librosa", "eval", "the rhythm metrics")
 
     env = onset_envelope(wave, sr)
     if not np.any(env > 0):
@@ -100,7 +101,7 @@ def onset_coverage(onsets_s, duration_s: float, tol: float = TOLERANCE_S) -> flo
 
 def beat_f1(reference_s, estimated_s, tol: float = TOLERANCE_S) -> float:
     """mir_eval's beat F-measure (no trimming of the first 5 s: cues are short); nan without reference beats."""
-    import mir_eval
+    mir_eval = require("mir_eval", "eval", "the rhythm metrics")
 
     ref = np.sort(np.asarray(reference_s, np.float64).ravel())
     est = np.sort(np.asarray(estimated_s, np.float64).ravel())
@@ -113,7 +114,7 @@ def beat_f1(reference_s, estimated_s, tol: float = TOLERANCE_S) -> float:
 
 def beat_transition_iou(transitions_s, beats_s, tol: float = TOLERANCE_S) -> float:
     """matched / (|transitions| + |beats| - matched), one-to-one matching within +-tol; nan when both are empty."""
-    import mir_eval
+    mir_eval = require("mir_eval", "eval", "the rhythm metrics")
 
     t = np.sort(np.asarray(transitions_s, np.float64).ravel())
     b = np.sort(np.asarray(beats_s, np.float64).ravel())
