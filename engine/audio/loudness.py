@@ -67,26 +67,36 @@ def _phase_filters(up: int) -> tuple[tuple[np.ndarray, int], ...]:
     return tuple(out)
 
 
-def _sample_peaks(x: np.ndarray, sample_rate: int) -> np.ndarray:
-    """`(n,)` float64: for each sample of `(n, channels)` audio, the largest magnitude of its oversampled values
-    (all phases, all channels) and of itself; computed chunk by chunk with the filter's reach as margin."""
+def _sample_peaks(x: np.ndarray, sample_rate: int, lo: int = 0, hi: int | None = None,
+                  gain: float = 1.0) -> np.ndarray:
+    """float64 `(hi - lo,)`: for each sample in [lo, hi) of `(n, channels)` audio times `gain`, the largest
+    magnitude of its oversampled values (all phases, all channels) and of itself. Computed chunk by chunk, with the
+    filter's reach of real signal on either side (zeros only beyond the signal's ends, as resample_poly pads)."""
     n, chans = x.shape
+    hi = n if hi is None else hi
     phases = _phase_filters(_oversampling(sample_rate))
     reach = max(len(t) for t, _ in phases)
-    out = np.empty(n)
-    for a in range(0, n, CHUNK):
-        b = min(a + CHUNK, n)
-        lo, hi = max(a - reach, 0), min(b + reach, n)
+    out = np.empty(hi - lo)
+    for a in range(lo, hi, CHUNK):
+        b = min(a + CHUNK, hi)
+        s0, s1 = max(a - reach, 0), min(b + reach, n)
         peak = np.zeros(b - a)
         for c in range(chans):
-            seg = x[lo:hi, c].astype(np.float64)
-            np.maximum(peak, np.abs(seg[a - lo:b - lo]), out=peak)
+            seg = x[s0:s1, c].astype(np.float64) * gain
+            np.maximum(peak, np.abs(seg[a - s0:b - s0]), out=peak)
             for taps, k0 in phases:
-                y = np.convolve(seg, taps)  # y[i] = phase output at input index i + k0 (relative to lo)
-                s = a - lo - k0
-                np.maximum(peak, np.abs(y[s:s + b - a]), out=peak)
-        out[a:b] = peak
+                y = np.convolve(seg, taps)  # y[i] = phase output at input index i + k0 (relative to s0)
+                i = a - s0 - k0
+                np.maximum(peak, np.abs(y[i:i + b - a]), out=peak)
+        out[a - lo:b - lo] = peak
     return out
+
+
+def _peak(x: np.ndarray, sample_rate: int) -> float:
+    """The linear true peak of `(n, channels)` audio, a chunk at a time."""
+    n = x.shape[0]
+    return max((float(_sample_peaks(x, sample_rate, a, min(a + CHUNK, n)).max()) for a in range(0, n, CHUNK)),
+               default=0.0)
 
 
 def _as_2d(audio: np.ndarray) -> np.ndarray:
@@ -99,7 +109,7 @@ def true_peak_dbtp(audio: np.ndarray, sample_rate: int) -> float:
     x = _as_2d(np.asarray(audio))
     if x.shape[0] == 0:
         return float("-inf")
-    peak = float(_sample_peaks(x, sample_rate).max())
+    peak = _peak(x, sample_rate)
     return 20.0 * np.log10(peak) if peak > 0 else float("-inf")
 
 
@@ -216,27 +226,36 @@ def measure(audio: np.ndarray, sample_rate: int) -> LoudnessMeasure:
         hi = sums[:, np.searchsorted(wanted, blocks.upper)]
         return (hi - lo) / (block_s * sample_rate)
 
-    peak = float(_sample_peaks(x, sample_rate).max()) if n else 0.0
+    peak = _peak(x, sample_rate)
     return LoudnessMeasure(energies(gate, 0.4), energies(rng, 3.0) if rng is not None else None, peak)
 
 
-def _limit(audio: np.ndarray, sample_rate: int, ceiling_dbtp: float) -> np.ndarray:
-    """Look-ahead peak limiter: the gain each sample needs (from the 4x oversampled peak) is spread as a minimum
-    over +-5 ms and held 50 ms, then smoothed over 5 ms; the smoothed gain never exceeds what a peak within its
-    window needs, so the ceiling holds without clipping. `(n,)` or `(n, channels)` in, float32 out."""
+def _limit(audio: np.ndarray, sample_rate: int, ceiling_dbtp: float, gain: float = 1.0) -> np.ndarray:
+    """Look-ahead peak limiter on `audio * gain`: the gain each sample needs (from the 4x oversampled peak) is spread
+    as a minimum over +-5 ms and held 50 ms, then smoothed over 5 ms; the smoothed gain never exceeds what a peak
+    within its window needs, so the ceiling holds without clipping. `(n,)` or `(n, channels)` in, float32 out.
+
+    Chunk by chunk with a margin longer than the filters' reach, so memory stays flat in the cue's length (the
+    gain curve equals the whole-signal one up to the moving average's float rounding)."""
     from scipy.ndimage import minimum_filter1d, uniform_filter1d
 
     x = _as_2d(audio)
-    peak = _sample_peaks(x, sample_rate)
+    n = x.shape[0]
     ceiling = 10 ** (ceiling_dbtp / 20.0) * 0.985  # a little headroom for the 24-bit rounding and filter ripple
-    need = np.minimum(1.0, ceiling / np.maximum(peak, 1e-12))
     attack = max(1, int(0.005 * sample_rate))
     hold = max(1, int(0.050 * sample_rate))
-    g = minimum_filter1d(need, size=2 * attack + 1, mode="nearest")
-    g = minimum_filter1d(g, size=hold, origin=-(hold // 2) + (0 if hold % 2 else 1), mode="nearest")
-    g = uniform_filter1d(g, size=attack, mode="nearest")
-    g = np.minimum(g, minimum_filter1d(need, size=2 * attack + 1, mode="nearest"))
-    return (x * g[:, None]).reshape(audio.shape).astype(np.float32)
+    margin = 2 * (hold + 3 * attack)
+    out = np.empty(x.shape, np.float32)
+    for a in range(0, n, CHUNK):
+        b = min(a + CHUNK, n)
+        lo, hi = max(a - margin, 0), min(b + margin, n)
+        need = np.minimum(1.0, ceiling / np.maximum(_sample_peaks(x, sample_rate, lo, hi, gain), 1e-12))
+        spread = minimum_filter1d(need, size=2 * attack + 1, mode="nearest")
+        g = minimum_filter1d(spread, size=hold, origin=-(hold // 2) + (0 if hold % 2 else 1), mode="nearest")
+        g = uniform_filter1d(g, size=attack, mode="nearest")
+        g = np.minimum(g, spread)[a - lo:b - lo]
+        out[a:b] = x[a:b].astype(np.float64) * gain * g[:, None]
+    return out.reshape(audio.shape)
 
 
 @dataclass(frozen=True)
@@ -283,14 +302,14 @@ def normalize_loudness(audio: np.ndarray, sample_rate: int, target: str | float 
     for _ in range(6):
         gain = gain * 10 ** ((target_lufs - lufs) / 20.0)
         if meas.true_peak_dbtp(gain) > ceiling_dbtp:
-            base = _limit(base.astype(np.float64) * gain, sample_rate, ceiling_dbtp)
+            base = _limit(base, sample_rate, ceiling_dbtp, gain)
             gain, limited = 1.0, True
             meas = measure(base, sample_rate)
         lufs = meas.integrated_lufs(gain)
         if abs(lufs - target_lufs) < 0.1 and meas.true_peak_dbtp(gain) <= ceiling_dbtp:
             break
-    x_peak = float(np.max(np.abs(audio)))
-    out_peak = float(np.max(np.abs(base))) * gain
+    x_peak = max(float(np.max(audio)), -float(np.min(audio)))  # no full-length temporary
+    out_peak = max(float(np.max(base)), -float(np.min(base))) * gain
     gain_db = 20 * np.log10(out_peak / max(x_peak, 1e-12))
     return _scaled(base, gain), LoudnessReport(target_lufs, float(lufs), float(meas.true_peak_dbtp(gain)),
                                                meas.loudness_range_lu(gain), float(gain_db), limited, float(start))
