@@ -269,3 +269,55 @@ def test_relabel_rebuilds_the_clip_and_rewrites_its_labels(tmp_path):
     (d / "score.mid").write_bytes(data[:-4] + b"\x01\xff\x2f\x00")  # the last track ends one tick later
     out = relabel_corpus(tmp_path)
     assert out["relabelled"] == 0 and out["mismatched"] == [clip_id]
+
+
+def _riff_list(kind: bytes, chunks: list[tuple[bytes, bytes]]) -> bytes:
+    import struct
+
+    body = kind + b"".join(c + struct.pack("<I", len(p)) + p + (b"\0" if len(p) & 1 else b"") for c, p in chunks)
+    return b"LIST" + struct.pack("<I", len(body)) + body
+
+
+def test_expand_sf3_decodes_samples_and_rewrites_the_sample_table(tmp_path):
+    import io
+    import struct
+
+    import soundfile as sf
+    from filmscore.engine.data.soundfont import SHDR, _lists, expand_sf3, expanded_sf2
+
+    sr = 22_050
+    tone = (0.5 * np.sin(2 * np.pi * 440 * np.arange(sr // 2) / sr) * 32767).astype(np.int16)
+    streams = []
+    for k in range(2):
+        buf = io.BytesIO()
+        sf.write(buf, tone * (k + 1) // 2, sr, format="OGG", subtype="VORBIS")
+        streams.append(buf.getvalue())
+    smpl = streams[0] + streams[1]
+    recs = [SHDR.pack(b"a".ljust(20, b"\0"), 0, len(streams[0]), 100, 5000, sr, 69, 0, 0, 1 | 0x10),
+            SHDR.pack(b"b".ljust(20, b"\0"), len(streams[0]), len(smpl), 10, 20, sr, 69, 0, 0, 1 | 0x10),
+            SHDR.pack(b"EOS".ljust(20, b"\0"), 0, 0, 0, 0, 0, 0, 0, 0, 0)]
+    pdta = [(b"phdr", b"P" * 38), (b"pbag", b"B" * 4), (b"shdr", b"".join(recs))]
+    body = b"sfbk" + _riff_list(b"INFO", [(b"ifil", struct.pack("<HH", 3, 1)), (b"INAM", b"t\0")]) + \
+        _riff_list(b"sdta", [(b"smpl", smpl)]) + _riff_list(b"pdta", pdta)
+    src = tmp_path / "t.sf3"
+    src.write_bytes(b"RIFF" + struct.pack("<I", len(body)) + body)
+
+    assert expand_sf3(src, tmp_path / "t.sf2") == 2
+    out = (tmp_path / "t.sf2").read_bytes()
+    lists = _lists(out, tmp_path / "t.sf2")
+    assert dict(lists[b"INFO"])[b"ifil"] == struct.pack("<HH", 2, 4)
+    assert dict(lists[b"pdta"])[b"phdr"] == b"P" * 38 and dict(lists[b"pdta"])[b"pbag"] == b"B" * 4
+    pcm = np.frombuffer(dict(lists[b"sdta"])[b"smpl"], "<i2")
+    new = [SHDR.unpack_from(dict(lists[b"pdta"])[b"shdr"], i) for i in range(0, 3 * SHDR.size, SHDR.size)]
+    (_, s0, e0, ls0, le0, *_, t0), (_, s1, e1, ls1, le1, *_, t1) = new[:2]
+    assert (s0, ls0, le0) == (0, 100, 5000) and t0 == 1 and t1 == 1  # the Vorbis flag is cleared
+    assert s1 == e0 + 46 and (ls1, le1) == (s1 + 10, s1 + 20) and not pcm[e0:s1].any()
+    assert e0 - s0 == len(tone) and len(pcm) == e1 + 46
+    err = pcm[s0:e0].astype(float) - tone // 2
+    assert np.sqrt(np.mean(err ** 2)) < 0.01 * np.sqrt(np.mean(tone.astype(float) ** 2))  # Vorbis is lossy
+    assert new[2][0].startswith(b"EOS")
+    # an .sf2 is used as it is; an .sf3 is expanded once into the cache
+    assert expanded_sf2(tmp_path / "t.sf2", tmp_path / "cache") == tmp_path / "t.sf2"
+    first = expanded_sf2(src, tmp_path / "cache")
+    assert first.suffix == ".sf2" and first.read_bytes() == out
+    assert expanded_sf2(src, tmp_path / "cache") == first

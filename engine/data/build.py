@@ -167,11 +167,13 @@ def variant(job: Job, n_orchestrations: int = len(ORCHESTRATIONS)) -> tuple[int,
 
 @dataclass(frozen=True)
 class AudioSpec:
-    """What a job renders: corpus `version`, and for v2 its `sample_rate` and `soundfont` path."""
+    """What a job renders: corpus `version`, and for v2 its `sample_rate`, the `soundfont` file FluidSynth loads
+    (an .sf3 expanded to SoundFont 2 once, `soundfont.expanded_sf2`) and `soundfont_name`, the font as installed."""
 
     version: int = 1
     sample_rate: int | None = None
     soundfont: str | None = None
+    soundfont_name: str | None = None
 
 
 def resolve_audio(cfg: BuildConfig) -> AudioSpec:
@@ -180,18 +182,20 @@ def resolve_audio(cfg: BuildConfig) -> AudioSpec:
         return AudioSpec(1)
     from ..audio.fluidsynth import MUSESCORE_SOUNDFONT, SynthError, find_soundfont
 
+    from .soundfont import SoundFontError, expanded_sf2
+
     try:
         font = find_soundfont(cfg.soundfont or (MUSESCORE_SOUNDFONT if MUSESCORE_SOUNDFONT.is_file() else None))
-    except SynthError as e:
+        loaded = expanded_sf2(font)  # once, in the main process, before the workers fork
+    except (SynthError, SoundFontError) as e:
         raise CorpusError(str(e)) from e
-    return AudioSpec(2, cfg.sample_rate or V2_SAMPLE_RATE, str(font))
+    return AudioSpec(2, cfg.sample_rate or V2_SAMPLE_RATE, str(loaded), font.resolve().name)
 
 
 def check_corpus_config(corpus_dir: Path, audio: AudioSpec) -> None:
     """Write `corpus.json` on a new corpus; on an existing one, refuse a build that asks for other audio."""
     path = corpus_dir / CORPUS_CONFIG
-    want = {"version": audio.version, "sample_rate": audio.sample_rate,
-            "soundfont": Path(audio.soundfont).resolve().name if audio.soundfont else None}
+    want = {"version": audio.version, "sample_rate": audio.sample_rate, "soundfont": audio.soundfont_name}
     if path.is_file():
         have = json.loads(path.read_text())
         diff = {k: (have.get(k), v) for k, v in want.items() if have.get(k) != v}
@@ -256,7 +260,7 @@ def _run_job(job: Job, corpus_dir: Path, done_ids: frozenset[str], max_clips: in
 
                 spec2 = ClipSpecV2(a, b, transpose, qpm, scale, ORCHESTRATIONS_V2[orch], _seed(clip_id))
                 records.append(render_clip_v2(parsed, spec2, clip_id, corpus_dir, audio.sample_rate, audio.soundfont,
-                                              features=features))
+                                              features=features, soundfont_name=audio.soundfont_name))
         return job.key, records, None
     except FilmscoreError as e:
         return job.key, [], f"{type(e).__name__}: {e}"

@@ -35,8 +35,11 @@ MIX_NAME = "mix.flac"
 
 
 def render_clip_v2(parsed: ParsedScore, spec: ClipSpecV2, clip_id: str, corpus_dir: Path, sample_rate: int,
-                   soundfont: str | Path | None, features: bool = False) -> dict[str, Any]:
-    """Arrange, render and write one v2 clip; returns its index record (paths relative to `corpus_dir`)."""
+                   soundfont: str | Path | None, features: bool = False,
+                   soundfont_name: str | None = None) -> dict[str, Any]:
+    """Arrange, render and write one v2 clip; returns its index record (paths relative to `corpus_dir`).
+    `soundfont_name`: the font to record (default the file's name; the build passes the installed .sf3's name
+    when it renders from its expanded copy)."""
     import soundfile as sf
 
     from ..controls.audio import controls_from_audio
@@ -89,7 +92,7 @@ def render_clip_v2(parsed: ParsedScore, spec: ClipSpecV2, clip_id: str, corpus_d
             "melody_agreement": None if np.isnan(agreement) else round(agreement, 4),
             "melody_agreement_lead": None if np.isnan(lead_agreement) else round(lead_agreement, 4),
             "reverb_wet_db": round(audio.wet_db, 2), "gain_db": round(20 * np.log10(audio.gain), 2),
-            "soundfont": Path(soundfont).name if soundfont else None, "seed": spec.seed,
+            "soundfont": soundfont_name or (Path(soundfont).resolve().name if soundfont else None), "seed": spec.seed,
         }
         if features:
             from ..film import encode_video

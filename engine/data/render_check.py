@@ -96,10 +96,13 @@ def compare_renders(n_clips: int = 6, rates: tuple[int, ...] = (24_000, 32_000),
     from .build import _cpu_s, _seed, plan_jobs, variant
     from .music21_source import iter_works, parse_work
     from .orchestration_v2 import ORCHESTRATIONS_V2, STEMS
+    from .soundfont import expanded_sf2
     from .stems import render_stems
 
     fonts = [str(find_soundfont(f)) for f in soundfonts] if soundfonts else [str(find_soundfont())] + (
         [str(MUSESCORE_SOUNDFONT)] if MUSESCORE_SOUNDFONT.is_file() else [])
+    # an .sf3 is measured both as FluidSynth loads it and as the build renders it (expanded once to .sf2)
+    fonts += [str(expanded_sf2(f)) for f in fonts if f.lower().endswith(".sf3")]
     arrangements = []
     for job in plan_jobs(list(iter_works(composers)), seed, tiny=False):
         if len(arrangements) >= n_clips:
