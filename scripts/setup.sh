@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 
 # System packages: FluidSynth + General MIDI soundfont (corpus renders, audio-path tests); Chromium (the Premiere
 # panel test drives it headless through Playwright, which never downloads a browser of its own).
-APT_PACKAGES=(fluidsynth fluid-soundfont-gm chromium)
+APT_PACKAGES=(fluidsynth fluid-soundfont-gm musescore-general-soundfont chromium)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
     dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
