@@ -20,10 +20,10 @@ COLORS = ("PINK", "RED", "ORANGE", "YELLOW", "GREEN", "CYAN", "BLUE", "PURPLE", 
 
 def add_cue_options(p: argparse.ArgumentParser) -> None:
     """The options `cues` and `score` share: how cues are found and where media is searched."""
-    from filmscore.bridge.timelines.cues import DEFAULT_CUE_PATTERN
-
     p.add_argument("timeline", type=Path, help="timeline file (.otio .otioz .xml .fcpxml .edl .aaf)")
-    p.add_argument("--cue-pattern", default=DEFAULT_CUE_PATTERN, metavar="RE",
+    # default None, resolved in load_cue_list: importing the timelines package for its default pattern cost every
+    # command ~0.3 s of start-up (numpy, OpenTimelineIO)
+    p.add_argument("--cue-pattern", default=None, metavar="RE",
                    help="regular expression (case-insensitive, matched at the start) a marker's name must match "
                         "to be a cue (default: spotting numbers like 1M1 or names starting with 'cue')")
     p.add_argument("--cue-color", type=str.upper, choices=COLORS, default=None,
@@ -37,7 +37,7 @@ def add_cue_options(p: argparse.ArgumentParser) -> None:
 
 
 def load_cue_list(args: argparse.Namespace):
-    from filmscore.bridge.timelines.cues import CueError, parse_time, read_cues
+    from filmscore.bridge.timelines.cues import DEFAULT_CUE_PATTERN, CueError, parse_time, read_cues
     from filmscore.bridge.timelines.files import read_timeline
 
     loaded = read_timeline(args.timeline)
@@ -49,7 +49,7 @@ def load_cue_list(args: argparse.Namespace):
         rate = tl.duration().rate
         g0 = tl.global_start_time if tl.global_start_time is not None else type(tl.duration())(0, rate)
         in_out = (parse_time(args.in_point, rate, g0), parse_time(args.out_point, rate, g0))
-    return read_cues(loaded, pattern=args.cue_pattern, cue_color=args.cue_color, in_out=in_out,
+    return read_cues(loaded, pattern=args.cue_pattern or DEFAULT_CUE_PATTERN, cue_color=args.cue_color, in_out=in_out,
                      search_roots=args.search_root)
 
 
