@@ -321,3 +321,21 @@ def test_expand_sf3_decodes_samples_and_rewrites_the_sample_table(tmp_path):
     first = expanded_sf2(src, tmp_path / "cache")
     assert first.suffix == ".sf2" and first.read_bytes() == out
     assert expanded_sf2(src, tmp_path / "cache") == first
+
+
+def test_mood_labels_are_the_cue_plans_mood_per_clip_and_shot():
+    mood = pytest.importorskip("filmscore.engine.plan.mood")
+    from filmscore.engine.data.labels import mood_labels
+    from filmscore.engine.film.affect import EMOTION_COLUMNS
+    from filmscore.engine.film.features import FilmFeatures
+
+    n = 60  # 6 s at 10 frames/s; a cut at 2.5 s; the second shot moves fast
+    emotion = np.full((n, len(EMOTION_COLUMNS)), 0.3, np.float32)
+    emotion[25:, EMOTION_COLUMNS.index("motion")] = 0.9
+    feats = FilmFeatures(np.zeros((n, 4), np.float32), emotion, np.zeros((n, 8), np.float32),
+                         np.zeros(600, np.float32), (2.5,), 6.0, "test")
+    got = mood_labels(feats, [2.5], 6.0)
+    assert got["clip"] == mood.mood_of_film(feats, 0.0, 6.0).to_json()
+    assert [(s["start_s"], s["end_s"]) for s in got["shots"]] == [(0.0, 2.5), (2.5, 6.0)]
+    assert got["shots"][1]["energy"] > got["shots"][0]["energy"]
+    assert {k: got["shots"][1][k] for k in ("energy", "valence", "tension")} == mood.mood_of_film(feats, 2.5, 6.0).to_json()

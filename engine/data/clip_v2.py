@@ -26,7 +26,7 @@ from .arrange_v2 import ClipSpecV2, arrange_clip_v2
 from .clip import clip_dir, melody_agreement
 from .film_pairing import plan_film, render_film
 from .index import split_of
-from .labels import compute_labels, melody_chroma, save_labels
+from .labels import compute_labels, melody_chroma, mood_labels, save_labels
 from .music21_source import PITCH_NAMES, ParsedScore
 from .orchestration_v2 import STEMS
 from .stems import render_stems
@@ -98,9 +98,14 @@ def render_clip_v2(parsed: ParsedScore, spec: ClipSpecV2, clip_id: str, corpus_d
             from ..film import encode_video
 
             # synthetic films without faces: the face branch is left off, as v1's build does
-            encode_video(tmp / "film.mp4", 0.0, record["duration_s"], cache=False, faces=False).save_npz(
-                tmp / "features.npz")
+            feats = encode_video(tmp / "film.mp4", 0.0, record["duration_s"], cache=False, faces=False)
+            feats.save_npz(tmp / "features.npz")
             record["features"] = f"{rel}/features.npz"
+            mood = mood_labels(feats, list(plan.cuts_s), record["duration_s"])
+            if mood is not None:
+                scalars["mood"] = mood
+                save_labels(tmp, arrays, scalars)
+                record["mood"] = mood["clip"]
         meta = dict(record, phrases=arr.dynamics.to_json(), bar_starts_s=np.round(arr.bar_starts_s, 4).tolist(),
                     tension=np.round(arr.tension, 3).tolist(), source=work.path, source_number=work.number)
         (tmp / "meta.json").write_text(json.dumps(meta, indent=1))

@@ -25,7 +25,10 @@ picture (the paired film's drivers at 10 frames/s, `film_pairing.FilmPlan`): `fi
   `film_saturation`, `film_value`, `film_flash`: the raw picture facts the cue plan's mood is computed from.
 labels.json: schema, frame_rate, n_frames, duration_s, tempo_qpm (quarter notes per minute), beat_ql, beat_bpm,
   tonic (0-11), key (name), mode, master, orchestration {name, tracks [{name, stem, program, channel, pan}]},
-  lead {median, low, high, octave_shift, range}, stems, cuts_s, hits_s, mood (when computed, else absent).
+  lead {median, low, high, octave_shift, range}, stems, cuts_s, hits_s, and `mood` {clip: {energy, valence,
+  tension}, shots: [{start_s, end_s, energy, valence, tension}]} computed from the film encoder's features of the
+  paired film by the cue plan's own `engine.plan.mood.mood_of_film` (`mood_labels`; absent for a clip built
+  without film features or where the cue plan is not installed).
 """
 
 from __future__ import annotations
@@ -178,6 +181,19 @@ def compute_labels(arr: ClipArrangementV2, n_frames: int, dynamics_db: np.ndarra
         scalars["cuts_s"] = [round(c, 4) for c in film.cuts_s]
         scalars["film_fps"] = film.fps
     return arrays, scalars
+
+
+def mood_labels(features, cuts_s: list[float], duration_s: float) -> dict[str, Any] | None:
+    """The picture's mood as the cue plan reads it (`engine.plan.mood.mood_of_film`, the film encoder's features):
+    over the whole clip and per shot (between the paired film's cuts). None when the cue plan is not installed."""
+    try:
+        from ..plan.mood import mood_of_film
+    except ImportError:
+        return None
+    edges = [0.0, *[float(c) for c in cuts_s], float(duration_s)]
+    return {"clip": mood_of_film(features, 0.0, duration_s).to_json(),
+            "shots": [{"start_s": round(a, 4), "end_s": round(b, 4), **mood_of_film(features, a, b).to_json()}
+                      for a, b in zip(edges[:-1], edges[1:]) if b > a]}
 
 
 def save_labels(dir_: Path, arrays: dict[str, np.ndarray], scalars: dict[str, Any]) -> None:

@@ -3,7 +3,8 @@
 A clip is rebuilt exactly as the build made it: the work from the parse cache, the variant from (work, pass) with
 `build.variant`, the seed from the clip id; the rebuilt MIDI must equal the stored `score.mid` byte for byte (else
 the clip is reported, not relabelled: the code that arranged it has changed). The loudness label comes from the
-stored `controls.npz` (the mix as rendered). Use it after a change to `labels.py`.
+stored `controls.npz` (the mix as rendered). Clips with film features get the cue plan's mood attributes
+(`labels.mood_labels`). Use it after a change to `labels.py` or `engine/plan/mood.py`.
 """
 
 from __future__ import annotations
@@ -56,11 +57,12 @@ def relabel_corpus(corpus_dir: str | Path, limit: int | None = None,
     whether mood attributes were added."""
     from ..controls.types import Controls
     from .film_pairing import plan_film
-    from .labels import compute_labels, save_labels
+    from ..film.features import FilmFeatures
+    from .labels import compute_labels, mood_labels, save_labels
 
     corpus_dir = Path(corpus_dir).expanduser()
     recs = [r for r in read_index(corpus_dir) if r.get("version") == 2][:limit]
-    done, mismatched, failed = 0, [], []
+    done, with_mood, mismatched, failed = 0, 0, [], []
     for i, r in enumerate(recs):
         d = corpus_dir / r["audio"].rsplit("/", 1)[0]
         try:
@@ -70,8 +72,14 @@ def relabel_corpus(corpus_dir: str | Path, limit: int | None = None,
                 continue
             n = int(round(r["duration_s"] * 100))
             dyn = Controls.load_npz(corpus_dir / r["controls"]).dynamics
-            arrays, scalars = compute_labels(arr, n, dyn, plan_film(arr, spec.qpm), r["master"], r["orchestration"])
+            film = plan_film(arr, spec.qpm)
+            arrays, scalars = compute_labels(arr, n, dyn, film, r["master"], r["orchestration"])
             scalars["sample_rate"] = r.get("sample_rate")
+            if r.get("features"):
+                mood = mood_labels(FilmFeatures.load_npz(corpus_dir / r["features"]), list(film.cuts_s), r["duration_s"])
+                if mood is not None:
+                    scalars["mood"] = mood
+                    with_mood += 1
             save_labels(d, arrays, scalars)
             done += 1
         except Exception as e:  # one broken clip is reported; the pass goes on
@@ -79,4 +87,4 @@ def relabel_corpus(corpus_dir: str | Path, limit: int | None = None,
         if on_progress:
             on_progress(i + 1, len(recs))
     return {"corpus_dir": str(corpus_dir), "clips": len(recs), "relabelled": done, "mismatched": mismatched[:10],
-            "n_mismatched": len(mismatched), "failed": failed[:10], "n_failed": len(failed)}
+            "n_mismatched": len(mismatched), "failed": failed[:10], "n_failed": len(failed), "with_mood": with_mood}
