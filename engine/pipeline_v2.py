@@ -1,0 +1,196 @@
+"""`FilmScorePipelineV2`: bundle v2's sampler. Picture, mood, maestro and `ControlsV2` -> the three stems' latents,
+denoised jointly -> one shared VAE decoder per stem -> one vocoder at the model rate -> stereo stems and their mix.
+
+It reuses v1's parts by import: diffusers schedulers (`schedulers.make_scheduler`), windows and their fusion over a
+long cue (`windowed`), chunked decoding (`chunking`) and the thread pool whose results do not depend on the thread
+count (`threads`). What differs from v1 (engine/pipeline.py) is the guidance, per condition group:
+
+    v = v_all + sum over guided groups g of (w_g - 1) (v_all - v_without_g)
+
+`v_all` sees every condition given; `v_without_g` the same with group g absent (exactly what condition dropout
+taught, `train_v2.P_DROP`). A scale of 1 costs no pass; each other scale one more model pass per step. With one
+group this is classifier-free guidance (w (c - u) + u); with several it is a product of experts of each group's
+conditional over the rest (Liu et al. 2022, "Compositional Visual Generation with Composable Diffusion Models").
+Groups: picture, mood, style (global), melody, dynamics, harmony, rhythm (ControlNet).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from .bundle_v2 import BundleV2
+from .chunking import run_chunked
+from .constants import LATENT_DOWNSAMPLE, LATENT_FRAME_RATE, WINDOW_MEL_FRAMES, WINDOW_OVERLAP_MEL_FRAMES
+from .errors import BundleError, RenderCancelled
+from .film.features import FilmFeatures
+from .models.controls_v2 import CONTROL_CHANNELS_V2, CONTROL_GROUPS_V2, ControlsV2, drop_groups
+from .pipeline import DECODE_CHUNK_LATENT, DECODE_MARGIN_LATENT, VOCODE_CHUNK_MEL, VOCODE_MARGIN_MEL, WINDOW_BATCH
+from .request import CancelFn, ProgressFn
+from .schedulers import make_scheduler
+from .stereo_v2 import place_stems
+from .threads import StagePool, model_threads
+from .windowed import fusion_weights, plan_windows
+
+
+@dataclass(frozen=True)
+class GuidanceV2:
+    """Guidance scale per condition group (1: follow as trained, no extra pass; 0 leaves the group out). Defaults
+    are starting points, not tuned: no trained v2 model existed when they were set."""
+
+    picture: float = 2.0
+    mood: float = 1.0
+    style: float = 1.5
+    melody: float = 2.5
+    dynamics: float = 1.0
+    harmony: float = 2.0
+    rhythm: float = 1.5
+
+
+@dataclass
+class PipelineV2Output:
+    stems: dict[str, np.ndarray]  # name -> (n_samples, 2) float32 at `sample_rate`
+    mix: np.ndarray  # (n_samples, 2): the sum of the stems
+    mids: dict[str, np.ndarray]  # name -> (n_samples,) what the model generated (mid signal)
+    log_mels: np.ndarray  # (n_stems, n_mels, n_mel_frames)
+    sample_rate: int
+    timings_s: dict[str, float] = field(default_factory=dict)
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+class FilmScorePipelineV2:
+    def __init__(self, bundle: BundleV2, window_batch: int = WINDOW_BATCH):
+        m = bundle.models
+        if "vocoder" not in m:
+            raise BundleError(f"{bundle.path}: a v2 bundle renders through its network vocoder; it has none")
+        self.bundle = bundle
+        self.vae, self.unet, self.controlnet, self.vocoder = m["vae"], m["unet"], m["controlnet"], m["vocoder"]
+        self.film_head, self.global_cond = m.get("film_head"), m["global_cond"]
+        self.stems = bundle.stems
+        self.mel_config = bundle.mel_config
+        self.window_batch = window_batch
+        self.window = WINDOW_MEL_FRAMES // LATENT_DOWNSAMPLE
+        self.overlap = WINDOW_OVERLAP_MEL_FRAMES // LATENT_DOWNSAMPLE
+
+    def _denoise(self, x: torch.Tensor, t: torch.Tensor, tokens: torch.Tensor, ctrl: torch.Tensor) -> torch.Tensor:
+        down, mid = self.controlnet(x, t, tokens, ctrl)
+        return self.unet(x, t, tokens, down, mid)
+
+    def _film_tokens(self, windows, film: FilmFeatures | None) -> torch.Tensor | None:
+        if film is None or self.film_head is None:
+            return None
+        frames = [film.window(w.start / LATENT_FRAME_RATE, w.length / LATENT_FRAME_RATE) for w in windows]
+        return torch.cat([self.film_head(torch.from_numpy(f)[None]) for f in frames])
+
+    def _passes(self, windows, film_tokens: torch.Tensor | None, mood: np.ndarray | None, master: str | None,
+                ctrl: torch.Tensor, present: dict[str, bool], guidance: GuidanceV2
+                ) -> tuple[list[tuple[str, torch.Tensor, torch.Tensor]], dict[str, float]]:
+        """[(name, tokens (W, K+2, D), controls (W, C, 4L))]: "all" and one "without g" per guided group; and the
+        scales used. A group that is not given (or has scale 0) is absent in every pass."""
+        n = len(windows)
+        scales = asdict(guidance)
+        given = {"picture": film_tokens is not None, "mood": mood is not None, "style": master is not None, **present}
+        on = {g: given[g] and scales[g] != 0 for g in scales}
+        mood_t = torch.from_numpy(np.asarray(mood if mood is not None else [0.5] * 3, np.float32))[None].expand(n, 3)
+        master_t = torch.full((n,), self.global_cond.master_index(master) if master is not None else 0)
+
+        def make(off: str | None) -> tuple[torch.Tensor, torch.Tensor]:
+            keep = {g: torch.full((n,), on[g] and g != off) for g in scales}
+            null = self.unet.null_context(n)
+            film = torch.where(keep["picture"][:, None, None], film_tokens, null) if film_tokens is not None else null
+            glob = self.global_cond(mood_t, keep["mood"], torch.where(keep["style"], master_t, 0))
+            return torch.cat([film, glob], 1), drop_groups(ctrl, {g: keep[g] for g in CONTROL_GROUPS_V2})
+
+        passes = [("all", *make(None))]
+        used = {}
+        for g, w in scales.items():
+            if on[g]:
+                used[g] = w
+                if w != 1.0:
+                    passes.append((g, *make(g)))
+        return passes, used
+
+    def __call__(self, *, threads: int | None = None, **kw: Any) -> PipelineV2Output:
+        """Render (the keyword arguments of `_run`) with model calls spread over `threads` one-thread workers; the
+        output does not depend on `threads`."""
+        with model_threads(threads) as pool:
+            return self._run(pool, **kw)
+
+    @torch.no_grad()
+    def _run(self, pool: StagePool, *, n_samples: int, controls: ControlsV2 | None = None,
+             mood: np.ndarray | None = None, master: str | None = None, film: FilmFeatures | None = None,
+             seed: int = 0, steps: int = 25, scheduler: str = "dpmpp", guidance: GuidanceV2 = GuidanceV2(),
+             progress: ProgressFn | None = None, should_cancel: CancelFn | None = None) -> PipelineV2Output:
+        timings: dict[str, float] = {}
+        report = progress or (lambda stage, frac, msg: None)
+        hop = self.mel_config.hop_length
+        n_mel = math.ceil(n_samples / hop)
+        n_latent = math.ceil(n_mel / LATENT_DOWNSAMPLE)
+        multiple = self.unet.downsample_factor
+        n_latent = math.ceil(n_latent / multiple) * multiple if n_latent < self.window else n_latent
+        n_mel_pad = n_latent * LATENT_DOWNSAMPLE
+        windows = plan_windows(n_latent, self.window, self.overlap, multiple)
+        weights = fusion_weights(windows, n_latent, self.overlap)
+
+        t0 = time.perf_counter()
+        if controls is None:
+            controls = ControlsV2(n_mel_pad)
+        present = controls.present
+        full = torch.from_numpy(controls.fit_length(n_mel_pad).to_model_input())
+        a = LATENT_DOWNSAMPLE
+        ctrl = torch.stack([full[:, w.start * a:(w.start + w.length) * a] for w in windows])
+        film_tokens = self._film_tokens(windows, film)
+        passes, used = self._passes(windows, film_tokens, mood, master, ctrl, present, guidance)
+        timings["conditioning"] = time.perf_counter() - t0
+
+        sched = make_scheduler(scheduler, self.bundle.noise_schedule)
+        sched.set_timesteps(steps)
+        gen = torch.Generator(device="cpu").manual_seed(seed)
+        latents = torch.randn((1, self.unet.config.in_channels, n_latent), generator=gen) * sched.init_noise_sigma
+        toks = torch.cat([p[1] for p in passes])
+        cs = torch.cat([p[2] for p in passes])
+        nw = len(windows)
+        t0 = time.perf_counter()
+        for i, t in enumerate(sched.timesteps):
+            if should_cancel is not None and should_cancel():
+                raise RenderCancelled(f"cancelled at denoising step {i}/{len(sched.timesteps)}")
+            x_in = sched.scale_model_input(latents, t)
+            xs = torch.cat([x_in[..., w.start:w.start + w.length] for w in windows]).repeat(len(passes), 1, 1)
+            ts = torch.full((xs.shape[0],), float(t))
+            calls = [slice(r, r + self.window_batch) for r in range(0, xs.shape[0], self.window_batch)]
+            out = torch.cat(pool.map(lambda z: self._denoise(xs[z], ts[z], toks[z], cs[z]), calls))
+            v_all = out[:nw]
+            v = v_all.clone()
+            for k, (g, _, _) in enumerate(passes[1:], start=1):
+                v = v + (used[g] - 1.0) * (v_all - out[k * nw:(k + 1) * nw])
+            fused = torch.zeros_like(latents)
+            for j, w in enumerate(windows):
+                fused[..., w.start:w.start + w.length] += v[j:j + 1] * weights[j]
+            latents = sched.step(fused, t, latents, generator=gen).prev_sample
+            report("denoise", (i + 1) / len(sched.timesteps), f"step {i + 1}/{len(sched.timesteps)}")
+        timings["denoise"] = time.perf_counter() - t0
+
+        # each stem's latent through the one VAE decoder, then the one vocoder, the stems as a batch
+        t0 = time.perf_counter()
+        n_stems = len(self.stems)
+        z = latents.reshape(n_stems, -1, n_latent) / self.vae.config.scaling_factor
+        log_mels = run_chunked(self.vae.decode, z, DECODE_CHUNK_LATENT, DECODE_MARGIN_LATENT, LATENT_DOWNSAMPLE,
+                               pool.map)[..., :n_mel]
+        timings["decode"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        waves = run_chunked(self.vocoder, log_mels, VOCODE_CHUNK_MEL, VOCODE_MARGIN_MEL, hop, pool.map)
+        waves = torch.nn.functional.pad(waves, (0, max(0, n_samples - waves.shape[-1])))[:, :n_samples]
+        timings["vocode"] = time.perf_counter() - t0
+        mids = {s: waves[k].numpy().astype(np.float32) for k, s in enumerate(self.stems)}
+        stems, mix = place_stems(mids, self.bundle.side_gains, self.mel_config.sample_rate)
+        info = {"n_windows": nw, "passes": [p[0] for p in passes], "guidance": used, "threads": pool.threads,
+                "stems": list(self.stems), "controls": {g: bool(v) for g, v in present.items()},
+                "master": master, "mood": None if mood is None else [float(x) for x in mood],
+                "picture": film_tokens is not None, "n_latent_frames": n_latent,
+                "control_channels": CONTROL_CHANNELS_V2}
+        return PipelineV2Output(stems, mix, mids, log_mels.numpy(), self.mel_config.sample_rate, timings, info)

@@ -1,0 +1,72 @@
+"""Bundle v2's stereo: the model generates each stem's mid signal (mono); each stem gets a side signal from the
+corpus's own hall, and the mix is the sum of the stereo stems, so stems sum to the mix by construction.
+
+Why not generate stereo: two Mels per stem double the Mel cache (~19 GB -> ~38 GB for 70 h), the VAE and vocoder
+work of a cue and the UNet's input, and two independently vocoded channels of one centred source drift apart in
+phase (a phasey, hollow centre). The corpus's stereo image is itself a fixed documented function of the score
+(a pan per instrument, engine/data/stems.py's hall); its decorrelated part is the hall's. So:
+
+    side = g_stem * (mid (*) d),   d = (hall_L - hall_R) / |hall_L - hall_R|   (engine/data/stems.py `hall_ir`)
+    left = mid + side,  right = mid - side,  mix = sum of the stems
+
+`d` is the difference of the hall's two independent noise tails: a reverberant, decorrelating filter of unit energy
+with no direct sound, so mid = (L + R) / 2 is exactly what the model made (melody, chords and beats measured on the
+mid are the model's own) and `g_stem` sets the width. `side_gains` measures g per stem on corpus clips: the RMS of a
+stem's side over the RMS of its mid (pans and hall together); a bundle records the values it was built with.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from .data.stems import hall_ir
+
+
+@lru_cache(maxsize=4)
+def side_filter(sample_rate: int) -> np.ndarray:
+    """`(n,)` float32 unit-energy decorrelating filter from the corpus hall (module docstring)."""
+    ir = hall_ir(sample_rate).astype(np.float64)
+    d = ir[:, 0] - ir[:, 1]
+    return (d / np.sqrt(np.sum(d * d))).astype(np.float32)
+
+
+def place_stems(mids: dict[str, np.ndarray], side_gains: dict[str, float], sample_rate: int
+                ) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Mono stems `{name: (n,)}` -> stereo stems `{name: (n, 2)}` float32 and their sum, the mix `(n, 2)`."""
+    from scipy.signal import fftconvolve
+
+    d = side_filter(sample_rate)
+    stereo = {}
+    for name, mid in mids.items():
+        mid = np.asarray(mid, np.float64)
+        g = float(side_gains.get(name, 0.0))
+        side = g * fftconvolve(mid, d)[:len(mid)] if g > 0 and len(mid) else np.zeros_like(mid)
+        stereo[name] = np.stack([mid + side, mid - side], axis=1)
+    n = len(next(iter(mids.values()))) if mids else 0
+    mix = np.zeros((n, 2), np.float64)
+    for s in stereo.values():
+        mix += s
+    return {k: v.astype(np.float32) for k, v in stereo.items()}, mix.astype(np.float32)
+
+
+def side_ratio(stereo: np.ndarray) -> float | None:
+    """RMS of (L - R) / 2 over RMS of (L + R) / 2 of a `(n, 2)` signal; None for silence."""
+    x = np.asarray(stereo, np.float64)
+    mid = np.sqrt(np.mean(((x[:, 0] + x[:, 1]) / 2) ** 2))
+    side = np.sqrt(np.mean(((x[:, 0] - x[:, 1]) / 2) ** 2))
+    return float(side / mid) if mid > 1e-6 else None
+
+
+def side_gains(stem_files: dict[str, list[Path]]) -> dict[str, float]:
+    """Median `side_ratio` per stem over its files (stereo FLACs of corpus stems); silent files are skipped."""
+    import soundfile as sf
+
+    out = {}
+    for stem, files in stem_files.items():
+        ratios = [r for f in files if (r := side_ratio(sf.read(str(f), dtype="float32", always_2d=True)[0]))
+                  is not None]
+        out[stem] = round(float(np.median(ratios)), 4) if ratios else 0.0
+    return out
