@@ -75,7 +75,9 @@ def render_content(output: str | Path, *, video: str | Path | None = None, start
     return content, buffers
 
 
-def _configure(sock: zmq.Socket, info: ConnectionInfo) -> None:
+def configure_socket(sock: zmq.Socket, info: ConnectionInfo) -> None:
+    """Set up a socket that talks to the bridge `info` describes: no linger on close, and the CURVE keys when the
+    bridge encrypts (the client and the WebSocket gateway connect the same way)."""
     sock.linger = 0
     if info.get("curve_server_public"):
         sock.curve_serverkey = info["curve_server_public"].encode()
@@ -114,7 +116,7 @@ class BridgeClient(_Base):
         super().__init__(info, timeout_s, host)
         self.ctx = context or zmq.Context.instance()
         self.sock = self.ctx.socket(zmq.DEALER)
-        _configure(self.sock, self.info)  # type: ignore[arg-type]
+        configure_socket(self.sock, self.info)  # type: ignore[arg-type]
         self.sock.connect(endpoint(self.info, "request_port"))  # type: ignore[arg-type]
         self._sub: zmq.Socket | None = None
 
@@ -209,7 +211,7 @@ class BridgeClient(_Base):
         """Start receiving events (all jobs, or one). Subscribe before `render` to miss none of its events."""
         if self._sub is None:
             self._sub = self.ctx.socket(zmq.SUB)
-            _configure(self._sub, self.info)  # type: ignore[arg-type]
+            configure_socket(self._sub, self.info)  # type: ignore[arg-type]
             self._sub.connect(endpoint(self.info, "event_port"))  # type: ignore[arg-type]
         self._sub.setsockopt(zmq.SUBSCRIBE, f"job.{job_id}".encode() if job_id else b"job.")
 
@@ -253,7 +255,7 @@ class AsyncBridgeClient(_Base):
         super().__init__(info, timeout_s, host)
         self.ctx = context or zmq.asyncio.Context.instance()
         self.sock = self.ctx.socket(zmq.DEALER)
-        _configure(self.sock, self.info)  # type: ignore[arg-type]
+        configure_socket(self.sock, self.info)  # type: ignore[arg-type]
         self.sock.connect(endpoint(self.info, "request_port"))  # type: ignore[arg-type]
         self._pending: dict[str, asyncio.Future[P.Message]] = {}
         self._reader: asyncio.Task | None = None
@@ -363,7 +365,7 @@ class AsyncBridgeClient(_Base):
         """Async iterator of verified events (all jobs, or one)."""
         if self._sub is None:
             self._sub = self.ctx.socket(zmq.SUB)
-            _configure(self._sub, self.info)  # type: ignore[arg-type]
+            configure_socket(self._sub, self.info)  # type: ignore[arg-type]
             self._sub.connect(endpoint(self.info, "event_port"))  # type: ignore[arg-type]
         self._sub.setsockopt(zmq.SUBSCRIBE, f"job.{job_id}".encode() if job_id else b"job.")
         while True:

@@ -46,7 +46,7 @@ import zmq.asyncio
 from filmscore.engine.errors import FilmscoreError
 
 from . import protocol as P
-from .client import _configure
+from .client import configure_socket
 from .connection import ConnectionInfo, endpoint, key_bytes
 
 log = logging.getLogger(__name__)
@@ -153,7 +153,7 @@ class WebSocketGateway:
         self._stop = asyncio.Event()
         self.ctx = zmq.asyncio.Context()
         sub = self.ctx.socket(zmq.SUB)
-        _configure(sub, self.info)  # type: ignore[arg-type]
+        configure_socket(sub, self.info)  # type: ignore[arg-type]
         sub.connect(endpoint(self.info, "event_port"))  # type: ignore[arg-type]
         sub.setsockopt(zmq.SUBSCRIBE, b"job.")
         # None in `origins` admits clients that send no Origin header (UXP panels, scripts): they hold the token.
@@ -227,7 +227,7 @@ class WebSocketGateway:
         ws.protocol.max_message_size = self.session.limits.max_message_bytes  # authorised: the protocol's limit
         await ws.send(P.dumps_strict({"status": "ok", "protocol_version": P.PROTOCOL_VERSION, "session": session_id}))
         dealer = self.ctx.socket(zmq.DEALER)
-        _configure(dealer, self.info)  # type: ignore[arg-type]
+        configure_socket(dealer, self.info)  # type: ignore[arg-type]
         dealer.connect(endpoint(self.info, "request_port"))  # type: ignore[arg-type]
         replies = asyncio.ensure_future(self._replies(dealer, ws))
         self._clients.add(ws)
