@@ -21,7 +21,9 @@ for folder in TOP_FOLDERS:
 setup(
     packages=packages,
     package_dir=package_dir,
+    # The data folders (default_bundle/, maestros/, metrics/evalset/) are not Python packages: they ship as
+    # package data of filmscore.engine, named here. include-package-data is off (pyproject.toml), or setuptools
+    # would also treat each of those folders as a package it "would ignore" and warn once per folder.
     package_data={"filmscore.engine": ["default_bundle/*", "maestros/*", "maestros/**/*", "metrics/evalset/*",
                                        "metrics/evalset/*/*"]},
-    include_package_data=True,
 )

@@ -7,7 +7,6 @@ and names the faulty file. The bundle's identity (`Bundle.hash`) keys the export
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 from dataclasses import dataclass, field
@@ -17,25 +16,14 @@ from typing import Any
 import torch
 
 from .audio.mel import MelConfig
+from .bundle_manifest import (BUNDLE_SCHEMA, DEFAULT_BUNDLE_DIR, OPTIONAL_COMPONENTS,  # noqa: F401 (re-exported)
+                              REQUIRED_COMPONENTS, bundle_dir, describe_bundle, manifest_hash, read_manifest,
+                              sha256_file)
 from .constants import MODEL_SAMPLE_RATE
 from .errors import BundleError
 from .schedulers import DEFAULT_NOISE_SCHEDULE
 
 logger = logging.getLogger(__name__)
-
-BUNDLE_SCHEMA = "filmscore.bundle/1"
-REQUIRED_COMPONENTS = ("vae", "unet")
-OPTIONAL_COMPONENTS = ("controlnet", "film_head", "vocoder")
-DEFAULT_BUNDLE_DIR = Path(__file__).resolve().parent / "default_bundle"
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
 
 @dataclass
 class Bundle:
@@ -59,26 +47,14 @@ class Bundle:
 
     @property
     def hash(self) -> str:
-        """sha256 over the component weights' hashes, their configs and the settings: changes whenever any weight,
-        model setting (e.g. the VAE's latent scale) or Mel setting does."""
-        ident = {k: self.manifest[k] for k in ("schema", "mel", "noise_schedule") if k in self.manifest}
-        ident["components"] = {n: {"sha256": c["sha256"], "config": c.get("config")}
-                               for n, c in sorted(self.manifest["components"].items())}
-        return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:16]
+        """sha256 over the component weights' hashes, their configs and the settings (`manifest_hash`)."""
+        return manifest_hash(self.manifest)
 
     def info(self) -> dict[str, Any]:
-        """A summary for `filmscore bundle info`."""
-        comps = {}
-        for name, comp in self.manifest["components"].items():
-            model = self.models.get(name)
-            comps[name] = {"class": comp["class"], "file": comp["file"], "sha256": comp["sha256"],
-                           "dtype": comp.get("dtype", "float32"),
-                           "parameters": sum(p.numel() for p in model.parameters()) if model is not None else None}
-        return {"name": self.name, "version": self.manifest.get("version"), "path": str(self.path),
-                "hash": self.hash, "schema": self.manifest["schema"], "mel": self.manifest["mel"],
-                "noise_schedule": self.noise_schedule, "film_layout": self.manifest.get("film_layout"),
-                "components": comps, "provenance": self.manifest.get("provenance", {}),
-                "metrics": self.manifest.get("metrics", {})}
+        """A summary for `filmscore bundle info` (`bundle_manifest.describe_bundle`; hashes were checked on load)."""
+        info = describe_bundle(self.path, verify=False)
+        info["noise_schedule"] = self.noise_schedule
+        return info
 
 
 def save_bundle(path: str | Path, models: dict[str, torch.nn.Module], *, name: str, version: str,
@@ -131,24 +107,6 @@ def _jsonable(obj: Any) -> Any:
     return obj
 
 
-def read_manifest(path: Path) -> dict[str, Any]:
-    mf = path / "bundle.json"
-    if not path.is_dir():
-        raise BundleError(f"{path}: no such bundle directory")
-    if not mf.is_file():
-        raise BundleError(f"{path}: not a bundle (no bundle.json)")
-    try:
-        manifest = json.loads(mf.read_text())
-    except (OSError, json.JSONDecodeError) as e:
-        raise BundleError(f"{mf}: unreadable ({e})") from e
-    if manifest.get("schema") != BUNDLE_SCHEMA:
-        raise BundleError(f"{mf}: schema {manifest.get('schema')!r}, this engine reads {BUNDLE_SCHEMA!r}")
-    for key in ("mel", "components"):
-        if key not in manifest:
-            raise BundleError(f"{mf}: missing {key!r}")
-    return manifest
-
-
 def _check_settings(path: Path, manifest: dict[str, Any]) -> None:
     try:
         mel = MelConfig.from_dict(manifest["mel"])
@@ -169,9 +127,7 @@ def load_bundle(path: str | Path | None = None, verify: bool = True) -> Bundle:
 
     from .models import MODEL_CLASSES
 
-    path = Path(path) if path is not None else DEFAULT_BUNDLE_DIR
-    if path == DEFAULT_BUNDLE_DIR and not (path / "bundle.json").is_file():
-        raise BundleError("no default bundle installed; pass --bundle DIR (a trained bundle directory)")
+    path = bundle_dir(path)
     manifest = read_manifest(path)
     _check_settings(path, manifest)
     models: dict[str, torch.nn.Module] = {}

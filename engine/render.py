@@ -1,47 +1,54 @@
 """`render_cue`: one request -> one delivered cue (WAV + controls + metadata). Every front end calls this.
 
-Steps: bundle -> picture (film encoder) -> local controls (MIDI / reference / maestro, fitted to the cue and its hit
-points; dynamics from the picture when none is given) -> pipeline -> mastering -> atomic files.
+Steps: up-front checks (`preflight`: inputs read, output writable, before any heavy work) -> bundle -> picture (film
+encoder) -> local controls (MIDI / reference / maestro, fitted to the cue and its hit points; dynamics from the
+picture when none is given) -> pipeline -> mastering -> atomic files.
+
+A picture read "to the end" (no duration) that stops short of what its container claims (a truncated file whose
+index survived) is rendered over the picture that decodes, with a warning in the result's metadata ("warnings")
+that front ends print; a range of given length that cannot be decoded to its end is refused up front.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import math
 import os
+import shutil
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from .bundle import load_bundle_cached
-from .constants import MODEL_SAMPLE_RATE
+from .constants import MIN_CUE_S, MODEL_SAMPLE_RATE
 from .controls.types import Controls
 from .cue_controls import with_picture_dynamics
 from .errors import FilmscoreError, RequestError
 from .film.features import FilmFeatures, layout_has_faces
 from .pipeline import FilmScorePipeline
+from .preflight import CheckedRequest, check_request, sidecar_paths
 from .request import CancelFn, ProgressFn, RenderRequest, RenderResult, cue_n_samples
 from .threads import reproducibility
 
 logger = logging.getLogger(__name__)
 
 
-def sidecar_paths(output: Path) -> dict[str, Path]:
-    """Files written beside OUT.wav: OUT.controls.npz, OUT.json (metadata), OUT.theme.mid (fitted theme)."""
-    stem = output.with_suffix("")
-    return {"controls": Path(f"{stem}.controls.npz"), "metadata": Path(f"{stem}.json"),
-            "theme": Path(f"{stem}.theme.mid")}
-
-
-def _atomic_write(path: Path, write) -> None:
-    """Write through a temp file in the same directory, then rename: a reader never sees half a file."""
+def write_atomically(path: Path, write) -> None:
+    """Write through a temp file in the same directory, then rename: a reader never sees half a file. A failure is
+    a FilmscoreError naming `path` (not the temp file); a full disk says so, whatever the writer raised (libsndfile
+    reports ENOSPC as "System error")."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         write(tmp)
         os.replace(tmp, path)
-    except OSError as e:
+    except (OSError, RuntimeError) as e:  # soundfile's LibsndfileError is a RuntimeError
         tmp.unlink(missing_ok=True)
-        raise FilmscoreError(f"{path}: cannot write ({e.strerror or e})") from e
+        full = getattr(e, "errno", None) == errno.ENOSPC or shutil.disk_usage(path.parent).free < (1 << 20)
+        why = "no space left on device" if full else (getattr(e, "strerror", None) or str(e))
+        raise FilmscoreError(f"{path}: cannot write ({why})") from None
     finally:
         tmp.unlink(missing_ok=True)
 
@@ -76,20 +83,73 @@ def _controls(request: RenderRequest, n_frames: int, film: FilmFeatures | None) 
     return with_picture_dynamics(controls, film, request.picture_dynamics), fitted
 
 
+def theme_summary(request: RenderRequest, fitted) -> dict | None:
+    """Which theme the cue follows: a maestro's theme id (and whether the request named it or the seed drew it), or
+    the MIDI file's theme; None without a theme."""
+    if fitted is None:
+        return None
+    meta = fitted.theme.meta or {}
+    return {"name": fitted.theme.name, "id": meta.get("id"), "maestro": meta.get("master"),
+            "chosen_by": None if request.maestro is None else ("request" if request.theme else "seed"),
+            "midi": None if request.midi is None else str(request.midi)}
+
+
+PREVIEW_STEPS = 4  # a draft's denoising steps: the whole cue, same seed and plan, a fraction of the full render
+
+
+@dataclass(frozen=True)
+class Preview:
+    """A draft of the cue delivered before the full render: the same request, seed, picture and controls, so the
+    same initial noise integrated over fewer steps of the same deterministic sampler (DDIM, DPM-Solver++ and Euler
+    here are ODE solvers): the full render refines the draft rather than making another piece. `on_ready(path,
+    seconds)` is called once the draft's WAV exists, `seconds` after `render_cue` was entered."""
+
+    path: Path
+    steps: int = PREVIEW_STEPS
+    on_ready: Callable[[Path, float], None] | None = None
+
+
+def write_wav(path: Path, audio, sample_rate: int) -> None:
+    """The delivered format (24-bit PCM WAV), written atomically."""
+    import soundfile as sf
+
+    write_atomically(path, lambda p: sf.write(str(p), audio, sample_rate, subtype="PCM_24", format="WAV"))
+
+
+def _deliver_preview(preview: Preview, pipe: FilmScorePipeline, run: dict, request: RenderRequest, n_out: int,
+                     started: float, report: ProgressFn, should_cancel: CancelFn | None) -> dict:
+    """Render and write the draft; its metadata for the cue's JSON."""
+    from .audio.mastering import master
+
+    steps = max(1, min(preview.steps, request.steps))
+    draft = pipe(**run, steps=steps, should_cancel=should_cancel,
+                 progress=lambda stage, frac, msg: report("preview", 0.9 * frac if stage == "denoise" else 0.9, msg))
+    audio, loudness = master(draft.wave, MODEL_SAMPLE_RATE, request.sample_rate, n_out, request.target_lufs)
+    write_wav(Path(preview.path), audio, request.sample_rate)
+    ready = time.perf_counter() - started
+    report("preview", 1.0, f"draft ({steps} steps) wrote {preview.path}")
+    if preview.on_ready is not None:
+        preview.on_ready(Path(preview.path), ready)
+    return {"path": str(preview.path), "steps": steps, "ready_after_s": round(ready, 3),
+            "integrated_lufs": loudness["integrated_lufs"]}
+
+
 def render_cue(request: RenderRequest, progress: ProgressFn | None = None,
-               should_cancel: CancelFn | None = None) -> RenderResult:
+               should_cancel: CancelFn | None = None, checked: CheckedRequest | None = None,
+               preview: Preview | None = None) -> RenderResult:
     """Render `request` to `request.output` (WAV, PCM 24-bit, `request.sample_rate`, exactly
-    round(duration * rate) samples) and its sidecars. Raises FilmscoreError subclasses for bad input and
-    `RenderCancelled` when `should_cancel()` turns true."""
-    request.validate()
-    request.check_files()
+    round(duration * rate) samples) and its sidecars. Raises FilmscoreError subclasses for bad input (before any
+    heavy work: `preflight.check_request`, skipped when the caller passes what it returned as `checked`) and
+    `RenderCancelled` when `should_cancel()` turns true. Replaces an existing output: whether that is allowed is the
+    front end's rule (CLI --overwrite, the bridge's overwrite flag). With `preview`, a few-step draft of the whole cue
+    is written to `preview.path` first (`Preview`)."""
+    started = time.perf_counter()
+    if checked is None:
+        checked = check_request(request)
     report = progress or (lambda stage, frac, msg: None)
     timings: dict[str, float] = {}
+    warnings: list[str] = []
     out = Path(request.output)
-    if out.suffix.lower() != ".wav":
-        raise RequestError(f"output {out}: must end in .wav")
-    if not out.parent.is_dir():
-        raise RequestError(f"output folder {out.parent} does not exist")
 
     t0 = time.perf_counter()
     pipe, bundle = build_pipeline(request.bundle)
@@ -111,6 +171,17 @@ def render_cue(request: RenderRequest, progress: ProgressFn | None = None,
             raise RequestError(f"bundle {bundle.name}: its film head was trained on feature layout {want!r}, "
                                f"the film encoder gives {film.layout!r}") from None
     duration = request.duration_s if request.duration_s is not None else film.duration_s
+    if request.duration_s is None and film is not None:
+        if checked.video is not None:
+            from .film.decode import picture_shortfall
+
+            short = picture_shortfall(checked.video, request.start_s, film.duration_s)
+            if short is not None:
+                logger.info("%s", short)
+                warnings.append(short)
+        if film.duration_s < MIN_CUE_S:  # the rule for a given --duration holds for the picture's length too
+            raise RequestError(f"{request.video or 'picture'}: {film.duration_s:.2f} s of picture decode; a cue is at "
+                               f"least {MIN_CUE_S:g} s")
     if film is not None and request.duration_s is not None and request.duration_s > film.duration_s + 0.05:
         raise RequestError(f"{request.video}: range {request.start_s:.2f}+{request.duration_s:.2f} s runs past the "
                            f"end of the video ({request.start_s + film.duration_s:.2f} s)")
@@ -123,10 +194,15 @@ def render_cue(request: RenderRequest, progress: ProgressFn | None = None,
     timings["controls"] = time.perf_counter() - t0
     report("controls", 1.0, "controls ready")
 
-    result = pipe(n_samples=n_model, film=film, controls=controls, seed=request.seed, steps=request.steps,
-                  scheduler=request.scheduler, picture_guidance=request.picture_guidance,
-                  control_guidance=request.control_guidance, control_strength=request.control_strength,
-                  vocoder=request.vocoder, progress=report, should_cancel=should_cancel)
+    run = dict(n_samples=n_model, film=film, controls=controls, seed=request.seed, scheduler=request.scheduler,
+               picture_guidance=request.picture_guidance, control_guidance=request.control_guidance,
+               control_strength=request.control_strength, vocoder=request.vocoder)
+    draft = None
+    if preview is not None:
+        t0 = time.perf_counter()
+        draft = _deliver_preview(preview, pipe, run, request, n_out, started, report, should_cancel)
+        timings["preview"] = time.perf_counter() - t0
+    result = pipe(**run, steps=request.steps, progress=report, should_cancel=should_cancel)
     timings.update(result.timings_s)
 
     t0 = time.perf_counter()
@@ -134,14 +210,19 @@ def render_cue(request: RenderRequest, progress: ProgressFn | None = None,
 
     audio, loudness = master(result.wave, MODEL_SAMPLE_RATE, request.sample_rate, n_out, request.target_lufs)
     paths = sidecar_paths(out)
-    import soundfile as sf
+    write_wav(out, audio, request.sample_rate)
 
-    _atomic_write(out, lambda p: sf.write(str(p), audio, request.sample_rate, subtype="PCM_24", format="WAV"))
-    _atomic_write(paths["controls"], lambda p: controls.save_npz(open(p, "wb")))
+    def write_controls(p: Path) -> None:
+        with open(p, "wb") as f:  # closed here, so a full disk fails here and not at garbage collection
+            controls.save_npz(f)
+
+    write_atomically(paths["controls"], write_controls)
     theme_path = None
     if fitted is not None:
-        _atomic_write(paths["theme"], lambda p: fitted.write_midi(p))
+        write_atomically(paths["theme"], lambda p: fitted.write_midi(p))
         theme_path = str(paths["theme"])
+    else:  # a replaced cue keeps no fitted theme of an earlier render beside it
+        paths["theme"].unlink(missing_ok=True)
     metadata = {
         "filmscore": "cue/1", "request": request.to_json(), "duration_s": duration, "n_samples": n_out,
         "sample_rate": request.sample_rate, "seed": request.seed,
@@ -149,14 +230,16 @@ def render_cue(request: RenderRequest, progress: ProgressFn | None = None,
                    "path": str(bundle.path)},
         "controls": {"file": str(paths["controls"]), "melody": controls.melody_present,
                      "dynamics": controls.dynamics_present, "theme_midi": theme_path},
+        "theme": theme_summary(request, fitted), "warnings": warnings,
         "picture": None if film is None else {"layout": film.layout, "cuts_s": list(film.cuts_s),
                                               "duration_s": film.duration_s},
         "pipeline": result.info, "backend": backend.summary(), "loudness": loudness,
         "reproducibility": reproducibility(backend.summary()),  # not the thread count: engine/threads.py
+        "preview": draft,
     }
     timings["deliver"] = time.perf_counter() - t0
     metadata["timings_s"] = timings
-    _atomic_write(paths["metadata"], lambda p: p.write_text(json.dumps(metadata, indent=2, default=str) + "\n"))
+    write_atomically(paths["metadata"], lambda p: p.write_text(json.dumps(metadata, indent=2, default=str) + "\n"))
     report("deliver", 1.0, f"wrote {out}")
     return RenderResult(out, duration, n_out, request.sample_rate, request.seed, paths["controls"], metadata, timings)
 

@@ -96,6 +96,8 @@ class RenderRequest:
         sources = [s for s in (self.midi, self.reference_audio, self.maestro) if s is not None]
         if len(sources) > 1:
             raise RequestError("give at most one of midi, reference audio, maestro")
+        if self.theme is not None and self.maestro is None:
+            raise RequestError("a theme id needs a maestro (--maestro NAME --theme ID)")
 
     def check_files(self) -> None:
         """Raise `RequestError` naming the first input file that does not exist. Separate from `validate`: a

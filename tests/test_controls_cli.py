@@ -58,11 +58,12 @@ def test_maestro_and_audio_inputs(tmp_path, capsys):
     wav = tmp_path / "ref.wav"
     t = np.arange(44100 * 2) / 44100
     sf.write(str(wav), (0.3 * np.sin(2 * np.pi * 523.25 * t)).astype(np.float32), 44100)
-    assert main(["controls", str(wav), "--duration", "3", "-o", str(out), "--json"]) == 0
+    assert main(["controls", str(wav), "--duration", "3", "-o", str(out), "--overwrite", "--json"]) == 0
     s = _json(capsys)
     assert s["kind"] == "audio" and s["n_frames"] == 300 and 0.6 < s["voiced_share"] < 0.7
     # hits bend a recording through its tracked beats; each hit is reported
-    assert main(["controls", str(wav), "--duration", "3", "--hits", "1.2", "-o", str(out), "--json"]) == 0
+    assert main(["controls", str(wav), "--duration", "3", "--hits", "1.2", "-o", str(out), "--overwrite",
+                 "--json"]) == 0
     s = _json(capsys)
     assert s["n_frames"] == 300 and s["fit"]["hits"][0]["hit_s"] == 1.2 and "beats_tracked" in s["fit"]
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 
 from filmscore.engine.errors import FilmscoreError
@@ -55,3 +56,6 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"filmscore {args.command}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `filmscore maestros | head`: the reader left; exit quietly as other tools do
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at interpreter exit
+        return 141

@@ -18,13 +18,14 @@ from pathlib import Path
 
 from filmscore.engine.errors import FilmscoreError, RequestError
 
-from .common import add_json_flag, emit, parse_hits, stderr_console
+from .common import HelpFormatter, add_json_flag, add_overwrite_flag, check_outputs, emit, parse_hits, stderr_console
 
 MIDI_SUFFIXES = (".mid", ".midi", ".smf", ".kar")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("controls", help="extract (and fit) melody + dynamics controls from MIDI, audio or a maestro")
+    p = sub.add_parser("controls", help="extract (and fit) melody + dynamics controls from MIDI, audio or a maestro",
+                       formatter_class=HelpFormatter)
     p.add_argument("input", type=Path, nargs="?", help="MIDI theme or audio recording (omit with --maestro)")
     p.add_argument("-o", "--output", type=Path, required=True, help="controls file to write (.npz)")
     p.add_argument("--maestro", help="a master from the built-in library instead of INPUT (see `filmscore maestros`)")
@@ -36,6 +37,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--channel", type=int, default=None, help="MIDI: the channel holding the melody (1-16)")
     p.add_argument("--midi-out", type=Path, default=None, help="write the fitted theme as a MIDI file")
     p.add_argument("--plot", type=Path, default=None, help="write a picture of the controls (.png)")
+    add_overwrite_flag(p)
     add_json_flag(p)
     p.set_defaults(run=run)
 
@@ -53,9 +55,7 @@ def _check_args(args: argparse.Namespace) -> str:
         raise RequestError(f"--duration {args.duration} s: at most 3600 s")
     if args.output.suffix.lower() != ".npz":
         raise RequestError(f"output {args.output}: must end in .npz")
-    for out in (args.output, args.midi_out, args.plot):
-        if out is not None and not out.resolve().parent.is_dir():
-            raise RequestError(f"output folder {out.parent} does not exist")
+    check_outputs([args.output, args.midi_out, args.plot], {"source": args.input}, args.overwrite)
     if args.maestro is not None:
         return "maestro"
     if not args.input.is_file():

@@ -14,12 +14,13 @@ import argparse
 import time
 from pathlib import Path
 
-from .common import add_json_flag, emit, progress_bar, stderr_console
+from .common import HelpFormatter, add_json_flag, add_overwrite_flag, check_outputs, emit, stage_progress
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("encode", help="film encoder: cuts, motion, affect and per-frame features of a clip",
-                       description="Decode a clip at 10 frames/s and compute the film encoder's features.")
+                       description="Decode a clip at 10 frames/s and compute the film encoder's features.",
+                       formatter_class=HelpFormatter)
     p.add_argument("video", type=Path, help="video file (any container/codec FFmpeg reads)")
     p.add_argument("--start", type=float, default=0.0, help="range start in seconds (default 0)")
     p.add_argument("--duration", type=float, default=None, help="range length in seconds (default: to the end)")
@@ -29,6 +30,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--backbone", default=None, metavar="DIR",
                    help="semantic backbone: a directory holding a CLIP image encoder in transformers format "
                         "(default: $FILMSCORE_FILM_BACKBONE, else the shipped efficientnet-lite0)")
+    add_overwrite_flag(p)
     add_json_flag(p)
     p.set_defaults(run=run)
 
@@ -188,22 +190,19 @@ def plot_features(feats, video: Path, start_s: float, out: Path, n_thumbs: int =
 
 
 def run(args: argparse.Namespace) -> int:
-    from filmscore.engine.errors import FilmscoreError
+    from filmscore.engine.film.decode import check_range
+
+    # before the encoder (and torch) is imported: the outputs rule, then the range decodes at both ends
+    check_outputs([args.output, args.plot], {"video": args.video}, args.overwrite)
+    check_range(args.video, args.start, args.duration)
+
     from filmscore.engine.film.encoder import encode_video
     from filmscore.engine.film.semantic import shared_backbone
 
-    for flag, out in (("-o", args.output), ("--plot", args.plot)):
-        if out is not None and not out.resolve().parent.is_dir():
-            raise FilmscoreError(f"{flag} {out}: folder {out.resolve().parent} does not exist")
-
-    with progress_bar(enabled=stderr_console.is_terminal and not args.json) as bar:
-        task = bar.add_task("encoding", total=100)
-
-        def progress(fraction: float, message: str) -> None:
-            bar.update(task, completed=round(100 * fraction), description=f"encoding ({message})")
-
+    with stage_progress("filmscore encode", enabled=not args.json) as report:
         t0 = time.perf_counter()
-        feats = encode_video(args.video, args.start, args.duration, cache=not args.no_cache, progress=progress,
+        feats = encode_video(args.video, args.start, args.duration, cache=not args.no_cache,
+                             progress=lambda fraction, message="": report("encoding", fraction, message),
                              backbone=shared_backbone(args.backbone))
         elapsed = time.perf_counter() - t0
     if args.output is not None:

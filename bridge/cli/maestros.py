@@ -32,24 +32,37 @@ def run(args: argparse.Namespace) -> int:
     } for m in lib]}
 
     def human() -> None:
-        from rich.console import Console
-        from rich.table import Table
-
-        console = Console()
         if args.name is None:
-            table = Table("maestro", "master", "style", "themes", box=None, pad_edge=False)
-            for m in lib:
-                table.add_row(m.name, m.display, m.era, f"{len(m.themes)} ({m.themes[0].id}..{m.themes[-1].id})")
-            console.print(table)
-            console.print("use: filmscore render --maestro NAME [--theme ID]; filmscore maestros NAME lists themes",
-                          highlight=False)
+            print_table(("maestro", "master", "style", "themes"),
+                        [(m.name, m.display, m.era, f"{len(m.themes)} ({m.themes[0].id}..{m.themes[-1].id})")
+                         for m in lib])
+            print("use: filmscore render --maestro NAME [--theme ID]; filmscore maestros NAME lists themes")
         else:
             m = lib[0]
-            table = Table("theme", "work", "bars", "key", "meter", "BPM", "s", box=None, pad_edge=False,
-                          title=f"{m.display} ({m.era})")
-            for t in m.themes:
-                table.add_row(t.id, t.work, t.bars, t.key, t.meter, f"{t.tempo_bpm:g}", f"{t.duration_s:.1f}")
-            console.print(table)
+            print_table(("theme", "work", "bars", "key", "meter", "BPM", "s"),
+                        [(t.id, t.work, t.bars, t.key, t.meter, f"{t.tempo_bpm:g}", f"{t.duration_s:.1f}")
+                         for t in m.themes], title=f"{m.display} ({m.era})")
 
     emit(args, summary, human)
     return 0
+
+
+def print_table(header: tuple[str, ...], rows: list[tuple[str, ...]], title: str | None = None) -> None:
+    """A rich table on a terminal; plain left-aligned columns otherwise, never cut (rich would cut a piped table to
+    80 columns) and without trailing blanks, so that `cut`, `grep` and `awk` read it."""
+    from rich.console import Console
+
+    console = Console()
+    if console.is_terminal:
+        from rich.table import Table
+
+        table = Table(*header, box=None, pad_edge=False, title=title)
+        for row in rows:
+            table.add_row(*row)
+        console.print(table)
+        return
+    widths = [max(len(str(r[i])) for r in (header, *rows)) for i in range(len(header))]
+    if title:
+        print(title)
+    for row in (header, *rows):
+        print("  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip())

@@ -1,4 +1,9 @@
-"""`filmscore render VIDEO -o OUT.wav`: score a clip (or a range of it) with the engine."""
+"""`filmscore render VIDEO -o OUT.wav`: score a clip (or a range of it) with the engine.
+
+Everything that can be refused is refused before the model loads (`engine.preflight` plus the outputs rule in
+`common.check_outputs`), and before this command imports the render path: a typo answers as fast as `encode`.
+The cue is 1..600 s long: `--duration`, or the picture's length from `--start` when it is not given.
+"""
 
 from __future__ import annotations
 
@@ -7,16 +12,18 @@ from pathlib import Path
 
 from filmscore.engine.errors import RequestError
 
-from .common import add_json_flag, emit, parse_hits, progress_bar, stderr_console
+from .common import (HelpFormatter, add_json_flag, add_overwrite_flag, check_outputs, emit, parse_hits,
+                     stage_progress, stderr_console)
 
 
 def add_render_options(p: argparse.ArgumentParser) -> None:
     """Options shared by `render` and `demo` (and by batch commands that render)."""
-    p.add_argument("--seed", type=int, default=0, help="random seed: same request + seed = identical WAV")
-    p.add_argument("--steps", type=int, default=25, help="denoising steps (default 25)")
+    p.add_argument("--seed", type=int, default=0, help="random seed: same request + seed = identical WAV (and, with "
+                   "--maestro and no --theme, the theme drawn)")
+    p.add_argument("--steps", type=int, default=25, help="denoising steps")
     p.add_argument("--scheduler", default="dpmpp", help="ddim, dpmpp (DPM-Solver++ 2M) or euler")
     p.add_argument("--guidance", type=float, default=2.0, help="picture guidance scale (0: ignore the picture's "
-                   "film tokens; 1: conditioned, no guidance; default 2)")
+                   "film tokens; 1: conditioned, no guidance)")
     p.add_argument("--control-guidance", type=float, default=3.0, help="melody/dynamics guidance scale")
     p.add_argument("--control-strength", type=float, default=1.0, help="ControlNet residual scale")
     p.add_argument("--picture-dynamics", type=float, default=0.5,
@@ -24,26 +31,36 @@ def add_render_options(p: argparse.ArgumentParser) -> None:
                         "dynamics, 1 takes the picture's (default 0.5; without a theme the picture's are used)")
     p.add_argument("--bundle", type=Path, default=None, help="model bundle directory (default: the shipped one)")
     p.add_argument("--backend", default="auto", help="auto, torch, ort or trt")
-    p.add_argument("--vocoder", default="auto", choices=["auto", "network", "griffin-lim"])
+    p.add_argument("--vocoder", default="auto", choices=["auto", "network", "griffin-lim"],
+                   help="Mel to audio: the bundle's network vocoder, or Griffin-Lim phase reconstruction (no "
+                        "network, lower quality); auto takes the network vocoder when the bundle has one")
     p.add_argument("--sample-rate", type=int, default=48000, help="delivered sample rate (Hz)")
     p.add_argument("--lufs", type=float, default=-23.0, help="loudness target (LUFS)")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("render", help="render a cue for a video clip")
+    p = sub.add_parser("render", help="render a cue for a video clip", formatter_class=HelpFormatter,
+                       description="Score a clip, or a range of it, and write OUT.wav (24-bit, --sample-rate, mono) "
+                                   "with OUT.json, OUT.controls.npz and OUT.theme.mid beside it.")
     p.add_argument("video", type=Path, nargs="?", help="video file (any container PyAV reads); omit with --duration")
     p.add_argument("-o", "--output", type=Path, required=True, help="output WAV")
+    p.add_argument("--preview", type=Path, default=None, metavar="PATH",
+                   help="first write a few-step draft of the whole cue to PATH (WAV; same seed and plan), then the "
+                        "full render to --output")
     p.add_argument("--start", type=float, default=0.0, help="start of the range in the video (s)")
-    p.add_argument("--duration", type=float, default=None, help="cue length (s); default: to the end of the video")
+    p.add_argument("--duration", type=float, default=None,
+                   help="cue length (s), 1..600; default: the picture from --start to its end (also at least 1 s)")
     src = p.add_mutually_exclusive_group()
     src.add_argument("--midi", type=Path, help="MIDI theme to follow")
     src.add_argument("--reference", type=Path, help="reference recording whose melody and dynamics to follow")
     src.add_argument("--maestro", help="a master from the built-in library (see `filmscore maestros`)")
     p.add_argument("--theme", help="with --maestro: a theme id (default: picked by the seed)")
-    p.add_argument("--track", type=int, default=None, help="with --midi: the track holding the melody")
+    p.add_argument("--track", type=int, default=None,
+                   help="with --midi: the track holding the melody (0-based index: 0 is the file's first track)")
     p.add_argument("--channel", type=int, default=None, help="with --midi: the channel holding the melody (1-16)")
     p.add_argument("--hits", default="", help="hit points in seconds, comma-separated (default: the picture's cuts)")
     add_render_options(p)
+    add_overwrite_flag(p)
     add_json_flag(p)
     p.set_defaults(run=run)
 
@@ -59,32 +76,63 @@ def request_from_args(args: argparse.Namespace, output: Path, **overrides):
     return RenderRequest(**kw)
 
 
-def render_with_progress(request, json_mode: bool):
-    from filmscore.engine.render import render_cue
+def check_render(request, overwrite: bool, more_inputs: dict[str, Path | None] | None = None):
+    """Every check a render can fail, before the model loads and before the render path is even imported: the
+    engine's (`preflight.check_request`) and the outputs rule (`common.check_outputs`: an existing WAV or sidecar
+    needs --overwrite). `more_inputs`: files the command reads besides the request's (protected the same way)."""
+    from filmscore.engine.preflight import check_request, input_paths, output_paths
 
-    with progress_bar(not json_mode) as bar:
-        tasks: dict[str, int] = {}
+    checked = check_request(request)
+    check_outputs(output_paths(request.output), {**input_paths(request), **(more_inputs or {})}, overwrite)
+    return checked
 
-        def progress(stage: str, frac: float, msg: str) -> None:
-            if stage not in tasks:
-                tasks[stage] = bar.add_task(stage, total=100)
-            bar.update(tasks[stage], completed=round(frac * 100))
 
-        return render_cue(request, progress=progress)
+def render_with_progress(request, json_mode: bool, checked=None, prefix: str = "filmscore render",
+                         preview: Path | None = None):
+    from filmscore.engine.render import Preview, render_cue
+
+    def ready(path: Path, seconds: float) -> None:
+        stderr_console.print(f"{prefix}: draft ready: {path} ({seconds:.1f} s); rendering the full cue", highlight=False)
+
+    with stage_progress(prefix, enabled=not json_mode) as progress:
+        return render_cue(request, progress=progress, checked=checked,
+                          preview=Preview(preview, on_ready=ready) if preview is not None else None)
+
+
+def print_warnings(result) -> None:
+    for w in result.metadata.get("warnings", []):
+        stderr_console.print(f"warning: {w}", highlight=False)
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.video is None and args.duration is None:
+    if args.video is None and args.duration is None and args.plan is None:
         raise RequestError("give a VIDEO, or --duration for a cue without picture")
     req = request_from_args(args, args.output, video=args.video, start_s=args.start, duration_s=args.duration,
                             midi=args.midi, reference_audio=args.reference, maestro=args.maestro, theme=args.theme,
                             midi_track=args.track, midi_channel=args.channel, hits_s=parse_hits(args.hits))
-    result = render_with_progress(req, args.json)
+    checked = check_render(req, args.overwrite)
+    if args.preview is not None:
+        from filmscore.engine.preflight import input_paths
+
+        if args.preview.suffix.lower() != ".wav" or args.preview.resolve() == args.output.resolve():
+            raise RequestError(f"--preview {args.preview}: give a .wav path other than the output")
+        check_outputs([args.preview], input_paths(req), args.overwrite)
+    result = render_with_progress(req, args.json, checked, preview=args.preview)
+    theme = result.metadata.get("theme")
     summary = {"output": str(result.output), "duration_s": result.duration_s, "n_samples": result.n_samples,
                "sample_rate": result.sample_rate, "seed": result.seed, "controls": str(result.controls_path),
-               "bundle": result.metadata["bundle"], "loudness": result.metadata["loudness"],
+               "theme": theme, "bundle": result.metadata["bundle"], "loudness": result.metadata["loudness"],
+               "warnings": result.metadata.get("warnings", []),
+               "preview": result.metadata.get("preview"),
                "timings_s": {k: round(v, 3) for k, v in result.timings_s.items()}}
-    emit(args, summary, lambda: stderr_console.print(
-        f"wrote {result.output} ({result.duration_s:.2f} s, {result.sample_rate} Hz, seed {result.seed}, "
-        f"bundle {result.metadata['bundle']['name']}); controls: {result.controls_path}", highlight=False))
+
+    def human() -> None:
+        print_warnings(result)
+        stderr_console.print(
+            f"wrote {result.output} ({result.duration_s:.2f} s, {result.sample_rate} Hz, seed {result.seed}, "
+            f"bundle {result.metadata['bundle']['name']}); controls: {result.controls_path}"
+            + (f"; theme {theme['name']}" + (" (drawn by the seed)" if theme["chosen_by"] == "seed" else "")
+               if theme else ""), highlight=False)
+
+    emit(args, summary, human)
     return 0

@@ -121,6 +121,60 @@ def _rotate(rgb: np.ndarray, rotation: float) -> np.ndarray:
     return np.ascontiguousarray(np.rot90(rgb, k=quarter)) if quarter else rgb
 
 
+def _check_range(info: VideoInfo, start_s: float, duration_s: float | None) -> None:
+    """Refuse a range the container says is not there (start past the end, or end past it by more than
+    END_TOLERANCE_S); a container without a duration passes."""
+    if info.duration_s is None:
+        return
+    if start_s >= info.duration_s:
+        raise VideoDecodeError(f"video file {info.path}: range starts at {start_s:.3f} s, past the end of the "
+                               f"video ({info.duration_s:.3f} s)")
+    if duration_s is not None and start_s + duration_s > info.duration_s + END_TOLERANCE_S:
+        raise VideoDecodeError(f"video file {info.path}: range {start_s:.3f}-{start_s + duration_s:.3f} s ends "
+                               f"past the end of the video ({info.duration_s:.3f} s)")
+
+
+def check_range(path: str | Path, start_s: float = 0.0, duration_s: float | None = None) -> VideoInfo:
+    """Check, before any heavy work, that the range can be decoded: the file opens, has a video stream, the
+    container's duration holds the range, and a picture decodes at its start and (for a range of given length) at
+    its end. The end check catches a truncated file whose index still promises the whole length. Costs at most two
+    seeks and a group of pictures each. Raises VideoDecodeError naming the file and the time at fault."""
+    info = probe(path)
+    start_s = _seconds(start_s)
+    if duration_s is not None:
+        duration_s = _seconds(duration_s)
+    _check_range(info, start_s, duration_s)
+    step = 1.0 / VIDEO_FPS
+    _first_batch(path, start_s, step)  # raises when nothing decodes at the start
+    if duration_s is not None and duration_s > step:
+        t = start_s + duration_s - step
+        try:
+            _first_batch(path, t, step)
+        except VideoDecodeError as e:
+            claim = f"; the container says {info.duration_s:.2f} s" if info.duration_s is not None else ""
+            raise VideoDecodeError(f"video file {path}: no picture decodes at {t:.2f} s, inside the range "
+                                   f"{start_s:.2f}-{start_s + duration_s:.2f} s{claim} (a truncated or damaged "
+                                   f"file?)") from e
+    return info
+
+
+def _first_batch(path: str | Path, start_s: float, duration_s: float) -> FrameBatch | None:
+    frames = iter_frames(path, start_s, duration_s)
+    try:
+        return next(frames, None)
+    finally:
+        frames.close()  # closes the container now, not when the generator is collected
+
+
+def picture_shortfall(info: VideoInfo, start_s: float, decoded_s: float) -> str | None:
+    """A warning when the picture decoded "to the end" from `start_s` stops more than END_TOLERANCE_S before the
+    end the container claims (a truncated file whose index survived, or a wrong container duration); else None."""
+    if info.duration_s is None or start_s + decoded_s >= info.duration_s - END_TOLERANCE_S:
+        return None
+    return (f"video file {info.path}: the picture stops at {start_s + decoded_s:.2f} s but the container says "
+            f"{info.duration_s:.2f} s (a truncated file?); the cue covers the {decoded_s:.2f} s that decode")
+
+
 def iter_frames(path: str | Path, start_s: float = 0.0, duration_s: float | None = None, *,
                 fps: int = VIDEO_FPS, batch: int = 32, threads: int = 0) -> Iterator[FrameBatch]:
     """Stream the range [start_s, start_s + duration_s) as analysis frames at `fps`, `batch` frames at a time.
@@ -143,13 +197,7 @@ def iter_frames(path: str | Path, start_s: float = 0.0, duration_s: float | None
     container = _open(path)
     try:
         info = _info(container, str(path))
-        if info.duration_s is not None:
-            if start_s >= info.duration_s:
-                raise VideoDecodeError(f"video file {path}: range starts at {start_s:.3f} s, past the end of the "
-                                       f"video ({info.duration_s:.3f} s)")
-            if duration_s is not None and start_s + duration_s > info.duration_s + END_TOLERANCE_S:
-                raise VideoDecodeError(f"video file {path}: range {start_s:.3f}-{start_s + duration_s:.3f} s ends "
-                                       f"past the end of the video ({info.duration_s:.3f} s)")
+        _check_range(info, start_s, duration_s)
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"  # frame + slice threads: the decoder is the main cost for HD sources
         stream.codec_context.thread_count = threads
@@ -205,6 +253,7 @@ def iter_frames(path: str | Path, start_s: float = 0.0, duration_s: float | None
         def more() -> bool:
             return (n_target is None or k < n_target) and target(k) < end_s
 
+        broken = ""
         try:
             for frame in container.decode(stream):
                 if frame.time is None:
@@ -223,7 +272,12 @@ def iter_frames(path: str | Path, start_s: float = 0.0, duration_s: float | None
                     break
                 prev = frame
         except av.error.FFmpegError as e:
-            raise VideoDecodeError(f"video file {path}: decoding failed near output frame {k} ({e})") from e
+            if prev is None:
+                raise VideoDecodeError(f"video file {path}: decoding failed near output frame {k} ({e})") from e
+            # the data stops or breaks after pictures decoded (a truncated file with its index intact): the
+            # picture ends at the last good frame, which the range checks below judge like any early end
+            broken = f"; decoding failed after it ({e})"
+            logger.info("video file %s: decoding stopped at %.3f s (%s)", path, last_end_t, e)
 
         # the last decoded frame stays on screen until its end
         if prev is not None:
@@ -242,7 +296,7 @@ def iter_frames(path: str | Path, start_s: float = 0.0, duration_s: float | None
                                    f"{start_s:.3f} s")
         if n_target is not None and k < n_target and target(k) < end_s - END_TOLERANCE_S:
             raise VideoDecodeError(f"video file {path}: range ends at {end_s:.3f} s but the video stops at "
-                                   f"{last_end_t:.3f} s")
+                                   f"{last_end_t:.3f} s{broken}")
         if n_target is not None and k < n_target:
             logger.debug("range overruns the stream by %.3f s: %d frames short", end_s - last_end_t, n_target - k)
     finally:
