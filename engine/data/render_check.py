@@ -46,17 +46,50 @@ def _summary(values: list[float]) -> dict[str, float] | None:
             "p5": round(float(np.percentile(v, 5)), 4), "p95": round(float(np.percentile(v, 95)), 4)}
 
 
+BEAT_TOLERANCE_S = 0.07
+
+
+def label_checks(mix: np.ndarray, accompaniment: np.ndarray, sr: int, arrays: dict[str, np.ndarray]) -> dict[str, float]:
+    """The labels against independent extractors run on the audio (librosa, mir_eval; not the project's code):
+    `beat_f1`: mir_eval's beat F-measure (70 ms) of librosa's beat tracker on the mix against `beat_s`;
+    `chord_iou`: per beat, the intersection over union of the 3 strongest pitch classes of the accompaniment stem
+    (librosa chroma_stft, mean over the beat) with the labelled triad, averaged over beats with sound."""
+    import librosa
+    import mir_eval
+
+    y = librosa.resample(mix.mean(axis=1).astype(np.float32), orig_sr=sr, target_sr=22_050)
+    _, est = librosa.beat.beat_track(y=y, sr=22_050, units="time")
+    f1 = float(mir_eval.beat.f_measure(np.asarray(arrays["beat_s"], float), np.asarray(est, float),
+                                       BEAT_TOLERANCE_S))
+    acc = librosa.resample(accompaniment.mean(axis=1).astype(np.float32), orig_sr=sr, target_sr=22_050)
+    chroma = librosa.feature.chroma_stft(y=acc, sr=22_050, hop_length=512)
+    times = librosa.frames_to_time(np.arange(chroma.shape[1]), sr=22_050, hop_length=512)
+    beats = np.asarray(arrays["beat_s"], float)
+    ends = np.append(beats[1:], times[-1] if len(times) else beats[-1])
+    ious = []
+    for k, (a, b) in enumerate(zip(beats, ends)):
+        m = (times >= a) & (times < b)
+        if not m.any() or chroma[:, m].max() <= 0:
+            continue
+        top = set(np.argsort(chroma[:, m].mean(axis=1))[-3:].tolist())
+        triad = set(np.flatnonzero(arrays["beat_chord_pcs"][k]).tolist())
+        ious.append(len(top & triad) / len(top | triad))
+    return {"beat_f1": round(f1, 4), "chord_iou": round(float(np.mean(ious)), 4) if ious else None}
+
+
 def check_corpus(corpus_dir: str | Path, limit: int | None = 50) -> dict[str, Any]:
     """Over the first `limit` v2 clips: bandwidth and L/R correlation of the mix and each stem, the largest
-    |lead + accompaniment + percussion - mix| in PCM16 steps, melody agreement of the mix and of the lead stem."""
+    |lead + accompaniment + percussion - mix| in PCM16 steps, melody agreement of the mix and of the lead stem,
+    the labels against independent extractors (`label_checks`)."""
     import soundfile as sf
 
+    from .labels import load_labels
     from .orchestration_v2 import STEMS
 
     corpus_dir = Path(corpus_dir).expanduser()
     recs = [r for r in read_index(corpus_dir) if r.get("version") == 2][:limit]
     per: dict[str, list] = {k: [] for k in ("top_hz", "above_8k_db", "lr_corr", "sum_err_lsb",
-                                            "melody_agreement", "melody_agreement_lead")}
+                                            "melody_agreement", "melody_agreement_lead", "beat_f1", "chord_iou")}
     stems: dict[str, dict[str, list]] = {s: {"top_hz": [], "above_8k_db": [], "lr_corr": []} for s in STEMS}
     for r in recs:
         mix, sr = sf.read(corpus_dir / r["audio"], dtype="float64", always_2d=True)
@@ -64,8 +97,9 @@ def check_corpus(corpus_dir: str | Path, limit: int | None = 50) -> dict[str, An
         for k in ("top_hz", "above_8k_db", "lr_corr"):
             per[k].append(st[k])
         total = np.zeros_like(mix)
+        audio = {}
         for s in STEMS:
-            y = sf.read(corpus_dir / r["stems"][s], dtype="float64", always_2d=True)[0]
+            y = audio[s] = sf.read(corpus_dir / r["stems"][s], dtype="float64", always_2d=True)[0]
             total += y
             if r["stems_present"][s]:
                 ss = spectrum_stats(y, sr)
@@ -74,6 +108,9 @@ def check_corpus(corpus_dir: str | Path, limit: int | None = 50) -> dict[str, An
         per["sum_err_lsb"].append(float(np.abs(total - mix).max() * 32768))
         per["melody_agreement"].append(r.get("melody_agreement"))
         per["melody_agreement_lead"].append(r.get("melody_agreement_lead"))
+        arrays, _ = load_labels(corpus_dir / r["labels"].rsplit("/", 1)[0])
+        for k, v in label_checks(mix, audio["accompaniment"], sr, arrays).items():
+            per[k].append(v)
     return {"corpus_dir": str(corpus_dir), "clips": len(recs),
             "mix": {k: _summary(v) for k, v in per.items()} | {"sum_err_lsb_max": max(per["sum_err_lsb"], default=None)},
             "stems": {s: {k: _summary(v) for k, v in d.items()} for s, d in stems.items()}}
