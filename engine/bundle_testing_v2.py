@@ -14,7 +14,7 @@ import torch
 from .bundle_v2 import save_bundle_v2
 from .data.labels import LABELS_SCHEMA, save_labels
 from .data.orchestration_v2 import STEMS
-from .models import FilmScoreControlNet1D, FilmScoreUNet1D, FilmTokenHead, GlobalConditionV2, MelVAE, VocosVocoder
+from .models import FilmScoreControlNet1D, FilmScoreUNet1D, FilmTokenHead, GlobalConditionV2, MelVAE
 from .models.controls_v2 import CONTROL_CHANNELS_V2
 
 TINY_SAMPLE_RATE = 24_000
@@ -110,7 +110,12 @@ def write_tiny_corpus_v2(root: str | Path, n_clips: int = 4, seconds: float = 6.
         scalars = {"schema": LABELS_SCHEMA, "frame_rate": 100, "n_frames": n, "sample_rate": sample_rate,
                    "master": master}
         if i % 2 == 0:
-            scalars["mood"] = {"energy": 0.7, "valence": 0.3, "tension": 0.6}
+            half = round(n / 200, 4)  # two shots of different mood, as engine/data/labels.py `mood_labels` writes
+            scalars["mood"] = {"clip": {"energy": 0.5, "valence": 0.5, "tension": 0.5},
+                               "shots": [{"start_s": 0.0, "end_s": half, "energy": 0.7, "valence": 0.3,
+                                          "tension": 0.6},
+                                         {"start_s": half, "end_s": n / 100, "energy": 0.3, "valence": 0.7,
+                                          "tension": 0.4}]}
         save_labels(d, arrays, scalars)
         rel = d.relative_to(root).as_posix()
         lines.append({"id": cid, "version": 2, "work": f"tiny{i}", "master": master,

@@ -51,7 +51,9 @@ def test_reader_gives_stem_mels_controls_and_globals(corpus_dir):
     arrays, _ = load_labels(corpus_dir / "clips" / "bach" / clip.id)
     expect = ControlsV2.from_labels(arrays).fit_length(300).to_model_input()
     np.testing.assert_allclose(clip.control_input.astype(np.float32), expect, atol=1e-3)
-    np.testing.assert_allclose(clip.mood, [0.7, 0.3, 0.6])
+    np.testing.assert_allclose(clip.mood_at(0, 100), [0.7, 0.3, 0.6], atol=1e-6)  # first shot (0-1.5 s)
+    np.testing.assert_allclose(clip.mood_at(100, 100), [0.5, 0.5, 0.5], atol=1e-6)  # half in each shot
+    np.testing.assert_allclose(clip.mood_at(200, 100), [0.3, 0.7, 0.4], atol=1e-6)
     assert c.clips[1].mood is None  # labels without mood: the mood group is absent for that clip
     assert c.hours == pytest.approx(6.0 / 3600)
 

@@ -21,7 +21,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "alone (all weights, or LoRA with --lora); bundle: assemble a bundle from the "
                         "checkpoints; evaluate: held-out metrics of a bundle, written into its bundle.json; "
                         "info: where each stage in --train-dir stands (from the logs; safe while training runs)")
-    p.add_argument("--corpus", type=Path, default=None, help="corpus directory (default ~/.cache/filmscore/corpus/v1)")
+    p.add_argument("--corpus", type=Path, default=None,
+                   help="corpus directory (default ~/.cache/filmscore/corpus/v1, or .../v2 with --corpus-version 2)")
+    p.add_argument("--corpus-version", type=int, choices=[1, 2], default=1,
+                   help="2: bundle v2's stages (vae, vocoder, ldm) on corpus v2 (stems at 24 kHz, ControlsV2), "
+                        "checkpoints in ~/.cache/filmscore/train_v2 unless --train-dir (docs/training.md, Bundle v2)")
     p.add_argument("--train-dir", type=Path, default=None, help="checkpoint directory")
     p.add_argument("--minutes", type=float, default=30.0, help="wall-clock budget of this invocation")
     p.add_argument("--max-steps", type=int, default=None, help="stop at this many total steps")
@@ -71,6 +75,8 @@ def run(args: argparse.Namespace) -> int:
     from filmscore.engine.training.loop import DEFAULT_TRAIN_DIR, Run, resolve_device
 
     torch.set_num_threads(args.threads)
+    if args.corpus_version == 2:
+        return _run_v2(args)
     train_dir = args.train_dir or DEFAULT_TRAIN_DIR
     if args.stage == "info":
         return _info(args, train_dir)
@@ -139,6 +145,59 @@ def run(args: argparse.Namespace) -> int:
                         f"checkpoint {result.ckpt}"
                         + "".join(f"; held-out loss ({k}) " + " -> ".join(f"{v:.4f} @ {s}" for s, v in curve[-2:])
                                   for k, curve in curves.items()))
+    return 0
+
+
+def _run_v2(args: argparse.Namespace) -> int:
+    """`--corpus-version 2`: bundle v2's vae, vocoder and ldm stages (engine/training/train_v2.py), and info."""
+    from filmscore.engine.errors import FilmscoreError
+    from filmscore.engine.training.loop import Run, resolve_device
+    from filmscore.engine.training.train_v2 import DEFAULT_TRAIN_DIR_V2
+
+    train_dir = args.train_dir or DEFAULT_TRAIN_DIR_V2
+    if args.stage == "info":
+        return _info(args, train_dir)
+    if args.stage not in ("vae", "vocoder", "ldm"):
+        raise FilmscoreError(f"`train {args.stage}` is not written for bundle v2 yet; --corpus-version 2 trains "
+                             f"vae, vocoder and ldm, and `info` reports on them")
+    if args.from_bundle is not None or args.resume or args.lora is not None or args.where:
+        raise FilmscoreError("--from-bundle, --resume, --lora and --where do not apply to v2 stages; each v2 stage "
+                             "continues its own checkpoint in --train-dir")
+    from filmscore.engine.training import train_v2
+    from filmscore.engine.training.corpus_v2 import DEFAULT_CORPUS_V2, CorpusV2, StemCorpus
+
+    device = resolve_device(args.device)
+    corpus = CorpusV2(args.corpus or DEFAULT_CORPUS_V2, "train")
+    stderr_console.print(f"corpus v2: {len(corpus.clips)} clips, {corpus.hours:.2f} h at {corpus.mel.sample_rate} Hz; "
+                         f"training on {device}", highlight=False)
+    run_state = Run(args.stage, train_dir)
+
+    def progress(step: int, vals: dict) -> None:
+        stderr_console.print(f"v2 {args.stage} step {step} " + " ".join(f"{k}={v:.4f}" for k, v in vals.items()),
+                             highlight=False)
+
+    kw = {"batch": args.batch, "max_steps": args.max_steps, "run": run_state, "progress": progress,
+          "device": device, "cooldown": args.cooldown}
+    if args.lr is not None:
+        kw["lr"] = args.lr
+    if args.stage == "vae":
+        result = train_v2.train_vae_v2(corpus, args.minutes, **kw)
+    elif args.stage == "vocoder":
+        result = train_v2.train_vocoder_v2(corpus, args.minutes, **kw)
+    else:
+        from filmscore.engine.film.spec import default_feature_spec
+        from filmscore.engine.training.assemble import trained_vae
+
+        feature_dim, layout = default_feature_spec()
+        vae = trained_vae(train_dir, StemCorpus(corpus))
+        result = train_v2.train_ldm_v2(corpus, vae, args.minutes, feature_dim=feature_dim, feature_layout=layout,
+                                       heldout=train_v2.heldout_corpus_v2(corpus.root, corpus.mel), **kw)
+    summary = {"stage": args.stage, "corpus_version": 2, "step": result.step,
+               "train_seconds": round(result.seconds, 1), "checkpoint": str(result.ckpt),
+               "corpus_hours": round(corpus.hours, 3), "device": str(device),
+               "heldout_loss": result.extra.get("heldout_loss", {})}
+    emit(args, summary, f"v2 {args.stage}: step {result.step}, {result.seconds / 60:.1f} min trained, "
+                        f"checkpoint {result.ckpt}")
     return 0
 
 

@@ -81,15 +81,23 @@ def stem_log_mel(root: Path, clip_id: str, stem: str, audio_path: Path, mel: Mel
     return np.load(path, mmap_mode="r")
 
 
+MOOD_KEYS = ("energy", "valence", "tension")
+
+
 def mood_of(scalars: dict) -> np.ndarray | None:
-    """`(3,)` energy, valence, tension of a clip's labels.json, or None when the labels carry no mood."""
+    """`(S, 5)` rows [start_s, end_s, energy, valence, tension] per shot of a clip's labels.json `mood`
+    (engine/data/labels.py `mood_labels`: {clip: {...}, shots: [{start_s, end_s, ...}]}; a clip-level mood alone is
+    one row over the whole clip), or None when the labels carry no mood."""
     mood = scalars.get("mood")
     if not isinstance(mood, dict):
         return None
     try:
-        return np.asarray([float(mood[k]) for k in ("energy", "valence", "tension")], np.float32)
+        shots = mood.get("shots") or [{"start_s": 0.0, "end_s": float(scalars.get("duration_s", 1e9)),
+                                       **mood["clip"]}]
+        return np.asarray([[float(s["start_s"]), float(s["end_s"]), *(float(s[k]) for k in MOOD_KEYS)]
+                           for s in shots], np.float32)
     except (KeyError, TypeError, ValueError) as e:
-        raise FilmscoreError(f"labels mood {mood!r}: expected numbers energy, valence, tension ({e})") from e
+        raise FilmscoreError(f"labels mood {mood!r}: expected clip/shots with energy, valence, tension ({e})") from e
 
 
 @dataclass
@@ -100,7 +108,7 @@ class ClipV2:
     split: str
     mels: list[np.ndarray]  # per stem (STEMS order) `(n_mels, T)` float16, memory-mapped; T a multiple of 4
     control_input: np.ndarray  # (CONTROL_CHANNELS_V2, T) float16: ControlsV2.to_model_input() of the whole clip
-    mood: np.ndarray | None  # (3,) or None
+    mood: np.ndarray | None  # (S, 5) per shot: start_s, end_s, energy, valence, tension; None: no mood labels
     features: np.ndarray | None  # (N, Df) float32 at 10 fps
     feature_layout: str | None
     stem_paths: dict[str, Path]
@@ -109,6 +117,16 @@ class ClipV2:
     @property
     def n_frames(self) -> int:
         return int(self.control_input.shape[1])
+
+    def mood_at(self, start: int, length: int) -> np.ndarray | None:
+        """`(3,)` mood of Mel frames [start, start + length): the shots' moods weighted by their overlap with it."""
+        if self.mood is None:
+            return None
+        a, b = start / CONTROL_FRAME_RATE, (start + length) / CONTROL_FRAME_RATE
+        w = np.clip(np.minimum(self.mood[:, 1], b) - np.maximum(self.mood[:, 0], a), 0.0, None)
+        if w.sum() <= 0:
+            return self.mood[:, 2:].mean(axis=0)
+        return (w[:, None] * self.mood[:, 2:]).sum(axis=0) / w.sum()
 
 
 class CorpusV2(Corpus):

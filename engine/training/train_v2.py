@@ -152,9 +152,9 @@ def batch_conditions(models: dict[str, nn.Module], crops: list[tuple[ClipV2, int
     `keep` says are absent left out; a crop without picture / mood / a known master has that group absent."""
     glob: GlobalConditionV2 = models["global_cond"]
     feats, has_pic = feature_batch(crops, crop, feature_dim)
-    mood = torch.from_numpy(np.stack([c.mood if c.mood is not None else np.full(3, 0.5, np.float32)
-                                      for c, _ in crops]))
-    has_mood = torch.tensor([c.mood is not None for c, _ in crops])
+    moods = [c.mood_at(s, crop) for c, s in crops]
+    mood = torch.from_numpy(np.stack([m if m is not None else np.full(3, 0.5) for m in moods]).astype(np.float32))
+    has_mood = torch.tensor([m is not None for m in moods])
     known = set(glob.config.masters)
     master = torch.tensor([glob.master_index(c.master) if c.master in known else 0 for c, _ in crops])
     master = torch.where(keep["style"], master, torch.zeros_like(master))
