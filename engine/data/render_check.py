@@ -52,6 +52,7 @@ BEAT_TOLERANCE_S = 0.07
 def label_checks(mix: np.ndarray, accompaniment: np.ndarray, sr: int, arrays: dict[str, np.ndarray]) -> dict[str, float]:
     """The labels against independent extractors run on the audio (librosa, mir_eval; not the project's code):
     `beat_f1`: mir_eval's beat F-measure (70 ms) of librosa's beat tracker on the mix against `beat_s`;
+    `beat_amlt`: mir_eval's AMLt of the same (double / half tempo and off-beat allowed);
     `chord_iou`: per beat, the intersection over union of the 3 strongest pitch classes of the accompaniment stem
     (librosa chroma_stft, mean over the beat) with the labelled triad, averaged over beats with sound."""
     import librosa
@@ -59,8 +60,10 @@ def label_checks(mix: np.ndarray, accompaniment: np.ndarray, sr: int, arrays: di
 
     y = librosa.resample(mix.mean(axis=1).astype(np.float32), orig_sr=sr, target_sr=22_050)
     _, est = librosa.beat.beat_track(y=y, sr=22_050, units="time")
-    f1 = float(mir_eval.beat.f_measure(np.asarray(arrays["beat_s"], float), np.asarray(est, float),
-                                       BEAT_TOLERANCE_S))
+    ref, est = np.asarray(arrays["beat_s"], float), np.asarray(est, float)
+    f1 = float(mir_eval.beat.f_measure(ref, est, BEAT_TOLERANCE_S))
+    # AMLt: the tracker's beats count at double / half tempo or on the off-beat too (metrical-level errors)
+    amlt = float(mir_eval.beat.continuity(ref, est)[3]) if len(ref) > 1 and len(est) > 1 else 0.0
     acc = librosa.resample(accompaniment.mean(axis=1).astype(np.float32), orig_sr=sr, target_sr=22_050)
     chroma = librosa.feature.chroma_stft(y=acc, sr=22_050, hop_length=512)
     times = librosa.frames_to_time(np.arange(chroma.shape[1]), sr=22_050, hop_length=512)
@@ -74,7 +77,7 @@ def label_checks(mix: np.ndarray, accompaniment: np.ndarray, sr: int, arrays: di
         top = set(np.argsort(chroma[:, m].mean(axis=1))[-3:].tolist())
         triad = set(np.flatnonzero(arrays["beat_chord_pcs"][k]).tolist())
         ious.append(len(top & triad) / len(top | triad))
-    return {"beat_f1": round(f1, 4), "chord_iou": round(float(np.mean(ious)), 4) if ious else None}
+    return {"beat_f1": round(f1, 4), "beat_amlt": round(amlt, 4), "chord_iou": round(float(np.mean(ious)), 4) if ious else None}
 
 
 def check_corpus(corpus_dir: str | Path, limit: int | None = 50) -> dict[str, Any]:
@@ -89,7 +92,8 @@ def check_corpus(corpus_dir: str | Path, limit: int | None = 50) -> dict[str, An
     corpus_dir = Path(corpus_dir).expanduser()
     recs = [r for r in read_index(corpus_dir) if r.get("version") == 2][:limit]
     per: dict[str, list] = {k: [] for k in ("top_hz", "above_8k_db", "lr_corr", "sum_err_lsb",
-                                            "melody_agreement", "melody_agreement_lead", "beat_f1", "chord_iou")}
+                                            "melody_agreement", "melody_agreement_lead", "beat_f1", "beat_amlt",
+                                            "chord_iou")}
     stems: dict[str, dict[str, list]] = {s: {"top_hz": [], "above_8k_db": [], "lr_corr": []} for s in STEMS}
     for r in recs:
         mix, sr = sf.read(corpus_dir / r["audio"], dtype="float64", always_2d=True)
