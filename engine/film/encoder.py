@@ -35,7 +35,7 @@ logger = logging.getLogger(__name__)
 SEMANTIC_STRIDE = 5
 """The backbone sees every 5th frame (2/s at 10 fps); the other frames are interpolated within their shot."""
 
-CACHE_REVISION = 5
+CACHE_REVISION = 6  # 6: same-palette cuts (structure and shift-residual channels, timing.py)
 """Bumped when the encoder's output changes for the same layout (a detector tuned): cached features then miss."""
 
 Progress = Callable[[float, str], None]

@@ -45,6 +45,11 @@ GRADUAL_MIN = 0.35  # histogram distance the plateau must reach
 GRADUAL_RATIO = 2.5  # ... and its ratio to the surrounding level
 RAMP_MAX_RESIDUAL = 0.15  # RMS of a dissolve's mix weights about the fitted ramp for it to place the cut
 MOTION_SCALE = 0.25  # mean |d luma| / (contrast + 0.02) that maps to 1 - 1/e
+TEX_GRID_Y, TEX_GRID_X, TEX_BINS = 4, 4, 8  # gradient-orientation histogram: 4 x 4 blocks x 8 orientations
+MIN_TEX_CHANGE = 0.25  # floor of the structure change for a cut found on structure alone
+SAME_PALETTE = 0.3  # colour-histogram distance over +-0.3 s under which both sides count as one palette
+MIN_MC = 0.6  # floor of the shift residual (normalised luma) for a cut found by it
+MIN_TEX_STRENGTH = 0.004  # mean gradient magnitude (luma / pixel) below which a frame has no structure to compare
 
 
 @dataclass(frozen=True)
@@ -105,6 +110,100 @@ def hsv_histograms(planes: np.ndarray) -> np.ndarray:
     return hist / hist.sum(axis=1, keepdims=True)
 
 
+def texture_descriptors(y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Luma `(B, h, w)` -> (`(B, 128)` structure descriptors, `(B,)` mean gradient magnitude).
+
+    The descriptor is a histogram of gradient orientations (unsigned, 8 soft bins) weighted by gradient magnitude
+    over a 4 x 4 grid of blocks (the layout of Dalal & Triggs' HOG, without its per-block normalisation), normalised
+    to sum 1 over the frame: it changes when the picture's structure changes (a new texture, new edges, a new
+    layout) even when the colours stay the same, and not when the brightness or contrast changes (a flash, a
+    fade in light), since the whole frame is normalised at once."""
+    b, h, w = y.shape
+    ys = ndimage.gaussian_filter(y, sigma=(0, 0.8, 0.8))
+    gy = ys[:, 2:, 1:-1] - ys[:, :-2, 1:-1]
+    gx = ys[:, 1:-1, 2:] - ys[:, 1:-1, :-2]
+    mag = np.hypot(gx, gy)
+    pos = (np.arctan2(gy, gx) % np.pi) / np.pi * TEX_BINS - 0.5
+    lo = np.floor(pos)
+    wt = (pos - lo).astype(np.float32)
+    lo = lo.astype(np.int32) % TEX_BINS
+    hi = (lo + 1) % TEX_BINS
+    hh, ww = mag.shape[1:]
+    by = np.minimum(np.arange(hh) * TEX_GRID_Y // hh, TEX_GRID_Y - 1)[:, None]
+    bx = np.minimum(np.arange(ww) * TEX_GRID_X // ww, TEX_GRID_X - 1)[None, :]
+    cell = (by * TEX_GRID_X + bx) * TEX_BINS
+    n_bins = TEX_GRID_Y * TEX_GRID_X * TEX_BINS
+    offset = (np.arange(b, dtype=np.int32) * n_bins)[:, None, None]
+    hist = np.bincount((cell + lo + offset).ravel(), weights=(mag * (1 - wt)).ravel(), minlength=b * n_bins)
+    hist += np.bincount((cell + hi + offset).ravel(), weights=(mag * wt).ravel(), minlength=b * n_bins)
+    hist = hist.reshape(b, n_bins).astype(np.float32)
+    total = hist.sum(axis=1, keepdims=True)
+    # the grain of each block: mean gradient over the block's luma deviation, log; independent of brightness and
+    # contrast (a flash), it tells a fine texture from a coarse one where orientations alone are alike (isotropic)
+    cells = by * TEX_GRID_X + bx
+    n_cells = TEX_GRID_Y * TEX_GRID_X
+    core = ys[:, 1:-1, 1:-1]
+    coff = (np.arange(b, dtype=np.int32) * n_cells)[:, None, None]
+    idx = (cells + coff).ravel()
+    cnt = np.bincount(idx, minlength=b * n_cells).reshape(b, n_cells)
+    s1 = np.bincount(idx, weights=core.ravel(), minlength=b * n_cells).reshape(b, n_cells)
+    s2 = np.bincount(idx, weights=(core * core).ravel(), minlength=b * n_cells).reshape(b, n_cells)
+    gm = np.bincount(idx, weights=mag.ravel(), minlength=b * n_cells).reshape(b, n_cells) / np.maximum(cnt, 1)
+    sd = np.sqrt(np.maximum(s2 / np.maximum(cnt, 1) - (s1 / np.maximum(cnt, 1)) ** 2, 0.0))
+    grain = np.log((gm + 1e-3) / (sd + 1e-3)).astype(np.float32)
+    return np.concatenate([hist / np.maximum(total, 1e-9), grain], axis=1), mag.mean(axis=(1, 2)).astype(np.float32)
+
+
+def structure_distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Distance in [0, 1] between `texture_descriptors` rows: the mean of the orientation histograms' half L1
+    distance and the blocks' mean grain difference (|d log| / 0.7, capped at 1)."""
+    n = TEX_GRID_Y * TEX_GRID_X * TEX_BINS
+    ori = _hist_dist(a[..., :n], b[..., :n])
+    grain = np.clip(np.abs(a[..., n:] - b[..., n:]).mean(axis=-1) / 0.7, 0.0, 1.0)
+    return 0.5 * ori + 0.5 * grain
+
+
+MC_SIZE = (36, 64)  # (h, w) of the normalised luma the shift search compares
+MC_MAX_SHIFT = 0.25  # largest shift searched, as a share of the frame
+
+
+def _mc_frames(y: np.ndarray) -> np.ndarray:
+    """Luma `(B, h, w)` -> `(B, 36, 64)` blurred, zero-mean, unit-variance (brightness and contrast removed)."""
+    b, h, w = y.shape
+    t = ndimage.zoom(y, (1, MC_SIZE[0] / h, MC_SIZE[1] / w), order=1, prefilter=False, grid_mode=True, mode="nearest")
+    t = ndimage.gaussian_filter(t, sigma=(0, 0.6, 0.6))
+    t = t - t.mean(axis=(1, 2), keepdims=True)
+    return (t / (t.std(axis=(1, 2), keepdims=True) + 1e-3)).astype(np.float32)
+
+
+def shift_residual(a: np.ndarray, b: np.ndarray) -> float:
+    """How far frame b is from frame a moved rigidly: the best integer shift by phase correlation (Kuglin & Hines
+    1975) within MC_MAX_SHIFT, then the mean |b - shifted a| over the overlap, on `_mc_frames` rows. About 0.1 for a
+    pan or a still shot, about 1.1 between unrelated pictures; a flash does not count (frames are normalised)."""
+    h, w = a.shape
+    win = np.outer(np.hanning(h), np.hanning(w)).astype(np.float32)  # no wrap-around edge in the spectrum
+    fa, fb = np.fft.rfft2(a * win), np.fft.rfft2(b * win)
+    r = fb * np.conj(fa)
+    r /= np.abs(r) + 1e-9
+    corr = np.fft.irfft2(r, s=a.shape)
+    my, mx = int(h * MC_MAX_SHIFT), int(w * MC_MAX_SHIFT)
+    ys = np.r_[0:my + 1, h - my:h]
+    xs = np.r_[0:mx + 1, w - mx:w]
+    sub = corr[np.ix_(ys, xs)]
+    best = np.inf
+    for k in np.argsort(sub.ravel())[-3:]:  # the three highest peaks: a smooth picture can rank a wrong one first
+        iy, ix = np.unravel_index(int(k), sub.shape)
+        dy, dx = int(ys[iy]), int(xs[ix])
+        dy = dy - h if dy > h // 2 else dy
+        dx = dx - w if dx > w // 2 else dx
+        ay = slice(max(0, -dy), h - max(0, dy))
+        by = slice(max(0, dy), h - max(0, -dy))
+        ax = slice(max(0, -dx), w - max(0, dx))
+        bx = slice(max(0, dx), w - max(0, -dx))
+        best = min(best, float(np.abs(b[by, bx] - a[ay, ax]).mean()))
+    return best
+
+
 def _thumbs(y: np.ndarray) -> np.ndarray:
     """Luma `(B, h, w)` -> `(B, THUMB_H, THUMB_W)` by area averaging and a light blur (noise, grain, small motion)."""
     b, h, w = y.shape
@@ -121,6 +220,10 @@ class TimingAnalyzer:
         self._hist: list[np.ndarray] = []
         self._thumb: list[np.ndarray] = []
         self._mean: list[np.ndarray] = []
+        self._tex: list[np.ndarray] = []
+        self._tex_strength: list[np.ndarray] = []
+        self._mc: list[float] = []
+        self._mc_prev: np.ndarray | None = None
 
     def update(self, small: np.ndarray) -> None:
         """`small` planar `(B, 3, h, w)` float [0, 1]: the analysis frames 2x pooled (`pool2(to_planes(rgb))`)."""
@@ -128,12 +231,22 @@ class TimingAnalyzer:
         self._hist.append(hsv_histograms(pool2(small)))  # colour statistics need no detail: 64 x 36 is plenty
         self._thumb.append(_thumbs(y))
         self._mean.append(y.mean(axis=(1, 2)).astype(np.float32))
+        tex, strength = texture_descriptors(y)
+        self._tex.append(tex)
+        self._tex_strength.append(strength)
+        # the shift residual between consecutive frames, computed as they stream by (only a scalar is kept)
+        for f in _mc_frames(y):
+            self._mc.append(0.0 if self._mc_prev is None else shift_residual(self._mc_prev, f))
+            self._mc_prev = f
 
     def finish(self, duration_s: float) -> Timing:
         hist = np.concatenate(self._hist) if self._hist else np.zeros((0, 128), np.float32)
         thumb = np.concatenate(self._thumb) if self._thumb else np.zeros((0, THUMB_H, THUMB_W), np.float32)
         mean = np.concatenate(self._mean) if self._mean else np.zeros(0, np.float32)
-        return analyse(hist, thumb, mean, duration_s, self.fps)
+        n_tex = TEX_GRID_Y * TEX_GRID_X * (TEX_BINS + 1)
+        tex = np.concatenate(self._tex) if self._tex else np.zeros((0, n_tex), np.float32)
+        strength = np.concatenate(self._tex_strength) if self._tex_strength else np.zeros(0, np.float32)
+        return analyse(hist, thumb, mean, duration_s, self.fps, tex, strength, np.asarray(self._mc, np.float32))
 
 
 def _hist_dist(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -149,18 +262,36 @@ def _adaptive_ratio(x: np.ndarray, i: int) -> float:
     return float(x[i]) / (level + 0.02)
 
 
-def detect_hard_cuts(change: np.ndarray, skip_change: np.ndarray, hist_change: np.ndarray) -> list[int]:
+def detect_hard_cuts(change: np.ndarray, skip_change: np.ndarray, hist_change: np.ndarray,
+                     tex_change: np.ndarray | None = None, tex_skip: np.ndarray | None = None,
+                     mc: np.ndarray | None = None, struct_ok: np.ndarray | None = None) -> list[int]:
     """Frames n (first frame of a new shot) whose `change[n]` (n-1 -> n) stands out of its +-ADAPTIVE_WINDOW
     neighbourhood, or whose colour histogram alone does (fast camera moves raise the pixel part of the
-    neighbours' change, not their histogram part). `skip_change[n]` is the change n-1 -> n+1: a flash frame
-    returns to where it came from."""
+    neighbours' change, not their histogram part), or whose structure alone does (`tex_change`: a cut between
+    shots of the same palette). `skip_change[n]` is the change n-1 -> n+1: a flash frame returns to where it came
+    from (`tex_skip` the same for structure)."""
     n = len(change)
     cuts: list[int] = []
     for i in range(1, n):
         c = change[i]
         by_all = c >= MIN_CHANGE and _adaptive_ratio(change, i) >= ADAPTIVE_RATIO
         by_hist = hist_change[i] >= MIN_HIST_CHANGE and _adaptive_ratio(hist_change, i) >= ADAPTIVE_RATIO
-        if not (by_all or by_hist):
+        ok = tex_change is not None and (struct_ok is None or bool(struct_ok[i]))
+        by_tex = ok and tex_change[i] >= MIN_TEX_CHANGE and _adaptive_ratio(tex_change, i) >= ADAPTIVE_RATIO
+        # a picture that no shift of the last one explains, where the neighbours are explained: a cut between
+        # shots alike in colour and texture statistics (the same grain, panning); its structure must move too
+        by_mc = (ok and mc is not None and mc[i] >= MIN_MC and tex_change[i] >= 0.3 * MIN_TEX_CHANGE
+                 and _adaptive_ratio(mc, i) >= ADAPTIVE_RATIO)
+        by_tex = by_tex or by_mc
+        if not (by_all or by_hist or by_tex):
+            continue
+        if by_tex and not (by_all or by_hist):
+            t = tex_change[i]
+            if (i + 1 < n and tex_skip[i] < 0.35 * t) or (i >= 2 and tex_skip[i - 1] < 0.35 * t):
+                continue  # a structure flash (a glitch frame) or the return from one
+            if cuts and i - cuts[-1] <= 1:
+                continue
+            cuts.append(i)
             continue
         if i + 1 < n and skip_change[i] < 0.35 * c:
             continue  # flash: frame i differs from both neighbours, which match each other
@@ -324,8 +455,12 @@ def detect_fades(mean: np.ndarray, hard: list[int], taken: list[int]) -> list[in
     return out
 
 
-def analyse(hist: np.ndarray, thumb: np.ndarray, mean: np.ndarray, duration_s: float, fps: int = VIDEO_FPS) -> Timing:
-    """Run the detectors over per-frame descriptors `(N, 128)`, `(N, 18, 32)`, `(N,)`; see the module docstring."""
+def analyse(hist: np.ndarray, thumb: np.ndarray, mean: np.ndarray, duration_s: float, fps: int = VIDEO_FPS,
+            tex: np.ndarray | None = None, tex_strength: np.ndarray | None = None,
+            mc: np.ndarray | None = None) -> Timing:
+    """Run the detectors over per-frame descriptors `(N, 128)`, `(N, 18, 32)`, `(N,)` and, when given, the
+    structure descriptors `(N, 128)` with their strength `(N,)` (`texture_descriptors`); see the module
+    docstring."""
     n = len(hist)
     change = np.zeros(n, np.float32)
     skip = np.full(n, np.inf, np.float32)
@@ -338,7 +473,23 @@ def analyse(hist: np.ndarray, thumb: np.ndarray, mean: np.ndarray, duration_s: f
     if n > 2:
         pix2 = np.abs(thumb[2:] - thumb[:-2]).mean(axis=(1, 2))
         skip[1:-1] = 0.5 * _hist_dist(hist[2:], hist[:-2]) + 0.5 * np.clip(pix2 / 0.25, 0, 1)
-    hard = detect_hard_cuts(change, skip, hist1)
+    tex_change = tex_skip = struct_ok = None
+    if tex is not None and n > 1:
+        tex_change = np.zeros(n, np.float32)
+        tex_change[1:] = structure_distance(tex[1:], tex[:-1])
+        tex_skip = np.full(n, np.inf, np.float32)
+        if n > 2:
+            tex_skip[1:-1] = structure_distance(tex[2:], tex[:-2])
+        # the structure channels speak only where both frames have structure (a flat or dark frame's gradients are
+        # noise: fades, black) and where the colours stay (a same-palette cut; a change of palette is the colour
+        # channels' to find, and inside a dissolve or fade the structure of a mix jumps about)
+        has = tex_strength >= MIN_TEX_STRENGTH
+        struct_ok = np.zeros(n, bool)
+        idx = np.arange(1, n)
+        around = _hist_dist(hist[np.maximum(idx - 3, 0)], hist[np.minimum(idx + 2, n - 1)])
+        struct_ok[1:] = has[1:] & has[:-1] & (around < SAME_PALETTE)
+    hard = detect_hard_cuts(change, skip, hist1, tex_change, tex_skip,
+                            mc if mc is not None and len(mc) == n else None, struct_ok)
     if n > 6:
         # a hard cut makes its whole change in one step; inside a dissolve one step is a fraction of the change
         # over five steps (histogram bins can still make one step of a dissolve jump): leave those to the
@@ -347,7 +498,8 @@ def analyse(hist: np.ndarray, thumb: np.ndarray, mean: np.ndarray, duration_s: f
         for c in hard:
             lo, hi = max(0, c - 3), min(n - 1, c + 2)
             span = np.abs(thumb[hi] - thumb[lo]).mean()
-            if pix[c] >= 0.5 * span:
+            tex_step = tex_change is not None and tex_change[c] >= 0.5 * structure_distance(tex[hi], tex[lo])
+            if pix[c] >= 0.5 * span or (tex_step and tex_change[c] >= MIN_TEX_CHANGE):
                 keep.append(c)
         hard = keep
     gradual = []
