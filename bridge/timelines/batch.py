@@ -1,14 +1,16 @@
 """Score a timeline's cues in one resumable batch: render, deliver, place on a scored timeline.
 
-For each cue, in timeline order:
+For each cue:
 1. its length in samples from its rational record range (`timing.range_samples`, the one conversion);
-2. its picture: each visible clip encoded over its source range, joined (`film_of_region.encode_region`); offline
-   clips are listed and the cue is rendered from what is there;
-3. `render_cue` with the picture as `RenderRequest.film_features` and the cue's hit points, into a work folder;
-4. delivery: exactly that many samples, loudness-normalised with a true-peak ceiling, 24-bit BWF whose `bext`
-   time reference is the cue's start in samples since the timeline's zero (start timecode included), iXML, a
-   JSON sidecar (request, seed, bundle, controls, cue, loudness, offline clips), the fitted theme as MIDI;
-5. the manifest `OUTDIR/filmscore-batch.json` is rewritten (atomically) after every cue.
+2. a `CueTask` for the executor (`bridge/executors`: this process, or Ray actors on a cluster), which, where it
+   renders, encodes the picture (each visible clip over its source range, joined by `film_of_region.encode_region`;
+   offline clips are listed and the cue is rendered from what is there) and calls `render_cue` with it as
+   `RenderRequest.film_features` and the cue's hit points, into a work folder on this side;
+3. as each cue finishes (in whatever order the executor finishes them), here, on the submitting side, delivery:
+   exactly that many samples, loudness-normalised with a true-peak ceiling, 24-bit BWF whose `bext` time reference
+   is the cue's start in samples since the timeline's zero (start timecode included), iXML, a JSON sidecar
+   (request, seed, bundle, controls, cue, loudness, offline clips), the fitted theme as MIDI;
+4. the manifest `OUTDIR/filmscore-batch.json` is rewritten (atomically) after every cue, cues in timeline order.
 
 A rerun skips every cue the manifest records as done whose WAV is still there with its length and whose settings
 (record range, seed, controls, bundle, ...) are unchanged; a failed cue is recorded with its message and does not
@@ -23,7 +25,7 @@ import os
 import shutil
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -34,10 +36,11 @@ from filmscore.engine.errors import FilmscoreError, RenderCancelled
 from filmscore.engine.film.features import FilmFeatures
 from filmscore.engine.request import CancelFn, ProgressFn, RenderRequest, RenderResult
 
+from ..executors.base import CueTask, Executor, SegmentSpec, TaskEvent, merge_hits
 from ..deliverables import (BextInfo, DeliveryError, ixml_chunk, normalize_loudness, resolve_target, write_bwf,
                             write_json)
 from .cues import CueList, CueRegion
-from .film_of_region import EncodeFn, encode_region
+from .film_of_region import EncodeFn
 from .scored import Placement, write_scored_timeline
 from .timing import range_samples, rate_fraction, to_samples
 
@@ -87,6 +90,7 @@ class CueOutcome:
     missing_picture: list[str] = field(default_factory=list)
     loudness: dict | None = None
     seconds: float | None = None
+    timings_s: dict | None = None  # where this cue's time went: picture, render, transfer, deliver, journal
 
     def to_json(self) -> dict:
         return dict(self.__dict__)
@@ -142,8 +146,9 @@ def cue_key(cue: CueRegion, options: ScoreOptions) -> str:
 class Manifest:
     """`OUTDIR/filmscore-batch.json`: per cue its status, settings key, files and length; rewritten atomically."""
 
-    def __init__(self, outdir: Path, timeline: str):
+    def __init__(self, outdir: Path, timeline: str, order: Sequence[str] = ()):
         self.path = outdir / MANIFEST_NAME
+        self.order = {stem: i for i, stem in enumerate(order)}
         self.data: dict[str, Any] = {"filmscore": "batch/1", "timeline": timeline, "cues": {}}
         if self.path.is_file():
             try:
@@ -169,7 +174,11 @@ class Manifest:
         return e
 
     def record(self, stem: str, entry: dict) -> None:
-        self.data["cues"][stem] = entry
+        """Store `entry` and rewrite the file, cues in timeline order (then earlier runs' other cues): the same
+        batch gives the same manifest whichever order its cues finished in."""
+        cues = dict(self.data["cues"], **{stem: entry})
+        rank = {k: (self.order.get(k, len(self.order)), i) for i, k in enumerate(cues)}
+        self.data["cues"] = {k: cues[k] for k in sorted(cues, key=rank.__getitem__)}
         write_json(self.path, self.data)
 
 
@@ -216,27 +225,43 @@ def _deliver(cue: CueRegion, result: RenderResult, outdir: Path, n_samples: int,
 
 def engine_hits_s(cue: CueRegion, film: FilmFeatures | None) -> tuple[float, ...]:
     """The cue's hit points for the engine: the timeline's (edits, point markers) and the picture's own (cuts
-    inside a clip, motion accents), seconds from the cue start, merged within 50 ms."""
-    times = sorted([h.time.to_seconds() for h in cue.hits] + list(film.hit_points_s if film is not None else ()))
-    merged: list[float] = []
-    for t in times:
-        if 0.0 <= t < cue.duration.to_seconds() and (not merged or t - merged[-1] > 0.05):
-            merged.append(round(t, 6))
-    return tuple(merged)
+    inside a clip, motion accents), seconds from the cue start, merged within 50 ms (`executors.base.merge_hits`)."""
+    return merge_hits(timeline_hits_s(cue), film.hit_points_s if film is not None else (), cue.duration.to_seconds())
+
+
+def timeline_hits_s(cue: CueRegion) -> tuple[float, ...]:
+    return tuple(h.time.to_seconds() for h in cue.hits)
+
+
+def cue_task(cue: CueRegion, options: ScoreOptions, work: Path, n_samples: int) -> CueTask:
+    """What an executor renders for `cue`: the request (engine WAV into `work`) and the region's picture, which the
+    worker encodes (the heavy decode runs where the render runs)."""
+    request = RenderRequest(
+        output=work / f"{cue.file_stem}.wav", duration_s=n_samples / options.sample_rate,
+        midi=options.midi, reference_audio=options.reference_audio, maestro=options.maestro, theme=options.theme,
+        seed=options.seed, steps=options.steps, scheduler=options.scheduler,
+        picture_guidance=options.picture_guidance, control_guidance=options.control_guidance,
+        control_strength=options.control_strength, picture_dynamics=options.picture_dynamics,
+        sample_rate=options.sample_rate, target_lufs=resolve_target(options.loudness), bundle=options.bundle,
+        backend=options.backend, vocoder=options.vocoder)
+    return CueTask(cue.file_stem, request, tuple(SegmentSpec.of(s) for s in cue.picture), timeline_hits_s(cue),
+                   cost_s=n_samples / options.sample_rate)
 
 
 def score_timeline(cue_list: CueList, cues: Sequence[CueRegion], outdir: str | Path, options: ScoreOptions, *,
-                   render: RenderFn | None = None, encode: EncodeFn | None = None, on_cue: CueEvent | None = None,
-                   progress: ProgressFn | None = None, should_cancel: CancelFn | None = None) -> BatchResult:
+                   render: RenderFn | None = None, encode: EncodeFn | None = None, executor: Executor | None = None,
+                   on_cue: CueEvent | None = None, progress: ProgressFn | None = None,
+                   should_cancel: CancelFn | None = None) -> BatchResult:
     """Render `cues` of `cue_list` into `outdir` (made if missing), resumably; write the scored timeline.
 
-    `render` defaults to `filmscore.engine.render.render_cue`, `encode` to the engine's film encoder. A cue that
-    fails (bad range, unreadable media, engine error) is recorded and the batch goes on; cancelling
-    (`should_cancel` or Ctrl-C) stops after the current cue's state is saved and re-raises."""
+    `executor` renders the cues that are not done yet (default: `LocalExecutor(render, encode)`, this process;
+    `render` defaults to the engine's `render_cue`, `encode` to its film encoder). Whichever executor, each finished
+    cue is delivered here, atomically, and recorded in the manifest as it arrives. A cue that fails (bad range,
+    unreadable media, engine error) is recorded and the batch goes on; cancelling (`should_cancel` or Ctrl-C) stops
+    the renders in flight, records them and raises. An `ExecutorError` (a cluster gone) leaves every delivered cue
+    recorded and is raised: a rerun renders the rest."""
     outdir = Path(outdir)
     resolve_target(options.loudness)  # refuse a bad target before any rendering
-    if render is None:
-        from filmscore.engine.render import render_cue as render
     try:
         outdir.mkdir(parents=True, exist_ok=True)
     except OSError as e:
@@ -245,65 +270,113 @@ def score_timeline(cue_list: CueList, cues: Sequence[CueRegion], outdir: str | P
         stale.unlink(missing_ok=True)
     loaded = cue_list.timeline
     timeline_name = loaded.timeline.name or loaded.path.stem
-    manifest = Manifest(outdir, str(loaded.path))
+    manifest = Manifest(outdir, str(loaded.path), order=[c.file_stem for c in cues])
     work_root = outdir / WORK_DIR_NAME
     events = on_cue or (lambda *a: None)
-    outcomes: list[CueOutcome] = []
+    outcomes: dict[str, CueOutcome] = {}
+    index = {c.file_stem: i for i, c in enumerate(cues)}
+    by_stem = {c.file_stem: c for c in cues}
+    keys: dict[str, str] = {}
+    tasks: list[CueTask] = []
     total = len(cues)
     for i, cue in enumerate(cues):
-        key = cue_key(cue, options)
+        key = keys[cue.file_stem] = cue_key(cue, options)
         prior = manifest.finished(cue, key, outdir)
         if prior is not None:
-            outcomes.append(CueOutcome(cue.name, cue.file_stem, "skipped", prior["wav"], prior["n_samples"],
-                                       "already rendered with these settings", prior.get("missing_picture", []),
-                                       prior.get("loudness")))
+            outcomes[cue.file_stem] = CueOutcome(cue.name, cue.file_stem, "skipped", prior["wav"], prior["n_samples"],
+                                                 "already rendered with these settings",
+                                                 prior.get("missing_picture", []), prior.get("loudness"))
             events("skip", cue, i, total, "already rendered")
             continue
-        events("start", cue, i, total, "")
-        t0 = time.perf_counter()
         _, n_samples = range_samples(cue.record_range, options.sample_rate)
-        outcome = CueOutcome(cue.name, cue.file_stem, "failed", n_samples=n_samples)
-        try:
-            d = cue.duration.to_seconds()
-            if not MIN_CUE_S <= d <= MAX_CUE_S:
-                raise FilmscoreError(f"cue {cue.name!r}: {d:.3f} s is outside what the engine renders "
-                                     f"({MIN_CUE_S:g}..{MAX_CUE_S:g} s)")
-            film = encode_region(cue.picture, encode)
-            outcome.missing_picture = film.missing
-            work = work_root / cue.file_stem
-            work.mkdir(parents=True, exist_ok=True)
-            request = RenderRequest(
-                output=work / f"{cue.file_stem}.wav", duration_s=n_samples / options.sample_rate,
-                midi=options.midi, reference_audio=options.reference_audio, maestro=options.maestro,
-                theme=options.theme, hits_s=engine_hits_s(cue, film.features), seed=options.seed,
-                steps=options.steps, scheduler=options.scheduler, picture_guidance=options.picture_guidance,
-                control_guidance=options.control_guidance, control_strength=options.control_strength,
-                picture_dynamics=options.picture_dynamics, sample_rate=options.sample_rate, target_lufs=resolve_target(options.loudness),
-                bundle=options.bundle, backend=options.backend, vocoder=options.vocoder,
-                film_features=film.features)
-            if film.features is None:  # nothing to see: the engine renders without picture guidance
-                request = replace(request, picture_guidance=0.0)
-            result = render(request, progress=progress, should_cancel=should_cancel)
-            wav, loud = _deliver(cue, result, outdir, n_samples, options, timeline_name, film.missing)
-            shutil.rmtree(work, ignore_errors=True)
-            outcome.status, outcome.wav, outcome.loudness = "done", wav.name, loud
-            outcome.seconds = time.perf_counter() - t0
-            manifest.record(cue.file_stem, {"status": "done", "key": key, "name": cue.name, "wav": wav.name,
-                                            "n_samples": n_samples, "loudness": loud,
-                                            "missing_picture": film.missing, "seconds": outcome.seconds})
-            events("done", cue, i, total, wav.name)
-        except (RenderCancelled, KeyboardInterrupt):
-            outcome.message = "cancelled"
-            manifest.record(cue.file_stem, {"status": "cancelled", "key": key, "name": cue.name})
-            raise
-        except FilmscoreError as e:
-            outcome.message = str(e)
-            manifest.record(cue.file_stem, {"status": "failed", "key": key, "name": cue.name, "error": str(e)})
-            events("fail", cue, i, total, str(e))
-        outcomes.append(outcome)
+        outcome = outcomes[cue.file_stem] = CueOutcome(cue.name, cue.file_stem, "pending", n_samples=n_samples)
+        d = cue.duration.to_seconds()
+        if not MIN_CUE_S <= d <= MAX_CUE_S:
+            outcome.status = "failed"
+            outcome.message = (f"cue {cue.name!r}: {d:.3f} s is outside what the engine renders "
+                               f"({MIN_CUE_S:g}..{MAX_CUE_S:g} s)")
+            manifest.record(cue.file_stem, {"status": "failed", "key": key, "name": cue.name, "error": outcome.message})
+            events("fail", cue, i, total, outcome.message)
+            continue
+        work = work_root / cue.file_stem
+        work.mkdir(parents=True, exist_ok=True)
+        tasks.append(cue_task(cue, options, work, n_samples))
+
+    if executor is None:
+        from ..executors.local import LocalExecutor
+
+        executor = LocalExecutor(render, encode)
+    started: set[str] = set()
+    cancelled = False
+    try:
+        for ev in executor.run(tasks, should_cancel=should_cancel):
+            cue, i, key, outcome = by_stem[ev.task_id], index[ev.task_id], keys[ev.task_id], outcomes[ev.task_id]
+            if ev.kind == "start":
+                started.add(ev.task_id)
+                events("start", cue, i, total, ev.worker)
+            elif ev.kind == "progress":
+                if progress is not None:
+                    progress(ev.stage, ev.fraction, ev.message)
+            elif ev.kind == "retry":
+                events("retry", cue, i, total, ev.message)
+            elif ev.kind == "done":
+                _delivered(cue, i, total, key, ev, outcome, outdir, options, timeline_name, manifest, events)
+            elif ev.kind == "failed":
+                outcome.status, outcome.message = "failed", ev.message
+                manifest.record(cue.file_stem, {"status": "failed", "key": key, "name": cue.name,
+                                                "error": ev.message})
+                events("fail", cue, i, total, ev.message)
+            elif ev.kind == "cancelled":
+                cancelled = True
+                outcome.message = "cancelled"
+                manifest.record(cue.file_stem, {"status": "cancelled", "key": key, "name": cue.name})
+            if ev.terminal:
+                started.discard(ev.task_id)
+    except (KeyboardInterrupt, RenderCancelled):
+        for stem in started:  # the renders in flight were stopped by the executor as the loop unwound
+            outcomes[stem].message = "cancelled"
+            manifest.record(stem, {"status": "cancelled", "key": keys[stem], "name": by_stem[stem].name})
+        raise
+    if cancelled:
+        raise RenderCancelled("the batch was cancelled; a rerun renders the cues not done")
     shutil.rmtree(work_root, ignore_errors=True)
 
+    ordered = [outcomes[c.file_stem] for c in cues]
     placements = [Placement(c, outdir / o.wav, o.n_samples, options.sample_rate)
-                  for c, o in zip(cues, outcomes) if o.status in ("done", "skipped") and o.wav]
+                  for c, o in zip(cues, ordered) if o.status in ("done", "skipped") and o.wav]
     timelines, notes = write_scored_timeline(loaded, placements, outdir) if placements else ([], [])
-    return BatchResult(outdir, outcomes, timelines, notes)
+    return BatchResult(outdir, ordered, timelines, notes)
+
+
+def _delivered(cue: CueRegion, i: int, total: int, key: str, ev: TaskEvent, outcome: CueOutcome, outdir: Path,
+               options: ScoreOptions, timeline_name: str, manifest: Manifest, events: CueEvent) -> None:
+    """A finished render becomes the cue's delivery files and its manifest entry (or a failure of that cue)."""
+    out = ev.output
+    assert out is not None
+    t0 = time.perf_counter()
+    try:
+        wav, loud = _deliver(cue, out.result, outdir, outcome.n_samples, options, timeline_name,
+                             out.missing_picture)
+    except FilmscoreError as e:
+        outcome.status, outcome.message = "failed", str(e)
+        manifest.record(cue.file_stem, {"status": "failed", "key": key, "name": cue.name, "error": str(e)})
+        events("fail", cue, i, total, str(e))
+        return
+    shutil.rmtree(Path(out.result.output).parent, ignore_errors=True)
+    deliver_s = time.perf_counter() - t0
+    worker_s = float(out.timings_s.get("picture", 0.0)) + float(out.timings_s.get("render", 0.0))
+    outcome.status, outcome.wav, outcome.loudness = "done", wav.name, loud
+    outcome.missing_picture = out.missing_picture
+    outcome.seconds = worker_s + float(out.timings_s.get("transfer", 0.0)) + deliver_s
+    t1 = time.perf_counter()
+    # "run": facts of this run (who rendered it, how long each part took), not of the cue: a rerun elsewhere
+    # delivers the same files with other run facts.
+    run = {"worker": out.worker, "attempt": ev.attempt,
+           "timings_s": {"picture": out.timings_s.get("picture", 0.0), "render": out.timings_s.get("render", 0.0),
+                         "transfer": out.timings_s.get("transfer", 0.0), "deliver": deliver_s},
+           "bytes_returned": out.bytes_returned}
+    entry = {"status": "done", "key": key, "name": cue.name, "wav": wav.name, "n_samples": outcome.n_samples,
+             "loudness": loud, "missing_picture": out.missing_picture, "seconds": outcome.seconds, "run": run}
+    manifest.record(cue.file_stem, entry)
+    outcome.timings_s = dict(run["timings_s"], journal=time.perf_counter() - t1)
+    events("done", cue, i, total, wav.name)

@@ -1,0 +1,80 @@
+"""A small edited timeline for the executor tests: four marked cues of different lengths over two generated media
+files (PyAV, `engine.film.synthetic`), and helpers to compare two batch outputs file by file."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import opentimelineio as otio
+
+RT = otio.opentime.RationalTime
+TR = otio.opentime.TimeRange
+FPS = 24
+# name: (record start, duration) in frames at 24 fps; lengths differ so longest-first scheduling is visible
+CUES = {"1M1": (0, 36), "1M2": (48, 72), "2M1": (132, 48), "2M2": (192, 60)}
+
+
+def make_reel(folder: Path) -> Path:
+    """reel.otio (starts at 01:00:00:00): clip A = a.mp4 0-6 s at record 0-6 s, clip B = b.mp4 0-5 s at record
+    6-11 s (a cut at 6 s inside cue 2M1); the four cue markers above and one point marker (a hit in 1M2)."""
+    from filmscore.engine.film.synthetic import Shot, write_edit
+
+    media = folder / "media"
+    media.mkdir(parents=True, exist_ok=True)
+    write_edit(media / "a.mp4", [Shot("pan", 3.0, seed=1), Shot("shapes", 3.0, seed=2)], width=64, height=48, fps=25)
+    write_edit(media / "b.mp4", [Shot("shapes", 5.0, seed=3)], width=64, height=48, fps=25)
+    tl = otio.schema.Timeline(name="executor reel", global_start_time=RT(86400, FPS))
+    track = otio.schema.Track(name="V1")
+    for name, url, dur in (("A", "media/a.mp4", 144), ("B", "media/b.mp4", 120)):
+        track.append(otio.schema.Clip(name=name, media_reference=otio.schema.ExternalReference(target_url=url),
+                                      source_range=TR(RT(0, FPS), RT(dur, FPS))))
+    tl.tracks.append(track)
+    for name, (a, d) in CUES.items():
+        tl.tracks.markers.append(otio.schema.Marker(name=name, marked_range=TR(RT(a, FPS), RT(d, FPS)),
+                                                    color="GREEN"))
+    tl.tracks.markers.append(otio.schema.Marker(name="hit", marked_range=TR(RT(80, FPS), RT(0, FPS))))
+    path = folder / "reel.otio"
+    otio.adapters.write_to_file(tl, str(path))
+    return path
+
+
+def bwf_without_origination(path: Path) -> bytes:
+    """The file's bytes with the `bext` origination date and time (the moment of delivery, 18 bytes) blanked:
+    everything else of two deliveries of the same cue must be equal byte for byte."""
+    data = bytearray(Path(path).read_bytes())
+    at = data.index(b"bext") + 8 + 256 + 32 + 32  # chunk data: description 256, originator 32, reference 32
+    data[at:at + 18] = b"\0" * 18
+    return bytes(data)
+
+
+RUN_FACTS = ("seconds", "run", "timings_s")  # who rendered a cue and how long it took: not part of the delivery
+
+
+def without_run_facts(obj, outdir: Path | None = None):
+    """JSON with the run facts removed and `outdir` written as OUT, for comparing two deliveries."""
+    if isinstance(obj, dict):
+        return {k: without_run_facts(v, outdir) for k, v in obj.items() if k not in RUN_FACTS}
+    if isinstance(obj, list):
+        return [without_run_facts(v, outdir) for v in obj]
+    if isinstance(obj, str) and outdir is not None:
+        return obj.replace(str(outdir), "OUT")
+    return obj
+
+
+def assert_same_delivery(a: Path, b: Path, stems: list[str]) -> None:
+    """Two batch folders deliver the same cues: WAV bytes (origination time aside), sidecars, controls, manifest."""
+    from filmscore.bridge.deliverables import read_bext
+    from filmscore.bridge.timelines.batch import MANIFEST_NAME
+
+    for stem in stems:
+        assert bwf_without_origination(a / f"{stem}.wav") == bwf_without_origination(b / f"{stem}.wav"), stem
+        assert read_bext(a / f"{stem}.wav")["time_reference"] == read_bext(b / f"{stem}.wav")["time_reference"]
+        ja, jb = (without_run_facts(json.loads((d / f"{stem}.json").read_text()), d) for d in (a, b))
+        assert ja == jb, stem
+        with np.load(a / f"{stem}.controls.npz") as ca, np.load(b / f"{stem}.controls.npz") as cb:
+            assert ca.files == cb.files and all(np.array_equal(ca[k], cb[k]) for k in ca.files)
+    ma, mb = (json.loads((d / MANIFEST_NAME).read_text()) for d in (a, b))
+    assert list(ma["cues"]) == list(mb["cues"])  # same order too: the timeline's
+    assert without_run_facts(ma) == without_run_facts(mb)
