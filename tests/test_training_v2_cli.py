@@ -22,6 +22,7 @@ def test_v2_stages_from_the_cli(tmp_path, capsys):
     state = Run("ldm", tmp_path / "t").load()
     assert state["configs"]["unet"]["in_channels"] == 3 * V2_LATENT_CHANNELS
     assert (tmp_path / "t" / "ldm" / "vae_frozen.pt").is_file()
+    assert {"bach", "folk", "palestrina"} <= set(state["configs"]["global_cond"]["masters"])
     voc = Run("vocoder", tmp_path / "t").load()["configs"]["vocoder"]
     assert voc["sample_rate"] == 24000 and voc["hop_length"] == 240
     assert main(["train", "info", "--corpus-version", "2", "--train-dir", str(tmp_path / "t"), "--json"]) == 0

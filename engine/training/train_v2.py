@@ -65,6 +65,15 @@ def build_v2_models(latent_channels: int, n_stems: int, feature_dim: int, featur
     return {"unet": unet, "controlnet": controlnet, "film_head": head, "global_cond": glob}
 
 
+def style_vocabulary(corpus: CorpusV2) -> tuple[str, ...]:
+    """The masters the style embedding has rows for: every composer label the corpus sources can yield
+    (`music21_source.list_masters`) and any other in `corpus`, so an LDM started on a young corpus still has a row
+    for each master the build adds later."""
+    from ..data.music21_source import list_masters
+
+    return tuple(sorted(set(list_masters()) | set(corpus.masters())))
+
+
 def v2_vocoder(mel, dim: int = 256, n_blocks: int = 6) -> VocosVocoder:
     """v1's vocoder at `mel`'s rate (module docstring)."""
     return VocosVocoder(n_mels=mel.n_mels, dim=dim, n_blocks=n_blocks, n_fft=4 * mel.hop_length,
@@ -229,8 +238,8 @@ def train_ldm_v2(corpus: CorpusV2, vae: MelVAE, minutes: float, *, feature_dim: 
                  device: torch.device | str = "cpu", cooldown: bool = False, crop: int = CROP,
                  clock=None) -> Run:
     """Train (or continue, from `run`'s checkpoint) the UNet, ControlNet, film head and global conditions on the
-    frozen `vae`'s stem latents for `minutes` or up to `max_steps` total steps. The style vocabulary is the train
-    split's masters when the models are built. With `heldout`, `heldout_loss_v2` of the EMA models is logged at
+    frozen `vae`'s stem latents for `minutes` or up to `max_steps` total steps. The style vocabulary is
+    `style_vocabulary` when the models are built. With `heldout`, `heldout_loss_v2` of the EMA models is logged at
     the start and the end of the call."""
     from diffusers import DDPMScheduler
 
@@ -240,7 +249,7 @@ def train_ldm_v2(corpus: CorpusV2, vae: MelVAE, minutes: float, *, feature_dim: 
         models = {k: cls.from_config(state["configs"][k]) for k, cls in MODEL_CLASSES_V2.items()}
     else:
         models = init or build_v2_models(vae.config.latent_channels, len(corpus.stems), feature_dim, feature_layout,
-                                         corpus.masters(), **(model_kwargs or {}))
+                                         style_vocabulary(corpus), **(model_kwargs or {}))
     if models["unet"].config.in_channels != vae.config.latent_channels * len(corpus.stems):
         raise ValueError(f"UNet input {models['unet'].config.in_channels} channels != {len(corpus.stems)} stems x "
                          f"{vae.config.latent_channels} VAE latent channels")
