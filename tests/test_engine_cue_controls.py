@@ -3,6 +3,8 @@ theme's own; the melody is never touched; bad weights are refused by the request
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -10,6 +12,7 @@ from filmscore.engine.controls.types import Controls
 from filmscore.engine.cue_controls import CUT_ACCENT_DB, LOUD_DB, QUIET_DB, dynamics_from_picture, with_picture_dynamics
 from filmscore.engine.errors import RequestError
 from filmscore.engine.film.features import FilmFeatures
+from filmscore.engine.preflight import check_inputs
 from filmscore.engine.request import RenderRequest
 
 N = 1000  # 10 s of control frames
@@ -66,4 +69,8 @@ def test_request_refuses_a_bad_weight(bad, tmp_path):
 
 
 def test_request_with_film_features_needs_no_duration(tmp_path):
-    RenderRequest(output=tmp_path / "x.wav", film_features=_film()).validate()
+    req = RenderRequest(output=tmp_path / "x.wav", film_features=_film())
+    req.validate()  # the features stand in for a video: no duration needed
+    assert check_inputs(req).duration_s == 10.0  # the cue takes the features' length
+    with pytest.raises(RequestError, match="without a video, a duration is required"):
+        replace(req, film_features=None).validate()

@@ -22,6 +22,7 @@ from filmscore.bridge.timelines.batch import MANIFEST_NAME, ScoreOptions, score_
 from filmscore.bridge.timelines.cues import read_cues
 from filmscore.bridge.timelines.files import read_timeline
 from filmscore.bridge.timelines.timing import range_samples, to_samples
+from filmscore.engine.bundle_testing import make_tiny_bundle
 
 RT = otio.opentime.RationalTime
 TR = otio.opentime.TimeRange
@@ -54,8 +55,7 @@ def make_edit(folder: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def bundle(tmp_path_factory):
-    testing = pytest.importorskip("filmscore.engine.bundle_testing")
-    return testing.make_tiny_bundle(tmp_path_factory.mktemp("bundle") / "tiny", seed=0)
+    return make_tiny_bundle(tmp_path_factory.mktemp("bundle") / "tiny", seed=0)
 
 
 def options(bundle: Path, **kw) -> ScoreOptions:

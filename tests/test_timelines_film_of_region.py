@@ -108,9 +108,6 @@ def test_layouts_must_agree(tmp_path):
 
 @pytest.mark.slow
 def test_real_encoder_over_an_edit_of_generated_media(tmp_path):
-    film_mod = pytest.importorskip("filmscore.engine.film")
-    if not hasattr(film_mod, "encode_video"):
-        pytest.skip("the engine's film encoder (encode_video) is not in this checkout")
     from filmscore.engine.film.synthetic import Shot, write_edit
 
     write_edit(tmp_path / "clip1.mp4", [Shot("pan", 3.0, seed=1), Shot("shapes", 3.0, seed=2)], fps=25)

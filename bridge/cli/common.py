@@ -32,7 +32,8 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
 
     def _get_help_string(self, action: argparse.Action) -> str:
         help_text = action.help or ""
-        if action.default in (None, False, argparse.SUPPRESS) or "default" in help_text or not action.option_strings:
+        absent = action.default is None or action.default is False or action.default is argparse.SUPPRESS
+        if absent or "default" in help_text or not action.option_strings:
             return help_text
         return super()._get_help_string(action)
 

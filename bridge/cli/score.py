@@ -46,8 +46,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     src.add_argument("--midi", type=Path, default=None, help="a MIDI theme every cue follows")
     src.add_argument("--reference", type=Path, default=None, help="a reference audio whose melody/dynamics guide")
     p.add_argument("--theme", default=None, help="a named theme of the maestro library")
-    p.add_argument("--seed", type=int, default=0, help="random seed (same seed, same audio; default 0)")
-    p.add_argument("--steps", type=int, default=25, help="denoising steps (default 25)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (same seed, same audio)")
+    p.add_argument("--steps", type=int, default=25, help="denoising steps")
     p.add_argument("--scheduler", default="dpmpp", choices=("ddim", "dpmpp", "euler"),
                    help="ddim, dpmpp (DPM-Solver++ 2M) or euler")
     p.add_argument("--picture-guidance", type=float, default=2.0, help="picture guidance scale")
