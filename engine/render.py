@@ -73,6 +73,10 @@ def _picture(request: RenderRequest, report: ProgressFn, faces: bool) -> FilmFea
 
 
 def _controls(request: RenderRequest, n_frames: int, film: FilmFeatures | None) -> tuple[Controls, object | None]:
+    if request.plan is not None:  # the plan is rendered as it stands (engine/plan/plan.py, CuePlan.controls)
+        from .plan.plan import CuePlan
+
+        return CuePlan.load(request.plan).controls(n_frames), None
     from .controls.request import controls_for_request
 
     hits = request.hits_s or (tuple(film.cuts_s) if film is not None else ())

@@ -63,6 +63,9 @@ class RenderRequest:
     # Precomputed picture, instead of `video`: the film features of an edited timeline region (its clips encoded
     # over their source ranges and joined in record order by bridge/timelines/film_of_region.py).
     film_features: FilmFeatures | None = None
+    # A cue plan (engine/plan: PLAN.json or PLAN.mid) to render exactly: its melody and dynamics are the controls
+    # (no theme fitting, no picture dynamics mixed in: the plan already holds them).
+    plan: Path | None = None
 
     def validate(self) -> None:
         """Raise `RequestError` naming the first bad field."""
@@ -96,13 +99,17 @@ class RenderRequest:
         sources = [s for s in (self.midi, self.reference_audio, self.maestro) if s is not None]
         if len(sources) > 1:
             raise RequestError("give at most one of midi, reference audio, maestro")
+        if self.plan is not None and sources:
+            raise RequestError("a plan holds its own melody: give a plan or a midi / reference audio / maestro, "
+                               "not both")
         if self.theme is not None and self.maestro is None:
             raise RequestError("a theme id needs a maestro (--maestro NAME --theme ID)")
 
     def check_files(self) -> None:
         """Raise `RequestError` naming the first input file that does not exist. Separate from `validate`: a
         queued request (the bridge) may name a file that is written only when its job starts."""
-        for label, path in (("video", self.video), ("MIDI file", self.midi), ("reference audio", self.reference_audio)):
+        for label, path in (("video", self.video), ("MIDI file", self.midi), ("reference audio", self.reference_audio),
+                            ("plan", self.plan)):
             if path is not None and not Path(path).is_file():
                 raise RequestError(f"{path}: no such {label}")
 

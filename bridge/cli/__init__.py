@@ -31,6 +31,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "controls", "maestros",
     "eval",
     "encode",
+    "plan",
 )
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from filmscore.engine.errors import RequestError
 
+from .plan import add_render_plan_options, plan_for_render
 from .common import (HelpFormatter, add_json_flag, add_overwrite_flag, check_outputs, emit, parse_hits,
                      stage_progress, stderr_console)
 
@@ -55,6 +56,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     src.add_argument("--reference", type=Path, help="reference recording whose melody and dynamics to follow")
     src.add_argument("--maestro", help="a master from the built-in library (see `filmscore maestros`)")
     p.add_argument("--theme", help="with --maestro: a theme id (default: picked by the seed)")
+    add_render_plan_options(p, src)
     p.add_argument("--track", type=int, default=None,
                    help="with --midi: the track holding the melody (0-based index: 0 is the file's first track)")
     p.add_argument("--channel", type=int, default=None, help="with --midi: the channel holding the melody (1-16)")
@@ -107,8 +109,10 @@ def print_warnings(result) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.video is None and args.duration is None and args.plan is None:
         raise RequestError("give a VIDEO, or --duration for a cue without picture")
-    req = request_from_args(args, args.output, video=args.video, start_s=args.start, duration_s=args.duration,
-                            midi=args.midi, reference_audio=args.reference, maestro=args.maestro, theme=args.theme,
+    plan, duration = plan_for_render(args)
+    req = request_from_args(args, args.output, video=args.video, start_s=args.start, duration_s=duration, plan=plan,
+                            midi=None if plan else args.midi, maestro=None if plan else args.maestro,
+                            reference_audio=args.reference, theme=None if plan else args.theme,
                             midi_track=args.track, midi_channel=args.channel, hits_s=parse_hits(args.hits))
     checked = check_render(req, args.overwrite)
     if args.preview is not None:

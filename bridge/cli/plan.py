@@ -1,0 +1,158 @@
+"""`filmscore plan VIDEO -o PLAN.json`: the cue plan (tempo map on the cuts, key and mode from the mood, harmony,
+bass, rhythm, dynamics, melody) of a clip's range, as JSON and, with --midi-out, as a multi-track MIDI file.
+
+    filmscore plan VIDEO [--start S] [--duration S] [--midi THEME | --maestro M [--theme ID]] [--style M]
+                   [--hits T,T] [--tempo BPM] [--key "D minor"] [--energy X] [--valence X] [--tension X]
+                   [--orchestration NAME] [--free-timing] [--seed N] -o PLAN.json [--midi-out PLAN.mid] [--json]
+
+`filmscore render VIDEO --plan PLAN.json|PLAN.mid` renders a plan (edited or not); the same override flags on
+`render` make a plan on the fly (docs/plan.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from filmscore.engine.errors import RequestError
+
+from .common import HelpFormatter, add_json_flag, add_overwrite_flag, check_outputs, emit, parse_hits, stderr_console
+
+
+def add_plan_overrides(p: argparse.ArgumentParser) -> None:
+    """The editor's overrides of the plan's choices (shared by `plan` and `render`)."""
+    g = p.add_argument_group("plan overrides (each replaces what the picture would choose)")
+    g.add_argument("--tempo", type=float, default=None, metavar="BPM", help="target tempo, 40..200 BPM")
+    g.add_argument("--key", default=None, help='key, e.g. "D minor", "Bb major", or a tonic alone ("F#")')
+    g.add_argument("--energy", type=float, default=None, help="mood energy 0..1")
+    g.add_argument("--valence", type=float, default=None, help="mood valence 0..1 (0 sad/dark, 1 happy/bright)")
+    g.add_argument("--tension", type=float, default=None, help="mood tension 0..1")
+    g.add_argument("--orchestration", default=None, help="strings, winds, full or dark")
+    g.add_argument("--free-timing", action="store_true", help="a steady tempo that does not follow the cuts")
+    g.add_argument("--style", default=None, help="the master whose harmony statistics harmonise or invent "
+                   "(default: --maestro's, else all masters pooled)")
+
+
+def has_overrides(args: argparse.Namespace) -> bool:
+    return any(getattr(args, k, None) is not None for k in ("tempo", "key", "energy", "valence", "tension",
+                                                            "orchestration", "style")) or bool(
+        getattr(args, "free_timing", False))
+
+
+def overrides_from_args(args: argparse.Namespace):
+    from filmscore.engine.plan.mood import MoodOverrides
+
+    o = MoodOverrides(energy=args.energy, valence=args.valence, tension=args.tension, tempo_bpm=args.tempo,
+                      key=args.key, orchestration=args.orchestration)
+    o.check()
+    return o
+
+
+def make_plan_from_args(args: argparse.Namespace, video: Path | None, start_s: float, duration_s: float | None,
+                        hits_s: tuple[float, ...], progress=None):
+    """Encode the range (cached), read the theme, make the plan. Returns the `CuePlan`."""
+    from filmscore.engine.controls.request import theme_for_request
+    from filmscore.engine.plan.compose import make_plan
+
+    o = overrides_from_args(args)
+    film = None
+    if video is not None:
+        from filmscore.engine.film import encode_video
+
+        film = encode_video(video, start_s, duration_s, faces=not getattr(args, "no_faces", False),
+                            progress=progress)
+    duration = duration_s if duration_s is not None else (film.duration_s if film is not None else None)
+    if duration is None:
+        raise RequestError("give a VIDEO, or --duration for a plan without picture")
+    if getattr(args, "theme", None) is not None and getattr(args, "maestro", None) is None:
+        raise RequestError("a theme id needs a maestro (--maestro NAME --theme ID)")
+    theme = theme_for_request(midi=getattr(args, "midi", None), maestro=getattr(args, "maestro", None),
+                              theme=getattr(args, "theme", None), track=getattr(args, "track", None),
+                              channel=getattr(args, "channel", None), seed=args.seed)
+    style = args.style or getattr(args, "maestro", None)
+    source = {"video": None if video is None else str(video), "start_s": start_s, "maestro": getattr(args, "maestro",
+                                                                                                     None),
+              "midi": None if getattr(args, "midi", None) is None else str(args.midi), "seed": args.seed}
+    return make_plan(float(duration), film=film, theme=theme, style=style, hits_s=hits_s, overrides=o,
+                     free_timing=args.free_timing, seed=args.seed, source=source)
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("plan", help="the cue plan of a clip: tempo map on the cuts, key, harmony, bass, rhythm, "
+                                    "dynamics (JSON and MIDI)", formatter_class=HelpFormatter,
+                       description="Turn a clip's range (and a theme or a master) into an explicit musical plan.")
+    p.add_argument("video", type=Path, nargs="?", help="video file; omit with --duration for a plan without picture")
+    p.add_argument("-o", "--output", type=Path, required=True, help="PLAN.json")
+    p.add_argument("--midi-out", type=Path, default=None, help="also write the plan as a multi-track MIDI file")
+    p.add_argument("--start", type=float, default=0.0, help="start of the range in the video (s)")
+    p.add_argument("--duration", type=float, default=None, help="cue length (s); default: to the end of the video")
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--midi", type=Path, help="MIDI theme (melody only: harmonised; with parts: its own chords)")
+    src.add_argument("--maestro", help="a master from the built-in library (see `filmscore maestros`)")
+    p.add_argument("--theme", help="with --maestro: a theme id (default: picked by the seed)")
+    p.add_argument("--track", type=int, default=None, help="with --midi: the track holding the melody")
+    p.add_argument("--channel", type=int, default=None, help="with --midi: the channel holding the melody (1-16)")
+    p.add_argument("--hits", default="", help="hit points the editor flags, seconds, comma-separated (besides the "
+                                              "picture's cuts)")
+    p.add_argument("--seed", type=int, default=0, help="seed of drawn choices (theme, progression, melody)")
+    p.add_argument("--no-faces", action="store_true", help="skip the face branch (faster; valence from colour only)")
+    add_plan_overrides(p)
+    add_overwrite_flag(p)
+    add_json_flag(p)
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.video is None and args.duration is None:
+        raise RequestError("give a VIDEO, or --duration for a plan without picture")
+    if args.output.suffix.lower() != ".json":
+        raise RequestError(f"output {args.output}: must end in .json (use --midi-out for MIDI)")
+    if args.midi_out is not None and args.midi_out.suffix.lower() not in (".mid", ".midi"):
+        raise RequestError(f"--midi-out {args.midi_out}: must end in .mid")
+    if args.video is not None and not args.video.is_file():
+        raise RequestError(f"{args.video}: no such video")
+    if args.midi is not None and not args.midi.is_file():
+        raise RequestError(f"{args.midi}: no such MIDI file")
+    check_outputs([args.output, args.midi_out], {"video": args.video, "midi": args.midi}, args.overwrite)
+    plan = make_plan_from_args(args, args.video, args.start, args.duration, parse_hits(args.hits))
+    plan.save(args.output)
+    if args.midi_out is not None:
+        plan.save(args.midi_out)
+    summary = {"output": str(args.output), "midi": None if args.midi_out is None else str(args.midi_out),
+               **plan.summary()}
+    emit(args, summary, lambda: stderr_console.print(
+        f"wrote {args.output}: {plan.tempo.tempo_bpm:.1f} BPM, {plan.key} {plan.mode}, "
+        f"{len(plan.tempo.downbeats)} bars, {len(plan.chords)} chords, mood energy {plan.mood.energy:.2f} valence "
+        f"{plan.mood.valence:.2f} tension {plan.mood.tension:.2f}, {summary['hits_on_beat']}/{len(plan.hits)} hits "
+        "on a beat" + (f"; MIDI {args.midi_out}" if args.midi_out else ""), highlight=False))
+    return 0
+
+
+def add_render_plan_options(p: argparse.ArgumentParser, src_group) -> None:
+    """`render`'s plan options: --plan in the theme-source group (a plan holds its melody), and the overrides."""
+    src_group.add_argument("--plan", type=Path, help="render this plan (PLAN.json or PLAN.mid from `filmscore plan`, "
+                                                     "edited or not) exactly")
+    add_plan_overrides(p)
+
+
+def plan_for_render(args: argparse.Namespace) -> tuple[Path | None, float | None]:
+    """(the plan file to render, the cue duration) for `render`'s arguments: --plan as given (read now, so a bad
+    file is refused before the model loads; its duration is the cue's unless --duration says otherwise); with plan
+    overrides and no --plan, a plan made now and written to OUT.plan.json; else (None, --duration)."""
+    from filmscore.engine.plan.plan import CuePlan
+
+    if args.plan is not None:
+        if has_overrides(args):
+            raise RequestError("--plan renders a plan as it stands; change it with `filmscore plan` (the override "
+                               "flags) or in a DAW, not with render's override flags")
+        plan = CuePlan.load(args.plan)
+        return args.plan, args.duration if args.duration is not None else plan.duration_s
+    if not has_overrides(args):
+        return None, args.duration
+    if args.reference is not None:
+        raise RequestError("plan overrides (--tempo, --key, ...) take a MIDI theme or a maestro, not --reference")
+    out = args.output.with_suffix("").with_name(args.output.with_suffix("").name + ".plan.json")
+    check_outputs([out], {"video": args.video, "midi": args.midi}, args.overwrite)
+    plan = make_plan_from_args(args, args.video, args.start, args.duration, parse_hits(args.hits))
+    plan.save(out)
+    return out, plan.duration_s
