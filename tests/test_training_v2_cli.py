@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 from filmscore.bridge.cli import main
 from filmscore.engine.bundle_testing_v2 import write_tiny_corpus_v2
+from filmscore.engine.bundle_v2 import load_bundle_v2
+from filmscore.engine.pipeline_v2 import FilmScorePipelineV2
 from filmscore.engine.training.loop import Run
 from filmscore.engine.training.train_v2 import V2_LATENT_CHANNELS
 
@@ -25,12 +28,21 @@ def test_v2_stages_from_the_cli(tmp_path, capsys):
     assert {"bach", "folk", "palestrina"} <= set(state["configs"]["global_cond"]["masters"])
     voc = Run("vocoder", tmp_path / "t").load()["configs"]["vocoder"]
     assert voc["sample_rate"] == 24000 and voc["hop_length"] == 240
+    assert main(["train", "bundle", "--corpus-version", "2", "--corpus", str(corpus), "--train-dir",
+                 str(tmp_path / "t"), "-o", str(tmp_path / "b"), "--json"]) == 0
+    written = json.loads(capsys.readouterr().out)
+    assert written["version"] == "2.0.1+voc.1" and set(written["side_gains"]) == {"lead", "accompaniment", "percussion"}
+    bundle = load_bundle_v2(tmp_path / "b")
+    out = FilmScorePipelineV2(bundle)(n_samples=24000, master="bach", steps=1, threads=1)
+    assert out.mix.shape == (24000, 2) and np.isfinite(out.mix).all()
     assert main(["train", "info", "--corpus-version", "2", "--train-dir", str(tmp_path / "t"), "--json"]) == 0
     info = json.loads(capsys.readouterr().out)
     assert set(info["stages"]) == {"vae", "vocoder", "ldm"}
 
 
 def test_v2_refuses_stages_it_does_not_have(tmp_path, capsys):
-    rc = main(["train", "bundle", "--corpus-version", "2", "--train-dir", str(tmp_path)])
+    rc = main(["train", "evaluate", "--corpus-version", "2", "--train-dir", str(tmp_path)])
     assert rc != 0
     assert "not written for bundle v2" in capsys.readouterr().err
+    assert main(["train", "bundle", "--corpus-version", "2", "--train-dir", str(tmp_path)]) != 0
+    assert "pass -o DIR" in capsys.readouterr().err

@@ -157,9 +157,12 @@ def _run_v2(args: argparse.Namespace) -> int:
     train_dir = args.train_dir or DEFAULT_TRAIN_DIR_V2
     if args.stage == "info":
         return _info(args, train_dir)
-    if args.stage not in ("vae", "vocoder", "ldm"):
+    if args.stage not in ("vae", "vocoder", "ldm", "bundle"):
         raise FilmscoreError(f"`train {args.stage}` is not written for bundle v2 yet; --corpus-version 2 trains "
-                             f"vae, vocoder and ldm, and `info` reports on them")
+                             f"vae, vocoder and ldm, assembles a bundle (-o DIR) and `info` reports on them")
+    if args.stage == "bundle" and args.out is None:
+        raise FilmscoreError("train bundle --corpus-version 2: pass -o DIR (a v2 bundle never replaces the shipped "
+                             "v1 bundle)")
     if args.from_bundle is not None or args.resume or args.lora is not None or args.where:
         raise FilmscoreError("--from-bundle, --resume, --lora and --where do not apply to v2 stages; each v2 stage "
                              "continues its own checkpoint in --train-dir")
@@ -180,6 +183,12 @@ def _run_v2(args: argparse.Namespace) -> int:
           "device": device, "cooldown": args.cooldown}
     if args.lr is not None:
         kw["lr"] = args.lr
+    if args.stage == "bundle":
+        from filmscore.engine.training.assemble_v2 import assemble_bundle_v2
+
+        written = assemble_bundle_v2(train_dir, args.out, corpus, fp16=args.fp16)
+        emit(args, written, f"wrote v2 bundle {args.out} ({written['size_mb']:.1f} MB, {written['version']})")
+        return 0
     if args.stage == "vae":
         result = train_v2.train_vae_v2(corpus, args.minutes, **kw)
     elif args.stage == "vocoder":
