@@ -97,10 +97,11 @@ def test_cli_build_json(tmp_path, capsys):
 
 
 @pytest.mark.slow
-def test_ctrl_c_stops_a_parallel_build_at_once_and_it_resumes(tmp_path):
+@pytest.mark.parametrize("sig", ["SIGINT", "SIGTERM"])
+def test_ctrl_c_stops_a_parallel_build_at_once_and_it_resumes(tmp_path, sig):
     """SIGINT to the build's main process alone (a supervisor's stop; a terminal's Ctrl-C signals the workers too)
     ends a 2-worker build, terminating the workers' jobs in flight instead of waiting for them; what finished stays
-    indexed, and the next run cleans up and goes on."""
+    indexed, and the next run cleans up and goes on. SIGTERM does the same (a background build ignores SIGINT)."""
     import os
     import signal
     import subprocess
@@ -117,7 +118,7 @@ def test_ctrl_c_stops_a_parallel_build_at_once_and_it_resumes(tmp_path):
         while not list(out.glob("clips/*/.tmp-*")) and time.monotonic() < deadline and proc.poll() is None:
             time.sleep(0.2)  # until a worker is writing a clip
         assert proc.poll() is None, "the build ended before a job was in flight"
-        os.kill(proc.pid, signal.SIGINT)
+        os.kill(proc.pid, getattr(signal, sig))
         rc = proc.wait(timeout=30)  # a job takes longer than this on a busy machine; waiting for it would fail
     finally:
         if proc.poll() is None:

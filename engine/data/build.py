@@ -24,6 +24,8 @@ import logging
 import multiprocessing as mp
 import os
 import shutil
+import signal
+import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -271,6 +273,11 @@ def _run_job(job: Job, corpus_dir: Path, done_ids: frozenset[str], max_clips: in
 
 def _init_worker() -> None:
     os.environ["OMP_NUM_THREADS"] = "1"
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # the pool's terminate() ends a worker at once
+
+
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
 
 
 def _preload(features: bool = False, version: int = 1) -> None:
@@ -358,6 +365,9 @@ def build_corpus(cfg: BuildConfig, on_progress: Callable[[BuildSummary], None] |
         _preload(cfg.features, cfg.version)
         ex = ProcessPoolExecutor(cfg.workers, mp_context=mp.get_context("fork"), initializer=_init_worker)
         inflight: set[Future] = set()
+        # A background build (`nohup ... &`) ignores SIGINT: SIGTERM stops it the same way, workers included.
+        previous = signal.signal(signal.SIGTERM, _interrupt) if threading.current_thread() is threading.main_thread() \
+            else None
         try:
             while True:
                 while len(inflight) < 2 * cfg.workers and summary.seconds < target_s:
@@ -379,5 +389,7 @@ def build_corpus(cfg: BuildConfig, on_progress: Callable[[BuildSummary], None] |
             raise
         finally:
             ex.shutdown(wait=True, cancel_futures=True)
+            if previous is not None:
+                signal.signal(signal.SIGTERM, previous)
     summary.wall_s = time.monotonic() - t0
     return summary
