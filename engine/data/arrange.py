@@ -84,6 +84,15 @@ def base_qpm(parsed: ParsedScore) -> float:
     return q
 
 
+def lead_shift(median: float, lo: int, hi: int) -> int:
+    """Octaves to move a line whose median pitch is `median` into [lo, hi] (0 when it is inside)."""
+    if median < lo:
+        return int(np.ceil((lo - median) / 12))
+    if median > hi:
+        return -int(np.ceil((median - hi) / 12))
+    return 0
+
+
 def plan_clips(parsed: ParsedScore, qpm: float, rng: np.random.Generator) -> list[tuple[int, int]]:
     """Cut a work into clips of MIN_CLIP_S..MAX_CLIP_S at bar lines: `[(bar_start, bar_end), ...]` (bar_end
     exclusive; == len(bars) means the piece's end). Each clip aims at a random 14-26 s; a short tail joins the
@@ -166,9 +175,7 @@ def arrange_clip(parsed: ParsedScore, spec: ClipSpec) -> ClipArrangement:
     for p in accomp:
         p[:, 2] += spec.transpose
     # Octave placement of the lead (an arranger's choice, recorded as lead_octave); lowering moves everything.
-    median = float(np.median(lead[:, 2])) if len(lead) else 72.0
-    octave = int(np.ceil((LEAD_MEDIAN_RANGE[0] - median) / 12)) if median < LEAD_MEDIAN_RANGE[0] else \
-        -int(np.ceil((median - LEAD_MEDIAN_RANGE[1]) / 12)) if median > LEAD_MEDIAN_RANGE[1] else 0
+    octave = lead_shift(float(np.median(lead[:, 2])) if len(lead) else 72.0, *LEAD_MEDIAN_RANGE)
     lead[:, 2] += 12 * octave
     if octave < 0:
         for p in accomp:

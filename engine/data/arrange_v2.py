@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import mido
 import numpy as np
 
-from .arrange import CC11_STEP_S, TICKS_PER_BEAT, ClipArrangement, _slice, _Track
+from .arrange import CC11_STEP_S, TICKS_PER_BEAT, ClipArrangement, _slice, _Track, lead_shift
 from .dynamics import plan_dynamics
 from .harmony import Chord, chords_per_bar, tension_per_bar, voice_below
 from .music21_source import ParsedScore
@@ -160,15 +160,6 @@ def harmony_slots(bars_ql: np.ndarray, end_ql: float, beats_ql: np.ndarray) -> n
         if len(inside) >= 4 and len(inside) % 2 == 0:
             out.append(float(inside[len(inside) // 2]))
     return np.asarray(out, np.float64)
-
-
-def lead_shift(median: float, lo: int, hi: int) -> int:
-    """Octaves to move a line whose median pitch is `median` into [lo, hi] (0 when it is inside)."""
-    if median < lo:
-        return int(np.ceil((lo - median) / 12))
-    if median > hi:
-        return -int(np.ceil((median - hi) / 12))
-    return 0
 
 
 def arrange_clip_v2(parsed: ParsedScore, spec: ClipSpecV2) -> ClipArrangementV2:

@@ -37,6 +37,21 @@ def clip_dir(corpus_dir: Path, master: str, clip_id: str) -> Path:
     return corpus_dir / "clips" / master / clip_id
 
 
+def new_clip_tmp(final: Path, clip_id: str) -> Path:
+    """An empty temporary sibling of a clip's final directory (this process's own), for writing it whole."""
+    tmp = final.parent / f".tmp-{clip_id}-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    return tmp
+
+
+def publish_clip(tmp: Path, final: Path) -> None:
+    """Move a finished clip directory into place, replacing one a run that died before indexing it left."""
+    if final.exists():
+        shutil.rmtree(final)
+    os.replace(tmp, final)
+
+
 def melody_agreement(midi_melody: np.ndarray, audio_melody: np.ndarray) -> float:
     """Share of the MIDI melody's voiced frames whose re-extracted pitch class (from the audio) is the same:
     Music ControlNet's melody accuracy with the real audio in place of a model output. NaN with no voiced frame."""
@@ -60,9 +75,7 @@ def render_clip(parsed: ParsedScore, spec: ClipSpec, clip_id: str, corpus_dir: P
 
     work = parsed.work
     final = clip_dir(corpus_dir, work.master, clip_id)
-    tmp = final.parent / f".tmp-{clip_id}-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
+    tmp = new_clip_tmp(final, clip_id)
     try:
         arr = arrange_clip(parsed, spec)
         arr.midi.save(str(tmp / "score.mid"))
@@ -112,9 +125,7 @@ def render_clip(parsed: ParsedScore, spec: ClipSpec, clip_id: str, corpus_dir: P
         meta = dict(record, phrases=arr.dynamics.to_json(), bar_starts_s=np.round(arr.bar_starts_s, 4).tolist(),
                     tension=np.round(arr.tension, 3).tolist(), source=work.path, source_number=work.number)
         (tmp / "meta.json").write_text(json.dumps(meta, indent=1))
-        if final.exists():  # left by a run that died before indexing it
-            shutil.rmtree(final)
-        os.replace(tmp, final)
+        publish_clip(tmp, final)
         write_log_mel(corpus_dir, clip_id, final / "audio.flac")  # what training reads first (mel_cache.py)
         return record
     finally:

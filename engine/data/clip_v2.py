@@ -14,7 +14,6 @@ Files of a clip, in `clips/<master>/<clip id>/`:
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,7 @@ import numpy as np
 
 from ..constants import CONTROL_FRAME_RATE
 from .arrange_v2 import ClipSpecV2, arrange_clip_v2
-from .clip import clip_dir, melody_agreement
+from .clip import clip_dir, melody_agreement, new_clip_tmp, publish_clip
 from .film_pairing import plan_film, render_film
 from .index import split_of
 from .labels import compute_labels, melody_chroma, mood_labels, save_labels
@@ -47,9 +46,7 @@ def render_clip_v2(parsed: ParsedScore, spec: ClipSpecV2, clip_id: str, corpus_d
 
     work = parsed.work
     final = clip_dir(corpus_dir, work.master, clip_id)
-    tmp = final.parent / f".tmp-{clip_id}-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
+    tmp = new_clip_tmp(final, clip_id)
     try:
         arr = arrange_clip_v2(parsed, spec)
         arr.midi.save(str(tmp / "score.mid"))
@@ -109,9 +106,7 @@ def render_clip_v2(parsed: ParsedScore, spec: ClipSpecV2, clip_id: str, corpus_d
         meta = dict(record, phrases=arr.dynamics.to_json(), bar_starts_s=np.round(arr.bar_starts_s, 4).tolist(),
                     tension=np.round(arr.tension, 3).tolist(), source=work.path, source_number=work.number)
         (tmp / "meta.json").write_text(json.dumps(meta, indent=1))
-        if final.exists():  # left by a run that died before indexing it
-            shutil.rmtree(final)
-        os.replace(tmp, final)
+        publish_clip(tmp, final)
         return record
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -28,6 +28,7 @@ import mido
 import numpy as np
 
 from .arrange_v2 import ClipArrangementV2
+from .clip import PEAK_LIMIT, TARGET_RMS_DBFS
 from .orchestration_v2 import STEMS
 
 STEM_GAP_S = 4.0
@@ -37,8 +38,6 @@ PREDELAY_S = 0.02
 IR_LENGTH_S = 2.6
 RT60_BANDS = ((500.0, 2.4), (4000.0, 2.0), (None, 1.2))  # (upper edge Hz, RT60 s); None: up to Nyquist
 WET_DB_RANGE = (-14.0, -8.0)
-TARGET_RMS_DBFS = -20.0
-PEAK_LIMIT = 10 ** (-0.5 / 20)
 
 
 @dataclass
