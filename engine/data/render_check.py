@@ -171,11 +171,11 @@ def compare_renders(n_clips: int = 6, rates: tuple[int, ...] = (24_000, 32_000),
                 for w in [audio.mix, *(audio.stems[s] for s in STEMS)]:
                     buf = io.BytesIO()
                     sf.write(buf, w, sr, format="FLAC", subtype="PCM_16")
-                    size += buf.tell()
+                    size += len(buf.getvalue())
                 rows.append({"cpu_s": cpu, "audio_s": n / sr, "flac_bytes_per_s": size / (n / sr),
                              **spectrum_stats(audio.mix, sr)})
             med = {k: round(float(np.median([r[k] for r in rows if r[k] is not None])), 3)
-                   for k in rows[0] if any(r[k] is not None for r in rows)}
+                   for k in rows[0] if k not in ("cpu_s", "audio_s") and any(r[k] is not None for r in rows)}
             out.append({"soundfont": Path(font).resolve().name, "sample_rate": sr, "clips": len(rows),
                         "cpu_s_per_clip": round(float(np.mean([r["cpu_s"] for r in rows])), 3),
                         "cpu_s_per_audio_s": round(sum(r["cpu_s"] for r in rows) / sum(r["audio_s"] for r in rows), 4),
