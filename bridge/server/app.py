@@ -43,6 +43,19 @@ from .worker import WorkerHandle
 log = logging.getLogger(__name__)
 
 MAX_INLINE_MIDI_BYTES = 4 * 1024 * 1024
+SMALL_MESSAGE_BYTES = 64 * 1024
+"""Messages up to this size are verified as they are read; bigger ones wait in a bounded backlog, verified a few at a
+time between rounds of small ones, so a keyless client sending big frames cannot delay `status` round trips by
+making the loop hash megabytes in front of them."""
+LARGE_SLICE_S = 0.005
+"""Time spent verifying big messages per loop round (at least one message)."""
+
+
+class ServerBusy(FilmscoreError):
+    """A big message refused unread because the backlog of big messages is full (a flood, or many renders with inline
+    MIDI at once): send it again later."""
+
+    ename = "ServerBusy"
 _LOOPBACK = ("127.0.0.1", "::1", "localhost")
 
 
@@ -93,6 +106,9 @@ class BridgeServer:
         self._ipc_dir: Path | None = None
         self.caps = ConnectionCaps.for_limit(1024)
         self.loop_errors = 0
+        self._large: deque[list[memoryview]] = deque()  # big messages read but not yet verified
+        self._large_bytes = 0
+        self.busy_refusals = 0
         self.last_worker_exit: dict[str, Any] | None = None
         self._tail_s = 0.0  # measured seconds from the end of denoising to the end of a job (for ETAs)
         self._auth = None
@@ -153,6 +169,10 @@ class BridgeServer:
         # (with MAXMSGSIZE) and a flood waits in its own TCP buffers, not in ours.
         self.router.setsockopt(zmq.RCVHWM, cfg.max_pending_per_peer)
         self.router.setsockopt(zmq.ROUTER_HANDOVER, 1)
+        # A connection that has not finished the ZMTP greeting in 5 s is dropped (libzmq's default is 30 s): idle
+        # sockets opened to hold the connection cap free their slots quickly.
+        for s in (self.router, self.pub):
+            s.setsockopt(zmq.HANDSHAKE_IVL, 5000)
         if cfg.allow_remote:
             self._enable_curve(info)
         else:
@@ -284,12 +304,13 @@ class BridgeServer:
                 if fd not in registered:
                     registered[fd] = (kind, w)
                     poller.register(fd, zmq.POLLIN)
-        ready = dict(poller.poll(200))
+        ready = dict(poller.poll(0 if self._large else 200))
         for g in self._guards:
             if g.monitor in ready:
                 g.drain()
         if self.router in ready:
             self._drain_requests()
+        self._verify_large()
         for fd in [fd for fd in ready if isinstance(fd, int)]:
             kind, w = registered.get(fd, (None, None))
             if w is None or w not in self.workers:
@@ -304,16 +325,42 @@ class BridgeServer:
         self._dispatch()
 
     def _drain_requests(self, budget: int = 1000) -> None:
+        """Read what is waiting: small messages are handled at once, big ones join the backlog (or, when it is
+        full, are refused `ServerBusy` unread: nothing is hashed for them)."""
+        max_backlog = 2 * self.session.limits.max_message_bytes
         for _ in range(budget):
             try:
-                frames = self.router.recv_multipart(zmq.NOBLOCK, copy=True)
+                frames = [f.buffer for f in self.router.recv_multipart(zmq.NOBLOCK, copy=False)]
             except zmq.Again:
                 return
-            try:
-                self._handle_frames(frames)
-            except Exception:  # noqa: BLE001 - _handle_frames answers every error itself; this is the last net
-                self.loop_errors += 1
-                log.exception("a request could not be answered")
+            size = sum(f.nbytes for f in frames)
+            if size <= SMALL_MESSAGE_BYTES:
+                self._handle_safely(frames)
+            elif self._large_bytes + size <= max_backlog or not self._large:
+                self._large.append(frames)
+                self._large_bytes += size
+            else:
+                self.busy_refusals += 1
+                self._send_error([bytes(frames[0])], ServerBusy(
+                    f"{len(self._large)} big messages are waiting to be verified; send this one ({size} bytes) "
+                    "again later"), {})
+
+    def _verify_large(self) -> None:
+        """Verify and handle big messages for about `LARGE_SLICE_S` (at least one), then go back to small ones."""
+        start = time.perf_counter()
+        while self._large:
+            frames = self._large.popleft()
+            self._large_bytes -= sum(f.nbytes for f in frames)
+            self._handle_safely(frames)
+            if time.perf_counter() - start >= LARGE_SLICE_S:
+                return
+
+    def _handle_safely(self, frames: list) -> None:
+        try:
+            self._handle_frames(frames)
+        except Exception:  # noqa: BLE001 - _handle_frames answers every error itself; this is the last net
+            self.loop_errors += 1
+            log.exception("a request could not be answered")
 
     def _handle_frames(self, frames: list[bytes]) -> None:
         session = self.session
@@ -321,10 +368,11 @@ class BridgeServer:
             idents, rest = session.split_idents(frames)
         except P.ProtocolError as e:
             # No delimiter: the first frame is still the ROUTER identity, so the sender can be told.
-            self._send_error(frames[:1], e, {})
+            self._send_error([bytes(f) for f in frames[:1]], e, {})
             return
         if not idents:
             return  # nothing to route a reply to (cannot happen on ROUTER; dropped by rule)
+        idents = [bytes(i) for i in idents]
         try:
             msg = session.deserialize(rest)
         except P.ProtocolError as e:
@@ -451,7 +499,7 @@ class BridgeServer:
                                "last_worker_exit": self.last_worker_exit, "worker_start_failed": self._respawn_failed,
                                "connections": {g.name: g.describe() for g in self._guards}
                                | ({"websocket": self._gateway.describe()} if self._gateway else {}),
-                               "loop_errors": self.loop_errors}}
+                               "loop_errors": self.loop_errors, "busy_refusals": self.busy_refusals}}
         return {"job": self._job_status(job_id)}
 
     def _job_status(self, job_id: str) -> dict[str, Any]:

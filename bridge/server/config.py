@@ -48,7 +48,7 @@ class ServerConfig:
     replay_window_s: float = 60.0
     renderer: str = "filmscore.engine.render:render_cue"  # "module:function" each worker calls
     max_queued: int = 1000  # renders waiting at once; more are refused with QueueFull
-    max_pending_per_peer: int = 16  # unread messages libzmq holds per connection (ZMQ_RCVHWM)
+    max_pending_per_peer: int = 4  # unread messages libzmq holds per connection (ZMQ_RCVHWM)
     max_connections: int | None = None  # per ZeroMQ socket; None: derived from the descriptor limit
     ws_cert: Path | None = None  # TLS certificate chain (PEM) for the WebSocket gateway: needed off loopback
     ws_key: Path | None = None
