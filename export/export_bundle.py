@@ -51,17 +51,6 @@ class ExportResult:
                 "seconds": round(self.seconds, 3), "parity": self.parity, "speed": self.speed, "ok": self.ok}
 
 
-def _entry(manifest: dict, kind: str, key: ec.ArtefactKey, file: str, **extra) -> None:
-    arts = [a for a in manifest.setdefault("artefacts", []) if a.get("file") != file]
-    arts.append({"kind": kind, "file": file, "key": key.to_dict(), "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
-                 **extra})
-    manifest["artefacts"] = arts
-
-
-def _have(cache_dir: Path, manifest: dict, file: str) -> bool:
-    return (cache_dir / file).is_file() and any(a.get("file") == file for a in manifest.get("artefacts", []))
-
-
 def export_bundle(bundle: Bundle, *, backend: Literal["ort", "trt"] = "ort", int8: bool = False, fp16: bool = False,
                   film_backbone: bool = False, check_parity: bool = True, measure: bool = True,
                   threads: int | None = None, force: bool = False, log: Log | None = None) -> ExportResult:
@@ -83,12 +72,13 @@ def export_bundle(bundle: Bundle, *, backend: Literal["ort", "trt"] = "ort", int
     for spec in specs:
         key = ec.ArtefactKey(spec.component, "dyn", torch_tag, "fp32", ox.OPSET)
         raw = key.filename(".onnx")
-        if _have(cache_dir, manifest, raw) and not force:
+        if ec.has_artefact(cache_dir, manifest, raw) and not force:
             res.reused.append(raw)
         else:
             say(f"exporting {spec.component} ...")
             info = ox.export_graph(spec, cache_dir / raw)
-            _entry(manifest, "onnx", key, raw, inputs=list(spec.inputs), output=spec.output, **info, **spec.info)
+            ec.record_artefact(manifest, "onnx", key, raw, inputs=list(spec.inputs), output=spec.output, **info,
+                               **spec.info)
             res.exported.append(raw)
         variants = [(ec.ArtefactKey(spec.component, "dyn", ort_tag, "fp32", ox.OPSET), "ort", ox.optimise_for_ort)]
         if int8 and spec.component in HEAVY:
@@ -98,33 +88,32 @@ def export_bundle(bundle: Bundle, *, backend: Literal["ort", "trt"] = "ort", int
                              ox.convert_fp16))
         for vkey, kind, make in variants:
             f = vkey.filename(".onnx")
-            if _have(cache_dir, manifest, f) and not force:
+            if ec.has_artefact(cache_dir, manifest, f) and not force:
                 res.reused.append(f)
                 continue
             t0 = time.perf_counter()
             make(cache_dir / raw, cache_dir / f)
-            _entry(manifest, kind, vkey, f, inputs=list(spec.inputs), output=spec.output, source=raw,
-                   make_s=round(time.perf_counter() - t0, 3), bytes=(cache_dir / f).stat().st_size)
+            ec.record_artefact(manifest, kind, vkey, f, inputs=list(spec.inputs), output=spec.output, source=raw,
+                               make_s=round(time.perf_counter() - t0, 3), bytes=(cache_dir / f).stat().st_size)
             res.exported.append(f)
         ec.write_json(cache_dir / ec.MANIFEST, manifest)  # after each graph: an interrupted export keeps its work
 
-    # 3. the film encoder's backbone, through engine/film's own exporter
+    # 3. the film encoder's backbone (engine/film, through the same exporter, engine/onnx_io.py)
     bb = None
     if film_backbone:
         from filmscore.engine.film import semantic
 
         bb = semantic.load_backbone()  # the PyTorch backbone (no ONNX cache): the reference and the source
-        opset = getattr(semantic, "ONNX_OPSET", 17)
-        key = ec.ArtefactKey(ec.FILM_BACKBONE, "dyn", torch_tag, "fp32", opset, None)
+        key = ec.ArtefactKey(ec.FILM_BACKBONE, "dyn", torch_tag, "fp32", ox.OPSET, None)
         f = key.filename(".onnx")
-        if _have(cache_dir, manifest, f) and not force:
+        if ec.has_artefact(cache_dir, manifest, f) and not force:
             res.reused.append(f)
         else:
             say("exporting film_backbone ...")
             t0 = time.perf_counter()
             semantic.export_onnx(bb, cache_dir / f)
-            _entry(manifest, "onnx", key, f, inputs=["frames"], output="features", backbone=bb.name,
-                   export_s=round(time.perf_counter() - t0, 3), bytes=(cache_dir / f).stat().st_size)
+            ec.record_artefact(manifest, "onnx", key, f, inputs=["frames"], output="features", backbone=bb.name,
+                               export_s=round(time.perf_counter() - t0, 3), bytes=(cache_dir / f).stat().st_size)
             res.exported.append(f)
         ec.write_json(cache_dir / ec.MANIFEST, manifest)
 
@@ -155,12 +144,12 @@ def export_bundle(bundle: Bundle, *, backend: Literal["ort", "trt"] = "ort", int
 
 def _graph_sessions(cache_dir: Path, threads: int, precision: str) -> dict[str, Any]:
     """ORT CPU sessions of every graph exported at `precision` (ORT-optimised file preferred), by component."""
-    from filmscore.engine.backends.ort_backend import OrtGraph, _graph_file, session_options
+    from filmscore.engine.backends.ort_backend import OrtGraph, graph_file, session_options
 
     so = session_options(threads)
     out = {}
     for comp in ec.COMPONENTS:
-        f = _graph_file(cache_dir, comp, precision)
+        f = graph_file(cache_dir, comp, precision)
         if f is not None:
             out[comp] = OrtGraph(f, so, ["CPUExecutionProvider"], io_binding=False)
     return out
@@ -312,7 +301,7 @@ def int8_speedups(bundle: Bundle, threads: int, plain: dict, ctrl: dict, reps: i
     """Per heavy graph: median seconds fp32 and int8 on its pipeline shape (denoisers: one step's call;
     vocoder: one 1152-frame chunk), and whether int8 is faster here. Measured, because it differs per graph:
     MatMul-heavy graphs gain, Conv-heavy ones lose to the activations' dynamic quantisation."""
-    from filmscore.engine.backends.ort_backend import OrtGraph, _graph_file, session_options
+    from filmscore.engine.backends.ort_backend import OrtGraph, graph_file, session_options
     from filmscore.engine.pipeline import VOCODE_CHUNK_MEL, VOCODE_MARGIN_MEL
 
     cache_dir = ec.bundle_cache_dir(bundle.path, bundle.hash)
@@ -326,7 +315,7 @@ def int8_speedups(bundle: Bundle, threads: int, plain: dict, ctrl: dict, reps: i
     for comp, f in feeds.items():
         times = {}
         for prec in ("fp32", "int8"):
-            path = _graph_file(cache_dir, comp, prec)
+            path = graph_file(cache_dir, comp, prec)
             if path is None or (prec == "int8" and "int8" not in path.name):
                 break
             g = OrtGraph(path, so, ["CPUExecutionProvider"], io_binding=False)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import os
 import time
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from filmscore.engine import onnx_io
 from filmscore.engine.backends import cache as ec
 from filmscore.engine.bundle import Bundle
 from filmscore.engine.errors import FilmscoreError
@@ -27,7 +27,7 @@ from . import wrappers
 
 logger = logging.getLogger(__name__)
 
-OPSET = 20  # >= 18 for the dynamo exporter; 20 is what the measured runs used (MEASURED.md)
+OPSET = onnx_io.OPSET  # the one opset every export uses (engine/onnx_io.py)
 MAX_BATCH = 64  # windows x guidance passes in one call, with room
 MAX_LATENT = 4096  # latent frames per call (164 s): far above one window (256)
 
@@ -112,25 +112,13 @@ def graph_specs(bundle: Bundle, components: tuple[str, ...] | None = None, windo
 
 
 def export_graph(spec: GraphSpec, path: Path, opset: int = OPSET) -> dict[str, Any]:
-    """Export `spec` to `path` (dynamo), run the onnx checker. Returns {"export_s", "bytes"}; raises ExportError."""
-    import onnx
-
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    t0 = time.perf_counter()
+    """Export `spec` to `path` with the engine's exporter (engine/onnx_io.py: dynamo, onnx checker, atomic write).
+    Returns {"export_s", "bytes"}; raises ExportError."""
     try:
-        with warnings.catch_warnings(), torch.no_grad():
-            warnings.simplefilter("ignore")  # the exporter's deprecation and tracing notes
-            torch.onnx.export(spec.module.eval(), tuple(spec.inputs.values()), str(tmp), dynamo=True,
-                              input_names=list(spec.inputs), output_names=[spec.output],
-                              dynamic_shapes=spec.dynamic_shapes, opset_version=opset, external_data=False,
-                              verbose=False, optimize=True)
-        onnx.checker.check_model(str(tmp), full_check=True)
-    except Exception as e:  # exporter errors come in many types; one named error for the user
-        tmp.unlink(missing_ok=True)
-        raise ExportError(f"{spec.component}: ONNX export failed ({type(e).__name__}: "
-                          f"{str(e).strip().splitlines()[0] if str(e).strip() else ''})") from e
-    os.replace(tmp, path)
-    return {"export_s": round(time.perf_counter() - t0, 3), "bytes": path.stat().st_size}
+        return onnx_io.export_onnx(spec.module, spec.inputs, path, outputs=[spec.output],
+                                   dynamic_shapes=spec.dynamic_shapes, what=spec.component, opset=opset)
+    except onnx_io.OnnxExportError as e:
+        raise ExportError(str(e)) from e
 
 
 def optimise_for_ort(src: Path, dst: Path) -> dict[str, Any]:

@@ -100,10 +100,12 @@ def run_parity_pipeline(bundle: Bundle, backend: Backend | None, run: dict[str, 
     pipe = make_pipeline(bundle)
     if backend is not None:
         backend.attach(pipe)
-    return _call(pipe, bundle, run)
+    return run_pipeline(pipe, bundle, run)
 
 
-def _call(pipe: FilmScorePipeline, bundle: Bundle, run: dict[str, Any]) -> PipelineOutput:
+def run_pipeline(pipe: FilmScorePipeline, bundle: Bundle, run: dict[str, Any]) -> PipelineOutput:
+    """One render of `run` (PARITY_RUN's keys) through `pipe`, with the fixed picture and melody inputs every parity
+    and speed check feeds, so runs on different backends see the same inputs."""
     n_samples = int(run["duration_s"] * bundle.mel_config.sample_rate)
     film = None
     if pipe.film_head is not None:
@@ -153,7 +155,7 @@ def capture_inputs(bundle: Bundle, run: dict[str, Any] = PARITY_RUN, keep: int =
             return head(f)
 
         pipe.film_tokens = film_tokens
-    cap.output = _call(pipe, bundle, run)
+    cap.output = run_pipeline(pipe, bundle, run)
     hop = bundle.mel_config.hop_length
     wave = torch.from_numpy(cap.output.wave)
     cap.mel.append({"wave": wave[: wave.shape[0] // hop * hop][None]})

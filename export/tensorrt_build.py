@@ -95,8 +95,6 @@ def build_engine(onnx_path: Path, shapes: dict[str, tuple], out_path: Path) -> f
 def build_engines(bundle: Bundle, cache_dir: Path, manifest: dict[str, Any], *, precision: str = "fp16",
                   force: bool = False, log: Callable[[str], None] | None = None) -> tuple[list[str], list[str]]:
     """Engines for the denoisers, decoder and vocoder; returns (built, reused) file names, updating `manifest`."""
-    from .export_bundle import _entry, _have
-
     reason = unavailable_reason()
     if reason:
         raise BackendError(f"--backend trt: {reason}")
@@ -109,12 +107,12 @@ def build_engines(bundle: Bundle, cache_dir: Path, manifest: dict[str, Any], *, 
             raise BackendError(f"no {precision} ONNX of {comp} in {cache_dir} to build a TensorRT engine from")
         key = ec.ArtefactKey(comp, _profile_tag(shapes), f"trt{trt_version()}", precision, None, gpu)
         f = key.filename(".engine")
-        if _have(cache_dir, manifest, f) and not force:
+        if ec.has_artefact(cache_dir, manifest, f) and not force:
             reused.append(f)
             continue
         say(f"building TensorRT engine {comp} ({precision}) ...")
         secs = build_engine(cache_dir / src["file"], shapes, cache_dir / f)
-        _entry(manifest, "engine", key, f, source=src["file"], build_s=round(secs, 1),
-               profile={n: [list(s) for s in v] for n, v in shapes.items()})
+        ec.record_artefact(manifest, "engine", key, f, source=src["file"], build_s=round(secs, 1),
+                           profile={n: [list(s) for s in v] for n, v in shapes.items()})
         built.append(f)
     return built, reused

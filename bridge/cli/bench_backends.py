@@ -176,7 +176,7 @@ def flops_per_step(bundle, duration_s: float) -> float:
 
     pipe.denoiser = counted
     with torch.no_grad():
-        par._call(pipe, bundle, dict(par.PARITY_RUN, duration_s=duration_s, steps=1))
+        par.run_pipeline(pipe, bundle, dict(par.PARITY_RUN, duration_s=duration_s, steps=1))
     return float(counter.get_total_flops())
 
 

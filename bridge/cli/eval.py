@@ -110,7 +110,7 @@ def run(args: argparse.Namespace) -> int:
     doc = write_report(run_, args.output, command)
 
     def human() -> None:
-        from filmscore.engine.metrics.report import METRICS, _fmt
+        from filmscore.engine.metrics.report import METRICS, fmt_metric
 
         systems = list(doc["systems"])
         stderr_console.print(f"wrote {args.output / 'report.md'} ({len(run_.cues)} cues, {run_.seconds:.0f} s)",
@@ -120,7 +120,7 @@ def run(args: argparse.Namespace) -> int:
             vals = [doc["systems"][s].get(key) for s in systems]
             if all(v is None for v in vals):
                 continue
-            print(label[:43].ljust(44) + "".join(_fmt(v).rjust(15) for v in vals))
+            print(label[:43].ljust(44) + "".join(fmt_metric(v).rjust(15) for v in vals))
 
     emit(args, {"report": str(args.output / "report.json"), "systems": doc["systems"],
                 "reference": doc["reference"]}, human)

@@ -22,6 +22,7 @@ import json
 import os
 import platform
 import re
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -133,6 +134,20 @@ def write_json(path: Path, data: dict[str, Any]) -> None:
 def speed_key(threads: int, device: str | None = None) -> str:
     """Speed figures are per machine (CPU or GPU name) and thread count."""
     return _safe(f"{device or cpu_name()}|threads{threads}")
+
+
+def record_artefact(manifest: dict[str, Any], kind: str, key: ArtefactKey, file: str, **extra: Any) -> None:
+    """Enter `file` (`kind` "onnx", "ort" or "engine", made for `key`) in `manifest`, replacing an older entry of the
+    same file; `extra` (timings, sizes, inputs) is kept with it."""
+    arts = [a for a in manifest.setdefault("artefacts", []) if a.get("file") != file]
+    arts.append({"kind": kind, "file": file, "key": key.to_dict(), "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+                 **extra})
+    manifest["artefacts"] = arts
+
+
+def has_artefact(cache_dir: Path, manifest: dict[str, Any], file: str) -> bool:
+    """`file` exists in `cache_dir` and `manifest` lists it (a file without an entry is a leftover: made again)."""
+    return (cache_dir / file).is_file() and any(a.get("file") == file for a in manifest.get("artefacts", []))
 
 
 def find_artefact(cache_dir: Path, component: str, *, kind: str, precision: str = "fp32",

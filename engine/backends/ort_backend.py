@@ -114,7 +114,7 @@ class OrtDenoiser:
                             control_scale=torch.tensor([float(control_scale)]))
 
 
-def _graph_file(cache_dir: Path, component: str, precision: Precision) -> Path | None:
+def graph_file(cache_dir: Path, component: str, precision: Precision) -> Path | None:
     """The best file for `component`: ORT-optimised for this ORT version, else the raw export."""
     import onnxruntime as ort
 
@@ -146,9 +146,9 @@ def load_ort(bundle: Bundle, *, threads: int | None = None, ep: OrtEP = "auto",
         prec = precision
         if comp in int8_choice and not int8_choice[comp]:
             prec = "fp32"  # measured slower in int8 on this machine: int8 only where it helps
-        f = _graph_file(cache_dir, comp, prec)
+        f = graph_file(cache_dir, comp, prec)
         if f is None and prec != "fp32":  # int8/fp16 variants exist for the heavy graphs only
-            f = _graph_file(cache_dir, comp, "fp32")
+            f = graph_file(cache_dir, comp, "fp32")
         if f is not None:
             files[comp] = f
     for comp, model in ((ec.DENOISE_PLAIN, "unet"), (ec.DENOISE_CONTROL, "controlnet"), (ec.VAE_DECODER, "vae"),

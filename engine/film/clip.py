@@ -16,14 +16,14 @@ from __future__ import annotations
 import json
 import logging
 import re
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from .. import onnx_io
 from ..errors import BackendError
-from .semantic import OnnxBackbone, TorchEmbedder
+from .backbone import OnnxBackbone, TorchEmbedder
 
 logger = logging.getLogger(__name__)
 
@@ -191,31 +191,18 @@ class ClipImageBackbone(TorchEmbedder):
         return clip_preprocess(self.processor, rgb)
 
 
-ONNX_OPSET = 18
-
-
-def export_clip_onnx(backbone: ClipImageBackbone, folder: str | Path, opset: int = ONNX_OPSET) -> Path:
-    """Export the image-embedding module with the dynamo exporter into `folder` (`model.onnx` + its external
-    weights `model.onnx.data`): input `frames` `(B, 3, S, S)` pixel_values, output `features` `(B, dim)`, dynamic
-    batch. Returns the .onnx path."""
+def export_clip_onnx(backbone: ClipImageBackbone, folder: str | Path) -> Path:
+    """Export the image-embedding module (engine/onnx_io.py) into `folder` (`model.onnx` + its external weights
+    `model.onnx.data`): input `frames` `(B, 3, S, S)` pixel_values, output `features` `(B, dim)`, dynamic batch.
+    Returns the .onnx path."""
     import torch
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     s = backbone.info.image_size
-    dummy = torch.zeros(2, 3, s, s)
-    batch = torch.export.Dim("batch", min=1, max=4096)
-    exporter_log = logging.getLogger("torch.onnx")  # notes about torchvision ops this model does not use
-    level = exporter_log.level
-    exporter_log.setLevel(logging.ERROR)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # torch.export's deprecation notes about its own internals
-            torch.onnx.export(backbone.module, (dummy,), str(folder / "model.onnx"), input_names=["frames"],
-                              output_names=["features"], dynamic_shapes={"pixel_values": {0: batch}},
-                              opset_version=opset, dynamo=True, external_data=True, verbose=False)
-    finally:
-        exporter_log.setLevel(level)
+    onnx_io.export_onnx(backbone.module, {"frames": torch.zeros(2, 3, s, s)}, folder / "model.onnx",
+                        outputs=["features"], dynamic_shapes={"pixel_values": {0: onnx_io.batch_dim()}},
+                        what=f"semantic backbone {backbone.name}", external_data=True)
     return folder / "model.onnx"
 
 
@@ -224,7 +211,7 @@ def _safe(text: str) -> str:
 
 
 def load_clip_backbone(path: str | Path, *, onnx_cache: str | Path | None = None):
-    """The CLIP image encoder in `path`: through ONNX Runtime from `<onnx_cache>/<name>-opset18/` (exported there
+    """The CLIP image encoder in `path`: through ONNX Runtime from `<onnx_cache>/<name>-opset<OPSET>/` (exported there
     the first time; later loads need no torch model) when `onnx_cache` is given, else (or if the export fails) in
     PyTorch."""
     import os
@@ -232,7 +219,7 @@ def load_clip_backbone(path: str | Path, *, onnx_cache: str | Path | None = None
 
     info = inspect_clip_dir(path)
     if onnx_cache is not None:
-        folder = Path(onnx_cache) / _safe(f"{info.name}-opset{ONNX_OPSET}")
+        folder = Path(onnx_cache) / _safe(f"{info.name}-opset{onnx_io.OPSET}")
         try:
             if not (folder / "model.onnx").is_file():
                 torch_bb = ClipImageBackbone(info.path)
@@ -250,7 +237,7 @@ def load_clip_backbone(path: str | Path, *, onnx_cache: str | Path | None = None
                                   preprocess=lambda rgb: clip_preprocess(processor, rgb))
             ort_bb.dim = int(ort_bb.session.get_outputs()[0].shape[1])
             return ort_bb
-        except (OSError, RuntimeError) as e:
+        except (OSError, RuntimeError, onnx_io.OnnxExportError) as e:
             logger.warning("semantic backbone %s: ONNX Runtime path unavailable, using PyTorch (%s)", info.path, e)
         except BackendError as e:
             if "ONNX Runtime" not in str(e):

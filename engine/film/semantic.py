@@ -14,25 +14,16 @@ fills the 10/s grid by interpolating between computed frames of the same shot, n
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
 
 import numpy as np
 
+from .. import onnx_io
 from ..errors import BackendError, FilmscoreError
+from .backbone import ImageBackbone, OnnxBackbone, TorchEmbedder  # noqa: F401 (ImageBackbone re-exported)
 
 logger = logging.getLogger(__name__)
-
-
-class ImageBackbone(Protocol):
-    """Turns RGB frames `(B, H, W, 3)` uint8 into embeddings `(B, dim)` float32. `name` goes into the layout."""
-
-    name: str
-    dim: int
-
-    def embed(self, rgb: np.ndarray) -> np.ndarray: ...
 
 
 @dataclass(frozen=True)
@@ -70,25 +61,6 @@ def preprocess(rgb: np.ndarray, size: int) -> np.ndarray:
     return np.ascontiguousarray(((out - 127.0) / 128.0).transpose(0, 3, 1, 2))
 
 
-class TorchEmbedder:
-    """`embed` for a backbone run in PyTorch: its `module` maps `preprocess(rgb)` to `(B, dim)` embeddings."""
-
-    dim: int
-
-    def preprocess(self, rgb: np.ndarray) -> np.ndarray:
-        raise NotImplementedError
-
-    def embed(self, rgb: np.ndarray) -> np.ndarray:
-        """`(B, H, W, 3)` uint8 -> `(B, dim)` float32."""
-        import torch
-
-        _check_frames(rgb)
-        if rgb.shape[0] == 0:
-            return np.zeros((0, self.dim), np.float32)
-        with torch.inference_mode():
-            return self.module(torch.from_numpy(self.preprocess(rgb))).numpy().astype(np.float32)
-
-
 class EfficientNetLite0(TorchEmbedder):
     """EfficientNet-Lite0 (Tan & Le 2019; the Lite variant of the TF model garden) with its ImageNet weights, in
     PyTorch: the reference, the ONNX export source, and the fallback runtime."""
@@ -121,36 +93,6 @@ class EfficientNetLite0(TorchEmbedder):
 
         with torch.inference_mode():
             return self.net(torch.from_numpy(self.preprocess(rgb))).softmax(-1).numpy()
-
-
-class OnnxBackbone:
-    """A backbone exported to ONNX, run by ONNX Runtime (2-3x faster than eager PyTorch on one CPU thread,
-    measured, and no torch import). Threads follow OMP_NUM_THREADS when set."""
-
-    def __init__(self, path: str | Path, name: str, dim: int, input_size: int,
-                 preprocess: Callable[[np.ndarray], np.ndarray] | None = None):
-        """`preprocess`: `(B, H, W, 3)` uint8 -> the model's `frames` input; EfficientNet-Lite's by default."""
-        from .ort_cpu import cpu_session
-
-        self.name, self.dim, self.input_size, self.path = name, dim, input_size, Path(path)
-        self._preprocess = preprocess
-        self.session = cpu_session(path, f"semantic backbone {name}")
-
-    def preprocess(self, rgb: np.ndarray) -> np.ndarray:
-        if self._preprocess is not None:
-            return self._preprocess(rgb)
-        return preprocess(rgb, self.input_size)
-
-    def embed(self, rgb: np.ndarray) -> np.ndarray:
-        _check_frames(rgb)
-        if rgb.shape[0] == 0:
-            return np.zeros((0, self.dim), np.float32)
-        return self.session.run(None, {"frames": self.preprocess(rgb)})[0].astype(np.float32)
-
-
-def _check_frames(rgb: np.ndarray) -> None:
-    if rgb.ndim != 4 or rgb.shape[-1] != 3 or rgb.dtype != np.uint8:
-        raise FilmscoreError(f"semantic backbone: frames must be (B, H, W, 3) uint8, got {rgb.shape} {rgb.dtype}")
 
 
 def _pooled_module(net):
@@ -195,16 +137,12 @@ def load_backbone(name: str = DEFAULT_BACKBONE, input_size: int = 128, *,
     config = EfficientNetLiteConfig(input_size=input_size)
     full = f"efficientnet-lite0@{input_size}"
     if onnx_cache is not None:
-        import os
-
-        path = Path(onnx_cache) / f"{full}-{_weights_path().stem}-opset{ONNX_OPSET}.onnx"
+        path = Path(onnx_cache) / f"{full}-{_weights_path().stem}-opset{onnx_io.OPSET}.onnx"
         try:
             if not path.is_file():
                 path.parent.mkdir(parents=True, exist_ok=True)
-                tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp")
-                export_onnx(EfficientNetLite0(config), tmp)
-                os.replace(tmp, path)  # atomic: corpus workers may export at the same time
-            return OnnxBackbone(path, full, EfficientNetLite0.dim, input_size)
+                export_onnx(EfficientNetLite0(config), path)  # atomic: corpus workers may export at the same time
+            return OnnxBackbone(path, full, EfficientNetLite0.dim, input_size, lambda rgb: preprocess(rgb, input_size))
         except (OSError, BackendError, RuntimeError) as e:
             logger.warning("semantic backbone: ONNX Runtime path unavailable, using PyTorch (%s)", e)
     return EfficientNetLite0(config)
@@ -230,26 +168,17 @@ def shared_backbone(name: str | None = None) -> ImageBackbone:
     return bb
 
 
-ONNX_OPSET = 17
-
-
-def export_onnx(backbone: EfficientNetLite0, path: str | Path, opset: int = ONNX_OPSET) -> Path:
-    """Export the backbone's pooled-feature module to ONNX: input `frames` `(B, 3, S, S)` normalised float32
-    (see `preprocess`), output `features` `(B, 1280)`; the batch axis is dynamic. The parity test holds ONNX Runtime
-    to PyTorch within 1e-3 (measured: 4e-5 on features of magnitude ~17)."""
+def export_onnx(backbone: EfficientNetLite0, path: str | Path) -> Path:
+    """Export the backbone's pooled-feature module to ONNX (engine/onnx_io.py: dynamo, the project's opset, atomic
+    write): input `frames` `(B, 3, S, S)` normalised float32 (see `preprocess`), output `features` `(B, 1280)`; the
+    batch axis is dynamic. The parity test holds ONNX Runtime to PyTorch within 1e-3 (measured: 4e-5 on features of
+    magnitude ~17)."""
     import torch
 
-    path = Path(path)
     s = backbone.config.input_size
-    dummy = torch.zeros(2, 3, s, s)
-    import warnings
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # constant-folding notes about the same-padding slices
-        torch.onnx.export(backbone.module, (dummy,), str(path), input_names=["frames"], output_names=["features"],
-                          dynamic_axes={"frames": {0: "batch"}, "features": {0: "batch"}}, opset_version=opset,
-                          dynamo=False)
-    return path
+    onnx_io.export_onnx(backbone.module, {"frames": torch.zeros(2, 3, s, s)}, path, outputs=["features"],
+                        dynamic_shapes=({0: onnx_io.batch_dim()},), what=f"semantic backbone {backbone.name}")
+    return Path(path)
 
 
 def fill_frames(indices: np.ndarray, embeddings: np.ndarray, n_frames: int, shot_starts: np.ndarray) -> np.ndarray:

@@ -80,7 +80,9 @@ def to_json(run: EvalRun, command: str = "") -> dict:
     })
 
 
-def _fmt(v) -> str:
+def fmt_metric(v) -> str:
+    """A metric as the report and `filmscore eval` print it: 3 decimals (1 from 100 up), integers as such, "–" when
+    missing or not finite."""
     if v is None or (isinstance(v, float) and not math.isfinite(v)):
         return "–"
     if isinstance(v, (int, np.integer)):
@@ -157,7 +159,7 @@ def _plot_item(run: EvalRun, item_id: str, path: Path) -> bool:
         if c.adherence is None:
             continue
         e = c.adherence.extracted_db.astype(np.float64)
-        ax.plot(t[:len(e)], e - e.mean(), lw=1, label=f"{name} (r={_fmt(c.adherence.dynamics_r)})")
+        ax.plot(t[:len(e)], e - e.mean(), lw=1, label=f"{name} (r={fmt_metric(c.adherence.dynamics_r)})")
     ax.set_ylabel("dB (centred)")
     ax.set_title("dynamics", fontsize=9)
     ax.legend(fontsize=6, loc="upper right", ncol=3)
@@ -219,7 +221,7 @@ def markdown(run: EvalRun, doc: dict, item_plots: list[str]) -> str:
         if all(v is None or (isinstance(v, float) and not math.isfinite(v)) for v in vals):
             continue
         arrow = "" if hb is None else (" ↑" if hb else " ↓")
-        lines.append(f"| {label}{arrow} | " + " | ".join(_fmt(v) for v in vals) + " |")
+        lines.append(f"| {label}{arrow} | " + " | ".join(fmt_metric(v) for v in vals) + " |")
     lines += ["", "![summary](plots/summary.png)", ""]
     ref = run.reference
     lines += ["## Corpus reference", ""]
@@ -230,14 +232,14 @@ def markdown(run: EvalRun, doc: dict, item_plots: list[str]) -> str:
         lines += [f"Corpus `{ref.get('corpus')}`: {ref.get('n_train_clips')} train clips, "
                   f"{ref.get('n_heldout_clips')} held-out; transcriber `{ref['transcriber']}`.", "",
                   f"Master classifier ({', '.join(cl['classes'])}): held-out accuracy "
-                  f"{_fmt(cl['heldout_accuracy'])} (balanced {_fmt(cl['heldout_balanced_accuracy'])}, chance "
-                  f"{_fmt(cl['chance'])}) on {cl['n_heldout_clips']} clips of works it never saw; trained on "
+                  f"{fmt_metric(cl['heldout_accuracy'])} (balanced {fmt_metric(cl['heldout_balanced_accuracy'])}, chance "
+                  f"{fmt_metric(cl['chance'])}) on {cl['n_heldout_clips']} clips of works it never saw; trained on "
                   f"{cl['n_train_clips']} clips, {cl['steps']} steps.", ""]
         for k, c in ref["calibration"].items():
-            lines.append(f"- copy threshold, {k}: {_fmt(c['threshold'])} (the {c['quantile']:.0%} quantile of "
+            lines.append(f"- copy threshold, {k}: {fmt_metric(c['threshold'])} (the {c['quantile']:.0%} quantile of "
                          f"{c['n_pairs']} corpus clips' highest similarity to other works; false alarms "
-                         f"{_fmt(c['false_alarm_rate'])}; excerpts flagged against their own source clip, i.e. verbatim "
-                         f"copies detected: {_fmt(c['detection_rate_own_piece'])})")
+                         f"{fmt_metric(c['false_alarm_rate'])}; excerpts flagged against their own source clip, i.e. verbatim "
+                         f"copies detected: {fmt_metric(c['detection_rate_own_piece'])})")
         lines.append(f"- FAD-proxy reference: {ref.get('n_quality_segments')} segments of "
                      f"{ref.get('n_quality_clips')} {ref.get('quality_reference')} renders")
         lines.append("")
@@ -246,12 +248,12 @@ def markdown(run: EvalRun, doc: dict, item_plots: list[str]) -> str:
     for c in run.cues:
         s = c.scores()
         rec = s.get("predicted_master", "–")
-        lines.append(f"| {c.system} | {c.item} | {_fmt(s['melody_accuracy'])} | {_fmt(s['dynamics_r'])} | "
-                     f"{_fmt(s['cut_onset_rate'])} | {_fmt(s['beat_f1'])} | {_fmt(s['beat_transition_iou'])} | "
-                     f"{_fmt(s['motion_loudness_r'])} | "
-                     f"{_fmt(1 - s['similarity_melodic']) if 'similarity_melodic' in s else '–'} | "
-                     f"{_fmt(1 - s['similarity_embedding']) if 'similarity_embedding' in s else '–'} | {rec} | "
-                     f"{_fmt(s['render_s'])} |")
+        lines.append(f"| {c.system} | {c.item} | {fmt_metric(s['melody_accuracy'])} | {fmt_metric(s['dynamics_r'])} | "
+                     f"{fmt_metric(s['cut_onset_rate'])} | {fmt_metric(s['beat_f1'])} | {fmt_metric(s['beat_transition_iou'])} | "
+                     f"{fmt_metric(s['motion_loudness_r'])} | "
+                     f"{fmt_metric(1 - s['similarity_melodic']) if 'similarity_melodic' in s else '–'} | "
+                     f"{fmt_metric(1 - s['similarity_embedding']) if 'similarity_embedding' in s else '–'} | {rec} | "
+                     f"{fmt_metric(s['render_s'])} |")
     lines.append("")
     for item_id in item_plots:
         lines += [f"### {item_id}", "", f"![{item_id}](plots/{item_id}.png)", ""]
