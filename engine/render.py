@@ -22,6 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import sidecar
 from .bundle import load_bundle_cached
 from .constants import MIN_CUE_S, MODEL_SAMPLE_RATE
 from .controls.types import Controls
@@ -228,7 +229,7 @@ def render_cue(request: RenderRequest, progress: ProgressFn | None = None,
     else:  # a replaced cue keeps no fitted theme of an earlier render beside it
         paths["theme"].unlink(missing_ok=True)
     metadata = {
-        "filmscore": "cue/1", "request": request.to_json(), "duration_s": duration, "n_samples": n_out,
+        sidecar.KEY: sidecar.CUE.tag, "request": request.to_json(), "duration_s": duration, "n_samples": n_out,
         "sample_rate": request.sample_rate, "seed": request.seed,
         "bundle": {"name": bundle.name, "version": bundle.manifest.get("version"), "hash": bundle.hash,
                    "path": str(bundle.path)},

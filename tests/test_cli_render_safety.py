@@ -130,7 +130,7 @@ def test_existing_output_or_sidecar_needs_overwrite(tmp_path, bundle):
     assert not out.exists()
     proc = _cli("render", "--duration", "2", "--steps", "1", "--bundle", bundle, "-o", out, "--overwrite", "--json")
     assert proc.returncode == 0, proc.stderr
-    assert json.loads((tmp_path / "cue.json").read_text())["filmscore"] == "cue/1"
+    assert json.loads((tmp_path / "cue.json").read_text())["schema"] == "filmscore.cue/1"
 
 
 def test_controls_keeps_an_existing_file(tmp_path, media):

@@ -31,6 +31,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from filmscore.engine import sidecar
 from filmscore.engine.constants import DELIVERY_SAMPLE_RATE, MAX_CUE_S, MIN_CUE_S
 from filmscore.engine.errors import FilmscoreError, RenderCancelled
 from filmscore.engine.film.features import FilmFeatures
@@ -149,13 +150,15 @@ class Manifest:
     def __init__(self, outdir: Path, timeline: str, order: Sequence[str] = ()):
         self.path = outdir / MANIFEST_NAME
         self.order = {stem: i for i, stem in enumerate(order)}
-        self.data: dict[str, Any] = {"filmscore": "batch/1", "timeline": timeline, "cues": {}}
+        self.data: dict[str, Any] = {sidecar.KEY: sidecar.BATCH.tag, "timeline": timeline, "cues": {}}
         if self.path.is_file():
             try:
-                old = json.loads(self.path.read_text())
-                if isinstance(old, dict) and isinstance(old.get("cues"), dict):
+                old = sidecar.load(sidecar.BATCH, self.path)  # a newer filmscore's manifest is refused, not clobbered
+                if isinstance(old.get("cues"), dict):
                     self.data["cues"] = old["cues"]
-            except (OSError, json.JSONDecodeError):
+            except sidecar.NewerSchemaError:
+                raise
+            except sidecar.SchemaError:
                 pass  # a damaged manifest only costs re-rendering
 
     def finished(self, cue: CueRegion, key: str, outdir: Path) -> dict | None:
