@@ -9,6 +9,7 @@ Bandwidth is read off the long-term average spectrum of the mono sum (Welch, 409
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -80,6 +81,24 @@ def label_checks(mix: np.ndarray, accompaniment: np.ndarray, sr: int, arrays: di
     return {"beat_f1": round(f1, 4), "beat_amlt": round(amlt, 4), "chord_iou": round(float(np.mean(ious)), 4) if ious else None}
 
 
+def _mood_vs_music(moods: list[tuple[dict, float, str, float]]) -> dict[str, Any] | None:
+    """Does the cue plan read the pairing rules back from the films? Pearson r of the clip's energy with its mean
+    dynamics level (rule 2), mean valence of major and minor clips (rule 4), r of tension with the mean bar
+    tension (rule 4)."""
+    if len(moods) < 3:
+        return None
+
+    def r(a, b) -> float | None:
+        a, b = np.asarray(a, float), np.asarray(b, float)
+        return round(float(np.corrcoef(a, b)[0, 1]), 3) if a.std() > 0 and b.std() > 0 else None
+
+    val = {m: [x[0]["valence"] for x in moods if x[2] == m] for m in ("major", "minor")}
+    return {"clips": len(moods), "energy_vs_level_r": r([x[0]["energy"] for x in moods], [x[1] for x in moods]),
+            "valence_major": round(float(np.mean(val["major"])), 3) if val["major"] else None,
+            "valence_minor": round(float(np.mean(val["minor"])), 3) if val["minor"] else None,
+            "tension_vs_bar_tension_r": r([x[0]["tension"] for x in moods], [x[3] for x in moods])}
+
+
 def check_corpus(corpus_dir: str | Path, limit: int | None = 50) -> dict[str, Any]:
     """Over the first `limit` v2 clips: bandwidth and L/R correlation of the mix and each stem, the largest
     |lead + accompaniment + percussion - mix| in PCM16 steps, melody agreement of the mix and of the lead stem,
@@ -95,6 +114,7 @@ def check_corpus(corpus_dir: str | Path, limit: int | None = 50) -> dict[str, An
                                             "melody_agreement", "melody_agreement_lead", "beat_f1", "beat_amlt",
                                             "chord_iou")}
     stems: dict[str, dict[str, list]] = {s: {"top_hz": [], "above_8k_db": [], "lr_corr": []} for s in STEMS}
+    moods: list[tuple[dict, float, str, float]] = []
     for r in recs:
         mix, sr = sf.read(corpus_dir / r["audio"], dtype="float64", always_2d=True)
         st = spectrum_stats(mix, sr)
@@ -112,10 +132,14 @@ def check_corpus(corpus_dir: str | Path, limit: int | None = 50) -> dict[str, An
         per["sum_err_lsb"].append(float(np.abs(total - mix).max() * 32768))
         per["melody_agreement"].append(r.get("melody_agreement"))
         per["melody_agreement_lead"].append(r.get("melody_agreement_lead"))
-        arrays, _ = load_labels(corpus_dir / r["labels"].rsplit("/", 1)[0])
+        arrays, scalars = load_labels(corpus_dir / r["labels"].rsplit("/", 1)[0])
         for k, v in label_checks(mix, audio["accompaniment"], sr, arrays).items():
             per[k].append(v)
-    return {"corpus_dir": str(corpus_dir), "clips": len(recs),
+        if "mood" in scalars:
+            meta = json.loads((corpus_dir / r["meta"]).read_text())
+            moods.append((scalars["mood"]["clip"], float(arrays["dynamics_level"].mean()), r["mode"],
+                          float(np.mean(meta["tension"])) if meta.get("tension") else 0.0))
+    return {"corpus_dir": str(corpus_dir), "clips": len(recs), "mood_vs_music": _mood_vs_music(moods),
             "mix": {k: _summary(v) for k, v in per.items()} | {"sum_err_lsb_max": max(per["sum_err_lsb"], default=None)},
             "stems": {s: {k: _summary(v) for k, v in d.items()} for s, d in stems.items()}}
 
