@@ -22,31 +22,44 @@ TINY_SAMPLE_RATE = 24_000
 
 def make_tiny_bundle_v2(path: str | Path, seed: int = 0, *, feature_dim: int = 16, feature_layout: str = "tiny",
                         masters: tuple[str, ...] = ("bach", "folk"), sample_rate: int = TINY_SAMPLE_RATE,
-                        n_mels: int = 32) -> Path:
+                        n_mels: int = 32, default_size: bool = False) -> Path:
+    """A random-weight v2 bundle: tiny (tests), or with `default_size` the sizes `train_v2` trains on 2 CPU cores
+    (128 bands, 32 latent channels per stem, UNet (128, 192, 256), vocoder 256 x 6, film head at `feature_dim`):
+    for measuring speed before a trained model exists."""
     from .training.corpus_v2 import v2_mel_config
-    from .training.train_v2 import v2_vocoder
+    from .training.train_v2 import V2_LATENT_CHANNELS, build_v2_models, v2_vocoder
 
     torch.manual_seed(seed)
-    mel = v2_mel_config(sample_rate, n_mels)
-    latent = 4
-    vae = MelVAE(n_mels=n_mels, latent_channels=latent, hidden_channels=16, refine_blocks=1)
-    unet = FilmScoreUNet1D(in_channels=latent * len(STEMS), block_out_channels=(16, 32, 32), token_dim=16,
-                           n_null_tokens=2, heads=2)
-    controlnet = FilmScoreControlNet1D.from_unet(unet, control_channels=CONTROL_CHANNELS_V2)
-    # from_unet leaves the output convs at zero: perturb them so tests can see the controls act
+    if default_size:
+        mel = v2_mel_config(sample_rate)
+        vae = MelVAE(n_mels=mel.n_mels, latent_channels=V2_LATENT_CHANNELS)
+        models = build_v2_models(V2_LATENT_CHANNELS, len(STEMS), feature_dim, feature_layout, masters)
+        models.update(vae=vae, vocoder=v2_vocoder(mel))
+        _perturb_zero_convs(models["controlnet"])
+    else:
+        mel = v2_mel_config(sample_rate, n_mels)
+        latent = 4
+        vae = MelVAE(n_mels=n_mels, latent_channels=latent, hidden_channels=16, refine_blocks=1)
+        unet = FilmScoreUNet1D(in_channels=latent * len(STEMS), block_out_channels=(16, 32, 32), token_dim=16,
+                               n_null_tokens=2, heads=2)
+        controlnet = FilmScoreControlNet1D.from_unet(unet, control_channels=CONTROL_CHANNELS_V2)
+        _perturb_zero_convs(controlnet)
+        head = FilmTokenHead(feature_dim=feature_dim, token_dim=16, n_tokens=2, hidden_dim=16,
+                             feature_layout=feature_layout)
+        glob = GlobalConditionV2(masters=masters, token_dim=16, hidden_dim=8)
+        models = {"vae": vae, "unet": unet, "controlnet": controlnet, "film_head": head, "global_cond": glob,
+                  "vocoder": v2_vocoder(mel, dim=16, n_blocks=1)}
+    return save_bundle_v2(path, models, name="tiny-test-v2" if not default_size else "random-v2", version="0",
+                          mel=mel, stems=STEMS, side_gains={"lead": 0.3, "accompaniment": 0.6, "percussion": 0.3},
+                          film_layout=feature_layout, provenance={"trained": False, "purpose": "tests"})
+
+
+def _perturb_zero_convs(controlnet: FilmScoreControlNet1D) -> None:
+    """`from_unet` leaves the ControlNet's output convs at zero: perturb them so tests can see the controls act."""
     with torch.no_grad():
         for p in list(controlnet.zero_convs.parameters()) + list(controlnet.mid_zero_conv.parameters()) + \
                 list(controlnet.control_embedding.out.parameters()):
             p.normal_(0.0, 0.05)
-    head = FilmTokenHead(feature_dim=feature_dim, token_dim=16, n_tokens=2, hidden_dim=16,
-                         feature_layout=feature_layout)
-    glob = GlobalConditionV2(masters=masters, token_dim=16, hidden_dim=8)
-    voc = v2_vocoder(mel, dim=16, n_blocks=1)
-    models = {"vae": vae, "unet": unet, "controlnet": controlnet, "film_head": head, "global_cond": glob,
-              "vocoder": voc}
-    return save_bundle_v2(path, models, name="tiny-test-v2", version="0", mel=mel, stems=STEMS,
-                          side_gains={"lead": 0.3, "accompaniment": 0.6, "percussion": 0.3},
-                          film_layout=feature_layout, provenance={"trained": False, "purpose": "tests"})
 
 
 def _tone(pitch: np.ndarray, sr: int, hop: int) -> np.ndarray:
