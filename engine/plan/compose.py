@@ -81,14 +81,18 @@ def _theme_meter(theme: Theme) -> tuple[int, int]:
 
 
 def _theme_key(theme: Theme) -> tuple[int, str]:
+    """The theme's key: its notes' (Krumhansl-Schmuckler, all parts), or the key its source names when that fits
+    nearly as well."""
+    given = None
     k = theme.meta.get("key") if theme.meta else None
     if k and k != "unknown":
         try:
             tonic, mode = parse_key(str(k))
-            return tonic, mode or "major"
+            given = (tonic, mode or "major")
         except PlanError:
             pass
-    return estimate_key([(n.onset_s, n.offset_s, n.pitch) for n in theme.melody_notes() or theme.notes])
+    notes = [n for n in theme.notes if n.channel != DRUM_CHANNEL]
+    return estimate_key([(n.onset_s, n.offset_s, n.pitch) for n in notes], given)
 
 
 def _place_theme(theme: Theme, tm: TempoMap, unit: int, duration_s: float, shift: int) -> list[Note]:

@@ -181,6 +181,7 @@ class CuePlan:
                   "source": self.source, "orchestration": self.orchestration, "dynamics_ref_db": ref,
                   "target_bpm": tm.target_bpm, "beats_per_bar": tm.beats_per_bar, "free_timing": tm.free_timing,
                   "mode": self.mode, "beats_before_origin": b0, "n_beats": int(len(tm.beats)),
+                  "pickup_bar": bool(not downs or downs[0] != 0),
                   "hits": [h.to_json() for h in self.hits]}
         conductor.append((0, 4, mido.MetaMessage("text", text=f"{SCHEMA} {json.dumps(header)}")))
         mid.tracks.append(_track("tempo map", conductor, tm.beats_per_bar))
@@ -278,6 +279,8 @@ class CuePlan:
                 k += 1
             downs.append(b)
             b += m
+        if header.get("pickup_bar") and downs:
+            downs = downs[1:]  # tick 0 starts a bar for a DAW; in the plan the beats before the first downbeat are a pickup
         tm = TempoMap(beats, beats[np.asarray(downs, int)], int(header["beats_per_bar"]), float(header["duration_s"]),
                       float(header["target_bpm"]), bool(header["free_timing"]))
         tracks: dict[str, list[Note]] = {}

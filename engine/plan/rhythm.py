@@ -114,8 +114,14 @@ def percussion(tm: TempoMap, sections: list[Section], hits: np.ndarray, end_s: f
         if 0 <= h < end_s:
             out.append(Note(float(h), float(h) + 0.5, CRASH, 120, DRUM_CHANNEL, track))
             out.append(Note(float(h), float(h) + 0.1, KICK, 120, DRUM_CHANNEL, track))
-    out.sort(key=lambda n: (n.onset_s, n.pitch))
-    return out
+    # one note per drum and instant (a hit on a downbeat: the accent's kick, not two): MIDI cannot hold two
+    # overlapping notes of one key on one channel apart
+    best: dict[tuple[int, int], Note] = {}
+    for n in out:
+        k = (int(round(n.onset_s * 1000)), n.pitch)
+        if k not in best or n.velocity > best[k].velocity:
+            best[k] = n
+    return sorted(best.values(), key=lambda n: (n.onset_s, n.pitch))
 
 
 def onset_density(notes: list[Note], start_s: float, end_s: float) -> float:
