@@ -339,3 +339,29 @@ def test_mood_labels_are_the_cue_plans_mood_per_clip_and_shot():
     assert [(s["start_s"], s["end_s"]) for s in got["shots"]] == [(0.0, 2.5), (2.5, 6.0)]
     assert got["shots"][1]["energy"] > got["shots"][0]["energy"]
     assert {k: got["shots"][1][k] for k in ("energy", "valence", "tension")} == mood.mood_of_film(feats, 2.5, 6.0).to_json()
+
+
+@pytest.mark.slow
+def test_tiny_v2_build_resumes_and_checks(tmp_path):
+    from filmscore.engine.audio.fluidsynth import SynthError, find_fluidsynth, find_soundfont
+
+    try:
+        find_fluidsynth(), find_soundfont()
+    except SynthError as e:
+        pytest.skip(f"FluidSynth or a GM SoundFont missing: {e}")
+    from filmscore.engine.data.build import BuildConfig, build_corpus
+    from filmscore.engine.data.index import read_index
+    from filmscore.engine.data.render_check import check_corpus
+
+    cfg = BuildConfig(tmp_path, hours=1.0, workers=1, composers=("bach",), tiny=True, version=2,
+                      soundfont=str(find_soundfont()))
+    s = build_corpus(cfg)
+    assert s.new_clips == 2 and s.failed_jobs == 0, s.first_errors
+    assert json.loads((tmp_path / "corpus.json").read_text())["sample_rate"] == 24_000
+    again = build_corpus(cfg)
+    assert again.new_clips == 0 and again.clips == 2
+    recs = read_index(tmp_path)
+    assert all(r["version"] == 2 and set(r["stems"]) == set(STEMS) for r in recs)
+    out = check_corpus(tmp_path)
+    assert out["clips"] == 2 and out["mix"]["sum_err_lsb_max"] <= 3.0
+    assert out["mix"]["lr_corr"]["mean"] < 0.99 and out["mix"]["chord_iou"]["mean"] > 0.3
