@@ -26,7 +26,8 @@ import torch
 
 from .bundle_v2 import BundleV2
 from .chunking import run_chunked
-from .constants import LATENT_DOWNSAMPLE, LATENT_FRAME_RATE, WINDOW_MEL_FRAMES, WINDOW_OVERLAP_MEL_FRAMES
+from .constants import (CONTROL_FRAME_RATE, LATENT_DOWNSAMPLE, LATENT_FRAME_RATE, WINDOW_MEL_FRAMES,
+                        WINDOW_OVERLAP_MEL_FRAMES)
 from .errors import BundleError, RenderCancelled
 from .film.features import FilmFeatures
 from .models.controls_v2 import CONTROL_CHANNELS_V2, CONTROL_GROUPS_V2, ControlsV2, drop_groups
@@ -36,6 +37,52 @@ from .schedulers import make_scheduler
 from .stereo_v2 import place_stems
 from .threads import StagePool, model_threads
 from .windowed import fusion_weights, plan_windows
+
+
+def controls_from_plan(plan, n_frames: int | None = None) -> tuple[ControlsV2, np.ndarray]:
+    """A cue plan (engine/plan/plan.py `CuePlan`) as bundle v2's controls and mood `(3,)`, frame by frame by the
+    rules the corpus labels follow (engine/data/labels.py): melody = the melody track's highest sounding pitch;
+    dynamics = the plan's curve at 100/s; harmony = the chord's pitch classes from its start to its end, bass = the
+    lowest harmony or bass note sounding; beats and downbeats on floor(t x 100)."""
+    from .data.labels import _frames  # the one frame rule of notes, shared with the corpus labels
+    from .plan.dynamics import to_control_rate
+
+    n = n_frames if n_frames is not None else int(math.ceil(plan.duration_s * CONTROL_FRAME_RATE - 1e-9))
+
+    def extreme(notes, pick) -> np.ndarray | None:
+        if not notes:
+            return None
+        fill = 0 if pick is np.maximum else 128
+        out = np.full(n, fill, np.int16)
+        on = np.array([x.onset_s for x in notes])
+        a, b = _frames(on, np.array([x.offset_s for x in notes]), n)
+        for lo, hi, x in zip(a, b, notes):
+            if hi > lo:
+                pick(out[lo:hi], x.pitch, out=out[lo:hi])
+        out[out == 128] = 0
+        return out
+
+    chroma = None
+    if plan.chords:
+        chroma = np.zeros((n, 12), np.uint8)
+        for c in plan.chords:
+            a, b = _frames(np.array([c.time_s]), np.array([c.end_s]), n)
+            chroma[a[0]:b[0], list(c.pitch_classes)] = 1
+
+    def impulses(times) -> np.ndarray:
+        out = np.zeros(n, np.uint8)
+        f = np.floor(np.asarray(times, np.float64) * CONTROL_FRAME_RATE + 1e-6).astype(np.int64)
+        out[f[(f >= 0) & (f < n)]] = 1
+        return out
+
+    beats = impulses(plan.tempo.beats)
+    controls = ControlsV2(n, melody_pitch=extreme(plan.melody, np.maximum),
+                          dynamics_db=to_control_rate(np.asarray(plan.dynamics_db), n), chord_chroma=chroma,
+                          bass_pitch=extreme(list(plan.harmony) + list(plan.bass), np.minimum) if chroma is not None
+                          else None, beat=beats if beats.any() else None,
+                          downbeat=impulses(plan.tempo.downbeats) if beats.any() else None)
+    mood = np.array([plan.mood.energy, plan.mood.valence, plan.mood.tension], np.float32)
+    return controls, mood
 
 
 @dataclass(frozen=True)

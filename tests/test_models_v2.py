@@ -157,3 +157,31 @@ def test_sampler_long_cue_uses_windows(tiny_v2):
     assert out.info["n_windows"] == 2 and out.mix.shape == (n, 2)
     manifest = json.loads((tiny_v2.path / "bundle.json").read_text())
     assert manifest["controls"]["channels"] == CONTROL_CHANNELS_V2
+
+
+def test_controls_from_a_cue_plan_follow_the_label_rules():
+    from types import SimpleNamespace
+
+    from filmscore.engine.controls.midi import Note
+    from filmscore.engine.pipeline_v2 import controls_from_plan
+
+    def note(a, b, p):
+        return Note(a, b, p, 90, 1, 1)
+
+    plan = SimpleNamespace(
+        duration_s=2.0, melody=[note(0.0, 0.5, 72), note(0.5, 1.0, 74)], harmony=[note(0.0, 2.0, 52)],
+        bass=[note(0.0, 1.0, 36), note(1.0, 2.0, 43)],
+        chords=[SimpleNamespace(time_s=0.0, end_s=1.0, pitch_classes=(0, 4, 7)),
+                SimpleNamespace(time_s=1.0, end_s=2.0, pitch_classes=(7, 11, 2))],
+        tempo=SimpleNamespace(beats=np.array([-0.5, 0.0, 0.5, 1.0, 1.5]), downbeats=np.array([0.0, 1.0])),
+        dynamics_db=np.linspace(-30, -20, 20), mood=SimpleNamespace(energy=0.8, valence=0.2, tension=0.7))
+    c, mood = controls_from_plan(plan)
+    assert c.n_frames == 200 and mood.tolist() == pytest.approx([0.8, 0.2, 0.7])
+    assert c.melody_pitch[10] == 72 and c.melody_pitch[60] == 74 and c.melody_pitch[150] == 0
+    assert c.bass_pitch[50] == 36 and c.bass_pitch[150] == 43
+    assert list(np.nonzero(c.chord_chroma[50])[0]) == [0, 4, 7]
+    assert list(np.nonzero(c.chord_chroma[150])[0]) == [2, 7, 11]
+    assert list(np.nonzero(c.beat)[0]) == [0, 50, 100, 150] and list(np.nonzero(c.downbeat)[0]) == [0, 100]
+    assert c.dynamics_db[0] < c.dynamics_db[-1] and all(c.present.values())
+    x = c.to_model_input()
+    assert x[12, 10] == pytest.approx(1.0)  # C5: one octave above middle C, the register the plan wrote
