@@ -202,3 +202,12 @@ def test_vae_and_vocoder_stages_train_at_the_corpus_rate(corpus_dir, tmp_path):
     fresh = T.train_vae_v2(c, 60, run=Run("vae", tmp_path / "fresh"), max_steps=1, batch=2)
     assert fresh.load()["configs"]["vae"]["latent_channels"] == T.V2_LATENT_CHANNELS
     assert fresh.extra["pca_init_l1"] > 0
+
+
+def test_model_sizes_build_and_the_gpu_size_is_larger():
+    counts = {}
+    for size, spec in T.MODEL_SIZES.items():
+        models = T.build_v2_models(spec["vae"]["latent_channels"], 3, 64, "x", ("bach",), **spec["ldm"])
+        counts[size] = sum(p.numel() for m in models.values() for p in m.parameters())
+        assert models["unet"].config.in_channels == 3 * spec["vae"]["latent_channels"]
+    assert counts["gpu"] > 4 * counts["cpu"]

@@ -22,6 +22,7 @@ def test_v2_stages_from_the_cli(tmp_path, capsys):
         assert main(["train", stage, *common]) == 0, stage
         out = json.loads(capsys.readouterr().out)
         assert out["stage"] == stage and out["step"] == 1 and out["corpus_version"] == 2
+        assert out["model_size"] == "cpu"
     state = Run("ldm", tmp_path / "t").load()
     assert state["configs"]["unet"]["in_channels"] == 3 * V2_LATENT_CHANNELS
     assert (tmp_path / "t" / "ldm" / "vae_frozen.pt").is_file()
@@ -32,6 +33,7 @@ def test_v2_stages_from_the_cli(tmp_path, capsys):
                  str(tmp_path / "t"), "-o", str(tmp_path / "b"), "--json"]) == 0
     written = json.loads(capsys.readouterr().out)
     assert written["version"] == "2.0.1+voc.1" and set(written["side_gains"]) == {"lead", "accompaniment", "percussion"}
+    assert written["provenance"]["stages"]["ldm"]["model_size"] == "cpu"
     bundle = load_bundle_v2(tmp_path / "b")
     out = FilmScorePipelineV2(bundle)(n_samples=24000, master="bach", steps=1, threads=1)
     assert out.mix.shape == (24000, 2) and np.isfinite(out.mix).all()

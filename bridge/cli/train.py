@@ -27,6 +27,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="2: bundle v2's stages (vae, vocoder, ldm) on corpus v2 (stems at 24 kHz, ControlsV2), "
                         "checkpoints in ~/.cache/filmscore/train_v2 unless --train-dir (docs/training.md, Bundle v2)")
     p.add_argument("--train-dir", type=Path, default=None, help="checkpoint directory")
+    p.add_argument("--model-size", choices=["cpu", "gpu"], default="cpu",
+                   help="--corpus-version 2: model sizes when a stage starts without a checkpoint (cpu: for 2 CPU "
+                        "cores; gpu: the larger model, with --device cuda); train_v2.MODEL_SIZES")
     p.add_argument("--minutes", type=float, default=30.0, help="wall-clock budget of this invocation")
     p.add_argument("--max-steps", type=int, default=None, help="stop at this many total steps")
     p.add_argument("--batch", type=int, default=16)
@@ -189,6 +192,7 @@ def _run_v2(args: argparse.Namespace) -> int:
         written = assemble_bundle_v2(train_dir, args.out, corpus, fp16=args.fp16)
         emit(args, written, f"wrote v2 bundle {args.out} ({written['size_mb']:.1f} MB, {written['version']})")
         return 0
+    kw["model_size"] = args.model_size
     if args.stage == "vae":
         result = train_v2.train_vae_v2(corpus, args.minutes, **kw)
     elif args.stage == "vocoder":
@@ -202,6 +206,7 @@ def _run_v2(args: argparse.Namespace) -> int:
         result = train_v2.train_ldm_v2(corpus, vae, args.minutes, feature_dim=feature_dim, feature_layout=layout,
                                        heldout=train_v2.heldout_corpus_v2(corpus.root, corpus.mel), **kw)
     summary = {"stage": args.stage, "corpus_version": 2, "step": result.step,
+               "model_size": result.extra.get("model_size"),
                "train_seconds": round(result.seconds, 1), "checkpoint": str(result.ckpt),
                "corpus_hours": round(corpus.hours, 3), "device": str(device),
                "heldout_loss": result.extra.get("heldout_loss", {})}

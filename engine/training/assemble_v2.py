@@ -49,12 +49,14 @@ def assemble_bundle_v2(train_dir: Path, out: Path, corpus: CorpusV2, *, fp16: bo
         models[cname] = m.eval()
     provenance: dict[str, Any] = {"hardware": f"{cpu_name()} ({os.cpu_count()} cores)", "torch": torch.__version__,
                                   "stages": {"ldm": stage_provenance(ldm)}}
+    provenance["stages"]["ldm"]["model_size"] = ldm.extra.get("model_size")
     for stage in ("vae", "vocoder"):
         run = Run(stage, train_dir)
         st = run.load()
         if st is None:
             continue
         provenance["stages"][stage] = stage_provenance(run)
+        provenance["stages"][stage]["model_size"] = run.extra.get("model_size")
         if stage == "vocoder":
             voc = VocosVocoder.from_config(st["configs"]["vocoder"])
             voc.load_state_dict(st["ema"]["vocoder"])

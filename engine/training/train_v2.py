@@ -44,6 +44,18 @@ WARMUP_STEPS = 200
 GLOBAL_GROUPS = ("picture", "mood", "style")
 GROUPS = GLOBAL_GROUPS + tuple(CONTROL_GROUPS_V2)
 P_DROP = {g: 0.15 for g in GROUPS}  # each group absent in 15 % of crops, independently
+# Model sizes by name: "cpu" trains on this project's 2 cores (v1's sizes, engine/default_bundle/bundle.json, with
+# the UNet's input widened to three stems); "gpu" is the larger model the same code trains where a CUDA GPU is lent
+# (`--device cuda --model-size gpu`). A size is read when a stage starts without a checkpoint; a checkpoint keeps its
+# own configs, and the run records the size's name (`run.extra["model_size"]`, carried into the bundle).
+MODEL_SIZES: dict[str, dict[str, dict]] = {
+    "cpu": {"vae": {"latent_channels": V2_LATENT_CHANNELS, "hidden_channels": 256, "refine_blocks": 3},
+            "vocoder": {"dim": 256, "n_blocks": 6},
+            "ldm": {"block_out_channels": (128, 192, 256), "layers_per_block": 1, "token_dim": 128, "heads": 4}},
+    "gpu": {"vae": {"latent_channels": V2_LATENT_CHANNELS, "hidden_channels": 512, "refine_blocks": 6},
+            "vocoder": {"dim": 512, "n_blocks": 8},
+            "ldm": {"block_out_channels": (256, 384, 512), "layers_per_block": 2, "token_dim": 256, "heads": 8}},
+}
 MODEL_CLASSES_V2 = {"unet": FilmScoreUNet1D, "controlnet": FilmScoreControlNet1D, "film_head": FilmTokenHead,
                     "global_cond": GlobalConditionV2}
 
@@ -93,25 +105,29 @@ def v2_vae(stems: StemCorpus, latent_channels: int = V2_LATENT_CHANNELS, hidden_
 # -- stages that need audio only ----------------------------------------------------------------------------------
 
 def train_vae_v2(corpus: CorpusV2, minutes: float, *, run: Run | None = None, init: MelVAE | None = None,
-                 latent_channels: int = V2_LATENT_CHANNELS, **kw) -> Run:
+                 model_size: str = "cpu", **kw) -> Run:
     """v1's VAE stage on every stem of `corpus`; keyword arguments as `train_vae`."""
     from .train_vae import train_vae
 
     run = run or Run("vae", DEFAULT_TRAIN_DIR_V2)
     stems = StemCorpus(corpus)
     if init is None and not run.ckpt.is_file():
-        init, l1 = v2_vae(stems, latent_channels)
+        run.extra["model_size"] = model_size
+        init, l1 = v2_vae(stems, **MODEL_SIZES[model_size]["vae"])
         run.extra["pca_init_l1"] = l1
         logger.info("vae v2: initialised from PCA of stem patches (log-Mel L1 %.3f)", l1)
     return train_vae(stems, minutes, run=run, init=init, **kw)
 
 
 def train_vocoder_v2(corpus: CorpusV2, minutes: float, *, run: Run | None = None, init: VocosVocoder | None = None,
-                     **kw) -> Run:
+                     model_size: str = "cpu", **kw) -> Run:
     """v1's vocoder stage at the corpus rate on every stem with notes; keyword arguments as `train_vocoder`."""
     from .train_vocoder import train_vocoder
 
     run = run or Run("vocoder", DEFAULT_TRAIN_DIR_V2)
+    if init is None and not run.ckpt.is_file():
+        run.extra["model_size"] = model_size
+        init = v2_vocoder(corpus.mel, **MODEL_SIZES[model_size]["vocoder"])
     return train_vocoder(StemCorpus(corpus, present_only=True), minutes, run=run,
                          init=init if init is not None else v2_vocoder(corpus.mel), **kw)
 
@@ -234,7 +250,7 @@ def heldout_corpus_v2(root: Path, mel=None) -> CorpusV2 | None:
 def train_ldm_v2(corpus: CorpusV2, vae: MelVAE, minutes: float, *, feature_dim: int, feature_layout: str,
                  batch: int = 16, lr: float = 3e-4, max_steps: int | None = None, run: Run | None = None,
                  progress=None, seed: int = 0, init: dict[str, nn.Module] | None = None,
-                 model_kwargs: dict | None = None, heldout: CorpusV2 | None = None,
+                 model_size: str = "cpu", heldout: CorpusV2 | None = None,
                  device: torch.device | str = "cpu", cooldown: bool = False, crop: int = CROP,
                  clock=None) -> Run:
     """Train (or continue, from `run`'s checkpoint) the UNet, ControlNet, film head and global conditions on the
@@ -249,7 +265,8 @@ def train_ldm_v2(corpus: CorpusV2, vae: MelVAE, minutes: float, *, feature_dim: 
         models = {k: cls.from_config(state["configs"][k]) for k, cls in MODEL_CLASSES_V2.items()}
     else:
         models = init or build_v2_models(vae.config.latent_channels, len(corpus.stems), feature_dim, feature_layout,
-                                         style_vocabulary(corpus), **(model_kwargs or {}))
+                                         style_vocabulary(corpus), **MODEL_SIZES[model_size]["ldm"])
+        run.extra["model_size"] = model_size if init is None else "given"
     if models["unet"].config.in_channels != vae.config.latent_channels * len(corpus.stems):
         raise ValueError(f"UNet input {models['unet'].config.in_channels} channels != {len(corpus.stems)} stems x "
                          f"{vae.config.latent_channels} VAE latent channels")
