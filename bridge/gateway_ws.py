@@ -130,6 +130,7 @@ class WebSocketGateway:
 
     async def _main(self) -> None:
         from websockets.asyncio.server import ServerConnection, serve
+        from websockets.protocol import State
 
         gateway = self
 
@@ -148,6 +149,15 @@ class WebSocketGateway:
             def connection_lost(self, exc: Exception | None) -> None:
                 gateway._open -= 1
                 super().connection_lost(exc)
+
+            def data_received(self, data: bytes) -> None:
+                # A connection without the token that is already closing (too big a first message, a wrong token)
+                # is dropped at once instead of being read to its close frame: a 30 MiB message sent after a
+                # refusal would otherwise be read and discarded, 64 KiB at a time, by this thread.
+                if self.protocol.state is State.CLOSING and not getattr(self, "authorised", False):
+                    self.transport.abort()
+                    return
+                super().data_received(data)
 
         self._loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
@@ -225,6 +235,7 @@ class WebSocketGateway:
         if not (isinstance(session_id, str) and _SESSION_RE.fullmatch(session_id)):
             session_id = P.new_id()
         ws.protocol.max_message_size = self.session.limits.max_message_bytes  # authorised: the protocol's limit
+        ws.authorised = True
         await ws.send(P.dumps_strict({"status": "ok", "protocol_version": P.PROTOCOL_VERSION, "session": session_id}))
         dealer = self.ctx.socket(zmq.DEALER)
         configure_socket(dealer, self.info)  # type: ignore[arg-type]
