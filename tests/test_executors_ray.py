@@ -1,7 +1,8 @@
-"""The Ray executor on a local Ray (two CPUs, two one-CPU actors) against the local executor: the same timeline
+"""The Ray executor on a local Ray (two CPUs, two half-CPU actors) against the local executor: the same timeline
 scored both ways delivers the same files; a rerun renders nothing; an actor killed mid-cue has its cue rendered by
 another; inputs shipped through the object store give the same audio; an unreachable cluster is a one-line error
-that changes nothing on disk. The renders use a tiny seeded bundle, so each cue takes about a second."""
+that changes nothing on disk, and so is a cluster where no actor can start; the bridge's Ray renderer writes the
+same WAV as the engine in this process. The renders use a tiny seeded bundle, so each cue takes about a second."""
 
 from __future__ import annotations
 
@@ -108,7 +109,8 @@ def executor(ray_cluster, bundle, gate):
 
     # The actors cannot import this test module: its render function travels by value.
     cloudpickle.register_pickle_by_value(sys.modules[__name__])
-    ex = RayExecutor(RayOptions(num_cpus=1), bundle=bundle, render=gated_render(gate))
+    # Two actors of half a CPU: the other CPU stays free for the bridge renderer's own actor (last test).
+    ex = RayExecutor(RayOptions(num_cpus=0.5, actors=2), bundle=bundle, render=gated_render(gate))
     yield ex
     ex.close()
 
@@ -258,4 +260,53 @@ def test_an_unreachable_cluster_is_one_line_and_changes_nothing(reel, bundle, lo
     assert proc.returncode == 2, proc.stderr
     lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
     assert lines[-1].startswith(f"filmscore score: error: cannot reach the Ray cluster at {address}: "), proc.stderr
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before
+
+
+def test_the_bridge_renderer_writes_what_the_engine_writes_here(tmp_path, bundle, executor, monkeypatch):
+    from dataclasses import replace
+
+    from filmscore.bridge.executors import ray_executor as rx
+    from filmscore.engine.render import render_cue
+    from filmscore.engine.request import RenderRequest
+
+    monkeypatch.setenv(rx.SERVE_ENV, json.dumps({"num_cpus": 0.5, "bundle": str(bundle)}))
+    for d in ("ray", "here"):
+        (tmp_path / d).mkdir()
+    request = RenderRequest(tmp_path / "ray" / ".cue.job1.partial.wav", duration_s=2.0, seed=4, steps=3,
+                            bundle=bundle)
+    stages: list[str] = []
+    try:
+        result = rx.render_on_ray(request, progress=lambda stage, fraction, message: stages.append(stage))
+    finally:
+        if rx._WORKER_EXECUTOR is not None:
+            rx._WORKER_EXECUTOR.close()
+            rx._WORKER_EXECUTOR = None
+    render_cue(replace(request, output=tmp_path / "here" / ".cue.job1.partial.wav"))
+    names = sorted(p.name for p in (tmp_path / "ray").iterdir())
+    assert names == sorted(p.name for p in (tmp_path / "here").iterdir())
+    for name in (".cue.job1.partial.wav", ".cue.job1.partial.controls.npz"):
+        assert (tmp_path / "ray" / name).read_bytes() == (tmp_path / "here" / name).read_bytes(), name
+    assert result.output == request.output and {"controls", "denoise"} <= set(stages)
+    meta = json.loads((tmp_path / "ray" / ".cue.job1.partial.json").read_text())
+    assert meta["request"]["output"] == str(request.output) and "filmscore-actor-" not in json.dumps(meta)
+
+
+def test_a_cluster_where_no_actor_can_start_stops_the_batch_and_loses_nothing(reel, bundle, executor, local_run,
+                                                                              tmp_path):
+    from filmscore.bridge.executors import ExecutorError
+
+    out = tmp_path / "out"
+    shutil.copytree(local_run, out)
+    (out / "2M2.wav").unlink()
+    before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+    # Two CPUs per actor on a 2-CPU cluster whose other actors hold one: the actor can never be placed.
+    executor.connect()  # (the module's two half-CPU actors exist, whichever tests ran before)
+    stuck = RayExecutor(RayOptions(num_cpus=2, actors=1, ready_timeout_s=2.0), bundle=bundle)
+    cl = read_cues(read_timeline(reel))
+    try:
+        with pytest.raises(ExecutorError, match=r"no render actor became ready in 2 s; 1 cue\(s\) not rendered"):
+            score_timeline(cl, cl.cues, out, options(bundle), executor=stuck)
+    finally:
+        stuck.close()
     assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before

@@ -23,6 +23,7 @@ same path everywhere (docs/scale_out.md).
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import os
@@ -325,8 +326,6 @@ class RayExecutor(Executor):
         prefixes.update({local: original for original, local in payload["media_map"].items()})
         for name, data in payload["files"].items():
             if name.endswith(".json"):  # the engine's metadata sidecar names the worker's paths
-                import json
-
                 data = (json.dumps(rebase_paths(json.loads(data), prefixes), indent=2, default=str) + "\n").encode()
             write_atomically(dest / name, lambda p, d=data: p.write_bytes(d))
         out: TaskOutput = payload["output"]
@@ -469,3 +468,69 @@ class RayExecutor(Executor):
             raise ExecutorError(f"Ray cluster at {self._where()}: cannot start a render actor again "
                                 f"({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
         slot.actor, slot.ready_ref, slot.info, slot.busy = fresh.actor, fresh.ready_ref, None, None
+
+
+# -- the bridge: `filmscore serve --executor ray` -------------------------------------------------------------------
+# The server keeps its job queue, journal and worker processes; each worker process renders through one Ray actor
+# instead of in itself (its renderer is `render_on_ray`), so supervision, cancel, partial-file publishing and
+# retries of the bridge stay as they are, and the heavy work runs where Ray places the actor.
+
+RAY_RENDERER = "filmscore.bridge.executors.ray_executor:render_on_ray"
+SERVE_ENV = "FILMSCORE_RAY"  # the workers' Ray options, JSON, set by the server process for its worker processes
+
+
+class RemoteRenderError(FilmscoreError):
+    """A render that failed on an actor, with the error name it had there (the bridge reports it as is)."""
+
+    def __init__(self, ename: str, message: str) -> None:
+        super().__init__(message)
+        self.ename = ename
+
+
+def start_for_server(options: RayOptions, workers: int, bundle: Path | None) -> Any:
+    """Join the cluster at `options.address`, or start a Ray here with the CPUs and GPUs that `workers` actors ask
+    for, and hand the workers (through the environment they inherit) its address and the actor options. Returns
+    the function that stops what was started here."""
+    ray = import_ray()
+    if options.address is None:
+        try:
+            ray.init(num_cpus=max(1, math.ceil(options.num_cpus * workers)),
+                     num_gpus=math.ceil(options.num_gpus * workers) if options.num_gpus else None,
+                     include_dashboard=False, log_to_driver=False, namespace=NAMESPACE)
+        except Exception as e:  # noqa: BLE001
+            raise ExecutorError(f"cannot start a local Ray: {str(e).splitlines()[0] if str(e) else e}") from None
+        address, stop = ray.get_runtime_context().gcs_address, ray.shutdown
+    else:
+        _check_reachable(options.address)
+        address, stop = options.address, (lambda: None)
+    os.environ[SERVE_ENV] = json.dumps({"address": address, "num_cpus": options.num_cpus,
+                                        "num_gpus": options.num_gpus, "ship_inputs": options.ship_inputs,
+                                        "bundle": None if bundle is None else str(bundle)})
+    return stop
+
+
+_WORKER_EXECUTOR: RayExecutor | None = None
+
+
+def render_on_ray(request: Any, progress: Any = None, should_cancel: CancelFn | None = None) -> RenderResult:
+    """A bridge worker's renderer: `request` rendered by this worker's actor (started on first use, with the
+    options in $FILMSCORE_RAY), its files written at `request.output`'s names, progress passed on as it comes."""
+    global _WORKER_EXECUTOR
+    if _WORKER_EXECUTOR is None:
+        cfg = json.loads(os.environ.get(SERVE_ENV) or "{}")
+        bundle = cfg.pop("bundle", None)
+        _WORKER_EXECUTOR = RayExecutor(RayOptions(actors=1, **cfg), bundle=bundle)
+    task = CueTask(Path(request.output).stem, request, cost_s=float(request.duration_s or 0.0))
+    for ev in _WORKER_EXECUTOR.run([task], should_cancel=should_cancel):
+        if ev.kind == "progress" and progress is not None:
+            progress(ev.stage, ev.fraction, ev.message)
+        elif ev.kind == "retry":
+            log.warning("%s", ev.message)
+        elif ev.kind == "done":
+            assert ev.output is not None
+            return ev.output.result
+        elif ev.kind == "failed":
+            raise RemoteRenderError(ev.ename, ev.message)
+        elif ev.kind == "cancelled":
+            raise RenderCancelled(ev.message or "cancelled")
+    raise ExecutorError(f"the Ray executor ended without a result for {task.task_id}")
