@@ -20,7 +20,8 @@ def _texture(kind: str, rng: np.random.Generator, h: int, w: int) -> np.ndarray:
     yy, xx = np.mgrid[0:h, 0:w] / max(h, w)
     if kind == "grating":
         th, f = rng.uniform(0, np.pi), rng.uniform(6, 20)
-        x = np.sin(2 * np.pi * f * (np.cos(th) * xx + np.sin(th) * yy) + rng.uniform(0, 6)) + 0.3 * rng.standard_normal((h, w))
+        x = np.sin(2 * np.pi * f * (np.cos(th) * xx + np.sin(th) * yy) + rng.uniform(0, 6))
+        x = x + 0.3 * rng.standard_normal((h, w))
     elif kind == "blobs":
         from scipy.ndimage import gaussian_filter
 

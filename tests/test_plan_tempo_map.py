@@ -32,7 +32,8 @@ def test_generated_cut_lists_land_on_beats_with_smooth_musical_tempo():
         forced += len(tm.forced)
         assert tm.beats[0] <= 0 and tm.beats[-1] >= dur and np.all(np.diff(tm.beats) > 0)
     ch = np.asarray(changes)
-    print(f"60 cut lists: max cut error {1000 * max(errors):.3f} ms, major on downbeat {np.mean(np.asarray(down_err) <= HIT_TOLERANCE_S):.3f}, "
+    on_down = np.mean(np.asarray(down_err) <= HIT_TOLERANCE_S)
+    print(f"60 cut lists: max cut error {1000 * max(errors):.3f} ms, major on downbeat {on_down:.3f}, "
           f"BPM {min(tempi):.1f}-{max(tempi):.1f}, bar change p50 {np.median(ch):.3f} p90 {np.percentile(ch, 90):.3f} "
           f"max {ch.max():.3f}, over 15 %: {(ch > 0.15).sum()} ({forced} forced)")
     assert max(errors) <= HIT_TOLERANCE_S

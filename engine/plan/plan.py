@@ -123,8 +123,8 @@ class CuePlan:
             if not np.all(np.isin(np.round(downs, 4), np.round(beats, 4))):
                 raise PlanError("every plan downbeat must be one of its beats")
             dur = float(d["duration_s"])
-            tm = TempoMap(beats, downs, int(d.get("beats_per_bar", 4)), dur, float(d.get("target_bpm", 60.0 / np.median(np.diff(beats)))),
-                          bool(d.get("free_timing", False)))
+            target = float(d.get("target_bpm", 60.0 / np.median(np.diff(beats))))
+            tm = TempoMap(beats, downs, int(d.get("beats_per_bar", 4)), dur, target, bool(d.get("free_timing", False)))
             dyn = d["dynamics"]
             if int(dyn["rate"]) != PLAN_DYNAMICS_RATE:
                 raise PlanError(f"plan dynamics rate must be {PLAN_DYNAMICS_RATE}/s, got {dyn['rate']}")
@@ -280,7 +280,7 @@ class CuePlan:
             downs.append(b)
             b += m
         if header.get("pickup_bar") and downs:
-            downs = downs[1:]  # tick 0 starts a bar for a DAW; in the plan the beats before the first downbeat are a pickup
+            downs = downs[1:]  # tick 0 starts a bar for a DAW; in the plan the beats before the first downbeat: a pickup
         tm = TempoMap(beats, beats[np.asarray(downs, int)], int(header["beats_per_bar"]), float(header["duration_s"]),
                       float(header["target_bpm"]), bool(header["free_timing"]))
         tracks: dict[str, list[Note]] = {}
@@ -357,7 +357,8 @@ class CuePlan:
 
     def summary(self) -> dict:
         return {"tempo_bpm": round(self.tempo.tempo_bpm, 2), "key": self.key, "mode": self.mode,
-                "mood": self.mood.to_json(), "orchestration": self.orchestration, "bars": int(len(self.tempo.downbeats)),
+                "mood": self.mood.to_json(), "orchestration": self.orchestration,
+                "bars": int(len(self.tempo.downbeats)),
                 "chords": len(self.chords), "hits": len(self.hits),
                 "hits_on_beat": sum(abs(h.beat_time_s - h.time_s) <= 0.025 for h in self.hits),
                 "notes": {name: len(getattr(self, name)) for name in TRACKS}, "tempo_map": self.tempo.summary(),

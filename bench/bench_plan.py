@@ -1,0 +1,157 @@
+"""The cue plan, measured: tempo maps on generated cut lists, harmonisation per master, and whether today's bundle
+renders the plan's tempo and mode (docs/plan.md).
+
+    python bench/bench_plan.py                    # all parts -> bench/results/plan.json
+    python bench/bench_plan.py --only render      # tempo_map | harmony | render
+
+- tempo_map: 200 generated cut lists (20-90 s, shots 0.8-8 s, 40 % major cuts, target 60-160 BPM), bars may change
+  length: cut errors, major cuts on downbeats, the bar-tempo range and bar-to-bar change distribution.
+- harmony: every master's first 12 themes, melody only, harmonised in that master's style (20 s cue, hits at 5 and
+  11 s): share of strong-beat melody notes over a chord tone; mean log-likelihood per chord of the progression
+  under the master's chain against 20 shuffles of the same chords.
+- render: two contrasting plans without picture (slow, sad: energy 0.15, valence 0.2; fast, happy: energy 0.85,
+  valence 0.8) x 3 seeds, 20 s, rendered with the default bundle through `render --plan` (melody + dynamics
+  controls), and the plan's MIDI rendered by FluidSynth as the reference: tempo by librosa's beat tracker and mode
+  by Krumhansl-Schmuckler on the mean chroma, against the plan's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "tests"))
+
+
+def part_tempo_map(n: int = 200) -> dict:
+    from filmscore.engine.plan.tempo_map import HIT_TOLERANCE_S, Anchor, fit_tempo_map
+
+    err, derr, ch, tempi = [], [], [], []
+    forced = unforced = 0
+    for seed in range(n):
+        r = np.random.default_rng(seed)
+        dur = float(r.uniform(20, 90))
+        cuts = np.cumsum(r.uniform(0.8, 8, size=40))
+        anchors = [Anchor(float(c), bool(r.random() < 0.4)) for c in cuts[cuts < dur - 0.5]]
+        tm = fit_tempo_map(dur, anchors, float(r.uniform(60, 160)), 4, meter_changes=True)
+        err.extend(np.abs(tm.hit_errors([a.time_s for a in anchors])))
+        derr.extend(np.abs(tm.hit_errors([a.time_s for a in anchors if a.major], downbeat=True)))
+        ch.extend(tm.bar_changes())
+        tempi.extend(tm.bar_tempi())
+        forced += len(tm.forced)
+        unforced += tm.unforced_changes()
+    ch_a = np.asarray(ch)
+    return {"cut_lists": n, "cuts": len(err), "max_cut_error_ms": round(1000 * float(np.max(err)), 4),
+            "cuts_within_25ms": float(np.mean(np.asarray(err) <= HIT_TOLERANCE_S)),
+            "major_on_downbeat": float(np.mean(np.asarray(derr) <= HIT_TOLERANCE_S)),
+            "bar_bpm_min": round(float(np.min(tempi)), 2), "bar_bpm_max": round(float(np.max(tempi)), 2),
+            "bar_change_percentiles": {str(p): round(float(np.percentile(ch_a, p)), 4) for p in (50, 90, 99, 100)},
+            "bar_changes_over_15pct": int((ch_a > 0.15 + 1e-9).sum()), "forced_changes": forced,
+            "unforced_over_15pct": unforced}
+
+
+def part_harmony(themes_per_master: int = 12) -> dict:
+    from filmscore.engine.controls.maestros import load_theme, masters
+    from filmscore.engine.plan.compose import make_plan
+    from filmscore.engine.plan.harmony import load_style, strong_beat_chord_tone_share
+    from filmscore.engine.plan.mood import MoodOverrides
+    from test_plan_harmony import _strong_times
+
+    out = {}
+    rng = np.random.default_rng(0)
+    for m in masters():
+        shares, ll, sh = [], [], []
+        for t in m.themes[:themes_per_master]:
+            plan = make_plan(20.0, theme=load_theme(m.name, t.id), style=m.name, hits_s=(5.0, 11.0),
+                             overrides=MoodOverrides(energy=0.5))
+            mel = [(n.onset_s, n.offset_s, n.pitch) for n in plan.melody]
+            shares.append(strong_beat_chord_tone_share(mel, plan.chords, _strong_times(plan)))
+            style = load_style(m.name, plan.mode)
+            deg = [c.degree for c in plan.chords]
+            ll.append(style.sequence_loglik(deg))
+            sh.append(np.mean([style.sequence_loglik(rng.permutation(deg)) for _ in range(20)]))
+        out[m.name] = {"themes": len(shares), "strong_beat_chord_tone_share": round(float(np.nanmean(shares)), 4),
+                       "min_share": round(float(np.nanmin(shares)), 4),
+                       "loglik_per_chord": round(float(np.mean(ll)), 4),
+                       "loglik_shuffled": round(float(np.mean(sh)), 4),
+                       "likelier_than_shuffled": int(sum(a > b for a, b in zip(ll, sh)))}
+    return out
+
+
+def _tempo_mode(wave: np.ndarray, sr: int) -> tuple[float, str, str]:
+    import librosa
+
+    from filmscore.engine.plan.harmony import estimate_key
+    from filmscore.engine.plan.mood import TONIC_NAMES
+
+    tempo, _ = librosa.beat.beat_track(y=wave, sr=sr)
+    chroma = librosa.feature.chroma_cqt(y=wave, sr=sr).mean(axis=1)
+    notes = [(0.0, float(w), pc) for pc, w in enumerate(chroma)]
+    tonic, mode = estimate_key(notes)
+    return float(np.atleast_1d(tempo)[0]), mode, TONIC_NAMES[tonic]
+
+
+def part_render(seeds: tuple[int, ...] = (0, 1, 2), duration_s: float = 20.0) -> dict:
+    from filmscore.engine.audio.fluidsynth import render_midi
+    from filmscore.engine.audio.io import load_audio
+    from filmscore.engine.plan.compose import make_plan
+    from filmscore.engine.plan.mood import MoodOverrides
+    from filmscore.engine.render import render_cue
+    from filmscore.engine.request import RenderRequest
+
+    moods = {"slow_sad": MoodOverrides(energy=0.15, valence=0.2, tension=0.2),
+             "fast_happy": MoodOverrides(energy=0.85, valence=0.8, tension=0.1)}
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, o in moods.items():
+            for seed in seeds:
+                plan = make_plan(duration_s, overrides=o, seed=seed)
+                p = Path(tmp) / f"{name}{seed}.plan.json"
+                plan.save(p)
+                out = Path(tmp) / f"{name}{seed}.wav"
+                t0 = time.perf_counter()
+                render_cue(RenderRequest(output=out, duration_s=duration_s, plan=p, seed=seed, steps=25))
+                wave = load_audio(out, 22050)
+                bpm, mode, key = _tempo_mode(wave, 22050)
+                ref = render_midi(plan.to_midi(), sample_rate=22050)
+                rbpm, rmode, rkey = _tempo_mode(np.asarray(ref, np.float32), 22050)
+                rows.append({"plan": name, "seed": seed, "plan_bpm": round(plan.tempo.tempo_bpm, 1),
+                             "plan_mode": plan.mode, "plan_key": plan.key, "render_bpm": round(bpm, 1),
+                             "render_mode": mode, "render_key": key, "fluidsynth_bpm": round(rbpm, 1),
+                             "fluidsynth_mode": rmode, "fluidsynth_key": rkey,
+                             "render_s": round(time.perf_counter() - t0, 1)})
+                print(rows[-1], flush=True)
+
+    def agree(src: str) -> dict:
+        bpm_ratio = [r[f"{src}_bpm"] / r["plan_bpm"] for r in rows]
+        octave_ok = [min(abs(np.log2(x) - k) for k in (-1, 0, 1)) < np.log2(1.08) for x in bpm_ratio]
+        return {"mode_matches": int(sum(r[f"{src}_mode"] == r["plan_mode"] for r in rows)),
+                "tempo_within_8pct_or_octave": int(sum(octave_ok)), "of": len(rows),
+                "tempo_ratio_median": round(float(np.median(bpm_ratio)), 3)}
+
+    return {"rows": rows, "bundle": agree("render"), "fluidsynth": agree("fluidsynth")}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--only", choices=["tempo_map", "harmony", "render"], action="append")
+    ap.add_argument("-o", "--out", type=Path, default=REPO / "bench" / "results" / "plan.json")
+    args = ap.parse_args()
+    results = json.loads(args.out.read_text()) if args.out.is_file() else {}
+    for part in args.only or ["tempo_map", "harmony", "render"]:
+        t0 = time.perf_counter()
+        results[part] = globals()[f"part_{part}"]()
+        print(f"{part} ({time.perf_counter() - t0:.0f} s): {json.dumps(results[part])[:2000]}", flush=True)
+        args.out.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
