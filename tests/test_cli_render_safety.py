@@ -146,11 +146,11 @@ def test_controls_keeps_an_existing_file(tmp_path, media):
 
 def test_a_missing_video_is_answered_without_loading_torch(tmp_path):
     """`render nope.mp4` answers from the light checks alone: the render path (torch, the model) is never
-    imported, which is what makes it as fast as `encode nope.mp4`."""
+    imported, nor scipy (a second of imports on a busy machine), which is what makes it as fast as `encode`."""
     code = ("import sys; from filmscore.bridge.cli import main; rc = main(['render', 'nope.mp4', '-o', 'x.wav']); "
-            "print('torch' in sys.modules, 'filmscore.engine.render' in sys.modules); sys.exit(rc)")
+            "print(*(m in sys.modules for m in ('torch', 'scipy', 'filmscore.engine.render'))); sys.exit(rc)")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, timeout=300)
-    assert proc.returncode == 2 and proc.stdout.split() == ["False", "False"], (proc.stdout, proc.stderr)
+    assert proc.returncode == 2 and proc.stdout.split() == ["False", "False", "False"], (proc.stdout, proc.stderr)
     assert proc.stderr == "filmscore render: error: nope.mp4: no such video\n"
 
 

@@ -56,3 +56,23 @@ def test_errors_are_one_line(main, fixtures_dir, tmp_path, capsys, argv, message
     err = capsys.readouterr().err.strip()
     assert message in err and "\n" not in err and "Traceback" not in err
     assert not (tmp_path / "out").exists()
+
+
+def test_score_keeps_files_it_did_not_deliver_and_never_writes_an_input(main, fixtures_dir, tmp_path, capsys):
+    """The outputs rule before the first render: a cue file this batch did not deliver (no filmscore-batch.json
+    entry with these settings) is kept unless --overwrite, and no cue file may be an input, --overwrite or not."""
+    t = str(fixtures_dir / "timelines" / "simple_cut.otio")
+    out = tmp_path / "out"
+    out.mkdir()
+    stem = "Figure_1_-_Simple_Cut_List"  # the fixture's one cue, as a file name
+    (out / f"{stem}.wav").write_bytes(b"someone else's cue")
+    assert main(["score", t, "-o", str(out), "--maestro", "bach"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert f"{stem}.wav exists; give --overwrite" in err and "\n" not in err
+    assert (out / f"{stem}.wav").read_bytes() == b"someone else's cue"
+    (out / f"{stem}.wav").unlink()
+    theme = out / f"{stem}.theme.mid"  # the batch would move its fitted theme here
+    theme.write_bytes(b"MThd")
+    assert main(["score", t, "-o", str(out), "--midi", str(theme), "--overwrite"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "is the midi input" in err and theme.read_bytes() == b"MThd"

@@ -139,9 +139,9 @@ def plan_for_render(args: argparse.Namespace) -> tuple[Path | None, float | None
     """(the plan file to render, the cue duration) for `render`'s arguments: --plan as given (read now, so a bad
     file is refused before the model loads; its duration is the cue's unless --duration says otherwise); with plan
     overrides and no --plan, a plan made now and written to OUT.plan.json; else (None, --duration)."""
-    from filmscore.engine.plan.plan import CuePlan
-
     if args.plan is not None:
+        from filmscore.engine.plan.plan import CuePlan  # here: scipy.ndimage costs ~1 s to every render otherwise
+
         if has_overrides(args):
             raise RequestError("--plan renders a plan as it stands; change it with `filmscore plan` (the override "
                                "flags) or in a DAW, not with render's override flags")
