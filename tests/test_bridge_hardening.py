@@ -572,3 +572,33 @@ def test_client_options_on_either_side_of_the_verb(shared, capsys):
                   "20", "--json"]):
         assert main(argv) == 0, argv
         assert json.loads(capsys.readouterr().out)
+
+
+@pytest.mark.skipif(not zmq.has("curve"), reason="libzmq built without CURVE")
+def test_remote_websocket_with_tls_serves_wss_only(tmp_path, bundle):
+    import shutil
+    import ssl
+    import subprocess
+
+    from websockets.sync.client import connect
+
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is needed to make a test certificate")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
+                    "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True)
+    d = make_dirs(tmp_path)
+    with launch_server(d["state"], media_roots=[d["media"]], output_roots=[d["out"]], bundle=bundle,
+                       allow_remote=True, ws="0.0.0.0:0",
+                       extra_args=["--ws-cert", str(cert), "--ws-key", str(key)]) as srv:
+        trust = ssl.create_default_context(cafile=str(cert))
+        with connect(f"wss://127.0.0.1:{srv.info['ws_port']}", ssl=trust) as ws:
+            ws.send(json.dumps({"token": srv.info["ws_token"]}))
+            assert json.loads(ws.recv(timeout=10))["status"] == "ok"
+            ws.send(json.dumps({"header": {"msg_type": "status", "msg_id": "t1"}, "content": {}}))
+            assert json.loads(ws.recv(timeout=10))["content"]["status"] == "ok"
+        with pytest.raises(Exception):  # clear-text WebSocket on the TLS port: no session
+            with connect(f"ws://127.0.0.1:{srv.info['ws_port']}", open_timeout=5) as ws:
+                ws.send(json.dumps({"token": srv.info["ws_token"]}))
+                ws.recv(timeout=5)
