@@ -210,4 +210,4 @@ def test_model_sizes_build_and_the_gpu_size_is_larger():
         models = T.build_v2_models(spec["vae"]["latent_channels"], 3, 64, "x", ("bach",), **spec["ldm"])
         counts[size] = sum(p.numel() for m in models.values() for p in m.parameters())
         assert models["unet"].config.in_channels == 3 * spec["vae"]["latent_channels"]
-    assert counts["gpu"] > 4 * counts["cpu"]
+    assert counts["gpu"] > 2 * counts["cpu"]

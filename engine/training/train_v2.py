@@ -52,9 +52,10 @@ MODEL_SIZES: dict[str, dict[str, dict]] = {
     "cpu": {"vae": {"latent_channels": V2_LATENT_CHANNELS, "hidden_channels": 256, "refine_blocks": 3},
             "vocoder": {"dim": 256, "n_blocks": 6},
             "ldm": {"block_out_channels": (128, 192, 256), "layers_per_block": 1, "token_dim": 128, "heads": 4}},
-    "gpu": {"vae": {"latent_channels": V2_LATENT_CHANNELS, "hidden_channels": 512, "refine_blocks": 6},
-            "vocoder": {"dim": 512, "n_blocks": 8},
-            "ldm": {"block_out_channels": (256, 384, 512), "layers_per_block": 2, "token_dim": 256, "heads": 8}},
+    # ~2.2x the parameters (44 M): as large as the 100 MB bundle limit allows in fp16
+    "gpu": {"vae": {"latent_channels": V2_LATENT_CHANNELS, "hidden_channels": 384, "refine_blocks": 3},
+            "vocoder": {"dim": 384, "n_blocks": 6},
+            "ldm": {"block_out_channels": (160, 256, 320), "layers_per_block": 2, "token_dim": 192, "heads": 8}},
 }
 MODEL_CLASSES_V2 = {"unet": FilmScoreUNet1D, "controlnet": FilmScoreControlNet1D, "film_head": FilmTokenHead,
                     "global_cond": GlobalConditionV2}
