@@ -17,8 +17,8 @@ import torch
 
 from .audio.mel import MelConfig
 from .bundle_manifest import (BUNDLE_SCHEMA, DEFAULT_BUNDLE_DIR, OPTIONAL_COMPONENTS,  # noqa: F401 (re-exported)
-                              REQUIRED_COMPONENTS, bundle_dir, describe_bundle, manifest_hash, read_manifest,
-                              sha256_file)
+                              REQUIRED_COMPONENTS, bundle_dir, component_file, describe_bundle, manifest_hash,
+                              read_manifest, sha256_file)
 from .constants import MODEL_SAMPLE_RATE
 from .errors import BundleError
 from .schedulers import DEFAULT_NOISE_SCHEDULE
@@ -132,11 +132,7 @@ def load_bundle(path: str | Path | None = None, verify: bool = True) -> Bundle:
     _check_settings(path, manifest)
     models: dict[str, torch.nn.Module] = {}
     for cname, comp in manifest["components"].items():
-        f = path / comp.get("file", "")
-        if not f.is_file():
-            raise BundleError(f"{f}: component {cname!r} file is missing")
-        if verify and sha256_file(f) != comp.get("sha256"):
-            raise BundleError(f"{f}: sha256 does not match bundle.json (corrupted or replaced file)")
+        f = component_file(path, cname, comp, verify)
         cls = MODEL_CLASSES.get(comp.get("class", ""))
         if cls is None:
             raise BundleError(f"{path / 'bundle.json'}: component {cname!r} has unknown class {comp.get('class')!r}")

@@ -83,6 +83,17 @@ def safetensors_elements(path: Path) -> int:
     return total
 
 
+def component_file(path: Path, name: str, comp: dict[str, Any], verify: bool = True) -> Path:
+    """The weights file of component `name` of the bundle at `path`; BundleError when it is missing or (`verify`)
+    its sha256 is not the manifest's."""
+    f = path / comp.get("file", "")
+    if not f.is_file():
+        raise BundleError(f"{f}: component {name!r} file is missing")
+    if verify and sha256_file(f) != comp.get("sha256"):
+        raise BundleError(f"{f}: sha256 does not match bundle.json (corrupted or replaced file)")
+    return f
+
+
 def describe_bundle(path: str | Path | None = None, *, verify: bool = True) -> dict[str, Any]:
     """What a bundle holds, for `filmscore bundle info`: name, version, hash, settings, each component's class,
     dtype, stored weights and sha256 (checked against its file when `verify`), provenance and metrics."""
@@ -90,11 +101,7 @@ def describe_bundle(path: str | Path | None = None, *, verify: bool = True) -> d
     manifest = read_manifest(p)
     comps = {}
     for name, comp in manifest["components"].items():
-        f = p / comp.get("file", "")
-        if not f.is_file():
-            raise BundleError(f"{f}: component {name!r} file is missing")
-        if verify and sha256_file(f) != comp.get("sha256"):
-            raise BundleError(f"{f}: sha256 does not match bundle.json (corrupted or replaced file)")
+        f = component_file(p, name, comp, verify)
         comps[name] = {"class": comp["class"], "file": comp["file"], "sha256": comp["sha256"],
                        "dtype": comp.get("dtype", "float32"), "parameters": safetensors_elements(f),
                        "bytes": f.stat().st_size}

@@ -32,3 +32,12 @@ def test_demo_renders_the_sample_clip(tmp_path, capsys):
     assert len(summary["true_cuts_s"]) == 3
     meta = json.loads((tmp_path / "cue.json").read_text())
     assert meta["picture"] is not None and meta["bundle"]["name"] == "filmscore-default"
+
+
+def test_demo_keeps_an_earlier_run_unless_overwrite(tmp_path, capsys):
+    clip = tmp_path / "sample_clip.mp4"
+    clip.write_bytes(b"an earlier sample clip")
+    assert main(["demo", "-o", str(tmp_path), "--steps", "1"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "sample_clip.mp4 exists; give --overwrite to replace it" in err
+    assert clip.read_bytes() == b"an earlier sample clip" and not (tmp_path / "cue.wav").exists()
