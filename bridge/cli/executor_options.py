@@ -27,12 +27,17 @@ def add_executor_options(p: argparse.ArgumentParser) -> None:
                         "storage); default: actors read them by path")
 
 
-def executor_from_args(args: argparse.Namespace, bundle: Path | None) -> Executor:
-    """The executor the options name; Ray options without `--executor ray` are an error, not ignored."""
+def check_executor_args(args: argparse.Namespace) -> None:
+    """Ray options without `--executor ray` are an error, not ignored."""
     if args.executor != "ray":
         given = [f for f, v in (("--address", args.address), ("--num-gpus", args.num_gpus),
                                 ("--actors", args.actors), ("--ship-inputs", args.ship_inputs)) if v]
         if given or args.num_cpus != 1.0:
             raise ExecutorError(f"{', '.join(given or ['--num-cpus'])}: Ray options, they need --executor ray")
+
+
+def executor_from_args(args: argparse.Namespace, bundle: Path | None) -> Executor:
+    """The executor the options name."""
+    check_executor_args(args)
     return make_executor(args.executor, bundle=bundle, address=args.address, num_cpus=args.num_cpus,
                          num_gpus=args.num_gpus, actors=args.actors, ship_inputs=args.ship_inputs)
