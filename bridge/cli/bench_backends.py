@@ -175,6 +175,7 @@ def flops_per_step(bundle, duration_s: float) -> float:
             return den(*a)
 
     pipe.denoiser = counted
+    pipe.parallel_calls = False  # the calls on this thread: the counter is a thread-local dispatch mode
     with torch.no_grad():
         par.run_pipeline(pipe, bundle, dict(par.PARITY_RUN, duration_s=duration_s, steps=1))
     return float(counter.get_total_flops())
