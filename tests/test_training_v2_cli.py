@@ -43,8 +43,10 @@ def test_v2_stages_from_the_cli(tmp_path, capsys):
 
 
 def test_v2_refuses_stages_it_does_not_have(tmp_path, capsys):
-    rc = main(["train", "evaluate", "--corpus-version", "2", "--train-dir", str(tmp_path)])
+    rc = main(["train", "controlnet", "--corpus-version", "2", "--train-dir", str(tmp_path)])
     assert rc != 0
     assert "not written for bundle v2" in capsys.readouterr().err
     assert main(["train", "bundle", "--corpus-version", "2", "--train-dir", str(tmp_path)]) != 0
     assert "pass -o DIR" in capsys.readouterr().err
+    assert main(["train", "evaluate", "--corpus-version", "2", "--train-dir", str(tmp_path)]) != 0
+    assert "pass --bundle DIR" in capsys.readouterr().err

@@ -160,9 +160,12 @@ def _run_v2(args: argparse.Namespace) -> int:
     train_dir = args.train_dir or DEFAULT_TRAIN_DIR_V2
     if args.stage == "info":
         return _info(args, train_dir)
-    if args.stage not in ("vae", "vocoder", "ldm", "bundle"):
+    if args.stage not in ("vae", "vocoder", "ldm", "bundle", "evaluate"):
         raise FilmscoreError(f"`train {args.stage}` is not written for bundle v2 yet; --corpus-version 2 trains "
-                             f"vae, vocoder and ldm, assembles a bundle (-o DIR) and `info` reports on them")
+                             f"vae, vocoder and ldm, assembles a bundle (-o DIR), evaluates one (--bundle DIR) and "
+                             f"`info` reports on them")
+    if args.stage == "evaluate":
+        return _evaluate_v2(args)
     if args.stage == "bundle" and args.out is None:
         raise FilmscoreError("train bundle --corpus-version 2: pass -o DIR (a v2 bundle never replaces the shipped "
                              "v1 bundle)")
@@ -212,6 +215,24 @@ def _run_v2(args: argparse.Namespace) -> int:
                "heldout_loss": result.extra.get("heldout_loss", {})}
     emit(args, summary, f"v2 {args.stage}: step {result.step}, {result.seconds / 60:.1f} min trained, "
                         f"checkpoint {result.ckpt}")
+    return 0
+
+
+def _evaluate_v2(args: argparse.Namespace) -> int:
+    import json
+
+    from filmscore.engine.errors import FilmscoreError
+    from filmscore.engine.training.corpus_v2 import DEFAULT_CORPUS_V2
+    from filmscore.engine.training.evaluate_v2 import evaluate_bundle_v2
+
+    if args.bundle is None:
+        raise FilmscoreError("train evaluate --corpus-version 2: pass --bundle DIR (a v2 bundle)")
+    result = evaluate_bundle_v2(args.bundle, args.corpus or DEFAULT_CORPUS_V2, n_clips=args.n_clips,
+                                steps=args.steps, threads=args.threads,
+                                progress=lambda i, n: stderr_console.print(f"evaluated {i}/{n} held-out clips"))
+    if args.out is not None:
+        args.out.write_text(json.dumps(result, indent=2) + "\n")
+    emit(args, result, lambda: print(json.dumps(result["summary"], indent=2)))
     return 0
 
 
