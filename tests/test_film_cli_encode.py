@@ -37,6 +37,12 @@ def test_encode_json_npz_plot(tmp_path, capsys):
     assert "2.00 s from 1.00 s" in out and "cuts (1): 1.60" in out  # the cut at 2.52 s shows from the 10/s frame at 2.6 s
     assert "faces: in 0% of frames; per shot: 0.0-1.6 s none; 1.6-2.0 s none" in out
 
+    # stderr is not a terminal here: progress comes as plain lines, the last one at 100 % (no cache: it decodes)
+    assert main(["encode", str(video), "--duration", "1", "--no-cache"]) == 0
+    err = capsys.readouterr().err.splitlines()
+    assert err and all(ln.startswith("filmscore encode: encoding ") for ln in err)
+    assert err[-1].startswith("filmscore encode: encoding 100%")
+
 
 def test_encode_errors_are_one_line(tmp_path, capsys):
     assert main(["encode", str(tmp_path / "missing.mov")]) == 2
