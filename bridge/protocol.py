@@ -148,8 +148,17 @@ def _reject_constant(name: str) -> Any:
 
 # One encoder and one decoder, built once: json.dumps/loads with options build a new one on every call.
 # allow_nan=False / parse_constant: NaN and Infinity are not JSON, and other peers (JavaScript, Rust) reject them.
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):  # 1e400 parses to inf
+        raise EncodingError(f"number {text[:24]} is not finite as a double")
+    return value
+
+
 _ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant, parse_float=_finite_float)
+# In valid UTF-8 JSON text a lone surrogate can only arrive as an escape: text without one needs no walk.
+_ESCAPED_SURROGATE = re.compile(r"\\u[dD][89a-fA-F]")
 
 
 def _dumps(obj: Any) -> bytes:
@@ -185,14 +194,19 @@ def check_json_value(obj: Any, part: str) -> None:
 
 
 def loads_strict(text: str | bytes, part: str) -> Any:
-    """Parse one JSON document strictly (see `check_json_value`); `ProtocolError` naming `part` otherwise."""
+    """Parse one JSON document strictly (see `check_json_value`); `ProtocolError` naming `part` otherwise.
+    Non-finite numbers are refused while parsing; the walk for surrogates and depth runs only when the text holds
+    a surrogate escape or more than `MAX_JSON_DEPTH` brackets (most messages need neither)."""
     try:
-        obj = _DECODER.decode(text.decode("utf-8") if isinstance(text, (bytes, bytearray, memoryview)) else text)
+        if isinstance(text, (bytes, bytearray, memoryview)):
+            text = bytes(text).decode("utf-8")
+        obj = _DECODER.decode(text)
     except RecursionError:
         raise EncodingError(f"{part} is nested deeper than {MAX_JSON_DEPTH} levels") from None
     except (UnicodeDecodeError, ValueError) as e:
         raise ProtocolError(f"{part} is not valid UTF-8 JSON ({e.__class__.__name__})") from None
-    check_json_value(obj, part)
+    if ("\\u" in text and _ESCAPED_SURROGATE.search(text)) or text.count("[") + text.count("{") > MAX_JSON_DEPTH:
+        check_json_value(obj, part)
     return obj
 
 
@@ -336,8 +350,10 @@ class Session:
                 return list(frames[:i]), list(frames[i + 1:])
         raise ProtocolError("no <IDS|MSG> delimiter frame")
 
-    def deserialize(self, frames: list[bytes], *, check_replay: bool = True) -> Message:
-        """Verify and parse the frames after DELIM: `[HMAC, header, parent, metadata, content, buffers...]`."""
+    def deserialize(self, frames: list[bytes], *, check_replay: bool = True,
+                    computed_signature: bytes | None = None) -> Message:
+        """Verify and parse the frames after DELIM: `[HMAC, header, parent, metadata, content, buffers...]`.
+        `computed_signature`: `sign(frames[1:])` when the caller already computed it (off its loop thread)."""
         lim = self.limits
         total = sum(len(f) for f in frames)
         if total > lim.max_message_bytes:
@@ -353,7 +369,8 @@ class Session:
         if not signature:
             raise SignatureError("message is unsigned")
         # Check the signature before parsing any JSON: unauthenticated bytes never reach the parser.
-        if not hmac.compare_digest(signature, self.sign(frames[1:])):  # buffers as they are: no copy to hash
+        expected = computed_signature if computed_signature is not None else self.sign(frames[1:])  # no copies
+        if not hmac.compare_digest(signature, expected):
             raise SignatureError("message signature does not match")
         header = _loads(frames[1], "header")
         for key in ("msg_id", "msg_type", "version", "session", "date"):

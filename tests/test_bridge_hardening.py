@@ -15,6 +15,7 @@ import os
 import resource
 import signal
 import socket
+import sys
 import threading
 import time
 from pathlib import Path
@@ -24,10 +25,14 @@ import zmq
 
 from filmscore.bridge import protocol as P
 from filmscore.bridge.client import BridgeClient, RemoteError, render_content
-from filmscore.bridge.connection import endpoint, key_bytes
+from filmscore.bridge.connection import key_bytes
 from filmscore.bridge.server.launch import launch_server, start_server
 
 from test_bridge_hardening_codec import crash_classes, signed
+from test_bridge_server import raw_socket
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+from bench_bridge_hardening import _flood_zmq, rss_mb  # noqa: E402 - the bench's keyless flooder, one copy
 
 pytestmark = pytest.mark.timeout(300)
 MiB = 1024 * 1024
@@ -56,24 +61,10 @@ def shared(tmp_path_factory, bundle):
         yield srv, d
 
 
-def raw_socket(info) -> zmq.Socket:
-    s = zmq.Context.instance().socket(zmq.DEALER)
-    s.linger = 0
-    s.connect(endpoint(info, "request_port"))
-    return s
-
-
 def ask(sock: zmq.Socket, session: P.Session, frames: list[bytes], timeout_s: float = 20.0) -> dict:
     sock.send_multipart([P.DELIM, *frames])
     assert sock.poll(int(timeout_s * 1000)), "no reply"
     return session.recv(sock.recv_multipart())[1].content
-
-
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    raise AssertionError("no VmRSS")
 
 
 def wait_state(c: BridgeClient, job: str, timeout_s: float = 180.0) -> dict:
@@ -218,30 +209,6 @@ def _status_during(info, stop: threading.Event, counts: dict) -> None:
             counts["answered"] += 1
 
 
-def _flood_zmq(info, frame_bytes: int, n_messages: int, n_sockets: int) -> None:
-    """Keyless: a wrong signature over a message holding one `frame_bytes` buffer, `n_messages` per socket."""
-    ctx = zmq.Context.instance()
-    payload = b"\0" * frame_bytes
-    evil = P.Session(os.urandom(32))
-    socks = []
-    for _ in range(n_sockets):
-        s = ctx.socket(zmq.DEALER)
-        s.linger = 0
-        s.sndhwm = 4
-        s.connect(endpoint(info, "request_port"))
-        socks.append(s)
-    for _ in range(n_messages):
-        for s in socks:
-            frames = evil.serialize(evil.msg("status"))  # DELIM, wrong HMAC, 4 JSON parts
-            try:
-                s.send_multipart([*frames, payload], copy=False, flags=zmq.NOBLOCK)
-            except zmq.Again:
-                time.sleep(0.01)
-    time.sleep(1.0)
-    for s in socks:
-        s.close(0)
-
-
 @pytest.mark.parametrize("frame_mib", [31, 7])
 def test_keyless_zmq_flood_costs_bounded_memory(shared, frame_mib):
     """31 MiB frames are cut by libzmq (ZMQ_MAXMSGSIZE) before they are held; 7 MiB ones (under the protocol limit)
@@ -251,7 +218,9 @@ def test_keyless_zmq_flood_costs_bounded_memory(shared, frame_mib):
     stop, counts, peak = threading.Event(), {"answered": 0}, [before]
     status = threading.Thread(target=_status_during, args=(srv.info, stop, counts))
     status.start()
-    flood = threading.Thread(target=_flood_zmq, args=(srv.info, frame_mib * MiB, 20, 4))
+    go = threading.Event()
+    go.set()
+    flood = threading.Thread(target=_flood_zmq, args=(srv.info, frame_mib * MiB, 4.0, 4, threading.Event(), go))
     flood.start()
     while flood.is_alive():
         peak.append(rss_mb(srv.pid))

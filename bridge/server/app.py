@@ -24,6 +24,7 @@ import sqlite3
 import tempfile
 import time
 from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -44,11 +45,9 @@ log = logging.getLogger(__name__)
 
 MAX_INLINE_MIDI_BYTES = 4 * 1024 * 1024
 SMALL_MESSAGE_BYTES = 64 * 1024
-"""Messages up to this size are verified as they are read; bigger ones wait in a bounded backlog, verified a few at a
-time between rounds of small ones, so a keyless client sending big frames cannot delay `status` round trips by
-making the loop hash megabytes in front of them."""
-LARGE_SLICE_S = 0.005
-"""Time spent verifying big messages per loop round (at least one message)."""
+"""Messages up to this size are verified as they are read. Bigger ones wait in a bounded backlog while a helper
+thread computes their HMAC (hashlib releases the GIL), and are handled in arrival order once it is known: a keyless
+client sending big frames cannot delay `status` round trips by making the loop hash megabytes in front of them."""
 
 
 class ServerBusy(FilmscoreError):
@@ -106,7 +105,8 @@ class BridgeServer:
         self._ipc_dir: Path | None = None
         self.caps = ConnectionCaps.for_limit(1024)
         self.loop_errors = 0
-        self._large: deque[list[memoryview]] = deque()  # big messages read but not yet verified
+        self._large: deque[tuple[list[memoryview], Future]] = deque()  # big messages and their HMACs being computed
+        self._hasher = ThreadPoolExecutor(1, thread_name_prefix="filmscore-hmac")
         self._large_bytes = 0
         self.busy_refusals = 0
         self.last_worker_exit: dict[str, Any] | None = None
@@ -304,7 +304,7 @@ class BridgeServer:
                 if fd not in registered:
                     registered[fd] = (kind, w)
                     poller.register(fd, zmq.POLLIN)
-        ready = dict(poller.poll(0 if self._large else 200))
+        ready = dict(poller.poll(2 if self._large else 200))
         for g in self._guards:
             if g.monitor in ready:
                 g.drain()
@@ -337,7 +337,7 @@ class BridgeServer:
             if size <= SMALL_MESSAGE_BYTES:
                 self._handle_safely(frames)
             elif self._large_bytes + size <= max_backlog or not self._large:
-                self._large.append(frames)
+                self._large.append((frames, self._hasher.submit(self._signature_of, frames)))
                 self._large_bytes += size
             else:
                 self.busy_refusals += 1
@@ -345,24 +345,36 @@ class BridgeServer:
                     f"{len(self._large)} big messages are waiting to be verified; send this one ({size} bytes) "
                     "again later"), {})
 
-    def _verify_large(self) -> None:
-        """Verify and handle big messages for about `LARGE_SLICE_S` (at least one), then go back to small ones."""
-        start = time.perf_counter()
-        while self._large:
-            frames = self._large.popleft()
-            self._large_bytes -= sum(f.nbytes for f in frames)
-            self._handle_safely(frames)
-            if time.perf_counter() - start >= LARGE_SLICE_S:
-                return
-
-    def _handle_safely(self, frames: list) -> None:
+    def _signature_of(self, frames: list[memoryview]) -> bytes | None:
+        """The HMAC a big message should carry (run on the helper thread); None when it is not shaped like a
+        message or is over the limits (the loop then refuses it, naming why, without hashing)."""
         try:
-            self._handle_frames(frames)
+            _, rest = self.session.split_idents(frames)
+        except P.ProtocolError:
+            return None
+        if len(rest) < 5 or sum(f.nbytes for f in rest) > self.session.limits.max_message_bytes:
+            return None
+        return self.session.sign(rest[1:])
+
+    def _verify_large(self) -> None:
+        """Handle the big messages whose HMAC is known, in arrival order."""
+        while self._large and self._large[0][1].done():
+            frames, fut = self._large.popleft()
+            self._large_bytes -= sum(f.nbytes for f in frames)
+            try:
+                signature = fut.result()
+            except Exception:  # noqa: BLE001 - the loop computes it again and answers what is wrong
+                signature = None
+            self._handle_safely(frames, signature)
+
+    def _handle_safely(self, frames: list, signature: bytes | None = None) -> None:
+        try:
+            self._handle_frames(frames, signature)
         except Exception:  # noqa: BLE001 - _handle_frames answers every error itself; this is the last net
             self.loop_errors += 1
             log.exception("a request could not be answered")
 
-    def _handle_frames(self, frames: list[bytes]) -> None:
+    def _handle_frames(self, frames: list[bytes], signature: bytes | None = None) -> None:
         session = self.session
         try:
             idents, rest = session.split_idents(frames)
@@ -374,7 +386,7 @@ class BridgeServer:
             return  # nothing to route a reply to (cannot happen on ROUTER; dropped by rule)
         idents = [bytes(i) for i in idents]
         try:
-            msg = session.deserialize(rest)
+            msg = session.deserialize(rest, computed_signature=signature)
         except P.ProtocolError as e:
             self._send_error(idents, e, {})
             return
@@ -729,6 +741,7 @@ class BridgeServer:
         for g in self._guards:
             g.close()
         self._guards = []
+        self._hasher.shutdown(wait=True, cancel_futures=True)
         for name in ("router", "pub"):
             s = getattr(self, name, None)
             if s is not None:
