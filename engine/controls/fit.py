@@ -168,7 +168,9 @@ class FittedTheme:
             mid.save(str(path))
 
 
-def _check_inputs(duration_s: float, hits_s) -> np.ndarray:
+def check_hits(duration_s: float, hits_s) -> np.ndarray:
+    """The hit points of a cue of `duration_s` as sorted float64 seconds; FitError naming what is wrong (a bad
+    duration, a non-number, too many points). Theme fitting and reference fitting check their inputs the same way."""
     if not (isinstance(duration_s, (int, float)) and math.isfinite(duration_s) and duration_s > 0):
         raise FitError(f"cue duration must be a positive number of seconds, got {duration_s!r}")
     try:
@@ -266,7 +268,7 @@ def plan_knots(hits: np.ndarray, start_s: float, base: float, s: FitSettings, ti
 def fit_theme(theme: Theme, duration_s: float, hits_s=(), settings: FitSettings | None = None) -> FittedTheme:
     """Place `theme` in a cue of `duration_s` seconds, catching `hits_s` (cue seconds) on strong beats."""
     s = settings or FitSettings()
-    hits_all = _check_inputs(duration_s, hits_s)
+    hits_all = check_hits(duration_s, hits_s)
     hits = hits_all[(hits_all > 0) & (hits_all < duration_s)]
     base = base_stretch(theme, duration_s, s)
     times, kinds, _ = _looped_grid(theme, duration_s / s.min_stretch + theme.length_s)
@@ -310,7 +312,7 @@ def fit_theme(theme: Theme, duration_s: float, hits_s=(), settings: FitSettings 
             end_own = float(before[-1])
     own.append(own[-1] + (duration_s - cue[-1]) / tail_k)
     cue.append(duration_s)
-    fitted = _place_notes(theme, np.asarray(own), np.asarray(cue), tail_k, end_own, duration_s)
+    fitted = place_notes(theme, np.asarray(own), np.asarray(cue), tail_k, end_own, duration_s)
     notes, cc, cut, loops = fitted
     ft = FittedTheme(theme, float(duration_s), notes, cc, np.asarray(own), np.asarray(cue), tail_k, [],
                      ends_on_bar, s.fade_s if cut else 0.0, base, loops, s)
@@ -324,8 +326,8 @@ def _looped_bar_lines(theme: Theme, own_span_s: float) -> np.ndarray:
     return np.unique(np.concatenate([[0.0], bars] + [bars + r * theme.period_s for r in range(1, loops)]))
 
 
-def _place_notes(theme: Theme, own: np.ndarray, cue: np.ndarray, tail_k: float, end_own: float,
-                 duration_s: float):
+def place_notes(theme: Theme, own: np.ndarray, cue: np.ndarray, tail_k: float, end_own: float,
+                duration_s: float):
     """Loop the theme's notes and CC through the time map; notes starting at or after `end_own` are dropped,
     notes sounding past the cue end are cut there (`cut` tells the caller to fade)."""
     def to_cue(x):

@@ -105,7 +105,7 @@ def _check_file(mid, name: str):
     return mid
 
 
-class _TickClock:
+class TickClock:
     """Ticks → seconds for one file: a piecewise-linear map built from every tempo change (or SMPTE)."""
 
     def __init__(self, mid) -> None:
@@ -159,7 +159,7 @@ class _Parsed:
     end_s: float
 
 
-def _parse(mid) -> _Parsed:
+def parse_midi(mid) -> _Parsed:
     """All notes (drums included) and CC7/CC11 events of the file, in seconds; errors name the file."""
     try:
         return _parse_unnamed(mid)
@@ -172,7 +172,7 @@ def _name(mid) -> str:
 
 
 def _parse_unnamed(mid) -> _Parsed:
-    clock = _TickClock(mid)
+    clock = TickClock(mid)
     raw: list[tuple[int, int, int, int, int, int]] = []  # (on_tick, off_tick, pitch, vel, channel, track)
     cc_raw: list[tuple[int, int, int, int, int]] = []  # (tick, order, channel, controller, value)
     last_tick = 0
@@ -245,7 +245,7 @@ def notes_from_midi(mid, track: int | None = None, channel: int | None = None, *
     `drums=True`. Raises `MidiError` when the selection holds no notes, naming where the notes are."""
     mid = read_midi(mid)
     _check_selection(mid, track, channel)
-    parsed = _parse(mid)
+    parsed = parse_midi(mid)
     chosen = _select(parsed.notes, track, channel, drums)
     if not chosen:
         if not parsed.notes:
@@ -348,7 +348,7 @@ def controls_from_midi(mid, track: int | None = None, channel: int | None = None
     otherwise an empty selection raises `MidiError`."""
     mid = read_midi(mid)
     _check_selection(mid, track, channel)
-    parsed = _parse(mid)
+    parsed = parse_midi(mid)
     if not parsed.notes:
         raise MidiError(f"{_name(mid)}: holds no notes")
     melody_notes = _select(parsed.notes, track, channel, drums=False)
@@ -366,9 +366,9 @@ def controls_from_midi(mid, track: int | None = None, channel: int | None = None
 
 def midi_duration_s(mid) -> float:
     """Seconds from the file start to its last event or note end, through the tempo map (or SMPTE)."""
-    return _parse(read_midi(mid)).end_s
+    return parse_midi(read_midi(mid)).end_s
 
 
 def midi_cc_events(mid) -> dict[int, list[tuple[float, int, int]]]:
     """CC7/CC11 events per channel (1..16) as (time_s, controller, value), for fitting and re-rendering."""
-    return _parse(read_midi(mid)).cc
+    return parse_midi(read_midi(mid)).cc

@@ -16,7 +16,7 @@ import numpy as np
 
 from ..constants import CONTROL_FRAME_RATE, MEL_HOP, MODEL_SAMPLE_RATE
 from ..extras import require
-from .fit import FitSettings, HitMatch, _check_inputs, match_hits, plan_knots
+from .fit import FitSettings, HitMatch, check_hits, match_hits, plan_knots
 from .midi import DYNAMICS_FLOOR_DB
 from .types import Controls
 
@@ -82,7 +82,7 @@ def fit_reference(controls: Controls, beats_own_s: np.ndarray, n_frames: int, hi
     """`controls` of a recording (own timing) bent so tracked beats land on `hits_s`, as `n_frames` frames."""
     s = settings or FitSettings()
     duration = n_frames / CONTROL_FRAME_RATE
-    hits_all = _check_inputs(duration, hits_s)
+    hits_all = check_hits(duration, hits_s)
     hits = hits_all[(hits_all > 0) & (hits_all < duration)]
     beats = np.asarray(beats_own_s, np.float64)
     beats = beats[beats > 1e-9]

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .midi import DRUM_CHANNEL, Note, _parse, _TickClock, read_midi
+from .midi import DRUM_CHANNEL, Note, TickClock, parse_midi, read_midi
 
 PHRASE_BARS = 4
 """A phrase starts every 4 bars from the first downbeat (the usual length of a classical phrase unit)."""
@@ -180,9 +180,9 @@ def theme_from_midi(source, track: int | None = None, channel: int | None = None
 
     mid = read_midi(source)
     notes_from_midi(mid, track, channel)  # validates the selection, raises a descriptive MidiError
-    parsed = _parse(mid)
+    parsed = parse_midi(mid)
     if mid.ticks_per_beat > 0:
-        clock = _TickClock(mid)
+        clock = TickClock(mid)
         tempo_beats = clock.seg_tick / mid.ticks_per_beat
         tempo_s = clock.seg_s
         s_per_beat_last = float(clock.seg_s_per_tick[-1] * mid.ticks_per_beat)

@@ -20,7 +20,7 @@ import math
 
 import numpy as np
 
-from ..controls.fit import _place_notes
+from ..controls.fit import place_notes
 from ..controls.midi import DRUM_CHANNEL, Note
 from ..controls.theme import Theme
 from .bass import bass_line
@@ -107,7 +107,7 @@ def _place_theme(theme: Theme, tm: TempoMap, unit: int, duration_s: float, shift
     cue = tm.time_of(d - pickup + xs * unit)
     tail = float((cue[-1] - cue[-2]) / max(own[-1] - own[-2], 1e-9))
     end_own = float(np.interp(duration_s, cue, own))
-    notes, _, _, _ = _place_notes(theme, own, cue, tail, end_own, duration_s)
+    notes, _, _, _ = place_notes(theme, own, cue, tail, end_own, duration_s)
     if shift:
         notes = [Note(n.onset_s, n.offset_s, n.pitch + shift if n.channel != DRUM_CHANNEL else n.pitch,
                       n.velocity, n.channel, n.track) for n in notes]
