@@ -213,7 +213,7 @@ def test_progress_reaches_a_pipe_as_plain_lines_and_the_theme_is_recorded(tmp_pa
     drawn = load_theme("bach", None, 3).meta["id"]
     meta = json.loads((tmp_path / "cue.json").read_text())
     assert meta["theme"]["id"] == drawn and meta["theme"]["chosen_by"] == "seed"
-    assert drawn in lines[-1] and "drawn by the seed" in lines[-1]
+    assert lines[-1].startswith("wrote ") and drawn in lines[-1] and lines[-1].endswith("(drawn by the seed)")
 
 
 # -- the output folder: read-only, full ----------------------------------------------------------------------------

@@ -23,7 +23,7 @@ from filmscore.engine.preflight import OutputError, probe_writable, refuse_input
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-stderr_console = Console(stderr=True)
+stderr_console = Console(stderr=True, soft_wrap=True)  # a message stays one line in a log (rich wraps at 80 there)
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):

@@ -58,8 +58,10 @@ def run(args: argparse.Namespace) -> int:
                "detected_cuts_s": (result.metadata.get("picture") or {}).get("cuts_s"),
                "theme": result.metadata.get("theme"),
                "timings_s": {k: round(v, 3) for k, v in result.timings_s.items()}}
+    theme = result.metadata.get("theme")
     emit(args, summary, lambda: stderr_console.print(
         f"wrote {result.output} ({result.duration_s:.2f} s at {result.sample_rate} Hz) scored by "
-        f"{result.metadata['bundle']['name']} {result.metadata['bundle']['version']}; metadata "
-        f"{result.output.with_suffix('.json')}", highlight=False))
+        f"{result.metadata['bundle']['name']} {result.metadata['bundle']['version']}"
+        + (f", theme {theme['name']}" if theme else "") + f"; metadata {result.output.with_suffix('.json')}",
+        highlight=False))
     return 0
