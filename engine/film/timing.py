@@ -1,12 +1,18 @@
 """The picture's timing: shot cuts (hard cuts, cross-dissolves, fades), a motion envelope at 100/s, hit points.
 
 `TimingAnalyzer` takes the 10/s analysis frames batch by batch and keeps only small per-frame descriptors (a 128-bin
-HSV histogram and a 32 x 18 luma thumbnail, ~2.8 kB a frame against 110 kB for the frame), so memory does not grow
+HSV histogram, a 32 x 18 luma thumbnail, a 144-value structure descriptor and the shift residual to the previous
+frame, ~3.4 kB a frame against 110 kB for the frame), so memory does not grow
 with the frames' size. `finish()` runs the detectors over those descriptors:
 
 - **Hard cuts** follow PySceneDetect's AdaptiveDetector (Castellano): a frame's content change (histogram distance
   plus thumbnail difference) over the mean change of its +-2 neighbours must exceed a ratio (3), and the change must
   exceed a floor. A change that undoes itself on the next frame (a flash, a glitch frame) is not a cut.
+- **Same-palette cuts** (the colours stay, the texture and structure change: shot / reverse-shot in one room): the
+  same adaptive rule on two more channels, where the colours stay and both frames have structure: the change of a
+  structure descriptor (`texture_descriptors`: gradient-orientation histograms on a 4 x 4 grid plus each block's
+  grain, unmoved by brightness and contrast, so not by a flash) and the residual of the best rigid shift between
+  consecutive frames (`shift_residual`, phase correlation: a pan is explained by a shift, a cut is not).
 - **Gradual transitions** (dissolves, fades, wipes) use the twin-window distance of Zhang, Kankanhalli & Smoliar
   (1993) in the form of Lienhart (1999): the histogram distance between frames n - 5 and n + 5 (1 s apart)
   stands high over a plateau centred on the transition's middle while shots change slowly; a plateau that holds no
