@@ -5,11 +5,12 @@ falls on a beat, and changes meter (a 2/4 bar) to put a major cut on a downbeat 
 2004, ch. on click tracks). The fit does the same, as a dynamic programme over the anchors (cuts and hits, sorted):
 
 - between two consecutive anchors g seconds apart the segment holds a whole number n of equal beats, so both
-  anchors fall exactly on beats; the beat period g / n must lie in [60/200, 60/40] s (40-200 BPM);
+  anchors fall on beats (each beat within `OFFSETS_S`, at most 20 ms, of its anchor: detected cuts sit on the 10/s
+  grid, and the slack keeps their jitter from forcing the tempo); the beat period must lie in [60/200, 60/40] s;
 - the state at an anchor is (the previous segment's n, the beat's place in its bar); a choice costs
   `target_weight` x |ln(period / target)| per 4 s of segment (stay near the mood's tempo), `smooth_weight` x
-  |ln(period / previous period)| (smooth changes), and `BIG` when that change exceeds `max_change` (15 %): such a
-  change is taken only when no choice avoids it, and it is reported as forced;
+  |ln(period / previous period)| (smooth changes), and `big` when that change exceeds `segment_change` (10 %, so that
+  bars stay within 15 %): such a change is taken only when no choice avoids it, and it is reported as forced;
 - a major anchor should be a downbeat: a bar cut short there (a meter change) costs `meter_change_cost` when
   `meter_changes` is on (no theme: bars are free); otherwise a major anchor off the downbeat costs
   `off_downbeat_cost` (a theme keeps its bars);
@@ -31,21 +32,25 @@ from .mood import MAX_BPM, MIN_BPM, PlanError
 
 HIT_TOLERANCE_S = 0.025
 """A cut or hit counts as on the beat within +-25 ms (the issue's acceptance bound)."""
+OFFSETS_S = (-0.02, -0.01, 0.0, 0.01, 0.02)
+"""Where an anchor's beat may sit relative to it (inside HIT_TOLERANCE_S)."""
 
 
 @dataclass(frozen=True)
 class TempoSettings:
-    target_weight: float = 1.0
+    target_weight: float = 2.0
     smooth_weight: float = 3.0
     max_change: float = 0.15
     """Bar-to-bar limit (the acceptance bound)."""
-    segment_change: float = 0.12
-    """Limit between consecutive segments: tighter than `max_change` because a bar straddling two changes
-    averages them, so two 12 % steps a short segment apart read as up to ~17 % between bars (measured on 200
-    generated cut lists: 14 bar changes over 15 % with a 15 % segment limit, 7 with 12 %)."""
+    segment_change: float = 0.10
+    """Limit between consecutive segments: tighter than `max_change` because a bar straddling two changes averages
+    them, so two steps a short segment apart read as more between bars (measured on 200 generated cut lists, bar
+    changes over 15 % not forced by a cut: 2 with a 12 % segment limit, 1 (15.1 %) with 10 %)."""
     big: float = 50.0
     meter_change_cost: float = 0.5
     off_downbeat_cost: float = 2.0
+    offset_weight: float = 0.02
+    """Cost of an anchor's beat off the anchor, per HIT_TOLERANCE_S (a small preference for exact hits)."""
 
 
 @dataclass(frozen=True)
@@ -208,76 +213,95 @@ def fit_tempo_map(duration_s: float, anchors, target_bpm: float, beats_per_bar: 
     if len(kept) == 1:
         beats, down = _extend(np.asarray([t[0]]), np.asarray([t[0]]), p0, p0, duration_s, m)
         return TempoMap(beats, down, m, duration_s, target_bpm, False, tuple(kept), tuple(dropped))
-    # candidate beat counts per segment
+    # each anchor's beat may sit a little off the anchor (OFFSETS, inside the +-25 ms tolerance): cut times come on
+    # the 10/s analysis grid, and without this slack their jitter alone (1.4 s, 1.6 s, 1.4 s shots) forces the
+    # tempo up to where whole beat counts fit every gap within the change limit
+    offs = np.asarray(OFFSETS_S)
+    n_o = len(offs)
     gaps = np.diff(t)
-    cands = [np.arange(max(1, math.ceil(g / pmax - 1e-9)), max(1, math.floor(g / pmin + 1e-9)) + 1) for g in gaps]
+    span = offs.max() - offs.min()
+    cands = [np.arange(max(1, math.ceil((g - span) / pmax - 1e-9)), max(1, math.floor((g + span) / pmin + 1e-9)) + 1)
+             for g in gaps]
     lim = math.log(1 + s.segment_change)
-    # value[j]: (len(cands[j-1]) or 1, m) best cost at anchor j with the incoming choice and phase
     inf = float("inf")
-    val = np.full((1, m), inf)
-    val[0, 0] = 0.0
-    if not major[0]:
-        val[0, :] = 0.0  # the first anchor's place in the bar is free
+    # state at anchor j: (index of the incoming segment's beat count, phase in the bar, offset index)
+    val = np.full((1, m, n_o), inf)
+    off_cost = s.offset_weight * np.abs(offs) / HIT_TOLERANCE_S
+    for q in range(m):
+        if q == 0 or not major[0]:
+            val[0, q] = off_cost  # the first anchor's place in the bar is free
+    prev_period = np.full((1, m, n_o), np.nan)
     backs: list[np.ndarray] = []
-    prev_p = None
     for j, g in enumerate(gaps):
-        n = cands[j]
-        p = g / n
-        seg = s.target_weight * np.abs(np.log(p / p0)) * (g / 4.0)
-        if prev_p is None:
-            step = np.broadcast_to(seg[None, :], (val.shape[0], n.size))
-        else:
-            r = np.abs(np.log(p[None, :] / prev_p[:, None]))
-            step = seg[None, :] + s.smooth_weight * r + np.where(r > lim + 1e-9, s.big, 0.0)
-        new = np.full((n.size, m), inf)
-        back = np.zeros((n.size, m, 2), np.int64)
-        for q in range(m):  # phase at anchor j
-            tot = val[:, q][:, None] + step  # (prev, n)
-            q_end = (q + n) % m
-            extra = np.zeros(n.size)
-            reset = np.zeros(n.size, bool)
+        n = cands[j].astype(np.float64)
+        k_n = n.size
+        # period for (offset here o, count k, offset there l)
+        g_ol = g + offs[None, :] - offs[:, None]  # (o, l)
+        p = g_ol[:, None, :] / n[None, :, None]  # (o, k, l)
+        feasible = (p >= pmin - 1e-9) & (p <= pmax + 1e-9)
+        seg = s.target_weight * np.abs(np.log(p / p0)) * (g_ol[:, None, :] / 4.0) + off_cost[None, None, :]
+        seg = np.where(feasible, seg, inf)
+        new = np.full((k_n, m, n_o), inf)
+        new_p = np.full((k_n, m, n_o), np.nan)
+        back = np.zeros((k_n, m, n_o, 3), np.int64)
+        n_int = cands[j]
+        for q in range(m):
+            q_end = (q + n_int) % m
             if major[j + 1]:
                 off = q_end != 0
-                if meter_changes:
-                    extra = np.where(off, s.meter_change_cost, 0.0)
-                    reset = off
-                else:
-                    extra = np.where(off, s.off_downbeat_cost, 0.0)
-            q_new = np.where(reset, 0, q_end)
-            best_prev = tot.argmin(axis=0)
-            best = tot[best_prev, np.arange(n.size)] + extra
-            for k in range(n.size):
-                if best[k] < new[k, q_new[k]]:
-                    new[k, q_new[k]] = best[k]
-                    back[k, q_new[k]] = (best_prev[k], q)
-        val = new
+                extra = np.where(off, s.meter_change_cost if meter_changes else s.off_downbeat_cost, 0.0)
+                q_new = np.where(off & meter_changes, 0, q_end)
+            else:
+                extra = np.zeros(k_n)
+                q_new = q_end
+            for o in range(n_o):
+                v = val[:, q, o]  # (prev,)
+                if not np.isfinite(v).any():
+                    continue
+                pp = prev_period[:, q, o]  # (prev,)
+                r = np.abs(np.log(p[o][None, :, :] / pp[:, None, None]))  # (prev, k, l)
+                r = np.where(np.isnan(r), 0.0, r)
+                tot = v[:, None, None] + seg[o][None] + s.smooth_weight * r + np.where(r > lim + 1e-9, s.big, 0.0)
+                best_prev = tot.argmin(axis=0)  # (k, l)
+                best = np.take_along_axis(tot, best_prev[None], 0)[0] + extra[:, None]
+                for k in range(k_n):
+                    qn = int(q_new[k])
+                    better = best[k] < new[k, qn]
+                    if better.any():
+                        new[k, qn, better] = best[k, better]
+                        new_p[k, qn, better] = p[o, k, better]
+                        back[k, qn, better] = np.stack([best_prev[k, better], np.full(better.sum(), q),
+                                                        np.full(better.sum(), o)], axis=1)
+        val, prev_period = new, new_p
         backs.append(back)
-        prev_p = p
     # trace back
-    k, q = np.unravel_index(int(np.argmin(val)), val.shape)
+    k, q, o = np.unravel_index(int(np.argmin(val)), val.shape)
     choice = [0] * len(gaps)
     phases = [0] * len(t)
-    phases[-1] = int(q)
+    offsets = [0.0] * len(t)
+    phases[-1], offsets[-1] = int(q), float(offs[o])
     for j in range(len(gaps) - 1, -1, -1):
         choice[j] = int(cands[j][k])
-        k, q = backs[j][k, q]
-        phases[j] = int(q)
+        k, q, o = backs[j][k, q, o]
+        phases[j], offsets[j] = int(q), float(offs[o])
+    bt = t + np.asarray(offsets)  # the beats the anchors fall on
     # beats through the anchors
-    beats = [t[0]]
-    downs: list[float] = []
+    beats = [bt[0]]
     periods = []
     forced: list[float] = []
-    for j, g in enumerate(gaps):
+    for j in range(len(gaps)):
         n = choice[j]
+        g = bt[j + 1] - bt[j]
         p = g / n
         if periods and abs(math.log(p / periods[-1])) > lim + 1e-9:
-            ok = (cands[j] >= 1) & (np.abs(np.log((g / cands[j]) / periods[-1])) <= lim + 1e-9)
-            if not ok.any():
+            gg = gaps[j] + offs[None, :] - offs[:, None]
+            alt = gg[..., None] / cands[j][None, None, :]
+            if not (np.abs(np.log(alt / periods[-1])) <= lim + 1e-9).any():
                 forced.append(round(float(t[j]), 3))
         periods.append(p)
-        beats.extend(t[j] + p * np.arange(1, n + 1))
+        beats.extend(bt[j] + p * np.arange(1, n + 1))
     beats_a = np.asarray(beats)
-    beats_a[np.cumsum([0] + choice)] = t  # exact anchors (no float drift)
+    beats_a[np.cumsum([0] + choice)] = bt  # exact (no float drift)
     # downbeats: from each anchor's phase, every m beats, restarting at anchors whose phase was reset
     idx = np.cumsum([0] + choice)
     is_down = np.zeros(len(beats_a), bool)
