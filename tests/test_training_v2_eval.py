@@ -8,7 +8,7 @@ import pytest
 
 from filmscore.engine.bundle_testing_v2 import make_tiny_bundle_v2, write_tiny_corpus_v2
 from filmscore.bridge.cli import main
-from filmscore.engine.training.evaluate_v2 import evaluate_bundle_v2
+from filmscore.engine.training.evaluate_v2 import evaluate_bundle_v2, measure_corpus
 
 pytest.importorskip("librosa")
 pytest.importorskip("mir_eval")
@@ -22,6 +22,8 @@ def test_evaluate_v2_measures_render_and_corpus(tmp_path):
     ref = result["summary"]["corpus"]
     assert ref["melody_accuracy_lead"] > 0.8 and abs(ref["register_error"]) < 1.0 and ref["in_register"] == 1.0
     assert ref["chord_iou"] >= 0.4 and ref["lr_correlation"] > 0.9  # the tiny corpus pans sources, no hall
+    alone = measure_corpus(corpus, "heldout", n_clips=2, seconds=4.0)
+    assert alone["clips"] == ["tiny1.p0.c0"] and alone["summary"]["chord_iou"] == pytest.approx(ref["chord_iou"])
     model = result["summary"]["model"]
     assert set(model) == set(ref)
     for k in ("melody_accuracy_mix", "chord_iou", "beat_f1", "lr_correlation", "hf_db"):

@@ -95,6 +95,39 @@ def _summary(rows: list[dict[str, float]]) -> dict[str, float]:
             else float("nan") for k in keys}
 
 
+def measure_corpus(corpus_dir: Path, split: str = "heldout", n_clips: int = 12, seconds: float = 10.24
+                   ) -> dict[str, Any]:
+    """The measures of the corpus's own audio alone (no model): the first `seconds` of `n_clips` clips of `split`
+    (spread as `select_clips` does), read straight from the index (no Mel cache is computed)."""
+    import soundfile as sf
+
+    from ..data.index import read_index
+    from .corpus_v2 import corpus_settings
+    from .evaluate import select_clips
+
+    corpus_dir = Path(corpus_dir)
+    sr = int(corpus_settings(corpus_dir)["sample_rate"])
+    recs = [r for r in read_index(corpus_dir) if r.get("version") == 2 and r["split"] == split]
+    if not recs:
+        raise FilmscoreError(f"{corpus_dir}: no {split} v2 clip")
+    by_id = {r["id"]: r for r in recs}
+
+    class _Ref:  # what select_clips reads
+        def __init__(self, r: dict):
+            self.id, self.work, self.master = r["id"], r["work"], r["master"]
+
+    rows, ids = [], []
+    for c in select_clips([_Ref(r) for r in recs], n_clips):
+        r = by_id[c.id]
+        arrays, _ = load_labels(corpus_dir / Path(r["labels"]).parent)
+        n = int(round(min(seconds, r["duration_s"]) * CONTROL_FRAME_RATE)) * sr // CONTROL_FRAME_RATE
+        stems = {s: sf.read(str(corpus_dir / p), frames=n, dtype="float32", always_2d=True)[0]
+                 for s, p in r["stems"].items()}
+        rows.append(measure_clip(stems, sum(stems.values()), sr, arrays))
+        ids.append(r["id"])
+    return {"corpus": str(corpus_dir), "split": split, "seconds": seconds, "clips": ids, "summary": _summary(rows)}
+
+
 def evaluate_bundle_v2(bundle_dir: Path, corpus_dir: Path, *, n_clips: int = 8, seconds: float = 10.24,
                        steps: int = 25, seed: int = 0, threads: int | None = None, progress=None) -> dict[str, Any]:
     """Render `n_clips` held-out clips with the bundle and measure render and corpus audio (module docstring)."""
