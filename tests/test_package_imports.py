@@ -105,3 +105,35 @@ def test_engine_imports_neither_bridge_nor_export():
     wrong = {m: sorted(t for t in ts if t.startswith(("filmscore.bridge", "filmscore.export")))
              for m, ts in graph.items() if m.startswith("filmscore.engine")}
     assert {m: ts for m, ts in wrong.items() if ts} == {}
+
+
+# Private names imported across modules that other work in progress still owns (the corpus builder, bundle v2);
+# each is to become public or move, and its entry then goes. The test fails on any import not listed here.
+KNOWN_PRIVATE_IMPORTS = {
+    ("filmscore.engine.bundle_v2", "filmscore.engine.bundle", "_check_vocoder_mel"),
+    ("filmscore.engine.data.arrange_v2", "filmscore.engine.data.arrange", "_slice"),
+    ("filmscore.engine.data.arrange_v2", "filmscore.engine.data.arrange", "_Track"),
+    ("filmscore.engine.data.relabel", "filmscore.engine.data.build", "_seed"),
+    ("filmscore.engine.data.render_check", "filmscore.engine.data.build", "_cpu_s"),
+    ("filmscore.engine.data.render_check", "filmscore.engine.data.build", "_seed"),
+    ("filmscore.engine.pipeline_v2", "filmscore.engine.data.labels", "_frames"),
+}
+
+
+def private_imports() -> set[tuple[str, str, str]]:
+    """(importing module, imported module, name) for every `from <first-party module> import _name`."""
+    known = _modules()
+    found = set()
+    for module, path in known.items():
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if not isinstance(node, ast.ImportFrom):
+                continue
+            for target in _targets(module, path, node, known):
+                found |= {(module, target, a.name) for a in node.names
+                          if a.name.startswith("_") and not a.name.startswith("__") and target != module}
+    return found
+
+
+def test_no_private_names_across_modules():
+    new = private_imports() - KNOWN_PRIVATE_IMPORTS
+    assert not new, f"private names imported from another module (make them public or move them): {sorted(new)}"
