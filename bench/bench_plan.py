@@ -13,8 +13,9 @@ renders the plan's tempo and mode (docs/plan.md).
   through the film encoder: the plan's tempo and mode against the documented direction.
 - render: two contrasting plans without picture (slow, sad: energy 0.15, valence 0.2; fast, happy: energy 0.85,
   valence 0.8) x 3 seeds, 20 s, rendered with the default bundle through `render --plan` (melody + dynamics
-  controls), and the plan's MIDI rendered by FluidSynth as the reference: tempo by librosa's beat tracker and mode
-  by Krumhansl-Schmuckler on the mean chroma, against the plan's.
+  controls), and the plan's MIDI rendered by FluidSynth as the reference, measured by
+  `engine/metrics/plan_adherence.py`: tempo (librosa's beat tracker, octave errors allowed), mode
+  (Krumhansl-Schmuckler on the mean chroma), pulse (onset strength on the plan's beats over between them).
 """
 
 from __future__ import annotations
@@ -129,22 +130,10 @@ def part_mood(pairs: int = 4) -> dict:
             "modes_as_documented": sum(r["modes_as_documented"] for r in rows), "of": len(rows), "real": real}
 
 
-def _tempo_mode(wave: np.ndarray, sr: int) -> tuple[float, str, str]:
-    import librosa
-
-    from filmscore.engine.plan.harmony import estimate_key
-    from filmscore.engine.plan.mood import TONIC_NAMES
-
-    tempo, _ = librosa.beat.beat_track(y=wave, sr=sr)
-    chroma = librosa.feature.chroma_cqt(y=wave, sr=sr).mean(axis=1)
-    notes = [(0.0, float(w), pc) for pc, w in enumerate(chroma)]
-    tonic, mode = estimate_key(notes)
-    return float(np.atleast_1d(tempo)[0]), mode, TONIC_NAMES[tonic]
-
-
 def part_render(seeds: tuple[int, ...] = (0, 1, 2), duration_s: float = 20.0) -> dict:
     from filmscore.engine.audio.fluidsynth import render_midi
     from filmscore.engine.audio.io import load_audio
+    from filmscore.engine.metrics.plan_adherence import plan_adherence
     from filmscore.engine.plan.compose import make_plan
     from filmscore.engine.plan.mood import MoodOverrides
     from filmscore.engine.render import render_cue
@@ -163,22 +152,24 @@ def part_render(seeds: tuple[int, ...] = (0, 1, 2), duration_s: float = 20.0) ->
                 t0 = time.perf_counter()
                 render_cue(RenderRequest(output=out, duration_s=duration_s, plan=p, seed=seed, steps=25))
                 wave = load_audio(out, 22050)
-                bpm, mode, key = _tempo_mode(wave, 22050)
-                ref = render_midi(plan.to_midi(), sample_rate=22050)
-                rbpm, rmode, rkey = _tempo_mode(np.asarray(ref, np.float32), 22050)
-                rows.append({"plan": name, "seed": seed, "plan_bpm": round(plan.tempo.tempo_bpm, 1),
-                             "plan_mode": plan.mode, "plan_key": plan.key, "render_bpm": round(bpm, 1),
-                             "render_mode": mode, "render_key": key, "fluidsynth_bpm": round(rbpm, 1),
-                             "fluidsynth_mode": rmode, "fluidsynth_key": rkey,
+                got = plan_adherence(plan, wave, 22050)
+                ref = plan_adherence(plan, np.asarray(render_midi(plan.to_midi(), sample_rate=22050), np.float32),
+                                     22050)
+                rows.append({"plan": name, "seed": seed, "plan_bpm": got["plan_bpm"], "plan_mode": plan.mode,
+                             "plan_key": plan.key, **{f"render_{k}": got[k] for k in (
+                                 "audio_bpm", "audio_mode", "audio_key", "tempo_matches", "mode_matches",
+                                 "pulse_on_beats")},
+                             **{f"fluidsynth_{k}": ref[k] for k in (
+                                 "audio_bpm", "audio_mode", "audio_key", "tempo_matches", "mode_matches",
+                                 "pulse_on_beats")},
                              "render_s": round(time.perf_counter() - t0, 1)})
                 print(rows[-1], flush=True)
 
     def agree(src: str) -> dict:
-        bpm_ratio = [r[f"{src}_bpm"] / r["plan_bpm"] for r in rows]
-        octave_ok = [min(abs(np.log2(x) - k) for k in (-1, 0, 1)) < np.log2(1.08) for x in bpm_ratio]
-        return {"mode_matches": int(sum(r[f"{src}_mode"] == r["plan_mode"] for r in rows)),
-                "tempo_within_8pct_or_octave": int(sum(octave_ok)), "of": len(rows),
-                "tempo_ratio_median": round(float(np.median(bpm_ratio)), 3)}
+        return {"mode_matches": int(sum(r[f"{src}_mode_matches"] for r in rows)),
+                "tempo_matches_octave_ok": int(sum(r[f"{src}_tempo_matches"] for r in rows)), "of": len(rows),
+                "pulse_on_beats_median": round(float(np.median([r[f"{src}_pulse_on_beats"] for r in rows])), 3),
+                "modes_by_plan": {m: [r[f"{src}_audio_mode"] for r in rows if r["plan"] == m] for m in moods}}
 
     return {"rows": rows, "bundle": agree("render"), "fluidsynth": agree("fluidsynth")}
 
