@@ -48,8 +48,8 @@ def input_paths(request: RenderRequest) -> dict[str, Path]:
     """The request's input files by field name (video, midi, reference_audio, and any file field added later),
     derived from the dataclass so that a new input is protected without a list to update."""
     skip = {"output", "bundle"}
-    return {f.name: Path(v) for f in fields(request)
-            if f.name not in skip and isinstance(v := getattr(request, f.name), (str, Path))}
+    return {f.name: Path(v) for f in fields(request)  # the fields annotated as paths (annotations are strings here)
+            if f.name not in skip and "Path" in str(f.type) and (v := getattr(request, f.name)) is not None}
 
 
 def same_file(a: Path, b: Path) -> bool:
