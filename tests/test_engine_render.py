@@ -97,3 +97,26 @@ def test_same_bytes_at_one_and_two_threads(tiny_bundle, tmp_path):
     rep = meta["reproducibility"]
     assert rep["independent_of_threads"] and rep["depends_on"]["backend"] == "torch"
     assert rep["depends_on"]["cpu_isa"] and rep["depends_on"]["libraries"]["torch"] == torch.__version__
+
+
+def test_preview_is_delivered_first_and_leaves_the_final_unchanged(tiny_bundle, tmp_path):
+    from filmscore.engine.render import Preview
+
+    out, draft = tmp_path / "cue.wav", tmp_path / "draft.wav"
+    seen = []
+
+    def ready(path, seconds):
+        seen.append((path, seconds, out.exists()))
+
+    req = RenderRequest(output=out, bundle=tiny_bundle, steps=5, duration_s=6.0, seed=3, maestro="bach")
+    render_cue(req, preview=Preview(draft, steps=2, on_ready=ready))
+    assert len(seen) == 1 and seen[0][0] == draft and seen[0][1] > 0 and not seen[0][2]  # before the full cue
+    info = sf.info(str(draft))
+    assert (info.frames, info.samplerate, info.subtype) == (6 * 48000, 48000, "PCM_24")
+    meta = json.loads((tmp_path / "cue.json").read_text())
+    assert meta["preview"]["steps"] == 2 and meta["preview"]["path"] == str(draft)
+    assert "preview" in meta["timings_s"]
+    plain = tmp_path / "plain.wav"
+    render_cue(RenderRequest(output=plain, bundle=tiny_bundle, steps=5, duration_s=6.0, seed=3, maestro="bach"))
+    assert plain.read_bytes() == out.read_bytes()  # the draft does not disturb the full render
+    assert draft.read_bytes() != out.read_bytes()
