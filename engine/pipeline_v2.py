@@ -39,6 +39,35 @@ from .threads import StagePool, model_threads
 from .windowed import fusion_weights, plan_windows
 
 
+def _extreme_pitch(notes, n: int, pick) -> np.ndarray | None:
+    """`(n,)` highest (`pick=np.maximum`) or lowest (`np.minimum`) MIDI pitch sounding per frame, 0 where none;
+    None without notes. Frames by the corpus labels' rule (engine/data/labels.py `_frames`)."""
+    from .data.labels import _frames  # the one frame rule of notes, shared with the corpus labels
+
+    if not notes:
+        return None
+    fill = 0 if pick is np.maximum else 128
+    out = np.full(n, fill, np.int16)
+    a, b = _frames(np.array([x.onset_s for x in notes]), np.array([x.offset_s for x in notes]), n)
+    for lo, hi, x in zip(a, b, notes):
+        if hi > lo:
+            pick(out[lo:hi], x.pitch, out=out[lo:hi])
+    out[out == 128] = 0
+    return out
+
+
+def controls_from_theme(midi, track: int | None = None, n_frames: int | None = None) -> ControlsV2:
+    """A theme's MIDI (path, bytes or `mido.MidiFile`) as bundle v2's controls: its melody with the register it is
+    written in (the highest note sounding per frame of `track`, or of all tracks) and its dynamics
+    (`controls.midi.controls_from_midi`, v1's recipe); harmony and rhythm absent (a cue plan gives them)."""
+    from .controls.midi import controls_from_midi, notes_from_midi
+
+    v1 = controls_from_midi(midi, track=track, n_frames=n_frames)
+    notes = notes_from_midi(midi, track=track) if v1.melody_present else []
+    return ControlsV2(v1.n_frames, melody_pitch=_extreme_pitch(notes, v1.n_frames, np.maximum),
+                      dynamics_db=v1.dynamics if v1.dynamics_present else None)
+
+
 def controls_from_plan(plan, n_frames: int | None = None) -> tuple[ControlsV2, np.ndarray]:
     """A cue plan (engine/plan/plan.py `CuePlan`) as bundle v2's controls and mood `(3,)`, frame by frame by the
     rules the corpus labels follow (engine/data/labels.py): melody = the melody track's highest sounding pitch;
@@ -48,19 +77,6 @@ def controls_from_plan(plan, n_frames: int | None = None) -> tuple[ControlsV2, n
     from .plan.dynamics import to_control_rate
 
     n = n_frames if n_frames is not None else int(math.ceil(plan.duration_s * CONTROL_FRAME_RATE - 1e-9))
-
-    def extreme(notes, pick) -> np.ndarray | None:
-        if not notes:
-            return None
-        fill = 0 if pick is np.maximum else 128
-        out = np.full(n, fill, np.int16)
-        on = np.array([x.onset_s for x in notes])
-        a, b = _frames(on, np.array([x.offset_s for x in notes]), n)
-        for lo, hi, x in zip(a, b, notes):
-            if hi > lo:
-                pick(out[lo:hi], x.pitch, out=out[lo:hi])
-        out[out == 128] = 0
-        return out
 
     chroma = None
     if plan.chords:
@@ -76,10 +92,10 @@ def controls_from_plan(plan, n_frames: int | None = None) -> tuple[ControlsV2, n
         return out
 
     beats = impulses(plan.tempo.beats)
-    controls = ControlsV2(n, melody_pitch=extreme(plan.melody, np.maximum),
+    bass = _extreme_pitch(list(plan.harmony) + list(plan.bass), n, np.minimum) if chroma is not None else None
+    controls = ControlsV2(n, melody_pitch=_extreme_pitch(plan.melody, n, np.maximum),
                           dynamics_db=to_control_rate(np.asarray(plan.dynamics_db), n), chord_chroma=chroma,
-                          bass_pitch=extreme(list(plan.harmony) + list(plan.bass), np.minimum) if chroma is not None
-                          else None, beat=beats if beats.any() else None,
+                          bass_pitch=bass, beat=beats if beats.any() else None,
                           downbeat=impulses(plan.tempo.downbeats) if beats.any() else None)
     mood = np.array([plan.mood.energy, plan.mood.valence, plan.mood.tension], np.float32)
     return controls, mood

@@ -185,3 +185,25 @@ def test_controls_from_a_cue_plan_follow_the_label_rules():
     assert c.dynamics_db[0] < c.dynamics_db[-1] and all(c.present.values())
     x = c.to_model_input()
     assert x[12, 10] == pytest.approx(1.0)  # C5: one octave above middle C, the register the plan wrote
+
+
+def test_controls_from_a_theme_keep_its_written_register(tmp_path):
+    import mido
+
+    from filmscore.engine.pipeline_v2 import controls_from_theme
+
+    mid = mido.MidiFile(ticks_per_beat=480)
+    tr = mido.MidiTrack()
+    mid.tracks.append(tr)
+    tr.append(mido.MetaMessage("set_tempo", tempo=500000))  # 120 bpm: a beat is 0.5 s
+    for pitch, vel in ((55, 40), (79, 110)):  # G3 then G5: two octaves apart, same pitch class
+        tr.append(mido.Message("note_on", note=pitch, velocity=vel, time=0))
+        tr.append(mido.Message("note_off", note=pitch, velocity=0, time=480))
+    mid.save(tmp_path / "theme.mid")
+    c = controls_from_theme(tmp_path / "theme.mid")
+    assert c.present == {"melody": True, "dynamics": True, "harmony": False, "rhythm": False}
+    assert c.melody_pitch[20] == 55 and c.melody_pitch[70] == 79
+    x = c.to_model_input()
+    assert x[7, 20] == x[7, 70] == 1  # pitch class G both times ...
+    assert x[12, 70] - x[12, 20] == pytest.approx(2.0)  # ... two octaves apart in the register row
+    assert c.dynamics_db[70] > c.dynamics_db[20]
