@@ -324,7 +324,7 @@ def test_expand_sf3_decodes_samples_and_rewrites_the_sample_table(tmp_path):
 
 
 def test_mood_labels_are_the_cue_plans_mood_per_clip_and_shot():
-    mood = pytest.importorskip("filmscore.engine.plan.mood")
+    from filmscore.engine.plan import mood  # first-party: an import error fails the test, it is not skipped
     from filmscore.engine.data.labels import mood_labels
     from filmscore.engine.film.affect import EMOTION_COLUMNS
     from filmscore.engine.film.features import FilmFeatures
