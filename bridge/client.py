@@ -207,13 +207,26 @@ class BridgeClient(_Base):
         return self.request("shutdown", {"wait": wait})
 
     # -- events --------------------------------------------------------------------------------------------------
-    def subscribe(self, job_id: str | None = None) -> None:
-        """Start receiving events (all jobs, or one). Subscribe before `render` to miss none of its events."""
+    def subscribe(self, job_id: str | None = None, wait_s: float | None = None) -> None:
+        """Start receiving events (all jobs, or one). Subscribe before `render` to miss none of its events.
+        `wait_s`: block (at most that long) until the event socket's connection is up; libzmq sends the
+        subscription as soon as it is, so events published after a later request reach this client."""
+        monitor = None
         if self._sub is None:
             self._sub = self.ctx.socket(zmq.SUB)
             configure_socket(self._sub, self.info)  # type: ignore[arg-type]
+            if wait_s is not None:
+                monitor = self._sub.get_monitor_socket(zmq.EVENT_HANDSHAKE_SUCCEEDED)
             self._sub.connect(endpoint(self.info, "event_port"))  # type: ignore[arg-type]
         self._sub.setsockopt(zmq.SUBSCRIBE, f"job.{job_id}".encode() if job_id else b"job.")
+        if monitor is not None:
+            try:
+                if not monitor.poll(int(1000 * wait_s)):  # type: ignore[operator]
+                    raise BridgeTimeout(f"the event socket {endpoint(self.info, 'event_port')} did not connect "  # type: ignore[arg-type]
+                                        f"within {wait_s:g} s")
+            finally:
+                self._sub.disable_monitor()
+                monitor.close(0)
 
     def events(self, timeout_s: float | None = None) -> Iterator[P.Message]:
         """Verified events as they arrive; stops after `timeout_s` without one (None: never)."""

@@ -37,6 +37,8 @@ import logging
 import re
 import ssl
 import threading
+import time
+from collections import deque
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +56,9 @@ log = logging.getLogger(__name__)
 AUTH_TIMEOUT_S = 10.0
 FIRST_MESSAGE_BYTES = 4096
 """The most a WebSocket peer may send before its token is checked."""
+ACCEPTS_PER_S = 20
+"""New connections accepted per second; more are aborted at accept, before any HTTP is parsed: a peer that
+reconnects in a loop costs the server's Python at most this many handshakes a second (a panel connects once)."""
 _LOOPBACK = ("127.0.0.1", "::1", "localhost")
 _SESSION_RE = re.compile(r"[A-Za-z0-9_-]{8,64}")
 # Frame-level debug logs print every message, the token among them: never at DEBUG, whatever -v says.
@@ -100,6 +105,7 @@ class WebSocketGateway:
         self.session = P.Session(key_bytes(info))
         self._clients: set[Any] = set()
         self._open = 0  # TCP connections, from accept (before any HTTP) to close
+        self._accepts: deque[float] = deque()  # accept times in the last second
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
@@ -141,9 +147,15 @@ class WebSocketGateway:
             def connection_made(self, transport: Any) -> None:
                 gateway._open += 1
                 super().connection_made(transport)
-                if gateway._open > gateway.max_clients:
+                now = time.monotonic()
+                recent = gateway._accepts
+                while recent and recent[0] < now - 1.0:
+                    recent.popleft()
+                recent.append(now)
+                if gateway._open > gateway.max_clients or len(recent) > ACCEPTS_PER_S:
                     gateway.refused += 1
-                    log.warning("WebSocket gateway: %d connections, the cap; refusing another", gateway.max_clients)
+                    log.warning("WebSocket gateway: over %d connections or %d new ones a second; refusing another",
+                                gateway.max_clients, ACCEPTS_PER_S)
                     transport.abort()
 
             def connection_lost(self, exc: Exception | None) -> None:

@@ -229,8 +229,7 @@ def test_render_publishes_progress_and_delivers_atomically(shared):
     srv, d = shared
     out = d["out"] / "cue.wav"
     with BridgeClient(srv.info) as c:
-        c.subscribe()
-        time.sleep(0.3)  # let the subscription reach the PUB socket
+        c.subscribe(wait_s=30)  # returns once the event connection is up (an event, not a fixed sleep)
         job = c.render(out, duration_s=3.0, steps=4, seed=3, midi_bytes=_midi_bytes())
         with pytest.raises(RemoteError, match="already the output of job"):
             c.render(out, duration_s=3.0)
@@ -272,8 +271,7 @@ def test_cancel_stops_within_one_denoising_step(shared):
     out = d["out"] / "cancelled.wav"
     n_steps = 400
     with BridgeClient(srv.info) as c:
-        c.subscribe()
-        time.sleep(0.3)
+        c.subscribe(wait_s=30)
         job = c.render(out, duration_s=3.0, steps=n_steps)
         latest = wait_progress(c, job)
         for ev in c.events(timeout_s=0):  # drain: the newest step the worker has reported so far
@@ -317,8 +315,7 @@ def _worker_pid(c: BridgeClient, job: str) -> int:
 def test_killed_worker_is_detected_retried_once_then_failed(dirs, bundle):
     out = dirs["out"] / "killed.wav"
     with serve(dirs, bundle) as srv, BridgeClient(srv.info) as c:
-        c.subscribe()
-        time.sleep(0.3)
+        c.subscribe(wait_s=30)
         job = c.render(out, duration_s=3.0, steps=400)
         for attempt in (1, 2):
             wait_progress(c, job)
@@ -349,8 +346,7 @@ def test_killed_server_restarts_with_journal_intact(dirs, bundle):
         with BridgeClient(srv.info) as c:
             done = c.render(dirs["out"] / "done.wav", duration_s=2.0, steps=2)
             assert c.wait(done, timeout_s=120)["state"] == "finished"
-            c.subscribe()
-            time.sleep(0.3)
+            c.subscribe(wait_s=30)
             long = c.render(dirs["out"] / "long.wav", duration_s=3.0, steps=400)
             queued = [c.render(dirs["out"] / f"q{i}.wav", duration_s=2.0, steps=2) for i in range(2)]
             wait_progress(c, long)
@@ -491,8 +487,7 @@ def test_sigterm_puts_the_running_job_back_without_using_an_attempt(dirs, bundle
 
     srv = start_server(dirs["state"], media_roots=[dirs["media"]], output_roots=[dirs["out"]], bundle=bundle)
     with BridgeClient(srv.info) as c:
-        c.subscribe()
-        time.sleep(0.3)
+        c.subscribe(wait_s=30)
         running = c.render(dirs["out"] / "running.wav", duration_s=3.0, steps=400)
         waiting = c.render(dirs["out"] / "waiting.wav", duration_s=2.0, steps=2)
         wait_progress(c, running)
@@ -506,8 +501,7 @@ def test_sigterm_puts_the_running_job_back_without_using_an_attempt(dirs, bundle
 @pytest.mark.slow
 def test_shutdown_wait_lets_the_running_render_finish(dirs, bundle):
     with serve(dirs, bundle) as srv, BridgeClient(srv.info) as c:
-        c.subscribe()
-        time.sleep(0.3)
+        c.subscribe(wait_s=30)
         job = c.render(dirs["out"] / "last.wav", duration_s=2.0, steps=20)
         wait_progress(c, job)
         assert c.shutdown(wait=True)["wait"] is True

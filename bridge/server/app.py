@@ -21,6 +21,7 @@ import os
 import shutil
 import signal
 import sqlite3
+import sys
 import tempfile
 import time
 from collections import deque
@@ -124,6 +125,9 @@ class BridgeServer:
             raise ServerError(f"binding {cfg.ip} exposes the bridge to the network; pass --allow-remote "
                               "(which also turns on CURVE encryption)")
         install_repeat_filter()
+        # The loop, the HMAC helper and the WebSocket gateway share the GIL; a short switch interval (default 5 ms)
+        # keeps a gateway busy with a flood of handshakes from delaying the loop's replies by several intervals.
+        sys.setswitchinterval(0.0005)
         self.caps = ConnectionCaps.for_limit(raise_fd_limit(), cfg.max_connections)
         self.journal = Journal(cfg.state_dir, max_attempts=cfg.max_attempts)
         for rec in self.journal.recover():
