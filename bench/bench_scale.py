@@ -10,7 +10,8 @@ encoder, on the worker), render (the rest of `render_cue`, on the worker), trans
 through the object store), deliver (loudness, BWF, sidecars: on the submitting side); the manifest write is timed
 on the submitting side too ("journal"), and separately for manifests of 10 to 10 000 cues.
 
-The model: a worker renders a cue in t_w = picture + render (measured here with one actor on one core); the
+The model: a worker renders a cue in t_w (three ways: the wall time of picture + render here; the actor's CPU time
+for them, which is what the cue costs an idle core; that plus a 1080p picture's decode and encode); the
 submitting side spends t_s = transfer + deliver + journal(M) per cue, one cue at a time; the head's link carries
 each cue's result bytes, shared storage (or the object store, with --ship-inputs) each cue's picture. Cues per
 second with N workers = min(N / t_w, 1 / t_s, link / result bytes, storage / picture bytes); the smallest term
@@ -82,7 +83,7 @@ def score(cl, out: Path, options, executor=None) -> tuple[float, list]:
 
 
 def summary(rows: list, wall: float) -> dict:
-    keys = ("picture", "render", "transfer", "deliver", "journal")
+    keys = ("picture", "render", "transfer", "deliver", "journal", "worker_cpu")
     return {"wall_s": round(wall, 3), "cues_per_min": round(len(rows) / wall * 60, 2),
             "mean_s": {k: round(statistics.fmean(r[k] for r in rows), 4) for k in keys},
             "bytes_returned_mean": round(statistics.fmean(r["bytes_returned"] for r in rows)),
@@ -113,16 +114,13 @@ def journal_cost(folder: Path) -> dict:
     return out
 
 
-def model(t_worker: float, t_serial_fixed: float, journal: dict, result_bytes: float, cue_s: float,
-          picture_s_per_s: float | None) -> dict:
-    """Cues per minute for N workers and which limit binds (module doc)."""
+def model(variants: list[tuple[str, float]], t_serial_fixed: float, journal: dict, result_bytes: float,
+          cue_s: float) -> dict:
+    """Cues per minute for N workers and which limit binds (module doc), for each (label, t_worker) variant."""
     ms = sorted(journal)
     slope = (journal[ms[-1]] - journal[ms[0]]) / (ms[-1] - ms[0])
     base = journal[ms[0]] - slope * ms[0]
     out = {"journal_fit": {"base_s": base, "per_cue_s": slope}, "rows": []}
-    variants = [("measured picture (small test media)", t_worker)]
-    if picture_s_per_s is not None:
-        variants.append(("1080p picture (encode.json rate)", t_worker + picture_s_per_s * cue_s))
     for label, tw in variants:
         for m in BATCH_SIZES:
             t_s = t_serial_fixed + base + slope * m / 2  # the manifest grows during the batch: its mean size
@@ -132,7 +130,7 @@ def model(t_worker: float, t_serial_fixed: float, journal: dict, result_bytes: f
             for n in WORKERS:
                 terms = {"workers (render + picture)": n / tw, **limits}
                 bind = min(terms, key=terms.get)
-                out["rows"].append({"picture": label, "batch_cues": m, "workers": n,
+                out["rows"].append({"worker": label, "t_worker_s": round(tw, 3), "batch_cues": m, "workers": n,
                                     "cues_per_min": round(terms[bind] * 60, 1), "limited_by": bind})
     return out
 
@@ -201,16 +199,22 @@ def main() -> None:
         if speed.get("cli_cpu_s") and str(speed.get("material", "")).startswith("60 s"):
             picture_rate = speed["cli_cpu_s"] / 60.0
     journal = {int(k): v for k, v in res["journal_write_s_by_manifest_cues"].items()}
+    # A worker's time per cue three ways: wall time on this loaded machine; the actor's CPU time (what the cue costs
+    # an idle core); that plus decoding a 1080p proxy instead of the small test media (encode.json's CPU rate).
+    variants = [("this machine, loaded: wall picture + render", one["picture"] + one["render"]),
+                ("an idle core: worker CPU time", one["worker_cpu"])]
+    if picture_rate is not None:
+        variants.append(("an idle core, 1080p picture: worker CPU + encode.json rate", one["worker_cpu"] +
+                         picture_rate * args.cue_seconds))
     res["model"] = {
         "assumptions": {"worker": "one core of this machine per worker (the 1-actor figures); a GPU worker is "
                                   "faster, which moves every row to a smaller N before it stops growing",
                         "head_link_bits_s": LINK_BYTES_S * 8, "storage_bits_s": STORAGE_BYTES_S * 8,
                         "picture_bits_s": PICTURE_BYTES_PER_S * 8,
                         "picture_s_per_picture_s_1080p": picture_rate},
-        "t_worker_s": one["picture"] + one["render"],
         "t_submitting_fixed_s": one["transfer"] + one["deliver"],
-        **model(one["picture"] + one["render"], one["transfer"] + one["deliver"], journal,
-                res["ray_1_actor"]["bytes_returned_mean"], args.cue_seconds, picture_rate)}
+        **model(variants, one["transfer"] + one["deliver"], journal, res["ray_1_actor"]["bytes_returned_mean"],
+                args.cue_seconds)}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(res, indent=2) + "\n")
     print(f"ratio 2/1 actors: {res['ratio_2_vs_1_actor']}; wrote {args.out}")

@@ -99,7 +99,8 @@ class CueTask:
 class TaskOutput:
     """A finished task: the engine's `RenderResult` (files on the submitting side), the picture lines that had no
     media, and where the time went (seconds: "picture" decode+encode, "render" the rest of `render_cue`,
-    "transfer" moving inputs and results, plus the engine's own stage timings under "engine")."""
+    "transfer" moving inputs and results, "cpu" the worker process's CPU time for picture and render, plus the
+    engine's own stage timings under "engine")."""
 
     result: RenderResult
     missing_picture: list[str] = field(default_factory=list)
@@ -197,6 +198,7 @@ def render_task(task: CueTask, output: Path | None = None, *, render: RenderFn |
     executor. `media_map`: input path -> the path of its copy here, for inputs shipped to this worker."""
     if render is None:
         from filmscore.engine.render import render_cue as render
+    cpu0 = time.process_time()  # this process's CPU: what the cue costs a core, whatever else shares the machine
     request, missing, picture_s = prepare_request(task, media_map, encode)
     if output is not None:
         request = replace(request, output=Path(output))
@@ -209,7 +211,7 @@ def render_task(task: CueTask, output: Path | None = None, *, render: RenderFn |
     engine = dict(getattr(result, "timings_s", {}) or {})
     return TaskOutput(result, missing, {"picture": picture_s + float(engine.get("picture", 0.0)),
                                         "render": render_s - float(engine.get("picture", 0.0)),
-                                        "transfer": 0.0, "engine": engine})
+                                        "transfer": 0.0, "cpu": time.process_time() - cpu0, "engine": engine})
 
 
 def rebase_paths(obj: Any, prefixes: dict[str, str]) -> Any:

@@ -494,9 +494,9 @@ def start_for_server(options: RayOptions, workers: int, bundle: Path | None) -> 
     ray = import_ray()
     if options.address is None:
         try:
-            ray.init(num_cpus=max(1, math.ceil(options.num_cpus * workers)),
-                     num_gpus=math.ceil(options.num_gpus * workers) if options.num_gpus else None,
-                     include_dashboard=False, log_to_driver=False, namespace=NAMESPACE)
+            # CPUs for exactly the workers' actors (the server and its loop keep the rest); GPUs as Ray finds them
+            ray.init(num_cpus=max(1, math.ceil(options.num_cpus * workers)), include_dashboard=False,
+                     log_to_driver=False, namespace=NAMESPACE)
         except Exception as e:  # noqa: BLE001
             raise ExecutorError(f"cannot start a local Ray: {str(e).splitlines()[0] if str(e) else e}") from None
         address, stop = ray.get_runtime_context().gcs_address, ray.shutdown

@@ -91,7 +91,7 @@ class CueOutcome:
     missing_picture: list[str] = field(default_factory=list)
     loudness: dict | None = None
     seconds: float | None = None
-    timings_s: dict | None = None  # where this cue's time went: picture, render, transfer, deliver, journal
+    timings_s: dict | None = None  # where its time went: picture, render, transfer, deliver, journal, worker_cpu
 
     def to_json(self) -> dict:
         return dict(self.__dict__)
@@ -376,7 +376,8 @@ def _delivered(cue: CueRegion, i: int, total: int, key: str, ev: TaskEvent, outc
     # delivers the same files with other run facts.
     run = {"worker": out.worker, "attempt": ev.attempt,
            "timings_s": {"picture": out.timings_s.get("picture", 0.0), "render": out.timings_s.get("render", 0.0),
-                         "transfer": out.timings_s.get("transfer", 0.0), "deliver": deliver_s},
+                         "transfer": out.timings_s.get("transfer", 0.0), "deliver": deliver_s,
+                         "worker_cpu": out.timings_s.get("cpu", 0.0)},
            "bytes_returned": out.bytes_returned}
     entry = {"status": "done", "key": key, "name": cue.name, "wav": wav.name, "n_samples": outcome.n_samples,
              "loudness": loud, "missing_picture": out.missing_picture, "seconds": outcome.seconds, "run": run}
