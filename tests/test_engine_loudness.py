@@ -72,3 +72,26 @@ def test_limited_normalisation_meets_target_and_ceiling(chunk):
     assert abs(pyloudnorm.Meter(SR).integrated_loudness(y64) - rep.integrated_lufs) < 1e-6
     assert abs(rep.integrated_lufs + 16.0) < 0.1
     assert 20 * np.log10(np.abs(resample_poly(y64, 4, 1)).max()) <= -1.0 + 1e-6
+
+
+@pytest.mark.parametrize("rates", [(16000, 48000), (16000, 44100), (48000, 16000)])
+def test_chunked_resampling_equals_one_call(monkeypatch, rates):
+    from math import gcd
+
+    from filmscore.engine.audio import io
+
+    monkeypatch.setattr(io, "RESAMPLE_CHUNK", 3000)
+    x = music(2.0)[::3].copy()  # 32000 samples: many chunks
+    a, b = rates
+    g = gcd(a, b)
+    assert np.array_equal(io.resample(x, a, b), resample_poly(x, b // g, a // g).astype(np.float32))
+
+
+def test_master_leaves_the_callers_wave_alone():
+    from filmscore.engine.audio.mastering import master
+
+    x = music(3.0)
+    keep = x.copy()
+    y, rep = master(x, SR, SR, x.shape[0], -23.0)  # no resampling: the output must not be the input's memory
+    assert np.array_equal(x, keep) and not np.shares_memory(x, y)
+    assert rep["integrated_lufs"] == pytest.approx(-23.0, abs=1e-6)

@@ -10,14 +10,38 @@ import numpy as np
 from ..errors import AudioLoadError
 
 
+RESAMPLE_CHUNK = 1 << 16  # input samples per resampling call (times `down`): memory flat in the signal's length
+
+
 def resample(wave: np.ndarray, sr_from: int, sr_to: int) -> np.ndarray:
-    """Polyphase resampling (scipy) along the last axis; float32 out."""
+    """Polyphase resampling (scipy `resample_poly`, its default Kaiser filter) along the last axis; float32 out.
+
+    Long signals are resampled a chunk at a time into one output array: each chunk starts on a multiple of `down`
+    (so its outputs fall on the whole signal's output grid) and is read with a margin longer than the filter's
+    reach, so every output sample is the same sum over the same inputs as in one call (tested equal), without the
+    filter's full-length temporaries (~0.8x the output for a 10-minute cue)."""
     if sr_from == sr_to:
         return wave.astype(np.float32, copy=False)
     from scipy.signal import resample_poly
 
     g = gcd(int(sr_from), int(sr_to))
-    return resample_poly(wave, sr_to // g, sr_from // g, axis=-1).astype(np.float32)
+    up, down = sr_to // g, sr_from // g
+    n = wave.shape[-1]
+    if n <= 2 * RESAMPLE_CHUNK:
+        return resample_poly(wave, up, down, axis=-1).astype(np.float32)
+    n_out = -(-n * up // down)
+    out = np.empty(wave.shape[:-1] + (n_out,), np.float32)
+    reach = 10 * max(up, down) // up + 2  # the filter's half length in input samples, and some
+    margin = -(-reach // down) * down  # a multiple of `down`: the chunk's first output stays on the grid
+    step = RESAMPLE_CHUNK * down
+    for a in range(0, n, step):
+        b = min(a + step, n)
+        lo, hi = max(a - margin, 0), min(b + margin, n)
+        y = resample_poly(wave[..., lo:hi], up, down, axis=-1)
+        first, last = (a - lo) * up // down, -(-(b - lo) * up // down)
+        oa = a * up // down
+        out[..., oa:oa + last - first] = y[..., first:last]
+    return out
 
 
 def _read_soundfile(path: Path) -> tuple[np.ndarray, int] | None:

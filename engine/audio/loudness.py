@@ -274,18 +274,21 @@ class LoudnessReport:
         return asdict(self)
 
 
-def _scaled(base: np.ndarray, gain: float) -> np.ndarray:
-    """float32 `base * gain`, computed in float64 chunk by chunk (no full-length float64 copy)."""
-    out = np.empty(base.shape, np.float32)
+def _scaled(base: np.ndarray, gain: float, out: np.ndarray | None = None) -> np.ndarray:
+    """float32 `base * gain`, computed in float64 chunk by chunk (no full-length float64 copy); into `out` when
+    given (it may be `base` itself)."""
+    out = np.empty(base.shape, np.float32) if out is None else out
     for a in range(0, base.shape[0], CHUNK):
         out[a:a + CHUNK] = base[a:a + CHUNK].astype(np.float64) * gain
     return out
 
 
 def normalize_loudness(audio: np.ndarray, sample_rate: int, target: str | float = "ebu-r128",
-                       ceiling_dbtp: float = TRUE_PEAK_CEILING_DBTP) -> tuple[np.ndarray, LoudnessReport]:
+                       ceiling_dbtp: float = TRUE_PEAK_CEILING_DBTP, *,
+                       in_place: bool = False) -> tuple[np.ndarray, LoudnessReport]:
     """Bring `(n,)` or `(n, channels)` float audio to `target` integrated loudness with true peak <= ceiling;
-    float32 out.
+    float32 out. `in_place`: a float32 `audio` may be overwritten with the result (delivery: one copy of the cue
+    at the output rate instead of two).
 
     Raises `LoudnessError` for audio shorter than one 400 ms gating block or silent throughout (its loudness is
     undefined: nothing to normalise)."""
@@ -311,5 +314,6 @@ def normalize_loudness(audio: np.ndarray, sample_rate: int, target: str | float 
     x_peak = max(float(np.max(audio)), -float(np.min(audio)))  # no full-length temporary
     out_peak = max(float(np.max(base)), -float(np.min(base))) * gain
     gain_db = 20 * np.log10(out_peak / max(x_peak, 1e-12))
-    return _scaled(base, gain), LoudnessReport(target_lufs, float(lufs), float(meas.true_peak_dbtp(gain)),
+    own = base is not audio or (in_place and base.dtype == np.float32 and base.flags.writeable)
+    return _scaled(base, gain, base if own else None), LoudnessReport(target_lufs, float(lufs), float(meas.true_peak_dbtp(gain)),
                                                meas.loudness_range_lu(gain), float(gain_db), limited, float(start))
