@@ -56,6 +56,8 @@ CUE = Schema("filmscore.cue", 1)
 """OUT.json beside a rendered cue (engine/render.py; bridge/timelines/batch.py adds the cue's timeline fields)."""
 BATCH = Schema("filmscore.batch", 1)
 """OUTDIR/filmscore-batch.json: a timeline batch's per-cue state (bridge/timelines/batch.py)."""
+EXPORTS = Schema("filmscore.exports", 1)
+"""An export cache's manifest.json and speed.json (engine/backends/cache.py; a cache that does not read is rebuilt)."""
 
 Upgrade = Callable[[dict[str, Any]], dict[str, Any]]
 UPGRADES: dict[tuple[str, int], Upgrade] = {}

@@ -27,10 +27,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from .. import sidecar
+
 MANIFEST = "manifest.json"
 PARITY = "parity.json"
 SPEED = "speed.json"
-CACHE_SCHEMA = "filmscore.exports/1"
+CACHE_SCHEMA = sidecar.EXPORTS.tag
 
 # Components a bundle exports (the graph names double as file stems).
 DENOISE_CONTROL = "denoise_control"  # fused ControlNet + UNet: one session call per guided pass with controls
