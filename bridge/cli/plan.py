@@ -135,10 +135,11 @@ def add_render_plan_options(p: argparse.ArgumentParser, src_group) -> None:
     add_plan_overrides(p)
 
 
-def plan_for_render(args: argparse.Namespace) -> tuple[Path | None, float | None]:
-    """(the plan file to render, the cue duration) for `render`'s arguments: --plan as given (read now, so a bad
-    file is refused before the model loads; its duration is the cue's unless --duration says otherwise); with plan
-    overrides and no --plan, a plan made now and written to OUT.plan.json; else (None, --duration)."""
+def plan_for_render(args: argparse.Namespace) -> tuple[Path | None, float | None, float]:
+    """(the plan file to render, the cue duration, the range start) for `render`'s arguments: --plan as given (read
+    now, so a bad file is refused before the model loads; its duration is the cue's unless --duration says
+    otherwise, and a --start of 0 means the plan's own range start); with plan overrides and no --plan, a plan made
+    now and written to OUT.plan.json; else (None, --duration, --start)."""
     if args.plan is not None:
         from filmscore.engine.plan.plan import CuePlan  # here: scipy.ndimage costs ~1 s to every render otherwise
 
@@ -146,13 +147,14 @@ def plan_for_render(args: argparse.Namespace) -> tuple[Path | None, float | None
             raise RequestError("--plan renders a plan as it stands; change it with `filmscore plan` (the override "
                                "flags) or in a DAW, not with render's override flags")
         plan = CuePlan.load(args.plan)
-        return args.plan, args.duration if args.duration is not None else plan.duration_s
+        start = args.start if args.start else float(plan.source.get("start_s") or 0.0)
+        return args.plan, args.duration if args.duration is not None else plan.duration_s, start
     if not has_overrides(args):
-        return None, args.duration
+        return None, args.duration, args.start
     if args.reference is not None:
         raise RequestError("plan overrides (--tempo, --key, ...) take a MIDI theme or a maestro, not --reference")
     out = args.output.with_suffix("").with_name(args.output.with_suffix("").name + ".plan.json")
     check_outputs([out], {"video": args.video, "midi": args.midi}, args.overwrite)
     plan = make_plan_from_args(args, args.video, args.start, args.duration, parse_hits(args.hits))
     plan.save(out)
-    return out, plan.duration_s
+    return out, plan.duration_s, args.start

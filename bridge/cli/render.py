@@ -109,8 +109,8 @@ def print_warnings(result) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.video is None and args.duration is None and args.plan is None:
         raise RequestError("give a VIDEO, or --duration for a cue without picture")
-    plan, duration = plan_for_render(args)
-    req = request_from_args(args, args.output, video=args.video, start_s=args.start, duration_s=duration, plan=plan,
+    plan, duration, start = plan_for_render(args)
+    req = request_from_args(args, args.output, video=args.video, start_s=start, duration_s=duration, plan=plan,
                             midi=None if plan else args.midi, maestro=None if plan else args.maestro,
                             reference_audio=args.reference, theme=None if plan else args.theme,
                             midi_track=args.track, midi_channel=args.channel, hits_s=parse_hits(args.hits))
