@@ -22,6 +22,9 @@ def test_evaluate_v2_measures_render_and_corpus(tmp_path):
     ref = result["summary"]["corpus"]
     assert ref["melody_accuracy_lead"] > 0.8 and abs(ref["register_error"]) < 1.0 and ref["in_register"] == 1.0
     assert ref["chord_iou"] >= 0.4 and ref["lr_correlation"] > 0.9  # the tiny corpus pans sources, no hall
+    res = result["resynthesis"]
+    assert {"vae_recon_l1_logmel", "griffin_lim_mrstft", "vocoder_mrstft", "vocoder_logmel_l1"} <= set(res)
+    assert res["griffin_lim_logmel_l1"] < res["vocoder_logmel_l1"]  # an untrained vocoder loses to Griffin-Lim
     alone = measure_corpus(corpus, "heldout", n_clips=2, seconds=4.0)
     assert alone["clips"] == ["tiny1.p0.c0"] and alone["summary"]["chord_iou"] == pytest.approx(ref["chord_iou"])
     model = result["summary"]["model"]

@@ -153,7 +153,7 @@ def evaluate_bundle(bundle_path: Path | None, corpus_root: Path, *, n_clips: int
     denoising = _denoising_loss(pipe, corpus)
     per_crop = denoising.pop("heldout_v_loss_per_crop", None)
     summary.update(denoising)
-    summary.update(_vae_and_vocoder(pipe, clips))
+    summary.update(vae_and_vocoder(pipe, clips))
     result: dict[str, Any] = {"summary": summary, "clips": rows}
     if per_crop is not None:
         result["heldout_v_loss_per_crop"] = per_crop
@@ -218,8 +218,12 @@ def _index(root: Path) -> list[dict]:
         return [json.loads(line) for line in f if line.strip()]
 
 
-def _vae_and_vocoder(pipe, clips, seconds: float = 5.12) -> dict[str, float]:
+def vae_and_vocoder(pipe, clips, seconds: float = 5.12) -> dict[str, float]:
+    """On the first `seconds` of each clip (`.log_mel`, `.audio_path`): the VAE's reconstruction L1 and the network
+    vocoder against Griffin-Lim (32 iterations), both resynthesising the true Mel, by multi-resolution STFT loss
+    and log-Mel L1 against the real audio at `pipe.mel_config`'s rate (`pipe`: `.vae`, `.vocoder`, `.mel_config`)."""
     n = int(seconds * 100)
+    sr, hop = pipe.mel_config.sample_rate, pipe.mel_config.hop_length
     vae_l1, net_stft, gl_stft, net_mel, gl_mel = [], [], [], [], []
     from ..audio.mel import MelSpectrogram
 
@@ -230,7 +234,7 @@ def _vae_and_vocoder(pipe, clips, seconds: float = 5.12) -> dict[str, float]:
         mel = torch.from_numpy(clip.log_mel[:, :n].astype(np.float32))[None]
         mean, _ = pipe.vae.encode(mel)
         vae_l1.append(float((pipe.vae.decode(mean) - mel).abs().mean()))
-        real = torch.from_numpy(load_audio(clip.audio_path, MODEL_SAMPLE_RATE)[: n * 160])[None]
+        real = torch.from_numpy(load_audio(clip.audio_path, sr)[: n * hop])[None]
         gl = griffin_lim(mel, pipe.mel_config, n_iter=32)
         gl_stft.append(float(multi_resolution_stft_loss(gl, real)))
         gl_mel.append(float((front(gl) - mel).abs().mean()))

@@ -15,7 +15,9 @@ audio of that window:
   corpus, so read it beside the corpus row and across tempi);
 - `dynamics_r`: Pearson r of requested and re-extracted loudness (mix);
 - `lr_correlation`: Pearson r of the mix's left and right channels; `hf_db`: energy above 8 kHz over all energy
-  of the mix, dB.
+  of the mix, dB;
+and `resynthesis` (`vocoder_vs_griffin_lim`): the VAE's reconstruction L1 and the vocoder against Griffin-Lim on
+the held-out stems' true Mels.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from ..constants import CONTROL_FRAME_RATE
 from ..controls.types import Controls
@@ -128,6 +131,26 @@ def measure_corpus(corpus_dir: Path, split: str = "heldout", n_clips: int = 12, 
     return {"corpus": str(corpus_dir), "split": split, "seconds": seconds, "clips": ids, "summary": _summary(rows)}
 
 
+def vocoder_vs_griffin_lim(bundle_dir: Path, corpus_dir: Path, n_clips: int = 12, seconds: float = 5.12
+                           ) -> dict[str, float]:
+    """The v2 bundle's VAE reconstruction and its vocoder against Griffin-Lim at the model rate, on the held-out
+    stems with notes (v1's `evaluate.vae_and_vocoder` on `StemCorpus` clips: each stem's mid signal and Mel)."""
+    from types import SimpleNamespace
+
+    from ..bundle_v2 import load_bundle_v2
+    from .corpus_v2 import StemCorpus
+    from .evaluate import select_clips, vae_and_vocoder
+
+    bundle = load_bundle_v2(bundle_dir)
+    stems = StemCorpus(CorpusV2(corpus_dir, "heldout", bundle.mel_config), present_only=True)
+    if not stems.clips:
+        raise FilmscoreError(f"{corpus_dir}: no held-out v2 stem to resynthesise")
+    m = bundle.models
+    with torch.no_grad():
+        return vae_and_vocoder(SimpleNamespace(vae=m["vae"], vocoder=m["vocoder"], mel_config=bundle.mel_config),
+                               select_clips(stems.clips, n_clips), seconds)
+
+
 def evaluate_bundle_v2(bundle_dir: Path, corpus_dir: Path, *, n_clips: int = 8, seconds: float = 10.24,
                        steps: int = 25, seed: int = 0, threads: int | None = None, progress=None) -> dict[str, Any]:
     """Render `n_clips` held-out clips with the bundle and measure render and corpus audio (module docstring)."""
@@ -166,4 +189,5 @@ def evaluate_bundle_v2(bundle_dir: Path, corpus_dir: Path, *, n_clips: int = 8, 
             progress(i + 1, len(clips))
     return {"bundle": str(bundle_dir), "bundle_hash": bundle.hash, "corpus": str(corpus_dir), "steps": steps,
             "seconds": seconds, "clips": per_clip, "summary": {"model": _summary(model_rows),
-                                                               "corpus": _summary(ref_rows)}}
+                                                               "corpus": _summary(ref_rows)},
+            "resynthesis": vocoder_vs_griffin_lim(bundle_dir, corpus_dir, n_clips, min(seconds, 5.12))}
