@@ -153,8 +153,10 @@ def part_render(seeds: tuple[int, ...] = (0, 1, 2), duration_s: float = 20.0) ->
                 render_cue(RenderRequest(output=out, duration_s=duration_s, plan=p, seed=seed, steps=25))
                 wave = load_audio(out, 22050)
                 got = plan_adherence(plan, wave, 22050)
-                ref = plan_adherence(plan, np.asarray(render_midi(plan.to_midi(), sample_rate=22050), np.float32),
-                                     22050)
+                # FluidSynth starts at MIDI tick 0, the last beat at or before the cue start: trim to the cue
+                ref_wave = np.asarray(render_midi(plan.to_midi(), sample_rate=22050), np.float32)
+                origin = float(plan.tempo.beats[plan.tempo.beats <= 1e-9][-1])
+                ref = plan_adherence(plan, ref_wave[int(round(-origin * 22050)):], 22050)
                 rows.append({"plan": name, "seed": seed, "plan_bpm": got["plan_bpm"], "plan_mode": plan.mode,
                              "plan_key": plan.key, **{f"render_{k}": got[k] for k in (
                                  "audio_bpm", "audio_mode", "audio_key", "tempo_matches", "mode_matches",
@@ -165,11 +167,26 @@ def part_render(seeds: tuple[int, ...] = (0, 1, 2), duration_s: float = 20.0) ->
                              "render_s": round(time.perf_counter() - t0, 1)})
                 print(rows[-1], flush=True)
 
+    return summarise(rows)
+
+
+def summarise(rows: list[dict]) -> dict:
+    """Per source (the bundle's render, FluidSynth of the plan's MIDI): modes and tempi matching the plan, the
+    pulse on its beats, and a one-way ANOVA of the tracked tempo across the plans (F, p; the seeds are the
+    within-group variation, as in docs/eval/picture_effect.md)."""
+    from scipy.stats import f_oneway
+
+    plans = sorted({r["plan"] for r in rows})
+
     def agree(src: str) -> dict:
+        groups = [[r[f"{src}_audio_bpm"] for r in rows if r["plan"] == m] for m in plans]
+        f, p = f_oneway(*groups) if all(len(g) > 1 for g in groups) else (float("nan"), float("nan"))
         return {"mode_matches": int(sum(r[f"{src}_mode_matches"] for r in rows)),
                 "tempo_matches_octave_ok": int(sum(r[f"{src}_tempo_matches"] for r in rows)), "of": len(rows),
                 "pulse_on_beats_median": round(float(np.median([r[f"{src}_pulse_on_beats"] for r in rows])), 3),
-                "modes_by_plan": {m: [r[f"{src}_audio_mode"] for r in rows if r["plan"] == m] for m in moods}}
+                "tempo_by_plan": {m: g for m, g in zip(plans, groups)}, "tempo_anova_F": round(float(f), 2),
+                "tempo_anova_p": float(p),
+                "modes_by_plan": {m: [r[f"{src}_audio_mode"] for r in rows if r["plan"] == m] for m in plans}}
 
     return {"rows": rows, "bundle": agree("render"), "fluidsynth": agree("fluidsynth")}
 
