@@ -81,9 +81,10 @@ def label_checks(mix: np.ndarray, accompaniment: np.ndarray, sr: int, arrays: di
     return {"beat_f1": round(f1, 4), "beat_amlt": round(amlt, 4), "chord_iou": round(float(np.mean(ious)), 4) if ious else None}
 
 
-def _mood_vs_music(moods: list[tuple[dict, float, str, float]]) -> dict[str, Any] | None:
+def _mood_vs_music(moods: list[tuple[dict, float, str, float, list[tuple[float, float]]]]) -> dict[str, Any] | None:
     """Does the cue plan read the pairing rules back from the films? Pearson r of the clip's energy with its mean
-    dynamics level (rule 2), mean valence of major and minor clips (rule 4), r of tension with the mean bar
+    dynamics level across clips, and of each shot's energy with the shot's mean level within clips (both less
+    their clip's mean) (rule 2), mean valence of major and minor clips (rule 4), r of tension with the mean bar
     tension (rule 4)."""
     if len(moods) < 3:
         return None
@@ -93,10 +94,14 @@ def _mood_vs_music(moods: list[tuple[dict, float, str, float]]) -> dict[str, Any
         return round(float(np.corrcoef(a, b)[0, 1]), 3) if a.std() > 0 and b.std() > 0 else None
 
     val = {m: [x[0]["valence"] for x in moods if x[2] == m] for m in ("major", "minor")}
+    within = [(e - np.mean([a for a, _ in x[4]]), lv - np.mean([b for _, b in x[4]]))
+              for x in moods if len(x[4]) > 1 for e, lv in x[4]]
     return {"clips": len(moods), "energy_vs_level_r": r([x[0]["energy"] for x in moods], [x[1] for x in moods]),
             "valence_major": round(float(np.mean(val["major"])), 3) if val["major"] else None,
             "valence_minor": round(float(np.mean(val["minor"])), 3) if val["minor"] else None,
-            "tension_vs_bar_tension_r": r([x[0]["tension"] for x in moods], [x[3] for x in moods])}
+            "tension_vs_bar_tension_r": r([x[0]["tension"] for x in moods], [x[3] for x in moods]),
+            "shot_energy_vs_level_r_within_clips": r([p[0] for p in within], [p[1] for p in within])
+            if len(within) > 2 else None}
 
 
 def check_corpus(corpus_dir: str | Path, limit: int | None = 50) -> dict[str, Any]:
@@ -114,7 +119,7 @@ def check_corpus(corpus_dir: str | Path, limit: int | None = 50) -> dict[str, An
                                             "melody_agreement", "melody_agreement_lead", "beat_f1", "beat_amlt",
                                             "chord_iou")}
     stems: dict[str, dict[str, list]] = {s: {"top_hz": [], "above_8k_db": [], "lr_corr": []} for s in STEMS}
-    moods: list[tuple[dict, float, str, float]] = []
+    moods: list[tuple[dict, float, str, float, list[tuple[float, float]]]] = []
     for r in recs:
         mix, sr = sf.read(corpus_dir / r["audio"], dtype="float64", always_2d=True)
         st = spectrum_stats(mix, sr)
@@ -137,8 +142,11 @@ def check_corpus(corpus_dir: str | Path, limit: int | None = 50) -> dict[str, An
             per[k].append(v)
         if "mood" in scalars:
             meta = json.loads((corpus_dir / r["meta"]).read_text())
-            moods.append((scalars["mood"]["clip"], float(arrays["dynamics_level"].mean()), r["mode"],
-                          float(np.mean(meta["tension"])) if meta.get("tension") else 0.0))
+            level = arrays["dynamics_level"]
+            shots = [(sh["energy"], float(level[int(sh["start_s"] * 100):int(sh["end_s"] * 100)].mean()))
+                     for sh in scalars["mood"]["shots"] if int(sh["end_s"] * 100) > int(sh["start_s"] * 100)]
+            moods.append((scalars["mood"]["clip"], float(level.mean()), r["mode"],
+                          float(np.mean(meta["tension"])) if meta.get("tension") else 0.0, shots))
     return {"corpus_dir": str(corpus_dir), "clips": len(recs), "mood_vs_music": _mood_vs_music(moods),
             "mix": {k: _summary(v) for k, v in per.items()} | {"sum_err_lsb_max": max(per["sum_err_lsb"], default=None)},
             "stems": {s: {k: _summary(v) for k, v in d.items()} for s, d in stems.items()}}
