@@ -56,6 +56,10 @@ def _check_args(args: argparse.Namespace) -> str:
     if args.output.suffix.lower() != ".npz":
         raise RequestError(f"output {args.output}: must end in .npz")
     check_outputs([args.output, args.midi_out, args.plot], {"source": args.input}, args.overwrite)
+    if args.plot is not None:  # before the controls are computed, not after
+        from filmscore.engine.extras import require
+
+        require("matplotlib", "plot", "--plot")
     if args.maestro is not None:
         return "maestro"
     if not args.input.is_file():

@@ -194,6 +194,10 @@ def run(args: argparse.Namespace) -> int:
 
     # before the encoder (and torch) is imported: the outputs rule, then the range decodes at both ends
     check_outputs([args.output, args.plot], {"video": args.video}, args.overwrite)
+    if args.plot is not None:  # before the encoding, not after it
+        from filmscore.engine.extras import require
+
+        require("matplotlib", "plot", "--plot")
     check_range(args.video, args.start, args.duration)
 
     from filmscore.engine.film.encoder import encode_video
