@@ -76,3 +76,14 @@ def test_score_keeps_files_it_did_not_deliver_and_never_writes_an_input(main, fi
     assert main(["score", t, "-o", str(out), "--midi", str(theme), "--overwrite"]) == 2
     err = capsys.readouterr().err.strip()
     assert "is the midi input" in err and theme.read_bytes() == b"MThd"
+
+
+def test_score_reports_each_cue_as_plain_lines_on_a_pipe(main, fixtures_dir, tmp_path, capsys):
+    """stderr is not a terminal under capsys: each cue's events are plain lines (here the fixture's one cue, 0.79 s,
+    is shorter than a cue may be: it fails, the batch says so and exits 1)."""
+    t = str(fixtures_dir / "timelines" / "simple_cut.otio")
+    assert main(["score", t, "-o", str(tmp_path / "out"), "--maestro", "bach"]) == 1
+    err = capsys.readouterr().err.splitlines()
+    assert err and all(ln.startswith("filmscore score: Figure 1 - Simple Cut List (1/1) ") for ln in err)
+    assert err[-1].startswith("filmscore score: Figure 1 - Simple Cut List (1/1) fail: cue 'Figure 1 - Simple Cut "
+                              "List': 0.792 s is outside what the engine renders")
