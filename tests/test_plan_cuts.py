@@ -1,6 +1,7 @@
 """Same-palette cuts (shot / reverse-shot in one room: the same colours, a new texture and structure): generated
 H.264 edits with known cuts, flashes and fast motion; the film encoder's timing must find the cuts (recall and
-precision >= 0.95 at +-1 frame of the 10/s grid) and nothing at the flashes or in the fast pans."""
+precision >= 0.95 at +-1 frame of the 10/s grid, `cut_eval.match`) and nothing at the flashes or in the fast
+pans."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import numpy as np
 import pytest
 
 from filmscore.engine.film import encode_video
+from filmscore.engine.film.cut_eval import match
 
 
 def _texture(kind: str, rng: np.random.Generator, h: int, w: int) -> np.ndarray:
@@ -91,24 +93,13 @@ def write_palette_edit(path: str | Path, spec: dict, width: int = 256, height: i
     return cuts
 
 
-def _match(det, true, tol: float = 0.1 + 1e-6) -> tuple[int, int, int]:
-    used = set()
-    tp = 0
-    for c in true:
-        best = [i for i, d in enumerate(det) if abs(d - c) <= tol and i not in used]
-        if best:
-            used.add(min(best, key=lambda i: abs(det[i] - c)))
-            tp += 1
-    return tp, len(det), len(true)
-
-
 def score_edits(seeds, tmp: Path) -> dict:
     tp = n_det = n_true = 0
     for seed in seeds:
         path = tmp / f"palette{seed}.mp4"
         true = write_palette_edit(path, same_palette_edit(seed))
         det = encode_video(path, faces=False, cache=False).cuts_s
-        a, b, c = _match(det, true)
+        a, b, c = match(det, true)
         tp, n_det, n_true = tp + a, n_det + b, n_true + c
     return {"precision": tp / max(n_det, 1), "recall": tp / max(n_true, 1), "tp": tp, "detected": n_det,
             "true": n_true}
