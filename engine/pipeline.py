@@ -44,6 +44,18 @@ class PipelineOutput:
     log_mel: np.ndarray  # (n_mels, n_mel_frames)
     timings_s: dict[str, float] = field(default_factory=dict)
     info: dict[str, Any] = field(default_factory=dict)
+    latents: torch.Tensor | None = None  # (1, C, L) the final latent, unscaled (engine/regenerate.py inpaints it)
+
+
+@dataclass(frozen=True)
+class Inpaint:
+    """Hold part of the latent fixed while the rest is sampled (RePaint, Lugmayr et al. 2022): at every step the
+    frames where `keep` is 1 are replaced by `known` noised to that step (the scheduler's forward process, noise
+    from a generator seeded with the render's seed), and blended where `keep` ramps between 0 and 1. After the
+    last step the kept frames are `known` exactly. engine/regenerate.py builds one."""
+
+    known: torch.Tensor  # (1, C, L) a final latent, as PipelineOutput.latents
+    keep: torch.Tensor  # (L,) 1 = known, 0 = sampled
 
 
 class Denoiser:
@@ -157,7 +169,7 @@ class FilmScorePipeline:
              controls: Controls | None = None, seed: int = 0, steps: int = 25, scheduler: str = "dpmpp",
              picture_guidance: float = 2.0, control_guidance: float = 3.0, control_strength: float = 1.0,
              vocoder: str = "auto", progress: ProgressFn | None = None,
-             should_cancel: CancelFn | None = None) -> PipelineOutput:
+             should_cancel: CancelFn | None = None, inpaint: Inpaint | None = None) -> PipelineOutput:
         timings: dict[str, float] = {}
         report = progress or (lambda stage, frac, msg: None)
         hop = self.mel_config.hop_length
@@ -194,6 +206,22 @@ class FilmScorePipeline:
         gen = torch.Generator(device="cpu").manual_seed(seed)
         c = self.unet.config.in_channels
         latents = torch.randn((1, c, n_latent), generator=gen) * sched.init_noise_sigma
+        if inpaint is not None:
+            if inpaint.known.shape != latents.shape or inpaint.keep.shape != (n_latent,):
+                raise ValueError(f"inpaint: known latent {tuple(inpaint.known.shape)} / keep "
+                                 f"{tuple(inpaint.keep.shape)} do not match the cue's latent {tuple(latents.shape)}")
+            known_gen = torch.Generator(device="cpu").manual_seed(seed)  # its own stream: `gen` stays as it was
+            keep = inpaint.keep.to(latents.dtype)
+
+            def held(x: torch.Tensor, t_next) -> torch.Tensor:
+                if t_next is None:  # after the last step: the known latent itself
+                    known_t = inpaint.known
+                else:
+                    eps = torch.randn(inpaint.known.shape, generator=known_gen)
+                    known_t = sched.add_noise(inpaint.known, eps, torch.tensor([t_next]))
+                return keep * known_t + (1 - keep) * x
+
+            latents = held(latents, sched.timesteps[0])
 
         # 4. denoise all windows jointly, fusing their outputs at every step
         t0 = time.perf_counter()
@@ -215,6 +243,8 @@ class FilmScorePipeline:
             for j, w in enumerate(windows):
                 fused[..., w.start:w.start + w.length] += v[j:j + 1] * weights[j]
             latents = sched.step(fused, t, latents, generator=gen).prev_sample
+            if inpaint is not None:
+                latents = held(latents, sched.timesteps[i + 1] if i + 1 < n_steps else None)
             report("denoise", (i + 1) / n_steps, f"step {i + 1}/{n_steps}")
         timings["denoise"] = time.perf_counter() - t0
 
@@ -243,4 +273,4 @@ class FilmScorePipeline:
         timings["vocode"] = time.perf_counter() - t0
         info = {"n_windows": len(windows), "threads": pool.threads, "window_batch": self.window_batch, "n_latent_frames": n_latent, "vocoder": "network" if use_net
                 else "griffin-lim", "picture": pic_tokens is not None, "controls": ctrl is not None}
-        return PipelineOutput(wave.numpy().astype(np.float32), log_mel[0].numpy(), timings, info)
+        return PipelineOutput(wave.numpy().astype(np.float32), log_mel[0].numpy(), timings, info, latents)

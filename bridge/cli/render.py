@@ -62,9 +62,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--channel", type=int, default=None, help="with --midi: the channel holding the melody (1-16)")
     p.add_argument("--hits", default="", help="hit points in seconds, comma-separated (default: the picture's cuts)")
     add_render_options(p)
+    p.add_argument("--from", dest="from_cue", type=Path, default=None, metavar="CUE.wav",
+                   help="with --regenerate: the rendered cue to change (its JSON holds the request)")
+    p.add_argument("--regenerate", default=None, metavar="START:END",
+                   help="with --from: regenerate this range (seconds of the cue) with a new --seed (default: the "
+                        "cue's seed + 1); outside it the WAV is sample-identical to the cue")
     add_overwrite_flag(p)
     add_json_flag(p)
-    p.set_defaults(run=run)
+    p.set_defaults(run=run, seed=None)  # None: 0 for a render, the cue's seed + 1 for --regenerate
 
 
 def request_from_args(args: argparse.Namespace, output: Path, **overrides):
@@ -106,7 +111,44 @@ def print_warnings(result) -> None:
         stderr_console.print(f"warning: {w}", highlight=False)
 
 
+def run_regenerate(args: argparse.Namespace) -> int:
+    """`render [VIDEO] --from CUE.wav --regenerate START:END -o NEW.wav` (engine/regenerate.py)."""
+    if args.from_cue is None or args.regenerate is None:
+        raise RequestError("--from CUE.wav and --regenerate START:END go together")
+    given = [f"--{n.replace('_', '-')}" for n in ("midi", "reference", "maestro", "theme", "plan", "duration")
+             if getattr(args, n, None) is not None] + (["--preview"] if args.preview is not None else [])
+    if given:
+        raise RequestError(f"{', '.join(given)}: with --from the cue's own request is used; drop them")
+    from filmscore.engine import sidecar
+    from filmscore.engine.preflight import output_paths, sidecar_paths
+    from filmscore.engine.regenerate import Regeneration, latent_path, parse_range
+
+    start, end = parse_range(args.regenerate)
+    meta_path = sidecar_paths(args.from_cue)["metadata"]
+    if args.video is not None and meta_path.is_file():
+        video = sidecar.load(sidecar.CUE, meta_path)["request"].get("video")
+        if video is None or Path(video).resolve() != args.video.resolve():
+            raise RequestError(f"{args.video}: {args.from_cue} was rendered for {video or 'no picture'}")
+    check_outputs([*output_paths(args.output), latent_path(args.output)], {"cue": args.from_cue}, args.overwrite)
+    from filmscore.engine.regenerate import regenerate_cue
+
+    with stage_progress("filmscore render", enabled=not args.json) as progress:
+        result = regenerate_cue(Regeneration(args.from_cue, args.output, start, end, args.seed), progress=progress)
+    regen = result.metadata["regenerated"]
+    summary = {"output": str(result.output), "duration_s": result.duration_s, "n_samples": result.n_samples,
+               "sample_rate": result.sample_rate, "regenerated": regen,
+               "timings_s": {k: round(v, 3) for k, v in result.timings_s.items()}}
+    emit(args, summary, lambda: stderr_console.print(
+        f"wrote {result.output}: {start:g}-{end:g} s regenerated with seed {regen['seed']} (the cue's was "
+        f"{regen['from_seed']}); outside it sample-identical to {args.from_cue}", highlight=False))
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
+    if args.from_cue is not None or args.regenerate is not None:
+        return run_regenerate(args)
+    if args.seed is None:
+        args.seed = 0
     if args.video is None and args.duration is None and args.plan is None:
         raise RequestError("give a VIDEO, or --duration for a cue without picture")
     plan, duration, start = plan_for_render(args)
