@@ -45,6 +45,7 @@ class PipelineOutput:
     timings_s: dict[str, float] = field(default_factory=dict)
     info: dict[str, Any] = field(default_factory=dict)
     latents: torch.Tensor | None = None  # (1, C, L) the final latent, unscaled (engine/regenerate.py inpaints it)
+    takes: list[PipelineOutput] = field(default_factory=list)  # with `seeds`: one output per seed, in order
 
 
 @dataclass(frozen=True)
@@ -110,15 +111,20 @@ class FilmScorePipeline:
                 toks.append(self.film_tokens(torch.from_numpy(frames)[None])[0])
         return torch.stack(toks)
 
-    def _guided(self, pool: StagePool, x: torch.Tensor, t: torch.Tensor, pic: torch.Tensor | None,
-                null: torch.Tensor, ctrl: torch.Tensor | None, wp: float, wc: float, strength: float) -> torch.Tensor:
+    def _guided_calls(self, x: torch.Tensor, t: torch.Tensor, pic: torch.Tensor | None, null: torch.Tensor,
+                      ctrl: torch.Tensor | None, wp: float,
+                      wc: float) -> tuple[list[tuple], Callable[[list[torch.Tensor]], torch.Tensor]]:
         """Classifier-free guidance with separate scales for picture (wp) and local controls (wc):
         v = u + wp (p - u) + wc (pc - p), u = no picture and no control, p = picture, pc = picture + controls
         (compositional guidance, Liu et al. 2022; Music ControlNet guides its controls the same way).
 
         `x` holds every window of the cue; the passes without controls form one stack of rows and the passes with
         controls another, and each stack is cut into calls of `window_batch` rows run on `pool`: as few calls as
-        the batch size allows, with shapes that depend on the cue only (engine/threads.py)."""
+        the batch size allows, with shapes that depend on the cue only (engine/threads.py).
+
+        Returns the denoiser calls `(sample, t, tokens, controls)` and the function that combines their outputs
+        into the guided prediction: takes rendered together (`seeds`) put the calls of all takes on the pool at
+        once, each take's calls the same as when it is rendered alone (so a take re-renders alone bit for bit)."""
         b = x.shape[0]
         base = pic if pic is not None else null  # without picture, "p" is "u"
         passes: dict[str, tuple[torch.Tensor, torch.Tensor | None]] = {"p": (base, None)}
@@ -143,18 +149,21 @@ class FilmScorePipeline:
                 z = slice(a, a + self.window_batch)
                 calls.append((xs[z], ts[z], toks[z], cs[z] if cs is not None else None))
             spans.append(group)
-        outs = pool.map(lambda c: self.denoiser(c[0], c[1], c[2], c[3], strength), calls)
-        stacked = torch.cat(outs)
-        out, row = {}, 0
-        for group in spans:
-            for n in group:
-                out[n] = stacked[row:row + b]
-                row += b
-        p = out.get("p", out.get("pc"))
-        v = out["u"] + wp * (p - out["u"]) if pic is not None and "u" in out else p
-        if ctrl is not None:
-            v = v + wc * (out["pc"] - p)
-        return v
+
+        def combine(outs: list[torch.Tensor]) -> torch.Tensor:
+            stacked = torch.cat(outs)
+            out, row = {}, 0
+            for group in spans:
+                for n in group:
+                    out[n] = stacked[row:row + b]
+                    row += b
+            p = out.get("p", out.get("pc"))
+            v = out["u"] + wp * (p - out["u"]) if pic is not None and "u" in out else p
+            if ctrl is not None:
+                v = v + wc * (out["pc"] - p)
+            return v
+
+        return calls, combine
 
     # -- the pipeline ----------------------------------------------------------------------------------------
     def __call__(self, *, threads: int | None = None, **kw: Any) -> PipelineOutput:
@@ -166,10 +175,16 @@ class FilmScorePipeline:
 
     @torch.no_grad()
     def _run(self, pool: StagePool, *, n_samples: int, film: FilmFeatures | None = None,
-             controls: Controls | None = None, seed: int = 0, steps: int = 25, scheduler: str = "dpmpp",
+             controls: Controls | list[Controls] | None = None, seed: int = 0, steps: int = 25, scheduler: str = "dpmpp",
              picture_guidance: float = 2.0, control_guidance: float = 3.0, control_strength: float = 1.0,
              vocoder: str = "auto", progress: ProgressFn | None = None,
-             should_cancel: CancelFn | None = None, inpaint: Inpaint | None = None) -> PipelineOutput:
+             should_cancel: CancelFn | None = None, inpaint: Inpaint | None = None,
+             seeds: tuple[int, ...] | None = None) -> PipelineOutput:
+        """One cue; with `seeds`, one take per seed denoised together (every step's denoiser calls of all takes on
+        the pool in one batch), returned as `PipelineOutput.takes` (the first take is also the output itself)."""
+        seeds = (seed,) if seeds is None else tuple(seeds)
+        if inpaint is not None and len(seeds) > 1:
+            raise ValueError("inpainting renders one take")
         timings: dict[str, float] = {}
         report = progress or (lambda stage, frac, msg: None)
         hop = self.mel_config.hop_length
@@ -194,23 +209,36 @@ class FilmScorePipeline:
         pic_tokens = self._window_tokens(windows, film) if picture_guidance > 0 else None
         null = self.unet.null_context(1)
 
-        # 2. local controls at 100/s, padded to the latent grid
-        ctrl = None
-        if controls is not None and (controls.melody_present or controls.dynamics_present) and control_guidance > 0:
-            ctrl = torch.from_numpy(controls.fit_length(n_mel_pad).to_model_input())[None]
+        # 2. local controls at 100/s, padded to the latent grid (one set per take: a seed may draw its own theme)
+        per_take = list(controls) if isinstance(controls, (list, tuple)) else [controls] * len(seeds)
+        if len(per_take) != len(seeds):
+            raise ValueError(f"{len(per_take)} sets of controls for {len(seeds)} takes")
+
+        def as_input(cc: Controls | None) -> torch.Tensor | None:
+            if cc is None or not (cc.melody_present or cc.dynamics_present) or control_guidance <= 0:
+                return None
+            return torch.from_numpy(cc.fit_length(n_mel_pad).to_model_input())[None]
+
+        ctrls = [as_input(cc) for cc in per_take]
+        ctrl = ctrls[0]
         timings["conditioning"] = time.perf_counter() - t0
 
         # 3. initial noise, seeded on the CPU generator so that a seed means the same cue on every device
         sched = make_scheduler(scheduler, self.noise_schedule)
         sched.set_timesteps(steps)
-        gen = torch.Generator(device="cpu").manual_seed(seed)
+        gens = [torch.Generator(device="cpu").manual_seed(s) for s in seeds]
         c = self.unet.config.in_channels
-        latents = torch.randn((1, c, n_latent), generator=gen) * sched.init_noise_sigma
+        lat = [torch.randn((1, c, n_latent), generator=g) * sched.init_noise_sigma for g in gens]
+        # one scheduler per take: its multistep history and step index are per take, as in a render of one take
+        scheds = [sched] + [make_scheduler(scheduler, self.noise_schedule) for _ in seeds[1:]]
+        for s in scheds[1:]:
+            s.set_timesteps(steps)
+        latents = lat[0]
         if inpaint is not None:
             if inpaint.known.shape != latents.shape or inpaint.keep.shape != (n_latent,):
                 raise ValueError(f"inpaint: known latent {tuple(inpaint.known.shape)} / keep "
                                  f"{tuple(inpaint.keep.shape)} do not match the cue's latent {tuple(latents.shape)}")
-            known_gen = torch.Generator(device="cpu").manual_seed(seed)  # its own stream: `gen` stays as it was
+            known_gen = torch.Generator(device="cpu").manual_seed(seeds[0])  # its own stream
             keep = inpaint.keep.to(latents.dtype)
 
             def held(x: torch.Tensor, t_next) -> torch.Tensor:
@@ -221,56 +249,68 @@ class FilmScorePipeline:
                     known_t = sched.add_noise(inpaint.known, eps, torch.tensor([t_next]))
                 return keep * known_t + (1 - keep) * x
 
-            latents = held(latents, sched.timesteps[0])
+            lat[0] = held(latents, sched.timesteps[0])
 
         # 4. denoise all windows jointly, fusing their outputs at every step
         t0 = time.perf_counter()
         n_steps = len(sched.timesteps)
         nul = null.expand(len(windows), -1, -1)
-        cs = None
-        if ctrl is not None:
-            a = LATENT_DOWNSAMPLE
-            cs = torch.cat([ctrl[..., w.start * a:(w.start + w.length) * a] for w in windows])
+        a = LATENT_DOWNSAMPLE
+        css = [None if cr is None else torch.cat([cr[..., w.start * a:(w.start + w.length) * a] for w in windows])
+               for cr in ctrls]
         for i, t in enumerate(sched.timesteps):
             if should_cancel is not None and should_cancel():
                 raise RenderCancelled(f"cancelled at denoising step {i}/{n_steps}")
-            x_in = sched.scale_model_input(latents, t)
-            xs = torch.cat([x_in[..., w.start:w.start + w.length] for w in windows])
             ts = torch.full((len(windows),), float(t))
-            v = self._guided(pool, xs, ts, pic_tokens, nul, cs, picture_guidance, control_guidance,
-                             control_strength)
-            fused = torch.zeros_like(latents)
-            for j, w in enumerate(windows):
-                fused[..., w.start:w.start + w.length] += v[j:j + 1] * weights[j]
-            latents = sched.step(fused, t, latents, generator=gen).prev_sample
+            calls, combines = [], []
+            for k, sk in enumerate(scheds):
+                x_in = sk.scale_model_input(lat[k], t)
+                xs = torch.cat([x_in[..., w.start:w.start + w.length] for w in windows])
+                ck, comb = self._guided_calls(xs, ts, pic_tokens, nul, css[k], picture_guidance,
+                                              control_guidance)
+                combines.append((len(calls), len(ck), comb))
+                calls += ck
+            outs = pool.map(lambda cl: self.denoiser(cl[0], cl[1], cl[2], cl[3], control_strength), calls)
+            for k, (first, count, comb) in enumerate(combines):
+                v = comb(outs[first:first + count])
+                fused = torch.zeros_like(lat[k])
+                for j, w in enumerate(windows):
+                    fused[..., w.start:w.start + w.length] += v[j:j + 1] * weights[j]
+                lat[k] = scheds[k].step(fused, t, lat[k], generator=gens[k]).prev_sample
             if inpaint is not None:
-                latents = held(latents, sched.timesteps[i + 1] if i + 1 < n_steps else None)
+                lat[0] = held(lat[0], sched.timesteps[i + 1] if i + 1 < n_steps else None)
             report("denoise", (i + 1) / n_steps, f"step {i + 1}/{n_steps}")
         timings["denoise"] = time.perf_counter() - t0
 
-        # 5. VAE decoder -> log-Mel, in chunks
-        t0 = time.perf_counter()
-        z = latents / self.vae.config.scaling_factor
-        log_mel = run_chunked(self.decode, z, DECODE_CHUNK_LATENT, DECODE_MARGIN_LATENT, LATENT_DOWNSAMPLE, pool.map)
-        log_mel = log_mel[..., :n_mel]
-        report("decode", 1.0, "Mel decoded")
-        timings["decode"] = time.perf_counter() - t0
-
-        # 6. vocoder -> waveform, trimmed to the exact sample count
-        t0 = time.perf_counter()
+        # 5. VAE decoder -> log-Mel, in chunks; 6. vocoder -> waveform, trimmed to the exact sample count
         use_net = self.vocoder is not None and vocoder in ("auto", "network")
         if vocoder == "network" and self.vocoder is None:
             raise BundleError("this bundle has no network vocoder; use --vocoder griffin-lim or auto")
-        if use_net:
-            wave = run_chunked(self.vocode, log_mel, VOCODE_CHUNK_MEL, VOCODE_MARGIN_MEL, hop, pool.map)
-        else:
-            wave = run_crossfaded(lambda m: griffin_lim(m, self.mel_config, seed=seed), log_mel,
-                                  VOCODE_CHUNK_MEL, VOCODE_MARGIN_MEL, hop, pool.map)
-        wave = wave[0, :n_samples]
-        if wave.shape[0] < n_samples:
-            wave = torch.nn.functional.pad(wave, (0, n_samples - wave.shape[0]))
-        report("vocode", 1.0, "audio synthesised")
-        timings["vocode"] = time.perf_counter() - t0
-        info = {"n_windows": len(windows), "threads": pool.threads, "window_batch": self.window_batch, "n_latent_frames": n_latent, "vocoder": "network" if use_net
-                else "griffin-lim", "picture": pic_tokens is not None, "controls": ctrl is not None}
-        return PipelineOutput(wave.numpy().astype(np.float32), log_mel[0].numpy(), timings, info, latents)
+        timings["decode"] = timings["vocode"] = 0.0
+        takes = []
+        for k, latents in enumerate(lat):
+            t0 = time.perf_counter()
+            z = latents / self.vae.config.scaling_factor
+            log_mel = run_chunked(self.decode, z, DECODE_CHUNK_LATENT, DECODE_MARGIN_LATENT, LATENT_DOWNSAMPLE,
+                                  pool.map)
+            log_mel = log_mel[..., :n_mel]
+            report("decode", (k + 1) / len(lat), "Mel decoded")
+            timings["decode"] += time.perf_counter() - t0
+            t0 = time.perf_counter()
+            if use_net:
+                wave = run_chunked(self.vocode, log_mel, VOCODE_CHUNK_MEL, VOCODE_MARGIN_MEL, hop, pool.map)
+            else:
+                wave = run_crossfaded(lambda m, s=seeds[k]: griffin_lim(m, self.mel_config, seed=s), log_mel,
+                                      VOCODE_CHUNK_MEL, VOCODE_MARGIN_MEL, hop, pool.map)
+            wave = wave[0, :n_samples]
+            if wave.shape[0] < n_samples:
+                wave = torch.nn.functional.pad(wave, (0, n_samples - wave.shape[0]))
+            report("vocode", (k + 1) / len(lat), "audio synthesised")
+            timings["vocode"] += time.perf_counter() - t0
+            takes.append((wave.numpy().astype(np.float32), log_mel[0].numpy(), latents))
+        info = {"n_windows": len(windows), "threads": pool.threads, "window_batch": self.window_batch,
+                "n_latent_frames": n_latent, "vocoder": "network" if use_net else "griffin-lim",
+                "picture": pic_tokens is not None, "controls": ctrl is not None}
+        outs = [PipelineOutput(w, m, timings, info, z) for w, m, z in takes]
+        outs[0].takes = outs
+        return outs[0]

@@ -139,15 +139,31 @@ def _deliver_preview(preview: Preview, pipe: FilmScorePipeline, run: dict, reque
             "integrated_lufs": loudness["integrated_lufs"]}
 
 
+def take_path(output: Path, take: int) -> Path:
+    """cue.wav -> cue.take1.wav: where take `take` (1-based) of `render_cue(..., variations=N)` is written."""
+    output = Path(output)
+    return output.with_name(f"{output.stem}.take{take}{output.suffix}")
+
+
 def render_cue(request: RenderRequest, progress: ProgressFn | None = None,
                should_cancel: CancelFn | None = None, checked: CheckedRequest | None = None,
-               preview: Preview | None = None) -> RenderResult:
+               preview: Preview | None = None, variations: int = 1) -> RenderResult:
     """Render `request` to `request.output` (WAV, PCM 24-bit, `request.sample_rate`, exactly
     round(duration * rate) samples) and its sidecars. Raises FilmscoreError subclasses for bad input (before any
     heavy work: `preflight.check_request`, skipped when the caller passes what it returned as `checked`) and
     `RenderCancelled` when `should_cancel()` turns true. Replaces an existing output: whether that is allowed is the
     front end's rule (CLI --overwrite, the bridge's overwrite flag). With `preview`, a few-step draft of the whole cue
-    is written to `preview.path` first (`Preview`)."""
+    is written to `preview.path` first (`Preview`).
+
+    With `variations` N > 1: N takes of the request, seeds `seed`, `seed + 1`, ..., denoised together (every step's
+    model calls of all takes in one batch on the pool, each take's calls those of a render of it alone) and written
+    to `take_path(output, k)` with their own JSON (the request with that take's seed and path, and `variations`):
+    take k is re-rendered alone, bit for bit, by its JSON's request. Returns take 1's result; its metadata's
+    `variations` lists every take."""
+    if not 1 <= variations <= 16:
+        raise RequestError(f"variations must be 1..16, got {variations}")
+    if variations > 1 and preview is not None:
+        raise RequestError("a preview drafts one take: give --preview or --variations, not both")
     started = time.perf_counter()
     if checked is None:
         checked = check_request(request)
@@ -195,7 +211,13 @@ def render_cue(request: RenderRequest, progress: ProgressFn | None = None,
     n_frames = math.ceil(n_model / pipe.mel_config.hop_length)
 
     t0 = time.perf_counter()
-    controls, fitted = _controls(request, n_frames, film)
+    from dataclasses import replace
+
+    # one request per take: its seed (which may draw the theme) and its file; take 1 of one is the request itself
+    takes = [request] if variations == 1 else [
+        replace(request, seed=request.seed + k, output=take_path(out, k + 1)) for k in range(variations)]
+    fitted_controls = [_controls(r, n_frames, film) for r in takes]
+    controls, fitted = fitted_controls[0]
     timings["controls"] = time.perf_counter() - t0
     report("controls", 1.0, "controls ready")
 
@@ -207,9 +229,27 @@ def render_cue(request: RenderRequest, progress: ProgressFn | None = None,
         t0 = time.perf_counter()
         draft = _deliver_preview(preview, pipe, run, request, n_out, started, report, should_cancel)
         timings["preview"] = time.perf_counter() - t0
+    if variations > 1:
+        run.update(controls=[c for c, _ in fitted_controls], seeds=tuple(r.seed for r in takes))
     result = pipe(**run, steps=request.steps, progress=report, should_cancel=should_cancel)
     timings.update(result.timings_s)
+    if variations == 1:
+        return _deliver(request, result, controls, fitted, dict(
+            timings=timings, film=film, duration=duration, n_out=n_out, bundle=bundle, backend=backend,
+            warnings=warnings, draft=draft, variations=None), report)
+    listing = {"of": variations, "seeds": [r.seed for r in takes], "takes": [str(r.output) for r in takes]}
+    results = [_deliver(r, res, c, f, dict(timings=dict(timings), film=film, duration=duration, n_out=n_out,
+                                           bundle=bundle, backend=backend, warnings=warnings, draft=None,
+                                           variations={"take": k + 1, **listing}), report)
+               for k, (r, res, (c, f)) in enumerate(zip(takes, result.takes, fitted_controls, strict=True))]
+    return results[0]
 
+
+def _deliver(request: RenderRequest, result, controls: Controls, fitted, ctx: dict, report: ProgressFn) -> RenderResult:
+    """Master one take and write it with its sidecars; its RenderResult."""
+    timings, film, duration, n_out = ctx["timings"], ctx["film"], ctx["duration"], ctx["n_out"]
+    bundle, backend, warnings, draft = ctx["bundle"], ctx["backend"], ctx["warnings"], ctx["draft"]
+    out = Path(request.output)
     t0 = time.perf_counter()
     from .audio.mastering import master
 
@@ -242,6 +282,8 @@ def render_cue(request: RenderRequest, progress: ProgressFn | None = None,
         "reproducibility": reproducibility(backend.summary()),  # not the thread count: engine/threads.py
         "preview": draft,
     }
+    if ctx["variations"] is not None:
+        metadata["variations"] = ctx["variations"]
     timings["deliver"] = time.perf_counter() - t0
     metadata["timings_s"] = timings
     write_atomically(paths["metadata"], lambda p: p.write_text(json.dumps(metadata, indent=2, default=str) + "\n"))

@@ -62,6 +62,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--channel", type=int, default=None, help="with --midi: the channel holding the melody (1-16)")
     p.add_argument("--hits", default="", help="hit points in seconds, comma-separated (default: the picture's cuts)")
     add_render_options(p)
+    p.add_argument("--variations", type=int, default=1, metavar="N",
+                   help="render N takes of the request together (seeds --seed, --seed + 1, ...) to OUT.take1.wav ... "
+                        "OUT.takeN.wav, each with its JSON; any take re-renders alone, bit for bit, from its seed")
     p.add_argument("--from", dest="from_cue", type=Path, default=None, metavar="CUE.wav",
                    help="with --regenerate: the rendered cue to change (its JSON holds the request)")
     p.add_argument("--regenerate", default=None, metavar="START:END",
@@ -95,7 +98,7 @@ def check_render(request, overwrite: bool, more_inputs: dict[str, Path | None] |
 
 
 def render_with_progress(request, json_mode: bool, checked=None, prefix: str = "filmscore render",
-                         preview: Path | None = None):
+                         preview: Path | None = None, variations: int = 1):
     from filmscore.engine.render import Preview, render_cue
 
     def ready(path: Path, seconds: float) -> None:
@@ -103,7 +106,8 @@ def render_with_progress(request, json_mode: bool, checked=None, prefix: str = "
 
     with stage_progress(prefix, enabled=not json_mode) as progress:
         return render_cue(request, progress=progress, checked=checked,
-                          preview=Preview(preview, on_ready=ready) if preview is not None else None)
+                          preview=Preview(preview, on_ready=ready) if preview is not None else None,
+                          variations=variations)
 
 
 def print_warnings(result) -> None:
@@ -157,23 +161,35 @@ def run(args: argparse.Namespace) -> int:
                             reference_audio=args.reference, theme=None if plan else args.theme,
                             midi_track=args.track, midi_channel=args.channel, hits_s=parse_hits(args.hits))
     checked = check_render(req, args.overwrite)
+    if args.variations != 1:
+        from filmscore.engine.preflight import input_paths, output_paths
+        from filmscore.engine.render import take_path
+
+        if not 2 <= args.variations <= 16 or args.preview is not None:
+            raise RequestError(f"--variations {args.variations}: give 2..16, without --preview")
+        check_outputs([q for k in range(args.variations) for q in output_paths(take_path(args.output, k + 1))],
+                      input_paths(req), args.overwrite)
     if args.preview is not None:
         from filmscore.engine.preflight import input_paths
 
         if args.preview.suffix.lower() != ".wav" or args.preview.resolve() == args.output.resolve():
             raise RequestError(f"--preview {args.preview}: give a .wav path other than the output")
         check_outputs([args.preview], input_paths(req), args.overwrite)
-    result = render_with_progress(req, args.json, checked, preview=args.preview)
+    result = render_with_progress(req, args.json, checked, preview=args.preview, variations=args.variations)
     theme = result.metadata.get("theme")
     summary = {"output": str(result.output), "duration_s": result.duration_s, "n_samples": result.n_samples,
                "sample_rate": result.sample_rate, "seed": result.seed, "controls": str(result.controls_path),
                "theme": theme, "bundle": result.metadata["bundle"], "loudness": result.metadata["loudness"],
                "warnings": result.metadata.get("warnings", []),
-               "preview": result.metadata.get("preview"),
+               "preview": result.metadata.get("preview"), "variations": result.metadata.get("variations"),
                "timings_s": {k: round(v, 3) for k, v in result.timings_s.items()}}
 
     def human() -> None:
         print_warnings(result)
+        if result.metadata.get("variations"):
+            v = result.metadata["variations"]
+            stderr_console.print(f"{v['of']} takes (seeds {', '.join(map(str, v['seeds']))}): "
+                                 f"{', '.join(v['takes'])}", highlight=False)
         stderr_console.print(
             f"wrote {result.output} ({result.duration_s:.2f} s, {result.sample_rate} Hz, seed {result.seed}, "
             f"bundle {result.metadata['bundle']['name']}); controls: {result.controls_path}"
