@@ -1,4 +1,4 @@
-"""The editor's loop (issue 20): regenerating a range of a cue.
+"""The editor's loop (issue 20): regenerating a range of a cue (--part regenerate), variations (--part variations).
 
 Renders one cue (default bundle, a maestro theme so the ControlNet is active), regenerates a range of it with another
 seed (engine/regenerate.py) and measures:
@@ -123,6 +123,42 @@ def bench_regenerate(args: argparse.Namespace, tmp: Path) -> dict:
     }
 
 
+def bench_variations(args: argparse.Namespace, tmp: Path) -> dict:
+    """One take and four takes of the same request in one process (the bundle loaded and warmed first), then each of
+    the four re-rendered alone from its JSON's request and compared byte for byte."""
+    from filmscore.engine.regenerate import request_from_json
+    from filmscore.engine.render import render_cue
+    from filmscore.engine.request import RenderRequest
+
+    def req(out: Path) -> RenderRequest:
+        return RenderRequest(output=out, duration_s=args.duration, maestro=args.maestro, seed=args.seed,
+                             steps=args.steps, bundle=args.bundle, sample_rate=16000)
+
+    render_cue(RenderRequest(output=tmp / "warm.wav", duration_s=2.0, bundle=args.bundle, steps=1))  # load once
+    t0 = time.perf_counter()
+    render_cue(req(tmp / "one.wav"))
+    t_one = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    first = render_cue(req(tmp / "four.wav"), variations=args.variations)
+    t_four = time.perf_counter() - t0
+    takes = [Path(t) for t in first.metadata["variations"]["takes"]]
+    same = []
+    for k, take in enumerate(takes):
+        meta = json.loads(take.with_suffix(".json").read_text())
+        alone = tmp / f"alone{k + 1}.wav"
+        render_cue(request_from_json(dict(meta["request"], output=str(alone)), take))
+        same.append(alone.read_bytes() == take.read_bytes())
+    return {
+        "command": f"python bench/bench_editor_loop.py --part variations --duration {args.duration:g} "
+                   f"--steps {args.steps} --seed {args.seed}",
+        "duration_s": args.duration, "steps": args.steps, "n_takes": len(takes),
+        "seeds": first.metadata["variations"]["seeds"], "time_one_s": round(t_one, 2),
+        "time_takes_s": round(t_four, 2), "ratio": round(t_four / t_one, 3),
+        "each_take_reproduced_alone_byte_identical": same,
+        "distinct_takes": len({t.read_bytes() for t in takes}),
+    }
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--bundle", type=Path, default=None)
@@ -131,15 +167,24 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=25)
     ap.add_argument("--maestro", default="bach")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--part", choices=["regenerate", "variations"], default="regenerate")
+    ap.add_argument("--variations", type=int, default=4)
     ap.add_argument("-o", "--out", type=Path, default=Path(__file__).parent / "results" / "editor_loop.json")
     args = ap.parse_args()
     results: dict = {"benchmark": "editor_loop"}
     if args.out.is_file():  # keep the sections another run measured
         results.update(json.loads(args.out.read_text()))
     with tempfile.TemporaryDirectory() as tmp:
-        results["regenerate"] = r = bench_regenerate(args, Path(tmp))
+        if args.part == "variations":
+            results["variations"] = v = bench_variations(args, Path(tmp))
+        else:
+            results["regenerate"] = r = bench_regenerate(args, Path(tmp))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2) + "\n")
+    if args.part == "variations":
+        print(f"{v['n_takes']} takes in {v['time_takes_s']} s against one in {v['time_one_s']} s (ratio {v['ratio']}); "
+              f"each reproduced alone: {v['each_take_reproduced_alone_byte_identical']} -> {args.out}")
+        return
     print(f"regenerate {r['range_s']}: outside identical {r['outside']['identical']} (SNR {r['outside']['snr_db']} dB), "
           f"inside {r['inside']['share_differing']:.1%} of samples differ ({r['inside']['difference_db_re_cue']:.1f} dB); "
           f"flux at joins {r['flux_at_joins']['mean']:.4f} vs inside windows {r['flux_inside_windows']['mean']:.4f} "

@@ -22,7 +22,6 @@ Times are seconds of the cue (0 = its first sample), not of the video.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import math
@@ -34,6 +33,7 @@ import numpy as np
 import torch
 
 from . import sidecar
+from .bundle_manifest import sha256_file as _sha256
 from .constants import LATENT_FRAME_RATE, MODEL_SAMPLE_RATE
 from .errors import FilmscoreError, RequestError
 from .preflight import sidecar_paths
@@ -134,14 +134,6 @@ def _write_pcm(path: Path, pcm: np.ndarray, rate: int) -> None:
 
     write_atomically(path, lambda p: sf.write(str(p), (pcm.astype(np.int32) << 8), rate, subtype="PCM_24",
                                               format="WAV"))
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def keep_mask(n_latent: int, start_s: float, end_s: float, margin_s: float = LATENT_MARGIN_S) -> torch.Tensor:
