@@ -2,8 +2,10 @@
 
 "auto" reads the speeds measured on this machine at this thread count (`speed.json` in the bundle's export cache,
 written by `filmscore export` and `filmscore bench backends`) and picks the fastest backend it can load; every
-backend it does not pick gets a one-line reason in `Backend.info["skipped"]`. Without a measurement it prefers
-TensorRT, then ORT on CUDA, then PyTorch (on CPU, ORT is only chosen when measured faster). Loaded backends are
+backend it does not pick gets a one-line reason in `Backend.info["skipped"]`. Without a measurement it takes the
+first that loads of TensorRT, ONNX Runtime (CUDA, else CPU: the bundle must have been exported) and PyTorch: with
+one thread per call on both CPU runtimes (engine/threads.py), ORT measured 0.45 s against PyTorch's 0.87 s per
+step of a picture-and-theme 60 s cue in one run on a busy 2-core machine (bench/results/backends_default_2threads.json). Loaded backends are
 kept per process (a bridge worker renders many cues with one bundle): ORT sessions and TensorRT engines
 load once.
 """
@@ -81,8 +83,8 @@ def load_backend(name: str, bundle: Bundle, *, threads: int | None = None, preci
     candidates += ["ort", "torch"]
     if speeds:  # fastest measured first; unmeasured ones after, in the default order
         order = sorted(candidates, key=lambda n: speeds.get(n, float("inf")))
-    else:  # nothing measured: a GPU runtime first; on a CPU, PyTorch (ORT only when measured faster)
-        order = [n for n in candidates if n != "ort" or ec.gpu_name()] or ["torch"]
+    else:  # nothing measured: TensorRT, then ORT where the bundle was exported (its graphs load), then PyTorch
+        order = candidates
     chosen: Backend | None = None
     for n in order:
         try:
