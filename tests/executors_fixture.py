@@ -78,3 +78,24 @@ def assert_same_delivery(a: Path, b: Path, stems: list[str]) -> None:
     ma, mb = (json.loads((d / MANIFEST_NAME).read_text()) for d in (a, b))
     assert list(ma["cues"]) == list(mb["cues"])  # same order too: the timeline's
     assert without_run_facts(ma) == without_run_facts(mb)
+
+
+def descendants(pid: int) -> dict[int, str]:
+    """Every process under `pid` (children, theirs, ...) with its command line, from /proc."""
+    children: dict[int, list[int]] = {}
+    cmd: dict[int, str] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            cmd[int(entry.name)] = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except (OSError, ValueError, IndexError):
+            continue
+        children.setdefault(ppid, []).append(int(entry.name))
+    out, todo = {}, list(children.get(pid, []))
+    while todo:
+        p = todo.pop()
+        out[p] = cmd.get(p, "")
+        todo += children.get(p, [])
+    return out

@@ -21,7 +21,8 @@ import pytest
 
 ray = pytest.importorskip("ray", reason="the Ray executor needs Ray: pip install 'filmscore[ray]'")
 
-from executors_fixture import CUES, assert_same_delivery, bwf_without_origination, make_reel  # noqa: E402
+from executors_fixture import (CUES, assert_same_delivery, bwf_without_origination, descendants,  # noqa: E402
+                               make_reel)
 
 from filmscore.bridge.executors.ray_executor import RayExecutor, RayOptions  # noqa: E402
 from filmscore.bridge.timelines.batch import MANIFEST_NAME, ScoreOptions, score_timeline  # noqa: E402
@@ -31,34 +32,12 @@ from filmscore.bridge.timelines.files import read_timeline  # noqa: E402
 pytestmark = pytest.mark.slow
 
 
-def _descendants(pid: int) -> dict[int, str]:
-    """Every process under `pid`, with its command line (from /proc)."""
-    children: dict[int, list[int]] = {}
-    cmd: dict[int, str] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-            ppid = int(stat.rsplit(")", 1)[1].split()[1])
-            cmd[int(entry.name)] = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except (OSError, ValueError, IndexError):
-            continue
-        children.setdefault(ppid, []).append(int(entry.name))
-    out, todo = {}, list(children.get(pid, []))
-    while todo:
-        p = todo.pop()
-        out[p] = cmd.get(p, "")
-        todo += children.get(p, [])
-    return out
-
-
 @pytest.fixture(scope="module")
 def ray_cluster():
     """A local Ray with two CPUs for this module; shut down after it, leaving no Ray process behind."""
     if not sys.platform.startswith("linux"):
         pytest.skip("the process checks read /proc")
-    before = set(_descendants(os.getpid()))
+    before = set(descendants(os.getpid()))
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, object_store_memory=80 * 1024 * 1024,
              namespace="filmscore-tests")
     yield
@@ -66,7 +45,7 @@ def ray_cluster():
     deadline = time.monotonic() + 60
     left = {}
     while time.monotonic() < deadline:
-        left = {p: c for p, c in _descendants(os.getpid()).items() if p not in before and "ray" in c.lower()}
+        left = {p: c for p, c in descendants(os.getpid()).items() if p not in before and "ray" in c.lower()}
         if not left:
             break
         time.sleep(0.5)

@@ -1,9 +1,14 @@
 """`filmscore serve`: run the ZeroMQ bridge (and optionally its WebSocket gateway) until shut down.
 
     filmscore serve [--connection-file F] [--ws HOST:PORT] [--allow-remote] [--media-root DIR ...]
+                    [--executor local|ray [--address ADDR] [--num-cpus N] [--num-gpus N] [--ship-inputs]]
 
 Prints where it listens once ready (with --json: one JSON line with the connection file path and ports, for
 scripts), then serves until a signed `shutdown` request, SIGINT or SIGTERM.
+
+With `--executor ray` each render worker renders through its own Ray actor (`--workers` actors, each asking for
+`--num-cpus`/`--num-gpus`) on the cluster at `--address`, or on a Ray this command starts on this machine and stops
+when it exits; the job queue, journal, events and delivery stay in this process (docs/scale_out.md).
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import sys
 from pathlib import Path
 
 from .common import add_json_flag
+from .executor_options import add_executor_options, check_executor_args
 
 
 def _host_port(text: str) -> tuple[str, int]:
@@ -52,6 +58,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--ws-cert", type=Path, default=None,
                    help="TLS certificate chain (PEM) for the WebSocket gateway; required off loopback")
     p.add_argument("--ws-key", type=Path, default=None, help="the TLS certificate's private key (PEM)")
+    add_executor_options(p)
     add_json_flag(p)
     p.set_defaults(run=run)
 
@@ -60,12 +67,24 @@ def run(args: argparse.Namespace) -> int:
     from filmscore.bridge.server import BridgeServer, ServerConfig
     from filmscore.bridge.server.config import default_state_dir
 
+    check_executor_args(args)
     ip = args.ip or ("0.0.0.0" if args.allow_remote else "127.0.0.1")
+    executor: dict = {}
+    stop_ray = None
+    if args.executor == "ray":  # each worker process renders through a Ray actor (bridge/executors/ray_executor.py)
+        from filmscore.bridge.executors import ExecutorError
+        from filmscore.bridge.executors.ray_executor import RAY_RENDERER, RayOptions, start_for_server
+
+        if args.actors is not None:
+            raise ExecutorError("--actors: in serve each of the --workers renders through one Ray actor")
+        stop_ray = start_for_server(RayOptions(address=args.address, num_cpus=args.num_cpus, num_gpus=args.num_gpus,
+                                               ship_inputs=args.ship_inputs), args.workers, args.bundle)
+        executor["renderer"] = RAY_RENDERER
     cfg = ServerConfig(state_dir=args.state_dir or default_state_dir(), connection_file=args.connection_file,
                        ip=ip, allow_remote=args.allow_remote, media_roots=tuple(args.media_root),
                        output_roots=tuple(args.output_root), workers=args.workers, bundle=args.bundle,
                        ws=args.ws, ws_origins=tuple(args.ws_origin), max_queued=args.max_queued,
-                       max_connections=args.max_connections, ws_cert=args.ws_cert, ws_key=args.ws_key)
+                       max_connections=args.max_connections, ws_cert=args.ws_cert, ws_key=args.ws_key, **executor)
     server = BridgeServer(cfg)
     try:
         info = server.start()
@@ -82,7 +101,11 @@ def run(args: argparse.Namespace) -> int:
         ws = f", WebSocket on {cfg.ws[0]}:{info['ws_port']}" if cfg.ws else ""
         print(f"filmscore bridge on {info['ip']} (requests {info['request_port']}, events {info['event_port']}{ws}); "
               f"connection file {server.connection_file}", file=sys.stderr, flush=True)
-    server.serve_forever()
+    try:
+        server.serve_forever()
+    finally:
+        if stop_ray is not None:  # the Ray this command started (the actors died with their worker processes)
+            stop_ray()
     return 0
 
 
