@@ -15,6 +15,7 @@ cores: under contention a render takes its share of the CPU instead of burning i
 from __future__ import annotations
 
 import platform
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -50,20 +51,33 @@ def _one_thread() -> None:
     torch.set_num_threads(1)
 
 
+_LOCK = threading.Lock()
+_ACTIVE = 0  # renders inside model_threads in this process
+_SAVED = 0  # torch's thread count before the first of them entered
+
+
 @contextmanager
 def model_threads(threads: int | None = None) -> Iterator[StagePool]:
-    """A `StagePool` of `threads` workers (default: torch's thread count when entered) for the duration of the
-    block; torch's intra-op threads are 1 inside it (this thread and the workers) and restored after."""
-    before = torch.get_num_threads()
-    n = max(1, int(threads or before))
-    torch.set_num_threads(1)
+    """A `StagePool` of `threads` workers (default: torch's thread count outside any render) for the duration of
+    the block; torch's intra-op threads are 1 inside it (this thread and the workers) and restored when the last
+    concurrent render in this process leaves (renders on several threads of one process do not restore 1)."""
+    global _ACTIVE, _SAVED
+    with _LOCK:
+        if _ACTIVE == 0:
+            _SAVED = torch.get_num_threads()
+        _ACTIVE += 1
+        n = max(1, int(threads or _SAVED))
+        torch.set_num_threads(1)
     pool = ThreadPoolExecutor(n, thread_name_prefix="filmscore-model", initializer=_one_thread) if n > 1 else None
     try:
         yield StagePool(n, pool)
     finally:
         if pool is not None:
             pool.shutdown(wait=True)
-        torch.set_num_threads(before)
+        with _LOCK:
+            _ACTIVE -= 1
+            if _ACTIVE == 0:
+                torch.set_num_threads(_SAVED)
 
 
 def reproducibility(backend: dict[str, Any]) -> dict[str, Any]:

@@ -120,3 +120,36 @@ def test_preview_is_delivered_first_and_leaves_the_final_unchanged(tiny_bundle, 
     render_cue(RenderRequest(output=plain, bundle=tiny_bundle, steps=5, duration_s=6.0, seed=3, maestro="bach"))
     assert plain.read_bytes() == out.read_bytes()  # the draft does not disturb the full render
     assert draft.read_bytes() != out.read_bytes()
+
+
+def test_concurrent_renders_in_one_process_restore_the_thread_count():
+    """Two renders on two threads of one process (an in-process executor): each runs its calls on one intra-op
+    thread, and the caller's thread count comes back when the last one ends, not the other's 1."""
+    import threading
+
+    import torch
+
+    from filmscore.engine.threads import model_threads
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    inside, release = threading.Barrier(3), threading.Event()  # both renders and this thread
+    seen = []
+
+    def render():
+        with model_threads() as pool:
+            seen.append((pool.threads, torch.get_num_threads()))
+            inside.wait(timeout=30)
+            release.wait(timeout=30)
+
+    try:
+        workers = [threading.Thread(target=render) for _ in range(2)]
+        for w in workers:
+            w.start()
+        inside.wait(timeout=30)
+        release.set()
+        for w in workers:
+            w.join(timeout=30)
+        assert seen == [(2, 1), (2, 1)] and torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
