@@ -536,7 +536,9 @@ _ENUMS = {
 _RENDER_KEYS = ("output", "overwrite", "video", "start", "duration", "timeline", "midi", "midi_track", "midi_channel",
                 "reference_audio", "maestro", "theme", "hits", "seed", "steps", "scheduler", "picture_guidance",
                 "control_guidance", "control_strength", "picture_dynamics", "sample_rate", "target_lufs", "backend",
-                "vocoder")
+                "vocoder", "plan", *"tempo_bpm key energy valence tension orchestration free_timing style".split())
+_PLAN_NUMBERS = ("tempo_bpm", "energy", "valence", "tension")
+_PLAN_NAMES = ("key", "orchestration", "style")
 
 
 @dataclass(frozen=True)
@@ -570,6 +572,17 @@ class RenderParams:
     target_lufs: float = -23.0
     backend: str = "auto"
     vocoder: str = "auto"
+    # The cue plan (docs/plan.md): a PLAN.json / PLAN.mid to render as it stands, or the editor's overrides of the
+    # plan the picture would choose (ranges and names are the engine's to check: `MoodOverrides.check`).
+    plan: str | None = None
+    tempo_bpm: float | None = None
+    key: str | None = None
+    energy: float | None = None
+    valence: float | None = None
+    tension: float | None = None
+    orchestration: str | None = None
+    free_timing: bool = False
+    style: str | None = None
 
     @classmethod
     def from_content(cls, content: dict[str, Any], n_buffers: int = 0) -> RenderParams:
@@ -605,6 +618,15 @@ class RenderParams:
             kw["midi_buffer"] = index
         elif midi is not None:
             kw["midi"] = _field(content, "midi", (str,))
+        kw["plan"] = _field(content, "plan", (str,), None)
+        for name in _PLAN_NUMBERS:
+            value = _field(content, name, (int, float), None)
+            kw[name] = None if value is None else float(value)
+        for name in _PLAN_NAMES:
+            kw[name] = _field(content, name, (str,), None)
+            if kw[name] is not None and len(kw[name]) > 64:
+                raise ProtocolError(f"render {name} is {len(kw[name])} characters; the limit is 64")
+        kw["free_timing"] = _field(content, "free_timing", (bool,), False)
         hits = _field(content, "hits", (list,), [])
         if len(hits) > 1000:
             raise ProtocolError(f"render hits lists {len(hits)} points; the limit is 1000")

@@ -33,48 +33,37 @@ def add_plan_overrides(p: argparse.ArgumentParser) -> None:
                    "(default: --maestro's, else all masters pooled)")
 
 
+def spec_from_args(args: argparse.Namespace):
+    """The `PlanSpec` of the override flags (checked: a bad key or value is refused before any work)."""
+    from filmscore.engine.plan.mood import MoodOverrides
+    from filmscore.engine.plan.spec import PlanSpec
+
+    spec = PlanSpec(MoodOverrides(energy=args.energy, valence=args.valence, tension=args.tension,
+                                  tempo_bpm=args.tempo, key=args.key, orchestration=args.orchestration),
+                    free_timing=bool(getattr(args, "free_timing", False)), style=args.style)
+    spec.check()
+    return spec
+
+
 def has_overrides(args: argparse.Namespace) -> bool:
     return any(getattr(args, k, None) is not None for k in ("tempo", "key", "energy", "valence", "tension",
                                                             "orchestration", "style")) or bool(
         getattr(args, "free_timing", False))
 
 
-def overrides_from_args(args: argparse.Namespace):
-    from filmscore.engine.plan.mood import MoodOverrides
-
-    o = MoodOverrides(energy=args.energy, valence=args.valence, tension=args.tension, tempo_bpm=args.tempo,
-                      key=args.key, orchestration=args.orchestration)
-    o.check()
-    return o
-
-
 def make_plan_from_args(args: argparse.Namespace, video: Path | None, start_s: float, duration_s: float | None,
                         hits_s: tuple[float, ...], progress=None):
-    """Encode the range (cached), read the theme, make the plan. Returns the `CuePlan`."""
-    from filmscore.engine.controls.request import theme_for_request
-    from filmscore.engine.plan.compose import make_plan
+    """Encode the range (cached), read the theme, make the plan (`engine.plan.spec.make_cue_plan`, which the
+    bridge's worker calls too). Returns the `CuePlan`."""
+    from filmscore.engine.plan.spec import make_cue_plan
 
-    o = overrides_from_args(args)
-    film = None
-    if video is not None:
-        from filmscore.engine.film import encode_video
-
-        film = encode_video(video, start_s, duration_s, faces=not getattr(args, "no_faces", False),
-                            progress=progress)
-    duration = duration_s if duration_s is not None else (film.duration_s if film is not None else None)
-    if duration is None:
+    if duration_s is None and video is None:
         raise RequestError("give a VIDEO, or --duration for a plan without picture")
-    if getattr(args, "theme", None) is not None and getattr(args, "maestro", None) is None:
-        raise RequestError("a theme id needs a maestro (--maestro NAME --theme ID)")
-    theme = theme_for_request(midi=getattr(args, "midi", None), maestro=getattr(args, "maestro", None),
-                              theme=getattr(args, "theme", None), track=getattr(args, "track", None),
-                              channel=getattr(args, "channel", None), seed=args.seed)
-    style = args.style or getattr(args, "maestro", None)
-    source = {"video": None if video is None else str(video), "start_s": start_s, "maestro": getattr(args, "maestro",
-                                                                                                     None),
-              "midi": None if getattr(args, "midi", None) is None else str(args.midi), "seed": args.seed}
-    return make_plan(float(duration), film=film, theme=theme, style=style, hits_s=hits_s, overrides=o,
-                     free_timing=args.free_timing, seed=args.seed, source=source)
+    return make_cue_plan(spec_from_args(args), duration_s=duration_s, video=video, start_s=start_s,
+                         midi=getattr(args, "midi", None), maestro=getattr(args, "maestro", None),
+                         theme=getattr(args, "theme", None), track=getattr(args, "track", None),
+                         channel=getattr(args, "channel", None), hits_s=hits_s, seed=args.seed,
+                         faces=not getattr(args, "no_faces", False), progress=progress)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -153,7 +142,9 @@ def plan_for_render(args: argparse.Namespace) -> tuple[Path | None, float | None
         return None, args.duration, args.start
     if args.reference is not None:
         raise RequestError("plan overrides (--tempo, --key, ...) take a MIDI theme or a maestro, not --reference")
-    out = args.output.with_suffix("").with_name(args.output.with_suffix("").name + ".plan.json")
+    from filmscore.engine.plan.spec import plan_path
+
+    out = plan_path(args.output)
     check_outputs([out], {"video": args.video, "midi": args.midi}, args.overwrite)
     plan = make_plan_from_args(args, args.video, args.start, args.duration, parse_hits(args.hits))
     plan.save(out)

@@ -38,7 +38,7 @@ from ..connection import (ConnectionInfo, default_connection_file, key_bytes, ne
                           read_connection_file, write_connection_file)
 from ..journal import Journal, JournalCorrupt, JournalError, atomic_write_bytes, iter_partial_files
 from . import capabilities
-from .config import ServerConfig, build_request, timeline_spec
+from .config import ServerConfig, build_request, plan_spec, timeline_spec
 from .limits import ConnectionCaps, ConnectionGuard, install_repeat_filter, raise_fd_limit
 from .worker import WorkerHandle
 
@@ -496,6 +496,9 @@ class BridgeServer:
         # publishes the cue and its sidecars all or nothing when overwrite is false.
         stored["output_roots"] = [str(r) for r in self.cfg.output_roots]
         stored["overwrite"] = params.overwrite
+        spec = plan_spec(params)  # checked in build_request; the worker makes the plan with it (not this loop)
+        if spec is not None:
+            stored["plan_spec"] = spec.to_json()
         if midi_file is not None:
             midi_file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
             atomic_write_bytes(midi_file, msg.buffers[params.midi_buffer])  # type: ignore[index]

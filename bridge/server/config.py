@@ -118,6 +118,11 @@ def build_request(cfg: ServerConfig, params: RenderParams, midi_file: Path | Non
         video, start_s, duration_s = resolve_timeline(cfg, params)
     midi = midi_file if midi_file is not None else (cfg.media(params.midi, "midi") if params.midi else None)
     ref = cfg.media(params.reference_audio, "reference audio") if params.reference_audio else None
+    plan = None
+    if params.plan is not None:
+        plan, plan_duration_s, plan_start_s = check_plan_file(cfg, params.plan)
+        duration_s = duration_s if duration_s is not None else plan_duration_s
+        start_s = start_s if params.start is not None else plan_start_s
     req = RenderRequest(
         output=cfg.output(params.output, params.overwrite), video=video, start_s=start_s, duration_s=duration_s,
         midi=midi, reference_audio=ref, maestro=params.maestro, theme=params.theme, midi_track=params.midi_track,
@@ -126,10 +131,53 @@ def build_request(cfg: ServerConfig, params: RenderParams, midi_file: Path | Non
         picture_guidance=params.picture_guidance, control_guidance=params.control_guidance,
         control_strength=params.control_strength, picture_dynamics=params.picture_dynamics,
         sample_rate=params.sample_rate, target_lufs=params.target_lufs,
-        bundle=cfg.bundle, backend=params.backend, vocoder=params.vocoder)  # type: ignore[arg-type]
+        bundle=cfg.bundle, backend=params.backend, vocoder=params.vocoder, plan=plan)  # type: ignore[arg-type]
     req.validate()
     check_ranges(req)
+    spec = plan_spec(params)
+    if spec is not None and params.plan is not None:
+        raise RequestError("a plan is rendered as it stands; change it with `filmscore plan` (the override fields) "
+                           "or in a DAW, not with tempo_bpm/key/... in the same request")
+    if spec is not None and ref is not None:
+        raise RequestError("plan overrides (tempo_bpm, key, ...) take a MIDI theme or a maestro, not reference audio")
     return req
+
+
+MAX_PLAN_FILE_BYTES = 4 * 1024 * 1024
+"""Largest PLAN.json / PLAN.mid a request may name: it is read on the server's loop, before queueing."""
+
+
+def check_plan_file(cfg: ServerConfig, raw: str) -> tuple[Path, float, float]:
+    """(the plan file resolved under the media roots, its cue duration, its range start). The plan is read now
+    (`CuePlan.load`), so a damaged or unknown file is refused with `PlanError` before the job is queued, and a
+    request without a duration gets the plan's, as `filmscore render --plan` does."""
+    path = cfg.media(raw, "plan")
+    if path.suffix.lower() not in (".json", ".mid", ".midi"):
+        raise RequestError(f"plan {raw}: must be a PLAN.json or PLAN.mid from `filmscore plan`")
+    size = path.stat().st_size
+    if size > MAX_PLAN_FILE_BYTES:
+        raise RequestError(f"plan {raw} is {size} bytes; the limit is {MAX_PLAN_FILE_BYTES}")
+    from filmscore.engine.plan.plan import CuePlan
+
+    plan = CuePlan.load(path)
+    return path, float(plan.duration_s), float(plan.source.get("start_s") or 0.0)
+
+
+def plan_spec(params: RenderParams):
+    """The `PlanSpec` of a render's override fields, checked (`PlanError` naming the field) before queueing, or
+    None when the request sets none (the plan modules are then not imported on the server's loop). The worker makes
+    the plan with it (`engine.plan.spec.plan_request`), as `filmscore render --tempo ...` does."""
+    if not params.free_timing and all(getattr(params, k) is None for k in (
+            "tempo_bpm", "key", "energy", "valence", "tension", "orchestration", "style")):
+        return None
+    from filmscore.engine.plan.mood import MoodOverrides
+    from filmscore.engine.plan.spec import PlanSpec
+
+    spec = PlanSpec(MoodOverrides(energy=params.energy, valence=params.valence, tension=params.tension,
+                                  tempo_bpm=params.tempo_bpm, key=params.key, orchestration=params.orchestration),
+                    free_timing=params.free_timing, style=params.style)
+    spec.check()
+    return spec
 
 
 def check_ranges(req: RenderRequest) -> None:

@@ -43,7 +43,7 @@ from ..journal import atomic_write_bytes, iter_partial_files, partial_path
 log = logging.getLogger(__name__)
 
 WORKER_NICENESS = 5
-_PATH_FIELDS = ("output", "video", "midi", "reference_audio", "bundle")
+_PATH_FIELDS = ("output", "video", "midi", "reference_audio", "bundle", "plan")
 
 
 class OutputExists(Exception):
@@ -58,7 +58,7 @@ class OutputMoved(Exception):
     ename = "PathNotAllowed"
 
 
-_SERVER_ONLY = ("timeline", "film_features", "output_roots", "overwrite")
+_SERVER_ONLY = ("timeline", "film_features", "output_roots", "overwrite", "plan_spec")
 
 
 def request_from_json(d: dict[str, Any]):  # -> RenderRequest (engine imported lazily: workers pay for it, not us)
@@ -240,6 +240,15 @@ def worker_main(conn: Connection, cancel_seq: Any, renderer: str) -> None:
                 from .timeline_jobs import timeline_request
 
                 request = timeline_request(request, request_json["timeline"], progress)
+            if request_json.get("plan_spec"):  # the plan `filmscore render --tempo ...` makes, beside the cue
+                from filmscore.engine.plan.spec import PlanSpec, plan_path, plan_request
+
+                if not request_json.get("overwrite", True) and os.path.lexists(plan_path(output)):
+                    raise OutputExists(f"{plan_path(output).name} already exists beside {output.name}; send "
+                                       "overwrite=true to replace the cue and its plan")
+                request = plan_request(request, PlanSpec.from_json(request_json["plan_spec"]),
+                                       plan_path(request.output),
+                                       progress=lambda f, m: progress("picture", f, m))
             if should_cancel():  # cancelled while the timeline's picture was being encoded
                 raise RenderCancelled("cancelled before denoising step 0")
             result = render(request, progress=progress, should_cancel=should_cancel)

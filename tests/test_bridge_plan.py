@@ -1,0 +1,133 @@
+"""The cue plan through the bridge: a real `filmscore serve` on loopback, a tiny real bundle, real workers.
+
+A render request with overrides (tempo_bpm, key, ...) makes the plan `filmscore render --tempo ...` makes, writes
+it beside the cue (OUT.plan.json) and renders it: the plan and the controls equal the command line's. A request
+naming a PLAN.json renders it as it stands (its duration when none is given). Bad overrides and plans are refused
+before queueing, with the engine's named errors.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from test_bridge_server import events_until
+from test_cli_render import _cli
+
+from filmscore.bridge import protocol as P
+from filmscore.bridge.client import BridgeClient, RemoteError
+from filmscore.bridge.server.launch import launch_server
+from filmscore.engine.plan.plan import CuePlan
+
+pytestmark = pytest.mark.timeout(300)
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    from filmscore.engine.bundle_testing import make_tiny_bundle
+
+    root = tmp_path_factory.mktemp("plan")
+    d = {k: root / k for k in ("state", "media", "out")}
+    for p in d.values():
+        p.mkdir()
+    bundle = make_tiny_bundle(root / "tiny", seed=0, feature_dim=16, feature_layout="bridge-tests")
+    with launch_server(d["state"], media_roots=[d["media"]], output_roots=[d["out"]], bundle=bundle) as srv:
+        yield srv, d, bundle
+
+
+def _finish(c: BridgeClient, job: str) -> dict:
+    evs = events_until(c, job)
+    assert evs[-1].msg_type == "job_finished", evs[-1].content
+    return c.result(job)
+
+
+def test_overrides_make_the_command_lines_plan_beside_the_cue(served, tmp_path):
+    srv, d, bundle = served
+    out = d["out"] / "cue.wav"
+    with BridgeClient(srv.info) as c:
+        c.subscribe(wait_s=30)
+        job = c.render(out, duration_s=4.0, steps=2, seed=5, maestro="bach", theme="4", tempo_bpm=90,
+                       key="E minor", energy=0.3, orchestration="winds")
+        res = _finish(c, job)
+    plan_file = d["out"] / "cue.plan.json"
+    plan = CuePlan.load(plan_file)
+    assert (plan.key, plan.mode, plan.orchestration) == ("E", "minor", "winds")
+    assert abs(plan.choices["target_bpm"] - 90) < 1e-6 and abs(plan.mood.energy - 0.3) < 1e-6
+    meta = json.loads(out.with_suffix(".json").read_text())
+    assert meta["request"]["plan"] == str(plan_file) and meta["request"]["maestro"] is None
+    assert ".partial" not in json.dumps(res) + plan_file.read_text()
+    assert not [p.name for p in d["out"].iterdir() if ".partial" in p.name]
+
+    # the same request on the command line: the same plan, the same controls
+    cli_out = tmp_path / "cue.wav"
+    proc = _cli("render", "--duration", "4", "--steps", "2", "--seed", "5", "--maestro", "bach", "--theme", "4",
+                "--tempo", "90", "--key", "E minor", "--energy", "0.3", "--orchestration", "winds",
+                "--bundle", str(bundle), "-o", str(cli_out), "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert CuePlan.load(tmp_path / "cue.plan.json").to_json() == plan.to_json()
+    with np.load(out.with_suffix(".controls.npz")) as a, np.load(tmp_path / "cue.controls.npz") as b:
+        assert sorted(a.files) == sorted(b.files)
+        for k in a.files:
+            assert np.array_equal(a[k], b[k]), k
+
+
+def test_a_plan_file_is_rendered_as_it_stands(served):
+    srv, d, _ = served
+    proc = _cli("plan", "--duration", "5", "--key", "D major", "--tempo", "120", "-o", str(d["media"] / "p.json"),
+                "--midi-out", str(d["media"] / "p.mid"))
+    assert proc.returncode == 0, proc.stderr
+    with BridgeClient(srv.info) as c:
+        c.subscribe(wait_s=30)
+        for name in ("p.json", "p.mid"):
+            out = d["out"] / f"from-{name}.wav"
+            res = _finish(c, c.render(out, plan=d["media"] / name, steps=2))  # no duration: the plan's
+            assert abs(res["duration_s"] - 5.0) < 1e-6
+            plan = CuePlan.load(d["media"] / name)
+            with np.load(out.with_suffix(".controls.npz")) as z:
+                assert np.array_equal(z["melody"], plan.controls(len(z["melody"])).melody)
+            assert not out.with_suffix("").with_name(out.stem + ".plan.json").exists()  # nothing made, nothing written
+
+
+@pytest.mark.parametrize("fields, ename, message", [
+    ({"key": "H minor"}, "PlanError", "key 'H minor'"),
+    ({"tempo_bpm": 400}, "PlanError", "must be 40..200"),
+    ({"energy": 1.5}, "PlanError", "energy must be in [0, 1]"),
+    ({"orchestration": "kazoo"}, "PlanError", "unknown orchestration"),
+    ({"style": "nobody"}, "PlanError", "no harmony statistics for style 'nobody'"),
+    ({"tempo_bpm": "fast"}, "ProtocolError", "'tempo_bpm' must be int/float"),
+    ({"free_timing": 1}, "ProtocolError", "'free_timing' must be bool"),
+    ({"key": "x" * 65}, "ProtocolError", "render key is 65 characters"),
+    ({"plan": "relative/p.json"}, "PathNotAllowed", "must be absolute"),
+    ({"plan": "/etc/hostname"}, "PathNotAllowed", "outside the server's allowed roots"),
+    ({"plan": "{media}/none.json"}, "PathNotAllowed", "does not exist"),
+    ({"plan": "{media}/bad.json"}, "PlanError", "not a JSON plan"),
+    ({"plan": "{media}/bad.txt"}, "RequestError", "must be a PLAN.json or PLAN.mid"),
+    ({"plan": "{media}/p.json", "tempo_bpm": 90}, "RequestError", "rendered as it stands"),
+    ({"plan": "{media}/p.json", "maestro": "bach"}, "RequestError", "a plan holds its own melody"),
+    ({"reference_audio": "{media}/ref.wav", "key": "C major"}, "RequestError", "not reference audio"),
+])
+def test_bad_plans_and_overrides_are_refused_before_queueing(served, fields, ename, message):
+    srv, d, _ = served
+    (d["media"] / "bad.json").write_text("{not json")
+    (d["media"] / "bad.txt").write_text("{}")
+    (d["media"] / "ref.wav").write_bytes(b"RIFF")
+    if not (d["media"] / "p.json").exists():
+        assert _cli("plan", "--duration", "3", "-o", str(d["media"] / "p.json")).returncode == 0
+    content = {"output": str(d["out"] / "refused.wav"), "duration": {"value": 3, "rate": 1}}
+    content.update({k: v.replace("{media}", str(d["media"])) if isinstance(v, str) else v for k, v in fields.items()})
+    with BridgeClient(srv.info) as c:
+        before = len(c.list_jobs())
+        with pytest.raises(RemoteError) as e:
+            c.request("render", content)
+        assert e.value.ename == ename and message in e.value.evalue, (e.value.ename, e.value.evalue)
+        assert len(c.list_jobs()) == before
+
+
+def test_render_params_round_trip_the_plan_fields():
+    content = {"output": "/o/x.wav", "plan": "/m/p.json", "tempo_bpm": 96, "key": "Bb major", "energy": 0.2,
+               "valence": 1, "tension": 0.0, "orchestration": "dark", "free_timing": True, "style": "bach"}
+    params = P.RenderParams.from_content(content)
+    assert params.tempo_bpm == 96.0 and isinstance(params.valence, float) and params.free_timing is True
+    assert P.RenderParams.from_content(params.to_content()) == params
