@@ -251,9 +251,18 @@ class FilmScorePipeline:
 
             lat[0] = held(latents, sched.timesteps[0])
 
-        # 4. denoise all windows jointly, fusing their outputs at every step
+        # 4. denoise all windows jointly, fusing their outputs at every step. Inpainting skips the windows that lie
+        #    wholly in the kept part: every frame they cover (overlaps included) is replaced after each step, so
+        #    their predictions would be discarded.
         t0 = time.perf_counter()
         n_steps = len(sched.timesteps)
+        active = list(range(len(windows)))
+        if inpaint is not None:
+            active = [j for j, w in enumerate(windows) if bool((inpaint.keep[w.start:w.start + w.length] < 1).any())]
+        n_windows = len(windows)
+        windows, weights = [windows[j] for j in active], [weights[j] for j in active]
+        if pic_tokens is not None:
+            pic_tokens = pic_tokens[active]
         nul = null.expand(len(windows), -1, -1)
         a = LATENT_DOWNSAMPLE
         css = [None if cr is None else torch.cat([cr[..., w.start * a:(w.start + w.length) * a] for w in windows])
@@ -308,7 +317,7 @@ class FilmScorePipeline:
             report("vocode", (k + 1) / len(lat), "audio synthesised")
             timings["vocode"] += time.perf_counter() - t0
             takes.append((wave.numpy().astype(np.float32), log_mel[0].numpy(), latents))
-        info = {"n_windows": len(windows), "threads": pool.threads, "window_batch": self.window_batch,
+        info = {"n_windows": n_windows, "n_windows_denoised": len(windows), "threads": pool.threads, "window_batch": self.window_batch,
                 "n_latent_frames": n_latent, "vocoder": "network" if use_net else "griffin-lim",
                 "picture": pic_tokens is not None, "controls": ctrl is not None}
         outs = [PipelineOutput(w, m, timings, info, z) for w, m, z in takes]

@@ -8,9 +8,10 @@ makes this possible. Steps:
    same request and seed give the same latent, engine/threads.py) and the re-run is *verified*: its delivered
    samples must equal the source WAV's exactly, or the regeneration is refused (another bundle, backend, CPU or
    library version made another cue; the JSON's `reproducibility` says which).
-2. Inpainting in latent space (RePaint-style, `pipeline.Inpaint`): the whole cue is denoised with the new seed; at
-   every step the latent outside the range is replaced by the original latent noised to that step, with a linear
-   ramp of `LATENT_MARGIN_S` inside each end of the range where the two are blended.
+2. Inpainting in latent space (RePaint-style, `pipeline.Inpaint`): the cue is denoised with the new seed; at every
+   step the latent outside the range is replaced by the original latent noised to that step, with a linear ramp of
+   `LATENT_MARGIN_S` inside each end of the range where the two are blended. Windows wholly outside the range are
+   not run (their frames are replaced anyway).
 3. Splice at the delivery rate: the source WAV's samples outside the range (copied as integers: sample-identical),
    the new audio inside, joined by an equal-power crossfade of `CROSSFADE_S` that lies inside the range, where the
    new latent is still almost the original one. Mastering is not re-run: the new audio gets the original

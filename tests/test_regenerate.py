@@ -28,7 +28,8 @@ def cue(tmp_path_factory) -> Path:
     d = tmp_path_factory.mktemp("regen")
     bundle = make_tiny_bundle(d / "tiny", seed=0)
     out = d / "cue.wav"
-    render_cue(RenderRequest(output=out, bundle=bundle, duration_s=12.0, seed=3, maestro="bach", steps=3,
+    # 24 s: three windows (latent frames 0-256, 192-448, 344-600), so a short range leaves windows untouched
+    render_cue(RenderRequest(output=out, bundle=bundle, duration_s=24.0, seed=3, maestro="bach", steps=3,
                              sample_rate=RATE))
     return out
 
@@ -51,6 +52,8 @@ def test_outside_identical_inside_differs(cue, tmp_path):
     assert meta["regenerated"]["original_latent"] == "re-run, verified sample-identical"
     assert meta["regenerated"]["seed"] == 9 and meta["seed"] == 3  # the request's seed stays the original's
     assert latent_path(out).is_file() and out.with_suffix(".controls.npz").is_file()
+    # 4-7.5 s is latent frames 100-188: only the first window has a frame to sample; the others are not denoised
+    assert (meta["pipeline"]["n_windows"], meta["pipeline"]["n_windows_denoised"]) == (3, 1)
 
     # a regenerated cue regenerates from its stored latent; its first range stays as it is outside the new range
     again = regenerate_cue(Regeneration(out, tmp_path / "again.wav", 9.0, 11.0, seed=4))
@@ -75,7 +78,7 @@ def test_a_changed_cue_is_refused(cue, tmp_path):
     with pytest.raises(FilmscoreError, match="does not reproduce it"):
         regenerate_cue(Regeneration(changed, tmp_path / "x.wav", 2.0, 5.0, seed=5))
     with pytest.raises(RequestError, match="must lie within the cue"):
-        regenerate_cue(Regeneration(cue, tmp_path / "x.wav", 8.0, 13.0))
+        regenerate_cue(Regeneration(cue, tmp_path / "x.wav", 20.0, 25.0))
     with pytest.raises(RequestError, match="at least 1 s"):
         regenerate_cue(Regeneration(cue, tmp_path / "x.wav", 8.0, 8.5))
 
