@@ -19,6 +19,7 @@ import soundfile as sf
 
 from filmscore.bridge.deliverables import read_bext, true_peak_dbtp
 from filmscore.bridge.timelines.batch import MANIFEST_NAME, ScoreOptions, score_timeline
+from filmscore.engine.plan.plan import CuePlan
 from filmscore.bridge.timelines.cues import read_cues
 from filmscore.bridge.timelines.files import read_timeline
 from filmscore.bridge.timelines.timing import range_samples, to_samples
@@ -84,6 +85,17 @@ def test_three_cues_delivered_and_placed(tmp_path, bundle):
         assert meta["seed"] == 7 and meta["n_samples"] == n and meta["bundle"]["name"]
         assert meta["cue"]["name"] == cue.name and meta["missing_picture"] == []
         assert (out / f"{cue.file_stem}.controls.npz").is_file()
+        # the cue's plan beside it (JSON and MIDI, the same plan), for the cue's length, recorded in the manifest
+        plan = CuePlan.load(out / f"{cue.file_stem}.plan.json")
+        assert abs(plan.duration_s - n / SR) < 1e-3
+        assert CuePlan.load(out / f"{cue.file_stem}.plan.mid").key == plan.key
+        entry = json.loads((out / MANIFEST_NAME).read_text())["cues"][cue.file_stem]["plan"]
+        assert entry == meta["plan"] and entry["json"] == f"{cue.file_stem}.plan.json"
+        assert (entry["key"], entry["mode"], entry["tempo_bpm"]) == (plan.key, plan.mode,
+                                                                     round(plan.tempo.tempo_bpm, 3))
+    # Every picture cut and hit the engine got is on a beat of that cue's plan (within 25 ms).
+    plan3 = CuePlan.load(out / "cue_3.plan.json")
+    assert plan3.hits and all(abs(h.beat_time_s - h.time_s) <= 0.025 for h in plan3.hits)
     # The hit marker and the edit at 6 s reached the cue that spans them.
     hits = [(h.kind, h.time.to_seconds()) for h in cl.cues[1].hits]
     assert hits == [("marker", pytest.approx(16 / 24)), ("cut", 2.5)]

@@ -87,6 +87,9 @@ class CueTask:
     picture: tuple[SegmentSpec, ...] | None = None
     timeline_hits_s: tuple[float, ...] = ()
     cost_s: float = 0.0
+    # `PlanSpec.to_json()` of the cue plan to write beside the engine's WAV (OUT.plan.json and OUT.plan.mid), made
+    # where the picture is, from the request the worker renders (engine/plan/spec.py); None: no plan.
+    plan: dict[str, Any] | None = None
 
     def input_files(self) -> list[str]:
         """Every input file the worker reads: picture media, the MIDI theme, the reference audio."""
@@ -205,13 +208,33 @@ def render_task(task: CueTask, output: Path | None = None, *, render: RenderFn |
     if media_map:
         request = replace(request, **{k: Path(media_map.get(str(getattr(request, k)), getattr(request, k)))
                                       for k in ("video", "midi", "reference_audio") if getattr(request, k)})
+    plan_s = write_task_plan(task, request) if task.plan is not None else 0.0
     t0 = time.perf_counter()
     result = render(request, progress=progress, should_cancel=should_cancel)
-    render_s = time.perf_counter() - t0
+    render_s = time.perf_counter() - t0 + plan_s
     engine = dict(getattr(result, "timings_s", {}) or {})
     return TaskOutput(result, missing, {"picture": picture_s + float(engine.get("picture", 0.0)),
                                         "render": render_s - float(engine.get("picture", 0.0)),
                                         "transfer": 0.0, "cpu": time.process_time() - cpu0, "engine": engine})
+
+
+def write_task_plan(task: CueTask, request: RenderRequest) -> float:
+    """Write the cue plan of `request` (its picture features, hit points, theme and seed, with `task.plan`'s
+    overrides) beside its output as OUT.plan.json and OUT.plan.mid; returns the seconds it took. A request with
+    reference audio has no plan (a plan's melody comes from a theme or a style)."""
+    if request.reference_audio is not None:
+        return 0.0
+    from filmscore.engine.plan.spec import PlanSpec, make_cue_plan, plan_path
+
+    t0 = time.perf_counter()
+    plan = make_cue_plan(PlanSpec.from_json(task.plan or {}), duration_s=request.duration_s, video=request.video,
+                         film=request.film_features, start_s=request.start_s, midi=request.midi,
+                         maestro=request.maestro, theme=request.theme, track=request.midi_track,
+                         channel=request.midi_channel, hits_s=request.hits_s, seed=request.seed)
+    path = plan_path(request.output)
+    plan.save(path)
+    plan.save(path.with_suffix(".mid"))
+    return time.perf_counter() - t0
 
 
 def rebase_paths(obj: Any, prefixes: dict[str, str]) -> Any:

@@ -9,7 +9,9 @@ For each cue:
 3. as each cue finishes (in whatever order the executor finishes them), here, on the submitting side, delivery:
    exactly that many samples, loudness-normalised with a true-peak ceiling, 24-bit BWF whose `bext` time reference
    is the cue's start in samples since the timeline's zero (start timecode included), iXML, a JSON sidecar
-   (request, seed, bundle, controls, cue, loudness, offline clips), the fitted theme as MIDI;
+   (request, seed, bundle, controls, cue, loudness, offline clips, plan), the fitted theme as MIDI, and the cue
+   plan (STEM.plan.json, STEM.plan.mid: tempo map on the cue's cuts and hits, key, harmony, bass, mood; made on the
+   worker from the same picture, hits, theme and seed; `filmscore render --plan` renders it);
 4. the manifest `OUTDIR/filmscore-batch.json` is rewritten (atomically) after every cue, cues in timeline order.
 
 A rerun skips every cue the manifest records as done whose WAV is still there with its length and whose settings
@@ -208,8 +210,10 @@ def _deliver(cue: CueRegion, result: RenderResult, outdir: Path, n_samples: int,
     wav = write_bwf(outdir / f"{cue.file_stem}.wav", audio, sr, bext, ixml)
     # Sidecars beside the WAV: the engine's controls and fitted theme, and the metadata with the cue added.
     work = Path(result.output)
-    for suffix in (".controls.npz", ".theme.mid"):
+    for suffix in (".controls.npz", ".theme.mid", ".plan.json", ".plan.mid"):
         src = work.with_suffix("").with_name(work.stem + suffix)
+        if suffix.startswith(".plan") and not src.is_file():  # no plan this time: an earlier run's is not this cue's
+            (outdir / f"{cue.file_stem}{suffix}").unlink(missing_ok=True)
         if src.is_file():
             try:
                 os.replace(src, outdir / f"{cue.file_stem}{suffix}")
@@ -219,11 +223,27 @@ def _deliver(cue: CueRegion, result: RenderResult, outdir: Path, n_samples: int,
     if meta.get("controls"):
         meta["controls"] = dict(meta["controls"], file=f"{cue.file_stem}.controls.npz",
                                 theme_midi=f"{cue.file_stem}.theme.mid" if meta["controls"].get("theme_midi") else None)
+    plan = cue_plan_entry(outdir, cue.file_stem)
     meta.update({"cue": cue.to_json(), "wav": wav.name, "n_samples": n_samples, "sample_rate": sr,
                  "time_reference": time_ref, "loudness": loud.to_json(), "missing_picture": missing,
-                 "batch_options": options.to_json()})
+                 "batch_options": options.to_json(), "plan": plan})
     write_json(outdir / f"{cue.file_stem}.json", meta)
     return wav, loud.to_json()
+
+
+def cue_plan_entry(outdir: Path, stem: str) -> dict | None:
+    """What the manifest and the cue's sidecar record of the plan delivered beside the WAV (STEM.plan.json and
+    STEM.plan.mid: its files, tempo, key, mode and mood), or None when the cue has none (rendered from reference
+    audio)."""
+    path = outdir / f"{stem}.plan.json"
+    if not path.is_file():
+        return None
+    try:
+        doc = json.loads(path.read_text())
+        return {"json": path.name, "midi": f"{stem}.plan.mid" if (outdir / f"{stem}.plan.mid").is_file() else None,
+                "tempo_bpm": doc["tempo_bpm"], "key": doc["key"], "mode": doc["mode"], "mood": doc["mood"]}
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise DeliveryError(f"cue plan {path}: unreadable ({e})") from e
 
 
 def engine_hits_s(cue: CueRegion, film: FilmFeatures | None) -> tuple[float, ...]:
@@ -247,8 +267,10 @@ def cue_task(cue: CueRegion, options: ScoreOptions, work: Path, n_samples: int) 
         control_strength=options.control_strength, picture_dynamics=options.picture_dynamics,
         sample_rate=options.sample_rate, target_lufs=resolve_target(options.loudness), bundle=options.bundle,
         backend=options.backend, vocoder=options.vocoder)
+    # plan={}: the cue plan the picture and theme ask for (no overrides), written beside the cue; the cue itself is
+    # rendered as `filmscore render` renders it without plan flags (its theme fitted, not the plan's melody)
     return CueTask(cue.file_stem, request, tuple(SegmentSpec.of(s) for s in cue.picture), timeline_hits_s(cue),
-                   cost_s=n_samples / options.sample_rate)
+                   cost_s=n_samples / options.sample_rate, plan={})
 
 
 def score_timeline(cue_list: CueList, cues: Sequence[CueRegion], outdir: str | Path, options: ScoreOptions, *,
@@ -380,7 +402,8 @@ def _delivered(cue: CueRegion, i: int, total: int, key: str, ev: TaskEvent, outc
                          "worker_cpu": out.timings_s.get("cpu", 0.0)},
            "bytes_returned": out.bytes_returned}
     entry = {"status": "done", "key": key, "name": cue.name, "wav": wav.name, "n_samples": outcome.n_samples,
-             "loudness": loud, "missing_picture": out.missing_picture, "seconds": outcome.seconds, "run": run}
+             "loudness": loud, "missing_picture": out.missing_picture, "seconds": outcome.seconds,
+             "plan": cue_plan_entry(outdir, cue.file_stem), "run": run}
     manifest.record(cue.file_stem, entry)
     outcome.timings_s = dict(run["timings_s"], journal=time.perf_counter() - t1)
     events("done", cue, i, total, wav.name)
