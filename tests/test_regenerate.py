@@ -102,3 +102,27 @@ def test_cli_regenerate(cue, tmp_path):
                            "--regenerate", "3-6", "-o", str(tmp_path / "y.wav")], capture_output=True, text=True,
                           timeout=600)
     assert proc.returncode == 2 and "--regenerate '3-6'" in proc.stderr.strip().splitlines()[-1]
+
+
+def test_cli_regenerate_with_picture(cue, tmp_path):
+    """A cue scored to a video: the picture is encoded again for the re-run (verified), and VIDEO must be its video."""
+    from test_cli_render_safety import write_clip  # one copy of the clip writer
+
+    clip = write_clip(tmp_path / "clip.mp4", 4.0)
+    bundle = cue.parent / "tiny"
+    scored = tmp_path / "scored.wav"
+    render_cue(RenderRequest(output=scored, video=clip, bundle=bundle, steps=2, sample_rate=RATE))
+    out = tmp_path / "new.wav"
+    proc = subprocess.run([sys.executable, "-m", "filmscore.bridge.cli", "render", str(clip), "--from", str(scored),
+                           "--regenerate", "1:3", "-o", str(out), "--json"], capture_output=True, text=True,
+                          timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["regenerated"]["original_latent"] == "re-run, verified sample-identical"
+    a, b = RATE, 3 * RATE
+    old, new = _pcm(scored), _pcm(out)
+    assert np.array_equal(old[:a], new[:a]) and np.array_equal(old[b:], new[b:]) and not np.array_equal(old, new)
+    other = write_clip(tmp_path / "other.mp4", 4.0)
+    proc = subprocess.run([sys.executable, "-m", "filmscore.bridge.cli", "render", str(other), "--from", str(scored),
+                           "--regenerate", "1:3", "-o", str(tmp_path / "z.wav")], capture_output=True, text=True,
+                          timeout=600)
+    assert proc.returncode == 2 and f"was rendered for {clip}" in proc.stderr
