@@ -16,13 +16,25 @@ def test_eval_json_and_report(tmp_path, capsys):
     bundle = make_tiny_bundle(tmp_path / "b")
     s = make_tiny_set(tmp_path / "set", with_video=False)
     rc = main(["eval", "--set", str(s), "-o", str(tmp_path / "r"), "--bundle", str(bundle), "--steps", "2",
-               "--systems", "model,ground_truth,shuffled", "--no-reference", "--backend", "torch", "--json"])
+               "--systems", "model,ground_truth,shuffled,plan", "--no-reference", "--backend", "torch", "--json"])
     assert rc == 0
     out = json.loads(capsys.readouterr().out)
-    assert set(out["systems"]) == {"model", "ground_truth", "shuffled"}
+    assert set(out["systems"]) == {"model", "ground_truth", "shuffled", "plan"}
     assert out["systems"]["ground_truth"]["melody_accuracy_pooled"] == pytest.approx(1.0)
     assert out["reference"] == {"missing": "--no-reference given"}
     assert (tmp_path / "r" / "report.md").is_file() and (tmp_path / "r" / "plots" / "summary.png").is_file()
+    # plan adherence beside the other metrics: every cue measured against its item's plan, in JSON and Markdown
+    report = json.loads((tmp_path / "r" / "report.json").read_text())
+    n_items = len(json.loads((s / "set.json").read_text())["items"])
+    plan_cues = [c for c in report["cues"] if c["system"] == "plan"]
+    assert len(plan_cues) == n_items and report["systems"]["plan"]["n_plan_cues"] == n_items
+    for c in report["cues"]:
+        assert c["plan_tempo_matches"] in (True, False) and c["plan_mode_matches"] in (True, False)
+        assert c["plan_pulse_on_beats"] is None or c["plan_pulse_on_beats"] > 0
+    for system in out["systems"].values():
+        assert 0.0 <= system["plan_tempo_matches"] <= 1.0 and 0.0 <= system["plan_mode_matches"] <= 1.0
+    md = (tmp_path / "r" / "report.md").read_text()
+    assert "plan: audio tempo = plan's" in md and "model rendering the item's plan" in md
 
 
 def test_make_set_from_a_corpus_without_films_is_refused(tmp_path, capsys):

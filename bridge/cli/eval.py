@@ -21,9 +21,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--bundle", type=Path, default=None, help="model bundle directory (default: the shipped one)")
     p.add_argument("--backend", default="auto", help="auto, torch, ort or trt: runs the model systems")
     p.add_argument("--systems", default=",".join(("model", "no_control", "shuffled", "ground_truth",
-                                                   "gt_vae_vocoder", "griffin_lim")),
+                                                   "gt_vae_vocoder", "griffin_lim", "plan")),
                    help="comma-separated systems: model, no_control, shuffled, ground_truth, gt_vae_vocoder, "
-                        "griffin_lim")
+                        "griffin_lim, plan (the model rendering each item's cue plan); every cue is also measured "
+                        "against its item's plan (hits on beats, tempo and mode)")
     p.add_argument("--items", type=int, default=None, help="evaluate only the first N items")
     p.add_argument("--steps", type=int, default=25, help="denoising steps")
     p.add_argument("--scheduler", default="dpmpp", help="ddim, dpmpp or euler")

@@ -41,11 +41,17 @@ METRICS: tuple[tuple[str, str, bool | None], ...] = (
     ("fad_proxy_embedding", "FAD-proxy, self-trained embedding", False),
     ("fad_proxy_handcrafted", "FAD-proxy, handcrafted statistics", False),
     ("n_reference_segments", "FAD-proxy reference segments (set's own stretches left out)", None),
+    ("plan_hits_on_beats", "plan: the picture's hits on a plan beat (25 ms)", True),
+    ("plan_tempo_matches", "plan: audio tempo = plan's (8 %, octaves allowed)", True),
+    ("plan_mode_matches", "plan: audio mode = plan's", True),
+    ("plan_pulse_on_beats", "plan: onset strength on plan beats / between", True),
+    ("n_plan_cues", "cues measured against a plan", None),
     ("n_cues", "cues", None),
 )
 SYSTEM_LABELS = {"model": "model", "no_control": "no ControlNet (control guidance 0)",
                  "shuffled": "shuffled controls", "ground_truth": "ground-truth render",
-                 "gt_vae_vocoder": "ground truth via VAE + vocoder", "griffin_lim": "Griffin-Lim of GT Mel"}
+                 "gt_vae_vocoder": "ground truth via VAE + vocoder", "griffin_lim": "Griffin-Lim of GT Mel",
+                 "plan": "model rendering the item's plan"}
 
 
 def _clean(x):

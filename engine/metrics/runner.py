@@ -6,7 +6,12 @@ Systems (each item is rendered by each system that applies to it, same seed, sam
 - `shuffled`: the model following another item's controls, scored against the item's own (chance level);
 - `ground_truth`: the item's own recording (the metrics' ceiling: re-extraction is not perfect even there);
 - `gt_vae_vocoder`: the recording's Mel through the bundle's VAE and vocoder (the upper bound of the model);
-- `griffin_lim`: the recording's Mel inverted by Griffin-Lim (32 iterations), the weight-free vocoder.
+- `griffin_lim`: the recording's Mel inverted by Griffin-Lim (32 iterations), the weight-free vocoder;
+- `plan`: the model rendering the item's cue plan (engine/plan: made from its picture, hits, theme and seed, as
+  `filmscore render --plan` renders one: the plan's melody and dynamics are the controls).
+Every cue is also measured against the item's plan (`plan_adherence`: hits on the plan's beats, the audio's tempo
+and mode against the plan's, pulse on its beats): for `plan` that is how far a rendered plan is followed, for the
+others how far the cue follows what the picture asks for.
 The last three need the item's ground-truth audio. Audio is compared at the model rate (16 kHz), before mastering.
 """
 
@@ -29,8 +34,9 @@ from .rhythm import RhythmScores, measure_rhythm
 
 logger = logging.getLogger(__name__)
 
-SYSTEMS: tuple[str, ...] = ("model", "no_control", "shuffled", "ground_truth", "gt_vae_vocoder", "griffin_lim")
-MODEL_SYSTEMS = ("model", "no_control", "shuffled")
+SYSTEMS: tuple[str, ...] = ("model", "no_control", "shuffled", "ground_truth", "gt_vae_vocoder", "griffin_lim",
+                             "plan")
+MODEL_SYSTEMS = ("model", "no_control", "shuffled", "plan")
 GT_SYSTEMS = ("ground_truth", "gt_vae_vocoder", "griffin_lim")
 
 
@@ -69,6 +75,7 @@ class CueResult:
     recognised: dict = field(default_factory=dict)
     emb_segments: np.ndarray | None = None
     handcrafted: np.ndarray | None = None
+    plan: dict = field(default_factory=dict)  # plan_adherence against the item's plan ({} without one)
     seconds: float = 0.0
 
     def scores(self) -> dict:
@@ -80,8 +87,13 @@ class CueResult:
              "beat_transition_iou": r.beat_transition_iou, "motion_loudness_r": r.motion_loudness_r}
         d.update({k: v for k, v in self.originality.items()})
         d.update({k: v for k, v in self.recognised.items()})
+        d.update({f"plan_{k}": self.plan.get(k, float("nan")) for k in PLAN_SCORES})
         d["render_s"] = self.seconds
         return d
+
+
+PLAN_SCORES = ("hits_on_beats", "tempo_matches", "mode_matches", "pulse_on_beats")
+"""The per-cue plan adherence scores pooled (means; the booleans as shares), keys prefixed `plan_`."""
 
 
 @dataclass
@@ -95,6 +107,7 @@ class Prepared:
     motion: np.ndarray | None
     controls: object
     gt_wave: np.ndarray | None
+    plan: object | None = None  # the item's `CuePlan`, or None when one cannot be made (logged)
 
 
 def _prepare(item: EvalItem, hop: int) -> Prepared:
@@ -118,7 +131,22 @@ def _prepare(item: EvalItem, hop: int) -> Prepared:
     if item.audio is not None:
         gt = load_audio(item.audio, MODEL_SAMPLE_RATE)[:n_samples]
         gt = np.pad(gt, (0, n_samples - gt.size)).astype(np.float32)
-    return Prepared(item, n_samples, n_frames, film, cuts, hits, motion, controls, gt)
+    return Prepared(item, n_samples, n_frames, film, cuts, hits, motion, controls, gt, _item_plan(item, film, hits))
+
+
+def _item_plan(item: EvalItem, film, hits_s: tuple[float, ...]):
+    """The cue plan of an item: its picture, hit points, theme (MIDI or maestro; an item given only as controls
+    has its melody drawn from the pooled style) and seed, no overrides: what `filmscore render` with plan flags
+    would make."""
+    from ..plan.mood import PlanError
+    from ..plan.spec import PlanSpec, make_cue_plan
+
+    try:
+        return make_cue_plan(PlanSpec(), duration_s=item.duration_s, film=film, start_s=item.start_s, midi=item.midi,
+                             maestro=item.maestro, theme=item.theme, hits_s=hits_s, seed=item.seed)
+    except (PlanError, FilmscoreError) as e:
+        logger.warning("item %s: no plan (%s); its plan adherence is left out", item.id, e)
+        return None
 
 
 def _vocode(pipe, log_mel: torch.Tensor, n_samples: int, vocoder: str, seed: int) -> np.ndarray:
@@ -172,7 +200,11 @@ def render_system(system: str, p: Prepared, pipe, opts: EvalOptions, partner: Pr
         return _through_vae(pipe, p.gt_wave, opts.vocoder, p.item.seed)
     controls = p.controls
     guidance = opts.control_guidance
-    if system == "no_control":
+    if system == "plan":
+        if p.plan is None:
+            return None
+        controls = p.plan.controls(p.n_frames)
+    elif system == "no_control":
         guidance = 0.0
     elif system == "shuffled":
         if partner is None:
@@ -192,6 +224,10 @@ def measure_cue(system: str, p: Prepared, wave: np.ndarray, reference, transcrib
     adh = measure_adherence(c, wave, MODEL_SAMPLE_RATE) if (c.melody_present or c.dynamics_present) else None
     rhy = measure_rhythm(wave, MODEL_SAMPLE_RATE, p.cuts_s, p.hits_s, p.motion)
     res = CueResult(system, p.item.id, wave, adh, rhy, log_mel(wave).numpy())
+    if p.plan is not None:
+        from .plan_adherence import plan_adherence
+
+        res.plan = plan_adherence(p.plan, wave, MODEL_SAMPLE_RATE)
     if reference is not None:
         from .embedding import embed_log_mel, predict_master, prepare_log_mel
         from .originality import melody_ngrams
@@ -228,6 +264,9 @@ def pool_system(cues: list[CueResult], items: dict[str, EvalItem], reference) ->
     for k in ("cut_onset_rate", "hit_onset_rate", "onset_chance", "beat_f1", "beat_transition_iou",
               "motion_loudness_r"):
         out[k] = mean(k)
+    for k in PLAN_SCORES:
+        out[f"plan_{k}"] = mean(f"plan_{k}")
+    out["n_plan_cues"] = sum(bool(c.plan) for c in cues)
     out["n_cues"] = len(cues)
     if reference is None:
         return out
