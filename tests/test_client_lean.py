@@ -64,7 +64,8 @@ CHILD = textwrap.dedent('''
 
     from filmscore.bridge.client import BridgeClient
     with BridgeClient.from_connection_file(connection_file) as client:
-        done = R.score(Host(), client, Path(out), "1M1", seed=3, steps=2, log=lambda line: None)
+        done = R.score(Host(), client, Path(out), "1M1", seed=3, steps=2, log=lambda line: None, tempo_bpm=90,
+                       key="E minor", energy=0.25)
     # zmq's Cython extension registers its runtime as modules of its own (cython_runtime, _cython_3_x)
     third_party = sorted({m.split(".")[0] for m in set(sys.modules) - before} - set(sys.stdlib_module_names)
                          - {"__main__", "cython_runtime"} - {m for m in sys.modules if m.startswith("_cython_")})
@@ -88,6 +89,8 @@ def test_resolve_script_needs_only_pyzmq_and_scores_through_a_live_bridge(tmp_pa
     assert child.returncode == 0, child.stderr[-3000:]
     report = json.loads(child.stdout.strip().splitlines()[-1])
     assert "usage: filmscore_score_cue" in child.stdout and report["help_rc"] == 0
+    assert all(f in child.stdout for f in ("--tempo", "--key", "--energy", "--valence", "--tension",
+                                           "--orchestration"))
     assert report["refused"] == [] and set(report["third_party"]) == {"zmq", "filmscore", "filmscore_score_cue"}
     assert "numpy" not in report["third_party"] and "torch" not in report["third_party"]
     wav = Path(report["wav"])
@@ -96,3 +99,9 @@ def test_resolve_script_needs_only_pyzmq_and_scores_through_a_live_bridge(tmp_pa
     import soundfile as sf
 
     assert sf.info(wav).frames == 2 * 48000  # 48 frames at 24 fps, at the timeline's 48 kHz
+    # the overrides reached the bridge's plan: it was made with them, written beside the cue, and rendered
+    from filmscore.engine.plan.plan import CuePlan
+
+    plan = CuePlan.load(wav.with_name(wav.stem + ".plan.json"))
+    assert (plan.key, plan.mode) == ("E", "minor") and abs(plan.choices["target_bpm"] - 90) < 1e-6
+    assert abs(plan.mood.energy - 0.25) < 1e-6

@@ -174,8 +174,10 @@ class Scored:
 
 def score(host: ResolveTimeline, client: Any, out_dir: Path, cue_name: str | None = None, *, seed: int = 0,
           steps: int = 25, maestro: str | None = None, midi: Path | None = None, timeout_s: float = 3600.0,
-          log=print) -> Scored:
-    """Score one cue of `host`'s timeline through the bridge `client` (a `BridgeClient`) and place it."""
+          log=print, **plan: Any) -> Scored:
+    """Score one cue of `host`'s timeline through the bridge `client` (a `BridgeClient`) and place it. `plan`:
+    the cue plan's overrides as the protocol names them (tempo_bpm, key, energy, valence, tension, orchestration,
+    free_timing; docs/protocol.md); with any, the bridge plans the cue and writes OUT.plan.json beside the WAV."""
     tl = host.read()
     cues = cue_regions(tl)
     if cue_name is None:
@@ -195,7 +197,8 @@ def score(host: ResolveTimeline, client: Any, out_dir: Path, cue_name: str | Non
         f"{cue.record_frame}; {note or 'picture: ' + Path(video).name}")
     job = client.render(wav, video=video, start_s=float(source_frame * frame_s) if video else None,
                         duration_s=float(cue.n_frames * frame_s), hits_s=tuple(float(h * frame_s) for h in cue.hits),
-                        seed=seed, steps=steps, maestro=maestro, midi=midi)
+                        seed=seed, steps=steps, maestro=maestro, midi=midi,
+                        **{k: v for k, v in plan.items() if v is not None and v is not False})
 
     def progress(ev) -> None:
         if ev.msg_type == "job_progress":
@@ -235,6 +238,14 @@ def main(argv: list[str] | None = None) -> int:
     src = p.add_mutually_exclusive_group()
     src.add_argument("--maestro", default=None)
     src.add_argument("--midi", type=Path, default=None)
+    g = p.add_argument_group("plan overrides (docs/plan.md; each replaces what the picture would choose)")
+    g.add_argument("--tempo", type=float, default=None, metavar="BPM", help="target tempo, 40..200 BPM")
+    g.add_argument("--key", default=None, help='key, e.g. "D minor", "Bb major"')
+    g.add_argument("--energy", type=float, default=None, help="mood energy 0..1")
+    g.add_argument("--valence", type=float, default=None, help="mood valence 0..1 (0 dark/sad, 1 bright/happy)")
+    g.add_argument("--tension", type=float, default=None, help="mood tension 0..1")
+    g.add_argument("--orchestration", default=None, help="strings, winds, full or dark")
+    g.add_argument("--free-timing", action="store_true", help="a steady tempo that does not follow the cuts")
     p.add_argument("--connection-file", type=Path, default=None, help="the bridge's (default: the newest)")
     args = p.parse_args(argv if argv is not None else [])
     try:
@@ -249,7 +260,9 @@ def main(argv: list[str] | None = None) -> int:
         host = ResolveTimeline(_resolve_app())
         with BridgeClient.from_connection_file(args.connection_file) as client:
             score(host, client, out, args.cue, seed=args.seed, steps=args.steps, maestro=args.maestro,
-                  midi=args.midi.resolve() if args.midi else None)
+                  midi=args.midi.resolve() if args.midi else None, tempo_bpm=args.tempo, key=args.key,
+                  energy=args.energy, valence=args.valence, tension=args.tension,
+                  orchestration=args.orchestration, free_timing=args.free_timing)
     except (ResolveScriptError, FilmscoreError, OSError) as e:
         print(f"filmscore: error: {e}", file=sys.stderr)
         return 2
