@@ -5,8 +5,8 @@ resident: it loads it (weights, and the backend's ONNX sessions or TensorRT engi
 starts, and renders every cue it is given with it. The submitting side:
 
 - schedules the cues longest-first over the actors that are ready, one cue per actor at a time;
-- streams each cue's events back as they happen (an actor method that is a generator: "start", throttled
-  "progress", then the cue's end), so progress and deliveries arrive while the others still render;
+- streams each cue's events back as they happen (an actor method that is a generator: "start", every
+  "progress" report, then the cue's end), so progress and deliveries arrive while the others still render;
 - receives a finished cue's files as bytes through Ray's object store and writes them atomically under the
   task's `request.output` folder, with the worker's paths in the results and JSON sidecars moved to that folder:
   delivery, the batch manifest and the job journal stay on the submitting side;
@@ -48,7 +48,7 @@ from .base import (CueTask, Executor, ExecutorError, RenderFn, TaskEvent, TaskOu
 log = logging.getLogger(__name__)
 
 NAMESPACE = "filmscore"
-PROGRESS_STEP = 0.1  # an actor reports a stage's progress in steps of at least this, and every stage change
+POLL_S = 0.05  # how often the submitting side looks at should_cancel() while no event arrives
 
 
 def import_ray():
@@ -126,13 +126,11 @@ class _RenderActor:
         work = self.tmp / "cues" / task.task_id
         shutil.rmtree(work, ignore_errors=True)
         work.mkdir(parents=True)
-        last: dict[str, float] = {}
 
         def progress(stage: str, fraction: float, message: str = "") -> None:
-            prev = last.get(stage)
-            if prev is None or fraction >= 1.0 or fraction - prev >= PROGRESS_STEP:
-                last[stage] = fraction
-                events.put(("progress", str(stage), float(fraction), str(message)))
+            # every report, as a local render gives them: the bridge's clients see each denoising step and know
+            # where a cancel will land (a few bytes each through the stream)
+            events.put(("progress", str(stage), float(fraction), str(message)))
 
         def body() -> None:
             try:
@@ -386,7 +384,7 @@ class RayExecutor(Executor):
                 if not inflight:
                     time.sleep(0.05)  # waiting for an actor to load its bundle
                     continue
-                ready, _ = ray.wait(list(inflight), num_returns=1, timeout=0.2)
+                ready, _ = ray.wait(list(inflight), num_returns=1, timeout=POLL_S)
                 for gen in ready:
                     task, slot = inflight[gen]
                     attempt = attempts[task.task_id]
