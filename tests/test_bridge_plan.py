@@ -131,3 +131,13 @@ def test_render_params_round_trip_the_plan_fields():
     params = P.RenderParams.from_content(content)
     assert params.tempo_bpm == 96.0 and isinstance(params.valence, float) and params.free_timing is True
     assert P.RenderParams.from_content(params.to_content()) == params
+
+
+def test_an_executor_ships_the_plan_with_the_other_inputs(tmp_path):
+    """A remote executor copies `input_files()` to its worker (ship_inputs) and points the request at the copies:
+    a plan file is one of them, or a Ray actor without shared storage could not read it."""
+    from filmscore.bridge.executors.base import CueTask
+    from filmscore.engine.request import RenderRequest
+
+    task = CueTask("c", RenderRequest(tmp_path / "c.wav", duration_s=3.0, plan=tmp_path / "p.json"))
+    assert task.input_files() == [str(tmp_path / "p.json")]

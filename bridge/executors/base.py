@@ -92,9 +92,10 @@ class CueTask:
     plan: dict[str, Any] | None = None
 
     def input_files(self) -> list[str]:
-        """Every input file the worker reads: picture media, the MIDI theme, the reference audio."""
+        """Every input file the worker reads: picture media, the MIDI theme, the reference audio, the cue plan."""
         files = [s.media_path for s in self.picture or () if s.kind == "media" and s.media_path is not None]
-        files += [str(p) for p in (self.request.video, self.request.midi, self.request.reference_audio) if p]
+        files += [str(p) for p in (self.request.video, self.request.midi, self.request.reference_audio,
+                                   self.request.plan) if p]
         return list(dict.fromkeys(files))
 
 
@@ -207,7 +208,7 @@ def render_task(task: CueTask, output: Path | None = None, *, render: RenderFn |
         request = replace(request, output=Path(output))
     if media_map:
         request = replace(request, **{k: Path(media_map.get(str(getattr(request, k)), getattr(request, k)))
-                                      for k in ("video", "midi", "reference_audio") if getattr(request, k)})
+                                      for k in ("video", "midi", "reference_audio", "plan") if getattr(request, k)})
     plan_s = write_task_plan(task, request) if task.plan is not None else 0.0
     t0 = time.perf_counter()
     result = render(request, progress=progress, should_cancel=should_cancel)
