@@ -24,7 +24,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "train",
     "data",
     "cues",
-    "score",
+    "score", "conform",
     "serve",
     "client_cmds",
     "midi_in",

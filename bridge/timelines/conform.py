@@ -14,16 +14,38 @@ Every cut present in both versions (the same two shots meeting) is listed with i
 and a status: "unchanged", "changed", "deleted" (in the old edit only), "new" (in the new edit only) or
 "unrepairable" (less than `MIN_KEPT_SHARE` of the new cue keeps its old picture: a new render is needed).
 
-What is not built (docs/editor_loop.md): the `filmscore conform` command that renders from this analysis.
+`conform_scored` renders from this analysis (`filmscore conform OLD NEW --scored DIR -o DIR2`): see the section
+before it, and docs/editor_loop.md for what it does not do yet.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Literal
+import json
+import os
+import re
+import shutil
+import struct
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Literal
 
-from .cues import CueRegion
+import numpy as np
+
+from filmscore.engine.errors import FilmscoreError
+from filmscore.engine.request import ProgressFn
+
+from ..deliverables import (BEXT_UNSET, LoudnessReport, _chunk, atomic_write_bytes, read_wav_chunks,
+                            write_json)
+from ..executors.base import Executor
+from .batch import (MANIFEST_NAME, CueEvent, Manifest, RenderFn, ScoreOptions, cue_key, cue_plan_entry,
+                    score_timeline)
+from .cues import CueList, CueRegion
+from .film_of_region import EncodeFn
 from .picture import PictureSegment
+from .scored import Placement, write_scored_timeline
+from .timing import range_samples, to_samples
 
 JOIN_MARGIN_S = 1.0  # audio regenerated on each side of a moved cut, so the music can turn with it
 MIN_KEPT_SHARE = 0.5
@@ -185,3 +207,337 @@ def conform_edit(old_cues: list[CueRegion], new_cues: list[CueRegion]) -> EditCo
                             reason="a cue region only the new edit has: render it")
                  for nc in new_cues if nc.name not in old_names]
     return out
+
+
+# -- Rendering a conform: `filmscore conform OLD NEW --scored DIR -o DIR2` -----------------------------------------
+#
+# What each cue of the new edit gets, from the analysis above and the cues `filmscore score` delivered in DIR:
+# - unchanged: its delivered files copied; the WAV's audio bytes as they were, its BWF time reference (bext and
+#   iXML) set to the new record position;
+# - changed, nothing to regenerate (a trimmed region): the kept stretches' samples, shifted, nothing rendered;
+# - changed: the kept stretches' samples, shifted, and in the `regenerate` ranges the audio of a fresh render of
+#   the new cue with the batch's request and seed (`score_timeline` into a work folder), joined by 50 ms
+#   equal-power crossfades that lie inside the ranges. Not inpainting: `regenerate_cue` cannot serve a cue
+#   rendered from a timeline region's precomputed picture (docs/editor_loop.md), so the new ranges come from a
+#   different take and the joins are crossfades between two takes, not a seamless latent inpaint;
+# - new, unrepairable, or not done in DIR: rendered as `filmscore score` renders it;
+# - deleted: reported in the summary and the new manifest, nothing written.
+# The samples are spliced as 24-bit integers, never through floats, so a kept sample is the old sample exactly.
+
+CONFORM_WORK_DIR = ".filmscore-conform-work"
+CROSSFADE_S = 0.05
+_CUE_FILES = (".wav", ".json", ".controls.npz", ".theme.mid", ".plan.json", ".plan.mid")
+
+Action = Literal["copied", "spliced", "trimmed", "rendered", "reported", "failed"]
+
+
+@dataclass
+class ConformOutcome:
+    """What conform did to one cue. `kept_samples`: samples of the new WAV that are the old WAV's samples exactly
+    (shifted); `rendered_samples`: samples from the fresh render (crossfades included)."""
+
+    name: str
+    file_stem: str | None
+    status: Status
+    action: Action
+    reason: str = ""
+    wav: str | None = None
+    n_samples: int | None = None
+    time_reference: int | None = None
+    kept_samples: int = 0
+    rendered_samples: int = 0
+    loudness: dict | None = None
+    message: str = ""
+
+    def to_json(self) -> dict:
+        return dict(self.__dict__)
+
+
+@dataclass
+class ConformResult:
+    outdir: Path
+    analysis: EditConform
+    outcomes: list[ConformOutcome]
+    timelines: list[Path]
+    timeline_notes: list[str]
+    render_seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return all(o.action != "failed" for o in self.outcomes)
+
+    def to_json(self) -> dict:
+        return {"outdir": str(self.outdir), "ok": self.ok, "cues": [o.to_json() for o in self.outcomes],
+                "analysis": self.analysis.to_json(), "scored_timelines": [str(p) for p in self.timelines],
+                "notes": self.timeline_notes, "render_seconds": self.render_seconds}
+
+
+def scored_options(scored: Path) -> tuple[ScoreOptions, dict]:
+    """The options the batch in `scored` rendered with (from a done cue's sidecar) and its manifest's cues."""
+    from filmscore.engine import sidecar
+
+    manifest = scored / MANIFEST_NAME
+    if not manifest.is_file():
+        raise ConformError(f"{scored}: no {MANIFEST_NAME}; --scored must be a folder `filmscore score` wrote")
+    cues = sidecar.load(sidecar.BATCH, manifest).get("cues") or {}
+    for stem, e in cues.items():
+        if e.get("status") == "done" and (scored / f"{stem}.json").is_file():
+            opts = json.loads((scored / f"{stem}.json").read_text()).get("batch_options")
+            if isinstance(opts, dict):
+                return _options_of(opts), cues
+    raise ConformError(f"{scored}: no done cue with its sidecar JSON; nothing to conform from")
+
+
+def _options_of(d: dict) -> ScoreOptions:
+    kw = {}
+    for f in fields(ScoreOptions):
+        if f.name not in d:
+            continue
+        v = d[f.name]
+        if f.name in ("midi", "reference_audio", "bundle"):
+            v = Path(v) if v is not None else None
+        elif f.name == "search_roots":
+            v = tuple(Path(x) for x in v)
+        kw[f.name] = v
+    return ScoreOptions(**kw)
+
+
+def _decode24(data: bytes) -> np.ndarray:
+    b = np.frombuffer(data, np.uint8).reshape(-1, 3).astype(np.int32)
+    v = b[:, 0] | (b[:, 1] << 8) | (b[:, 2] << 16)
+    return np.where(v >= 1 << 23, v - (1 << 24), v).astype(np.int32)
+
+
+def _encode24(q: np.ndarray) -> bytes:
+    return np.asarray(q, "<i4").view(np.uint8).reshape(-1, 4)[:, :3].tobytes()
+
+
+def _mono24(chunks: dict[str, bytes], path: Path) -> None:
+    channels, _, _, _, bits = struct.unpack("<HIIHH", chunks["fmt "][2:16])
+    if channels != 1 or bits != 24:
+        raise ConformError(f"{path}: {channels} channel(s) of {bits} bits; conform splices the mono 24-bit WAVs "
+                           "`filmscore score` delivers")
+
+
+def rewrite_bwf(src: Path, dst: Path, time_reference: int, data: bytes | None = None,
+                loudness: LoudnessReport | None = None) -> Path:
+    """`src`'s chunks into `dst` with its time reference (bext and iXML) set, and optionally its `data` and bext
+    loudness fields replaced; every other byte as it was."""
+    chunks = read_wav_chunks(src)
+    out = b""
+    for tag, body in chunks.items():
+        if tag == "bext":
+            body = body[:338] + struct.pack("<II", time_reference & 0xFFFFFFFF, time_reference >> 32) + body[346:]
+            if loudness is not None:
+                cents = [int(round(v * 100)) if v is not None and np.isfinite(v) else BEXT_UNSET
+                         for v in (loudness.integrated_lufs, loudness.loudness_range_lu, loudness.true_peak_dbtp)]
+                body = body[:412] + struct.pack("<hhh", *cents) + body[418:]
+        elif tag == "iXML":
+            text = body.rstrip(b"\0").decode("utf-8")
+            for field_, v in (("HI", time_reference >> 32), ("LO", time_reference & 0xFFFFFFFF)):
+                text = re.sub(rf"(<TIMESTAMP_SAMPLES_SINCE_MIDNIGHT_{field_}>)\d+(<)", rf"\g<1>{v}\g<2>", text)
+            body = text.encode("utf-8")
+        elif tag == "data" and data is not None:
+            body = data
+        out += _chunk(tag.encode("latin-1"), body)
+    return atomic_write_bytes(dst, b"RIFF" + struct.pack("<I", 4 + len(out)) + b"WAVE" + out)
+
+
+def splice(old: np.ndarray, new: np.ndarray | None, n: int, kept: Sequence[Stretch],
+           regenerate: Sequence[tuple[float, float]], sr: int) -> tuple[np.ndarray, int, int]:
+    """The new cue's `n` 24-bit samples: the old samples along the kept stretches (shifted by their offsets) outside
+    the `regenerate` ranges, `new`'s inside them, an equal-power crossfade of `CROSSFADE_S` inside each range end
+    that meets kept audio. Returns (samples, how many are old samples exactly, how many came from `new`)."""
+    src = np.full(n, -1, np.int64)
+    for s in kept:
+        a, b = round(s.start * sr), min(n, round(s.end * sr))
+        idx = np.arange(a, b) - round(s.offset * sr)
+        src[a:b] = np.where((idx >= 0) & (idx < old.shape[0]), idx, -1)
+    w = np.zeros(n)  # the new take's share: 0 old, 1 new
+    fade = max(1, round(CROSSFADE_S * sr))
+    for ra, rb in regenerate:
+        a, b = round(ra * sr), min(n, round(rb * sr))
+        w[a:b] = 1.0
+        if a > 0 and src[a - 1] >= 0:  # kept audio before: fade in over the range's first samples
+            k = min(fade, (b - a) // 2)
+            w[a:a + k] = np.minimum(w[a:a + k], (np.arange(k) + 0.5) / k)
+        if b < n and src[b] >= 0:
+            k = min(fade, (b - a) // 2)
+            w[b - k:b] = np.minimum(w[b - k:b], (np.arange(k)[::-1] + 0.5) / k)
+    w[src < 0] = 1.0  # no old audio shows this picture: the analysis put it in a range
+    if new is None:
+        if (w > 0).any():
+            raise ConformError("internal: samples without old audio and no new render")
+        new = np.zeros(n, np.int32)
+    if new.shape[0] != n:
+        raise ConformError(f"the fresh render has {new.shape[0]} samples, the new cue {n}")
+    old_at = old[np.clip(src, 0, None)].astype(np.float64)
+    mixed = np.cos(w * np.pi / 2) * old_at + np.sin(w * np.pi / 2) * new.astype(np.float64)
+    out = np.clip(np.round(mixed), -(1 << 23), (1 << 23) - 1).astype(np.int32)
+    out[w == 0] = old[src[w == 0]]
+    out[w == 1] = new[w == 1]
+    return out, int((w == 0).sum()), int((w > 0).sum())
+
+
+class ConformError(FilmscoreError):
+    """A conform that cannot run: the scored folder is not a batch's, a WAV is not what score delivers."""
+
+
+def conform_scored(old_list: CueList, new_list: CueList, scored: str | Path, outdir: str | Path, *,
+                   render: RenderFn | None = None, encode: EncodeFn | None = None,
+                   executor: Executor | None = None, on_cue: CueEvent | None = None,
+                   progress: ProgressFn | None = None) -> ConformResult:
+    """Conform the cues `filmscore score` delivered for `old_list` into `outdir` for `new_list` (module section
+    above); write the new manifest (each entry with its `conform` record, deleted cues included) and the scored
+    timeline of the new edit."""
+    scored, outdir = Path(scored), Path(outdir)
+    if scored.resolve() == outdir.resolve():
+        raise ConformError(f"-o {outdir} is the scored folder; conform writes a new one")
+    options, old_entries = scored_options(scored)
+    sr = options.sample_rate
+    analysis = conform_edit(old_list.cues, new_list.cues)
+    old_by_name = {c.name: c for c in old_list.cues}
+    new_by_name = {c.name: c for c in new_list.cues}
+    outdir.mkdir(parents=True, exist_ok=True)
+    manifest = Manifest(outdir, str(new_list.timeline.path), order=[c.file_stem for c in new_list.cues])
+    manifest.data["conform"] = {"old_timeline": str(old_list.timeline.path), "scored": str(scored)}
+
+    def old_done(cue: CueRegion) -> Path | None:
+        e = old_entries.get(cue.file_stem)
+        wav = scored / f"{cue.file_stem}.wav"
+        ok = e is not None and e.get("status") == "done" and e.get("key") == cue_key(cue, options) and wav.is_file()
+        return wav if ok else None
+
+    plans: dict[str, CueConform] = {}
+    to_render: list[CueRegion] = []  # rendered whole, as score renders them, into the work folder
+    outcomes: dict[str, ConformOutcome] = {}
+    for c in analysis.cues:
+        if c.status == "deleted":
+            outcomes[c.name] = ConformOutcome(c.name, c.old.file_stem, "deleted", "reported", c.reason, wav=None)
+            continue
+        plans[c.name] = c
+        old_cue = old_by_name.get(c.name)
+        if c.status in ("new", "unrepairable") or old_cue is None or old_done(old_cue) is None:
+            to_render.append(new_by_name[c.name])
+        elif c.status == "changed" and c.regenerate:
+            to_render.append(new_by_name[c.name])
+
+    render_names = {c.name for c in to_render}
+    work = outdir / CONFORM_WORK_DIR
+    rendered: dict[str, Any] = {}
+    render_s = 0.0
+    if to_render:
+        t0 = time.perf_counter()
+        batch = score_timeline(new_list, to_render, work, options, render=render, encode=encode, executor=executor,
+                               on_cue=on_cue, progress=progress)
+        render_s = time.perf_counter() - t0
+        rendered = {o.name: o for o in batch.outcomes}
+
+    for new_cue in new_list.cues:
+        c = plans[new_cue.name]
+        stem = new_cue.file_stem
+        _, n = range_samples(new_cue.record_range, sr)
+        time_ref = to_samples(new_cue.record_timecode_start, sr)
+        o = outcomes[new_cue.name] = ConformOutcome(new_cue.name, stem, c.status, "failed", c.reason, f"{stem}.wav",
+                                                    n, time_ref)
+        old_cue = old_by_name.get(new_cue.name)
+        old_wav = old_done(old_cue) if old_cue is not None else None
+        fresh = rendered.get(new_cue.name)
+        try:
+            if fresh is not None and fresh.status != "done":
+                raise ConformError(fresh.message or f"cue {new_cue.name!r}: the render did not finish")
+            if new_cue.name in render_names and (c.status != "changed" or old_wav is None):
+                o.action, o.rendered_samples = "rendered", n
+                if c.status == "changed":
+                    o.reason = f"{c.reason}; not done in {scored}: rendered as score renders it".lstrip("; ")
+                for suffix in _CUE_FILES:
+                    if (work / f"{stem}{suffix}").is_file():
+                        os.replace(work / f"{stem}{suffix}", outdir / f"{stem}{suffix}")
+                o.loudness = fresh.loudness
+            elif c.status == "unchanged":
+                ostem = old_wav.stem
+                rewrite_bwf(old_wav, outdir / o.wav, time_ref)
+                for suffix in _CUE_FILES[2:]:
+                    if (scored / f"{ostem}{suffix}").is_file():
+                        shutil.copyfile(scored / f"{ostem}{suffix}", outdir / f"{stem}{suffix}")
+                o.action, o.kept_samples = "copied", n
+                meta = json.loads((scored / f"{ostem}.json").read_text())
+                o.loudness = meta.get("loudness")
+                meta.update(cue=new_cue.to_json(), time_reference=time_ref)
+                meta["conform"] = {"action": "copied", "from": str(old_wav)}
+                write_json(outdir / f"{stem}.json", meta)
+            else:
+                _splice_cue(c, new_cue, old_wav, work if fresh is not None else None, outdir, n, time_ref, sr, o)
+        except FilmscoreError as e:
+            o.action, o.message = "failed", str(e)
+    shutil.rmtree(work, ignore_errors=True)
+
+    for o in outcomes.values():
+        cue = new_by_name.get(o.name)
+        record = {"status": o.status, "action": o.action, "reason": o.reason, "kept_samples": o.kept_samples,
+                  "rendered_samples": o.rendered_samples, "analysis": next(
+                      (c.to_json() for c in analysis.cues if c.name == o.name), None)}
+        if o.action == "reported":
+            manifest.record(o.file_stem, {"status": "deleted", "name": o.name, "conform": record})
+        elif o.action == "failed":
+            manifest.record(o.file_stem, {"status": "failed", "name": o.name, "error": o.message, "conform": record})
+        else:
+            # a copied or rendered cue is what `filmscore score` NEW would deliver: its key lets a score rerun keep
+            # it; a spliced one is not, so a score rerun renders it afresh
+            key = cue_key(cue, options) if o.action in ("copied", "rendered") else f"conform:{o.action}"
+            manifest.record(o.file_stem, {"status": "done", "key": key, "name": o.name, "wav": o.wav,
+                                          "n_samples": o.n_samples, "loudness": o.loudness,
+                                          "plan": cue_plan_entry(outdir, o.file_stem), "conform": record})
+    placements = [Placement(new_by_name[o.name], outdir / o.wav, o.n_samples, sr)
+                  for o in outcomes.values() if o.action not in ("reported", "failed")]
+    timelines, notes = write_scored_timeline(new_list.timeline, placements, outdir) if placements else ([], [])
+    order = {c.name: i for i, c in enumerate(new_list.cues)}
+    ordered = sorted(outcomes.values(), key=lambda o: (order.get(o.name, len(order)), o.name))
+    return ConformResult(outdir, analysis, ordered, timelines, notes, render_s)
+
+
+def _splice_cue(c: CueConform, new_cue: CueRegion, old_wav: Path, work: Path | None, outdir: Path, n: int,
+                time_ref: int, sr: int, o: ConformOutcome) -> None:
+    """A changed cue: old samples along the kept stretches, the fresh render's in the ranges (module section)."""
+    from filmscore.engine.audio.loudness import measure
+
+    stem = new_cue.file_stem
+    old_chunks = read_wav_chunks(old_wav)
+    _mono24(old_chunks, old_wav)
+    old = _decode24(old_chunks["data"])
+    new = None
+    base = old_wav
+    if work is not None:
+        base = work / f"{stem}.wav"
+        new_chunks = read_wav_chunks(base)
+        _mono24(new_chunks, base)
+        new = _decode24(new_chunks["data"])
+    samples, o.kept_samples, o.rendered_samples = splice(old, new, n, c.kept, c.regenerate if new is not None
+                                                         else (), sr)
+    x = samples.astype(np.float64) / float(1 << 23)
+    m = measure(x, sr)
+    lufs = m.integrated_lufs()
+    peak = 20 * np.log10(m.peak) if m.peak > 0 else float("-inf")
+    loud = LoudnessReport(target_lufs=float("nan"), integrated_lufs=lufs, true_peak_dbtp=peak,
+                          loudness_range_lu=None, gain_db=0.0, limited=False, input_lufs=lufs)
+    o.loudness = {"integrated_lufs": lufs, "true_peak_dbtp": peak}
+    rewrite_bwf(base, outdir / f"{stem}.wav", time_ref, data=_encode24(samples), loudness=loud)
+    o.action = "spliced" if new is not None else "trimmed"
+    # Sidecars: the fresh render's (its request, seed, controls and the plan made for the new cut) where there is
+    # one; else the old cue's, without its plan, which was made for the old length (moving a plan's hits and tempo
+    # map to the new cuts is not built)
+    src_dir, src_stem = (work, stem) if work is not None else (old_wav.parent, old_wav.stem)
+    meta = json.loads((src_dir / f"{src_stem}.json").read_text())
+    for suffix in _CUE_FILES[2:]:
+        if suffix.startswith(".plan") and work is None:
+            (outdir / f"{stem}{suffix}").unlink(missing_ok=True)
+            continue
+        if (src_dir / f"{src_stem}{suffix}").is_file():
+            shutil.copyfile(src_dir / f"{src_stem}{suffix}", outdir / f"{stem}{suffix}")
+    meta.update(cue=new_cue.to_json(), time_reference=time_ref, n_samples=n, wav=f"{stem}.wav",
+                loudness=o.loudness, plan=cue_plan_entry(outdir, stem))
+    meta["conform"] = {"action": o.action, "from": str(old_wav), "kept_samples": o.kept_samples,
+                       "rendered_samples": o.rendered_samples, "crossfade_s": CROSSFADE_S,
+                       "kept": c.to_json()["kept"], "regenerate_s": c.to_json()["regenerate_s"],
+                       "new_audio": "a fresh render of the new cue, same request and seed" if work else None}
+    write_json(outdir / f"{stem}.json", meta)

@@ -1,0 +1,112 @@
+"""`filmscore conform` end to end (bridge/timelines/conform.py, `conform_scored`): the generated edit of
+test_timelines_batch scored by the real engine with the tiny bundle, then a new version of the edit in which
+0.5 s of picture is cut out of cue 1M2 (the cues after it move 0.5 s earlier) and cue 1M1's region is removed."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import opentimelineio as otio
+import pytest
+import soundfile as sf
+
+from filmscore.bridge.deliverables import read_bext, read_wav_chunks
+from filmscore.bridge.timelines.batch import MANIFEST_NAME, score_timeline
+from filmscore.bridge.timelines.cues import read_cues
+from filmscore.bridge.timelines.files import read_timeline
+from filmscore.bridge.timelines.timing import range_samples, to_samples
+from test_timelines_batch import RT, SR, TR, bundle, make_edit, options  # noqa: F401  (bundle: the fixture)
+
+CUT = 12  # frames (0.5 s at 24 fps) removed from clip A, inside cue 1M2 (record 3.5-6.5 s)
+
+
+def make_new_edit(old: Path) -> Path:
+    """OLD with clip A split at record 4.5 s and media 4.5-5 s removed; markers after the cut moved 12 frames
+    earlier, 1M2 12 frames shorter, 1M1 removed."""
+    tl = otio.adapters.read_from_file(str(old))
+    track = tl.tracks[0]
+    a = track[0]
+    ref = a.media_reference.deepcopy()
+    a.source_range = TR(RT(0, 24), RT(108, 24))  # media 0-4.5 s
+    track.insert(1, otio.schema.Clip(name="A2", media_reference=ref, source_range=TR(RT(120, 24), RT(24, 24))))
+    markers = list(tl.tracks.markers)
+    tl.tracks.markers.clear()
+    for m in markers:
+        start, dur = m.marked_range.start_time, m.marked_range.duration
+        if m.name == "1M1":
+            continue
+        if m.name == "1M2":
+            dur = dur - RT(CUT, 24)
+        elif start.to_seconds() >= 4.5:
+            start = start - RT(CUT, 24)
+        tl.tracks.markers.append(otio.schema.Marker(name=m.name, marked_range=TR(start, dur), color=m.color))
+    path = old.with_name("reel_v2.otio")
+    otio.adapters.write_to_file(tl, str(path))
+    return path
+
+
+@pytest.mark.slow
+def test_conform_copies_moved_cue_splices_changed_one_reports_deleted(tmp_path, bundle, monkeypatch, capsys):
+    src = make_edit(tmp_path)
+    new_path = make_new_edit(src)
+    scored = tmp_path / "scored"
+    old_cl = read_cues(read_timeline(src))
+    assert score_timeline(old_cl, old_cl.cues, scored, options(bundle)).ok
+
+    import filmscore.engine.render as engine_render
+
+    rendered: list[str] = []
+    real = engine_render.render_cue
+
+    def counting(request, **kw):
+        rendered.append(Path(request.output).stem)
+        return real(request, **kw)
+
+    monkeypatch.setattr(engine_render, "render_cue", counting)
+    from filmscore.bridge.cli import main
+
+    out = tmp_path / "v2"
+    code = main(["conform", str(src), str(new_path), "--scored", str(scored), "-o", str(out), "--json"])
+    cap = capsys.readouterr()
+    assert cap.out, cap.err
+    summary = json.loads(cap.out)
+    assert code == 0, summary
+    by = {c["name"]: c for c in summary["cues"]}
+    assert rendered == ["1M2"]  # only the changed cue was rendered
+
+    new_cues = {c.name: c for c in read_cues(read_timeline(new_path)).cues}
+    # cue 3 moved 0.5 s earlier in record time, same picture: the same audio bytes, the time reference moved
+    assert by["cue 3"]["status"] == "unchanged" and by["cue 3"]["action"] == "copied"
+    old3, new3 = read_wav_chunks(scored / "cue_3.wav"), read_wav_chunks(out / "cue_3.wav")
+    assert old3["data"] == new3["data"] and old3["fmt "] == new3["fmt "]
+    t_ref = to_samples(new_cues["cue 3"].record_timecode_start, SR)
+    assert read_bext(out / "cue_3.wav")["time_reference"] == t_ref == read_bext(scored / "cue_3.wav")[
+        "time_reference"] - SR // 2
+    assert f"<TIMESTAMP_SAMPLES_SINCE_MIDNIGHT_LO>{t_ref}<" in new3["iXML"].decode()
+    # 1M2: the shot cut changed it: its last 0.5 s (after the 1 s margin past the new join at 1 s) are the old
+    # samples shifted by 0.5 s, bit for bit; the first 2 s come from the fresh render, crossfaded into the old
+    m2 = by["1M2"]
+    assert m2["status"] == "changed" and m2["action"] == "spliced"
+    _, n = range_samples(new_cues["1M2"].record_range, SR)
+    old2, _ = sf.read(str(scored / "1M2.wav"), dtype="int32")
+    new2, _ = sf.read(str(out / "1M2.wav"), dtype="int32")
+    assert new2.shape == (n,) and m2["kept_samples"] == n - 2 * SR and m2["rendered_samples"] == 2 * SR
+    np.testing.assert_array_equal(new2[2 * SR:], old2[2 * SR + SR // 2:2 * SR + SR // 2 + (n - 2 * SR)])
+    assert not np.array_equal(new2[:SR], old2[:SR])
+    assert read_bext(out / "1M2.wav")["time_reference"] == to_samples(new_cues["1M2"].record_timecode_start, SR)
+    meta2 = json.loads((out / "1M2.json").read_text())
+    assert meta2["conform"]["regenerate_s"] == [[0.0, pytest.approx(2.0)]] and meta2["n_samples"] == n
+    # 1M1: deleted, reported in the summary and in the new manifest, no file written
+    assert by["1M1"]["status"] == "deleted" and by["1M1"]["action"] == "reported"
+    assert not (out / "1M1.wav").exists()
+    manifest = json.loads((out / MANIFEST_NAME).read_text())["cues"]
+    assert manifest["1M1"]["status"] == "deleted" and manifest["cue_3"]["conform"]["action"] == "copied"
+    assert manifest["1M2"]["conform"]["action"] == "spliced"
+    # the scored timeline of the new edit holds both delivered cues at their new record times
+    scored_tl = read_timeline(out / "reel_v2.scored.otio").timeline
+    placed = {c.name: c.range_in_parent() for t in scored_tl.audio_tracks() for c in t
+              if isinstance(c, otio.schema.Clip)}
+    assert placed == {name: new_cues[name].record_range for name in ("1M2", "cue 3")}
+    assert not (out / ".filmscore-conform-work").exists()
