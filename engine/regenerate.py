@@ -178,7 +178,7 @@ def regenerate_cue(regen: Regeneration, progress: ProgressFn | None = None,
     from .audio.io import resample
     from .backends import load_backend
     from .pipeline import Inpaint
-    from .render import _controls, _picture, build_pipeline, write_atomically
+    from .render import build_pipeline, controls_of_request, picture_of_request, write_atomically
     from .threads import reproducibility
 
     report = progress or (lambda stage, frac, msg: None)
@@ -218,12 +218,12 @@ def regenerate_cue(regen: Regeneration, progress: ProgressFn | None = None,
     want = pipe.film_head.config.feature_layout if pipe.film_head is not None else None
     from .film.features import layout_has_faces
 
-    film = _picture(req, report, faces=bool(want) and layout_has_faces(want))
+    film = picture_of_request(req, report, faces=bool(want) and layout_has_faces(want))
     if film is not None and want and film.layout != want:
         film = film.as_layout(want)
     n_model = cue_n_samples(duration, MODEL_SAMPLE_RATE)
     n_frames = math.ceil(n_model / pipe.mel_config.hop_length)
-    controls, _ = _controls(req, n_frames, film)
+    controls, _ = controls_of_request(req, n_frames, film)
     run = dict(n_samples=n_model, film=film, controls=controls, scheduler=req.scheduler,
                picture_guidance=req.picture_guidance, control_guidance=req.control_guidance,
                control_strength=req.control_strength, vocoder=req.vocoder, steps=req.steps,

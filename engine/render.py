@@ -62,7 +62,9 @@ def build_pipeline(bundle_path: Path | None) -> tuple[FilmScorePipeline, object]
     return pipe, bundle
 
 
-def _picture(request: RenderRequest, report: ProgressFn, faces: bool) -> FilmFeatures | None:
+def picture_of_request(request: RenderRequest, report: ProgressFn, faces: bool) -> FilmFeatures | None:
+    """The request's picture features: the caller's own (a timeline region) or its video's range encoded; None
+    without a picture. Shared with `regenerate`, which must see the picture the original render saw."""
     if request.film_features is not None:  # an edited region, encoded clip by clip by the caller
         return request.film_features
     if request.video is None:
@@ -73,7 +75,9 @@ def _picture(request: RenderRequest, report: ProgressFn, faces: bool) -> FilmFea
                         progress=lambda frac, msg="": report("picture", frac, msg))
 
 
-def _controls(request: RenderRequest, n_frames: int, film: FilmFeatures | None) -> tuple[Controls, object | None]:
+def controls_of_request(request: RenderRequest, n_frames: int, film: FilmFeatures | None) -> tuple[Controls, object | None]:
+    """The controls a request renders (its plan's, else its theme/reference/maestro fitted to the picture) and the
+    fitted theme where there is one. Shared with `regenerate`, which must rebuild the original's controls."""
     if request.plan is not None:  # the plan is rendered as it stands (engine/plan/plan.py, CuePlan.controls)
         from .plan.plan import CuePlan
 
@@ -183,7 +187,7 @@ def render_cue(request: RenderRequest, progress: ProgressFn | None = None,
     t0 = time.perf_counter()
     want = pipe.film_head.config.feature_layout if pipe.film_head is not None else None
     # the face branch costs ~2 s CPU per minute of picture: run it only for a bundle that reads its block
-    film = _picture(request, report, faces=bool(want) and layout_has_faces(want))
+    film = picture_of_request(request, report, faces=bool(want) and layout_has_faces(want))
     timings["picture"] = time.perf_counter() - t0
     if film is not None and want and film.layout != want:
         try:  # the same encoding with or without the face block is the same features seen differently
@@ -216,7 +220,7 @@ def render_cue(request: RenderRequest, progress: ProgressFn | None = None,
     # one request per take: its seed (which may draw the theme) and its file; take 1 of one is the request itself
     takes = [request] if variations == 1 else [
         replace(request, seed=request.seed + k, output=take_path(out, k + 1)) for k in range(variations)]
-    fitted_controls = [_controls(r, n_frames, film) for r in takes]
+    fitted_controls = [controls_of_request(r, n_frames, film) for r in takes]
     controls, fitted = fitted_controls[0]
     timings["controls"] = time.perf_counter() - t0
     report("controls", 1.0, "controls ready")

@@ -17,10 +17,12 @@ from .common import (HelpFormatter, add_json_flag, add_overwrite_flag, check_out
                      stage_progress, stderr_console)
 
 
-def add_render_options(p: argparse.ArgumentParser) -> None:
-    """Options shared by `render` and `demo` (and by batch commands that render)."""
-    p.add_argument("--seed", type=int, default=0, help="random seed: same request + seed = identical WAV (and, with "
-                   "--maestro and no --theme, the theme drawn)")
+def add_render_options(p: argparse.ArgumentParser, regenerates: bool = False) -> None:
+    """Options shared by `render` and `demo` (and by batch commands that render). With `regenerates` (render's
+    --from), an absent --seed is None: 0 for a render, the cue's seed + 1 for --regenerate."""
+    p.add_argument("--seed", type=int, default=None if regenerates else 0,
+                   help="random seed: same request + seed = identical WAV (and, with --maestro and no --theme, the "
+                        "theme drawn)" + (" (default: 0); with --regenerate, the cue's seed + 1" if regenerates else ""))
     p.add_argument("--steps", type=int, default=25, help="denoising steps")
     p.add_argument("--scheduler", default="dpmpp", help="ddim, dpmpp (DPM-Solver++ 2M) or euler")
     p.add_argument("--guidance", type=float, default=2.0, help="picture guidance scale (0: ignore the picture's "
@@ -61,7 +63,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="with --midi: the track holding the melody (0-based index: 0 is the file's first track)")
     p.add_argument("--channel", type=int, default=None, help="with --midi: the channel holding the melody (1-16)")
     p.add_argument("--hits", default="", help="hit points in seconds, comma-separated (default: the picture's cuts)")
-    add_render_options(p)
+    add_render_options(p, regenerates=True)
     p.add_argument("--variations", type=int, default=1, metavar="N",
                    help="render N takes of the request together (seeds --seed, --seed + 1, ...) to OUT.take1.wav ... "
                         "OUT.takeN.wav, each with its JSON; any take re-renders alone, bit for bit, from its seed")
@@ -72,7 +74,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "cue's seed + 1); outside it the WAV is sample-identical to the cue")
     add_overwrite_flag(p)
     add_json_flag(p)
-    p.set_defaults(run=run, seed=None)  # None: 0 for a render, the cue's seed + 1 for --regenerate
+    p.set_defaults(run=run)
 
 
 def request_from_args(args: argparse.Namespace, output: Path, **overrides):
