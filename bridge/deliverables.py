@@ -137,7 +137,8 @@ def ixml_chunk(*, project: str, scene: str, note: str, sample_rate: int, time_re
     return b'<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="utf-8")
 
 
-def _chunk(tag: bytes, body: bytes) -> bytes:
+def riff_chunk(tag: bytes, body: bytes) -> bytes:
+    """One RIFF chunk: tag, little-endian size, body, and the pad byte RIFF requires after an odd-sized body."""
     return tag + struct.pack("<I", len(body)) + body + (b"\0" if len(body) % 2 else b"")
 
 
@@ -157,10 +158,10 @@ def write_bwf(path: str | Path, audio: np.ndarray, sample_rate: int, bext: BextI
     if len(data) > 0xFFFFFFFF - 4096:
         raise DeliveryError(f"cannot write {path}: {len(data)} bytes of audio need RF64, which is not written")
     fmt = struct.pack("<HHIIHH", 1, channels, sample_rate, sample_rate * channels * 3, channels * 3, 24)
-    chunks = _chunk(b"fmt ", fmt) + _chunk(b"bext", bext_chunk(bext))
+    chunks = riff_chunk(b"fmt ", fmt) + riff_chunk(b"bext", bext_chunk(bext))
     if ixml is not None:
-        chunks += _chunk(b"iXML", ixml)
-    chunks += _chunk(b"data", data)
+        chunks += riff_chunk(b"iXML", ixml)
+    chunks += riff_chunk(b"data", data)
     return atomic_write_bytes(path, b"RIFF" + struct.pack("<I", 4 + len(chunks)) + b"WAVE" + chunks)
 
 

@@ -36,7 +36,7 @@ import numpy as np
 from filmscore.engine.errors import FilmscoreError
 from filmscore.engine.request import ProgressFn
 
-from ..deliverables import (BEXT_UNSET, LoudnessReport, _chunk, atomic_write_bytes, read_wav_chunks,
+from ..deliverables import (BEXT_UNSET, LoudnessReport, atomic_write_bytes, read_wav_chunks, riff_chunk,
                             write_json)
 from ..executors.base import Executor
 from .batch import (MANIFEST_NAME, CueEvent, Manifest, RenderFn, ScoreOptions, cue_key, cue_plan_entry,
@@ -339,7 +339,7 @@ def rewrite_bwf(src: Path, dst: Path, time_reference: int, data: bytes | None = 
             body = text.encode("utf-8")
         elif tag == "data" and data is not None:
             body = data
-        out += _chunk(tag.encode("latin-1"), body)
+        out += riff_chunk(tag.encode("latin-1"), body)
     return atomic_write_bytes(dst, b"RIFF" + struct.pack("<I", 4 + len(out)) + b"WAVE" + out)
 
 
