@@ -197,6 +197,12 @@ class BridgeClient(_Base):
             if len(page) < 1000:
                 return out
 
+    def plan(self, output: str | Path, *, retries: int = 2, **kw: Any) -> str:
+        """Queue a plan (no audio): the render's keywords; the job's result is the plan's summary and the
+        OUT.plan.json it wrote beside `output`. Returns its job id."""
+        content, buffers = render_content(output, **kw)
+        return self.request("plan", content, buffers, retries=retries)["job_id"]
+
     def result(self, job_id: str) -> dict[str, Any]:
         return self.request("result", {"job_id": job_id})["result"]
 
@@ -320,6 +326,10 @@ class AsyncBridgeClient(_Base):
     async def render(self, output: str | Path, **kw: Any) -> str:
         content, buffers = render_content(output, **kw)
         return (await self.request("render", content, buffers))["job_id"]
+
+    async def plan(self, output: str | Path, **kw: Any) -> str:
+        content, buffers = render_content(output, **kw)
+        return (await self.request("plan", content, buffers))["job_id"]
 
     async def status(self, job_id: str | None = None) -> dict[str, Any]:
         reply = await self.request("status", {"job_id": job_id} if job_id else {})

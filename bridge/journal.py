@@ -110,7 +110,8 @@ class JobRecord:
         result = self.result
         if result is not None and not full:
             result = {k: result.get(k) for k in ("output", "duration_s", "n_samples", "sample_rate", "seed")}
-        return {"job_id": self.job_id, "state": self.state, "output": self.request.get("output"),
+        return {"job_id": self.job_id, "kind": self.request.get("kind", "render"), "state": self.state,
+                "output": self.request.get("output"),
                 "attempts": self.attempts, "created": self.created, "updated": self.updated,
                 "started": self.started, "ended": self.ended, "result": result, "error": self.error}
 

@@ -42,7 +42,7 @@ DELIM = b"<IDS|MSG>"
 SIGNATURE_SCHEME = "hmac-sha256"
 
 REQUEST_TYPES: tuple[str, ...] = (
-    "hello", "render", "status", "cancel", "list_jobs", "result", "maestros", "shutdown",
+    "hello", "render", "plan", "status", "cancel", "list_jobs", "result", "maestros", "shutdown",
 )
 """Requests a client may send on the request socket; each is answered by `<type>_reply` (or `error`)."""
 EVENT_TYPES: tuple[str, ...] = (

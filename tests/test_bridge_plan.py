@@ -109,6 +109,11 @@ def test_a_plan_file_is_rendered_as_it_stands(served):
     ({"reference_audio": "{media}/ref.wav", "key": "C major"}, "RequestError", "not reference audio"),
 ])
 def test_bad_plans_and_overrides_are_refused_before_queueing(served, fields, ename, message):
+    _assert_refused(served, "render", fields, ename, message)
+
+
+def _assert_refused(served, msg_type: str, fields: dict, ename: str, message: str) -> None:
+    """`msg_type` with `fields` ("{media}" = the media root) is answered `ename` naming `message`; nothing queued."""
     srv, d, _ = served
     (d["media"] / "bad.json").write_text("{not json")
     (d["media"] / "bad.txt").write_text("{}")
@@ -120,7 +125,7 @@ def test_bad_plans_and_overrides_are_refused_before_queueing(served, fields, ena
     with BridgeClient(srv.info) as c:
         before = len(c.list_jobs())
         with pytest.raises(RemoteError) as e:
-            c.request("render", content)
+            c.request(msg_type, content)
         assert e.value.ename == ename and message in e.value.evalue, (e.value.ename, e.value.evalue)
         assert len(c.list_jobs()) == before
 
@@ -141,3 +146,42 @@ def test_an_executor_ships_the_plan_with_the_other_inputs(tmp_path):
 
     task = CueTask("c", RenderRequest(tmp_path / "c.wav", duration_s=3.0, plan=tmp_path / "p.json"))
     assert task.input_files() == [str(tmp_path / "p.json")]
+
+
+def test_a_plan_request_makes_the_command_lines_plan_without_audio(served, tmp_path):
+    """`plan`: the render's fields, a job on a worker (the loop answers at once), the result is the plan's summary and
+    the OUT.plan.json it wrote, equal to `filmscore plan` with the same flags; no audio is rendered."""
+    srv, d, _ = served
+    out = d["out"] / "planned.wav"
+    with BridgeClient(srv.info) as c:
+        c.subscribe(wait_s=30)
+        job = c.plan(out, duration_s=4.0, seed=5, maestro="bach", theme="4", tempo_bpm=90, key="E minor",
+                     energy=0.3, valence=0.7, orchestration="winds")
+        assert c.request("status", {"job_id": job})["job"]["kind"] == "plan"
+        res = _finish(c, job)
+        bare = _finish(c, c.plan(d["out"] / "bare.wav", duration_s=3.0, seed=1))  # no overrides: the plan decides
+    plan_file = d["out"] / "planned.plan.json"
+    plan = CuePlan.load(plan_file)
+    assert res["plan"] == str(plan_file) and (res["key"], res["mode"], res["orchestration"]) == ("E", "minor", "winds")
+    assert res["tempo_bpm"] == round(plan.tempo.tempo_bpm, 3) and abs(res["target_bpm"] - 90) < 1e-6
+    assert res["mood"] == plan.mood.to_json() and res["mood"]["energy"] == 0.3 and res["mood"]["valence"] == 0.7
+    assert res["bars"] == len(plan.tempo.downbeats) > 0 and res["duration_s"] == 4.0
+    assert not out.exists() and not [p.name for p in d["out"].iterdir() if ".partial" in p.name]
+    assert CuePlan.load(bare["plan"]).duration_s == 3.0 and bare["mode"] in ("major", "minor")
+
+    proc = _cli("plan", "--duration", "4", "--seed", "5", "--maestro", "bach", "--theme", "4", "--tempo", "90",
+                "--key", "E minor", "--energy", "0.3", "--valence", "0.7", "--orchestration", "winds",
+                "-o", str(tmp_path / "p.json"))
+    assert proc.returncode == 0, proc.stderr
+    assert CuePlan.load(tmp_path / "p.json").to_json() == plan.to_json()
+
+
+@pytest.mark.parametrize("fields, ename, message", [
+    ({"key": "H minor"}, "PlanError", "key 'H minor'"),
+    ({"tempo_bpm": 400}, "PlanError", "must be 40..200"),
+    ({"plan": "{media}/p.json"}, "RequestError", "a plan request makes a plan"),
+    ({"reference_audio": "{media}/ref.wav"}, "RequestError", "not reference audio"),
+    ({"output": "/etc/x.wav"}, "PathNotAllowed", "outside the server's allowed roots"),
+])
+def test_bad_plan_requests_are_refused_before_queueing(served, fields, ename, message):
+    _assert_refused(served, "plan", fields, ename, message)

@@ -136,6 +136,8 @@ def test_panel_in_chromium_against_live_bridge(site, tmp_path):
         pytest.skip(f"{CHROMIUM} not found: install Debian's chromium (scripts/setup.sh APT_PACKAGES)")
     from filmscore.bridge.server.launch import launch_server
     from filmscore.engine.bundle_testing import make_tiny_bundle
+    from filmscore.engine.plan.plan import CuePlan
+    from filmscore.engine.plan.spec import plan_path
 
     root, origin = site
     out = tmp_path / "cues"
@@ -162,14 +164,27 @@ def test_panel_in_chromium_against_live_bridge(site, tmp_path):
                 page.wait_for_function("document.querySelectorAll('#fs-cue option').length === 2", timeout=10_000)
                 assert "1 hit point" in page.inner_text("#fs-cue-info")
 
-                # Job 1: cue 1M1 guided by a maestro, a few steps. Job 2: cue 1M2 with an inline MIDI theme (the
-                # panel's dropped-file path), queued behind it (one worker), then cancelled.
+                # The plan of cue 1M1 guided by a maestro (no audio): the panel shows what the bridge wrote.
                 page.fill("#fs-seed", "3")
                 page.fill("#fs-steps", "4")
                 page.select_option("#fs-cue", "0")
                 page.select_option("#fs-source", "maestro")
                 page.wait_for_function("document.querySelectorAll('#fs-maestro option').length > 0", timeout=10_000)
                 page.select_option("#fs-maestro", "bach")
+                page.click("#fs-plan")
+                info = page.wait_for_selector('#fs-plan-info[data-state="finished"]', timeout=120_000)
+                shown_path = Path(info.get_attribute("data-plan"))
+                shown = {"text": info.inner_text(), "tempo": page.get_attribute("#fs-tempo", "placeholder"),
+                         "key": page.get_attribute("#fs-key", "placeholder"),
+                         "energy": page.input_value("#fs-energy")}
+
+                # The editor changes tempo, key and energy. Job 1: cue 1M1 rendered with them, a few steps.
+                # Job 2: cue 1M2 with an inline MIDI theme (the panel's dropped-file path), queued behind it (one
+                # worker), then cancelled.
+                page.fill("#fs-tempo", "96")
+                page.fill("#fs-key", "E minor")
+                page.eval_on_selector("#fs-energy", "e => { e.value = '0.2'; e.dispatchEvent(new Event('input')); }")
+                assert page.inner_text("#fs-energy-value") == "0.20" and "(plan)" in page.inner_text("#fs-valence-value")
                 page.click("#fs-submit")
                 page.wait_for_selector('.fs-job[data-cue="1M1"][data-job-id]', timeout=30_000)
                 page.select_option("#fs-cue", "1")
@@ -199,7 +214,19 @@ def test_panel_in_chromium_against_live_bridge(site, tmp_path):
         info = sf.info(output)
         assert Path(output).parent == out and abs(info.frames / info.samplerate - 2.0) < 1e-3
         assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-        assert json.loads(Path(output).with_suffix(".json").read_text())["request"]["maestro"] == "bach"
+        # The panel showed the plan the bridge wrote beside the planned cue (OUT.plan.json, no audio rendered).
+        shown_plan = CuePlan.load(shown_path)
+        assert shown_path.parent == out and shown_path.name.startswith("Reel_1_1M1_seed3_")
+        assert not list(out.glob(shown_path.name.replace(".plan.json", ".wav")))
+        bpm, key = f"{shown_plan.tempo.tempo_bpm:.1f}", f"{shown_plan.key} {shown_plan.mode}"
+        assert (shown["tempo"], shown["key"]) == (bpm, key) and f"{bpm} BPM, {key}" in shown["text"]
+        assert float(shown["energy"]) == pytest.approx(shown_plan.mood.energy, abs=0.006)
+        # The render request carried the editor's tempo, key and energy: the worker's plan beside the cue has them.
+        meta = json.loads(Path(output).with_suffix(".json").read_text())
+        assert meta["request"]["plan"] == str(plan_path(output))
+        rendered = CuePlan.load(plan_path(output))
+        assert (rendered.key, rendered.mode, rendered.source["maestro"]) == ("E", "minor", "bach")
+        assert rendered.choices["target_bpm"] == pytest.approx(96) and rendered.mood.energy == pytest.approx(0.2)
         # The cancelled job wrote nothing.
         assert [p.name for p in out.glob("*1M2*.wav")] == []
 

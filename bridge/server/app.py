@@ -31,7 +31,7 @@ from typing import Any
 
 import zmq
 
-from filmscore.engine.errors import FilmscoreError, MidiError
+from filmscore.engine.errors import FilmscoreError, MidiError, RequestError
 
 from .. import protocol as P
 from ..connection import (ConnectionInfo, default_connection_file, key_bytes, new_connection_info, new_ws_token,
@@ -465,9 +465,20 @@ class BridgeServer:
                 "session": self.session.session_id, "capabilities": self.capabilities}
 
     def _on_render(self, msg: P.Message) -> dict[str, Any]:
+        return self._queue_job(msg, "render")
+
+    def _on_plan(self, msg: P.Message) -> dict[str, Any]:
+        """A plan without audio: the render's fields, checked as a render's are, queued as a job of kind "plan"
+        that a worker runs (`engine.plan.spec.plan_request`, as `filmscore plan` does); its result is the plan's
+        summary and the OUT.plan.json it wrote beside `output`."""
+        return self._queue_job(msg, "plan")
+
+    def _queue_job(self, msg: P.Message, kind: str) -> dict[str, Any]:
         if not self._accepting:
             raise JobError("the server is shutting down; it takes no new renders")
         params = P.RenderParams.from_content(msg.content, len(msg.buffers))
+        if kind == "plan" and params.plan is not None:
+            raise RequestError("a plan request makes a plan; to render an existing one send a render with plan")
         journal = self._journal()
         session = msg.header["session"]
         existing = journal.by_request(msg.msg_id, session)
@@ -497,6 +508,14 @@ class BridgeServer:
         stored["output_roots"] = [str(r) for r in self.cfg.output_roots]
         stored["overwrite"] = params.overwrite
         spec = plan_spec(params)  # checked in build_request; the worker makes the plan with it (not this loop)
+        if kind == "plan":
+            if request.reference_audio is not None:
+                raise RequestError("a plan takes a MIDI theme or a maestro, not reference audio")
+            stored["kind"] = "plan"
+            if spec is None:  # no overrides: the picture (and theme) decide everything
+                from filmscore.engine.plan.spec import PlanSpec
+
+                spec = PlanSpec()
         if spec is not None:
             stored["plan_spec"] = spec.to_json()
         if midi_file is not None:

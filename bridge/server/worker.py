@@ -6,6 +6,9 @@ Server and worker talk over a `multiprocessing` pipe (our own two processes; thi
     worker -> server   ("ready", pid)  ("progress", seq, stage, fraction, message)
                        ("done", seq, result_json)  ("failed", seq, ename, message)  ("cancelled", seq, message)
 
+A job of kind "plan" (a bridge `plan` request) stops after `engine.plan.spec.plan_request`: it publishes only
+OUT.plan.json and its result is the plan's summary; no audio is rendered.
+
 Cancel goes through shared memory, not the pipe: the server writes the job's `seq` into `cancel_seq` and the
 engine's `should_cancel()` (polled between denoising steps) sees it at once, while the worker is busy rendering.
 
@@ -58,7 +61,7 @@ class OutputMoved(Exception):
     ename = "PathNotAllowed"
 
 
-_SERVER_ONLY = ("timeline", "film_features", "output_roots", "overwrite", "plan_spec")
+_SERVER_ONLY = ("timeline", "film_features", "output_roots", "overwrite", "plan_spec", "kind")
 
 
 def request_from_json(d: dict[str, Any]):  # -> RenderRequest (engine imported lazily: workers pay for it, not us)
@@ -175,6 +178,31 @@ def _publish(job_id: str, output: Path, result: dict[str, Any], *, overwrite: bo
     return _replace_paths(result, old_prefix, new_prefix)
 
 
+def _publish_plan(job_id: str, output: Path, *, overwrite: bool = True,
+                  roots: list[str] | None = None) -> dict[str, Any]:
+    """Move a `plan` job's OUT.<job>.partial.plan.json to OUT.plan.json (through a descriptor of the re-checked
+    output folder; without `overwrite` only if that name is free) and return its summary."""
+    from filmscore.engine.plan.plan import CuePlan
+    from filmscore.engine.plan.spec import plan_path, plan_summary
+
+    part, final = plan_path(partial_path(output, job_id)), plan_path(output)
+    summary = plan_summary(CuePlan.load(part), final)
+    dir_fd = open_output_dir(output, roots)
+    try:
+        if overwrite:
+            os.replace(part.name, final.name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+        else:
+            try:
+                os.link(part.name, final.name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd, follow_symlinks=False)
+            except FileExistsError:
+                raise OutputExists(f"{final.name} appeared beside {output.name} while the job ran; nothing was "
+                                   "replaced (send overwrite=true to replace)") from None
+            os.unlink(part.name, dir_fd=dir_fd)
+    finally:
+        os.close(dir_fd)
+    return summary
+
+
 def _failure(e: BaseException, output: Path) -> tuple[str, str]:
     """(ename, message) for a failed render; a full disk is named as such whatever layer noticed it (libsndfile
     reports ENOSPC only as "System error")."""
@@ -233,8 +261,8 @@ def worker_main(conn: Connection, cancel_seq: Any, renderer: str) -> None:
         try:
             roots = request_json.get("output_roots")
             os.close(open_output_dir(output, roots))  # refuse before any work when the folder moved
-            if not request_json.get("overwrite", True):
-                check_free(output)
+            if not request_json.get("overwrite", True) and request_json.get("kind") != "plan":
+                check_free(output)  # a plan job writes only OUT.plan.json, checked below
             request = request_from_json({**request_json, "output": str(partial_path(output, job_id))})
             if request_json.get("timeline"):
                 from .timeline_jobs import timeline_request
@@ -249,6 +277,12 @@ def worker_main(conn: Connection, cancel_seq: Any, renderer: str) -> None:
                 request = plan_request(request, PlanSpec.from_json(request_json["plan_spec"]),
                                        plan_path(request.output),
                                        progress=lambda f, m: progress("picture", f, m))
+                if request_json.get("kind") == "plan":  # a `plan` request: the plan is the result, no audio
+                    if should_cancel():
+                        raise RenderCancelled("cancelled before the plan was published")
+                    summary = _publish_plan(job_id, output, overwrite=request_json.get("overwrite", True), roots=roots)
+                    conn.send(("done", seq, summary))
+                    continue
             if should_cancel():  # cancelled while the timeline's picture was being encoded
                 raise RenderCancelled("cancelled before denoising step 0")
             result = render(request, progress=progress, should_cancel=should_cancel)

@@ -3,7 +3,8 @@
 `filmscore render --tempo/--key/...` (bridge/cli/plan.py) and a bridge `render` request with the same fields
 (bridge/server/worker.py) both call `make_cue_plan` and then render a `RenderRequest` whose `plan` is the file it
 wrote (`plan_path(OUT.wav)` = OUT.plan.json): one code path, so a cue rendered through the bridge is the cue the
-command line renders.
+command line renders. A bridge `plan` request runs the same `plan_request` on a worker and stops there: it writes
+OUT.plan.json and answers `plan_summary` (what the Premiere panel shows and lets the editor change).
 """
 
 from __future__ import annotations
@@ -51,6 +52,15 @@ def plan_path(output: str | Path) -> Path:
     """Where a render of OUT.wav writes the plan it made: OUT.plan.json."""
     stem = Path(output).with_suffix("")
     return stem.with_name(stem.name + ".plan.json")
+
+
+def plan_summary(plan, plan_file: str | Path) -> dict[str, Any]:
+    """What a front end shows of a plan before rendering (the bridge's `plan` reply, the Premiere panel): the
+    median tempo, the key and mode, the mood, the orchestration, the number of bars, and where the plan was written."""
+    return {"plan": str(plan_file), "duration_s": round(float(plan.duration_s), 4),
+            "tempo_bpm": round(float(plan.tempo.tempo_bpm), 3), "target_bpm": round(float(plan.tempo.target_bpm), 3),
+            "key": plan.key, "mode": plan.mode, "mood": plan.mood.to_json(), "orchestration": plan.orchestration,
+            "bars": len(plan.tempo.downbeats), "beats": len(plan.tempo.beats), "free_timing": plan.tempo.free_timing}
 
 
 def make_cue_plan(spec: PlanSpec, *, duration_s: float | None, video: Path | None = None, film=None,

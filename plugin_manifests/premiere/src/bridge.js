@@ -170,6 +170,11 @@ export class GatewayClient {
     return this.request("render", content, buffers);
   }
 
+  /** The cue plan without audio: the render's content; a job whose result is the plan's summary (protocol.md). */
+  plan(content, buffers = []) {
+    return this.request("plan", content, buffers);
+  }
+
   cancel(jobId) {
     return this.request("cancel", { job_id: jobId });
   }

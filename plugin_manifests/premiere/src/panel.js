@@ -27,6 +27,15 @@ function field(label, input) {
   return el("label", { class: "fs-field" }, el("span", { text: label }), input);
 }
 
+const MOODS = ["energy", "valence", "tension"];
+const ORCHESTRATIONS = ["strings", "winds", "full", "dark"];
+
+function moodSlider(name) {
+  // data-set="1" once the editor moves it: only then is it an override (the plan's value is just shown).
+  return el("input", { id: `fs-${name}`, type: "range", min: "0", max: "1", step: "0.01", value: "0.5",
+    "data-set": "0" });
+}
+
 /**
  * Build the panel inside `root` and connect to the bridge.
  * @param {HTMLElement} root
@@ -54,6 +63,17 @@ export function mountPanel(root, adapter, options = {}) {
     length: el("input", { id: "fs-length", type: "number", min: "1", step: "0.01", placeholder: "cue length" }),
     steps: el("input", { id: "fs-steps", type: "number", min: "1", max: "1000", step: "1", value: String(DEFAULT_STEPS) }),
     out: el("input", { id: "fs-out", type: "text", placeholder: "/path/to/cues" }),
+    plan: el("button", { id: "fs-plan", text: "Plan" }),
+    planClear: el("button", { id: "fs-plan-clear", text: "Clear overrides" }),
+    planInfo: el("div", { id: "fs-plan-info", class: "fs-muted", text: "no plan yet: the picture decides" }),
+    tempo: el("input", { id: "fs-tempo", type: "number", min: "40", max: "200", step: "0.1", placeholder: "BPM" }),
+    key: el("input", { id: "fs-key", type: "text", placeholder: "e.g. D minor" }),
+    energy: moodSlider("energy"),
+    valence: moodSlider("valence"),
+    tension: moodSlider("tension"),
+    ...Object.fromEntries(MOODS.map((m) => [`${m}Value`, el("output", { id: `fs-${m}-value`, class: "fs-muted" })])),
+    orchestration: el("select", { id: "fs-orchestration" }, el("option", { value: "", text: "from the plan" }),
+      ...ORCHESTRATIONS.map((o) => el("option", { value: o, text: o }))),
     submit: el("button", { id: "fs-submit", class: "fs-primary", text: "Score cue" }),
     jobs: el("ul", { id: "fs-jobs", class: "fs-jobs" }),
     message: el("div", { id: "fs-message", class: "fs-message", role: "status" }),
@@ -64,11 +84,18 @@ export function mountPanel(root, adapter, options = {}) {
       ui.notes),
     el("section", {}, field("Theme", ui.source), ui.maestro, el("div", { class: "fs-row" }, ui.midiButton, ui.midiName),
       el("div", { class: "fs-row" }, field("Seed", ui.seed), field("Length (s)", ui.length), field("Steps", ui.steps)),
-      field("Output folder", ui.out), ui.submit),
+      field("Output folder", ui.out)),
+    el("section", { id: "fs-plan-section" }, el("div", { class: "fs-row" }, ui.plan, ui.planClear), ui.planInfo,
+      el("div", { class: "fs-row" }, field("Tempo (BPM)", ui.tempo), field("Key", ui.key),
+        field("Orchestration", ui.orchestration)),
+      el("div", { class: "fs-row" }, ...MOODS.map((m) => field(m[0].toUpperCase() + m.slice(1),
+        el("div", { class: "fs-row" }, ui[m], ui[`${m}Value`])))),
+      ui.submit),
     el("section", {}, el("div", { class: "fs-muted", text: "Jobs" }), ui.jobs),
     ui.message));
 
-  const state = { client: null, sequence: null, cues: [], midi: null, jobs: new Map(), early: new Map() };
+  const state = { client: null, sequence: null, cues: [], midi: null, jobs: new Map(), early: new Map(),
+    planJobs: new Map(), plan: null };
 
   function say(text, isError = false) {
     ui.message.textContent = text;
@@ -170,28 +197,117 @@ export function mountPanel(root, adapter, options = {}) {
     if (TERMINAL.has(s)) job.cancel.disabled = true;
   }
 
-  async function submit() {
+  // The request for the selected cue, as the editor set it up: {cue, picture, content, buffers}, or an error message.
+  function cueRequest() {
     const cue = selectedCue();
-    if (!state.client) return say("not connected to the bridge", true);
-    if (!cue) return say("read the sequence and pick a cue first", true);
+    if (!state.client) return { error: "not connected to the bridge" };
+    if (!cue) return { error: "read the sequence and pick a cue first" };
     const seed = Number(ui.seed.value);
     const steps = Number(ui.steps.value);
     const lengthS = Number(ui.length.value);
-    if (!Number.isInteger(seed) || seed < 0) return say(`seed must be a whole number >= 0, got ${ui.seed.value}`, true);
-    if (!Number.isInteger(steps) || steps < 1) return say(`steps must be a whole number >= 1, got ${ui.steps.value}`, true);
-    if (!(lengthS > 0)) return say(`length must be a positive number of seconds, got ${ui.length.value}`, true);
-    if (!ui.out.value.trim()) return say("choose an output folder (one the bridge may write to)", true);
+    if (!Number.isInteger(seed) || seed < 0) return { error: `seed must be a whole number >= 0, got ${ui.seed.value}` };
+    if (!Number.isInteger(steps) || steps < 1) return { error: `steps must be a whole number >= 1, got ${ui.steps.value}` };
+    if (!(lengthS > 0)) return { error: `length must be a positive number of seconds, got ${ui.length.value}` };
+    if (!ui.out.value.trim()) return { error: "choose an output folder (one the bridge may write to)" };
+    const overrides = planOverrides();
+    if (overrides.error) return overrides;
     const choice = { output: outputPath(ui.out.value.trim(), state.sequence.name, cue.name, seed), seed, steps,
-      durationTicks: Math.round(lengthS * TICKS_PER_SECOND) };
+      durationTicks: Math.round(lengthS * TICKS_PER_SECOND), overrides };
     if (ui.source.value === "maestro") {
-      if (!ui.maestro.value) return say("no maestro to choose: the bridge has no maestro library", true);
+      if (!ui.maestro.value) return { error: "no maestro to choose: the bridge has no maestro library" };
       choice.maestro = ui.maestro.value;
     } else if (ui.source.value === "midi") {
-      if (!state.midi) return say("choose a MIDI file first", true);
+      if (!state.midi) return { error: "choose a MIDI file first" };
       choice.midi = state.midi;
     }
     const picture = pictureFor(cue, state.sequence.clips);
-    const { content, buffers } = renderRequest(cue, picture, choice);
+    return { cue, picture, ...renderRequest(cue, picture, choice) };
+  }
+
+  // The fields the editor set; an empty field or an untouched slider leaves the choice to the picture.
+  function planOverrides() {
+    const o = {};
+    if (ui.tempo.value.trim() !== "") {
+      const bpm = Number(ui.tempo.value);
+      if (!(bpm >= 40 && bpm <= 200)) return { error: `tempo must be 40..200 BPM, got ${ui.tempo.value}` };
+      o.tempo_bpm = bpm;
+    }
+    if (ui.key.value.trim()) o.key = ui.key.value.trim();
+    for (const m of MOODS) if (ui[m].dataset.set === "1") o[m] = Number(ui[m].value);
+    if (ui.orchestration.value) o.orchestration = ui.orchestration.value;
+    return o;
+  }
+
+  function clearOverrides() {
+    ui.tempo.value = "";
+    ui.key.value = "";
+    ui.orchestration.value = "";
+    for (const m of MOODS) ui[m].dataset.set = "0";
+    if (state.plan) showPlan(state.plan);
+    else MOODS.forEach(showMood);
+  }
+
+  // Ask the bridge for the cue's plan (no audio); the answer arrives as the job's result (onEvent -> showPlan).
+  async function requestPlan() {
+    const req = cueRequest();
+    if (req.error) return say(req.error, true);
+    ui.planInfo.textContent = "planning…";
+    ui.planInfo.dataset.state = "running";
+    try {
+      const reply = await state.client.plan(req.content, req.buffers);
+      state.planJobs.set(reply.job_id, req.cue);
+      for (const ev of state.early.get(reply.job_id) || []) onEvent(ev);
+      state.early.delete(reply.job_id);
+      return reply.job_id;
+    } catch (e) {
+      ui.planInfo.textContent = `no plan: ${e.message}`;
+      ui.planInfo.dataset.state = "failed";
+      say(e.message, true);
+    }
+  }
+
+  function onPlanEvent(jobId, type, c) {
+    if (type === "job_finished") {
+      state.planJobs.delete(jobId);
+      if (c.result && c.result.plan) showPlan(c.result);
+      else state.client.result(jobId).then((r) => showPlan(r.result), (e) => say(e.message, true));
+    } else if (type === "job_failed" || type === "job_cancelled") {
+      state.planJobs.delete(jobId);
+      ui.planInfo.textContent = `no plan: ${c.ename ? `${c.ename}: ${c.evalue}` : c.detail || type}`;
+      ui.planInfo.dataset.state = "failed";
+    } else if (type === "job_progress") {
+      ui.planInfo.textContent = `planning… ${c.stage} ${Math.round(100 * (c.fraction || 0))} %`;
+    }
+  }
+
+  // The plan as the bridge made it: shown, and the fields' placeholders (an untouched field keeps the plan's choice).
+  function showPlan(p) {
+    state.plan = p;
+    const m = p.mood || {};
+    ui.planInfo.textContent = `${p.tempo_bpm.toFixed(1)} BPM, ${p.key} ${p.mode}, ${p.bars} bars, ` +
+      `${p.orchestration}; energy ${m.energy.toFixed(2)}, valence ${m.valence.toFixed(2)}, ` +
+      `tension ${m.tension.toFixed(2)}`;
+    Object.assign(ui.planInfo.dataset, { state: "finished", plan: p.plan, tempo: String(p.tempo_bpm),
+      key: `${p.key} ${p.mode}` });
+    ui.tempo.placeholder = p.tempo_bpm.toFixed(1);
+    ui.key.placeholder = `${p.key} ${p.mode}`;
+    ui.orchestration.options[0].textContent = `from the plan (${p.orchestration})`;
+    for (const k of MOODS) {
+      if (ui[k].dataset.set !== "1") ui[k].value = String(m[k]);
+      showMood(k);
+    }
+  }
+
+  // A slider's value, and whether it is the editor's (an override) or the plan's / the picture's.
+  function showMood(m) {
+    const set = ui[m].dataset.set === "1";
+    ui[`${m}Value`].textContent = set || state.plan ? `${Number(ui[m].value).toFixed(2)}${set ? "" : " (plan)"}` : "auto";
+  }
+
+  async function submit() {
+    const req = cueRequest();
+    if (req.error) return say(req.error, true);
+    const { cue, picture, content, buffers } = req;
     const job = { id: null, cue, output: content.output, state: "submitting", progressEvents: 0 };
     jobRow(job);
     try {
@@ -222,6 +338,7 @@ export function mountPanel(root, adapter, options = {}) {
 
   function onEvent(msg) {
     const c = msg.content || {};
+    if (state.planJobs.has(c.job_id)) return onPlanEvent(c.job_id, msg.header.msg_type, c);
     const job = state.jobs.get(c.job_id);
     if (!job) { // an event that raced ahead of our render reply, or another client's job
       if (c.job_id) state.early.set(c.job_id, [...(state.early.get(c.job_id) || []), msg].slice(-20));
@@ -303,7 +420,13 @@ export function mountPanel(root, adapter, options = {}) {
   ui.source.addEventListener("change", syncSource);
   ui.midiButton.addEventListener("click", chooseMidi);
   ui.submit.addEventListener("click", submit);
+  ui.plan.addEventListener("click", requestPlan);
+  ui.planClear.addEventListener("click", clearOverrides);
+  for (const m of MOODS) {
+    ui[m].addEventListener("input", () => { ui[m].dataset.set = "1"; showMood(m); });
+    showMood(m);
+  }
 
   const ready = connect().then(readSequence);
-  return { state, ui, ready, connect, readSequence, submit, cancelJob, setMidi };
+  return { state, ui, ready, connect, readSequence, submit, cancelJob, setMidi, requestPlan, clearOverrides };
 }

@@ -109,7 +109,8 @@ function outputPath(folder, sequenceName, cueName, seed, date = new Date()) {
  * The `render` request content (docs/protocol.md) and its binary buffers for one cue.
  * @param {object} cue       from cueRegions
  * @param {object} picture   from pictureFor
- * @param {object} choice    {output, seed, steps, durationTicks?, maestro?, midi?: {bytes: Uint8Array}}
+ * @param {object} choice    {output, seed, steps, durationTicks?, maestro?, midi?: {bytes: Uint8Array},
+ *                           overrides?: {tempo_bpm?, key?, energy?, valence?, tension?, orchestration?}}
  */
 function renderRequest(cue, picture, choice) {
   const duration = choice.durationTicks && choice.durationTicks > 0 ? choice.durationTicks : cue.durationTicks;
@@ -126,6 +127,8 @@ function renderRequest(cue, picture, choice) {
   }
   const hits = (cue.hitsTicks || []).filter((h) => h < duration);
   if (hits.length) content.hits = hits.map(rational);
+  // The editor's plan overrides: each replaces what the picture would choose (docs/plan.md).
+  for (const [k, v] of Object.entries(choice.overrides || {})) if (v !== undefined && v !== null) content[k] = v;
   return { content, buffers };
 }
 module.exports = { DEFAULT_CUE_PATTERN, rational, ticksToSeconds, timecode, cueRegions, pictureFor, safeName, outputPath, renderRequest };
