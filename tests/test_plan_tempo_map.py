@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from filmscore.engine.plan.mood import PlanError
-from filmscore.engine.plan.tempo_map import HIT_TOLERANCE_S, Anchor, fit_tempo_map
+from filmscore.engine.plan.tempo_map import HIT_TOLERANCE_S, Anchor, TempoSettings, _fit_tempo_map, fit_tempo_map
 
 
 def _cut_list(seed: int) -> tuple[float, list[Anchor], float]:
@@ -75,3 +75,19 @@ def test_bad_inputs_are_refused(kw, msg):
     args = {"duration_s": 10.0, "anchors": [], "target_bpm": 100.0, "beats_per_bar": 4, **kw}
     with pytest.raises(PlanError, match=msg):
         fit_tempo_map(args["duration_s"], args["anchors"], args["target_bpm"], args["beats_per_bar"])
+
+
+def test_a_bar_spanning_two_short_segments_is_refitted_within_the_bar_limit():
+    # bench_plan's cut list 87: three cuts 0.8 s apart made two 10 % segment steps inside one bar, a 15.1 % bar
+    # change the segment limit alone let through; the map is fitted again with a tighter segment limit
+    r = np.random.default_rng(87)
+    dur = float(r.uniform(20, 90))
+    cuts = np.cumsum(r.uniform(0.8, 8, size=40))
+    anchors = [Anchor(float(c), bool(r.random() < 0.4)) for c in cuts[cuts < dur - 0.5]]
+    target = float(r.uniform(60, 160))
+    one_pass = TempoSettings(segment_change=0.10)
+    tm = fit_tempo_map(dur, anchors, target, 4, meter_changes=True, settings=one_pass)
+    assert tm.bar_changes().max() <= one_pass.max_change
+    assert np.abs(tm.hit_errors([a.time_s for a in anchors])).max() <= HIT_TOLERANCE_S
+    refit_off = _fit_tempo_map(dur, anchors, target, 4, True, False, one_pass)  # what the single pass gave
+    assert refit_off.bar_changes().max() > one_pass.max_change
