@@ -203,11 +203,30 @@ def _publish_plan(job_id: str, output: Path, *, overwrite: bool = True,
     return summary
 
 
+_NO_SPACE = tuple(os.strerror(n).lower() for n in (errno.ENOSPC, errno.EDQUOT))
+
+
+def _says_no_space(e: BaseException) -> bool:
+    """Whether `e`, or an exception it was raised from (even `from None`), is a full disk: ENOSPC/EDQUOT, or a
+    message carrying that errno's text (engine.render.write_atomically names a full disk in its FilmscoreError, and
+    by the time the job fails the partial file is deleted, so free space alone may no longer show it)."""
+    seen: set[int] = set()
+    cur: BaseException | None = e
+    while cur is not None and id(cur) not in seen:
+        seen.add(id(cur))
+        if isinstance(cur, OSError) and cur.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        if any(t in str(cur).lower() for t in _NO_SPACE):
+            return True
+        cur = cur.__cause__ or cur.__context__
+    return False
+
+
 def _failure(e: BaseException, output: Path) -> tuple[str, str]:
     """(ename, message) for a failed render; a full disk is named as such whatever layer noticed it (libsndfile
     reports ENOSPC only as "System error")."""
     msg = f"{e}".splitlines()[0] if str(e) else type(e).__name__
-    nospace = isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT)
+    nospace = _says_no_space(e)
     if not nospace:
         try:
             nospace = shutil.disk_usage(output.parent).free < 16 * 1024 * 1024
