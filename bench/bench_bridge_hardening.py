@@ -1,12 +1,17 @@
 """Bridge hardening figures (issue 16) against real `filmscore serve` processes on loopback, tiny real bundle.
 
     python bench/bench_bridge_hardening.py [--fuzz 25000] [--flood-seconds 8] [--out bench/results/bridge_hardening.json]
+        [--parts fuzz,floods,faults] [--floods KIND,...]
+
+Parts not run keep their figures from the existing --out file (e.g. `--parts floods` re-measures the flood table
+in one run and leaves the fuzz and fault figures as they were measured).
 
 1. Fuzz: frames sent / answered / server exits / "internal error" replies, and the error names, for random
    mutations of valid requests (flipped bytes, truncation, unsigned, garbage frames, wrongly typed fields) and the
    single-request crash classes (non-finite numbers, lone surrogates, deep nesting, header fields, paths).
 2. Floods by a client without the key, each for --flood-seconds in its own processes, while one signed client
-   does `status` round trips: server RSS (peak growth over the idle RSS) and status p50/p99/max and count.
+   does `status` round trips: RSS of the server with its gateway process (peak growth over idle) and status
+   p50/p99/max and count.
    Kinds: none; ZeroMQ 31 MiB frames; ZeroMQ 7 MiB frames (under the protocol limit: hashed, then refused);
    WebSocket 30 MiB tokenless messages; 1,100 idle connections on each listener of a server at `ulimit -n 1024`.
 3. Faults: jobs submitted / finished / lost / duplicated for a worker SIGKILLed mid-render, the server SIGKILLed
@@ -29,6 +34,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +46,24 @@ def rss_mb(pid: int) -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     return float("nan")
+
+
+def server_rss_mb(pid: int, workers: Collection[int] = ()) -> float:
+    """RSS of the server and of its child processes but the render `workers` (i.e. with its WebSocket gateway), in
+    MB: what a flood makes `filmscore serve` hold, whichever of its processes holds it. Workers are left out: one
+    loading its model while a flood is measured would count hundreds of MB that no flood caused."""
+    total, todo = 0.0, [pid]
+    while todo:
+        p = todo.pop()
+        if p in workers:
+            continue
+        try:
+            total += rss_mb(p)
+            for task in Path(f"/proc/{p}/task").iterdir():
+                todo += [int(c) for c in (task / "children").read_text().split()]
+        except OSError:  # a child that just exited
+            continue
+    return total
 
 
 # -- 1. fuzz -----------------------------------------------------------------------------------------------------
@@ -200,6 +224,9 @@ def _flood_idle(ports: list[int], seconds: float, per_port: int, ready=None, go=
         s.close()
 
 
+FLOODS = ("none", "zmq_31MiB_frames", "zmq_7MiB_frames", "ws_30MiB_tokenless", "idle_connections_1100_per_listener")
+
+
 def measure_flood(info: dict, pid: int, kind: str, seconds: float) -> dict[str, Any]:
     from filmscore.bridge.client import BridgeClient
 
@@ -227,14 +254,15 @@ def measure_flood(info: dict, pid: int, kind: str, seconds: float) -> dict[str, 
     # served (new connections may be refused while a flood holds the connection cap).
     with BridgeClient(info, timeout_s=30) as c:  # type: ignore[arg-type]
         c.status()
-        idle_rss = rss_mb(pid)
+        workers = [w["pid"] for w in c.status()["workers"]]
+        idle_rss = server_rss_mb(pid, workers)
         peak = [idle_rss]
         stop = threading.Event()
 
         def sample() -> None:
             while not stop.is_set():
                 try:
-                    peak.append(rss_mb(pid))
+                    peak.append(server_rss_mb(pid, workers))
                 except OSError:
                     return
                 time.sleep(0.05)
@@ -375,8 +403,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--fuzz", type=int, default=25_000, help="frames to fuzz")
     ap.add_argument("--flood-seconds", type=float, default=8.0)
     ap.add_argument("--skip-faults", action="store_true")
+    ap.add_argument("--parts", default="fuzz,floods,faults", help="comma-separated parts to run: fuzz,floods,faults")
+    ap.add_argument("--floods", default=",".join(FLOODS), help=f"comma-separated flood kinds of {','.join(FLOODS)}")
     ap.add_argument("--out", type=Path, default=Path("bench/results/bridge_hardening.json"))
     args = ap.parse_args(argv)
+    parts = set(args.parts.split(",")) - ({"faults"} if args.skip_faults else set())
+    kinds = [k for k in args.floods.split(",") if k]
+    if parts - {"fuzz", "floods", "faults"} or set(kinds) - set(FLOODS):
+        ap.error(f"unknown part or flood kind in --parts {args.parts} / --floods {args.floods}")
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     from filmscore.bridge.server.launch import launch_server
     from filmscore.engine.bundle_testing import make_tiny_bundle
@@ -390,25 +424,36 @@ def main(argv: list[str] | None = None) -> int:
         bundle = make_tiny_bundle(root / "bundle", seed=0, feature_dim=16, feature_layout="bench")
         out_dir = root / "out"
         out_dir.mkdir()
-        with launch_server(root / "state", media_roots=[root], output_roots=[out_dir], bundle=bundle,
-                           ws="127.0.0.1:0") as srv:
-            results["fuzz"] = fuzz(dict(srv.info), args.fuzz, srv.pid, out_dir)
-            print(json.dumps(results["fuzz"]), flush=True)
-            results["floods"] = []
-            for kind in ("none", "zmq_31MiB_frames", "zmq_7MiB_frames", "ws_30MiB_tokenless"):
-                r = measure_flood(dict(srv.info), srv.pid, kind, args.flood_seconds)
-                results["floods"].append(r)
+        shared_kinds = [k for k in kinds if k != "idle_connections_1100_per_listener"] if "floods" in parts else []
+        if "fuzz" in parts or shared_kinds:
+            with launch_server(root / "state", media_roots=[root], output_roots=[out_dir], bundle=bundle,
+                               ws="127.0.0.1:0") as srv:
+                if "fuzz" in parts:
+                    results["fuzz"] = fuzz(dict(srv.info), args.fuzz, srv.pid, out_dir)
+                    print(json.dumps(results["fuzz"]), flush=True)
+                for kind in shared_kinds:
+                    r = measure_flood(dict(srv.info), srv.pid, kind, args.flood_seconds)
+                    results.setdefault("floods", []).append(r)
+                    print(json.dumps(r), flush=True)
+        if "floods" in parts and "idle_connections_1100_per_listener" in kinds:
+            with launch_server(root / "state-fd", media_roots=[root], output_roots=[out_dir], bundle=bundle,
+                               ws="127.0.0.1:0", fd_limit=1024) as srv:
+                r = measure_flood(dict(srv.info), srv.pid, "idle_connections_1100_per_listener",
+                                  args.flood_seconds)
+                r["server_fd_limit"] = 1024
+                results.setdefault("floods", []).append(r)
                 print(json.dumps(r), flush=True)
-        with launch_server(root / "state-fd", media_roots=[root], output_roots=[out_dir], bundle=bundle,
-                           ws="127.0.0.1:0", fd_limit=1024) as srv:
-            r = measure_flood(dict(srv.info), srv.pid, "idle_connections_1100_per_listener", args.flood_seconds)
-            r["server_fd_limit"] = 1024
-            results["floods"].append(r)
-            print(json.dumps(r), flush=True)
-        if not args.skip_faults:
+        if "faults" in parts:
             results["faults"] = faults(root, bundle)
             print(json.dumps(results["faults"], indent=1), flush=True)
     results["machine"]["loadavg_at_end"] = [round(x, 2) for x in os.getloadavg()]
+    if args.out.exists():  # the parts not run keep the figures measured before, with their own command and load
+        before = json.loads(args.out.read_text())
+        for part in ("fuzz", "floods", "faults"):
+            if part not in results and part in before:
+                results[part] = before[part]
+                results.setdefault("kept_from_earlier_run", {})[part] = {
+                    "command": before.get("command"), "machine": before.get("machine")}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2) + "\n")
     print(f"wrote {args.out}")

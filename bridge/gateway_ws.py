@@ -23,6 +23,10 @@ Each WebSocket connection is its own session (the `session` of the token answer;
 `"session"` with its token to keep it): duplicate `msg_id`s are detected per session, and a panel may cancel only
 the jobs its session submitted (the gateway marks its requests `metadata.via = "websocket"`).
 
+The gateway runs in its own process (spawned by `start()`, at a lower CPU priority, killed with the server): a
+peer flooding it with connections or tokenless messages costs that process's time and GIL, never the ZeroMQ
+loop's. It reaches the server as any ZeroMQ client does, through the request and event ports.
+
 `shutdown` is refused through the gateway: a panel's token authorises renders, not stopping the server. Off
 loopback (`--allow-remote`) the gateway needs TLS (`--ws-cert`, `--ws-key`): the token and the replies must not
 travel in clear text while ZeroMQ uses CURVE. The `websockets` library's debug log (it prints frames, the token
@@ -34,7 +38,12 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
+import multiprocessing as mp
+import os
+import sys
 import re
+import signal
+import socket
 import ssl
 import threading
 import time
@@ -59,11 +68,22 @@ FIRST_MESSAGE_BYTES = 4096
 ACCEPTS_PER_S = 20
 """New connections accepted per second; more are aborted at accept, before any HTTP is parsed: a peer that
 reconnects in a loop costs the server's Python at most this many handshakes a second (a panel connects once)."""
+REFUSED_HOLD_S = 5.0
+"""How long a connection whose first message is too big is held unread before its 1009 close (under the
+websockets close timeout, 10 s, so the close frame is sent before the library drops the connection)."""
+PRE_TOKEN_RCVBUF = 64 * 1024
+"""Kernel receive buffer of a connection until its token checks out (then the kernel's default sizing again, up to
+`TOKEN_RCVBUF`): a tokenless peer's megabytes wait in its own send buffer, not in this machine's socket memory."""
+TOKEN_RCVBUF = 4 * 1024 * 1024
 _LOOPBACK = ("127.0.0.1", "::1", "localhost")
 _SESSION_RE = re.compile(r"[A-Za-z0-9_-]{8,64}")
 # Frame-level debug logs print every message, the token among them: never at DEBUG, whatever -v says.
 _WS_LOG = logging.getLogger(f"{__name__}.websockets")
 _WS_LOG.setLevel(logging.INFO)
+GATEWAY_NICENESS = 3
+"""Added to the gateway process's nice value: under a flood its work waits for the server's ZeroMQ loop (renders
+run at worker.WORKER_NICENESS, so a panel's requests still go ahead of render work)."""
+_COUNTS = ("connections", "authorised", "refused")
 
 
 class GatewayError(FilmscoreError):
@@ -71,7 +91,7 @@ class GatewayError(FilmscoreError):
 
 
 class WebSocketGateway:
-    """Runs in its own thread with its own asyncio loop and ZeroMQ context; `start()` returns the bound port."""
+    """Runs in its own process with its own asyncio loop and ZeroMQ context; `start()` returns the bound port."""
 
     def __init__(self, info: ConnectionInfo, host: str = "127.0.0.1", port: int = 0, origins: tuple[str, ...] = (),
                  allow_remote: bool = False, max_clients: int = 64,
@@ -92,6 +112,7 @@ class WebSocketGateway:
                     from None
         self.max_clients = max_clients
         self.refused = 0
+        self._args = (dict(info), host, port, tuple(origins), allow_remote, max_clients, tls)  # for the process
         token = info.get("ws_token")
         if not token:
             raise GatewayError("the connection info has no ws_token")
@@ -106,36 +127,80 @@ class WebSocketGateway:
         self._clients: set[Any] = set()
         self._open = 0  # TCP connections, from accept (before any HTTP) to close
         self._accepts: deque[float] = deque()  # accept times in the last second
-        self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
-        self._ready = threading.Event()
-        self._error: BaseException | None = None
+        self._counts: Any = None  # shared with the process: connections, authorised, refused
+        self._process: mp.process.BaseProcess | None = None
+        self._conn: Any = None
 
+    # -- in the server's process -----------------------------------------------------------------------------------
     def start(self) -> int:
-        self._thread = threading.Thread(target=self._run, name="filmscore-ws-gateway", daemon=True)
-        self._thread.start()
-        self._ready.wait(30)
-        if self._error is not None:
-            raise GatewayError(f"WebSocket gateway on {self.host}:{self.port} did not start: {self._error}")
+        """Spawn the gateway's process; returns its port once it listens (a GatewayError if it cannot)."""
+        ctx = mp.get_context("spawn")
+        self._counts = ctx.Array("q", len(_COUNTS), lock=False)
+        self._conn, child = ctx.Pipe()
+        self._process = ctx.Process(target=_gateway_process, name="filmscore-ws-gateway", daemon=True,
+                                    args=(self._args, child, self._counts, logging.getLogger().level))
+        self._process.start()
+        child.close()
+        reply: tuple[str, Any] = ("error", "no answer within 60 s")
+        try:
+            if self._conn.poll(60):
+                reply = self._conn.recv()
+        except (EOFError, OSError):
+            reply = ("error", f"its process exited ({self._process.exitcode})")
+        if reply[0] != "ready":
+            self.stop()
+            raise GatewayError(f"WebSocket gateway on {self.host}:{self.port} did not start: {reply[1]}")
+        self.port = reply[1]
         return self.port
 
     def stop(self) -> None:
-        if self._loop is not None and self._stop is not None:
-            self._loop.call_soon_threadsafe(self._stop.set)
-        if self._thread is not None:
-            self._thread.join(10)
+        if self._conn is not None:
+            try:
+                self._conn.send("stop")
+            except OSError:
+                pass
+        if self._process is not None:
+            self._process.join(10)
+            if self._process.is_alive():
+                self._process.kill()
+                self._process.join(5)
+            self._process = None
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
 
-    def _run(self) -> None:
+    # -- in the gateway's process ----------------------------------------------------------------------------------
+    def _count(self) -> None:
+        """Publish the counters `describe()` reads in the server's process."""
+        if self._counts is not None:
+            self._counts[:] = [self._open, len(self._clients), self.refused]
+
+    def _serve(self, conn: Any) -> None:
+        """Serve until the server says stop (or is gone), reporting the port or the failure on `conn` first."""
+        def wait_stop() -> None:
+            try:
+                conn.recv()
+            except (EOFError, OSError):
+                pass  # the server is gone
+            if self._loop is not None and self._stop is not None:
+                self._loop.call_soon_threadsafe(self._stop.set)
+
+        self._conn = conn
+        threading.Thread(target=wait_stop, name="filmscore-ws-gateway-stop", daemon=True).start()
         try:
             asyncio.run(self._main())
         except BaseException as e:  # noqa: BLE001 - reported to start() or logged
-            self._error = e
-            self._ready.set()
+            try:
+                conn.send(("error", f"{type(e).__name__}: {e}"))
+            except OSError:
+                pass
             log.exception("WebSocket gateway stopped")
 
     async def _main(self) -> None:
         from websockets.asyncio.server import ServerConnection, serve
+        from websockets.frames import CloseCode
         from websockets.protocol import State
 
         gateway = self
@@ -146,6 +211,7 @@ class WebSocketGateway:
 
             def connection_made(self, transport: Any) -> None:
                 gateway._open += 1
+                _set_rcvbuf(transport, PRE_TOKEN_RCVBUF)
                 super().connection_made(transport)
                 now = time.monotonic()
                 recent = gateway._accepts
@@ -157,19 +223,42 @@ class WebSocketGateway:
                     log.warning("WebSocket gateway: over %d connections or %d new ones a second; refusing another",
                                 gateway.max_clients, ACCEPTS_PER_S)
                     transport.abort()
+                gateway._count()
 
             def connection_lost(self, exc: Exception | None) -> None:
                 gateway._open -= 1
+                gateway._count()
                 super().connection_lost(exc)
 
             def data_received(self, data: bytes) -> None:
-                # A connection without the token that is already closing (too big a first message, a wrong token)
-                # is dropped at once instead of being read to its close frame: a 30 MiB message sent after a
-                # refusal would otherwise be read and discarded, 64 KiB at a time, by this thread.
+                # A connection without the token that is already closing (a wrong token) is dropped at once
+                # instead of being read to its close frame: a 30 MiB message sent after a refusal would otherwise
+                # be read and discarded, 64 KiB at a time, by this process.
                 if self.protocol.state is State.CLOSING and not getattr(self, "authorised", False):
-                    self.transport.abort()
+                    if self.held is None:
+                        self.transport.abort()
                     return
                 super().data_received(data)
+
+            held: asyncio.TimerHandle | None = None
+
+            def send_data(self) -> None:
+                # A first message over FIRST_MESSAGE_BYTES (the shape of a flood: megabytes before any token) is
+                # refused by holding the connection unread for REFUSED_HOLD_S, then sending the 1009 close. Closed
+                # at once, the peer would reconnect and push its next message straight away; held, its sender
+                # waits on a full 64 KiB window and costs neither this process nor the host's CPU anything.
+                close = self.protocol.close_sent
+                if (not getattr(self, "authorised", False) and close is not None
+                        and close.code == CloseCode.MESSAGE_TOO_BIG):
+                    if self.held is None:
+                        self.transport.pause_reading()
+                        self.held = self.loop.call_later(REFUSED_HOLD_S, self.release)
+                    return
+                super().send_data()
+
+            def release(self) -> None:
+                super().send_data()  # the 1009 close frame, then EOF: the peer learns why
+                self.loop.call_later(1.0, self.transport.abort)
 
         self._loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
@@ -185,15 +274,16 @@ class WebSocketGateway:
                          logger=_WS_LOG, create_connection=CappedConnection, open_timeout=AUTH_TIMEOUT_S) as server:
             self.port = server.sockets[0].getsockname()[1] if not self.port else self.port
             fanout = asyncio.ensure_future(self._fanout(sub))
-            self._ready.set()
+            self._conn.send(("ready", self.port))
             await self._stop.wait()
             fanout.cancel()
         sub.close(0)
         self.ctx.term()
 
     def describe(self) -> dict[str, int]:
-        return {"connections": self._open, "authorised": len(self._clients), "cap": self.max_clients,
-                "refused": self.refused}
+        counts = dict(zip(_COUNTS, self._counts[:] if self._counts is not None else (0, 0, 0)))
+        return {"connections": counts["connections"], "authorised": counts["authorised"], "cap": self.max_clients,
+                "refused": counts["refused"]}
 
     async def _fanout(self, sub: zmq.asyncio.Socket) -> None:
         while True:
@@ -248,12 +338,14 @@ class WebSocketGateway:
             session_id = P.new_id()
         ws.protocol.max_message_size = self.session.limits.max_message_bytes  # authorised: the protocol's limit
         ws.authorised = True
+        _set_rcvbuf(ws.transport, TOKEN_RCVBUF)
         await ws.send(P.dumps_strict({"status": "ok", "protocol_version": P.PROTOCOL_VERSION, "session": session_id}))
         dealer = self.ctx.socket(zmq.DEALER)
         configure_socket(dealer, self.info)  # type: ignore[arg-type]
         dealer.connect(endpoint(self.info, "request_port"))  # type: ignore[arg-type]
         replies = asyncio.ensure_future(self._replies(dealer, ws))
         self._clients.add(ws)
+        self._count()
         try:
             while True:
                 raw = await ws.recv()
@@ -268,6 +360,7 @@ class WebSocketGateway:
             pass
         finally:
             self._clients.discard(ws)
+            self._count()
             replies.cancel()
             dealer.close(0)
 
@@ -322,3 +415,36 @@ class WebSocketGateway:
             await ws.send(text)
             for b in msg.buffers:
                 await ws.send(b)
+
+
+def _set_rcvbuf(transport: Any, size: int) -> None:
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, size)
+        except OSError:
+            pass
+
+
+def _gateway_process(args: tuple, conn: Any, counts: Any, log_level: int) -> None:
+    """The gateway process: dies with the server, logs as the server does (same format, repeats held back), runs
+    below the server's priority."""
+    from .server.worker import _die_with_parent
+
+    _die_with_parent()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the server, which stops us in order
+    from .server.limits import install_repeat_filter
+
+    logging.basicConfig(level=log_level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    install_repeat_filter()  # as in the server: a flood of refusals is a few lines, not thousands
+    try:
+        os.nice(GATEWAY_NICENESS)
+    except OSError:
+        pass
+    try:
+        gateway = WebSocketGateway(*args)
+    except GatewayError as e:
+        conn.send(("error", str(e)))
+        return
+    gateway._counts = counts
+    gateway._serve(conn)
