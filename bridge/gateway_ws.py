@@ -429,9 +429,9 @@ def _set_rcvbuf(transport: Any, size: int) -> None:
 def _gateway_process(args: tuple, conn: Any, counts: Any, log_level: int) -> None:
     """The gateway process: dies with the server, logs as the server does (same format, repeats held back), runs
     below the server's priority."""
-    from .server.worker import _die_with_parent
+    from .server.worker import die_with_parent
 
-    _die_with_parent()
+    die_with_parent()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the server, which stops us in order
     from .server.limits import install_repeat_filter
 

@@ -122,14 +122,31 @@ def _check_settings(path: Path, manifest: dict[str, Any]) -> None:
 
 def load_bundle(path: str | Path | None = None, verify: bool = True) -> Bundle:
     """Load a bundle (default: the one shipped in the package), verifying hashes and settings."""
+    path = bundle_dir(path)
+    manifest = read_manifest(path)
+    _check_settings(path, manifest)
+    models = load_components(path, manifest, verify)
+    vae, unet = models["vae"], models["unet"]
+    if vae.config.latent_channels != unet.config.in_channels:
+        raise BundleError(f"{path}: VAE latent channels {vae.config.latent_channels} != UNet input channels "
+                          f"{unet.config.in_channels}")
+    if vae.config.n_mels != manifest["mel"]["n_mels"]:
+        raise BundleError(f"{path}: VAE expects {vae.config.n_mels} Mel bands, bundle says {manifest['mel']['n_mels']}")
+    voc = models.get("vocoder")
+    if voc is not None:
+        check_vocoder_mel(path, voc.config, manifest["mel"])
+    logger.info("loaded bundle %s from %s", manifest.get("name"), path)
+    return Bundle(path, manifest, models)
+
+
+def load_components(path: Path, manifest: dict[str, Any], verify: bool = True) -> dict[str, torch.nn.Module]:
+    """Every component the manifest lists, built from its config and loaded from its weights file (sha256-checked
+    with `verify`), as float32 eval-mode models; the one loader of v1 and v2 bundles."""
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
     from .models import MODEL_CLASSES
 
-    path = bundle_dir(path)
-    manifest = read_manifest(path)
-    _check_settings(path, manifest)
     models: dict[str, torch.nn.Module] = {}
     for cname, comp in manifest["components"].items():
         f = component_file(path, cname, comp, verify)
@@ -143,20 +160,10 @@ def load_bundle(path: str | Path | None = None, verify: bool = True) -> Bundle:
         except (SafetensorError, RuntimeError, TypeError, KeyError, ValueError) as e:
             raise BundleError(f"{f}: cannot load component {cname!r} ({str(e).splitlines()[0]})") from e
         models[cname] = model.eval().requires_grad_(False)
-    vae, unet = models["vae"], models["unet"]
-    if vae.config.latent_channels != unet.config.in_channels:
-        raise BundleError(f"{path}: VAE latent channels {vae.config.latent_channels} != UNet input channels "
-                          f"{unet.config.in_channels}")
-    if vae.config.n_mels != manifest["mel"]["n_mels"]:
-        raise BundleError(f"{path}: VAE expects {vae.config.n_mels} Mel bands, bundle says {manifest['mel']['n_mels']}")
-    voc = models.get("vocoder")
-    if voc is not None:
-        _check_vocoder_mel(path, voc.config, manifest["mel"])
-    logger.info("loaded bundle %s from %s", manifest.get("name"), path)
-    return Bundle(path, manifest, models)
+    return models
 
 
-def _check_vocoder_mel(path: Path, cfg: Any, mel: dict[str, Any]) -> None:
+def check_vocoder_mel(path: Path, cfg: Any, mel: dict[str, Any]) -> None:
     """The vocoder reads the bundle's Mels: its band count and hop, and (with the magnitude prior, which inverts
     the filterbank) the filterbank itself, must be the bundle's."""
     pairs = [("n_mels", "n_mels"), ("hop_length", "hop_length")]

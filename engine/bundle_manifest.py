@@ -36,7 +36,9 @@ def bundle_dir(path: str | Path | None) -> Path:
     return p
 
 
-def read_manifest(path: Path) -> dict[str, Any]:
+def read_manifest(path: Path, schema: str = BUNDLE_SCHEMA) -> dict[str, Any]:
+    """The parsed bundle.json of the bundle at `path`, checked to be of `schema` (v1's unless a reader of another
+    bundle format asks for its own) and to hold the settings and components every bundle has."""
     mf = path / "bundle.json"
     if not path.is_dir():
         raise BundleError(f"{path}: no such bundle directory")
@@ -46,8 +48,8 @@ def read_manifest(path: Path) -> dict[str, Any]:
         manifest = json.loads(mf.read_text())
     except (OSError, json.JSONDecodeError) as e:
         raise BundleError(f"{mf}: unreadable ({e})") from e
-    if manifest.get("schema") != BUNDLE_SCHEMA:
-        raise BundleError(f"{mf}: schema {manifest.get('schema')!r}, this engine reads {BUNDLE_SCHEMA!r}")
+    if manifest.get("schema") != schema:
+        raise BundleError(f"{mf}: schema {manifest.get('schema')!r}, this reader takes {schema!r}")
     for key in ("mel", "components"):
         if key not in manifest:
             raise BundleError(f"{mf}: missing {key!r}")

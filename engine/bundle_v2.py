@@ -17,7 +17,7 @@ from typing import Any
 import torch
 
 from .audio.mel import MelConfig
-from .bundle_manifest import manifest_hash, sha256_file
+from .bundle_manifest import manifest_hash, read_manifest, sha256_file
 from .constants import CONTROL_FRAME_RATE
 from .errors import BundleError
 from .models.controls_v2 import CONTROL_CHANNELS_V2
@@ -92,20 +92,11 @@ def save_bundle_v2(path: str | Path, models: dict[str, torch.nn.Module], *, name
 
 def load_bundle_v2(path: str | Path, verify: bool = True) -> BundleV2:
     """Load a v2 bundle, checking hashes, schema and that the components agree with each other and the settings."""
-    from safetensors.torch import load_file
-
-    from .models import MODEL_CLASSES
+    from .bundle import check_vocoder_mel, load_components
 
     path = Path(path)
     mf = path / "bundle.json"
-    if not mf.is_file():
-        raise BundleError(f"{path}: not a bundle (no bundle.json)")
-    try:
-        manifest = json.loads(mf.read_text())
-    except (OSError, json.JSONDecodeError) as e:
-        raise BundleError(f"{mf}: unreadable ({e})") from e
-    if manifest.get("schema") != BUNDLE_SCHEMA_V2:
-        raise BundleError(f"{mf}: schema {manifest.get('schema')!r}; the v2 pipeline reads {BUNDLE_SCHEMA_V2!r}")
+    manifest = read_manifest(path, BUNDLE_SCHEMA_V2)
     try:
         mel = MelConfig.from_dict(manifest["mel"])
         stems = manifest["stems"]
@@ -115,23 +106,7 @@ def load_bundle_v2(path: str | Path, verify: bool = True) -> BundleV2:
     if mel.sample_rate != mel.hop_length * CONTROL_FRAME_RATE:
         raise BundleError(f"{mf}: Mel hop {mel.hop_length} at {mel.sample_rate} Hz is not {CONTROL_FRAME_RATE} "
                           f"frames/s")
-    models: dict[str, torch.nn.Module] = {}
-    for cname, comp in manifest["components"].items():
-        f = path / comp.get("file", "")
-        if not f.is_file():
-            raise BundleError(f"{f}: component {cname!r} file is missing")
-        if verify and sha256_file(f) != comp.get("sha256"):
-            raise BundleError(f"{f}: sha256 does not match bundle.json (corrupted or replaced file)")
-        cls = MODEL_CLASSES.get(comp.get("class", ""))
-        if cls is None:
-            raise BundleError(f"{mf}: component {cname!r} has unknown class {comp.get('class')!r}")
-        try:
-            model = cls.from_config(comp["config"])
-            state = load_file(str(f))
-            model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
-        except (RuntimeError, TypeError, KeyError, ValueError) as e:
-            raise BundleError(f"{f}: cannot load component {cname!r} ({str(e).splitlines()[0]})") from e
-        models[cname] = model.eval().requires_grad_(False)
+    models = load_components(path, manifest, verify)
     for req in REQUIRED_V2:
         if req not in models:
             raise BundleError(f"{mf}: no {req!r} component")
@@ -146,7 +121,5 @@ def load_bundle_v2(path: str | Path, verify: bool = True) -> BundleV2:
                           f"have {CONTROL_CHANNELS_V2}")
     voc = models.get("vocoder")
     if voc is not None:
-        from .bundle import _check_vocoder_mel
-
-        _check_vocoder_mel(path, voc.config, manifest["mel"])
+        check_vocoder_mel(path, voc.config, manifest["mel"])
     return BundleV2(path, manifest, models)

@@ -41,14 +41,14 @@ from .windowed import fusion_weights, plan_windows
 
 def _extreme_pitch(notes, n: int, pick) -> np.ndarray | None:
     """`(n,)` highest (`pick=np.maximum`) or lowest (`np.minimum`) MIDI pitch sounding per frame, 0 where none;
-    None without notes. Frames by the corpus labels' rule (engine/data/labels.py `_frames`)."""
-    from .data.labels import _frames  # the one frame rule of notes, shared with the corpus labels
+    None without notes. Frames by the corpus labels' rule (engine/data/labels.py `note_frames`)."""
+    from .data.labels import note_frames  # the one frame rule of notes, shared with the corpus labels
 
     if not notes:
         return None
     fill = 0 if pick is np.maximum else 128
     out = np.full(n, fill, np.int16)
-    a, b = _frames(np.array([x.onset_s for x in notes]), np.array([x.offset_s for x in notes]), n)
+    a, b = note_frames(np.array([x.onset_s for x in notes]), np.array([x.offset_s for x in notes]), n)
     for lo, hi, x in zip(a, b, notes):
         if hi > lo:
             pick(out[lo:hi], x.pitch, out=out[lo:hi])
@@ -73,7 +73,7 @@ def controls_from_plan(plan, n_frames: int | None = None) -> tuple[ControlsV2, n
     rules the corpus labels follow (engine/data/labels.py): melody = the melody track's highest sounding pitch;
     dynamics = the plan's curve at 100/s; harmony = the chord's pitch classes from its start to its end, bass = the
     lowest harmony or bass note sounding; beats and downbeats on floor(t x 100)."""
-    from .data.labels import _frames  # the one frame rule of notes, shared with the corpus labels
+    from .data.labels import note_frames  # the one frame rule of notes, shared with the corpus labels
     from .plan.dynamics import to_control_rate
 
     n = n_frames if n_frames is not None else int(math.ceil(plan.duration_s * CONTROL_FRAME_RATE - 1e-9))
@@ -82,7 +82,7 @@ def controls_from_plan(plan, n_frames: int | None = None) -> tuple[ControlsV2, n
     if plan.chords:
         chroma = np.zeros((n, 12), np.uint8)
         for c in plan.chords:
-            a, b = _frames(np.array([c.time_s]), np.array([c.end_s]), n)
+            a, b = note_frames(np.array([c.time_s]), np.array([c.end_s]), n)
             chroma[a[0]:b[0], list(c.pitch_classes)] = 1
 
     def impulses(times) -> np.ndarray:

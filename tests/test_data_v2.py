@@ -241,7 +241,7 @@ def test_relabel_rebuilds_the_clip_and_rewrites_its_labels(tmp_path):
     except SynthError as e:
         pytest.skip(f"FluidSynth or a GM SoundFont missing: {e}")
     from filmscore.engine.data.arrange import base_qpm
-    from filmscore.engine.data.build import Job, _seed, variant
+    from filmscore.engine.data.build import Job, stable_seed, variant
     from filmscore.engine.data.clip_v2 import render_clip_v2
     from filmscore.engine.data.index import append_records
     from filmscore.engine.data.music21_source import ParseCache
@@ -253,7 +253,7 @@ def test_relabel_rebuilds_the_clip_and_rewrites_its_labels(tmp_path):
     cache.path(parsed.work).write_text(json.dumps(parsed.to_json()))
     transpose, scale, orch, _ = variant(Job(parsed.work, 0), len(ORCHESTRATIONS_V2))
     clip_id = "scale.p0.c0"
-    spec = ClipSpecV2(0, 4, transpose, base_qpm(parsed) * scale, scale, ORCHESTRATIONS_V2[orch], _seed(clip_id))
+    spec = ClipSpecV2(0, 4, transpose, base_qpm(parsed) * scale, scale, ORCHESTRATIONS_V2[orch], stable_seed(clip_id))
     rec = render_clip_v2(parsed, spec, clip_id, tmp_path, 24_000, find_soundfont())
     append_records(tmp_path, [rec])
     d = tmp_path / "clips/folk" / clip_id

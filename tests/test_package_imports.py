@@ -107,17 +107,9 @@ def test_engine_imports_neither_bridge_nor_export():
     assert {m: ts for m, ts in wrong.items() if ts} == {}
 
 
-# Private names imported across modules that other work in progress still owns (the corpus builder, bundle v2);
-# each is to become public or move, and its entry then goes. The test fails on any import not listed here.
-KNOWN_PRIVATE_IMPORTS = {
-    ("filmscore.engine.bundle_v2", "filmscore.engine.bundle", "_check_vocoder_mel"),
-    ("filmscore.engine.data.arrange_v2", "filmscore.engine.data.arrange", "_slice"),
-    ("filmscore.engine.data.arrange_v2", "filmscore.engine.data.arrange", "_Track"),
-    ("filmscore.engine.data.relabel", "filmscore.engine.data.build", "_seed"),
-    ("filmscore.engine.data.render_check", "filmscore.engine.data.build", "_cpu_s"),
-    ("filmscore.engine.data.render_check", "filmscore.engine.data.build", "_seed"),
-    ("filmscore.engine.pipeline_v2", "filmscore.engine.data.labels", "_frames"),
-}
+# Private names imported across modules that work in progress still owns; each is to become public or move, and
+# its entry then goes. The test fails on any import not listed here.
+KNOWN_PRIVATE_IMPORTS: set[tuple[str, str, str]] = set()
 
 
 def private_imports() -> set[tuple[str, str, str]]:

@@ -80,7 +80,8 @@ def result_to_json(result: Any) -> dict[str, Any]:
     return json.loads(json.dumps(d, default=str))  # Paths (at any depth) become strings; the journal stores JSON
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
+    """Ask Linux to SIGKILL this process when its parent dies (workers and the gateway never outlive the server)."""
     if sys.platform.startswith("linux"):
         try:
             ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG = 1
@@ -247,7 +248,7 @@ def _cleanup(output: Path, job_id: str) -> None:
 
 def worker_main(conn: Connection, cancel_seq: Any, renderer: str) -> None:
     """Entry point of a worker process."""
-    _die_with_parent()
+    die_with_parent()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the server, which stops us in order
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     try:

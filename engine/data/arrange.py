@@ -117,7 +117,7 @@ def plan_clips(parsed: ParsedScore, qpm: float, rng: np.random.Generator) -> lis
     return clips
 
 
-def _slice(notes: np.ndarray, a: float, b: float) -> np.ndarray:
+def slice_notes(notes: np.ndarray, a: float, b: float) -> np.ndarray:
     """Notes starting in [a, b), cut at b, shifted to start at 0 (qL)."""
     m = (notes[:, 0] >= a - 1e-9) & (notes[:, 0] < b - 1e-9)
     out = notes[m].copy()
@@ -126,7 +126,7 @@ def _slice(notes: np.ndarray, a: float, b: float) -> np.ndarray:
     return out
 
 
-class _Track:
+class ChannelTrack:
     """Absolute-tick events of one channel, turned into a mido track at the end."""
 
     def __init__(self, name: str, channel: int, program: int | None, volume: int):
@@ -168,8 +168,8 @@ def arrange_clip(parsed: ParsedScore, spec: ClipSpec) -> ClipArrangement:
     bars_ql = edges[spec.bar_start:spec.bar_end] - a
     bar_starts_s = bars_ql * sec_per_ql
 
-    lead = _slice(parsed.melody.notes, a, b)
-    accomp = [_slice(p.notes, a, b) for p in parsed.accompaniment]
+    lead = slice_notes(parsed.melody.notes, a, b)
+    accomp = [slice_notes(p.notes, a, b) for p in parsed.accompaniment]
     accomp = [p for p in accomp if len(p)]
     lead[:, 2] += spec.transpose
     for p in accomp:
@@ -192,13 +192,13 @@ def arrange_clip(parsed: ParsedScore, spec: ClipSpec) -> ClipArrangement:
         on_bar = np.isin(np.round(notes[:, 0], 6), np.round(bars_ql, 6))
         return np.round(v + downbeat * on_bar + rng.normal(0, 2.5, len(notes)))
 
-    tracks = [_Track("melody", 0, orch.lead, LEAD_VOLUME)]
+    tracks = [ChannelTrack("melody", 0, orch.lead, LEAD_VOLUME)]
     for (on, dur, pitch), v in zip(lead, velocities(lead, 50, 77, 6)):
         tracks[0].note(on, dur, int(pitch), int(v))
 
     channel = iter(c for c in range(1, 16) if c != DRUM_CHANNEL)
     if orch.lead_double is not None:
-        double = _Track("melody double", next(channel), orch.lead_double, DOUBLE_VOLUME)
+        double = ChannelTrack("melody double", next(channel), orch.lead_double, DOUBLE_VOLUME)
         for msg in tracks[0].events:
             if msg[2].type in ("note_on", "note_off"):
                 double.events.append((msg[0], msg[1], msg[2].copy(channel=double.channel)))
@@ -206,15 +206,15 @@ def arrange_clip(parsed: ParsedScore, spec: ClipSpec) -> ClipArrangement:
     if accomp:
         bass_i = int(np.argmin([p[:, 2].mean() for p in accomp])) if len(accomp) > 1 else -1
         for k, p in enumerate(accomp):
-            t = _Track(f"accomp {k + 1}", next(channel), orch.bass if k == bass_i else orch.upper, orch.accomp_volume)
+            t = ChannelTrack(f"accomp {k + 1}", next(channel), orch.bass if k == bass_i else orch.upper, orch.accomp_volume)
             for (on, dur, pitch), v in zip(p, velocities(p, 30, 60, 4)):
                 t.note(on, dur, int(pitch), int(v))
             tracks.append(t)
     chords = chords_per_bar(all_notes, bars_ql, b - a, tonic, parsed.mode)
     bar_edges = np.append(bars_ql, b - a)
     if not accomp:  # a single-line tune: chords under it
-        upper = _Track("accomp 1", next(channel), orch.upper, orch.accomp_volume)
-        bass = _Track("accomp 2", next(channel), orch.bass, orch.accomp_volume)
+        upper = ChannelTrack("accomp 1", next(channel), orch.upper, orch.accomp_volume)
+        bass = ChannelTrack("accomp 2", next(channel), orch.bass, orch.accomp_volume)
         for k, ch in enumerate(chords):
             s, e = bar_edges[k], bar_edges[k + 1]
             in_bar = lead[(lead[:, 0] < e) & (lead[:, 0] + lead[:, 1] > s), 2]
@@ -237,14 +237,14 @@ def arrange_clip(parsed: ParsedScore, spec: ClipSpec) -> ClipArrangement:
                         upper.note(t0, min(step, e - t0), pattern[i % 4], vv)
         tracks += [upper, bass]
     if orch.pad is not None:
-        pad = _Track("pad", next(channel), orch.pad, PAD_VOLUME)
+        pad = ChannelTrack("pad", next(channel), orch.pad, PAD_VOLUME)
         for k, ch in enumerate(chords):
             for pc in ch.pcs:
                 pad.note(bar_edges[k], bar_edges[k + 1] - bar_edges[k], voice_below(pc, 60, 48), 70)
         tracks.append(pad)
     if orch.percussion and hits:
-        timp = _Track("timpani", next(channel), TIMPANI, PERC_VOLUME)
-        drums = _Track("drums", DRUM_CHANNEL, None, PERC_VOLUME)
+        timp = ChannelTrack("timpani", next(channel), TIMPANI, PERC_VOLUME)
+        drums = ChannelTrack("drums", DRUM_CHANNEL, None, PERC_VOLUME)
         for h in hits:
             q = h / sec_per_ql
             v = int(80 + 47 * float(dyn.level_at(h)))

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import mido
 import numpy as np
 
-from .arrange import CC11_STEP_S, TICKS_PER_BEAT, ClipArrangement, _slice, _Track, lead_shift
+from .arrange import CC11_STEP_S, TICKS_PER_BEAT, ClipArrangement, slice_notes, ChannelTrack, lead_shift
 from .dynamics import plan_dynamics
 from .harmony import Chord, chords_per_bar, tension_per_bar, voice_below
 from .music21_source import ParsedScore
@@ -108,7 +108,7 @@ class ClipArrangementV2(ClipArrangement):
         return [t for t in self.tracks if t.stem == stem]
 
 
-class _TrackV2(_Track):
+class _TrackV2(ChannelTrack):
     """v1's track plus a pan position (CC10) and a record of every note as written (tick-exact)."""
 
     def __init__(self, name: str, channel: int, program: int | None, volume: int, pan: float):
@@ -174,8 +174,8 @@ def arrange_clip_v2(parsed: ParsedScore, spec: ClipSpecV2) -> ClipArrangementV2:
     bars_ql = edges[spec.bar_start:spec.bar_end] - a
     bar_starts_s = bars_ql * sec_per_ql
 
-    lead = _slice(parsed.melody.notes, a, b)
-    accomp = [p for p in (_slice(p.notes, a, b) for p in parsed.accompaniment) if len(p)]
+    lead = slice_notes(parsed.melody.notes, a, b)
+    accomp = [p for p in (slice_notes(p.notes, a, b) for p in parsed.accompaniment) if len(p)]
     for p in [lead, *accomp]:
         p[:, 2] += spec.transpose
     lo, hi = LEAD_RANGE.get(orch.lead, DEFAULT_LEAD_RANGE)

@@ -125,7 +125,8 @@ class BuildSummary:
                 "first_errors": self.first_errors}
 
 
-def _seed(*parts: object) -> int:
+def stable_seed(*parts: object) -> int:
+    """A 32-bit seed from the parts' text (sha1): the same clip id gives the same seed on every machine and run."""
     return int.from_bytes(hashlib.sha1("|".join(map(str, parts)).encode()).digest()[:4], "big")
 
 
@@ -160,10 +161,10 @@ def plan_jobs(works: list[Work], seed: int = 0, tiny: bool = False) -> Iterator[
 
 def variant(job: Job, n_orchestrations: int = len(ORCHESTRATIONS)) -> tuple[int, float, int, np.random.Generator]:
     """(transpose, tempo_scale, orchestration index, rng for the clip plan) of a job, from its work and pass."""
-    rng = np.random.default_rng(_seed(job.work.work_id, job.pass_index))
+    rng = np.random.default_rng(stable_seed(job.work.work_id, job.pass_index))
     transpose = int(rng.integers(TRANSPOSE_RANGE[0], TRANSPOSE_RANGE[1] + 1))
     scale = float(np.exp(rng.uniform(np.log(TEMPO_SCALE_RANGE[0]), np.log(TEMPO_SCALE_RANGE[1]))))
-    orch = (_seed(job.work.work_id) + job.pass_index) % n_orchestrations
+    orch = (stable_seed(job.work.work_id) + job.pass_index) % n_orchestrations
     return transpose, scale, orch, rng
 
 
@@ -219,7 +220,8 @@ def _coverage(parsed: ParsedScore, a_ql: float, b_ql: float) -> float:
     return float((off - on).sum() / max(b_ql - a_ql, 1e-9))
 
 
-def _cpu_s() -> float:
+def cpu_seconds() -> float:
+    """CPU seconds of this process and its waited-for children (FluidSynth), for build cost per clip."""
     t = os.times()
     return t.user + t.system + t.children_user + t.children_system  # FluidSynth runs as a child process
 
@@ -229,9 +231,9 @@ def run_job(job: Job, corpus_dir: Path, done_ids: frozenset[str], max_clips: int
     """Parse (or load from the cache) one work and render the clips of one pass. Returns (job key, records,
     error, CPU seconds used); a user-level error (unparseable score, failed render) is returned, not raised, so
     one bad score does not stop a long build."""
-    cpu0 = _cpu_s()
+    cpu0 = cpu_seconds()
     key, records, error = _run_job(job, corpus_dir, done_ids, max_clips, features, audio)
-    return key, records, error, _cpu_s() - cpu0
+    return key, records, error, cpu_seconds() - cpu0
 
 
 def _run_job(job: Job, corpus_dir: Path, done_ids: frozenset[str], max_clips: int | None, features: bool,
@@ -254,13 +256,13 @@ def _run_job(job: Job, corpus_dir: Path, done_ids: frozenset[str], max_clips: in
             if clip_id in done_ids or _coverage(parsed, edges[a], edges[b]) < MIN_MELODY_COVERAGE:
                 continue
             if audio.version == 1:
-                spec = ClipSpec(a, b, transpose, qpm, scale, ORCHESTRATIONS[orch], _seed(clip_id))
+                spec = ClipSpec(a, b, transpose, qpm, scale, ORCHESTRATIONS[orch], stable_seed(clip_id))
                 records.append(render_clip(parsed, spec, clip_id, corpus_dir, features=features))
             else:
                 from .arrange_v2 import ClipSpecV2
                 from .clip_v2 import render_clip_v2
 
-                spec2 = ClipSpecV2(a, b, transpose, qpm, scale, ORCHESTRATIONS_V2[orch], _seed(clip_id))
+                spec2 = ClipSpecV2(a, b, transpose, qpm, scale, ORCHESTRATIONS_V2[orch], stable_seed(clip_id))
                 records.append(render_clip_v2(parsed, spec2, clip_id, corpus_dir, audio.sample_rate, audio.soundfont,
                                               features=features, soundfont_name=audio.soundfont_name))
         return job.key, records, None

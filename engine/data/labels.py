@@ -55,7 +55,7 @@ class LabelsError(ValueError):
     """A labels file of another schema version, or a missing key."""
 
 
-def _frames(on_s: np.ndarray, off_s: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+def note_frames(on_s: np.ndarray, off_s: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
     """First and one-past-last frame whose centre a note covers (the rule of `controls.midi._note_frames`)."""
     a = np.floor(on_s * CONTROL_FRAME_RATE + 0.5).astype(np.int64)
     b = np.floor(off_s * CONTROL_FRAME_RATE + 0.5).astype(np.int64)
@@ -84,7 +84,7 @@ def compute_labels(arr: ClipArrangementV2, n_frames: int, dynamics_db: np.ndarra
     # melody: highest sounding note of the melody track per frame
     lead = arr.notes["melody"]
     top = np.zeros(n, np.int16)
-    a, b = _frames(lead[:, 0], lead[:, 0] + lead[:, 1], n)
+    a, b = note_frames(lead[:, 0], lead[:, 0] + lead[:, 1], n)
     for lo, hi, p in zip(a, b, lead[:, 2].astype(np.int16)):
         if hi > lo:
             np.maximum(top[lo:hi], p, out=top[lo:hi])
@@ -108,7 +108,7 @@ def compute_labels(arr: ClipArrangementV2, n_frames: int, dynamics_db: np.ndarra
 
     acc = _stem_notes(arr, "accompaniment")
     bass = np.full(n, 128, np.int16)
-    a, b = _frames(acc[:, 0], acc[:, 0] + acc[:, 1], n)
+    a, b = note_frames(acc[:, 0], acc[:, 0] + acc[:, 1], n)
     for lo, hi, p in zip(a, b, acc[:, 2].astype(np.int16)):
         if hi > lo:
             np.minimum(bass[lo:hi], p, out=bass[lo:hi])
@@ -148,7 +148,7 @@ def compute_labels(arr: ClipArrangementV2, n_frames: int, dynamics_db: np.ndarra
         if len(notes):
             f = np.clip(np.floor(notes[:, 0] * CONTROL_FRAME_RATE + 1e-6).astype(np.int64), 0, n - 1)
             onsets[np.unique(f)] = 1.0  # a chord or a doubling is one onset
-            a, b = _frames(notes[:, 0], notes[:, 0] + notes[:, 1], n)
+            a, b = note_frames(notes[:, 0], notes[:, 0] + notes[:, 1], n)
             for lo, hi in zip(a, b):
                 active[lo:hi, j] = 1
         c = np.concatenate([[0.0], np.cumsum(onsets[:n])])

@@ -24,7 +24,7 @@ def rebuild_arrangement(corpus_dir: Path, record: dict[str, Any]):
 
     from .arrange import base_qpm
     from .arrange_v2 import ClipSpecV2, arrange_clip_v2
-    from .build import Job, _seed, variant
+    from .build import Job, stable_seed, variant
     from .music21_source import ParseCache, Work
     from .orchestration_v2 import BY_NAME_V2, ORCHESTRATIONS_V2
 
@@ -39,7 +39,7 @@ def rebuild_arrangement(corpus_dir: Path, record: dict[str, Any]):
     transpose, scale, orch, _ = variant(job, len(ORCHESTRATIONS_V2))
     qpm = base_qpm(parsed) * scale
     a, b = record["bars"]
-    spec = ClipSpecV2(a, b, transpose, qpm, scale, BY_NAME_V2[record["orchestration"]], _seed(record["id"]))
+    spec = ClipSpecV2(a, b, transpose, qpm, scale, BY_NAME_V2[record["orchestration"]], stable_seed(record["id"]))
     if ORCHESTRATIONS_V2[orch].name != record["orchestration"]:
         raise CorpusError(f"clip {record['id']}: orchestration {record['orchestration']} is not its variant's")
     return spec, arrange_clip_v2(parsed, spec)

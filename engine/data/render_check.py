@@ -166,7 +166,7 @@ def compare_renders(n_clips: int = 6, rates: tuple[int, ...] = (24_000, 32_000),
     from ..audio.fluidsynth import MUSESCORE_SOUNDFONT, find_soundfont
     from .arrange import base_qpm, plan_clips
     from .arrange_v2 import ClipSpecV2, arrange_clip_v2
-    from .build import _cpu_s, _seed, plan_jobs, variant
+    from .build import cpu_seconds, stable_seed, plan_jobs, variant
     from .music21_source import iter_works, parse_work
     from .orchestration_v2 import ORCHESTRATIONS_V2, STEMS
     from .soundfont import expanded_sf2
@@ -189,16 +189,16 @@ def compare_renders(n_clips: int = 6, rates: tuple[int, ...] = (24_000, 32_000),
         a, b = windows[0]
         clip_id = f"{job.work.work_id.split('/', 1)[1]}.p{job.pass_index}.c0"
         arrangements.append((clip_id, arrange_clip_v2(parsed, ClipSpecV2(a, b, transpose, qpm, scale,
-                                                                          ORCHESTRATIONS_V2[orch], _seed(clip_id)))))
+                                                                          ORCHESTRATIONS_V2[orch], stable_seed(clip_id)))))
     out = []
     for font in fonts:
         for sr in rates:
             rows = []
             for clip_id, arr in arrangements:
                 n = int(round(arr.duration_s * 100)) * sr // 100
-                t0 = _cpu_s()
-                audio = render_stems(arr, n, sr, _seed(clip_id), font)
-                cpu = _cpu_s() - t0
+                t0 = cpu_seconds()
+                audio = render_stems(arr, n, sr, stable_seed(clip_id), font)
+                cpu = cpu_seconds() - t0
                 size = 0
                 for w in [audio.mix, *(audio.stems[s] for s in STEMS)]:
                     buf = io.BytesIO()
