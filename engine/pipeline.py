@@ -7,7 +7,6 @@ Runtime, TensorRT) replace the denoiser, decoder and vocoder callables through `
 from __future__ import annotations
 
 import logging
-import math
 import time
 from dataclasses import dataclass, field
 from collections.abc import Callable
@@ -27,7 +26,7 @@ from .models import FilmScoreControlNet1D, FilmScoreUNet1D, FilmTokenHead, MelVA
 from .request import CancelFn, ProgressFn
 from .schedulers import make_scheduler
 from .threads import StagePool, model_threads
-from .windowed import Window, fusion_weights, plan_windows
+from .windowed import Window, cue_frames, fusion_weights, plan_windows
 
 logger = logging.getLogger(__name__)
 
@@ -189,16 +188,10 @@ class FilmScorePipeline:
         report = progress or (lambda stage, frac, msg: None)
         hop = self.mel_config.hop_length
 
-        # 0. seconds -> frames: Mel frames cover the samples (round up), latent frames cover the Mel frames; a
-        #    cue shorter than one window is rounded up to the UNet's downsampling multiple.
-        n_mel = math.ceil(n_samples / hop)
-        n_latent = math.ceil(n_mel / LATENT_DOWNSAMPLE)
+        # 0. seconds -> frames (windowed.cue_frames)
         multiple = self.unet.downsample_factor
-        if n_latent < self.window:
-            n_latent = math.ceil(n_latent / multiple) * multiple
-        else:
-            n_latent = max(n_latent, self.window)
-        n_mel_pad = n_latent * LATENT_DOWNSAMPLE
+        frames = cue_frames(n_samples, hop, self.window, multiple)
+        n_mel, n_latent, n_mel_pad = frames.n_mel, frames.n_latent, frames.n_mel_pad
         logger.info("cue: %d samples -> %d Mel frames -> %d latent frames (padded from %d Mel frames)",
                     n_samples, n_mel_pad, n_latent, n_mel)
         windows = plan_windows(n_latent, self.window, self.overlap, multiple)

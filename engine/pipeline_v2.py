@@ -36,7 +36,7 @@ from .request import CancelFn, ProgressFn
 from .schedulers import make_scheduler
 from .stereo_v2 import place_stems
 from .threads import StagePool, model_threads
-from .windowed import fusion_weights, plan_windows
+from .windowed import cue_frames, fusion_weights, plan_windows
 
 
 def _extreme_pitch(notes, n: int, pick) -> np.ndarray | None:
@@ -192,11 +192,9 @@ class FilmScorePipelineV2:
         timings: dict[str, float] = {}
         report = progress or (lambda stage, frac, msg: None)
         hop = self.mel_config.hop_length
-        n_mel = math.ceil(n_samples / hop)
-        n_latent = math.ceil(n_mel / LATENT_DOWNSAMPLE)
         multiple = self.unet.downsample_factor
-        n_latent = math.ceil(n_latent / multiple) * multiple if n_latent < self.window else n_latent
-        n_mel_pad = n_latent * LATENT_DOWNSAMPLE
+        frames = cue_frames(n_samples, hop, self.window, multiple)
+        n_mel, n_latent, n_mel_pad = frames.n_mel, frames.n_latent, frames.n_mel_pad
         windows = plan_windows(n_latent, self.window, self.overlap, multiple)
         weights = fusion_weights(windows, n_latent, self.overlap)
 

@@ -10,9 +10,35 @@ prediction per step. Seams are blended at every step, so none survive to the end
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
+
+from .constants import LATENT_DOWNSAMPLE
+
+
+@dataclass(frozen=True)
+class CueFrames:
+    """A cue's length in frames: Mel frames cover its samples (rounded up), latent frames cover the Mel frames, and
+    a cue shorter than one window is rounded up to the UNet's downsampling multiple; `n_mel_pad` is the Mel length
+    the latent decodes to."""
+
+    n_mel: int
+    n_latent: int
+
+    @property
+    def n_mel_pad(self) -> int:
+        return self.n_latent * LATENT_DOWNSAMPLE
+
+
+def cue_frames(n_samples: int, hop: int, window: int, multiple: int) -> CueFrames:
+    """Frames of a cue of `n_samples` at Mel hop `hop` for windows of `window` latent frames (`CueFrames`)."""
+    n_mel = math.ceil(n_samples / hop)
+    n_latent = math.ceil(n_mel / LATENT_DOWNSAMPLE)
+    if n_latent < window:
+        n_latent = math.ceil(n_latent / multiple) * multiple
+    return CueFrames(n_mel, n_latent)
 
 
 @dataclass(frozen=True)
