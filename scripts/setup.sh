@@ -30,7 +30,10 @@ pip install -q --disable-pip-version-check -U pip 2>&1 | grep -v "^WARNING: Loca
 # torch first: the CPU build (a GPU machine installs its own before running this); the project's torch range
 # then admits it and pulls no multi-GB CUDA build.
 python -c "import torch" 2>/dev/null || pip install -q --disable-pip-version-check torch==2.13.0 2>&1 | grep -v "^WARNING: Location" || true
-pip install -q --disable-pip-version-check -e ".[test,ray]" 2>&1 | grep -v "^WARNING: Location" || true
+# setuptools' editable install prints an information-only notice ("be careful with folders named like your
+# package"): our folders are engine/, bridge/, export/, mapped under filmscore.*, so the notice says nothing here.
+PYTHONWARNINGS="ignore:Editable installation" \
+    pip install -q --disable-pip-version-check -e ".[test,ray]" 2>&1 | grep -v "^WARNING: Location" || true
 # basic-pitch (melody transcription for `filmscore eval`'s originality metric) ships its ONNX model; its wheel's
 # declared dependencies would pull TensorFlow, so it installs without them beside what it really needs here.
 python -c "import basic_pitch" 2>/dev/null || pip install -q --disable-pip-version-check --no-deps \
