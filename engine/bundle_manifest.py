@@ -15,6 +15,7 @@ from typing import Any
 from .errors import BundleError
 
 BUNDLE_SCHEMA = "filmscore.bundle/1"
+BUNDLE_SCHEMA_V2 = "filmscore.bundle/2"  # engine/bundle_v2.py; here so a cheap reader can tell them apart
 REQUIRED_COMPONENTS = ("vae", "unet")
 OPTIONAL_COMPONENTS = ("controlnet", "film_head", "vocoder")
 DEFAULT_BUNDLE_DIR = Path(__file__).resolve().parent / "default_bundle"

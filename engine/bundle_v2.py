@@ -17,13 +17,12 @@ from typing import Any
 import torch
 
 from .audio.mel import MelConfig
-from .bundle_manifest import manifest_hash, read_manifest, sha256_file
+from .bundle_manifest import BUNDLE_SCHEMA_V2, manifest_hash, read_manifest, sha256_file
 from .constants import CONTROL_FRAME_RATE
 from .errors import BundleError
 from .models.controls_v2 import CONTROL_CHANNELS_V2
 from .schedulers import DEFAULT_NOISE_SCHEDULE
 
-BUNDLE_SCHEMA_V2 = "filmscore.bundle/2"
 COMPONENTS_V2 = ("vae", "unet", "controlnet", "film_head", "global_cond", "vocoder")
 REQUIRED_V2 = ("vae", "unet", "controlnet", "global_cond")
 

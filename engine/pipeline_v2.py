@@ -68,6 +68,18 @@ def controls_from_theme(midi, track: int | None = None, n_frames: int | None = N
                       dynamics_db=v1.dynamics if v1.dynamics_present else None)
 
 
+def controls_from_fitted(fitted, controls_v1) -> ControlsV2:
+    """A theme fitted to the cue (engine/controls/fit.py `FittedTheme`, its notes in cue seconds) and the v1
+    controls made from it (whose dynamics may carry the picture's, `cue_controls.with_picture_dynamics`) as bundle
+    v2's controls: the melody is the fitted melody notes' highest pitch per frame, so it keeps the written
+    register that v1's pitch-class melody drops."""
+    n = controls_v1.n_frames
+    notes = fitted.melody_notes() if fitted is not None else []
+    return ControlsV2(n, melody_pitch=_extreme_pitch(notes, n, np.maximum),
+                      dynamics_db=np.asarray(controls_v1.dynamics, np.float32) if controls_v1.dynamics_present
+                      else None)
+
+
 def controls_from_plan(plan, n_frames: int | None = None) -> tuple[ControlsV2, np.ndarray]:
     """A cue plan (engine/plan/plan.py `CuePlan`) as bundle v2's controls and mood `(3,)`, frame by frame by the
     rules the corpus labels follow (engine/data/labels.py): melody = the melody track's highest sounding pitch;

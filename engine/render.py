@@ -171,6 +171,13 @@ def render_cue(request: RenderRequest, progress: ProgressFn | None = None,
     started = time.perf_counter()
     if checked is None:
         checked = check_request(request)
+    from .bundle_manifest import BUNDLE_SCHEMA_V2
+    from .render_v2 import bundle_schema, render_cue_v2
+
+    if bundle_schema(request.bundle) == BUNDLE_SCHEMA_V2:  # the bundle's schema picks the engine, not the caller
+        if variations > 1 or preview is not None:
+            raise RequestError("a v2 bundle renders one take without a preview (not built for v2 yet)")
+        return render_cue_v2(request, progress, should_cancel, checked)  # (stems with a v1 bundle: preflight)
     report = progress or (lambda stage, frac, msg: None)
     timings: dict[str, float] = {}
     warnings: list[str] = []

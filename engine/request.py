@@ -66,6 +66,9 @@ class RenderRequest:
     # A cue plan (engine/plan: PLAN.json or PLAN.mid) to render exactly: its melody and dynamics are the controls
     # (no theme fitting, no picture dynamics mixed in: the plan already holds them).
     plan: Path | None = None
+    # With a v2 bundle (engine/render_v2.py): also write the lead / accompaniment / percussion stems beside the mix
+    # (OUT.<stem>.wav, same rate, length and start; they sum to the mix). A v1 bundle has no stems: refused.
+    stems: bool = False
 
     def validate(self) -> None:
         """Raise `RequestError` naming the first bad field."""

@@ -64,6 +64,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--channel", type=int, default=None, help="with --midi: the channel holding the melody (1-16)")
     p.add_argument("--hits", default="", help="hit points in seconds, comma-separated (default: the picture's cuts)")
     add_render_options(p, regenerates=True)
+    p.add_argument("--stems", action="store_true",
+                   help="with a v2 bundle: also write OUT.lead.wav, OUT.accompaniment.wav and OUT.percussion.wav "
+                        "beside the stereo mix (same rate, length and start; they sum to the mix)")
     p.add_argument("--variations", type=int, default=1, metavar="N",
                    help="render N takes of the request together (seeds --seed, --seed + 1, ...) to OUT.take1.wav ... "
                         "OUT.takeN.wav, each with its JSON; any take re-renders alone, bit for bit, from its seed")
@@ -161,8 +164,14 @@ def run(args: argparse.Namespace) -> int:
     req = request_from_args(args, args.output, video=args.video, start_s=start, duration_s=duration, plan=plan,
                             midi=None if plan else args.midi, maestro=None if plan else args.maestro,
                             reference_audio=args.reference, theme=None if plan else args.theme,
-                            midi_track=args.track, midi_channel=args.channel, hits_s=parse_hits(args.hits))
+                            midi_track=args.track, midi_channel=args.channel, hits_s=parse_hits(args.hits),
+                            stems=args.stems)
     checked = check_render(req, args.overwrite)
+    if args.stems:
+        from filmscore.engine.preflight import input_paths
+        from filmscore.engine.render_v2 import request_stem_paths
+
+        check_outputs(list(request_stem_paths(req).values()), input_paths(req), args.overwrite)
     if args.variations != 1:
         from filmscore.engine.preflight import input_paths, output_paths
         from filmscore.engine.render import take_path
@@ -184,6 +193,7 @@ def run(args: argparse.Namespace) -> int:
                "theme": theme, "bundle": result.metadata["bundle"], "loudness": result.metadata["loudness"],
                "warnings": result.metadata.get("warnings", []),
                "preview": result.metadata.get("preview"), "variations": result.metadata.get("variations"),
+               "stems": result.metadata.get("stems"),
                "timings_s": {k: round(v, 3) for k, v in result.timings_s.items()}}
 
     def human() -> None:
@@ -197,6 +207,8 @@ def run(args: argparse.Namespace) -> int:
             f"bundle {result.metadata['bundle']['name']}); controls: {result.controls_path}"
             + (f"; theme {theme['name']}" + (" (drawn by the seed)" if theme["chosen_by"] == "seed" else "")
                if theme else ""), highlight=False)
+        if result.metadata.get("stems"):
+            stderr_console.print(f"stems: {', '.join(result.metadata['stems'].values())}", highlight=False)
 
     emit(args, summary, human)
     return 0

@@ -231,21 +231,30 @@ def measure(audio: np.ndarray, sample_rate: int) -> LoudnessMeasure:
 
 
 def _limit(audio: np.ndarray, sample_rate: int, ceiling_dbtp: float, gain: float = 1.0) -> np.ndarray:
-    """Look-ahead peak limiter on `audio * gain`: the gain each sample needs (from the 4x oversampled peak) is spread
-    as a minimum over +-5 ms and held 50 ms, then smoothed over 5 ms; the smoothed gain never exceeds what a peak
-    within its window needs, so the ceiling holds without clipping. `(n,)` or `(n, channels)` in, float32 out.
+    """Look-ahead peak limiter on `audio * gain` (`limiter_gains`). `(n,)` or `(n, channels)` in, float32 out."""
+    x = _as_2d(audio)
+    out = np.empty(x.shape, np.float32)
+    for a, b, g in limiter_gains(x, sample_rate, ceiling_dbtp, gain):
+        out[a:b] = x[a:b].astype(np.float64) * gain * g[:, None]
+    return out.reshape(audio.shape)
+
+
+def limiter_gains(x: np.ndarray, sample_rate: int, ceiling_dbtp: float, gain: float = 1.0):
+    """The look-ahead limiter's gain on `x * gain` (`(n, channels)`), as `(a, b, g)` chunks: sample `i` in [a, b)
+    is multiplied by `gain * g[i - a]`. The gain each sample needs (from the 4x oversampled peak of all channels)
+    is spread as a minimum over +-5 ms and held 50 ms, then smoothed over 5 ms; the smoothed gain never exceeds
+    what a peak within its window needs, so the ceiling holds without clipping. One gain for all channels, so
+    stems given the same gains still sum to the limited mix (engine/audio/stem_mastering.py).
 
     Chunk by chunk with a margin longer than the filters' reach, so memory stays flat in the cue's length (the
     gain curve equals the whole-signal one up to the moving average's float rounding)."""
     from scipy.ndimage import minimum_filter1d, uniform_filter1d
 
-    x = _as_2d(audio)
     n = x.shape[0]
     ceiling = 10 ** (ceiling_dbtp / 20.0) * 0.985  # a little headroom for the 24-bit rounding and filter ripple
     attack = max(1, int(0.005 * sample_rate))
     hold = max(1, int(0.050 * sample_rate))
     margin = 2 * (hold + 3 * attack)
-    out = np.empty(x.shape, np.float32)
     for a in range(0, n, CHUNK):
         b = min(a + CHUNK, n)
         lo, hi = max(a - margin, 0), min(b + margin, n)
@@ -253,9 +262,7 @@ def _limit(audio: np.ndarray, sample_rate: int, ceiling_dbtp: float, gain: float
         spread = minimum_filter1d(need, size=2 * attack + 1, mode="nearest")
         g = minimum_filter1d(spread, size=hold, origin=-(hold // 2) + (0 if hold % 2 else 1), mode="nearest")
         g = uniform_filter1d(g, size=attack, mode="nearest")
-        g = np.minimum(g, spread)[a - lo:b - lo]
-        out[a:b] = x[a:b].astype(np.float64) * gain * g[:, None]
-    return out.reshape(audio.shape)
+        yield a, b, np.minimum(g, spread)[a - lo:b - lo]
 
 
 @dataclass(frozen=True)

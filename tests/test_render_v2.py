@@ -1,0 +1,141 @@
+"""Rendering with a v2 bundle (engine/render_v2.py): the bundle's schema picks the engine, `stems` writes the stems
+beside the stereo mix and they sum to the delivered mix after mastering (one set of gains for all, the limiter's
+included: engine/audio/stem_mastering.py)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from filmscore.engine.audio.loudness import normalize_loudness
+from filmscore.engine.audio.stem_mastering import master_with_stems, normalize_with_stems
+from filmscore.engine.bundle_testing import make_tiny_bundle
+from filmscore.engine.bundle_testing_v2 import make_tiny_bundle_v2
+from filmscore.engine.errors import RequestError
+from filmscore.engine.render import render_cue
+from filmscore.engine.request import RenderRequest
+
+STEMS = ("lead", "accompaniment", "percussion")
+LSB24 = 2.0 ** -23
+
+
+@pytest.fixture(scope="module")
+def bundle_v2(tmp_path_factory) -> Path:
+    return make_tiny_bundle_v2(tmp_path_factory.mktemp("b2") / "bundle")
+
+
+def _peaky_stems(sr: int, seconds: float = 3.0, seed: int = 0) -> dict[str, np.ndarray]:
+    """Three stereo stems: a tone, a chord and clicks whose peaks make the mix's true peak pass the ceiling once it
+    is brought to -23 LUFS (so the limiter acts)."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(sr * seconds)) / sr
+    lead = 0.02 * np.sin(2 * np.pi * 440 * t)
+    acc = 0.01 * (np.sin(2 * np.pi * 220 * t) + np.sin(2 * np.pi * 277 * t))
+    perc = np.zeros_like(t)
+    for k in range(0, len(t), sr // 2):
+        perc[k:k + 200] += 0.9 * rng.standard_normal(min(200, len(t) - k)) * np.exp(-np.arange(min(200, len(t) - k)) / 40)
+    return {"lead": np.stack([lead, 0.8 * lead], 1), "accompaniment": np.stack([0.7 * acc, acc], 1),
+            "percussion": np.stack([perc, -0.5 * perc], 1)}
+
+
+def test_stems_get_the_mix_gains_limiter_included():
+    sr = 48_000
+    stems = _peaky_stems(sr)
+    mix = sum(stems.values())
+    out, out_stems, report = normalize_with_stems(mix, stems, sr, -23.0)
+    assert report.limited  # the clicks need the limiter at -23 LUFS
+    ref, ref_report = normalize_loudness(mix.astype(np.float32), sr, -23.0)
+    # the mix is mastered as on its own (the same loop, stopping within 0.1 LU: the two may differ by < 0.1 dB)
+    assert abs(report.integrated_lufs - ref_report.integrated_lufs) < 0.1
+    assert np.allclose(out, ref, rtol=0.012, atol=1e-5)
+    assert abs(report.integrated_lufs + 23.0) < 0.1 and report.true_peak_dbtp <= -1.0
+    # the stems still sum to it, and each kept its own level (a stem normalised alone would be at -23 LUFS)
+    assert np.max(np.abs(sum(out_stems.values()) - out)) < 1e-6
+    def rms(x):
+        return float(np.sqrt(np.mean(np.square(x, dtype=np.float64))))
+
+    # the stems keep their balance (two steady tones under one gain curve), which normalising each would undo
+    assert rms(out_stems["lead"]) / rms(out_stems["accompaniment"]) == pytest.approx(
+        rms(stems["lead"]) / rms(stems["accompaniment"]), rel=0.01)
+
+
+def test_master_with_stems_resamples_all_alike():
+    stems = _peaky_stems(24_000, 2.0, seed=1)
+    mix = sum(stems.values())
+    out, out_stems, loud = master_with_stems(mix, stems, 24_000, 48_000, 96_001, -23.0)
+    assert out.shape == (96_001, 2) and all(s.shape == (96_001, 2) for s in out_stems.values())
+    assert np.max(np.abs(sum(out_stems.values()) - out)) < 1e-6
+    assert loud["limited"] is True
+
+
+def test_render_v2_stems_sum_to_the_mix(bundle_v2, tmp_path):
+    out = tmp_path / "cue.wav"
+    res = render_cue(RenderRequest(output=out, duration_s=3.0, seed=3, steps=3, bundle=bundle_v2, stems=True))
+    meta = json.loads(out.with_suffix(".json").read_text())
+    assert meta["bundle"]["schema"] == "filmscore.bundle/2"
+    assert set(meta["stems"]) == set(STEMS) and res.metadata["stems"] == meta["stems"]
+    mix, sr = sf.read(str(out))
+    assert sr == 48_000 and mix.shape == (144_000, 2) and sf.info(str(out)).subtype == "PCM_24"
+    total = np.zeros_like(mix)
+    for s in STEMS:
+        p = Path(meta["stems"][s])
+        assert p == tmp_path / f"cue.{s}.wav"
+        a, r = sf.read(str(p))
+        assert r == sr and a.shape == mix.shape and sf.info(str(p)).subtype == "PCM_24"
+        total += a
+    # each file is rounded to 24 bits on its own: the sum is within a few LSB of the mix
+    assert np.max(np.abs(total - mix)) <= 4 * LSB24
+    assert np.abs(mix).max() > 0.01 and np.corrcoef(mix[:, 0], mix[:, 1])[0, 1] < 0.9999  # stereo, not dual mono
+    assert abs(meta["loudness"]["integrated_lufs"] + 23.0) < 0.1
+
+
+def test_render_v2_without_stems_and_with_a_maestro(bundle_v2, tmp_path):
+    out = tmp_path / "m.wav"
+    render_cue(RenderRequest(output=out, duration_s=4.0, maestro="bach", steps=2, bundle=bundle_v2))
+    meta = json.loads(out.with_suffix(".json").read_text())
+    assert meta["stems"] is None and not (tmp_path / "m.lead.wav").exists()
+    assert meta["pipeline"]["master"] == "bach" and meta["controls"]["melody"] is True
+    assert meta["theme"]["maestro"] == "bach" and Path(meta["controls"]["theme_midi"]).is_file()
+    c = np.load(tmp_path / "m.controls.npz")
+    assert c["melody_pitch"].max() > 40  # MIDI pitches: the register kept, not pitch classes
+
+
+def test_stems_need_a_v2_bundle(tmp_path):
+    b1 = make_tiny_bundle(tmp_path / "b1")
+    with pytest.raises(RequestError, match="v1 bundle"):
+        render_cue(RenderRequest(output=tmp_path / "x.wav", duration_s=2.0, steps=1, bundle=b1, stems=True))
+    assert not (tmp_path / "x.wav").exists()
+
+
+def test_cli_render_stems_and_the_outputs_rule(bundle_v2, tmp_path):
+    from filmscore.bridge.cli import main
+
+    out = tmp_path / "c.wav"
+    args = ["render", "--bundle", str(bundle_v2), "--duration", "2", "--steps", "1", "--stems", "-o", str(out),
+            "--json"]
+    assert main(args) == 0
+    assert all((tmp_path / f"c.{s}.wav").is_file() for s in STEMS)
+    out.unlink()  # the mix gone, a stem left: the outputs rule still refuses to replace the stem
+    assert main(args) != 0
+    assert not out.exists()
+    assert main(args + ["--overwrite"]) == 0 and out.is_file()
+
+
+def test_bwf_stems_share_the_mix_time_reference(bundle_v2, tmp_path):
+    from filmscore.engine.audio.delivery import Delivery, read_bext
+    from filmscore.engine.timebase import Rational
+
+    out = tmp_path / "t.wav"
+    d = Delivery(format="bwf", description="cue 1M1", time_reference=Rational(3600.5, 1.0), project="reel 1")
+    render_cue(RenderRequest(output=out, duration_s=2.0, steps=1, bundle=bundle_v2, stems=True, delivery=d))
+    mix = read_bext(out)
+    assert mix["time_reference"] == int(3600.5 * 48_000)
+    for s in STEMS:
+        b = read_bext(tmp_path / f"t.{s}.wav")
+        assert b["time_reference"] == mix["time_reference"] and (b["date"], b["time"]) == (mix["date"], mix["time"])
+        assert s in b["description"]
+        assert sf.info(str(tmp_path / f"t.{s}.wav")).frames == sf.info(str(out)).frames
