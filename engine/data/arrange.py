@@ -93,6 +93,23 @@ def lead_shift(median: float, lo: int, hi: int) -> int:
     return 0
 
 
+def place_clip_notes(parsed: ParsedScore, a: float, b: float, transpose: int, lead_range: tuple[int, int]
+                     ) -> tuple[np.ndarray, list[np.ndarray], int, int]:
+    """(lead, accompaniment parts, tonic, lead octave shift) of a clip's span [a, b) quarter lengths: every part transposed, then the
+    lead moved by octaves so its median lies in `lead_range` (an arranger's choice, recorded as lead_octave);
+    lowering it moves the accompaniment too, so the lead stays on top. Empty accompaniment parts are left out."""
+    lead = slice_notes(parsed.melody.notes, a, b)
+    accomp = [p for p in (slice_notes(p.notes, a, b) for p in parsed.accompaniment) if len(p)]
+    for p in [lead, *accomp]:
+        p[:, 2] += transpose
+    octave = lead_shift(float(np.median(lead[:, 2])) if len(lead) else 72.0, *lead_range)
+    lead[:, 2] += 12 * octave
+    if octave < 0:
+        for p in accomp:
+            p[:, 2] += 12 * octave
+    return lead, accomp, (parsed.tonic + transpose) % 12, octave
+
+
 def plan_clips(parsed: ParsedScore, qpm: float, rng: np.random.Generator) -> list[tuple[int, int]]:
     """Cut a work into clips of MIN_CLIP_S..MAX_CLIP_S at bar lines: `[(bar_start, bar_end), ...]` (bar_end
     exclusive; == len(bars) means the piece's end). Each clip aims at a random 14-26 s; a short tail joins the
@@ -168,19 +185,7 @@ def arrange_clip(parsed: ParsedScore, spec: ClipSpec) -> ClipArrangement:
     bars_ql = edges[spec.bar_start:spec.bar_end] - a
     bar_starts_s = bars_ql * sec_per_ql
 
-    lead = slice_notes(parsed.melody.notes, a, b)
-    accomp = [slice_notes(p.notes, a, b) for p in parsed.accompaniment]
-    accomp = [p for p in accomp if len(p)]
-    lead[:, 2] += spec.transpose
-    for p in accomp:
-        p[:, 2] += spec.transpose
-    # Octave placement of the lead (an arranger's choice, recorded as lead_octave); lowering moves everything.
-    octave = lead_shift(float(np.median(lead[:, 2])) if len(lead) else 72.0, *LEAD_MEDIAN_RANGE)
-    lead[:, 2] += 12 * octave
-    if octave < 0:
-        for p in accomp:
-            p[:, 2] += 12 * octave
-    tonic = (parsed.tonic + spec.transpose) % 12
+    lead, accomp, tonic, octave = place_clip_notes(parsed, a, b, spec.transpose, LEAD_MEDIAN_RANGE)
 
     all_notes = np.concatenate([lead] + accomp) if accomp else lead
     dyn = plan_dynamics(bar_starts_s, duration_s, rng)

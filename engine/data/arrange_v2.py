@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import mido
 import numpy as np
 
-from .arrange import CC11_STEP_S, TICKS_PER_BEAT, ClipArrangement, slice_notes, ChannelTrack, lead_shift
+from .arrange import CC11_STEP_S, TICKS_PER_BEAT, ClipArrangement, ChannelTrack, place_clip_notes
 from .dynamics import plan_dynamics
 from .harmony import Chord, chords_per_bar, tension_per_bar, voice_below
 from .music21_source import ParsedScore
@@ -174,17 +174,8 @@ def arrange_clip_v2(parsed: ParsedScore, spec: ClipSpecV2) -> ClipArrangementV2:
     bars_ql = edges[spec.bar_start:spec.bar_end] - a
     bar_starts_s = bars_ql * sec_per_ql
 
-    lead = slice_notes(parsed.melody.notes, a, b)
-    accomp = [p for p in (slice_notes(p.notes, a, b) for p in parsed.accompaniment) if len(p)]
-    for p in [lead, *accomp]:
-        p[:, 2] += spec.transpose
-    lo, hi = LEAD_RANGE.get(orch.lead, DEFAULT_LEAD_RANGE)
-    octave = lead_shift(float(np.median(lead[:, 2])) if len(lead) else 72.0, lo, hi)
-    lead[:, 2] += 12 * octave
-    if octave < 0:
-        for p in accomp:
-            p[:, 2] += 12 * octave
-    tonic = (parsed.tonic + spec.transpose) % 12
+    lead, accomp, tonic, octave = place_clip_notes(parsed, a, b, spec.transpose,
+                                                   LEAD_RANGE.get(orch.lead, DEFAULT_LEAD_RANGE))
 
     all_notes = np.concatenate([lead] + accomp) if accomp else lead
     dyn = plan_dynamics(bar_starts_s, duration_s, rng)
