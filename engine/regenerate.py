@@ -116,8 +116,8 @@ def _to_pcm(x: np.ndarray) -> np.ndarray:
 
 
 def _as_delivered(x: np.ndarray, rate: int) -> np.ndarray:
-    """Float audio as `render.write_wav` stores it: libsndfile's own float -> 24-bit conversion (through memory),
-    read back like `_read_pcm`, so a re-run compares with the file bit for bit."""
+    """Float audio as `audio.delivery.write_wav` stores it: libsndfile's own float -> 24-bit conversion (through
+    memory), read back like `_read_pcm`, so a re-run compares with the file bit for bit."""
     import io
 
     import soundfile as sf

@@ -11,18 +11,17 @@ that front ends print; a range of given length that cannot be decoded to its end
 
 from __future__ import annotations
 
-import errno
 import json
 import logging
 import math
-import os
-import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from . import sidecar
+from .atomic import write_atomically
+from .audio.delivery import deliver, write_wav  # noqa: F401 - write_wav: render_v2 writes its stems with it
 from .bundle import load_bundle_cached
 from .constants import MIN_CUE_S, MODEL_SAMPLE_RATE
 from .controls.types import Controls
@@ -35,23 +34,6 @@ from .request import CancelFn, ProgressFn, RenderRequest, RenderResult, cue_n_sa
 from .threads import reproducibility
 
 logger = logging.getLogger(__name__)
-
-
-def write_atomically(path: Path, write) -> None:
-    """Write through a temp file in the same directory, then rename: a reader never sees half a file. A failure is
-    a FilmscoreError naming `path` (not the temp file); a full disk says so, whatever the writer raised (libsndfile
-    reports ENOSPC as "System error")."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except (OSError, RuntimeError) as e:  # soundfile's LibsndfileError is a RuntimeError
-        tmp.unlink(missing_ok=True)
-        full = getattr(e, "errno", None) == errno.ENOSPC or shutil.disk_usage(path.parent).free < (1 << 20)
-        why = "no space left on device" if full else (getattr(e, "strerror", None) or str(e))
-        raise FilmscoreError(f"{path}: cannot write ({why})") from None
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def build_pipeline(bundle_path: Path | None) -> tuple[FilmScorePipeline, object]:
@@ -118,23 +100,15 @@ class Preview:
     on_ready: Callable[[Path, float], None] | None = None
 
 
-def write_wav(path: Path, audio, sample_rate: int) -> None:
-    """The delivered format (24-bit PCM WAV), written atomically."""
-    import soundfile as sf
-
-    write_atomically(path, lambda p: sf.write(str(p), audio, sample_rate, subtype="PCM_24", format="WAV"))
-
-
 def _deliver_preview(preview: Preview, pipe: FilmScorePipeline, run: dict, request: RenderRequest, n_out: int,
                      started: float, report: ProgressFn, should_cancel: CancelFn | None) -> dict:
-    """Render and write the draft; its metadata for the cue's JSON."""
-    from .audio.mastering import master
-
+    """Render and write the draft (delivered as the cue is: same format and time reference); its metadata for the
+    cue's JSON."""
     steps = max(1, min(preview.steps, request.steps))
     draft = pipe(**run, steps=steps, should_cancel=should_cancel,
                  progress=lambda stage, frac, msg: report("preview", 0.9 * frac if stage == "denoise" else 0.9, msg))
-    audio, loudness = master(draft.wave, MODEL_SAMPLE_RATE, request.sample_rate, n_out, request.target_lufs)
-    write_wav(Path(preview.path), audio, request.sample_rate)
+    loudness = deliver(draft.wave, MODEL_SAMPLE_RATE, Path(preview.path), n_out, request.sample_rate,
+                       request.target_lufs, request.delivery)
     ready = time.perf_counter() - started
     report("preview", 1.0, f"draft ({steps} steps) wrote {preview.path}")
     if preview.on_ready is not None:
@@ -262,11 +236,10 @@ def _deliver(request: RenderRequest, result, controls: Controls, fitted, ctx: di
     bundle, backend, warnings, draft = ctx["bundle"], ctx["backend"], ctx["warnings"], ctx["draft"]
     out = Path(request.output)
     t0 = time.perf_counter()
-    from .audio.mastering import master
-
-    audio, loudness = master(result.wave, MODEL_SAMPLE_RATE, request.sample_rate, n_out, request.target_lufs)
     paths = sidecar_paths(out)
-    write_wav(out, audio, request.sample_rate)
+    # mastered and written once, in the request's delivery format (plain WAV or BWF): engine/audio/delivery.py
+    loudness = deliver(result.wave, MODEL_SAMPLE_RATE, out, n_out, request.sample_rate, request.target_lufs,
+                       request.delivery)
 
     def write_controls(p: Path) -> None:
         with open(p, "wb") as f:  # closed here, so a full disk fails here and not at garbage collection

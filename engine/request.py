@@ -1,7 +1,8 @@
 """`RenderRequest` / `RenderResult`: one cue, as every front end (CLI, bridge, timeline batch) asks for it.
 
 Times here are float seconds of the *source media* or cue; timeline code keeps OTIO rational time until it builds a
-request (bridge/timelines), and the engine computes sample counts from them in one place (`cue_n_samples`).
+request (bridge/timelines), and sample counts come from the one conversion, `timebase.to_samples` (`cue_n_samples`
+for a length in seconds). How the cue is delivered (plain WAV or BWF, its `bext`) is `delivery`.
 """
 
 from __future__ import annotations
@@ -12,8 +13,10 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from .audio.delivery import PLAIN, Delivery
 from .constants import DELIVERY_SAMPLE_RATE, MAX_CUE_S, MIN_CUE_S
 from .errors import RequestError
+from .timebase import seconds, to_samples
 
 if TYPE_CHECKING:  # annotation only: keeps this module free of the film package's imports
     from .film.features import FilmFeatures
@@ -66,12 +69,20 @@ class RenderRequest:
     # A cue plan (engine/plan: PLAN.json or PLAN.mid) to render exactly: its melody and dynamics are the controls
     # (no theme fitting, no picture dynamics mixed in: the plan already holds them).
     plan: Path | None = None
+    # How the cue is delivered: plain 24-bit WAV, or BWF with `bext`/`iXML` (a timeline cue's time reference and
+    # names), mastered and written once by engine/audio/delivery.py. Its JSON (`Delivery.to_json`) is accepted too.
+    delivery: Delivery = PLAIN
     # With a v2 bundle (engine/render_v2.py): also write the lead / accompaniment / percussion stems beside the mix
     # (OUT.<stem>.wav, same rate, length and start; they sum to the mix). A v1 bundle has no stems: refused.
     stems: bool = False
 
+    def __post_init__(self) -> None:
+        if isinstance(self.delivery, dict):  # a request read back from JSON (a cue's sidecar, a bridge job)
+            object.__setattr__(self, "delivery", Delivery.from_json(self.delivery))
+
     def validate(self) -> None:
         """Raise `RequestError` naming the first bad field."""
+        self.delivery.validate()
         if self.duration_s is not None:
             if not math.isfinite(self.duration_s) or self.duration_s <= 0:
                 raise RequestError(f"duration must be a positive number of seconds, got {self.duration_s}")
@@ -121,12 +132,15 @@ class RenderRequest:
         if self.film_features is not None:  # arrays stay out of JSON: a summary says what the picture was
             ff = self.film_features
             d["film_features"] = {"layout": ff.layout, "n_frames": ff.n_frames, "duration_s": ff.duration_s}
+        d["delivery"] = self.delivery.to_json()
         return {k: (str(v) if isinstance(v, Path) else list(v) if isinstance(v, tuple) else v) for k, v in d.items()}
 
 
 def cue_n_samples(duration_s: float, sample_rate: int) -> int:
-    """The one place a cue's length in seconds becomes samples: round to the nearest sample."""
-    return int(round(duration_s * sample_rate))
+    """A cue's length in seconds in samples: the rational `duration_s / 1` through the one conversion
+    (`timebase.to_samples`, nearest sample). A timeline cue's length is `n / sample_rate` for the `n` its range
+    gives (`to_samples(end) - to_samples(start)`), which comes back here as exactly `n`."""
+    return to_samples(seconds(duration_s), sample_rate)
 
 
 @dataclass

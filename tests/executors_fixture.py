@@ -65,7 +65,7 @@ def without_run_facts(obj, outdir: Path | None = None):
 
 def assert_same_delivery(a: Path, b: Path, stems: list[str]) -> None:
     """Two batch folders deliver the same cues: WAV bytes (origination time aside), sidecars, controls, manifest."""
-    from filmscore.bridge.deliverables import read_bext
+    from filmscore.engine.audio.delivery import read_bext
     from filmscore.bridge.timelines.batch import MANIFEST_NAME
 
     for stem in stems:

@@ -1,4 +1,5 @@
-"""Delivery files: loudness normalisation with a true-peak ceiling, 24-bit BWF with bext and iXML, atomic writes."""
+"""Delivery files: loudness normalisation with a true-peak ceiling, 24-bit WAV and BWF with bext and iXML
+(engine/audio/delivery.py), atomic writes of the bridge's JSON sidecars (bridge/deliverables.py)."""
 
 from __future__ import annotations
 
@@ -12,9 +13,11 @@ import pytest
 import soundfile as sf
 
 from filmscore.bridge import deliverables as dl
-from filmscore.engine.audio.loudness import LoudnessError
-from filmscore.bridge.deliverables import (BextInfo, DeliveryError, ixml_chunk, normalize_loudness, read_bext,
-                                           read_wav_chunks, resolve_target, true_peak_dbtp, write_bwf, write_json)
+from filmscore.bridge.deliverables import DeliveryError, write_json
+from filmscore.engine.audio.delivery import Delivery, read_bext, read_wav_chunks, write_wav
+from filmscore.engine.audio.loudness import LoudnessError, normalize_loudness, resolve_target, true_peak_dbtp
+from filmscore.engine.errors import FilmscoreError
+from filmscore.engine.timebase import Rational
 
 SR = 48000
 
@@ -64,12 +67,11 @@ def test_bad_targets_and_silence():
 
 def test_bwf_chunks_round_trip(tmp_path):
     y, rep = normalize_loudness(music(), SR)
-    tref = 3600 * SR + 24 * 2000  # 01:00:01:00 at 24 fps
-    p = write_bwf(tmp_path / "1M1.wav", y, SR,
-                  BextInfo("filmscore cue 1M1", originator_reference="1M1", time_reference=tref, loudness=rep,
-                           coding_history="A=PCM,F=48000,W=24,M=mono\r\n"),
-                  ixml_chunk(project="reel 1", scene="1M1", note="n", sample_rate=SR, time_reference=tref,
-                             frame_rate=(24, 1)))
+    tref = 3600 * SR + SR  # 01:00:01:00 at 24 fps: frame 86424, in samples at the delivered rate
+    p = tmp_path / "1M1.wav"
+    write_wav(p, y, SR, Delivery("bwf", "filmscore cue 1M1", originator_reference="1M1",
+                                 time_reference=Rational(86424, 24), timecode_rate=24.0, project="reel 1",
+                                 scene="1M1"), loudness=rep.to_json())
     info = sf.info(str(p))
     assert (info.samplerate, info.frames, info.subtype, info.channels) == (SR, y.shape[0], "PCM_24", 1)
     back, _ = sf.read(str(p), dtype="float32")
@@ -91,7 +93,8 @@ def test_bwf_chunks_round_trip(tmp_path):
 
 def test_time_reference_beyond_32_bits(tmp_path):
     tref = 2 ** 33 + 5
-    p = write_bwf(tmp_path / "x.wav", np.zeros((100, 2), np.float32), 96000, BextInfo("x", time_reference=tref))
+    p = tmp_path / "x.wav"
+    write_wav(p, np.zeros((100, 2), np.float32), 96000, Delivery("bwf", "x", time_reference=Rational(tref, 96000)))
     assert read_bext(p)["time_reference"] == tref
     assert sf.info(str(p)).channels == 2
 
@@ -100,8 +103,8 @@ def test_unwritable_destination_is_named_and_leaves_nothing(tmp_path):
     blocker = tmp_path / "blocker"
     blocker.write_text("")
     target = blocker / "out" / "1M1.wav"
-    with pytest.raises(DeliveryError, match=f"cannot write {target}"):
-        write_bwf(target, np.zeros(10, np.float32), SR, BextInfo("x"))
+    with pytest.raises(FilmscoreError, match=f"{target}: cannot write"):
+        write_wav(target, np.zeros(10, np.float32), SR, Delivery("bwf", "x"))
 
 
 def test_disk_full_removes_the_partial_file_and_keeps_the_old_one(tmp_path, monkeypatch):
@@ -116,3 +119,33 @@ def test_disk_full_removes_the_partial_file_and_keeps_the_old_one(tmp_path, monk
         write_json(target, {"v": 2})
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cue.json"]
     assert '"v": 1' in target.read_text()
+
+
+def test_plain_and_bwf_carry_the_same_audio_bytes_and_a_fixed_date_gives_the_same_file(tmp_path, monkeypatch):
+    """One writer: the two formats differ only in the chunks before `data`; with SOURCE_DATE_EPOCH the bext date is
+    fixed, so writing the same cue twice gives the same bytes (what the delivery-path test compares)."""
+    y, rep = normalize_loudness(music(seconds=3.0), SR)
+    bwf = Delivery("bwf", "cue", time_reference=Rational(10, 1))
+    write_wav(tmp_path / "plain.wav", y, SR)
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
+    write_wav(tmp_path / "a.wav", y, SR, bwf, rep.to_json())
+    write_wav(tmp_path / "b.wav", y, SR, bwf, rep.to_json())
+    plain, a = read_wav_chunks(tmp_path / "plain.wav"), read_wav_chunks(tmp_path / "a.wav")
+    assert list(plain) == ["fmt ", "data"] and plain["data"] == a["data"] and plain["fmt "] == a["fmt "]
+    assert (tmp_path / "a.wav").read_bytes() == (tmp_path / "b.wav").read_bytes()
+    assert read_bext(tmp_path / "a.wav")["date"] == "2023-11-14"
+    # libsndfile reads what it would have written itself
+    back, _ = sf.read(str(tmp_path / "plain.wav"), dtype="float32")
+    buf = tmp_path / "sf.wav"
+    sf.write(str(buf), y, SR, subtype="PCM_24")
+    assert np.array_equal(back, sf.read(str(buf), dtype="float32")[0])
+
+
+def test_delivery_round_trips_through_json_and_names_bad_fields():
+    d = Delivery("bwf", "x", time_reference=Rational(86400, 24), timecode_rate=24.0, project="p", scene="s")
+    assert Delivery.from_json(d.to_json()) == d
+    with pytest.raises(FilmscoreError, match="unknown delivery format 'mp3'"):
+        Delivery.from_json({"format": "mp3"})
+    with pytest.raises(FilmscoreError, match="unknown field"):
+        Delivery.from_json({"format": "bwf", "colour": "red"})
+

@@ -11,7 +11,8 @@ import pytest
 from executors_fixture import make_reel
 
 from filmscore.bridge.executors import ExecutorError, SegmentSpec, make_executor
-from filmscore.bridge.executors.base import CueTask, longest_first, merge_hits, rebase_paths
+from filmscore.bridge.executors.base import CueTask, longest_first, rebase_paths
+from filmscore.bridge.timelines.render_cue import merge_hits
 from filmscore.bridge.executors.local import LocalExecutor
 from filmscore.bridge.timelines.batch import ScoreOptions, cue_task
 from filmscore.bridge.timelines.cues import read_cues
@@ -58,10 +59,10 @@ def test_shared_pieces():
 def test_events_failures_and_cancel(tmp_path, cues, bundle):
     opts = ScoreOptions(seed=3, steps=2, bundle=bundle)
     first, second = cues.cues[0], cues.cues[2]
-    ok = cue_task(first, opts, tmp_path / "a", 72000)
+    ok = cue_task(first, opts, tmp_path / "a", "reel")
     bad = CueTask("bad", RenderRequest(tmp_path / "b" / "bad.wav", duration_s=2.0, midi=tmp_path / "none.mid",
                                        bundle=bundle), cost_s=2.0)
-    ok2 = cue_task(second, opts, tmp_path / "c", 96000)
+    ok2 = cue_task(second, opts, tmp_path / "c", "reel")
     for t in (ok, bad, ok2):
         Path(t.request.output).parent.mkdir(parents=True)
     events = list(LocalExecutor().run([ok, bad, ok2]))
@@ -88,7 +89,7 @@ def test_events_failures_and_cancel(tmp_path, cues, bundle):
     (tmp_path / "x").mkdir()
     (tmp_path / "y").mkdir()
     run = [(e.kind, e.task_id) for e in LocalExecutor(render=render).run(
-        [cue_task(first, opts, tmp_path / "x", 72000), cue_task(second, opts, tmp_path / "y", 96000)],
+        [cue_task(first, opts, tmp_path / "x", "reel"), cue_task(second, opts, tmp_path / "y", "reel")],
         should_cancel=lambda: stop["now"]) if e.kind != "progress"]
     assert run == [("start", first.file_stem), ("cancelled", first.file_stem), ("cancelled", second.file_stem)]
     assert not (tmp_path / "x" / f"{first.file_stem}.wav").exists()

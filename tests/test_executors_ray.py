@@ -198,7 +198,7 @@ def test_inputs_shipped_through_the_object_store_render_the_same(reel, bundle, e
     cue = cl.select(["2M1"])[0]  # spans the cut: both media files
     work = reel.parent / "shipped-work"
     work.mkdir()
-    task = cue_task(cue, options(bundle), work, int(round(cue.duration.to_seconds() * 48000)))
+    task = cue_task(cue, options(bundle), work, "reel")
     executor.options = replace(executor.options, ship_inputs=True)
     try:
         events = list(executor.run([task]))

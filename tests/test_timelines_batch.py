@@ -17,7 +17,8 @@ import pyloudnorm
 import pytest
 import soundfile as sf
 
-from filmscore.bridge.deliverables import read_bext, true_peak_dbtp
+from filmscore.engine.audio.delivery import read_bext
+from filmscore.engine.audio.loudness import true_peak_dbtp
 from filmscore.bridge.timelines.batch import MANIFEST_NAME, ScoreOptions, score_timeline
 from filmscore.engine.plan.plan import CuePlan
 from filmscore.bridge.timelines.cues import read_cues

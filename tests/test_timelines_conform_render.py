@@ -12,7 +12,7 @@ import opentimelineio as otio
 import pytest
 import soundfile as sf
 
-from filmscore.bridge.deliverables import read_bext, read_wav_chunks
+from filmscore.engine.audio.delivery import read_bext, read_wav_chunks
 from filmscore.bridge.timelines.batch import MANIFEST_NAME, score_timeline
 from filmscore.bridge.timelines.cues import read_cues
 from filmscore.bridge.timelines.files import read_timeline

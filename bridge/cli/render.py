@@ -63,6 +63,13 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="with --midi: the track holding the melody (0-based index: 0 is the file's first track)")
     p.add_argument("--channel", type=int, default=None, help="with --midi: the channel holding the melody (1-16)")
     p.add_argument("--hits", default="", help="hit points in seconds, comma-separated (default: the picture's cuts)")
+    p.add_argument("--bwf", action="store_true",
+                   help="deliver a Broadcast WAV: bext (description, originator, time reference, loudness) and iXML "
+                        "beside the same 24-bit audio (with --timeline, the one `score` and the bridge deliver)")
+    p.add_argument("--timeline", type=Path, default=None, metavar="EDIT",
+                   help="render a cue of an edited timeline (OTIO, FCP XML, EDL, ...) instead of a VIDEO: its picture, "
+                        "length and hit points, as `score` renders it (give --cue)")
+    p.add_argument("--cue", default=None, metavar="NAME", help="with --timeline: the cue marker to render")
     add_render_options(p, regenerates=True)
     p.add_argument("--stems", action="store_true",
                    help="with a v2 bundle: also write OUT.lead.wav, OUT.accompaniment.wav and OUT.percussion.wav "
@@ -158,7 +165,7 @@ def run(args: argparse.Namespace) -> int:
         return run_regenerate(args)
     if args.seed is None:
         args.seed = 0
-    if args.video is None and args.duration is None and args.plan is None:
+    if args.video is None and args.duration is None and args.plan is None and args.timeline is None:
         raise RequestError("give a VIDEO, or --duration for a cue without picture")
     plan, duration, start = plan_for_render(args)
     req = request_from_args(args, args.output, video=args.video, start_s=start, duration_s=duration, plan=plan,
@@ -166,7 +173,12 @@ def run(args: argparse.Namespace) -> int:
                             reference_audio=args.reference, theme=None if plan else args.theme,
                             midi_track=args.track, midi_channel=args.channel, hits_s=parse_hits(args.hits),
                             stems=args.stems)
+    req, cue = delivered_as_asked(args, req)
     checked = check_render(req, args.overwrite)
+    if cue is not None:  # the region's picture, as score's workers and the bridge's timeline jobs encode it
+        from filmscore.bridge.timelines.render_cue import timeline_hits_s, with_region_picture
+
+        req, _missing = with_region_picture(req, cue.picture, timeline_hits_s(cue))
     if args.stems:
         from filmscore.engine.preflight import input_paths
         from filmscore.engine.render_v2 import request_stem_paths
@@ -212,3 +224,33 @@ def run(args: argparse.Namespace) -> int:
 
     emit(args, summary, human)
     return 0
+
+def delivered_as_asked(args: argparse.Namespace, req):
+    """(`req` with its delivery, the timeline cue or None). --timeline EDIT --cue NAME: the cue's request as `score`
+    and the bridge's timeline jobs make it (`timelines.render_cue.cue_request`: its exact length, BWF with its
+    time reference); else --bwf: a BWF named after the output, time reference 0."""
+    from dataclasses import replace
+
+    from filmscore.engine.audio.delivery import Delivery
+
+    if args.timeline is None:
+        if args.cue is not None:
+            raise RequestError("--cue names a cue of a --timeline")
+        if not args.bwf:
+            return req, None
+        stem = Path(args.output).stem
+        return replace(req, delivery=Delivery(format="bwf", description=f"filmscore cue {stem}, seed {req.seed}",
+                                              originator_reference=stem[:32], scene=stem)), None
+    given = [f"--{n}" for n in ("duration", "plan", "preview", "stems") if getattr(args, n, None)]
+    given += ["VIDEO"] if args.video is not None else []
+    if given or args.variations != 1:
+        raise RequestError(f"{', '.join(given) or '--variations'}: not with --timeline (the cue is the timeline's)")
+    if args.cue is None:
+        raise RequestError("--timeline needs --cue NAME (the cue marker to render)")
+    from filmscore.bridge.timelines.cues import read_cues
+    from filmscore.bridge.timelines.files import read_timeline
+    from filmscore.bridge.timelines.render_cue import cue_request, timeline_name
+
+    loaded = read_timeline(args.timeline)
+    cue = read_cues(loaded).select([args.cue])[0]
+    return cue_request(req, cue, timeline_name(loaded), "bwf"), cue

@@ -92,7 +92,7 @@ def check_batch_outputs(cl, cues, options, outdir: Path, overwrite: bool) -> Non
 
 
 def run(args: argparse.Namespace) -> int:
-    from filmscore.bridge.deliverables import resolve_target
+    from filmscore.engine.audio.loudness import resolve_target
     from filmscore.bridge.timelines.batch import ScoreOptions, score_timeline
     from filmscore.bridge.timelines.files import timeline_sample_rate
     from filmscore.engine.constants import DELIVERY_SAMPLE_RATE

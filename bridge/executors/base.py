@@ -23,6 +23,8 @@ from typing import Any, Literal
 from filmscore.engine.errors import FilmscoreError
 from filmscore.engine.request import CancelFn, ProgressFn, RenderRequest, RenderResult
 
+from ..timelines.render_cue import with_region_picture
+
 EventKind = Literal["start", "progress", "retry", "done", "failed", "cancelled"]
 TERMINAL: tuple[str, ...] = ("done", "failed", "cancelled")
 
@@ -159,36 +161,19 @@ RenderFn = Callable[..., RenderResult]
 EncodeFn = Callable[[Path, float, float], Any]  # as `timelines.film_of_region.EncodeFn`: (media, start_s, duration_s)
 
 
-def merge_hits(timeline_hits_s: Sequence[float], picture_hits_s: Sequence[float], duration_s: float) -> tuple[float, ...]:
-    """A cue's hit points for the engine: the timeline's (edits, point markers) and the picture's own (cuts inside
-    a clip, motion accents), seconds from the cue start, inside the cue, merged within 50 ms."""
-    merged: list[float] = []
-    for t in sorted(list(timeline_hits_s) + list(picture_hits_s)):
-        if 0.0 <= t < duration_s and (not merged or t - merged[-1] > 0.05):
-            merged.append(round(t, 6))
-    return tuple(merged)
-
-
 def prepare_request(task: CueTask, media_map: dict[str, str] | None = None,
                     encode: EncodeFn | None = None) -> tuple[RenderRequest, list[str], float]:
-    """The request a worker renders: with a timeline region, its picture encoded here (`film_of_region`) and its
-    hit points merged; returns (request, lines for picture without media, seconds spent on the picture)."""
+    """The request a worker renders: with a timeline region, its picture encoded here and its hit points merged
+    (`timelines.render_cue.with_region_picture`); returns (request, lines for picture without media, seconds spent
+    on the picture)."""
     request = task.request
     if task.picture is None:
         return request, [], 0.0
-    from ..timelines.film_of_region import encode_region
-
     t0 = time.perf_counter()
-    film = encode_region([s.to_segment(media_map) for s in task.picture], encode)
+    # the same step as a bridge timeline job's (timelines/render_cue.py, the one timeline-cue renderer)
+    request, missing = with_region_picture(request, [s.to_segment(media_map) for s in task.picture],
+                                           task.timeline_hits_s, encode)
     picture_s = time.perf_counter() - t0
-    duration = request.duration_s if request.duration_s is not None else 0.0
-    request = replace(request, video=None, film_features=film.features,
-                      hits_s=request.hits_s or merge_hits(task.timeline_hits_s,
-                                                          film.features.hit_points_s if film.features else (),
-                                                          duration))
-    if film.features is None:  # nothing to see: the engine renders without picture guidance
-        request = replace(request, picture_guidance=0.0)
-    missing = list(film.missing)
     if media_map:  # report the submitting side's paths, not a worker's copies
         back = {v: k for k, v in media_map.items()}
         missing = [rebase_paths(m, back) for m in missing]

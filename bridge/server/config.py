@@ -201,11 +201,12 @@ def resolve_timeline(cfg: ServerConfig, params: RenderParams) -> tuple[Path | No
     """(video, start_s, duration_s) for a timeline cue region: no single video (the worker encodes the region's
     clips), start 0, the region's length. Reads the timeline now, so a bad file, an unknown cue or a clip outside
     the media roots is refused before the job is queued."""
-    from .timeline_jobs import cue_duration_s, select_cue
+    from ..timelines.render_cue import cue_samples
+    from .timeline_jobs import select_cue
 
     spec = timeline_spec(cfg, params)
-    cue = select_cue(spec, check_media=cfg.media)
-    return None, 0.0, cue_duration_s(cue, params.sample_rate)
+    cue, _ = select_cue(spec, check_media=cfg.media)
+    return None, 0.0, cue_samples(cue, params.sample_rate) / params.sample_rate
 
 
 def timeline_spec(cfg: ServerConfig, params: RenderParams) -> dict | None:

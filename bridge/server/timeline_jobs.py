@@ -1,9 +1,11 @@
 """Render requests that name a timeline range instead of a video.
 
 The server reads the timeline when the request arrives (so a bad file, an unknown cue or media outside the roots
-is an immediate error reply) and stores the range with the job; the worker reads it again and encodes the region's
-picture clip by clip (`bridge/timelines/film_of_region.py`, heavy: the film encoder), then renders with the
-picture as `RenderRequest.film_features` and the cue's hit points, as `filmscore score` does for a whole timeline.
+is an immediate error reply) and stores the range with the job; the worker reads it again and renders the cue as
+`filmscore score` renders each cue of a timeline and `filmscore render --timeline` renders one: the same two steps
+of `bridge/timelines/render_cue.py` (`cue_request`: the cue's exact length and its BWF delivery; then
+`with_region_picture`: the region's picture encoded clip by clip and its hit points), so the job's WAV has the same
+audio bytes and `bext` as theirs.
 
 Timeline times are OTIO rational times with 0 = the timeline's first frame (not its start timecode); the range
 is half-open, and its length in samples comes from `timelines.timing.range_samples`, the one conversion.
@@ -12,7 +14,6 @@ is half-open, and its length in samples comes from `timelines.timing.range_sampl
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -22,12 +23,14 @@ TimelineSpec = dict[str, Any]
 """{"path": str, "cue": str | None, "in": {"value", "rate"} | None, "out": ... | None}"""
 
 
-def select_cue(spec: TimelineSpec, check_media: Callable[[str, str], Path] | None = None):
-    """The `CueRegion` a spec names. `check_media(path, kind)` is called on every media file the region shows."""
+def select_cue(spec: TimelineSpec, check_media: Callable[[str, str], Path] | None = None) -> tuple[Any, str]:
+    """The `CueRegion` a spec names and its timeline's name. `check_media(path, kind)` is called on every media
+    file the region shows."""
     import opentimelineio as otio
 
     from ..timelines.cues import read_cues
     from ..timelines.files import read_timeline
+    from ..timelines.render_cue import timeline_name
 
     loaded = read_timeline(spec["path"])
     in_out = None
@@ -46,29 +49,17 @@ def select_cue(spec: TimelineSpec, check_media: Callable[[str, str], Path] | Non
         for seg in cue.picture:
             if seg.kind == "media" and seg.media_path is not None:
                 check_media(str(seg.media_path), f"timeline clip {seg.clip_name!r} medium")
-    return cue
-
-
-def cue_duration_s(cue: Any, sample_rate: int) -> float:
-    from ..timelines.timing import range_samples
-
-    _, n = range_samples(cue.record_range, sample_rate)
-    return n / sample_rate
+    return cue, timeline_name(loaded)
 
 
 def timeline_request(request: Any, spec: TimelineSpec, progress: Callable[[str, float, str], None]):
-    """`request` (a `RenderRequest` without picture) completed from the timeline region: picture, duration, hits."""
-    from ..timelines.batch import engine_hits_s
-    from ..timelines.film_of_region import encode_region
+    """`request` (a `RenderRequest` without picture) as the request of the timeline cue `spec` names: its length,
+    BWF delivery, picture and hit points (`timelines.render_cue`)."""
+    from ..timelines.render_cue import cue_request, timeline_hits_s, with_region_picture
 
-    cue = select_cue(spec)
+    cue, name = select_cue(spec)
+    request = cue_request(request, cue, name)
     progress("picture", 0.0, f"encoding the picture of {cue.name}")
-    film = encode_region(cue.picture)
-    progress("picture", 1.0, f"{film.n_encoded} clip(s) encoded" + (f"; without picture: {'; '.join(film.missing)}"
-                                                                     if film.missing else ""))
-    hits = request.hits_s or engine_hits_s(cue, film.features)
-    out = replace(request, video=None, start_s=0.0, duration_s=cue_duration_s(cue, request.sample_rate),
-                  film_features=film.features, hits_s=hits)
-    if film.features is None:  # nothing to see: render without picture guidance
-        out = replace(out, picture_guidance=0.0)
-    return out
+    request, missing = with_region_picture(request, cue.picture, timeline_hits_s(cue))
+    progress("picture", 1.0, "picture encoded" + (f"; without picture: {'; '.join(missing)}" if missing else ""))
+    return request

@@ -6,12 +6,16 @@ For each cue:
    renders, encodes the picture (each visible clip over its source range, joined by `film_of_region.encode_region`;
    offline clips are listed and the cue is rendered from what is there) and calls `render_cue` with it as
    `RenderRequest.film_features` and the cue's hit points, into a work folder on this side;
-3. as each cue finishes (in whatever order the executor finishes them), here, on the submitting side, delivery:
-   exactly that many samples, loudness-normalised with a true-peak ceiling, 24-bit BWF whose `bext` time reference
-   is the cue's start in samples since the timeline's zero (start timecode included), iXML, a JSON sidecar
-   (request, seed, bundle, controls, cue, loudness, offline clips, plan), the fitted theme as MIDI, and the cue
-   plan (STEM.plan.json, STEM.plan.mid: tempo map on the cue's cuts and hits, key, harmony, bass, mood; made on the
-   worker from the same picture, hits, theme and seed; `filmscore render --plan` renders it);
+   The request is `render_cue.cue_request`'s, the picture step `render_cue.with_region_picture`'s: the same as a
+   bridge timeline job's and `filmscore render --timeline`'s. The engine masters the cue once and writes it as the
+   request's delivery says: exactly that many samples, loudness-normalised with a true-peak ceiling, 24-bit BWF
+   whose `bext` time reference is the cue's start in samples since the timeline's zero (start timecode included),
+   and iXML (engine/audio/delivery.py);
+3. as each cue finishes (in whatever order the executor finishes them), here, on the submitting side: the engine's
+   BWF moved into OUTDIR as it is, a JSON sidecar (request, seed, bundle, controls, cue, loudness, offline clips,
+   plan), the fitted theme as MIDI, and the cue plan (STEM.plan.json, STEM.plan.mid: tempo map on the cue's cuts
+   and hits, key, harmony, bass, mood; made on the worker from the same picture, hits, theme and seed; `filmscore
+   render --plan` renders it);
 4. the manifest `OUTDIR/filmscore-batch.json` is rewritten (atomically) after every cue, cues in timeline order.
 
 A rerun skips every cue the manifest records as done whose WAV is still there with its length and whose settings
@@ -31,21 +35,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import numpy as np
 
 from filmscore.engine import sidecar
+from filmscore.engine.audio.loudness import resolve_target
 from filmscore.engine.constants import DELIVERY_SAMPLE_RATE, MAX_CUE_S, MIN_CUE_S
 from filmscore.engine.errors import FilmscoreError, RenderCancelled
-from filmscore.engine.film.features import FilmFeatures
 from filmscore.engine.request import CancelFn, ProgressFn, RenderRequest, RenderResult
 
-from ..executors.base import CueTask, Executor, SegmentSpec, TaskEvent, merge_hits
-from ..deliverables import (BextInfo, DeliveryError, ixml_chunk, normalize_loudness, resolve_target, write_bwf,
-                            write_json)
+from ..executors.base import CueTask, Executor, SegmentSpec, TaskEvent
+from ..deliverables import DeliveryError, write_json
 from .cues import CueList, CueRegion
 from .film_of_region import EncodeFn
+from .render_cue import cue_request, cue_samples, timeline_hits_s, timeline_name
 from .scored import Placement, write_scored_timeline
-from .timing import range_samples, rate_fraction, to_samples
+from .timing import to_samples
 
 MANIFEST_NAME = "filmscore-batch.json"
 WORK_DIR_NAME = ".filmscore-work"
@@ -188,28 +191,28 @@ class Manifest:
 
 
 def _deliver(cue: CueRegion, result: RenderResult, outdir: Path, n_samples: int, options: ScoreOptions,
-             timeline_name: str, missing: list[str]) -> tuple[Path, dict]:
-    """Turn the engine's render into the cue's delivery files; return (WAV path, loudness report)."""
+             missing: list[str]) -> tuple[Path, dict]:
+    """Move the engine's delivered cue (BWF, mastered and written once by the engine as its request's delivery
+    says) and its sidecars from the work folder into `outdir`; return (WAV path, loudness report)."""
     import soundfile as sf
 
-    audio, sr = sf.read(str(result.output), dtype="float32", always_2d=False)
-    if sr != options.sample_rate:
-        raise DeliveryError(f"cue {cue.name!r}: the engine rendered {sr} Hz, {options.sample_rate} Hz was asked")
-    if audio.shape[0] != n_samples:  # the engine rounds duration * rate; keep the timeline's exact count
-        pad = [(0, max(0, n_samples - audio.shape[0]))] + [(0, 0)] * (audio.ndim - 1)
-        audio = np.pad(audio[:n_samples], pad)
-    audio, loud = normalize_loudness(audio, sr, options.loudness)
-    time_ref = to_samples(cue.record_timecode_start, sr)
-    rate = rate_fraction(cue.record_start.rate)
-    description = f"filmscore cue {cue.name} ({timeline_name}), seed {options.seed}"
-    bext = BextInfo(description=description, originator="filmscore", originator_reference=cue.file_stem[:32],
-                    time_reference=time_ref, loudness=loud,
-                    coding_history=f"A=PCM,F={sr},W=24,M=mono,T=filmscore\r\n")
-    ixml = ixml_chunk(project=timeline_name, scene=cue.name, note=description, sample_rate=sr,
-                      time_reference=time_ref, frame_rate=(rate.numerator, rate.denominator))
-    wav = write_bwf(outdir / f"{cue.file_stem}.wav", audio, sr, bext, ixml)
-    # Sidecars beside the WAV: the engine's controls and fitted theme, and the metadata with the cue added.
     work = Path(result.output)
+    sr = options.sample_rate
+    try:
+        info = sf.info(str(work))
+    except (RuntimeError, OSError) as e:
+        raise DeliveryError(f"cue {cue.name!r}: the engine's WAV {work} cannot be read ({e})") from e
+    if info.samplerate != sr or info.frames != n_samples:
+        raise DeliveryError(f"cue {cue.name!r}: the engine delivered {info.frames} samples at {info.samplerate} Hz; "
+                            f"{n_samples} at {sr} Hz were asked")
+    wav = outdir / f"{cue.file_stem}.wav"
+    try:
+        os.replace(work, wav)
+    except OSError as e:
+        raise DeliveryError(f"cannot write {wav}: {e.strerror or e}") from e
+    time_ref = to_samples(cue.record_timecode_start, sr)
+    loudness = result.metadata.get("loudness")
+    # Sidecars beside the WAV: the engine's controls and fitted theme, and the metadata with the cue added.
     for suffix in (".controls.npz", ".theme.mid", ".plan.json", ".plan.mid"):
         src = work.with_suffix("").with_name(work.stem + suffix)
         if suffix.startswith(".plan") and not src.is_file():  # no plan this time: an earlier run's is not this cue's
@@ -225,10 +228,10 @@ def _deliver(cue: CueRegion, result: RenderResult, outdir: Path, n_samples: int,
                                 theme_midi=f"{cue.file_stem}.theme.mid" if meta["controls"].get("theme_midi") else None)
     plan = cue_plan_entry(outdir, cue.file_stem)
     meta.update({"cue": cue.to_json(), "wav": wav.name, "n_samples": n_samples, "sample_rate": sr,
-                 "time_reference": time_ref, "loudness": loud.to_json(), "missing_picture": missing,
+                 "time_reference": time_ref, "loudness": loudness, "missing_picture": missing,
                  "batch_options": options.to_json(), "plan": plan})
     write_json(outdir / f"{cue.file_stem}.json", meta)
-    return wav, loud.to_json()
+    return wav, loudness
 
 
 def cue_plan_entry(outdir: Path, stem: str) -> dict | None:
@@ -246,31 +249,22 @@ def cue_plan_entry(outdir: Path, stem: str) -> dict | None:
         raise DeliveryError(f"cue plan {path}: unreadable ({e})") from e
 
 
-def engine_hits_s(cue: CueRegion, film: FilmFeatures | None) -> tuple[float, ...]:
-    """The cue's hit points for the engine: the timeline's (edits, point markers) and the picture's own (cuts
-    inside a clip, motion accents), seconds from the cue start, merged within 50 ms (`executors.base.merge_hits`)."""
-    return merge_hits(timeline_hits_s(cue), film.hit_points_s if film is not None else (), cue.duration.to_seconds())
-
-
-def timeline_hits_s(cue: CueRegion) -> tuple[float, ...]:
-    return tuple(h.time.to_seconds() for h in cue.hits)
-
-
-def cue_task(cue: CueRegion, options: ScoreOptions, work: Path, n_samples: int) -> CueTask:
-    """What an executor renders for `cue`: the request (engine WAV into `work`) and the region's picture, which the
-    worker encodes (the heavy decode runs where the render runs)."""
-    request = RenderRequest(
-        output=work / f"{cue.file_stem}.wav", duration_s=n_samples / options.sample_rate,
-        midi=options.midi, reference_audio=options.reference_audio, maestro=options.maestro, theme=options.theme,
-        seed=options.seed, steps=options.steps, scheduler=options.scheduler,
-        picture_guidance=options.picture_guidance, control_guidance=options.control_guidance,
-        control_strength=options.control_strength, picture_dynamics=options.picture_dynamics,
-        sample_rate=options.sample_rate, target_lufs=resolve_target(options.loudness), bundle=options.bundle,
-        backend=options.backend, vocoder=options.vocoder)
+def cue_task(cue: CueRegion, options: ScoreOptions, work: Path, timeline_name: str) -> CueTask:
+    """What an executor renders for `cue`: the request (`render_cue.cue_request`: the engine's BWF into `work`) and
+    the region's picture, which the worker encodes (the heavy decode runs where the render runs)."""
+    base = RenderRequest(
+        output=work / f"{cue.file_stem}.wav", midi=options.midi, reference_audio=options.reference_audio,
+        maestro=options.maestro, theme=options.theme, seed=options.seed, steps=options.steps,
+        scheduler=options.scheduler, picture_guidance=options.picture_guidance,  # type: ignore[arg-type]
+        control_guidance=options.control_guidance, control_strength=options.control_strength,
+        picture_dynamics=options.picture_dynamics, sample_rate=options.sample_rate,
+        target_lufs=resolve_target(options.loudness), bundle=options.bundle,
+        backend=options.backend, vocoder=options.vocoder)  # type: ignore[arg-type]
+    request = cue_request(base, cue, timeline_name)
     # plan={}: the cue plan the picture and theme ask for (no overrides), written beside the cue; the cue itself is
     # rendered as `filmscore render` renders it without plan flags (its theme fitted, not the plan's melody)
     return CueTask(cue.file_stem, request, tuple(SegmentSpec.of(s) for s in cue.picture), timeline_hits_s(cue),
-                   cost_s=n_samples / options.sample_rate, plan={})
+                   cost_s=float(request.duration_s or 0.0), plan={})
 
 
 def score_timeline(cue_list: CueList, cues: Sequence[CueRegion], outdir: str | Path, options: ScoreOptions, *,
@@ -294,7 +288,7 @@ def score_timeline(cue_list: CueList, cues: Sequence[CueRegion], outdir: str | P
     for stale in outdir.glob(".*.part"):  # temporary files of a batch that was killed mid-write
         stale.unlink(missing_ok=True)
     loaded = cue_list.timeline
-    timeline_name = loaded.timeline.name or loaded.path.stem
+    name = timeline_name(loaded)
     manifest = Manifest(outdir, str(loaded.path), order=[c.file_stem for c in cues])
     work_root = outdir / WORK_DIR_NAME
     events = on_cue or (lambda *a: None)
@@ -313,7 +307,7 @@ def score_timeline(cue_list: CueList, cues: Sequence[CueRegion], outdir: str | P
                                                  prior.get("missing_picture", []), prior.get("loudness"))
             events("skip", cue, i, total, "already rendered")
             continue
-        _, n_samples = range_samples(cue.record_range, options.sample_rate)
+        n_samples = cue_samples(cue, options.sample_rate)
         outcome = outcomes[cue.file_stem] = CueOutcome(cue.name, cue.file_stem, "pending", n_samples=n_samples)
         d = cue.duration.to_seconds()
         if not MIN_CUE_S <= d <= MAX_CUE_S:
@@ -325,7 +319,7 @@ def score_timeline(cue_list: CueList, cues: Sequence[CueRegion], outdir: str | P
             continue
         work = work_root / cue.file_stem
         work.mkdir(parents=True, exist_ok=True)
-        tasks.append(cue_task(cue, options, work, n_samples))
+        tasks.append(cue_task(cue, options, work, name))
 
     if executor is None:
         from ..executors.local import LocalExecutor
@@ -345,7 +339,7 @@ def score_timeline(cue_list: CueList, cues: Sequence[CueRegion], outdir: str | P
             elif ev.kind == "retry":
                 events("retry", cue, i, total, ev.message)
             elif ev.kind == "done":
-                _delivered(cue, i, total, key, ev, outcome, outdir, options, timeline_name, manifest, events)
+                _delivered(cue, i, total, key, ev, outcome, outdir, options, manifest, events)
             elif ev.kind == "failed":
                 outcome.status, outcome.message = "failed", ev.message
                 manifest.record(cue.file_stem, {"status": "failed", "key": key, "name": cue.name,
@@ -374,14 +368,13 @@ def score_timeline(cue_list: CueList, cues: Sequence[CueRegion], outdir: str | P
 
 
 def _delivered(cue: CueRegion, i: int, total: int, key: str, ev: TaskEvent, outcome: CueOutcome, outdir: Path,
-               options: ScoreOptions, timeline_name: str, manifest: Manifest, events: CueEvent) -> None:
+               options: ScoreOptions, manifest: Manifest, events: CueEvent) -> None:
     """A finished render becomes the cue's delivery files and its manifest entry (or a failure of that cue)."""
     out = ev.output
     assert out is not None
     t0 = time.perf_counter()
     try:
-        wav, loud = _deliver(cue, out.result, outdir, outcome.n_samples, options, timeline_name,
-                             out.missing_picture)
+        wav, loud = _deliver(cue, out.result, outdir, outcome.n_samples, options, out.missing_picture)
     except FilmscoreError as e:
         outcome.status, outcome.message = "failed", str(e)
         manifest.record(cue.file_stem, {"status": "failed", "key": key, "name": cue.name, "error": str(e)})

@@ -33,11 +33,12 @@ from typing import Any, Literal
 
 import numpy as np
 
+from filmscore.engine.audio.delivery import BEXT_UNSET, read_wav_chunks, riff_chunk
+from filmscore.engine.audio.loudness import LoudnessReport
 from filmscore.engine.errors import FilmscoreError
 from filmscore.engine.request import ProgressFn
 
-from ..deliverables import (BEXT_UNSET, LoudnessReport, atomic_write_bytes, read_wav_chunks, riff_chunk,
-                            write_json)
+from ..deliverables import atomic_write_bytes, write_json
 from ..executors.base import Executor
 from .batch import (MANIFEST_NAME, CueEvent, Manifest, RenderFn, ScoreOptions, cue_key, cue_plan_entry,
                     score_timeline)

@@ -1,31 +1,22 @@
-"""Rational timeline time and the one function that turns it into samples.
+"""Rational timeline time: OTIO ranges in samples, timecode and JSON.
 
 Timeline positions stay OTIO `RationalTime`/`TimeRange` (value, rate) from the file to the moment a sample index
-is needed; `to_samples` is that moment, everywhere in filmscore's timeline code. A cue's length in samples is
-`to_samples(end) - to_samples(start)`, so cues that butt against each other tile the timeline with no sample
-lost or doubled.
+is needed; that moment is `filmscore.engine.timebase.to_samples`, the one conversion (re-exported here for timeline
+code). A cue's length in samples is `to_samples(end) - to_samples(start)`, so cues that butt against each other
+tile the timeline with no sample lost or doubled.
 """
 
 from __future__ import annotations
 
-from fractions import Fraction
-
 import opentimelineio as otio
+
+from filmscore.engine.timebase import rate_fraction, to_samples
+
+__all__ = ["RationalTime", "TimeRange", "format_time", "range_samples", "rate_fraction", "rt_from_json", "rt_json",
+           "to_samples"]
 
 RationalTime = otio.opentime.RationalTime
 TimeRange = otio.opentime.TimeRange
-
-
-def rate_fraction(rate: float) -> Fraction:
-    """An OTIO rate (a double) as the exact fraction it stands for: 23.976023976... -> 24000/1001,
-    29.97 -> 2997/100, 48000.0 -> 48000."""
-    return Fraction(rate).limit_denominator(1001)
-
-
-def to_samples(t: RationalTime, sample_rate: int) -> int:
-    """THE conversion of a timeline time to a sample index at `sample_rate` Hz: value * sample_rate / rate in
-    exact rational arithmetic, rounded to the nearest sample (ties to even)."""
-    return round(Fraction(t.value) * sample_rate / rate_fraction(t.rate))
 
 
 def range_samples(r: TimeRange, sample_rate: int) -> tuple[int, int]:
