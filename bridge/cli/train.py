@@ -69,6 +69,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--compare-to", type=Path, default=None, metavar="FILE",
                    help="evaluate: on the clips of an earlier `train evaluate -o FILE`, and report the paired "
                         "differences to it with 95%% bootstrap intervals")
+    p.add_argument("--compare-v1", type=Path, default=None, metavar="BUNDLE",
+                   help="evaluate --corpus-version 2: also render the same clips with this v1 bundle (e.g. "
+                        "engine/default_bundle) and give its FAD-proxy against the same held-out audio, in the same run")
     add_json_flag(p)
     p.set_defaults(run=run)
 
@@ -228,7 +231,7 @@ def _evaluate_v2(args: argparse.Namespace) -> int:
     if args.bundle is None:
         raise FilmscoreError("train evaluate --corpus-version 2: pass --bundle DIR (a v2 bundle)")
     result = evaluate_bundle_v2(args.bundle, args.corpus or DEFAULT_CORPUS_V2, n_clips=args.n_clips,
-                                steps=args.steps, threads=args.threads,
+                                steps=args.steps, threads=args.threads, compare_v1=args.compare_v1,
                                 progress=lambda i, n: stderr_console.print(f"evaluated {i}/{n} held-out clips"))
     if args.out is not None:
         args.out.write_text(json.dumps(result, indent=2) + "\n")

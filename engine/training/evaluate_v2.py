@@ -15,9 +15,17 @@ audio of that window:
   corpus, so read it beside the corpus row and across tempi);
 - `dynamics_r`: Pearson r of requested and re-extracted loudness (mix);
 - `lr_correlation`: Pearson r of the mix's left and right channels; `hf_db`: energy above 8 kHz over all energy
-  of the mix, dB;
-and `resynthesis` (`vocoder_vs_griffin_lim`): the VAE's reconstruction L1 and the vocoder against Griffin-Lim on
-the held-out stems' true Mels.
+  of the mix, dB (engine/metrics/sound.py); `hf_db_vs_corpus` (model rows): the render's `hf_db` minus the corpus
+  audio's of the same clip (issue 18: within 10 dB);
+- `noise_burst_share`: share of loud frames whose spectral flatness is above the 99th percentile of the corpus's
+  (`sound.noise_burst_share`; the threshold from train clips, `corpus_flatness_threshold`);
+- `maestro_top1` (model rows, clips whose master the classifier knows): the render recognised as the clip's master
+  by the maestro classifier (engine/metrics/maestro_classifier.py) trained on train-split clips
+  (`train_maestro_reference`), whose own accuracy on the held-out clips' corpus audio is reported beside it;
+and over the set: `fad_proxy` (`sound.fad_proxy`) of the renders against the held-out clips' corpus audio, with
+`--compare-v1 BUNDLE` the same for a v1 bundle rendering the same clips' melody and dynamics in the same run; and
+`resynthesis` (`vocoder_vs_griffin_lim`): the VAE's reconstruction L1 and the vocoder against Griffin-Lim on the
+held-out stems' true Mels.
 """
 
 from __future__ import annotations
@@ -33,10 +41,14 @@ from ..controls.types import Controls
 from ..data.labels import load_labels, melody_chroma
 from ..errors import FilmscoreError
 from ..extras import require
+from ..metrics.sound import energy_above_db, lr_correlation
 from ..models.controls_v2 import ControlsV2
 from .corpus_v2 import CorpusV2
 
 REGISTER_TOLERANCE = 6.0
+THRESHOLD_CLIPS = 24  # train clips the noise-burst threshold is measured on
+CLASSIFIER_CLIPS_PER_MASTER = 40  # train clips per master the maestro classifier learns from
+CLASSIFIER_SECONDS = 60.0  # of each clip (six 10 s segments)
 
 
 def _lead_register(wave: np.ndarray, sr: int, requested: np.ndarray) -> float:
@@ -82,20 +94,17 @@ def measure_clip(stems: dict[str, np.ndarray], mix: np.ndarray, sr: int, arrays:
     full = measure_adherence(req, mix_mid, sr)
     reg = _lead_register(mid["lead"], sr, pitch)
     beats = np.nonzero(np.asarray(arrays["beat"])[:n])[0] / CONTROL_FRAME_RATE
-    spec = np.abs(np.fft.rfft(mix_mid)) ** 2
-    freqs = np.fft.rfftfreq(len(mix_mid), 1 / sr)
     return {"melody_accuracy_lead": lead.melody_accuracy, "melody_accuracy_mix": full.melody_accuracy,
             "register_error": reg, "in_register": float(abs(reg) <= REGISTER_TOLERANCE) if np.isfinite(reg) else
             float("nan"), "chord_iou": _chord_iou(mid["accompaniment"], sr, np.asarray(arrays["chord_chroma"])[:n]),
             "beat_f1": beat_f1(beats, beat_times(mix_mid, sr)), "dynamics_r": full.dynamics_r,
-            "lr_correlation": float(np.corrcoef(mix[:, 0], mix[:, 1])[0, 1]),
-            "hf_db": float(10 * np.log10(spec[freqs > 8000].sum() / max(spec.sum(), 1e-20) + 1e-20))}
+            "lr_correlation": lr_correlation(mix), "hf_db": energy_above_db(mix_mid, sr)}
 
 
 def _summary(rows: list[dict[str, float]]) -> dict[str, float]:
-    keys = rows[0].keys() if rows else []
-    return {k: round(float(np.nanmean([r[k] for r in rows])), 4) if any(np.isfinite(r[k]) for r in rows)
-            else float("nan") for k in keys}
+    keys = list(dict.fromkeys(k for r in rows for k in r))  # a measure some clips lack (maestro_top1) counts where given
+    vals = {k: [r.get(k, float("nan")) for r in rows] for k in keys}
+    return {k: round(float(np.nanmean(v)), 4) if any(np.isfinite(v)) else float("nan") for k, v in vals.items()}
 
 
 def measure_corpus(corpus_dir: Path, split: str = "heldout", n_clips: int = 12, seconds: float = 10.24
@@ -131,6 +140,75 @@ def measure_corpus(corpus_dir: Path, split: str = "heldout", n_clips: int = 12, 
     return {"corpus": str(corpus_dir), "split": split, "seconds": seconds, "clips": ids, "summary": _summary(rows)}
 
 
+def _v2_records(corpus_dir: Path) -> list[dict]:
+    from ..data.index import read_index
+
+    return [r for r in read_index(corpus_dir) if r.get("version") == 2]
+
+
+def _read_mix(corpus_dir: Path, rec: dict, seconds: float) -> tuple[np.ndarray, int]:
+    import soundfile as sf
+
+    info = sf.info(str(corpus_dir / rec["audio"]))
+    n = min(info.frames, int(round(seconds * info.samplerate)))
+    return sf.read(str(corpus_dir / rec["audio"]), frames=n, dtype="float32", always_2d=True)[0], info.samplerate
+
+
+def corpus_flatness_threshold(corpus_dir: Path, n_clips: int = THRESHOLD_CLIPS, seconds: float = 30.0,
+                              seed: int = 0) -> dict[str, Any]:
+    """The noise-burst threshold (`sound.flatness_threshold`, 99th percentile of loud frames' flatness) over up to
+    `n_clips` train clips' mixes (first `seconds`), drawn with `seed`; with the clips it came from."""
+    from ..metrics.sound import flatness_threshold
+
+    corpus_dir = Path(corpus_dir)
+    recs = [r for r in _v2_records(corpus_dir) if r["split"] == "train"]
+    if not recs:
+        raise FilmscoreError(f"{corpus_dir}: no train v2 clip to measure the flatness threshold on")
+    rng = np.random.default_rng(seed)
+    picked = [recs[i] for i in sorted(rng.permutation(len(recs))[:n_clips])]
+    return {"threshold": flatness_threshold([_read_mix(corpus_dir, r, seconds) for r in picked]),
+            "clips": [r["id"] for r in picked]}
+
+
+def train_maestro_reference(corpus_dir: Path, per_master: int = CLASSIFIER_CLIPS_PER_MASTER,
+                            seconds: float = CLASSIFIER_SECONDS, seed: int = 0) -> tuple[Any, dict[str, Any]]:
+    """The maestro classifier (engine/metrics/maestro_classifier.py) trained on up to `per_master` train clips per
+    master (first `seconds` each), and its accuracy on held-out works' corpus audio: the corpus's held-out split,
+    or where it has none yet, a quarter of each master's train works held out (`embedding.split_by_work`)."""
+    from ..metrics.embedding import split_by_work
+    from ..metrics.maestro_classifier import clip_features, heldout_accuracy, train_maestro_classifier
+
+    corpus_dir = Path(corpus_dir)
+    recs = _v2_records(corpus_dir)
+    train = [r for r in recs if r["split"] == "train"]
+    held = [r for r in recs if r["split"] == "heldout"]
+    source = "held-out split"
+    if not held:
+        out = split_by_work([r["work"] for r in train], [r["master"] for r in train], 0.25, seed)
+        held, train = [r for r in train if r["work"] in out], [r for r in train if r["work"] not in out]
+        source = "a quarter of each master's train works, held out"
+    rng = np.random.default_rng(seed)
+
+    def pick(rs: list[dict]) -> list[dict]:
+        by: dict[str, list[dict]] = {}
+        for r in rs:
+            by.setdefault(r["master"], []).append(r)
+        return [x for m in sorted(by) for x in (by[m] if len(by[m]) <= per_master else
+                                                [by[m][i] for i in sorted(rng.permutation(len(by[m]))[:per_master])])]
+
+    train, held = pick(train), pick(held)
+    masters = sorted({r["master"] for r in train})
+    if len(masters) < 2:
+        raise FilmscoreError(f"{corpus_dir}: the maestro classifier needs train clips of two masters or more; "
+                             f"there are {len(train)} of {', '.join(masters) or 'none'}")
+    feats = [clip_features(*_read_mix(corpus_dir, r, seconds)) for r in train]
+    model = train_maestro_classifier(feats, [r["master"] for r in train])
+    acc = heldout_accuracy(model, [clip_features(*_read_mix(corpus_dir, r, seconds)) for r in held],
+                           [r["master"] for r in held])
+    return model, {**acc, "train_clips": len(train), "train_works": len({r["work"] for r in train}),
+                   "heldout_from": source, "masters": masters, "seconds": seconds}
+
+
 def vocoder_vs_griffin_lim(bundle_dir: Path, corpus_dir: Path, n_clips: int = 12, seconds: float = 5.12
                            ) -> dict[str, float]:
     """The v2 bundle's VAE reconstruction and its vocoder against Griffin-Lim at the model rate, on the held-out
@@ -151,10 +229,27 @@ def vocoder_vs_griffin_lim(bundle_dir: Path, corpus_dir: Path, n_clips: int = 12
                                select_clips(stems.clips, n_clips), seconds)
 
 
+def _render_v1(bundle_dir: Path, arrays: dict[str, np.ndarray], n_frames: int, steps: int, seed: int
+               ) -> tuple[np.ndarray, int]:
+    """A v1 bundle's render of a clip's melody (pitch classes) and dynamics: the FAD-proxy's comparison."""
+    from ..render import build_pipeline
+
+    pipe, _ = build_pipeline(bundle_dir)
+    sr = pipe.mel_config.sample_rate
+    controls = Controls(melody_chroma(np.asarray(arrays["melody_pitch"])[:n_frames]),
+                        np.asarray(arrays["dynamics_db"], np.float32)[:n_frames])
+    return pipe(n_samples=n_frames * sr // CONTROL_FRAME_RATE, controls=controls, seed=seed, steps=steps).wave, sr
+
+
 def evaluate_bundle_v2(bundle_dir: Path, corpus_dir: Path, *, n_clips: int = 8, seconds: float = 10.24,
-                       steps: int = 25, seed: int = 0, threads: int | None = None, progress=None) -> dict[str, Any]:
-    """Render `n_clips` held-out clips with the bundle and measure render and corpus audio (module docstring)."""
+                       steps: int = 25, seed: int = 0, threads: int | None = None, progress=None,
+                       compare_v1: Path | None = None, classifier: bool = True) -> dict[str, Any]:
+    """Render `n_clips` held-out clips with the bundle and measure render and corpus audio (module docstring).
+    `compare_v1`: a v1 bundle whose renders of the same clips get a FAD-proxy in the same run; `classifier`: train
+    the maestro classifier on the corpus (needs train clips of two masters) for `maestro_top1`."""
     import soundfile as sf
+
+    from ..metrics.sound import fad_proxy, noise_burst_share
 
     from ..bundle_v2 import load_bundle_v2
     from ..pipeline_v2 import FilmScorePipelineV2
@@ -169,6 +264,16 @@ def evaluate_bundle_v2(bundle_dir: Path, corpus_dir: Path, *, n_clips: int = 8, 
     sr = bundle.mel_config.sample_rate
     known = set(bundle.models["global_cond"].config.masters)
     per_clip, model_rows, ref_rows = [], [], []
+    renders, references, v1_renders = [], [], []
+    threshold = corpus_flatness_threshold(corpus_dir)
+    maestro, maestro_info = None, None
+    if classifier:
+        from ..metrics.maestro_classifier import clip_features
+
+        try:
+            maestro, maestro_info = train_maestro_reference(corpus_dir)
+        except FilmscoreError as e:  # too few masters in the corpus so far: the other measures stand without it
+            maestro_info = {"error": str(e)}
     for i, clip in enumerate(clips):
         n_frames = min(int(round(seconds * CONTROL_FRAME_RATE)), clip.n_frames)
         n = n_frames * sr // CONTROL_FRAME_RATE
@@ -182,12 +287,26 @@ def evaluate_bundle_v2(bundle_dir: Path, corpus_dir: Path, *, n_clips: int = 8, 
         ref_mix = sum(ref_stems.values())
         m = measure_clip(out.stems, out.mix, sr, arrays)
         r = measure_clip(ref_stems, ref_mix, sr, arrays)
+        m["hf_db_vs_corpus"] = m["hf_db"] - r["hf_db"]
+        m["noise_burst_share"] = noise_burst_share(out.mix, sr, threshold["threshold"])
+        r["noise_burst_share"] = noise_burst_share(ref_mix, sr, threshold["threshold"])
+        if maestro is not None and clip.master in maestro.classes:
+            m["maestro_top1"] = float(maestro.predict_clip(clip_features(out.mix, sr))[0] == clip.master)
         model_rows.append(m)
         ref_rows.append(r)
+        renders.append((out.mix, sr))
+        references.append((ref_mix, sr))
+        if compare_v1 is not None:
+            v1_renders.append(_render_v1(compare_v1, arrays, n_frames, steps, seed + i))
         per_clip.append({"id": clip.id, "master": clip.master, "model": m, "corpus": r})
         if progress:
             progress(i + 1, len(clips))
+    fad = {"model": fad_proxy(renders, references)}
+    if compare_v1 is not None:
+        fad["v1"] = fad_proxy(v1_renders, references)
+        fad["v1_bundle"] = str(compare_v1)
     return {"bundle": str(bundle_dir), "bundle_hash": bundle.hash, "corpus": str(corpus_dir), "steps": steps,
             "seconds": seconds, "clips": per_clip, "summary": {"model": _summary(model_rows),
                                                                "corpus": _summary(ref_rows)},
+            "fad_proxy": fad, "noise_threshold": threshold, "maestro_classifier": maestro_info,
             "resynthesis": vocoder_vs_griffin_lim(bundle_dir, corpus_dir, n_clips, min(seconds, 5.12))}
