@@ -34,6 +34,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from filmscore.engine.errors import FilmscoreError
+from filmscore.engine.options import RenderOptions, option_fields, option_names
 
 PROTOCOL_VERSION = "1.0"
 """Version spoken by this module. Peers with the same major version interoperate; `hello` negotiates the minor."""
@@ -528,24 +529,21 @@ class TimelineRange:
                 "out": self.out_time.to_json() if self.out_time else None}
 
 
-_ENUMS = {
-    "scheduler": ("ddim", "dpmpp", "euler"),
-    "backend": ("auto", "torch", "ort", "trt"),
-    "vocoder": ("auto", "network", "griffin-lim"),
-}
-_RENDER_KEYS = ("output", "overwrite", "video", "start", "duration", "timeline", "midi", "midi_track", "midi_channel",
-                "reference_audio", "maestro", "theme", "hits", "seed", "steps", "scheduler", "picture_guidance",
-                "control_guidance", "control_strength", "picture_dynamics", "sample_rate", "target_lufs", "backend",
-                "vocoder", "plan", *"tempo_bpm key energy valence tension orchestration free_timing style".split())
-_PLAN_NUMBERS = ("tempo_bpm", "energy", "valence", "tension")
-_PLAN_NAMES = ("key", "orchestration", "style")
+_WIRE_KEYS = ("output", "overwrite", "video", "start", "duration", "timeline", "midi", "midi_track", "midi_channel",
+              "reference_audio", "maestro", "theme", "hits", "plan")
+"""A render request's own keys: where the output goes, the picture, the range, the theme source, the hit points."""
+_RENDER_KEYS = (*_WIRE_KEYS, *option_names())
+"""Every key a render request may hold: its own and one per render option (engine/options.py)."""
+_JSON_KINDS: dict[type, tuple[type, ...]] = {int: (int,), float: (int, float), str: (str,), bool: (bool,)}
 
 
 @dataclass(frozen=True)
-class RenderParams:
-    """The content of a `render` request, typed. Paths are as sent (the server checks them against its roots);
-    `midi_buffer` is the index of the buffer holding an inline MIDI file. Ranges are the engine's to check
-    (`RenderRequest.validate`), so there is one source of truth for them."""
+class RenderParams(RenderOptions):
+    """The content of a `render` request, typed: the render options (`RenderOptions`, engine/options.py: their keys,
+    JSON types, defaults, ranges and choices come from there, inherited as keyword-only fields) and the request's
+    own fields. Paths are as sent (the server checks them against its roots); `midi_buffer` is the index of the
+    buffer holding an inline MIDI file. The options' ranges are checked here by `RenderOptions.validate`, the one
+    check the command line and the engine make too, so a value is refused the same way everywhere."""
 
     output: str
     overwrite: bool = False
@@ -561,28 +559,10 @@ class RenderParams:
     maestro: str | None = None
     theme: str | None = None
     hits: tuple[RationalTime, ...] = ()
-    seed: int = 0
-    steps: int = 25
-    scheduler: str = "dpmpp"
-    picture_guidance: float = 2.0
-    control_guidance: float = 3.0
-    control_strength: float = 1.0
-    picture_dynamics: float = 0.5
-    sample_rate: int = 48_000
-    target_lufs: float = -23.0
-    backend: str = "auto"
-    vocoder: str = "auto"
-    # The cue plan (docs/plan.md): a PLAN.json / PLAN.mid to render as it stands, or the editor's overrides of the
-    # plan the picture would choose (ranges and names are the engine's to check: `MoodOverrides.check`).
+    # The cue plan (docs/plan.md) to render as it stands: a PLAN.json / PLAN.mid. The editor's overrides of the plan
+    # the picture would choose are render options (tempo_bpm, key, ...; a key's spelling and a style are checked
+    # by the server: `PlanSpec.check`).
     plan: str | None = None
-    tempo_bpm: float | None = None
-    key: str | None = None
-    energy: float | None = None
-    valence: float | None = None
-    tension: float | None = None
-    orchestration: str | None = None
-    free_timing: bool = False
-    style: str | None = None
 
     @classmethod
     def from_content(cls, content: dict[str, Any], n_buffers: int = 0) -> RenderParams:
@@ -593,14 +573,9 @@ class RenderParams:
         kw["overwrite"] = _field(content, "overwrite", (bool,), False)
         for name in ("midi_track", "midi_channel"):
             kw[name] = _field(content, name, (int,), None)
-        for name in ("seed", "steps", "sample_rate"):
-            kw[name] = _field(content, name, (int,), getattr(cls, name))
-        for name in ("picture_guidance", "control_guidance", "control_strength", "picture_dynamics", "target_lufs"):
-            kw[name] = float(_field(content, name, (int, float), getattr(cls, name)))
-        for name, allowed in _ENUMS.items():
-            kw[name] = _field(content, name, (str,), getattr(cls, name))
-            if kw[name] not in allowed:
-                raise ProtocolError(f"render {name} {kw[name]!r} is not one of {', '.join(allowed)}")
+        for f in option_fields():  # JSON type here (ProtocolError); range and choices by `validate` below
+            value = _field(content, f.name, _JSON_KINDS[f.kind], f.default)
+            kw[f.name] = float(value) if f.kind is float and value is not None else value
         for name in ("start", "duration"):
             if content.get(name) is not None:
                 kw[name] = RationalTime.from_json(content[name], f"render {name}")
@@ -619,19 +594,13 @@ class RenderParams:
         elif midi is not None:
             kw["midi"] = _field(content, "midi", (str,))
         kw["plan"] = _field(content, "plan", (str,), None)
-        for name in _PLAN_NUMBERS:
-            value = _field(content, name, (int, float), None)
-            kw[name] = None if value is None else float(value)
-        for name in _PLAN_NAMES:
-            kw[name] = _field(content, name, (str,), None)
-            if kw[name] is not None and len(kw[name]) > 64:
-                raise ProtocolError(f"render {name} is {len(kw[name])} characters; the limit is 64")
-        kw["free_timing"] = _field(content, "free_timing", (bool,), False)
         hits = _field(content, "hits", (list,), [])
         if len(hits) > 1000:
             raise ProtocolError(f"render hits lists {len(hits)} points; the limit is 1000")
         kw["hits"] = tuple(RationalTime.from_json(h, f"render hits[{i}]") for i, h in enumerate(hits))
-        return cls(**kw)
+        params = cls(**kw)
+        params.validate()
+        return params
 
     def to_content(self) -> dict[str, Any]:
         """The wire form (inverse of `from_content`)."""

@@ -32,3 +32,11 @@ class BackendError(FilmscoreError):
 
 class RenderCancelled(FilmscoreError):
     """A render stopped because its caller cancelled it (raised between denoising steps)."""
+
+
+class LoudnessError(FilmscoreError):
+    """Audio whose loudness cannot be normalised (silent, shorter than one gating block) or a bad target."""
+
+
+class PlanError(FilmscoreError):
+    """A plan input or override that cannot be used: a bad key name, a value out of range, a damaged plan file."""

@@ -23,6 +23,7 @@ from .controls.types import Controls
 from .errors import BundleError, RenderCancelled
 from .film.features import FilmFeatures
 from .models import FilmScoreControlNet1D, FilmScoreUNet1D, FilmTokenHead, MelVAE, VocosVocoder
+from .options import DEFAULTS as D  # the render options' defaults (engine/options.py owns them)
 from .request import CancelFn, ProgressFn
 from .schedulers import make_scheduler
 from .threads import StagePool, model_threads
@@ -174,9 +175,10 @@ class FilmScorePipeline:
 
     @torch.no_grad()
     def _run(self, pool: StagePool, *, n_samples: int, film: FilmFeatures | None = None,
-             controls: Controls | list[Controls] | None = None, seed: int = 0, steps: int = 25, scheduler: str = "dpmpp",
-             picture_guidance: float = 2.0, control_guidance: float = 3.0, control_strength: float = 1.0,
-             vocoder: str = "auto", progress: ProgressFn | None = None,
+             controls: Controls | list[Controls] | None = None, seed: int = D.seed, steps: int = D.steps,
+             scheduler: str = D.scheduler, picture_guidance: float = D.picture_guidance,
+             control_guidance: float = D.control_guidance, control_strength: float = D.control_strength,
+             vocoder: str = D.vocoder, progress: ProgressFn | None = None,
              should_cancel: CancelFn | None = None, inpaint: Inpaint | None = None,
              seeds: tuple[int, ...] | None = None) -> PipelineOutput:
         """One cue; with `seeds`, one take per seed denoised together (every step's denoiser calls of all takes on

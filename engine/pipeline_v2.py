@@ -31,6 +31,7 @@ from .constants import (CONTROL_FRAME_RATE, LATENT_DOWNSAMPLE, LATENT_FRAME_RATE
 from .errors import BundleError, RenderCancelled
 from .film.features import FilmFeatures
 from .models.controls_v2 import CONTROL_CHANNELS_V2, CONTROL_GROUPS_V2, ControlsV2, drop_groups
+from .options import DEFAULTS as D  # the render options' defaults (engine/options.py owns them)
 from .pipeline import DECODE_CHUNK_LATENT, DECODE_MARGIN_LATENT, VOCODE_CHUNK_MEL, VOCODE_MARGIN_MEL, WINDOW_BATCH
 from .request import CancelFn, ProgressFn
 from .schedulers import make_scheduler
@@ -199,7 +200,8 @@ class FilmScorePipelineV2:
     @torch.no_grad()
     def _run(self, pool: StagePool, *, n_samples: int, controls: ControlsV2 | None = None,
              mood: np.ndarray | None = None, master: str | None = None, film: FilmFeatures | None = None,
-             seed: int = 0, steps: int = 25, scheduler: str = "dpmpp", guidance: GuidanceV2 = GuidanceV2(),
+             seed: int = D.seed, steps: int = D.steps, scheduler: str = D.scheduler,
+             guidance: GuidanceV2 = GuidanceV2(),
              progress: ProgressFn | None = None, should_cancel: CancelFn | None = None) -> PipelineV2Output:
         timings: dict[str, float] = {}
         report = progress or (lambda stage, frac, msg: None)

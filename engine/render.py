@@ -145,6 +145,11 @@ def render_cue(request: RenderRequest, progress: ProgressFn | None = None,
     started = time.perf_counter()
     if checked is None:
         checked = check_request(request)
+    if request.plan is None and request.plan_given:  # plan overrides: make the plan (OUT.plan.json), render it
+        from .plan.spec import PlanSpec, plan_path, plan_request
+
+        request = plan_request(request, PlanSpec.of(request), plan_path(request.output), progress=progress)
+        checked = check_request(request)
     from .bundle_manifest import BUNDLE_SCHEMA_V2
     from .render_v2 import bundle_schema, render_cue_v2
 

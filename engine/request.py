@@ -11,20 +11,16 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from .audio.delivery import PLAIN, Delivery
-from .constants import DELIVERY_SAMPLE_RATE, MAX_CUE_S, MIN_CUE_S
+from .constants import MAX_CUE_S, MIN_CUE_S
 from .errors import RequestError
+from .options import BACKENDS, SCHEDULERS, RenderOptions  # noqa: F401  (SCHEDULERS, BACKENDS: re-exported)
 from .timebase import seconds, to_samples
 
 if TYPE_CHECKING:  # annotation only: keeps this module free of the film package's imports
     from .film.features import FilmFeatures
-
-SchedulerName = Literal["ddim", "dpmpp", "euler"]
-SCHEDULERS: tuple[str, ...] = ("ddim", "dpmpp", "euler")
-BackendName = Literal["auto", "torch", "ort", "trt"]
-BACKENDS: tuple[str, ...] = ("auto", "torch", "ort", "trt")
 
 ProgressFn = Callable[[str, float, str], None]
 """progress(stage, fraction 0..1 of that stage, message). Stages: "picture", "controls", "denoise", "decode",
@@ -34,8 +30,10 @@ CancelFn = Callable[[], bool]
 
 
 @dataclass(frozen=True)
-class RenderRequest:
-    """Everything one cue needs. `video=None` scores without picture (picture guidance off)."""
+class RenderRequest(RenderOptions):
+    """Everything one cue needs: the render options (`RenderOptions`, engine/options.py: their one owner, inherited
+    as keyword-only fields: seed, steps, ..., the plan overrides) and what this cue is. `video=None` scores without
+    picture (picture guidance off)."""
 
     output: Path
     video: Path | None = None
@@ -48,26 +46,13 @@ class RenderRequest:
     midi_track: int | None = None
     midi_channel: int | None = None
     hits_s: tuple[float, ...] = ()
-    seed: int = 0
-    steps: int = 25
-    scheduler: SchedulerName = "dpmpp"
-    picture_guidance: float = 2.0
-    control_guidance: float = 3.0
-    control_strength: float = 1.0
-    # How far the picture shapes the loudness of a theme that has dynamics of its own: 0 keeps the theme's, 1 takes
-    # the picture's (motion and cut accents); between, the two dB curves are mixed. Without a theme the picture's
-    # dynamics are used whatever this is (engine/cue_controls.py).
-    picture_dynamics: float = 0.5
-    sample_rate: int = DELIVERY_SAMPLE_RATE
-    target_lufs: float = -23.0  # EBU R128 programme loudness
     bundle: Path | None = None  # None: the default bundle shipped in the package
-    backend: BackendName = "auto"
-    vocoder: Literal["auto", "network", "griffin-lim"] = "auto"
     # Precomputed picture, instead of `video`: the film features of an edited timeline region (its clips encoded
     # over their source ranges and joined in record order by bridge/timelines/film_of_region.py).
     film_features: FilmFeatures | None = None
     # A cue plan (engine/plan: PLAN.json or PLAN.mid) to render exactly: its melody and dynamics are the controls
-    # (no theme fitting, no picture dynamics mixed in: the plan already holds them).
+    # (no theme fitting, no picture dynamics mixed in: the plan already holds them). Without one, plan overrides
+    # (`RenderOptions` group "plan": tempo_bpm, key, ...) make one when the cue renders (`render_cue`).
     plan: Path | None = None
     # How the cue is delivered: plain 24-bit WAV, or BWF with `bext`/`iXML` (a timeline cue's time reference and
     # names), mastered and written once by engine/audio/delivery.py. Its JSON (`Delivery.to_json`) is accepted too.
@@ -81,7 +66,7 @@ class RenderRequest:
             object.__setattr__(self, "delivery", Delivery.from_json(self.delivery))
 
     def validate(self) -> None:
-        """Raise `RequestError` naming the first bad field."""
+        """Raise `RequestError` (or the option's own error, `RenderOptions.validate`) naming the first bad field."""
         self.delivery.validate()
         if self.duration_s is not None:
             if not math.isfinite(self.duration_s) or self.duration_s <= 0:
@@ -94,22 +79,7 @@ class RenderRequest:
             raise RequestError("give a video or precomputed film features, not both")
         if self.video is None and self.duration_s is None and self.film_features is None:
             raise RequestError("without a video, a duration is required")
-        if self.scheduler not in SCHEDULERS:
-            raise RequestError(f"unknown scheduler {self.scheduler!r}; choose one of {', '.join(SCHEDULERS)}")
-        if self.backend not in BACKENDS:
-            raise RequestError(f"unknown backend {self.backend!r}; choose one of {', '.join(BACKENDS)}")
-        if not 1 <= self.steps <= 1000:
-            raise RequestError(f"steps must be 1..1000, got {self.steps}")
-        if not 0 <= self.seed < 2**63:
-            raise RequestError(f"seed must be 0..2**63-1, got {self.seed}")
-        if not 8000 <= self.sample_rate <= 192000:
-            raise RequestError(f"sample rate must be 8000..192000 Hz, got {self.sample_rate}")
-        for name in ("picture_guidance", "control_guidance", "control_strength"):
-            v = getattr(self, name)
-            if not math.isfinite(v) or not 0 <= v <= 20:
-                raise RequestError(f"{name.replace('_', ' ')} must be 0..20, got {v}")
-        if not math.isfinite(self.picture_dynamics) or not 0 <= self.picture_dynamics <= 1:
-            raise RequestError(f"picture dynamics must be 0..1, got {self.picture_dynamics}")
+        RenderOptions.validate(self)
         sources = [s for s in (self.midi, self.reference_audio, self.maestro) if s is not None]
         if len(sources) > 1:
             raise RequestError("give at most one of midi, reference audio, maestro")
@@ -118,6 +88,11 @@ class RenderRequest:
                                "not both")
         if self.theme is not None and self.maestro is None:
             raise RequestError("a theme id needs a maestro (--maestro NAME --theme ID)")
+        if self.plan_given and self.plan is not None:
+            raise RequestError("a plan is rendered as it stands; change it with `filmscore plan` (the overrides) or "
+                               "in a DAW, not with tempo/key/... overrides in the same request")
+        if self.plan_given and self.reference_audio is not None:
+            raise RequestError("plan overrides (tempo, key, ...) take a MIDI theme or a maestro, not reference audio")
 
     def check_files(self) -> None:
         """Raise `RequestError` naming the first input file that does not exist. Separate from `validate`: a

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from .errors import RequestError
-from .request import SCHEDULERS
+from .options import SCHEDULERS
 
 DEFAULT_NOISE_SCHEDULE: dict[str, Any] = {
     "num_train_timesteps": 1000,

@@ -8,6 +8,7 @@ from datetime import timedelta
 import pytest
 
 from filmscore.bridge import protocol as P
+from filmscore.engine.errors import RequestError
 
 KEY = bytes(range(32))
 
@@ -147,7 +148,6 @@ def test_render_params_round_trip_and_errors():
         ({"output": "/o.wav", "seed": "1"}, "must be int"),
         ({"output": "/o.wav", "seed": True}, "got bool"),
         ({"output": "/o.wav", "steps": 2.5}, "must be int"),
-        ({"output": "/o.wav", "scheduler": "plms"}, "not one of"),
         ({"output": "/o.wav", "picture_dynamics": "half"}, "picture_dynamics"),
         ({"output": "/o.wav", "start": 3.5}, "rational time"),
         ({"output": "/o.wav", "start": {"value": 1, "rate": 0}}, "rate must be > 0"),
@@ -161,6 +161,10 @@ def test_render_params_round_trip_and_errors():
     for c, why in bad:
         with pytest.raises(P.ProtocolError, match=why):
             P.RenderParams.from_content(c)
+    # a value of the right JSON type but out of its range or choices: the render option's own error
+    # (engine/options.py `RenderOptions.validate`), as the command line and the engine raise it
+    with pytest.raises(RequestError, match="unknown scheduler 'plms'; choose one of ddim, dpmpp, euler"):
+        P.RenderParams.from_content({"output": "/o.wav", "scheduler": "plms"})
 
 
 def test_timeline_range_by_cue_or_in_out():

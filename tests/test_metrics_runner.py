@@ -14,6 +14,7 @@ from filmscore.engine.metrics.evalset import load_set
 from filmscore.engine.metrics.reference import ReferenceSettings, build_reference
 from filmscore.engine.metrics.report import write_report
 from filmscore.engine.metrics.runner import SYSTEMS, EvalOptions, evaluate
+from filmscore.engine.options import RenderOptions
 from filmscore.engine.metrics.testing import make_tiny_corpus, make_tiny_set
 
 
@@ -25,7 +26,7 @@ def run(tmp_path_factory):
     corpus = make_tiny_corpus(root / "corpus")
     ref = build_reference(corpus, ReferenceSettings(classifier_steps=20, calibration_clips=2, excerpt_s=2.0,
                                                     transcriber="chroma"), cache_root=root / "ref")
-    opts = EvalOptions(bundle=bundle, steps=2, transcriber="chroma", backend="torch")
+    opts = EvalOptions(bundle=bundle, render=RenderOptions(steps=2, backend="torch"), transcriber="chroma")
     return evaluate(evalset, opts, ref, audio_dir=root / "audio"), root
 
 

@@ -43,7 +43,7 @@ def test_render_overrides_make_a_plan_beside_the_wav(tmp_path, bundle):
 
 @pytest.mark.parametrize("args, message", [
     (["plan", "--duration", "5", "--key", "H minor", "-o", "{tmp}/p.json"], "key 'H minor'"),
-    (["plan", "--duration", "5", "--tempo", "400", "-o", "{tmp}/p.json"], "--tempo must be 40..200"),
+    (["plan", "--duration", "5", "--tempo", "400", "-o", "{tmp}/p.json"], "(--tempo) must be 40..200"),
     (["plan", "--duration", "5", "-o", "{tmp}/p.mid"], "must end in .json"),
     (["plan", "/nonexistent/clip.mp4", "-o", "{tmp}/p.json"], "clip.mp4"),
     (["plan", "--duration", "5", "--orchestration", "kazoo", "-o", "{tmp}/p.json"], "unknown orchestration"),

@@ -17,7 +17,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .common import add_json_flag, emit, progress_bar
+from filmscore.engine.options import option_names
+
+from .common import add_json_flag, add_render_options, emit, progress_bar
 
 
 def _abs(p: str) -> str:
@@ -62,11 +64,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     r.add_argument("--midi-inline", help="MIDI theme read here and sent as bytes (for remote servers)")
     r.add_argument("--reference-audio", help="reference audio file")
     r.add_argument("--maestro", help="maestro from the library")
-    r.add_argument("--seed", type=int)
-    r.add_argument("--steps", type=int)
-    r.add_argument("--scheduler", choices=("ddim", "dpmpp", "euler"))
-    r.add_argument("--backend", choices=("auto", "torch", "ort", "trt"))
-    r.add_argument("--sample-rate", type=int)
+    add_render_options(r)  # every render option (engine/options.py); the ones given are sent, the rest default
     r.add_argument("--overwrite", action="store_true", help="replace an existing output")
     r.add_argument("--wait", action="store_true", help="wait for the job to end, showing progress")
     add_json_flag(r)
@@ -98,8 +96,8 @@ def run(args: argparse.Namespace) -> int:
 
 def _render(c: Any, args: argparse.Namespace) -> int:
     kw: dict[str, Any] = {"start_s": args.start, "duration_s": args.duration, "cue": args.cue, "in_s": args.in_s,
-                          "out_s": args.out_s, "maestro": args.maestro, "seed": args.seed, "steps": args.steps,
-                          "scheduler": args.scheduler, "backend": args.backend, "sample_rate": args.sample_rate}
+                          "out_s": args.out_s, "maestro": args.maestro,
+                          **{name: getattr(args, name) for name in option_names()}}
     for name in ("video", "timeline", "midi", "reference_audio"):
         if getattr(args, name):
             kw[name] = _abs(getattr(args, name))

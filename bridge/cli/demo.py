@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from .common import HelpFormatter, add_json_flag, add_overwrite_flag, check_outputs, emit, stderr_console
-from .render import add_render_options, check_render, print_warnings, render_with_progress, request_from_args
+from .render import add_engine_flags, check_render, print_warnings, render_with_progress, request_from_args
 
 DEMO_SHOTS_SPEC = (  # a calm opening, a busier middle, a dark close: the cue should follow
     ("still", 4.0, 0.02, 0.9, "cut"),
@@ -21,7 +21,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                        formatter_class=HelpFormatter)
     p.add_argument("-o", "--out", type=Path, default=Path("demo_out"), help="output folder (created)")
     p.add_argument("--maestro", default=None, help="let a master's theme lead (see `filmscore maestros`)")
-    add_render_options(p)
+    add_engine_flags(p)
     add_overwrite_flag(p)
     add_json_flag(p)
     p.set_defaults(run=run)

@@ -11,7 +11,10 @@ import shlex
 import sys
 from pathlib import Path
 
-from .common import add_json_flag, emit, progress_bar, stderr_console
+from .common import add_json_flag, add_render_options, emit, options_from_args, progress_bar, stderr_console
+
+EVAL_OPTIONS = ("steps", "scheduler", "picture_guidance", "control_guidance", "control_strength", "vocoder", "backend")
+"""The render options `eval` takes: how the model systems sample (no delivery: cues are measured at 16 kHz)."""
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -19,18 +22,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--set", dest="set", default="default", help="evaluation set folder, or 'default' (shipped)")
     p.add_argument("-o", "--output", type=Path, help="report folder (created)")
     p.add_argument("--bundle", type=Path, default=None, help="model bundle directory (default: the shipped one)")
-    p.add_argument("--backend", default="auto", help="auto, torch, ort or trt: runs the model systems")
     p.add_argument("--systems", default=",".join(("model", "no_control", "shuffled", "ground_truth",
                                                    "gt_vae_vocoder", "griffin_lim", "plan")),
                    help="comma-separated systems: model, no_control, shuffled, ground_truth, gt_vae_vocoder, "
                         "griffin_lim, plan (the model rendering each item's cue plan); every cue is also measured "
                         "against its item's plan (hits on beats, tempo and mode)")
     p.add_argument("--items", type=int, default=None, help="evaluate only the first N items")
-    p.add_argument("--steps", type=int, default=25, help="denoising steps")
-    p.add_argument("--scheduler", default="dpmpp", help="ddim, dpmpp or euler")
-    p.add_argument("--guidance", type=float, default=2.0, help="picture guidance scale")
-    p.add_argument("--control-guidance", type=float, default=3.0, help="melody/dynamics guidance scale")
-    p.add_argument("--vocoder", default="auto", choices=["auto", "network", "griffin-lim"])
+    # the render options an evaluation samples with (engine/options.py); --backend runs the model systems
+    add_render_options(p, only=EVAL_OPTIONS, notes={"backend": "runs the model systems"})
     p.add_argument("--corpus", type=Path, default=None,
                    help="corpus for originality, recognizability and FAD-proxy (default ~/.cache/filmscore/corpus/v1)")
     p.add_argument("--no-reference", action="store_true", help="skip the corpus-based metrics")
@@ -75,9 +74,7 @@ def run(args: argparse.Namespace) -> int:
     if args.items is not None:
         evalset.items = evalset.items[:args.items]
     opts = EvalOptions(bundle=args.bundle, systems=tuple(s.strip() for s in args.systems.split(",") if s.strip()),
-                       steps=args.steps, scheduler=args.scheduler, picture_guidance=args.guidance,
-                       control_guidance=args.control_guidance, vocoder=args.vocoder, transcriber=args.transcriber,
-                       backend=args.backend)
+                       render=options_from_args(args), transcriber=args.transcriber)
     opts.validate()
     with progress_bar(not args.json) as bar:
         tasks: dict[str, int] = {}

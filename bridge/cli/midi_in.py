@@ -240,7 +240,7 @@ def send_theme(path: Path, port: Any, realtime: bool = True) -> int:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from .render import add_render_options
+    from .render import add_engine_flags
 
     p = subparsers.add_parser("midi-in", help="record a theme played on a MIDI port, then render or queue a cue",
                               description="Record a theme from a virtual MIDI input (a DAW or keyboard plays into "
@@ -263,7 +263,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--connection-file", type=Path, default=None, help="with --queue: the bridge's connection file")
     p.add_argument("--send-back", nargs="?", const=DEFAULT_OUT_PORT, default=None, metavar="NAME",
                    help=f"play the fitted theme out of a virtual MIDI output (default name {DEFAULT_OUT_PORT!r})")
-    add_render_options(p)
+    add_engine_flags(p)
     add_json_flag(p)
     p.set_defaults(run=run)
 
@@ -281,7 +281,7 @@ def record(recorder: ThemeRecorder, port: Any, poll_s: float = 0.05) -> ThemeRec
 
 
 def run(args: argparse.Namespace) -> int:
-    from .common import emit, stderr_console
+    from .common import emit, options_from_args, stderr_console
     from .render import request_from_args, render_with_progress
 
     recorder = ThemeRecorder(silence_s=args.silence, stop_note=None if args.stop_note < 0 else args.stop_note,
@@ -313,11 +313,7 @@ def run(args: argparse.Namespace) -> int:
         with BridgeClient.from_connection_file(args.connection_file) as client:
             job = client.render(output, video=args.video.resolve() if args.video else None,
                                 start_s=args.start if args.video else None, duration_s=duration,
-                                midi_bytes=save.read_bytes(), seed=args.seed, steps=args.steps,
-                                scheduler=args.scheduler, picture_guidance=args.guidance,
-                                control_guidance=args.control_guidance, control_strength=args.control_strength,
-                                picture_dynamics=args.picture_dynamics, sample_rate=args.sample_rate, target_lufs=args.lufs, backend=args.backend,
-                                vocoder=args.vocoder)
+                                midi_bytes=save.read_bytes(), **options_from_args(args).option_values())
             summary["job_id"] = job
             if args.send_back:  # the fitted theme exists once the job is done
                 final = client.wait(job)

@@ -16,39 +16,29 @@ from pathlib import Path
 
 from filmscore.engine.errors import RequestError
 
-from .common import HelpFormatter, add_json_flag, add_overwrite_flag, check_outputs, emit, parse_hits, stderr_console
+from .common import (HelpFormatter, add_json_flag, add_overwrite_flag, add_render_options, check_outputs, emit,
+                     options_from_args, parse_hits, stderr_console)
 
 
 def add_plan_overrides(p: argparse.ArgumentParser) -> None:
-    """The editor's overrides of the plan's choices (shared by `plan` and `render`)."""
-    g = p.add_argument_group("plan overrides (each replaces what the picture would choose)")
-    g.add_argument("--tempo", type=float, default=None, metavar="BPM", help="target tempo, 40..200 BPM")
-    g.add_argument("--key", default=None, help='key, e.g. "D minor", "Bb major", or a tonic alone ("F#")')
-    g.add_argument("--energy", type=float, default=None, help="mood energy 0..1")
-    g.add_argument("--valence", type=float, default=None, help="mood valence 0..1 (0 sad/dark, 1 happy/bright)")
-    g.add_argument("--tension", type=float, default=None, help="mood tension 0..1")
-    g.add_argument("--orchestration", default=None, help="strings, winds, full or dark")
-    g.add_argument("--free-timing", action="store_true", help="a steady tempo that does not follow the cuts")
-    g.add_argument("--style", default=None, help="the master whose harmony statistics harmonise or invent "
-                   "(default: --maestro's, else all masters pooled)")
+    """The editor's overrides of the plan's choices (shared by `plan`, `render` and `score`): the render options of
+    the group "plan" (engine/options.py)."""
+    from filmscore.engine.options import PLAN, option_names
+
+    add_render_options(p, only=option_names(PLAN))
 
 
 def spec_from_args(args: argparse.Namespace):
     """The `PlanSpec` of the override flags (checked: a bad key or value is refused before any work)."""
-    from filmscore.engine.plan.mood import MoodOverrides
     from filmscore.engine.plan.spec import PlanSpec
 
-    spec = PlanSpec(MoodOverrides(energy=args.energy, valence=args.valence, tension=args.tension,
-                                  tempo_bpm=args.tempo, key=args.key, orchestration=args.orchestration),
-                    free_timing=bool(getattr(args, "free_timing", False)), style=args.style)
+    spec = PlanSpec.of(options_from_args(args))
     spec.check()
     return spec
 
 
 def has_overrides(args: argparse.Namespace) -> bool:
-    return any(getattr(args, k, None) is not None for k in ("tempo", "key", "energy", "valence", "tension",
-                                                            "orchestration", "style")) or bool(
-        getattr(args, "free_timing", False))
+    return options_from_args(args).plan_given
 
 
 def make_plan_from_args(args: argparse.Namespace, video: Path | None, start_s: float, duration_s: float | None,
@@ -62,7 +52,7 @@ def make_plan_from_args(args: argparse.Namespace, video: Path | None, start_s: f
     return make_cue_plan(spec_from_args(args), duration_s=duration_s, video=video, start_s=start_s,
                          midi=getattr(args, "midi", None), maestro=getattr(args, "maestro", None),
                          theme=getattr(args, "theme", None), track=getattr(args, "track", None),
-                         channel=getattr(args, "channel", None), hits_s=hits_s, seed=args.seed,
+                         channel=getattr(args, "channel", None), hits_s=hits_s, seed=options_from_args(args).seed,
                          faces=not getattr(args, "no_faces", False), progress=progress)
 
 
@@ -83,7 +73,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--channel", type=int, default=None, help="with --midi: the channel holding the melody (1-16)")
     p.add_argument("--hits", default="", help="hit points the editor flags, seconds, comma-separated (besides the "
                                               "picture's cuts)")
-    p.add_argument("--seed", type=int, default=0, help="seed of drawn choices (theme, progression, melody)")
+    add_render_options(p, only=("seed",), notes={"seed": "here: the drawn choices (theme, progression, melody)"})
     p.add_argument("--no-faces", action="store_true", help="skip the face branch (faster; valence from colour only)")
     add_plan_overrides(p)
     add_overwrite_flag(p)

@@ -13,32 +13,17 @@ from pathlib import Path
 from filmscore.engine.errors import RequestError
 
 from .plan import add_render_plan_options, plan_for_render
-from .common import (HelpFormatter, add_json_flag, add_overwrite_flag, check_outputs, emit, parse_hits,
-                     stage_progress, stderr_console)
+from .common import (HelpFormatter, add_json_flag, add_overwrite_flag, add_render_options, check_outputs, emit,
+                     options_from_args, parse_hits, stage_progress, stderr_console)
 
 
-def add_render_options(p: argparse.ArgumentParser, regenerates: bool = False) -> None:
-    """Options shared by `render` and `demo` (and by batch commands that render). With `regenerates` (render's
-    --from), an absent --seed is None: 0 for a render, the cue's seed + 1 for --regenerate."""
-    p.add_argument("--seed", type=int, default=None if regenerates else 0,
-                   help="random seed: same request + seed = identical WAV (and, with --maestro and no --theme, the "
-                        "theme drawn)" + (" (default: 0); with --regenerate, the cue's seed + 1" if regenerates else ""))
-    p.add_argument("--steps", type=int, default=25, help="denoising steps")
-    p.add_argument("--scheduler", default="dpmpp", help="ddim, dpmpp (DPM-Solver++ 2M) or euler")
-    p.add_argument("--guidance", type=float, default=2.0, help="picture guidance scale (0: ignore the picture's "
-                   "film tokens; 1: conditioned, no guidance)")
-    p.add_argument("--control-guidance", type=float, default=3.0, help="melody/dynamics guidance scale")
-    p.add_argument("--control-strength", type=float, default=1.0, help="ControlNet residual scale")
-    p.add_argument("--picture-dynamics", type=float, default=0.5,
-                   help="how far the picture's motion and cuts shape a theme's loudness: 0 keeps the theme's own "
-                        "dynamics, 1 takes the picture's (default 0.5; without a theme the picture's are used)")
+def add_engine_flags(p: argparse.ArgumentParser) -> None:
+    """What `render`, `demo` and `midi-in` take besides the cue: the render options (engine/options.py, through
+    `common.add_render_options`; the plan overrides come with `plan.add_render_plan_options`) and --bundle."""
+    from filmscore.engine.options import RENDER, option_names
+
+    add_render_options(p, only=option_names(RENDER))
     p.add_argument("--bundle", type=Path, default=None, help="model bundle directory (default: the shipped one)")
-    p.add_argument("--backend", default="auto", help="auto, torch, ort or trt")
-    p.add_argument("--vocoder", default="auto", choices=["auto", "network", "griffin-lim"],
-                   help="Mel to audio: the bundle's network vocoder, or Griffin-Lim phase reconstruction (no "
-                        "network, lower quality); auto takes the network vocoder when the bundle has one")
-    p.add_argument("--sample-rate", type=int, default=48000, help="delivered sample rate (Hz)")
-    p.add_argument("--lufs", type=float, default=-23.0, help="loudness target (LUFS)")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -70,7 +55,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="render a cue of an edited timeline (OTIO, FCP XML, EDL, ...) instead of a VIDEO: its picture, "
                         "length and hit points, as `score` renders it (give --cue)")
     p.add_argument("--cue", default=None, metavar="NAME", help="with --timeline: the cue marker to render")
-    add_render_options(p, regenerates=True)
+    add_engine_flags(p)
     p.add_argument("--stems", action="store_true",
                    help="with a v2 bundle: also write OUT.lead.wav, OUT.accompaniment.wav and OUT.percussion.wav "
                         "beside the stereo mix (same rate, length and start; they sum to the mix)")
@@ -80,8 +65,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--from", dest="from_cue", type=Path, default=None, metavar="CUE.wav",
                    help="with --regenerate: the rendered cue to change (its JSON holds the request)")
     p.add_argument("--regenerate", default=None, metavar="START:END",
-                   help="with --from: regenerate this range (seconds of the cue) with a new --seed (default: the "
-                        "cue's seed + 1); outside it the WAV is sample-identical to the cue")
+                   help="with --from: regenerate this range (seconds of the cue) with a new --seed (without --seed: "
+                        "the cue's seed + 1); outside it the WAV is sample-identical to the cue")
     add_overwrite_flag(p)
     add_json_flag(p)
     p.set_defaults(run=run)
@@ -90,12 +75,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 def request_from_args(args: argparse.Namespace, output: Path, **overrides):
     from filmscore.engine.request import RenderRequest
 
-    kw = dict(output=output, seed=args.seed, steps=args.steps, scheduler=args.scheduler,
-              picture_guidance=args.guidance, control_guidance=args.control_guidance,
-              control_strength=args.control_strength, picture_dynamics=args.picture_dynamics,
-              sample_rate=args.sample_rate, target_lufs=args.lufs, bundle=args.bundle, backend=args.backend, vocoder=args.vocoder)
-    kw.update(overrides)
-    return RenderRequest(**kw)
+    options = options_from_args(args)
+    if overrides.get("plan") is not None:  # a plan file: made from the overrides already, or edited and given
+        options = options.without_plan()
+    return RenderRequest(output=output, bundle=args.bundle, **{**options.option_values(), **overrides})
 
 
 def check_render(request, overwrite: bool, more_inputs: dict[str, Path | None] | None = None):

@@ -2,7 +2,7 @@
 
     filmscore score TIMELINE -o OUTDIR [--cues all|NAME,NAME] [--maestro NAME | --midi FILE | --reference FILE]
                     [--seed N] [--steps N] [--bundle DIR] [--sample-rate HZ]
-                    [--loudness ebu-r128|atsc-a85|streaming|LUFS]
+                    [--target-lufs ebu-r128|atsc-a85|streaming|LUFS] [render options, plan overrides]
                     [--search-root DIR ...] [--json]
                     [--executor local|ray [--address ADDR] [--num-cpus N] [--num-gpus N] [--actors N]
                      [--ship-inputs]]
@@ -26,7 +26,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .common import HelpFormatter, PlainProgress, add_json_flag, add_overwrite_flag, check_outputs
+from .common import (HelpFormatter, PlainProgress, add_json_flag, add_overwrite_flag, add_render_options,
+                     check_outputs, options_from_args)
 from .cues import add_cue_options, load_cue_list
 from .executor_options import add_executor_options, executor_from_args
 
@@ -46,23 +47,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     src.add_argument("--midi", type=Path, default=None, help="a MIDI theme every cue follows")
     src.add_argument("--reference", type=Path, default=None, help="a reference audio whose melody/dynamics guide")
     p.add_argument("--theme", default=None, help="a named theme of the maestro library")
-    p.add_argument("--seed", type=int, default=0, help="random seed (same seed, same audio)")
-    p.add_argument("--steps", type=int, default=25, help="denoising steps")
-    p.add_argument("--scheduler", default="dpmpp", choices=("ddim", "dpmpp", "euler"),
-                   help="ddim, dpmpp (DPM-Solver++ 2M) or euler")
-    p.add_argument("--picture-guidance", type=float, default=2.0, help="picture guidance scale")
-    p.add_argument("--control-guidance", type=float, default=3.0, help="melody/dynamics guidance scale")
-    p.add_argument("--picture-dynamics", type=float, default=0.5,
-                   help="0..1: how far each cue's picture shapes the theme's loudness (0: the theme's own dynamics)")
+    # every render option (engine/options.py), the plan overrides included: with them each cue renders its plan
+    add_render_options(p, notes={"sample_rate": "default: the sequence's audio rate where the timeline records "
+                                                "it, else 48000"})
     p.add_argument("--bundle", type=Path, default=None, help="model bundle folder (default: the shipped one)")
-    p.add_argument("--backend", default="auto", choices=("auto", "torch", "ort", "trt"),
-                   help="auto (the fastest measured here), torch, ort or trt")
-    p.add_argument("--sample-rate", type=int, default=None,
-                   help="delivered sample rate (default: the sequence's audio rate where the timeline records it, "
-                        "else 48000)")
-    p.add_argument("--loudness", default="ebu-r128",
-                   help="target: ebu-r128 (-23 LUFS, default), atsc-a85 (-24 LKFS), streaming (-16 LUFS) or a "
-                        "number in LUFS; true peak is kept at or under -1 dBTP")
     add_overwrite_flag(p)
     add_executor_options(p)
     add_json_flag(p)
@@ -92,24 +80,20 @@ def check_batch_outputs(cl, cues, options, outdir: Path, overwrite: bool) -> Non
 
 
 def run(args: argparse.Namespace) -> int:
-    from filmscore.engine.audio.loudness import resolve_target
     from filmscore.bridge.timelines.batch import ScoreOptions, score_timeline
     from filmscore.bridge.timelines.files import timeline_sample_rate
     from filmscore.engine.constants import DELIVERY_SAMPLE_RATE
 
     from .common import stderr_console
 
-    resolve_target(args.loudness)  # a bad target fails before the timeline is even read
+    options_from_args(args)  # a bad option fails before the timeline is even read
     cl = load_cue_list(args)
     names = [n.strip() for n in args.cues.split(",") if n.strip()]
     cues = cl.select(None if names == ["all"] else names)
     sample_rate = args.sample_rate or timeline_sample_rate(cl.timeline.timeline) or DELIVERY_SAMPLE_RATE
-    options = ScoreOptions(seed=args.seed, midi=args.midi, maestro=args.maestro, reference_audio=args.reference,
-                           theme=args.theme, steps=args.steps, scheduler=args.scheduler,
-                           picture_guidance=args.picture_guidance, control_guidance=args.control_guidance,
-                           picture_dynamics=args.picture_dynamics,
-                           bundle=args.bundle, backend=args.backend, sample_rate=sample_rate,
-                           loudness=args.loudness, search_roots=tuple(args.search_root))
+    options = ScoreOptions(midi=args.midi, maestro=args.maestro, reference_audio=args.reference, theme=args.theme,
+                           bundle=args.bundle, search_roots=tuple(args.search_root),
+                           **options_from_args(args, sample_rate=sample_rate).option_values())
     if args.outdir.is_dir():  # a new folder is made by the batch and holds nothing to keep
         check_batch_outputs(cl, cues, options, args.outdir, args.overwrite)
     import functools

@@ -126,20 +126,11 @@ def build_request(cfg: ServerConfig, params: RenderParams, midi_file: Path | Non
     req = RenderRequest(
         output=cfg.output(params.output, params.overwrite), video=video, start_s=start_s, duration_s=duration_s,
         midi=midi, reference_audio=ref, maestro=params.maestro, theme=params.theme, midi_track=params.midi_track,
-        midi_channel=params.midi_channel, hits_s=tuple(h.to_seconds() for h in params.hits), seed=params.seed,
-        steps=params.steps, scheduler=params.scheduler,  # type: ignore[arg-type]
-        picture_guidance=params.picture_guidance, control_guidance=params.control_guidance,
-        control_strength=params.control_strength, picture_dynamics=params.picture_dynamics,
-        sample_rate=params.sample_rate, target_lufs=params.target_lufs,
-        bundle=cfg.bundle, backend=params.backend, vocoder=params.vocoder, plan=plan)  # type: ignore[arg-type]
-    req.validate()
+        midi_channel=params.midi_channel, hits_s=tuple(h.to_seconds() for h in params.hits), bundle=cfg.bundle,
+        plan=plan, **params.option_values())
+    req.validate()  # the options' ranges, and a plan with overrides or reference audio refused
     check_ranges(req)
-    spec = plan_spec(params)
-    if spec is not None and params.plan is not None:
-        raise RequestError("a plan is rendered as it stands; change it with `filmscore plan` (the override fields) "
-                           "or in a DAW, not with tempo_bpm/key/... in the same request")
-    if spec is not None and ref is not None:
-        raise RequestError("plan overrides (tempo_bpm, key, ...) take a MIDI theme or a maestro, not reference audio")
+    plan_spec(params)
     return req
 
 
@@ -167,26 +158,19 @@ def plan_spec(params: RenderParams):
     """The `PlanSpec` of a render's override fields, checked (`PlanError` naming the field) before queueing, or
     None when the request sets none (the plan modules are then not imported on the server's loop). The worker makes
     the plan with it (`engine.plan.spec.plan_request`), as `filmscore render --tempo ...` does."""
-    if not params.free_timing and all(getattr(params, k) is None for k in (
-            "tempo_bpm", "key", "energy", "valence", "tension", "orchestration", "style")):
+    if not params.plan_given:
         return None
-    from filmscore.engine.plan.mood import MoodOverrides
     from filmscore.engine.plan.spec import PlanSpec
 
-    spec = PlanSpec(MoodOverrides(energy=params.energy, valence=params.valence, tension=params.tension,
-                                  tempo_bpm=params.tempo_bpm, key=params.key, orchestration=params.orchestration),
-                    free_timing=params.free_timing, style=params.style)
+    spec = PlanSpec.of(params)
     spec.check()
     return spec
 
 
 def check_ranges(req: RenderRequest) -> None:
     """Ranges `RenderRequest.validate` does not check yet, refused here before a job is queued rather than when
-    its render fails: the loudness target (the loudness module's range), the MIDI channel (1..16) and track, and
-    hit points inside the cue."""
-    from filmscore.engine.audio.loudness import resolve_target
-
-    resolve_target(req.target_lufs)
+    its render fails: the MIDI channel (1..16) and track, and hit points inside the cue. (The render options'
+    ranges, the loudness target's among them, are `RenderOptions.validate`'s.)"""
     if req.midi_channel is not None and not 1 <= req.midi_channel <= 16:
         raise RequestError(f"midi_channel must be 1..16, got {str(req.midi_channel)[:24]}")
     if req.midi_track is not None and not 0 <= req.midi_track < 65536:

@@ -31,15 +31,16 @@ import os
 import shutil
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
 
 
 from filmscore.engine import sidecar
 from filmscore.engine.audio.loudness import resolve_target
-from filmscore.engine.constants import DELIVERY_SAMPLE_RATE, MAX_CUE_S, MIN_CUE_S
+from filmscore.engine.constants import MAX_CUE_S, MIN_CUE_S
 from filmscore.engine.errors import FilmscoreError, RenderCancelled
+from filmscore.engine.options import RenderOptions
 from filmscore.engine.request import CancelFn, ProgressFn, RenderRequest, RenderResult
 
 from ..executors.base import CueTask, Executor, SegmentSpec, TaskEvent
@@ -59,30 +60,34 @@ CueEvent = Callable[[str, CueRegion, int, int, str], None]
 
 
 @dataclass(frozen=True)
-class ScoreOptions:
-    """What every cue of the batch shares. `loudness`: a preset name or LUFS; `sample_rate`: the delivered rate."""
+class ScoreOptions(RenderOptions):
+    """What every cue of the batch shares: the render options (`RenderOptions`, engine/options.py, inherited as
+    keyword-only fields; `sample_rate` is the delivered rate, `target_lufs` the delivered loudness; with plan
+    overrides each cue renders the plan made with them) and the theme, bundle and media search roots."""
 
-    seed: int = 0
     midi: Path | None = None
     maestro: str | None = None
     reference_audio: Path | None = None
     theme: str | None = None
-    steps: int = 25
-    scheduler: str = "dpmpp"
-    picture_guidance: float = 2.0
-    control_guidance: float = 3.0
-    control_strength: float = 1.0
-    picture_dynamics: float = 0.5
     bundle: Path | None = None
-    backend: str = "auto"
-    vocoder: str = "auto"
-    sample_rate: int = DELIVERY_SAMPLE_RATE
-    loudness: str | float = "ebu-r128"
     search_roots: tuple[Path, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         return {k: (str(v) if isinstance(v, Path) else [str(x) for x in v] if isinstance(v, tuple) else v)
                 for k, v in self.__dict__.items()}
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> ScoreOptions:
+        """The options `to_json` wrote (a delivered cue's `batch_options`); unknown keys are left out, and the
+        `loudness` (a preset name or LUFS) of sidecars written before `target_lufs` is read as that."""
+        kw: dict[str, Any] = {f.name: d[f.name] for f in fields(cls) if f.name in d}
+        for name in ("midi", "reference_audio", "bundle"):
+            if kw.get(name) is not None:
+                kw[name] = Path(kw[name])
+        kw["search_roots"] = tuple(Path(x) for x in kw.get("search_roots", ()))
+        if "target_lufs" not in kw and d.get("loudness") is not None:
+            kw["target_lufs"] = resolve_target(d["loudness"])
+        return cls(**kw)
 
 
 @dataclass
@@ -254,17 +259,13 @@ def cue_task(cue: CueRegion, options: ScoreOptions, work: Path, timeline_name: s
     the region's picture, which the worker encodes (the heavy decode runs where the render runs)."""
     base = RenderRequest(
         output=work / f"{cue.file_stem}.wav", midi=options.midi, reference_audio=options.reference_audio,
-        maestro=options.maestro, theme=options.theme, seed=options.seed, steps=options.steps,
-        scheduler=options.scheduler, picture_guidance=options.picture_guidance,  # type: ignore[arg-type]
-        control_guidance=options.control_guidance, control_strength=options.control_strength,
-        picture_dynamics=options.picture_dynamics, sample_rate=options.sample_rate,
-        target_lufs=resolve_target(options.loudness), bundle=options.bundle,
-        backend=options.backend, vocoder=options.vocoder)  # type: ignore[arg-type]
+        maestro=options.maestro, theme=options.theme, bundle=options.bundle, **options.option_values())
     request = cue_request(base, cue, timeline_name)
     # plan={}: the cue plan the picture and theme ask for (no overrides), written beside the cue; the cue itself is
-    # rendered as `filmscore render` renders it without plan flags (its theme fitted, not the plan's melody)
+    # rendered as `filmscore render` renders it without plan flags (its theme fitted, not the plan's melody). With
+    # plan overrides (`score --tempo ...`), the engine makes the plan with them and renders it, as `render` does.
     return CueTask(cue.file_stem, request, tuple(SegmentSpec.of(s) for s in cue.picture), timeline_hits_s(cue),
-                   cost_s=float(request.duration_s or 0.0), plan={})
+                   cost_s=float(request.duration_s or 0.0), plan=None if options.plan_given else {})
 
 
 def score_timeline(cue_list: CueList, cues: Sequence[CueRegion], outdir: str | Path, options: ScoreOptions, *,
@@ -280,7 +281,7 @@ def score_timeline(cue_list: CueList, cues: Sequence[CueRegion], outdir: str | P
     the renders in flight, records them and raises. An `ExecutorError` (a cluster gone) leaves every delivered cue
     recorded and is raised: a rerun renders the rest."""
     outdir = Path(outdir)
-    resolve_target(options.loudness)  # refuse a bad target before any rendering
+    options.validate()  # refuse a bad option (a loudness target out of range, ...) before any rendering
     try:
         outdir.mkdir(parents=True, exist_ok=True)
     except OSError as e:

@@ -27,7 +27,7 @@ import shutil
 import struct
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -285,22 +285,8 @@ def scored_options(scored: Path) -> tuple[ScoreOptions, dict]:
         if e.get("status") == "done" and (scored / f"{stem}.json").is_file():
             opts = json.loads((scored / f"{stem}.json").read_text()).get("batch_options")
             if isinstance(opts, dict):
-                return _options_of(opts), cues
+                return ScoreOptions.from_json(opts), cues
     raise ConformError(f"{scored}: no done cue with its sidecar JSON; nothing to conform from")
-
-
-def _options_of(d: dict) -> ScoreOptions:
-    kw = {}
-    for f in fields(ScoreOptions):
-        if f.name not in d:
-            continue
-        v = d[f.name]
-        if f.name in ("midi", "reference_audio", "bundle"):
-            v = Path(v) if v is not None else None
-        elif f.name == "search_roots":
-            v = tuple(Path(x) for x in v)
-        kw[f.name] = v
-    return ScoreOptions(**kw)
 
 
 def _decode24(data: bytes) -> np.ndarray:

@@ -19,18 +19,15 @@ from functools import lru_cache
 
 import numpy as np
 
-from ..errors import FilmscoreError
+from ..errors import LoudnessError  # noqa: F401  (raised here; declared with the other named errors)
+from ..options import LOUDNESS_PRESETS, option_field
 
-LOUDNESS_PRESETS: dict[str, float] = {"ebu-r128": -23.0, "atsc-a85": -24.0, "streaming": -16.0}
-"""Target integrated loudness (LUFS / LKFS) by name."""
+TARGET_LUFS_RANGE = option_field("target_lufs").meta.range
+"""The targets a delivery may ask for (LUFS): the render option's range (engine/options.py)."""
 TRUE_PEAK_CEILING_DBTP = -1.0
 CHUNK = 1 << 18  # samples per measuring pass chunk: ~2 MB of float64, flat in the cue's length
 _CHANNEL_GAINS = (1.0, 1.0, 1.0, 1.41, 1.41)  # BS.1770 channel weights (L, R, C, Ls, Rs)
 _ABS_GATE = -70.0
-
-
-class LoudnessError(FilmscoreError):
-    """Audio whose loudness cannot be normalised (silent, shorter than one gating block) or a bad target."""
 
 
 def resolve_target(target: str | float) -> float:
@@ -42,8 +39,9 @@ def resolve_target(target: str | float) -> float:
     except (TypeError, ValueError):
         raise LoudnessError(f"loudness target {target!r}: give LUFS (e.g. -23) or one of "
                             f"{', '.join(LOUDNESS_PRESETS)}") from None
-    if not -70.0 <= value <= 0.0:
-        raise LoudnessError(f"loudness target {value} LUFS is outside -70..0")
+    lo, hi = TARGET_LUFS_RANGE
+    if not lo <= value <= hi:
+        raise LoudnessError(f"loudness target {value} LUFS is outside {lo:g}..{hi:g}")
     return value
 
 

@@ -75,10 +75,10 @@ def to_json(run: EvalRun, command: str = "") -> dict:
     o = run.options
     return _clean({
         "format": REPORT_FORMAT, "command": command, "set": run.set_name, "bundle": run.bundle,
-        "options": {"systems": list(o.systems), "steps": o.steps, "scheduler": o.scheduler,
-                    "picture_guidance": o.picture_guidance, "control_guidance": o.control_guidance,
-                    "control_strength": o.control_strength, "vocoder": o.vocoder, "transcriber": o.transcriber,
-                    "backend": o.backend},
+        "options": {"systems": list(o.systems), "steps": o.render.steps, "scheduler": o.render.scheduler,
+                    "picture_guidance": o.render.picture_guidance, "control_guidance": o.render.control_guidance,
+                    "control_strength": o.render.control_strength, "vocoder": o.render.vocoder,
+                    "transcriber": o.transcriber, "backend": o.render.backend},
         "reference": run.reference if run.reference is not None else {"missing": run.reference_missing},
         "systems": run.pooled,
         "cues": [{"system": c.system, "item": c.item, **c.scores()} for c in run.cues],
@@ -206,7 +206,7 @@ def write_report(run: EvalRun, out_dir: Path, command: str = "", max_item_plots:
 
 def markdown(run: EvalRun, doc: dict, item_plots: list[str]) -> str:
     systems = [s for s in SYSTEMS if s in run.pooled]
-    o = run.options
+    o = run.options.render
     lines = [f"# filmscore evaluation: set `{run.set_name}`, bundle `{run.bundle.get('name')}` "
              f"({run.bundle.get('hash')})", ""]
     b = run.bundle

@@ -28,6 +28,7 @@ import torch
 
 from ..constants import LATENT_DOWNSAMPLE, MODEL_SAMPLE_RATE
 from ..errors import FilmscoreError
+from ..options import RenderOptions
 from .adherence import CueAdherence, measure_adherence, pool_adherence
 from .evalset import EvalItem, EvalSet, controls_for_item, shuffled_partner
 from .rhythm import RhythmScores, measure_rhythm
@@ -42,18 +43,16 @@ GT_SYSTEMS = ("ground_truth", "gt_vae_vocoder", "griffin_lim")
 
 @dataclass(frozen=True)
 class EvalOptions:
+    """What an evaluation renders with: `render`, the render options (engine/options.py; its `backend` runs the
+    model systems, the ground-truth baselines use the torch VAE and vocoder), and what only evaluation has."""
+
     bundle: Path | None = None
     systems: tuple[str, ...] = SYSTEMS
-    steps: int = 25
-    scheduler: str = "dpmpp"
-    picture_guidance: float = 2.0
-    control_guidance: float = 3.0
-    control_strength: float = 1.0
-    vocoder: str = "auto"
+    render: RenderOptions = field(default_factory=RenderOptions)
     transcriber: str = "auto"
-    backend: str = "auto"  # runs the model systems; the ground-truth baselines use the torch VAE and vocoder
 
     def validate(self) -> None:
+        self.render.validate()
         bad = [s for s in self.systems if s not in SYSTEMS]
         if bad:
             raise FilmscoreError(f"unknown system(s) {', '.join(bad)}; choose from {', '.join(SYSTEMS)}")
@@ -197,9 +196,10 @@ def render_system(system: str, p: Prepared, pipe, opts: EvalOptions, partner: Pr
             return p.gt_wave
         if system == "griffin_lim":
             return _griffin_lim(pipe, p.gt_wave, p.item.seed)
-        return _through_vae(pipe, p.gt_wave, opts.vocoder, p.item.seed)
+        return _through_vae(pipe, p.gt_wave, opts.render.vocoder, p.item.seed)
+    r = opts.render
     controls = p.controls
-    guidance = opts.control_guidance
+    guidance = r.control_guidance
     if system == "plan":
         if p.plan is None:
             return None
@@ -210,9 +210,9 @@ def render_system(system: str, p: Prepared, pipe, opts: EvalOptions, partner: Pr
         if partner is None:
             return None
         controls = partner.controls.fit_length(p.n_frames)
-    out = pipe(n_samples=p.n_samples, film=p.film, controls=controls, seed=p.item.seed, steps=opts.steps,
-               scheduler=opts.scheduler, picture_guidance=opts.picture_guidance, control_guidance=guidance,
-               control_strength=opts.control_strength, vocoder=opts.vocoder)
+    out = pipe(n_samples=p.n_samples, film=p.film, controls=controls, seed=p.item.seed, steps=r.steps,
+               scheduler=r.scheduler, picture_guidance=r.picture_guidance, control_guidance=guidance,
+               control_strength=r.control_strength, vocoder=r.vocoder)
     return out.wave
 
 
@@ -330,7 +330,7 @@ def evaluate(evalset: EvalSet, opts: EvalOptions = EvalOptions(), reference=None
     pipe, bundle = build_pipeline(opts.bundle)
     from ..backends import load_backend
 
-    backend = load_backend(opts.backend, bundle)
+    backend = load_backend(opts.render.backend, bundle)
     backend.attach(pipe)
     prepared = {}
     for i, item in enumerate(evalset.items):

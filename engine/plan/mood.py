@@ -22,11 +22,12 @@ from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 
-from ..errors import FilmscoreError
+from ..errors import PlanError
 from ..film.affect import EMOTION_COLUMNS
+from ..options import ORCHESTRATIONS, option_field
 
-MIN_BPM, MAX_BPM = 40.0, 200.0
-"""The tempo range of the plan (a click track outside it is not a usable musical pulse)."""
+MIN_BPM, MAX_BPM = option_field("tempo_bpm").meta.range
+"""The tempo range of the plan (a click track outside it is not a usable musical pulse): the option's range."""
 ORCHESTRA_PROGRAMS: dict[str, dict[str, int]] = {
     "strings": {"melody": 40, "harmony": 48, "bass": 42},  # violin, string ensemble, cello
     "winds": {"melody": 73, "harmony": 48, "bass": 70},  # flute, string ensemble, bassoon
@@ -34,13 +35,9 @@ ORCHESTRA_PROGRAMS: dict[str, dict[str, int]] = {
     "dark": {"melody": 42, "harmony": 49, "bass": 58},  # cello, slow strings, tuba
 }
 """Named palettes (General MIDI programs, 0-based, per plan track); the percussion track is GM channel 10."""
-ORCHESTRATIONS = tuple(ORCHESTRA_PROGRAMS)
+assert tuple(ORCHESTRA_PROGRAMS) == ORCHESTRATIONS, "engine/options.py names the orchestrations programmed here"
 _COL = {name: i for i, name in enumerate(EMOTION_COLUMNS)}
 _FACE = {name: i + 1 for i, name in enumerate(("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"))}
-
-
-class PlanError(FilmscoreError):
-    """A plan input or override that cannot be used: a bad key name, a value out of range, a damaged plan file."""
 
 
 @dataclass(frozen=True)
@@ -81,17 +78,11 @@ class MoodOverrides:
     orchestration: str | None = None
 
     def check(self) -> None:
-        for k in ("energy", "valence", "tension"):
-            v = getattr(self, k)
-            if v is not None and not (math.isfinite(v) and 0.0 <= v <= 1.0):
-                raise PlanError(f"--{k} must be in [0, 1], got {v}")
-        if self.tempo_bpm is not None and not (math.isfinite(self.tempo_bpm)
-                                               and MIN_BPM <= self.tempo_bpm <= MAX_BPM):
-            raise PlanError(f"--tempo must be {MIN_BPM:g}..{MAX_BPM:g} BPM, got {self.tempo_bpm}")
+        for k in ("energy", "valence", "tension", "tempo_bpm", "key", "orchestration"):
+            if getattr(self, k) is not None:  # the options' own ranges and choices (engine/options.py)
+                option_field(k).check(getattr(self, k))
         if self.key is not None:
             parse_key(self.key)
-        if self.orchestration is not None and self.orchestration not in ORCHESTRATIONS:
-            raise PlanError(f"unknown orchestration {self.orchestration!r}; choose one of {', '.join(ORCHESTRATIONS)}")
 
     def apply(self, mood: Mood) -> Mood:
         return replace(mood, **{k: v for k, v in (("energy", self.energy), ("valence", self.valence),

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import RequestError
+from ..options import RenderOptions
 from .mood import MoodOverrides, PlanError
 
 
@@ -39,6 +40,13 @@ class PlanSpec:
 
             if self.style.strip().lower() not in style_names():
                 raise PlanError(f"no harmony statistics for style {self.style!r}; known: {', '.join(style_names())}")
+
+    @classmethod
+    def of(cls, options: RenderOptions) -> PlanSpec:
+        """The plan overrides of render `options` (engine/options.py, group "plan"): where they are consumed."""
+        o = options
+        return cls(MoodOverrides(energy=o.energy, valence=o.valence, tension=o.tension, tempo_bpm=o.tempo_bpm,
+                                 key=o.key, orchestration=o.orchestration), free_timing=o.free_timing, style=o.style)
 
     def to_json(self) -> dict[str, Any]:
         return {"overrides": asdict(self.overrides), "free_timing": self.free_timing, "style": self.style}
@@ -91,7 +99,8 @@ def make_cue_plan(spec: PlanSpec, *, duration_s: float | None, video: Path | Non
 
 def plan_request(request, spec: PlanSpec, plan_file: Path, *, faces: bool = True, progress=None):
     """Make `request`'s plan (its picture, theme, hits and seed, with `spec`), write it to `plan_file`, and return
-    the request that renders exactly that plan (its melody replaces the theme; its length is the cue's)."""
+    the request that renders exactly that plan (its melody replaces the theme; its length is the cue's; the plan
+    overrides it was made with are spent)."""
     if request.reference_audio is not None:
         raise RequestError("plan overrides (tempo, key, ...) take a MIDI theme or a maestro, not reference audio")
     plan = make_cue_plan(spec, duration_s=request.duration_s, video=request.video, film=request.film_features,
@@ -99,4 +108,5 @@ def plan_request(request, spec: PlanSpec, plan_file: Path, *, faces: bool = True
                          track=request.midi_track, channel=request.midi_channel, hits_s=request.hits_s,
                          seed=request.seed, faces=faces, progress=progress)
     plan.save(plan_file)
-    return replace(request, plan=Path(plan_file), duration_s=plan.duration_s, midi=None, maestro=None, theme=None)
+    return replace(request.without_plan(), plan=Path(plan_file), duration_s=plan.duration_s, midi=None, maestro=None,
+                   theme=None)
