@@ -98,6 +98,16 @@ def test_conform_copies_moved_cue_splices_changed_one_reports_deleted(tmp_path, 
     assert read_bext(out / "1M2.wav")["time_reference"] == to_samples(new_cues["1M2"].record_timecode_start, SR)
     meta2 = json.loads((out / "1M2.json").read_text())
     assert meta2["conform"]["regenerate_s"] == [[0.0, pytest.approx(2.0)]] and meta2["n_samples"] == n
+    # its plan is the old cue's moved to the new cut: the new join (1 s) on a beat, the beats after the 2 s range
+    # the old ones 0.5 s earlier
+    from filmscore.engine.plan.plan import CuePlan
+
+    old_plan, plan2 = CuePlan.load(scored / "1M2.plan.json"), CuePlan.load(out / "1M2.plan.json")
+    assert plan2.duration_s == pytest.approx(n / SR, abs=1e-4) and meta2["plan"]["json"] == "1M2.plan.json"
+    assert abs(plan2.tempo.hit_errors([1.0])[0]) <= 0.025
+    assert meta2["conform"]["plan"]["refitted_s"] == [[0.0, pytest.approx(2.0)]]
+    later = old_plan.tempo.beats[(old_plan.tempo.beats >= 2.5) & (old_plan.tempo.beats < n / SR + 0.5)] - 0.5
+    assert all(np.abs(plan2.tempo.beats - t).min() < 2e-4 for t in later)
     # 1M1: deleted, reported in the summary and in the new manifest, no file written
     assert by["1M1"]["status"] == "deleted" and by["1M1"]["action"] == "reported"
     assert not (out / "1M1.wav").exists()

@@ -510,21 +510,53 @@ def _splice_cue(c: CueConform, new_cue: CueRegion, old_wav: Path, work: Path | N
     o.loudness = {"integrated_lufs": lufs, "true_peak_dbtp": peak}
     rewrite_bwf(base, outdir / f"{stem}.wav", time_ref, data=_encode24(samples), loudness=loud)
     o.action = "spliced" if new is not None else "trimmed"
-    # Sidecars: the fresh render's (its request, seed, controls and the plan made for the new cut) where there is
-    # one; else the old cue's, without its plan, which was made for the old length (moving a plan's hits and tempo
-    # map to the new cuts is not built)
+    # Sidecars: the fresh render's request, seed and controls where there is one, else the old cue's; the plan is
+    # the old cue's moved to the new cut (`conform_plan`: its hits and tempo map follow the new cuts), or none when
+    # the old cue had none
     src_dir, src_stem = (work, stem) if work is not None else (old_wav.parent, old_wav.stem)
     meta = json.loads((src_dir / f"{src_stem}.json").read_text())
     for suffix in _CUE_FILES[2:]:
-        if suffix.startswith(".plan") and work is None:
-            (outdir / f"{stem}{suffix}").unlink(missing_ok=True)
+        if suffix.startswith(".plan"):
             continue
         if (src_dir / f"{src_stem}{suffix}").is_file():
             shutil.copyfile(src_dir / f"{src_stem}{suffix}", outdir / f"{stem}{suffix}")
+    retimed = conform_plan(c, new_cue, old_wav.parent / f"{old_wav.stem}.plan.json", outdir / f"{stem}.plan.json")
     meta.update(cue=new_cue.to_json(), time_reference=time_ref, n_samples=n, wav=f"{stem}.wav",
                 loudness=o.loudness, plan=cue_plan_entry(outdir, stem))
     meta["conform"] = {"action": o.action, "from": str(old_wav), "kept_samples": o.kept_samples,
                        "rendered_samples": o.rendered_samples, "crossfade_s": CROSSFADE_S,
                        "kept": c.to_json()["kept"], "regenerate_s": c.to_json()["regenerate_s"],
-                       "new_audio": "a fresh render of the new cue, same request and seed" if work else None}
+                       "new_audio": "a fresh render of the new cue, same request and seed" if work else None,
+                       "plan": retimed.to_json() if retimed is not None else None}
     write_json(outdir / f"{stem}.json", meta)
+
+
+def cue_anchors(cue: CueRegion) -> list:
+    """The new cue's sync points for its plan: every edit and point marker of the timeline inside it (`cue.hits`),
+    cue seconds; the cue's own start is not one."""
+    from filmscore.engine.plan.tempo_map import Anchor
+
+    d = cue.duration.to_seconds()
+    return [Anchor(t, False, "cut" if h.kind == "cut" else "hit") for h in cue.hits
+            if 0.0 < (t := h.time.to_seconds()) < d]
+
+
+def conform_plan(c: CueConform, new_cue: CueRegion, old_plan: Path, out: Path):
+    """Move the old cue's plan (`old_plan`, STEM.plan.json) to the new cut (`engine.plan.retime.retime_plan`: the
+    kept stretches' music moved, the click fitted again in the regenerate ranges with the new cuts on beats) and
+    write it to `out` and its MIDI beside it. Returns the `RetimeReport`, or None (and removes `out`) when the old
+    cue has no plan."""
+    from filmscore.engine.plan.plan import CuePlan
+    from filmscore.engine.plan.retime import Piece, retime_plan
+
+    if not old_plan.is_file():
+        out.unlink(missing_ok=True)
+        out.with_suffix(".mid").unlink(missing_ok=True)
+        return None
+    plan = CuePlan.load(old_plan)
+    new_plan, report = retime_plan(plan, new_cue.duration.to_seconds(),
+                                   [Piece(s.start, s.end, s.old_start) for s in c.kept], c.regenerate,
+                                   cue_anchors(new_cue))
+    new_plan.save(out)
+    new_plan.save(out.with_suffix(".mid"))
+    return report
