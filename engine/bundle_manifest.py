@@ -12,10 +12,12 @@ import struct
 from pathlib import Path
 from typing import Any
 
+from . import sidecar
 from .errors import BundleError
 
-BUNDLE_SCHEMA = "filmscore.bundle/1"
-BUNDLE_SCHEMA_V2 = "filmscore.bundle/2"  # engine/bundle_v2.py; here so a cheap reader can tell them apart
+BUNDLE_SCHEMA = sidecar.BUNDLE.tag
+BUNDLE_SCHEMA_V2 = sidecar.BUNDLE_V2.tag  # engine/bundle_v2.py; here so a cheap reader can tell them apart
+_SCHEMAS = {BUNDLE_SCHEMA: sidecar.BUNDLE, BUNDLE_SCHEMA_V2: sidecar.BUNDLE_V2}
 REQUIRED_COMPONENTS = ("vae", "unet")
 OPTIONAL_COMPONENTS = ("controlnet", "film_head", "vocoder")
 DEFAULT_BUNDLE_DIR = Path(__file__).resolve().parent / "default_bundle"
@@ -49,8 +51,13 @@ def read_manifest(path: Path, schema: str = BUNDLE_SCHEMA) -> dict[str, Any]:
         manifest = json.loads(mf.read_text())
     except (OSError, json.JSONDecodeError) as e:
         raise BundleError(f"{mf}: unreadable ({e})") from e
-    if manifest.get("schema") != schema:
-        raise BundleError(f"{mf}: schema {manifest.get('schema')!r}, this reader takes {schema!r}")
+    got, want = sidecar.parse_tag(manifest.get(sidecar.KEY)), _SCHEMAS[schema]
+    if got is None or got[:2] != (want.kind, want.major):  # v1 and v2 are two formats, not versions of one
+        raise BundleError(f"{mf}: schema {manifest.get(sidecar.KEY)!r}, this reader takes {schema!r}")
+    try:  # the same major: a newer minor (keys added) reads as this one (engine/sidecar.py)
+        manifest = sidecar.read(want, manifest, mf)
+    except sidecar.SchemaError as e:
+        raise BundleError(str(e)) from None
     for key in ("mel", "components"):
         if key not in manifest:
             raise BundleError(f"{mf}: missing {key!r}")

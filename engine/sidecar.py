@@ -58,6 +58,15 @@ BATCH = Schema("filmscore.batch", 1)
 """OUTDIR/filmscore-batch.json: a timeline batch's per-cue state (bridge/timelines/batch.py)."""
 EXPORTS = Schema("filmscore.exports", 1)
 """An export cache's manifest.json and speed.json (engine/backends/cache.py; a cache that does not read is rebuilt)."""
+PLAN = Schema("filmscore.plan", 1)
+"""A cue plan: PLAN.json, and the header text event of PLAN.mid (`filmscore.plan/1 {...}`; engine/plan/plan.py)."""
+LABELS = Schema("filmscore.labels", 1)
+"""A corpus clip's labels.json beside its labels.npz (engine/data/labels.py)."""
+BUNDLE = Schema("filmscore.bundle", 1)
+"""A v1 model bundle's bundle.json (engine/bundle.py). `BUNDLE_V2` is another model family, not a newer version of
+it: each major has its own loader (engine/bundle_manifest.read_manifest checks the major before `read`)."""
+BUNDLE_V2 = Schema("filmscore.bundle", 2)
+"""A v2 model bundle's bundle.json (engine/bundle_v2.py)."""
 
 Upgrade = Callable[[dict[str, Any]], dict[str, Any]]
 UPGRADES: dict[tuple[str, int], Upgrade] = {}

@@ -88,3 +88,58 @@ def test_batch_manifest_reader_keeps_old_refuses_newer_and_forgets_damaged(tmp_p
         Manifest(tmp_path, "reel")
     path.write_text("{damaged")
     assert Manifest(tmp_path, "reel").data["cues"] == {}  # only costs re-rendering
+
+
+# -- the plan, labels and bundle files go through the same reader ---------------------------------------------------
+
+def test_plan_json_and_midi_header_are_read_through_the_sidecar_reader(tmp_path):
+    from filmscore.engine.controls.maestros import load_theme
+    from filmscore.engine.plan.compose import make_plan
+    from filmscore.engine.plan.mood import PlanError
+    from filmscore.engine.plan.plan import CuePlan
+
+    plan = make_plan(8.0, theme=load_theme("bach", "5"), style="bach")
+    d = plan.to_json()
+    assert d[sidecar.KEY] == sidecar.PLAN.tag
+    minor = tmp_path / "minor.json"
+    minor.write_text(json.dumps({**d, sidecar.KEY: "filmscore.plan/1.7", "added_later": 1}))
+    assert CuePlan.load(minor).to_json() == d  # a newer minor only adds keys
+    newer = tmp_path / "newer.json"
+    newer.write_text(json.dumps({**d, sidecar.KEY: "filmscore.plan/2"}))
+    with pytest.raises(PlanError, match="newer.json: .*written by a newer filmscore"):
+        CuePlan.load(newer)
+    # the MIDI file's header text event carries the same tag
+    import mido
+
+    plan.save(tmp_path / "p.mid")
+    mid = mido.MidiFile(str(tmp_path / "p.mid"))
+    for track in mid.tracks:
+        for msg in track:
+            if msg.type == "text" and msg.text.startswith("filmscore.plan/1 "):
+                msg.text = "filmscore.plan/2 " + msg.text.split(" ", 1)[1]
+    mid.save(str(tmp_path / "newer.mid"))
+    back = CuePlan.load(tmp_path / "p.mid")  # MIDI keeps the music to the tick, not the JSON's every float
+    assert (back.key, back.mode, back.orchestration) == (plan.key, plan.mode, plan.orchestration)
+    with pytest.raises(PlanError, match="newer.mid: .*written by a newer filmscore"):
+        CuePlan.load(tmp_path / "newer.mid")
+
+
+def test_bundle_manifest_reads_a_newer_minor_and_tells_v1_from_v2(tmp_path):
+    from filmscore.engine.bundle_manifest import BUNDLE_SCHEMA, BUNDLE_SCHEMA_V2, read_manifest
+    from filmscore.engine.errors import BundleError
+
+    assert (BUNDLE_SCHEMA, BUNDLE_SCHEMA_V2) == (sidecar.BUNDLE.tag, sidecar.BUNDLE_V2.tag)
+    b = tmp_path / "b"
+    b.mkdir()
+    (b / "bundle.json").write_text(json.dumps({"schema": "filmscore.bundle/1.3", "mel": {}, "components": {}}))
+    assert read_manifest(b)[sidecar.KEY] == "filmscore.bundle/1"
+    with pytest.raises(BundleError, match="this reader takes 'filmscore.bundle/2'"):
+        read_manifest(b, BUNDLE_SCHEMA_V2)  # a v1 bundle is not an old v2 bundle: no "upgrade" is tried
+
+
+def test_labels_of_a_newer_filmscore_are_refused_by_name(tmp_path):
+    from filmscore.engine.data.labels import LabelsError, load_labels
+
+    (tmp_path / "labels.json").write_text(json.dumps({"schema": "filmscore.labels/2", "n_frames": 1}))
+    with pytest.raises(LabelsError, match="labels.json: .*newer filmscore"):
+        load_labels(tmp_path)

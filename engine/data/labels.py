@@ -41,13 +41,14 @@ from typing import Any
 
 import numpy as np
 
+from .. import sidecar
 from ..constants import CONTROL_FRAME_RATE, N_PITCH_CLASSES
 from .arrange_v2 import ClipArrangementV2
 from .film_pairing import FilmPlan
 from .music21_source import PITCH_NAMES
 from .orchestration_v2 import LEAD_RANGE, DEFAULT_LEAD_RANGE, STEMS
 
-LABELS_SCHEMA = "filmscore.labels/1"
+LABELS_SCHEMA = sidecar.LABELS.tag
 DENSITY_WINDOW_S = 1.0
 
 
@@ -166,7 +167,7 @@ def compute_labels(arr: ClipArrangementV2, n_frames: int, dynamics_db: np.ndarra
     beat_ql = float(np.median(np.diff(beat_s))) * arr.qpm / 60.0 if len(beat_s) > 1 else 1.0
     prog = next(t.program for t in arr.tracks if t.name == "melody")
     scalars: dict[str, Any] = {
-        "schema": LABELS_SCHEMA, "frame_rate": CONTROL_FRAME_RATE, "n_frames": n,
+        sidecar.KEY: LABELS_SCHEMA, "frame_rate": CONTROL_FRAME_RATE, "n_frames": n,
         "duration_s": round(n / CONTROL_FRAME_RATE, 3), "tempo_qpm": round(arr.qpm, 4), "beat_ql": round(beat_ql, 4),
         "beat_bpm": round(arr.qpm / beat_ql, 4), "tonic": arr.tonic, "key": PITCH_NAMES[arr.tonic], "mode": arr.mode,
         "master": master,
@@ -209,10 +210,10 @@ def save_labels(dir_: Path, arrays: dict[str, np.ndarray], scalars: dict[str, An
 def load_labels(dir_: str | Path) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """(arrays, scalars) of a clip directory; raises `LabelsError` for another schema version."""
     dir_ = Path(dir_)
-    scalars = json.loads((dir_ / "labels.json").read_text())
-    if scalars.get("schema") != LABELS_SCHEMA:
-        raise LabelsError(f"{dir_ / 'labels.json'}: schema {scalars.get('schema')!r}, this reader knows "
-                          f"{LABELS_SCHEMA!r}")
+    try:  # checked, and upgraded from an older major, by engine/sidecar.py
+        scalars = sidecar.load(sidecar.LABELS, dir_ / "labels.json")
+    except sidecar.SchemaError as e:
+        raise LabelsError(f"{e}; this reader knows schema {LABELS_SCHEMA!r}") from None
     with np.load(dir_ / "labels.npz") as z:
         arrays = {k: z[k] for k in z.files}
     return arrays, scalars

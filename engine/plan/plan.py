@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import sidecar
 from ..constants import CONTROL_FRAME_RATE
 from ..controls.midi import Note, melody_from_notes
 from ..controls.types import Controls
@@ -37,7 +38,7 @@ from .mood import ORCHESTRA_PROGRAMS, TONIC_NAMES, Mood, PlanError, parse_key
 from .rhythm import DRUM_CHANNEL, Section
 from .tempo_map import TempoMap
 
-SCHEMA = "filmscore.plan/1"
+SCHEMA = sidecar.PLAN.tag  # JSON and the MIDI header are read through engine/sidecar.py (checked, upgraded)
 TICKS = 480
 TRACKS = ("melody", "harmony", "bass", "percussion")
 CHANNELS = {"melody": 1, "harmony": 2, "bass": 3, "percussion": DRUM_CHANNEL}
@@ -92,7 +93,7 @@ class CuePlan:
     # -- JSON -------------------------------------------------------------------------------------------------------
     def to_json(self) -> dict:
         return {
-            "schema": SCHEMA, "duration_s": round(self.duration_s, 4), "tempo_bpm": round(self.tempo.tempo_bpm, 3),
+            sidecar.KEY: SCHEMA, "duration_s": round(self.duration_s, 4), "tempo_bpm": round(self.tempo.tempo_bpm, 3),
             "target_bpm": round(self.tempo.target_bpm, 3), "beats_per_bar": self.tempo.beats_per_bar,
             "free_timing": self.tempo.free_timing,
             "beats": [round(float(b), 6) for b in self.tempo.beats],
@@ -108,9 +109,10 @@ class CuePlan:
 
     @classmethod
     def from_json(cls, d: dict) -> CuePlan:
-        if not isinstance(d, dict) or d.get("schema") != SCHEMA:
-            got = d.get("schema") if isinstance(d, dict) else type(d).__name__
-            raise PlanError(f"not a {SCHEMA} plan (schema {got!r})")
+        try:
+            d = sidecar.read(sidecar.PLAN, d, "plan")
+        except sidecar.SchemaError as e:
+            raise PlanError(f"not a {SCHEMA} plan ({e})") from None
         try:
             tonic, _ = parse_key(str(d["key"]))
             mode = str(d["mode"])
@@ -176,7 +178,7 @@ class CuePlan:
             conductor.append((tick(h.time_s), 3, mido.MetaMessage(
                 "marker", text=f"hit {h.kind}{' major' if h.major else ''} {h.time_s:.4f}")))
         ref = float(np.max(self.dynamics_db)) if self.dynamics_db.size else 0.0
-        header = {"schema": SCHEMA, "duration_s": self.duration_s, "mood": self.mood.to_json(),
+        header = {sidecar.KEY: SCHEMA, "duration_s": self.duration_s, "mood": self.mood.to_json(),
                   "sections": [s.to_json() for s in self.sections], "choices": self.choices,
                   "source": self.source, "orchestration": self.orchestration, "dynamics_ref_db": ref,
                   "target_bpm": tm.target_bpm, "beats_per_bar": tm.beats_per_bar, "free_timing": tm.free_timing,
@@ -238,8 +240,8 @@ class CuePlan:
                 elif msg.type == "time_signature":
                     sigs.append((tick, msg.numerator * 4 // msg.denominator if msg.denominator <= 4 else
                                  msg.numerator))
-                elif msg.type == "text" and msg.text.startswith(SCHEMA + " "):
-                    header = json.loads(msg.text[len(SCHEMA) + 1:])
+                elif msg.type == "text" and msg.text.startswith(sidecar.PLAN.kind + "/"):
+                    header = _midi_header(msg.text, path)
                 elif msg.type == "marker":
                     if msg.text == "cue start":
                         cue_start_tick = tick
@@ -363,6 +365,21 @@ class CuePlan:
                 "hits_on_beat": sum(abs(h.beat_time_s - h.time_s) <= 0.025 for h in self.hits),
                 "notes": {name: len(getattr(self, name)) for name in TRACKS}, "tempo_map": self.tempo.summary(),
                 "source": self.source}
+
+
+def _midi_header(text: str, path: str | Path) -> dict:
+    """The plan MIDI's header text event (`filmscore.plan/<version> {json}`) read through engine/sidecar.py: the
+    version checked (a newer major refused, an older one upgraded) like a PLAN.json's."""
+    tag, _, body = text.partition(" ")
+    try:
+        data = json.loads(body)
+        if not isinstance(data, dict):
+            raise ValueError("not a JSON object")
+        return sidecar.read(sidecar.PLAN, {**data, sidecar.KEY: tag}, path)
+    except ValueError as e:
+        raise PlanError(f"{path}: plan header text event is not JSON ({e})") from None
+    except sidecar.SchemaError as e:
+        raise PlanError(str(e)) from None
 
 
 def _note_json(n: Note) -> dict:
