@@ -39,6 +39,18 @@ def bundle_dir(path: str | Path | None) -> Path:
     return p
 
 
+def schema_of(path: str | Path | None) -> str:
+    """`BUNDLE_SCHEMA_V2` when the bundle.json at `path` (default bundle when None) is tagged as a v2 bundle (any
+    minor), else `BUNDLE_SCHEMA`: which reader to check it with, from the file's tag alone (no weights read). An
+    unreadable file counts as v1, whose reader then names what is wrong."""
+    try:
+        tag = sidecar.parse_tag(json.loads((bundle_dir(path) / "bundle.json").read_text()).get(sidecar.KEY))
+    except (OSError, ValueError, AttributeError, BundleError):
+        return BUNDLE_SCHEMA
+    v2 = sidecar.BUNDLE_V2
+    return BUNDLE_SCHEMA_V2 if tag is not None and tag[:2] == (v2.kind, v2.major) else BUNDLE_SCHEMA
+
+
 def read_manifest(path: Path, schema: str = BUNDLE_SCHEMA) -> dict[str, Any]:
     """The parsed bundle.json of the bundle at `path`, checked to be of `schema` (v1's unless a reader of another
     bundle format asks for its own) and to hold the settings and components every bundle has."""
@@ -108,7 +120,7 @@ def describe_bundle(path: str | Path | None = None, *, verify: bool = True) -> d
     """What a bundle holds, for `filmscore bundle info`: name, version, hash, settings, each component's class,
     dtype, stored weights and sha256 (checked against its file when `verify`), provenance and metrics."""
     p = bundle_dir(path)
-    manifest = read_manifest(p)
+    manifest = read_manifest(p, schema_of(p))  # a v2 bundle is described too, checked against its own schema
     comps = {}
     for name, comp in manifest["components"].items():
         f = component_file(p, name, comp, verify)
@@ -119,4 +131,5 @@ def describe_bundle(path: str | Path | None = None, *, verify: bool = True) -> d
             "hash": manifest_hash(manifest), "schema": manifest["schema"], "mel": manifest["mel"],
             "noise_schedule": manifest.get("noise_schedule"), "film_layout": manifest.get("film_layout"),
             "components": comps, "provenance": manifest.get("provenance", {}),
-            "metrics": manifest.get("metrics", {}), "verified": verify}
+            "metrics": manifest.get("metrics", {}), "verified": verify, "stems": manifest.get("stems"),
+            "data": manifest.get("data")}

@@ -57,7 +57,11 @@ class BundleV2:
 def save_bundle_v2(path: str | Path, models: dict[str, torch.nn.Module], *, name: str, version: str,
                    mel: MelConfig, stems: tuple[str, ...], side_gains: dict[str, float],
                    film_layout: str | None = None, provenance: dict[str, Any] | None = None,
-                   metrics: dict[str, Any] | None = None, dtype: torch.dtype = torch.float32) -> Path:
+                   metrics: dict[str, Any] | None = None, dtype: torch.dtype = torch.float32,
+                   data: dict[str, Any] | None = None) -> Path:
+    """Write a v2 bundle. `data`: the data manifest (engine/data/data_manifest.py: sources, licences, hours, the
+    weights' licence), stored as bundle.json's `data` (not part of the bundle's hash: it describes, it is not
+    read by the model)."""
     from safetensors.torch import save_file
 
     path = Path(path)
@@ -82,7 +86,7 @@ def save_bundle_v2(path: str | Path, models: dict[str, torch.nn.Module], *, name
                 "stereo": {"method": "mid + hall side (engine/stereo_v2.py)", "side_gain": dict(side_gains)},
                 "controls": {"channels": CONTROL_CHANNELS_V2, "layout": "engine/models/controls_v2.py"},
                 "film_layout": film_layout, "components": comps, "provenance": provenance or {},
-                "metrics": metrics or {}}
+                "metrics": metrics or {}, "data": data}
     tmp = path / "bundle.json.tmp"
     tmp.write_text(json.dumps(manifest, indent=2) + "\n")
     tmp.replace(path / "bundle.json")

@@ -137,11 +137,10 @@ def check_inputs(request: RenderRequest) -> CheckedRequest:
     """Validate the request and read each input just enough to know the render can use it (see the module doc)."""
     request.validate()
     request.check_files()
-    from .bundle_manifest import BUNDLE_SCHEMA, BUNDLE_SCHEMA_V2, bundle_dir, read_manifest
-    from .render_v2 import bundle_schema
+    from .bundle_manifest import BUNDLE_SCHEMA_V2, bundle_dir, read_manifest, schema_of
 
-    schema = bundle_schema(request.bundle)  # v1 and v2 bundles render (engine/render_v2.py); each checked as itself
-    read_manifest(bundle_dir(request.bundle), BUNDLE_SCHEMA_V2 if schema == BUNDLE_SCHEMA_V2 else BUNDLE_SCHEMA)
+    schema = schema_of(request.bundle)  # v1 and v2 bundles render (engine/render_v2.py); each checked as itself
+    read_manifest(bundle_dir(request.bundle), schema)
     if request.stems and schema != BUNDLE_SCHEMA_V2:
         raise RequestError(f"stems: bundle {request.bundle or 'default'} is a v1 bundle (one mono mix, no stems); "
                            "stems need a v2 bundle (--bundle DIR)")

@@ -18,25 +18,41 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from . import sidecar
 from .atomic import write_atomically
 from .audio.delivery import deliver, write_wav  # noqa: F401 - write_wav: render_v2 writes its stems with it
-from .bundle import load_bundle_cached
 from .constants import MIN_CUE_S, MODEL_SAMPLE_RATE
 from .controls.types import Controls
-from .cue_controls import with_picture_dynamics
 from .errors import FilmscoreError, RequestError
 from .film.features import FilmFeatures, layout_has_faces
-from .pipeline import FilmScorePipeline
 from .preflight import CheckedRequest, check_request, sidecar_paths
 from .request import CancelFn, ProgressFn, RenderRequest, RenderResult, cue_n_samples
-from .threads import reproducibility
+
+# The model runtime (torch, diffusers, the bundle's modules) is imported by `import_runtime`, inside the render's
+# first stage, not with this module: `filmscore render` checks its request and shows its first stage before it pays
+# for it (several seconds on the 2-core machine; bench/results/startup.json), and a refused request never does.
+if TYPE_CHECKING:
+    from .pipeline import FilmScorePipeline
 
 logger = logging.getLogger(__name__)
 
 
+def import_runtime() -> float:
+    """Import what a v1 render runs on (torch, diffusers' schedulers and model classes, scipy's filters): the first
+    part of the render's load stage. Returns the seconds it took (0 once imported, as in a bridge worker)."""
+    t0 = time.perf_counter()
+    from . import cue_controls, pipeline, threads  # noqa: F401 - pipeline brings torch, diffusers and the models
+    from .backends import select  # noqa: F401
+
+    return time.perf_counter() - t0
+
+
 def build_pipeline(bundle_path: Path | None) -> tuple[FilmScorePipeline, object]:
+    from .bundle import load_bundle_cached
+    from .pipeline import FilmScorePipeline
+
     bundle = load_bundle_cached(bundle_path)
     m = bundle.models
     pipe = FilmScorePipeline(m["vae"], m["unet"], m.get("controlnet"), m.get("film_head"), m.get("vocoder"),
@@ -71,6 +87,8 @@ def controls_of_request(request: RenderRequest, n_frames: int, film: FilmFeature
                                             reference_audio=request.reference_audio, maestro=request.maestro,
                                             theme=request.theme, track=request.midi_track,
                                             channel=request.midi_channel, hits_s=hits, seed=request.seed)
+    from .cue_controls import with_picture_dynamics
+
     return with_picture_dynamics(controls, film, request.picture_dynamics), fitted
 
 
@@ -99,12 +117,16 @@ class Preview:
     steps: int = PREVIEW_STEPS
     on_ready: Callable[[Path, float], None] | None = None
 
+    def steps_for(self, request_steps: int) -> int:
+        """The draft's steps for a render of `request_steps`: never more than the full render takes."""
+        return max(1, min(self.steps, request_steps))
+
 
 def _deliver_preview(preview: Preview, pipe: FilmScorePipeline, run: dict, request: RenderRequest, n_out: int,
                      started: float, report: ProgressFn, should_cancel: CancelFn | None) -> dict:
     """Render and write the draft (delivered as the cue is: same format and time reference); its metadata for the
     cue's JSON."""
-    steps = max(1, min(preview.steps, request.steps))
+    steps = preview.steps_for(request.steps)
     draft = pipe(**run, steps=steps, should_cancel=should_cancel,
                  progress=lambda stage, frac, msg: report("preview", 0.9 * frac if stage == "denoise" else 0.9, msg))
     loudness = deliver(draft.wave, MODEL_SAMPLE_RATE, Path(preview.path), n_out, request.sample_rate,
@@ -150,10 +172,10 @@ def render_cue(request: RenderRequest, progress: ProgressFn | None = None,
 
         request = plan_request(request, PlanSpec.of(request), plan_path(request.output), progress=progress)
         checked = check_request(request)
-    from .bundle_manifest import BUNDLE_SCHEMA_V2
-    from .render_v2 import bundle_schema, render_cue_v2
+    from .bundle_manifest import BUNDLE_SCHEMA_V2, schema_of
+    from .render_v2 import render_cue_v2
 
-    if bundle_schema(request.bundle) == BUNDLE_SCHEMA_V2:  # the bundle's schema picks the engine, not the caller
+    if schema_of(request.bundle) == BUNDLE_SCHEMA_V2:  # the bundle's schema picks the engine, not the caller
         if variations > 1 or preview is not None:
             raise RequestError("a v2 bundle renders one take without a preview (not built for v2 yet)")
         return render_cue_v2(request, progress, should_cancel, checked)  # (stems with a v1 bundle: preflight)
@@ -163,12 +185,16 @@ def render_cue(request: RenderRequest, progress: ProgressFn | None = None,
     out = Path(request.output)
 
     t0 = time.perf_counter()
+    report("load", 0.0, "loading the engine and the model")
+    import_s = import_runtime()
     pipe, bundle = build_pipeline(request.bundle)
     from .backends import load_backend
 
     backend = load_backend(request.backend, bundle)  # "auto": the fastest measured here; info says why
     backend.attach(pipe)
-    timings["load"] = time.perf_counter() - t0
+    # the runtime's import is its own entry, so that the stages account for a fresh process's whole start
+    timings["import"] = import_s
+    timings["load"] = time.perf_counter() - t0 - import_s
 
     t0 = time.perf_counter()
     want = pipe.film_head.config.feature_layout if pipe.film_head is not None else None
@@ -241,6 +267,8 @@ def _deliver(request: RenderRequest, result, controls: Controls, fitted, ctx: di
     bundle, backend, warnings, draft = ctx["bundle"], ctx["backend"], ctx["warnings"], ctx["draft"]
     out = Path(request.output)
     t0 = time.perf_counter()
+    from .threads import reproducibility
+
     paths = sidecar_paths(out)
     # mastered and written once, in the request's delivery format (plain WAV or BWF): engine/audio/delivery.py
     loudness = deliver(result.wave, MODEL_SAMPLE_RATE, out, n_out, request.sample_rate, request.target_lufs,

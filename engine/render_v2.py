@@ -3,7 +3,7 @@
 (OUT.json, OUT.controls.npz, OUT.theme.mid).
 
 `render.render_cue` hands a request here when its bundle's bundle.json says schema `filmscore.bundle/2`
-(`bundle_schema`), so every front end (render, score, the bridge) renders a v2 bundle without knowing it is one.
+(`bundle_manifest.schema_of`), so every front end (render, score, the bridge) renders a v2 bundle without knowing it is one.
 
 Stems and mix: the pipeline makes the mix as the sum of the stereo stems (engine/stereo_v2.py); mastering measures
 the mix and gives every stem the mix's gains, the limiter's per-sample gain included
@@ -39,16 +39,6 @@ from .preflight import CheckedRequest, check_request, sidecar_paths
 from .request import CancelFn, ProgressFn, RenderRequest, RenderResult, cue_n_samples
 
 _LOADED: dict[tuple[str, float], object] = {}
-
-
-def bundle_schema(path: str | Path | None) -> str:
-    """The `schema` field of a bundle's bundle.json (default bundle when None), without loading any weights; ""
-    when it cannot be read (the loader then names what is wrong: `bundle_manifest.read_manifest`)."""
-    try:
-        doc = json.loads((bundle_dir(path) / "bundle.json").read_text())
-    except (OSError, ValueError):
-        return ""
-    return str(doc.get("schema", "")) if isinstance(doc, dict) else ""
 
 
 def stem_paths(output: str | Path, stems) -> dict[str, Path]:

@@ -34,6 +34,12 @@ def test_v2_stages_from_the_cli(tmp_path, capsys):
     written = json.loads(capsys.readouterr().out)
     assert written["version"] == "2.0.1+voc.1" and set(written["side_gains"]) == {"lead", "accompaniment", "percussion"}
     assert written["provenance"]["stages"]["ldm"]["model_size"] == "cpu"
+    # the data manifest travels in bundle.json and `bundle info` shows it
+    assert json.loads((tmp_path / "b" / "bundle.json").read_text())["data"] == written["data"]
+    assert main(["bundle", "info", str(tmp_path / "b"), "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)["data"]
+    assert data["clips"] == 2 and data["weights"]["licence"] == "Apache-2.0"
+    assert {"scores", "soundfonts", "films"} == set(data["sources"])
     bundle = load_bundle_v2(tmp_path / "b")
     out = FilmScorePipelineV2(bundle)(n_samples=24000, master="bach", steps=1, threads=1)
     assert out.mix.shape == (24000, 2) and np.isfinite(out.mix).all()

@@ -53,6 +53,32 @@ def _provenance_lines(prov: dict[str, Any]) -> list[str]:
     return lines
 
 
+def data_lines(data: dict[str, Any] | None) -> list[str]:
+    """The data manifest (engine/data/data_manifest.py) as `bundle info` prints it: each source with its hours
+    (train / held-out) and licence, then the weights' licence and its note."""
+    if not data:
+        return ["  data: no data manifest in this bundle (bundles before v2 carry none)"]
+    src = data.get("sources", {})
+
+    def h(s: dict) -> str:
+        hh = s.get("hours", {})
+        return f"{hh.get('train', 0):.2f} h train, {hh.get('heldout', 0):.2f} h held-out"
+
+    lines = [f"  data: {data.get('clips', '?')} clips, {h(data)}"]
+    for s in src.get("scores", []):
+        lic = s.get("licence", {})
+        lines.append(f"    {s['source']} ({s['master']}, {s['works']} works): {h(s)}; commercial use "
+                     f"{lic.get('commercial_use')} ({lic.get('file')})")
+    for s in src.get("soundfonts", []):
+        lines.append(f"    {s['source']} (Debian {s.get('package')}): {h(s)}; licence {s.get('licence')} "
+                     f"({s.get('copyright') or 'copyright file not installed'})")
+    for s in src.get("films", []):
+        lines.append(f"    {s['source']}: {h(s)}; licence {s.get('licence')}")
+    w = data.get("weights", {})
+    lines.append(f"  weights licence: {w.get('licence')}; {w.get('note')}")
+    return lines
+
+
 def run_info(args: argparse.Namespace) -> int:
     from filmscore.engine.bundle_manifest import describe_bundle
 
@@ -61,7 +87,8 @@ def run_info(args: argparse.Namespace) -> int:
     def human() -> None:
         print(f"{info['name']} {info['version']}  hash {info['hash']}  ({info['path']})")
         mel = info["mel"]
-        print(f"  audio: {mel['sample_rate']} Hz mono; Mel {mel['n_mels']} bands, hop {mel['hop_length']}, "
+        audio = (f"stems {', '.join(info['stems'])} + their stereo mix" if info.get("stems") else "mono")
+        print(f"  audio: {mel['sample_rate']} Hz {audio}; Mel {mel['n_mels']} bands, hop {mel['hop_length']}, "
               f"n_fft {mel['n_fft']}")
         print(f"  film layout: {info['film_layout']}")
         print("  components" + ("" if info["verified"] else " (sha256 not checked)") + ":")
@@ -78,6 +105,8 @@ def run_info(args: argparse.Namespace) -> int:
             width = max(len(k) for k in info["metrics"])
             for k, v in info["metrics"].items():
                 print(f"    {k:<{width}}  {_value(v)}")
+        for line in data_lines(info.get("data")):
+            print(line)
 
     emit(args, info, human)
     return 0

@@ -1,7 +1,9 @@
 """Bundle v2 from its training checkpoints (`train_v2.py`): the VAE the LDM trained on (`ldm/vae_frozen.pt`), the
 EMA weights of the LDM side (UNet, ControlNet, film head, global conditions) and of the vocoder, the stereo side
 gains measured on the corpus's stems (`stereo_v2.side_gains`), and provenance: each stage's steps, hours and
-sessions (v1's `stage_provenance`) and the corpus as it stands (`corpus.json`, clips and hours per split)."""
+sessions (v1's `stage_provenance`) and the corpus as it stands (`corpus.json`, clips and hours per split); and the
+data manifest (engine/data/data_manifest.py: every source, its licence as installed, its hours; the weights'
+licence), which `filmscore bundle info` prints."""
 
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ import torch
 
 from ..backends.cache import cpu_name
 from ..bundle_v2 import save_bundle_v2
+from ..data.data_manifest import corpus_data_manifest
 from ..data.index import corpus_summary
 from ..errors import FilmscoreError
 from ..models import VocosVocoder
@@ -69,10 +72,11 @@ def assemble_bundle_v2(train_dir: Path, out: Path, corpus: CorpusV2, *, fp16: bo
     provenance["stereo_side_gains_from"] = f"{min(SIDE_GAIN_CLIPS, len(corpus.clips))} train clips"
     steps = provenance["stages"]
     version = version or f"2.0.{steps['ldm']['steps']}+voc.{steps['vocoder']['steps']}"
+    data = corpus_data_manifest(corpus.root)  # every source, its licence as installed, its hours
     save_bundle_v2(out, models, name=name, version=version, mel=corpus.mel, stems=corpus.stems, side_gains=gains,
                    film_layout=models["film_head"].config.feature_layout, provenance=provenance,
-                   dtype=torch.float16 if fp16 else torch.float32)
+                   dtype=torch.float16 if fp16 else torch.float32, data=data)
     size = sum(f.stat().st_size for f in Path(out).iterdir() if f.is_file()) / 1e6
     return {"bundle": str(out), "version": version, "size_mb": round(size, 2), "components": sorted(models),
-            "side_gains": gains, "provenance": provenance}
+            "side_gains": gains, "provenance": provenance, "data": data}
 
