@@ -15,6 +15,7 @@ from pathlib import Path
 from filmscore.engine.constants import MAX_CUE_S
 from filmscore.engine.errors import FilmscoreError, RequestError
 from filmscore.engine.request import RenderRequest
+from filmscore.engine.timebase import to_samples
 
 from ..protocol import RenderParams
 
@@ -113,7 +114,10 @@ def build_request(cfg: ServerConfig, params: RenderParams, midi_file: Path | Non
     MIDI buffer was saved (the caller writes it). Timeline ranges are resolved by `resolve_timeline`."""
     video = cfg.media(params.video, "video") if params.video is not None else None
     start_s = params.start.to_seconds() if params.start is not None else 0.0
-    duration_s = params.duration.to_seconds() if params.duration is not None else None
+    # the cue's length stays rational until it becomes samples (`timebase.to_samples`, the one conversion); the
+    # engine gets `n / rate` back as exactly n samples. Start and hits are positions in seconds for the picture.
+    duration_s = (to_samples(params.duration, params.sample_rate) / params.sample_rate
+                  if params.duration is not None else None)
     if params.timeline is not None:
         video, start_s, duration_s = resolve_timeline(cfg, params)
     midi = midi_file if midi_file is not None else (cfg.media(params.midi, "midi") if params.midi else None)
