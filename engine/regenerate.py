@@ -57,16 +57,29 @@ def latent_path(output: Path) -> Path:
 _PATH_FIELDS = ("output", "video", "midi", "reference_audio", "bundle", "plan")
 
 
-def request_from_json(d: dict, source: Path) -> RenderRequest:
+def request_from_json(d: dict, source: Path, film_features=None) -> RenderRequest:
     """The `RenderRequest` a cue's JSON records (`RenderRequest.to_json`). A cue rendered from precomputed film
-    features (a timeline region) cannot be rebuilt from its JSON: refused, naming `source`."""
-    if d.get("film_features") is not None:
+    features (a timeline region) has only their summary in its JSON: its picture must be given as `film_features`
+    (the front end encodes the region again: bridge/timelines/region_picture.py), and must match that summary
+    (layout, frames, duration); refused otherwise, naming `source`."""
+    summary = d.get("film_features")
+    if summary is not None and film_features is None:
         raise RequestError(f"{source}: rendered from a timeline region's picture (film features are not in the JSON); "
-                           "regenerate it through its timeline")
+                           "regenerate it with `filmscore render --from` or the bridge, which encode the region its "
+                           "JSON's `cue` records again")
+    if summary is not None:
+        got = {"layout": film_features.layout, "n_frames": film_features.n_frames,
+               "duration_s": film_features.duration_s}
+        if got["layout"] != summary.get("layout") or got["n_frames"] != summary.get("n_frames") or \
+                abs(float(got["duration_s"]) - float(summary.get("duration_s", -1))) > 1e-6:
+            raise RequestError(f"{source}: its timeline region's picture encoded again ({got}) is not the picture it "
+                               f"was rendered from ({summary}): the media or the encoder changed")
     from dataclasses import fields
 
     names = {f.name for f in fields(RenderRequest)}
     kw = {k: v for k, v in d.items() if k in names and k != "film_features"}
+    if summary is not None:
+        kw["film_features"] = film_features
     for k in _PATH_FIELDS:
         if kw.get(k) is not None:
             kw[k] = Path(kw[k])
@@ -79,13 +92,15 @@ def request_from_json(d: dict, source: Path) -> RenderRequest:
 @dataclass(frozen=True)
 class Regeneration:
     """Regenerate `start_s`..`end_s` (cue seconds) of the cue at `source` into `output` with `seed` (None: the
-    source's seed + 1, so that the range changes)."""
+    source's seed + 1, so that the range changes). `film`: for a cue rendered from a timeline region's picture
+    (`filmscore score`), that picture's `FilmFeatures` encoded again by the front end; None otherwise."""
 
     source: Path
     output: Path
     start_s: float
     end_s: float
     seed: int | None = None
+    film: object | None = None
 
 
 def parse_range(text: str) -> tuple[float, float]:
@@ -191,7 +206,7 @@ def regenerate_cue(regen: Regeneration, progress: ProgressFn | None = None,
     if out.resolve() == source.resolve():
         raise RequestError(f"{out}: give an output other than the source cue")
     meta = sidecar.load(sidecar.CUE, src_paths["metadata"])
-    req = request_from_json(meta["request"], src_paths["metadata"])
+    req = request_from_json(meta["request"], src_paths["metadata"], regen.film)
     duration = float(meta["duration_s"])
     if not (math.isfinite(regen.start_s) and math.isfinite(regen.end_s)) or \
             not 0 <= regen.start_s < regen.end_s <= duration + 1e-9:

@@ -131,8 +131,14 @@ def run_regenerate(args: argparse.Namespace) -> int:
     check_outputs([*output_paths(args.output), latent_path(args.output)], {"cue": args.from_cue}, args.overwrite)
     from filmscore.engine.regenerate import regenerate_cue
 
+    film = None
+    if meta_path.is_file():  # a cue `filmscore score` rendered: its timeline region's picture, encoded again
+        from filmscore.bridge.timelines.region_picture import picture_of_cue_json
+
+        film = picture_of_cue_json(sidecar.load(sidecar.CUE, meta_path), meta_path)
     with stage_progress("filmscore render", enabled=not args.json) as progress:
-        result = regenerate_cue(Regeneration(args.from_cue, args.output, start, end, args.seed), progress=progress)
+        result = regenerate_cue(Regeneration(args.from_cue, args.output, start, end, args.seed, film),
+                                progress=progress)
     regen = result.metadata["regenerated"]
     summary = {"output": str(result.output), "duration_s": result.duration_s, "n_samples": result.n_samples,
                "sample_rate": result.sample_rate, "regenerated": regen,
