@@ -56,9 +56,6 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "length and hit points, as `score` renders it (give --cue)")
     p.add_argument("--cue", default=None, metavar="NAME", help="with --timeline: the cue marker to render")
     add_engine_flags(p)
-    p.add_argument("--stems", action="store_true",
-                   help="with a v2 bundle: also write OUT.lead.wav, OUT.accompaniment.wav and OUT.percussion.wav "
-                        "beside the stereo mix (same rate, length and start; they sum to the mix)")
     p.add_argument("--variations", type=int, default=1, metavar="N",
                    help="render N takes of the request together (seeds --seed, --seed + 1, ...) to OUT.take1.wav ... "
                         "OUT.takeN.wav, each with its JSON; any take re-renders alone, bit for bit, from its seed")
@@ -93,13 +90,22 @@ def check_render(request, overwrite: bool, more_inputs: dict[str, Path | None] |
 
 
 def render_with_progress(request, json_mode: bool, checked=None, prefix: str = "filmscore render",
-                         preview: Path | None = None, variations: int = 1):
+                         preview: Path | None = None, variations: int = 1, started: dict | None = None):
+    """`render_cue` with the CLI's progress display. `started`, when given, receives `startup_s`: the process's
+    age when the engine reported its first stage (interpreter, imports, parsing and checks: `startup.py`)."""
     from filmscore.engine.render import Preview, render_cue
+
+    from .startup import process_age_s
 
     def ready(path: Path, seconds: float) -> None:
         stderr_console.print(f"{prefix}: draft ready: {path} ({seconds:.1f} s); rendering the full cue", highlight=False)
 
-    with stage_progress(prefix, enabled=not json_mode) as progress:
+    with stage_progress(prefix, enabled=not json_mode) as shown:
+        def progress(stage: str, fraction: float, message: str = "") -> None:
+            if started is not None and "startup_s" not in started:
+                started["startup_s"] = process_age_s()
+            shown(stage, fraction, message)
+
         return render_cue(request, progress=progress, checked=checked,
                           preview=Preview(preview, on_ready=ready) if preview is not None else None,
                           variations=variations)
@@ -160,8 +166,7 @@ def run(args: argparse.Namespace) -> int:
     req = request_from_args(args, args.output, video=args.video, start_s=start, duration_s=duration, plan=plan,
                             midi=None if plan else args.midi, maestro=None if plan else args.maestro,
                             reference_audio=args.reference, theme=None if plan else args.theme,
-                            midi_track=args.track, midi_channel=args.channel, hits_s=parse_hits(args.hits),
-                            stems=args.stems)
+                            midi_track=args.track, midi_channel=args.channel, hits_s=parse_hits(args.hits))
     req, cue = delivered_as_asked(args, req)
     checked = check_render(req, args.overwrite)
     if cue is not None:  # the region's picture, as score's workers and the bridge's timeline jobs encode it
@@ -187,7 +192,9 @@ def run(args: argparse.Namespace) -> int:
         if args.preview.suffix.lower() != ".wav" or args.preview.resolve() == args.output.resolve():
             raise RequestError(f"--preview {args.preview}: give a .wav path other than the output")
         check_outputs([args.preview], input_paths(req), args.overwrite)
-    result = render_with_progress(req, args.json, checked, preview=args.preview, variations=args.variations)
+    started: dict = {}
+    result = render_with_progress(req, args.json, checked, preview=args.preview, variations=args.variations,
+                                  started=started)
     theme = result.metadata.get("theme")
     summary = {"output": str(result.output), "duration_s": result.duration_s, "n_samples": result.n_samples,
                "sample_rate": result.sample_rate, "seed": result.seed, "controls": str(result.controls_path),
@@ -195,6 +202,7 @@ def run(args: argparse.Namespace) -> int:
                "warnings": result.metadata.get("warnings", []),
                "preview": result.metadata.get("preview"), "variations": result.metadata.get("variations"),
                "stems": result.metadata.get("stems"),
+               "startup_s": None if started.get("startup_s") is None else round(started["startup_s"], 3),
                "timings_s": {k: round(v, 3) for k, v in result.timings_s.items()}}
 
     def human() -> None:
@@ -213,6 +221,7 @@ def run(args: argparse.Namespace) -> int:
 
     emit(args, summary, human)
     return 0
+
 
 def delivered_as_asked(args: argparse.Namespace, req):
     """(`req` with its delivery, the timeline cue or None). --timeline EDIT --cue NAME: the cue's request as `score`

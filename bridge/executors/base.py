@@ -23,7 +23,6 @@ from typing import Any, Literal
 from filmscore.engine.errors import FilmscoreError
 from filmscore.engine.request import CancelFn, ProgressFn, RenderRequest, RenderResult
 
-from ..timelines.render_cue import with_region_picture
 
 EventKind = Literal["start", "progress", "retry", "done", "failed", "cancelled"]
 TERMINAL: tuple[str, ...] = ("done", "failed", "cancelled")
@@ -170,7 +169,11 @@ def prepare_request(task: CueTask, media_map: dict[str, str] | None = None,
     if task.picture is None:
         return request, [], 0.0
     t0 = time.perf_counter()
-    # the same step as a bridge timeline job's (timelines/render_cue.py, the one timeline-cue renderer)
+    # the same step as a bridge timeline job's (timelines/render_cue.py, the one timeline-cue renderer); imported
+    # here, not with this module: every `filmscore` command's parser imports the executors, and the timeline
+    # readers bring OpenTimelineIO (~0.3 s of start-up)
+    from ..timelines.render_cue import with_region_picture
+
     request, missing = with_region_picture(request, [s.to_segment(media_map) for s in task.picture],
                                            task.timeline_hits_s, encode)
     picture_s = time.perf_counter() - t0
