@@ -47,7 +47,7 @@ REQUEST_TYPES: tuple[str, ...] = (
 )
 """Requests a client may send on the request socket; each is answered by `<type>_reply` (or `error`)."""
 EVENT_TYPES: tuple[str, ...] = (
-    "job_queued", "job_started", "job_progress", "job_finished", "job_failed", "job_cancelled",
+    "job_queued", "job_started", "job_progress", "job_preview", "job_finished", "job_failed", "job_cancelled",
 )
 """Events published on the event socket, topic `job.<job_id>`."""
 JOB_STATES: tuple[str, ...] = ("queued", "running", "finished", "failed", "cancelled")
@@ -530,11 +530,37 @@ class TimelineRange:
 
 
 _WIRE_KEYS = ("output", "overwrite", "video", "start", "duration", "timeline", "midi", "midi_track", "midi_channel",
-              "reference_audio", "maestro", "theme", "hits", "plan")
+              "reference_audio", "maestro", "theme", "hits", "plan", "preview")
 """A render request's own keys: where the output goes, the picture, the range, the theme source, the hit points."""
 _RENDER_KEYS = (*_WIRE_KEYS, *option_names())
 """Every key a render request may hold: its own and one per render option (engine/options.py)."""
 _JSON_KINDS: dict[type, tuple[type, ...]] = {int: (int,), float: (int, float), str: (str,), bool: (bool,)}
+
+
+MAX_PREVIEW_STEPS = 50
+
+
+@dataclass(frozen=True)
+class PreviewSpec:
+    """A render request's `preview`: `{"steps": n}` (or `{}`: the engine's default, 4) asks for a few-step draft of
+    the whole cue before the full render (same seed and plan). The worker writes it beside the output as
+    OUT.draft.wav (named by rule, as the sidecars are, so it needs no path check of its own) and the server publishes
+    `job_preview {job_id, path, steps, ready_after_s}` as soon as it exists, before `job_finished`."""
+
+    steps: int | None = None
+
+    @classmethod
+    def from_json(cls, obj: Any) -> PreviewSpec:
+        if not isinstance(obj, dict):
+            raise ProtocolError(f"render preview must be an object {{\"steps\": n}}, got {type(obj).__name__}")
+        _no_unknown(obj, ("steps",), "render preview")
+        steps = _field(obj, "steps", (int,), None, where="render preview")
+        if steps is not None and not 1 <= steps <= MAX_PREVIEW_STEPS:
+            raise ProtocolError(f"render preview steps must be 1..{MAX_PREVIEW_STEPS}, got {steps}")
+        return cls(steps)
+
+    def to_json(self) -> dict[str, Any]:
+        return {} if self.steps is None else {"steps": self.steps}
 
 
 @dataclass(frozen=True)
@@ -563,6 +589,7 @@ class RenderParams(RenderOptions):
     # the picture would choose are render options (tempo_bpm, key, ...; a key's spelling and a style are checked
     # by the server: `PlanSpec.check`).
     plan: str | None = None
+    preview: PreviewSpec | None = None  # a draft first (`PreviewSpec`)
 
     @classmethod
     def from_content(cls, content: dict[str, Any], n_buffers: int = 0) -> RenderParams:
@@ -594,6 +621,8 @@ class RenderParams(RenderOptions):
         elif midi is not None:
             kw["midi"] = _field(content, "midi", (str,))
         kw["plan"] = _field(content, "plan", (str,), None)
+        if content.get("preview") is not None:
+            kw["preview"] = PreviewSpec.from_json(content["preview"])
         hits = _field(content, "hits", (list,), [])
         if len(hits) > 1000:
             raise ProtocolError(f"render hits lists {len(hits)} points; the limit is 1000")
@@ -610,7 +639,7 @@ class RenderParams(RenderOptions):
                 value = {"buffer": self.midi_buffer} if self.midi_buffer is not None else self.midi
             else:
                 value = getattr(self, name)
-            if isinstance(value, (RationalTime, TimelineRange)):
+            if isinstance(value, (RationalTime, TimelineRange, PreviewSpec)):
                 value = value.to_json()
             elif isinstance(value, tuple):
                 value = [v.to_json() for v in value]

@@ -40,7 +40,7 @@ from ..journal import Journal, JournalCorrupt, JournalError, atomic_write_bytes,
 from . import capabilities
 from .config import ServerConfig, build_request, plan_spec, timeline_spec
 from .limits import ConnectionCaps, ConnectionGuard, install_repeat_filter, raise_fd_limit
-from .worker import WorkerHandle
+from .worker import WorkerHandle, draft_path
 
 log = logging.getLogger(__name__)
 
@@ -507,6 +507,13 @@ class BridgeServer:
         # publishes the cue and its sidecars all or nothing when overwrite is false.
         stored["output_roots"] = [str(r) for r in self.cfg.output_roots]
         stored["overwrite"] = params.overwrite
+        if params.preview is not None:  # a draft first, published as OUT.draft.wav (worker.draft_path)
+            if kind == "plan":
+                raise RequestError("a plan request renders no audio; preview is for render requests")
+            if not params.overwrite and os.path.lexists(draft_path(request.output)):
+                raise RequestError(f"{draft_path(request.output).name} exists beside the output; send overwrite=true "
+                                   "to replace it")
+            stored["preview"] = params.preview.to_json()
         spec = plan_spec(params)  # checked in build_request; the worker makes the plan with it (not this loop)
         if kind == "plan":
             if request.reference_audio is not None:
@@ -669,6 +676,12 @@ class BridgeServer:
             w.progress.update(stage=stage, fraction=fraction, message=message, eta_s=eta)
             self.publish(job_id, "job_progress", state="running", stage=stage, fraction=fraction, message=message,
                          eta_s=eta, elapsed_s=now - w.job_started)
+            return
+        if kind == "preview":  # the draft is in place: the client can play it while the full render runs
+            _, _, path, steps, _engine_s = msg
+            w.progress["preview"] = path
+            self.publish(job_id, "job_preview", state="running", path=path, steps=steps,
+                         ready_after_s=now - w.job_started)
             return
         if kind == "done":
             rec = journal.mark_ended(job_id, "finished", result=msg[2])

@@ -4,6 +4,7 @@ Server and worker talk over a `multiprocessing` pipe (our own two processes; thi
 
     server -> worker   ("run", seq, job_id, request_json, output)   ("stop",)
     worker -> server   ("ready", pid)  ("progress", seq, stage, fraction, message)
+                       ("preview", seq, draft_path, steps, engine_seconds)  (the draft is in place: `draft_path`)
                        ("done", seq, result_json)  ("failed", seq, ename, message)  ("cancelled", seq, message)
 
 A job of kind "plan" (a bridge `plan` request) stops after `engine.plan.spec.plan_request`: it publishes only
@@ -27,6 +28,7 @@ from __future__ import annotations
 import ctypes
 import errno
 import importlib
+import inspect
 import json
 import logging
 import multiprocessing as mp
@@ -61,7 +63,7 @@ class OutputMoved(Exception):
     ename = "PathNotAllowed"
 
 
-_SERVER_ONLY = ("timeline", "film_features", "output_roots", "overwrite", "plan_spec", "kind")
+_SERVER_ONLY = ("timeline", "film_features", "output_roots", "overwrite", "plan_spec", "kind", "preview")
 
 
 def request_from_json(d: dict[str, Any]):  # -> RenderRequest (engine imported lazily: workers pay for it, not us)
@@ -119,11 +121,13 @@ def open_output_dir(output: Path, roots: list[str] | None) -> int:
     return fd
 
 
-def check_free(output: Path) -> None:
-    """`OutputExists` if the cue or one of its sidecars (named by the engine) already exists."""
+def check_free(output: Path, draft: bool = False) -> None:
+    """`OutputExists` if the cue or one of its sidecars (named by the engine) already exists, or, with `draft`, its
+    draft (`draft_path`)."""
     from filmscore.engine.render import sidecar_paths
 
-    taken = [p.name for p in (*sidecar_paths(output).values(), output) if os.path.lexists(p)]
+    names = (*sidecar_paths(output).values(), output, *((draft_path(output),) if draft else ()))
+    taken = [p.name for p in names if os.path.lexists(p)]
     if taken:
         raise OutputExists(f"{', '.join(taken)} already exist(s) beside {output.name}; send overwrite=true to "
                            "replace the cue and its sidecars")
@@ -241,8 +245,29 @@ def _failure(e: BaseException, output: Path) -> tuple[str, str]:
     return (ename, msg) if ename else ("InternalError", f"{type(e).__name__}: {msg}")
 
 
-def _cleanup(output: Path, job_id: str) -> None:
-    for p in iter_partial_files(output, job_id):
+def draft_path(output: Path) -> Path:
+    """Where a job that asked for a preview publishes its draft: OUT.draft.wav beside OUT.wav."""
+    output = Path(output)
+    return output.with_name(f"{output.stem}.draft{output.suffix}")
+
+
+def _publish_draft(job_id: str, output: Path, roots: list[str] | None) -> Path:
+    """Rename the job's draft from its partial name to `draft_path(output)` through a descriptor of the re-checked
+    output folder (as `_publish` does the cue), replacing an earlier draft: whether one may be replaced was decided
+    when the job was accepted (a retried job replaces its own)."""
+    part, final = partial_path(output, job_id).with_suffix(".draft.wav"), draft_path(output)
+    dir_fd = open_output_dir(output, roots)
+    try:
+        os.replace(part.name, final.name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+    finally:
+        os.close(dir_fd)
+    return final
+
+
+def _cleanup(output: Path, job_id: str, drafted: list[Path] = ()) -> None:
+    """Remove what a job that did not finish left: its partial files and the draft it published (a failed or
+    cancelled job leaves nothing at the output's names)."""
+    for p in (*iter_partial_files(output, job_id), *drafted):
         p.unlink(missing_ok=True)
 
 
@@ -258,7 +283,7 @@ def worker_main(conn: Connection, cancel_seq: Any, renderer: str) -> None:
     except OSError:
         pass
     parent = os.getppid()
-    from filmscore.engine.errors import FilmscoreError, RenderCancelled
+    from filmscore.engine.errors import FilmscoreError, RenderCancelled, RequestError
 
     render = _load_renderer(renderer)
     conn.send(("ready", os.getpid()))
@@ -278,11 +303,19 @@ def worker_main(conn: Connection, cancel_seq: Any, renderer: str) -> None:
         def should_cancel(_seq: int = seq) -> bool:
             return cancel_seq.value == _seq or os.getppid() != parent
 
+        drafted: list[Path] = []  # the draft this job published, taken back if the job does not finish
+
+        def draft_ready(_path: Path, seconds: float, _seq: int = seq, _job: str = job_id, _out: Path = output,
+                        _roots: list[str] | None = request_json.get("output_roots")) -> None:
+            drafted.append(_publish_draft(_job, _out, _roots))
+            conn.send(("preview", _seq, str(drafted[-1]), draft_steps, float(seconds)))
+
+        draft_steps = 0  # set below when the job asked for a draft (read by draft_ready when it is written)
         try:
             roots = request_json.get("output_roots")
             os.close(open_output_dir(output, roots))  # refuse before any work when the folder moved
             if not request_json.get("overwrite", True) and request_json.get("kind") != "plan":
-                check_free(output)  # a plan job writes only OUT.plan.json, checked below
+                check_free(output, request_json.get("preview") is not None)  # a plan job: OUT.plan.json, below
             request = request_from_json({**request_json, "output": str(partial_path(output, job_id))})
             if request_json.get("timeline"):
                 from .timeline_jobs import timeline_request
@@ -305,17 +338,28 @@ def worker_main(conn: Connection, cancel_seq: Any, renderer: str) -> None:
                     continue
             if should_cancel():  # cancelled while the timeline's picture was being encoded
                 raise RenderCancelled("cancelled before denoising step 0")
-            result = render(request, progress=progress, should_cancel=should_cancel)
+            extra = {}
+            if request_json.get("preview") is not None:  # a draft first (protocol.PreviewSpec)
+                if "preview" not in inspect.signature(render).parameters:
+                    raise RequestError(f"this server's renderer ({renderer}) does not make drafts; send the render "
+                                       "without preview")
+                from filmscore.engine.render import PREVIEW_STEPS, Preview
+
+                draft = Preview(partial_path(output, job_id).with_suffix(".draft.wav"),
+                                request_json["preview"].get("steps") or PREVIEW_STEPS, on_ready=draft_ready)
+                draft_steps = draft.steps_for(request.steps)
+                extra["preview"] = draft
+            result = render(request, progress=progress, should_cancel=should_cancel, **extra)
             conn.send(("done", seq, _publish(job_id, output, result_to_json(result),
                                              overwrite=request_json.get("overwrite", True), roots=roots)))
         except RenderCancelled as e:
-            _cleanup(output, job_id)
+            _cleanup(output, job_id, drafted)
             conn.send(("cancelled", seq, str(e)))
         except (FilmscoreError, OutputExists, OutputMoved) as e:
-            _cleanup(output, job_id)
+            _cleanup(output, job_id, drafted)
             conn.send(("failed", seq, *_failure(e, output)))
         except Exception as e:  # noqa: BLE001 - a bug in a render must fail its job, not the worker
-            _cleanup(output, job_id)
+            _cleanup(output, job_id, drafted)
             traceback.print_exc(file=sys.stderr)
             conn.send(("failed", seq, *_failure(e, output)))
 

@@ -119,4 +119,10 @@ export class PremiereAdapter {
     if (!ok) throw new Error("Premiere refused to place the cue on the timeline");
     return { track: `A${audioIndex + 1}` };
   }
+
+  /** A file: URL of the local WAV at `path` for the panel's <audio> player (the manifest grants localFileSystem). */
+  mediaUrl(path) {
+    const posix = path.replace(/\\/g, "/");
+    return `file://${posix.startsWith("/") ? "" : "/"}${encodeURI(posix)}`;
+  }
 }

@@ -6,6 +6,7 @@
 //   defaultOutputFolder()       -> string        where cues are written (must be one of the bridge's output roots)
 //   pickMidiFile()              -> {name, bytes: Uint8Array} | null
 //   placeOnNewAudioTrack(path, startTicks) -> {track: string}   import the WAV, place it at the record time
+//   mediaUrl(path)              -> string        a URL the panel's <audio> player can load the WAV at `path` from
 
 const { BridgeError, GatewayClient } = require("./bridge.js");
 const { DEFAULT_STEPS, TICKS_PER_SECOND } = require("./config.js");
@@ -75,7 +76,11 @@ function mountPanel(root, adapter, options = {}) {
     ...Object.fromEntries(MOODS.map((m) => [`${m}Value`, el("output", { id: `fs-${m}-value`, class: "fs-muted" })])),
     orchestration: el("select", { id: "fs-orchestration" }, el("option", { value: "", text: "from the plan" }),
       ...ORCHESTRATIONS.map((o) => el("option", { value: o, text: o }))),
+    draft: el("input", { id: "fs-draft", type: "checkbox", checked: "" }),
     submit: el("button", { id: "fs-submit", class: "fs-primary", text: "Score cue" }),
+    // Plays a job's draft the moment the bridge announces it (job_preview), then its final cue in its place.
+    player: el("audio", { id: "fs-player", controls: "", preload: "auto", hidden: true, "data-history": "" }),
+    playerInfo: el("div", { id: "fs-player-info", class: "fs-muted" }),
     jobs: el("ul", { id: "fs-jobs", class: "fs-jobs" }),
     message: el("div", { id: "fs-message", class: "fs-message", role: "status" }),
   };
@@ -91,7 +96,9 @@ function mountPanel(root, adapter, options = {}) {
         field("Orchestration", ui.orchestration)),
       el("div", { class: "fs-row" }, ...MOODS.map((m) => field(m[0].toUpperCase() + m.slice(1),
         el("div", { class: "fs-row" }, ui[m], ui[`${m}Value`])))),
+      el("label", { class: "fs-row" }, ui.draft, el("span", { text: "Draft first (a few steps, played at once)" })),
       ui.submit),
+    el("section", {}, ui.player, ui.playerInfo),
     el("section", {}, el("div", { class: "fs-muted", text: "Jobs" }), ui.jobs),
     ui.message));
 
@@ -309,6 +316,7 @@ function mountPanel(root, adapter, options = {}) {
     const req = cueRequest();
     if (req.error) return say(req.error, true);
     const { cue, picture, content, buffers } = req;
+    if (ui.draft.checked) content.preview = {}; // a draft first, at the bridge's default steps (not for a plan)
     const job = { id: null, cue, output: content.output, state: "submitting", progressEvents: 0 };
     jobRow(job);
     try {
@@ -352,6 +360,10 @@ function mountPanel(root, adapter, options = {}) {
       job.bar.value = c.fraction || 0;
       const eta = c.eta_s != null ? `, ${Math.ceil(c.eta_s)} s left` : "";
       setJobState(job, "running", `${c.stage} ${Math.round(100 * (c.fraction || 0))} %${eta}`);
+    } else if (type === "job_preview") {
+      job.row.dataset.draft = c.path;
+      setJobState(job, "running", `draft ready (${c.steps} steps, ${Number(c.ready_after_s).toFixed(1)} s)`);
+      listen(job, c.path, "draft");
     } else if (type === "job_started") {
       setJobState(job, "running", "started");
     } else if (type === "job_queued") {
@@ -376,10 +388,38 @@ function mountPanel(root, adapter, options = {}) {
       job.detail.textContent = `${res.output.split(/[\\/]/).pop()} on ${placed.track} at ` +
         timecode(job.cue.startTicks, state.sequence.ticksPerFrame);
       job.row.dataset.placed = "1";
+      if (ui.player.dataset.jobId === job.id) listen(job, res.output, "final"); // the draft playing: swap it
     } catch (e) {
       job.detail.textContent = `rendered, but not placed: ${e.message}`;
       say(e.message, true);
     }
+  }
+
+  // Play `path` (a job's draft, or its final cue in the draft's place, from where the draft had got to).
+  function listen(job, path, kind) {
+    const p = ui.player;
+    if (typeof adapter.mediaUrl !== "function") { // a host that cannot hand the panel a playable URL
+      ui.playerInfo.textContent = `${kind}: ${path}`;
+      return;
+    }
+    const same = p.dataset.jobId === job.id && !p.paused;
+    const at = same ? p.currentTime : 0;
+    Object.assign(p.dataset, { jobId: job.id, kind, path, ready: "0", duration: "" });
+    p.dataset.history = p.dataset.history ? `${p.dataset.history},${kind}` : kind;
+    p.hidden = false;
+    p.onloadedmetadata = () => {
+      if (p.dataset.path !== path) return; // replaced meanwhile
+      p.dataset.duration = String(p.duration);
+      p.dataset.ready = "1";
+      if (at > 0 && at < p.duration) p.currentTime = at;
+    };
+    p.onerror = () => {
+      if (p.dataset.path === path) ui.playerInfo.textContent = `cannot play ${path} here; it is on disk`;
+    };
+    p.src = adapter.mediaUrl(path);
+    ui.playerInfo.textContent = `${kind === "draft" ? "draft" : "final"}: ${path.split(/[\\/]/).pop()}`;
+    const playing = p.play();
+    if (playing && playing.catch) playing.catch(() => { ui.playerInfo.textContent += " (press play)"; });
   }
 
   async function chooseMidi() {
