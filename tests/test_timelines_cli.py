@@ -47,7 +47,7 @@ def test_in_out_range(main, fixtures_dir, capsys):
     (["cues", "missing.otio"], "missing.otio: no such timeline file"),
     (["cues", "{t}", "--in", "00:00:01:00"], "give --in and --out together"),
     (["score", "{t}", "-o", "{o}", "--cues", "9M9"], "no cue named '9M9'"),
-    (["score", "{t}", "-o", "{o}", "--loudness", "very"], "loudness target 'very'"),
+    (["score", "{t}", "-o", "{o}", "--loudness", "very"], "--target-lufs 'very': give a number or one of ebu-r128"),
 ])
 def test_errors_are_one_line(main, fixtures_dir, tmp_path, capsys, argv, message):
     t = str(fixtures_dir / "timelines" / "simple_cut.otio")

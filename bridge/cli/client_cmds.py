@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from filmscore.engine.options import option_names
+from filmscore.bridge.option_flags import given_options
 
 from .common import add_json_flag, add_render_options, emit, progress_bar
 
@@ -97,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
 def _render(c: Any, args: argparse.Namespace) -> int:
     kw: dict[str, Any] = {"start_s": args.start, "duration_s": args.duration, "cue": args.cue, "in_s": args.in_s,
                           "out_s": args.out_s, "maestro": args.maestro,
-                          **{name: getattr(args, name) for name in option_names()}}
+                          **given_options(args)}
     for name in ("video", "timeline", "midi", "reference_audio"):
         if getattr(args, name):
             kw[name] = _abs(getattr(args, name))

@@ -18,7 +18,8 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
-from filmscore.engine.errors import FilmscoreError, RequestError
+from filmscore.bridge.option_flags import add_render_options, given_options, options_from_args  # noqa: F401
+from filmscore.engine.errors import RequestError
 from filmscore.engine.preflight import OutputError, probe_writable, refuse_input_overwrite
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
@@ -36,70 +37,6 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
         if absent or "default" in help_text or not action.option_strings:
             return help_text
         return super()._get_help_string(action)
-
-
-PLAN_GROUP_TITLE = "plan overrides (each replaces what the picture would choose)"
-
-
-def add_render_options(parser: argparse.ArgumentParser, only: Iterable[str] | None = None,
-                       notes: dict[str, str] | None = None) -> None:
-    """One flag per render option (engine/options.py `RenderOptions`, or the fields named in `only`), derived from
-    its metadata: the flag (`Option.flag`, else --name-with-dashes), its type, its help with the range, choices and
-    default. Old spellings (`Option.aliases`: --guidance, --lufs, --loudness) still parse into the same field but
-    are hidden from --help. Every flag's argparse default is None, so a command knows what was given
-    (`options_from_args` fills in the rest from `RenderOptions`); `notes` adds a command's own words to a help."""
-    from filmscore.engine.options import PLAN, option_fields
-
-    wanted = None if only is None else set(only)
-    plan_group = None
-    for f in option_fields():
-        if wanted is not None and f.name not in wanted:
-            continue
-        target: Any = parser
-        if f.group == PLAN:
-            plan_group = plan_group or parser.add_argument_group(PLAN_GROUP_TITLE)
-            target = plan_group
-        m = f.meta
-        words = [m.help]
-        if f.range_text is not None:
-            words.append(f.range_text)
-        if notes and f.name in notes:
-            words.append(notes[f.name])
-        text = "; ".join(words)
-        if f.default is not None and f.default is not False and "default" not in text:
-            text += f" (default: {f.default})"
-        kw: dict[str, Any] = {"dest": f.name, "default": None}
-        if f.kind is bool:
-            kw["action"] = "store_true"
-        else:
-            kw["type"] = _argument_type(f)
-            kw["metavar"] = m.metavar or ("{" + ",".join(m.choices) + "}" if m.choices else f.name.upper())
-        target.add_argument(f.flag, help=text, **kw)
-        for alias in m.aliases:  # deprecated spellings: same field, hidden
-            target.add_argument(alias, help=argparse.SUPPRESS, **kw)
-
-
-def _argument_type(f) -> Callable[[str], Any]:
-    def parse(text: str) -> Any:
-        try:
-            return f.parse_text(text)
-        except FilmscoreError as e:  # argparse reports it as a usage error of this flag
-            raise argparse.ArgumentTypeError(str(e)) from None
-
-    parse.__name__ = f.kind.__name__  # argparse names the type in its messages
-    return parse
-
-
-def options_from_args(args: argparse.Namespace, **overrides: Any):
-    """The `RenderOptions` of the flags `add_render_options` added (absent ones at their defaults) and `overrides`,
-    validated: an out-of-range value raises the option's error, as the protocol and the engine do."""
-    from filmscore.engine.options import RenderOptions, option_fields
-
-    kw = {f.name: getattr(args, f.name) for f in option_fields() if getattr(args, f.name, None) is not None}
-    kw.update(overrides)
-    options = RenderOptions(**kw)
-    options.validate()
-    return options
 
 
 def add_json_flag(parser: argparse.ArgumentParser) -> None:

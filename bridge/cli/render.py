@@ -14,7 +14,7 @@ from filmscore.engine.errors import RequestError
 
 from .plan import add_render_plan_options, plan_for_render
 from .common import (HelpFormatter, add_json_flag, add_overwrite_flag, add_render_options, check_outputs, emit,
-                     options_from_args, parse_hits, stage_progress, stderr_console)
+                     given_options, options_from_args, parse_hits, stage_progress, stderr_console)
 
 
 def add_engine_flags(p: argparse.ArgumentParser) -> None:
@@ -143,7 +143,8 @@ def run_regenerate(args: argparse.Namespace) -> int:
 
         film = picture_of_cue_json(sidecar.load(sidecar.CUE, meta_path), meta_path)
     with stage_progress("filmscore render", enabled=not args.json) as progress:
-        result = regenerate_cue(Regeneration(args.from_cue, args.output, start, end, args.seed, film),
+        seed = given_options(args).get("seed")  # None: the cue's seed + 1
+        result = regenerate_cue(Regeneration(args.from_cue, args.output, start, end, seed, film),
                                 progress=progress)
     regen = result.metadata["regenerated"]
     summary = {"output": str(result.output), "duration_s": result.duration_s, "n_samples": result.n_samples,

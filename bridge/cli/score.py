@@ -27,7 +27,7 @@ import argparse
 from pathlib import Path
 
 from .common import (HelpFormatter, PlainProgress, add_json_flag, add_overwrite_flag, add_render_options,
-                     check_outputs, options_from_args)
+                     check_outputs, given_options, options_from_args)
 from .cues import add_cue_options, load_cue_list
 from .executor_options import add_executor_options, executor_from_args
 
@@ -90,7 +90,8 @@ def run(args: argparse.Namespace) -> int:
     cl = load_cue_list(args)
     names = [n.strip() for n in args.cues.split(",") if n.strip()]
     cues = cl.select(None if names == ["all"] else names)
-    sample_rate = args.sample_rate or timeline_sample_rate(cl.timeline.timeline) or DELIVERY_SAMPLE_RATE
+    sample_rate = (given_options(args).get("sample_rate") or timeline_sample_rate(cl.timeline.timeline)
+                   or DELIVERY_SAMPLE_RATE)
     options = ScoreOptions(midi=args.midi, maestro=args.maestro, reference_audio=args.reference, theme=args.theme,
                            bundle=args.bundle, search_roots=tuple(args.search_root),
                            **options_from_args(args, sample_rate=sample_rate).option_values())

@@ -11,6 +11,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from filmscore.engine.options import DEFAULTS
+
 from .common import add_json_flag, emit, stderr_console
 
 
@@ -61,7 +63,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "(--minutes or --max-steps): the last run before a bundle is assembled")
     p.add_argument("--bundle", type=Path, default=None, help="evaluate: the bundle (default: the shipped one)")
     p.add_argument("--n-clips", type=int, default=12, help="evaluate: held-out clips")
-    p.add_argument("--steps", type=int, default=25, help="evaluate: denoising steps")
+    p.add_argument("--steps", type=int, default=DEFAULTS.steps, help="evaluate: denoising steps")
     p.add_argument("--compare-steps", default="", help="evaluate: also these step counts, e.g. 10,12")
     p.add_argument("--clips-from", type=Path, default=None, metavar="FILE",
                    help="evaluate: the held-out clips of an earlier `train evaluate -o FILE` (default: --n-clips "

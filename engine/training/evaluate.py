@@ -28,6 +28,7 @@ import torch
 from ..audio.griffin_lim import griffin_lim
 from ..audio.io import load_audio
 from ..constants import MODEL_SAMPLE_RATE
+from ..options import DEFAULTS as D  # the render options' defaults (engine/options.py owns them)
 from ..controls.audio import controls_from_audio
 from ..controls.types import Controls
 from ..errors import FilmscoreError
@@ -79,8 +80,9 @@ def _nanmean(xs: list[float]) -> float:
 
 @torch.no_grad()
 def evaluate_bundle(bundle_path: Path | None, corpus_root: Path, *, n_clips: int = 12, crop_s: float = 10.24,
-                    steps: int = 25, scheduler: str = "dpmpp", control_guidance: tuple[float, ...] = (1.0, 3.0),
-                    picture_guidance: float = 2.0, seed: int = 0, compare_steps: tuple[int, ...] = (),
+                    steps: int = D.steps, scheduler: str = D.scheduler,
+                    control_guidance: tuple[float, ...] = (1.0, D.control_guidance),
+                    picture_guidance: float = D.picture_guidance, seed: int = D.seed, compare_steps: tuple[int, ...] = (),
                     clip_ids: list[str] | None = None, progress=None) -> dict[str, Any]:
     """`compare_steps`: also measure adherence at these step counts (highest control guidance), to price faster
     sampling against the `steps` reference. `clip_ids`: evaluate exactly these held-out clips (`n_clips` is then

@@ -172,12 +172,14 @@ class Scored:
     note: str
 
 
-def score(host: ResolveTimeline, client: Any, out_dir: Path, cue_name: str | None = None, *, seed: int = 0,
-          steps: int = 25, maestro: str | None = None, midi: Path | None = None, timeout_s: float = 3600.0,
-          log=print, **plan: Any) -> Scored:
-    """Score one cue of `host`'s timeline through the bridge `client` (a `BridgeClient`) and place it. `plan`:
-    the cue plan's overrides as the protocol names them (tempo_bpm, key, energy, valence, tension, orchestration,
-    free_timing; docs/protocol.md); with any, the bridge plans the cue and writes OUT.plan.json beside the WAV."""
+def score(host: ResolveTimeline, client: Any, out_dir: Path, cue_name: str | None = None, *,
+          maestro: str | None = None, midi: Path | None = None, timeout_s: float = 3600.0, log=print,
+          **options: Any) -> Scored:
+    """Score one cue of `host`'s timeline through the bridge `client` (a `BridgeClient`) and place it. `options`:
+    render options as the protocol names them (seed, steps, ..., the cue plan's overrides tempo_bpm, key, energy,
+    ...; docs/options.md), None for the bridge's default; with a plan override the bridge plans the cue and writes
+    OUT.plan.json beside the WAV."""
+    options = {k: v for k, v in options.items() if v is not None and v is not False}
     tl = host.read()
     cues = cue_regions(tl)
     if cue_name is None:
@@ -192,13 +194,13 @@ def score(host: ResolveTimeline, client: Any, out_dir: Path, cue_name: str | Non
     frame_s = 1 / tl.fps
     stamp = time.strftime("%Y%m%d-%H%M%S")
     safe = lambda s: re.sub(r"[^A-Za-z0-9._-]+", "_", s).strip("._") or "cue"  # noqa: E731
-    wav = Path(out_dir).resolve() / f"{safe(tl.name)}_{safe(cue.name)}_seed{seed}_{stamp}.wav"
+    seed = f"_seed{options['seed']}" if "seed" in options else ""
+    wav = Path(out_dir).resolve() / f"{safe(tl.name)}_{safe(cue.name)}{seed}_{stamp}.wav"
     log(f"filmscore: {cue.name} ({cue.origin}), {float(cue.n_frames * frame_s):.2f} s at record frame "
         f"{cue.record_frame}; {note or 'picture: ' + Path(video).name}")
     job = client.render(wav, video=video, start_s=float(source_frame * frame_s) if video else None,
                         duration_s=float(cue.n_frames * frame_s), hits_s=tuple(float(h * frame_s) for h in cue.hits),
-                        seed=seed, steps=steps, maestro=maestro, midi=midi,
-                        **{k: v for k, v in plan.items() if v is not None and v is not False})
+                        maestro=maestro, midi=midi, **options)
 
     def progress(ev) -> None:
         if ev.msg_type == "job_progress":
@@ -233,36 +235,27 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cue", default=None, help="cue name (default: the first cue)")
     p.add_argument("--out", type=Path, default=None, help="output folder (default: ~/Music/filmscore; must be one "
                    "of the bridge's output roots)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--steps", type=int, default=25)
     src = p.add_mutually_exclusive_group()
     src.add_argument("--maestro", default=None)
     src.add_argument("--midi", type=Path, default=None)
-    g = p.add_argument_group("plan overrides (docs/plan.md; each replaces what the picture would choose)")
-    g.add_argument("--tempo", type=float, default=None, metavar="BPM", help="target tempo, 40..200 BPM")
-    g.add_argument("--key", default=None, help='key, e.g. "D minor", "Bb major"')
-    g.add_argument("--energy", type=float, default=None, help="mood energy 0..1")
-    g.add_argument("--valence", type=float, default=None, help="mood valence 0..1 (0 dark/sad, 1 bright/happy)")
-    g.add_argument("--tension", type=float, default=None, help="mood tension 0..1")
-    g.add_argument("--orchestration", default=None, help="strings, winds, full or dark")
-    g.add_argument("--free-timing", action="store_true", help="a steady tempo that does not follow the cuts")
     p.add_argument("--connection-file", type=Path, default=None, help="the bridge's (default: the newest)")
-    args = p.parse_args(argv if argv is not None else [])
     try:
         from filmscore.bridge.client import BridgeClient
+        from filmscore.bridge.option_flags import add_render_options, given_options
         from filmscore.engine.errors import FilmscoreError
     except ImportError:
         print("filmscore: this Python cannot import filmscore; see plugin_manifests/README.md", file=sys.stderr)
         return 2
+    # the render options, as `filmscore render` takes them (engine/options.py); the bridge's defaults for the rest
+    add_render_options(p)
+    args = p.parse_args(argv if argv is not None else [])
     out = args.out or Path.home() / "Music" / "filmscore"
     try:
         out.mkdir(parents=True, exist_ok=True)
         host = ResolveTimeline(_resolve_app())
         with BridgeClient.from_connection_file(args.connection_file) as client:
-            score(host, client, out, args.cue, seed=args.seed, steps=args.steps, maestro=args.maestro,
-                  midi=args.midi.resolve() if args.midi else None, tempo_bpm=args.tempo, key=args.key,
-                  energy=args.energy, valence=args.valence, tension=args.tension,
-                  orchestration=args.orchestration, free_timing=args.free_timing)
+            score(host, client, out, args.cue, maestro=args.maestro, midi=args.midi.resolve() if args.midi else None,
+                  **given_options(args))
     except (ResolveScriptError, FilmscoreError, OSError) as e:
         print(f"filmscore: error: {e}", file=sys.stderr)
         return 2
