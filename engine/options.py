@@ -37,6 +37,20 @@ ORCHESTRATIONS: tuple[str, ...] = ("strings", "winds", "full", "dark")
 """Names of the plan's orchestrations (their General MIDI programs: `engine.plan.mood.ORCHESTRA_PROGRAMS`)."""
 LOUDNESS_PRESETS: dict[str, float] = {"ebu-r128": -23.0, "atsc-a85": -24.0, "streaming": -16.0}
 """Delivery loudness targets by name (LUFS): EBU R128, ATSC A/85 (LKFS), the streaming services' -16."""
+MOODS: dict[str, tuple[float, float, float]] = {
+    # (energy, valence, tension) in [0, 1] on the plan's axes (engine/plan/mood.py; docs/plan.md, "Named moods"):
+    # a point in each region of the valence-arousal plane that film cues are written for
+    "calm": (0.2, 0.65, 0.15),
+    "tender": (0.3, 0.75, 0.2),
+    "sad": (0.2, 0.15, 0.35),
+    "mysterious": (0.35, 0.35, 0.7),
+    "tense": (0.7, 0.3, 0.9),
+    "action": (0.9, 0.5, 0.75),
+    "heroic": (0.8, 0.8, 0.45),
+    "joyful": (0.75, 0.9, 0.2),
+}
+"""Named moods for `RenderOptions.mood`: energy, valence and tension together."""
+
 RENDER, PLAN = "render", "plan"
 """Option groups: how the model renders, and the cue plan's overrides (each replaces what the picture chooses)."""
 
@@ -96,6 +110,8 @@ class RenderOptions:
                                      group=PLAN, error=PlanError, metavar="BPM")
     key: str | None = option(None, 'key, e.g. "D minor", "Bb major", or a tonic alone ("F#")', group=PLAN,
                              error=PlanError, max_len=64)
+    mood: str | None = option(None, "a named mood: its energy, valence and tension (each also given on its own "
+                                    "replaces the mood's)", choices=tuple(MOODS), group=PLAN, error=PlanError)
     energy: float | None = option(None, "mood energy", range=(0.0, 1.0), group=PLAN, error=PlanError, metavar="X")
     valence: float | None = option(None, "mood valence (0 sad/dark, 1 happy/bright)", range=(0.0, 1.0), group=PLAN,
                                    error=PlanError, metavar="X")
@@ -123,6 +139,12 @@ class RenderOptions:
     def without_plan(self) -> RenderOptions:
         """These options with every plan override back at its default (a plan already made from them)."""
         return replace(self, **{f.name: f.default for f in option_fields(PLAN)})
+
+    def mood_values(self) -> dict[str, float | None]:
+        """energy, valence and tension as the plan takes them: `mood`'s, each replaced where given on its own."""
+        named = MOODS[self.mood] if self.mood is not None else (None, None, None)
+        return {k: v if v is not None else m
+                for k, v, m in zip(("energy", "valence", "tension"), (self.energy, self.valence, self.tension), named)}
 
     def options(self) -> RenderOptions:
         """Only the options (a `RenderRequest` less what one cue is)."""

@@ -163,3 +163,26 @@ def test_the_options_table_in_the_docs_is_the_options():
 
     doc = (Path(__file__).resolve().parent.parent / "docs" / "options.md").read_text()
     assert options_markdown() in doc, "docs/options.md is out of date: regenerate its table (see the file)"
+
+
+def test_a_named_mood_reaches_every_front_end_and_the_plan():
+    """`mood` (the cue plan's named moods), added to engine/options.py alone, is a flag of render and score, a
+    protocol field, a batch option, and the plan the engine makes takes its energy, valence and tension."""
+    from filmscore.engine.options import MOODS
+    from filmscore.engine.plan.spec import PlanSpec, make_cue_plan
+
+    for command in ("render", "score"):
+        assert "--mood" in _flags(_subparser(build_parser(), command))
+    cli = options_from_args(build_parser().parse_args(COMMANDS["score"] + ["--mood", "tense", "--valence", "0.6"]))
+    assert cli.mood == "tense" and cli.plan_given
+    assert P.RenderParams.from_content({"output": "/o.wav", "mood": "tense", "valence": 0.6}).options() == cli
+    assert ScoreOptions(**cli.option_values()).options() == cli
+    energy, _, tension = MOODS["tense"]
+    assert PlanSpec.of(cli).overrides.energy == energy and PlanSpec.of(cli).overrides.tension == tension
+    assert PlanSpec.of(cli).overrides.valence == 0.6  # given on its own: replaces the mood's
+    sad = make_cue_plan(PlanSpec.of(RenderOptions(mood="sad")), duration_s=6.0, seed=0)
+    joyful = make_cue_plan(PlanSpec.of(RenderOptions(mood="joyful")), duration_s=6.0, seed=0)
+    assert (sad.mode, joyful.mode) == ("minor", "major")
+    assert sad.tempo.tempo_bpm < joyful.tempo.tempo_bpm
+    with pytest.raises(FilmscoreError, match="unknown mood 'glum'; choose one of calm"):
+        P.RenderParams.from_content({"output": "/o.wav", "mood": "glum"})

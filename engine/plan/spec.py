@@ -45,8 +45,8 @@ class PlanSpec:
     def of(cls, options: RenderOptions) -> PlanSpec:
         """The plan overrides of render `options` (engine/options.py, group "plan"): where they are consumed."""
         o = options
-        return cls(MoodOverrides(energy=o.energy, valence=o.valence, tension=o.tension, tempo_bpm=o.tempo_bpm,
-                                 key=o.key, orchestration=o.orchestration), free_timing=o.free_timing, style=o.style)
+        return cls(MoodOverrides(**o.mood_values(), tempo_bpm=o.tempo_bpm, key=o.key, orchestration=o.orchestration),
+                   free_timing=o.free_timing, style=o.style)
 
     def to_json(self) -> dict[str, Any]:
         return {"overrides": asdict(self.overrides), "free_timing": self.free_timing, "style": self.style}
