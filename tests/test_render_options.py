@@ -139,6 +139,12 @@ def test_the_batch_holds_the_options():
     assert ScoreOptions.from_json(opts.to_json()) == opts
     old = {k: v for k, v in ScoreOptions().to_json().items() if k != "target_lufs"} | {"loudness": "atsc-a85"}
     assert ScoreOptions.from_json(old).target_lufs == -24.0
+    # what the engine would refuse of every cue is refused before the batch renders any
+    ScoreOptions(maestro="bach", tempo_bpm=90.0).validate()
+    with pytest.raises(FilmscoreError, match="not reference audio"):
+        ScoreOptions(reference_audio=Path("r.wav"), tempo_bpm=90.0).validate()
+    with pytest.raises(FilmscoreError, match="steps must be 1..1000"):
+        ScoreOptions(steps=0).validate()
 
 
 def test_requests_and_the_pipeline_take_their_defaults_from_the_options():

@@ -89,6 +89,13 @@ class ScoreOptions(RenderOptions):
             kw["target_lufs"] = resolve_target(d["loudness"])
         return cls(**kw)
 
+    def validate(self) -> None:
+        """What the engine would refuse of every cue, before any rendering: the options' ranges, and their
+        combination with the theme (plan overrides with reference audio, a theme id without a maestro), checked by
+        `RenderRequest.validate` on a probe request of one cue."""
+        RenderRequest(Path("cue.wav"), duration_s=MIN_CUE_S, midi=self.midi, reference_audio=self.reference_audio,
+                      maestro=self.maestro, theme=self.theme, **self.option_values()).validate()
+
 
 @dataclass
 class CueOutcome:
