@@ -104,6 +104,10 @@ class RenderOptions:
     vocoder: str = option("auto", "Mel to audio: the bundle's network vocoder, or Griffin-Lim phase reconstruction "
                                   "(no network, lower quality); auto takes the network vocoder when the bundle has "
                                   "one", choices=VOCODERS)
+    # A delivery choice of a v2 bundle (engine/render_v2.py): its stems beside the mix; a v1 bundle has none.
+    stems: bool = option(False, "with a v2 bundle: also write the lead, accompaniment and percussion stems beside the "
+                                "stereo mix (OUT.lead.wav, ...: same rate, length and time reference; they sum to the "
+                                "mix); a v1 bundle is refused")
     # The cue plan's overrides (engine/plan, docs/plan.md). None follows the picture. Any of them given, a render
     # makes the plan and renders it (engine.plan.spec.plan_request).
     tempo_bpm: float | None = option(None, "target tempo", range=(40.0, 200.0), unit="BPM", flag="--tempo",

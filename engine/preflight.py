@@ -133,17 +133,25 @@ def check_reference_audio(path: Path) -> None:
         raise AudioLoadError(f"{path}: not a readable audio file ({e})") from None
 
 
+def check_stems(request: RenderRequest) -> None:
+    """`RequestError` when the request asks for stems and its bundle is not a v2 bundle (a v1 bundle makes one mono
+    mix): from bundle.json's tag alone, so the bridge refuses it before queueing."""
+    from .bundle_manifest import BUNDLE_SCHEMA_V2, schema_of
+
+    if request.stems and schema_of(request.bundle) != BUNDLE_SCHEMA_V2:
+        raise RequestError(f"stems: bundle {request.bundle or 'default'} is a v1 bundle (one mono mix, no stems); "
+                           "stems need a v2 bundle (--bundle DIR)")
+
+
 def check_inputs(request: RenderRequest) -> CheckedRequest:
     """Validate the request and read each input just enough to know the render can use it (see the module doc)."""
     request.validate()
     request.check_files()
-    from .bundle_manifest import BUNDLE_SCHEMA_V2, bundle_dir, read_manifest, schema_of
+    from .bundle_manifest import bundle_dir, read_manifest, schema_of
 
-    schema = schema_of(request.bundle)  # v1 and v2 bundles render (engine/render_v2.py); each checked as itself
-    read_manifest(bundle_dir(request.bundle), schema)
-    if request.stems and schema != BUNDLE_SCHEMA_V2:
-        raise RequestError(f"stems: bundle {request.bundle or 'default'} is a v1 bundle (one mono mix, no stems); "
-                           "stems need a v2 bundle (--bundle DIR)")
+    # v1 and v2 bundles render (engine/render_v2.py); each checked as itself
+    read_manifest(bundle_dir(request.bundle), schema_of(request.bundle))
+    check_stems(request)
     info = None
     duration = request.duration_s
     if request.video is not None:

@@ -176,9 +176,9 @@ def render_cue(request: RenderRequest, progress: ProgressFn | None = None,
     from .render_v2 import render_cue_v2
 
     if schema_of(request.bundle) == BUNDLE_SCHEMA_V2:  # the bundle's schema picks the engine, not the caller
-        if variations > 1 or preview is not None:
-            raise RequestError("a v2 bundle renders one take without a preview (not built for v2 yet)")
-        return render_cue_v2(request, progress, should_cancel, checked)  # (stems with a v1 bundle: preflight)
+        if variations > 1:
+            raise RequestError("a v2 bundle renders one take at a time (variations are not built for v2 yet)")
+        return render_cue_v2(request, progress, should_cancel, checked, preview, started)
     report = progress or (lambda stage, frac, msg: None)
     timings: dict[str, float] = {}
     warnings: list[str] = []

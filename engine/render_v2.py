@@ -107,9 +107,12 @@ def _controls(request: RenderRequest, n_frames: int, film, known_masters) -> tup
 
 
 def render_cue_v2(request: RenderRequest, progress: ProgressFn | None = None, should_cancel: CancelFn | None = None,
-                  checked: CheckedRequest | None = None) -> RenderResult:
+                  checked: CheckedRequest | None = None, preview=None, started: float | None = None) -> RenderResult:
     """Render `request` with its v2 bundle (module docstring); the same contract as `render.render_cue` (exact
-    sample count at `request.sample_rate`, atomic files, `RenderCancelled`), the WAVs stereo."""
+    sample count at `request.sample_rate`, atomic files, `RenderCancelled`), the WAVs stereo. `preview`
+    (`render.Preview`): first a few-step draft of the mix (no stems) at `preview.path`, as v1 drafts; `started`:
+    the `time.perf_counter()` its `ready_after_s` counts from (default: now)."""
+    started = time.perf_counter() if started is None else started
     from .audio.delivery import origination_time, write_wav
     from .audio.stem_mastering import master_with_stems
     from .film.features import layout_has_faces
@@ -155,9 +158,24 @@ def render_cue_v2(request: RenderRequest, progress: ProgressFn | None = None, sh
     report("controls", 1.0, "controls ready")
 
     guidance = replace(GuidanceV2(), picture=request.picture_guidance)
-    result = pipe(n_samples=n_model, controls=controls, mood=mood, master=master, film=film, seed=request.seed,
-                  steps=request.steps, scheduler=request.scheduler, guidance=guidance, progress=report,
-                  should_cancel=should_cancel)
+    run = dict(n_samples=n_model, controls=controls, mood=mood, master=master, film=film, seed=request.seed,
+               scheduler=request.scheduler, guidance=guidance, should_cancel=should_cancel)
+    draft = None
+    if preview is not None:  # the same seed and controls over fewer steps of the same sampler (render.Preview)
+        t0 = time.perf_counter()
+        steps = preview.steps_for(request.steps)
+        d = pipe(**run, steps=steps,
+                 progress=lambda stage, frac, msg: report("preview", 0.9 * frac if stage == "denoise" else 0.9, msg))
+        dmix, _, dloud = master_with_stems(d.mix, {}, sr_model, request.sample_rate, n_out, request.target_lufs)
+        write_wav(Path(preview.path), dmix, request.sample_rate, request.delivery, dloud)
+        ready = time.perf_counter() - started
+        report("preview", 1.0, f"draft ({steps} steps) wrote {preview.path}")
+        if preview.on_ready is not None:
+            preview.on_ready(Path(preview.path), ready)
+        draft = {"path": str(preview.path), "steps": steps, "ready_after_s": round(ready, 3),
+                 "integrated_lufs": dloud["integrated_lufs"]}
+        timings["preview"] = time.perf_counter() - t0
+    result = pipe(**run, steps=request.steps, progress=report)
     timings.update(result.timings_s)
 
     t0 = time.perf_counter()
@@ -201,7 +219,7 @@ def render_cue_v2(request: RenderRequest, progress: ProgressFn | None = None, sh
         "picture": None if film is None else {"layout": film.layout, "cuts_s": list(film.cuts_s),
                                               "duration_s": film.duration_s},
         "pipeline": result.info, "backend": backend, "loudness": loudness,
-        "reproducibility": reproducibility(backend), "preview": None,
+        "reproducibility": reproducibility(backend), "preview": draft,
     }
     timings["deliver"] = time.perf_counter() - t0
     metadata["timings_s"] = timings

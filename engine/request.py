@@ -57,9 +57,6 @@ class RenderRequest(RenderOptions):
     # How the cue is delivered: plain 24-bit WAV, or BWF with `bext`/`iXML` (a timeline cue's time reference and
     # names), mastered and written once by engine/audio/delivery.py. Its JSON (`Delivery.to_json`) is accepted too.
     delivery: Delivery = PLAIN
-    # With a v2 bundle (engine/render_v2.py): also write the lead / accompaniment / percussion stems beside the mix
-    # (OUT.<stem>.wav, same rate, length and start; they sum to the mix). A v1 bundle has no stems: refused.
-    stems: bool = False
 
     def __post_init__(self) -> None:
         if isinstance(self.delivery, dict):  # a request read back from JSON (a cue's sidecar, a bridge job)

@@ -139,3 +139,52 @@ def test_bwf_stems_share_the_mix_time_reference(bundle_v2, tmp_path):
         assert b["time_reference"] == mix["time_reference"] and (b["date"], b["time"]) == (mix["date"], mix["time"])
         assert s in b["description"]
         assert sf.info(str(tmp_path / f"t.{s}.wav")).frames == sf.info(str(out)).frames
+
+
+def test_score_delivers_stems_beside_each_cue(tmp_path):
+    """`filmscore score` with a v2 bundle and stems: each cue's stems are BWF beside its WAV, with its time reference
+    and length, summing to it; the cue's JSON and the batch manifest list them. The bundle's film head reads the
+    film encoder's layout, so the cue's picture conditions it."""
+    from filmscore.engine.film.spec import default_feature_spec
+    from filmscore.bridge.timelines.batch import MANIFEST_NAME, ScoreOptions, score_timeline
+    from filmscore.bridge.timelines.cues import read_cues
+    from filmscore.bridge.timelines.files import read_timeline
+    from filmscore.engine.audio.delivery import read_bext
+    from test_timelines_batch import make_edit  # one copy of the generated edit
+
+    dim, layout = default_feature_spec()
+    bundle_v2 = make_tiny_bundle_v2(tmp_path / "b", feature_dim=dim, feature_layout=layout)
+    cl = read_cues(read_timeline(make_edit(tmp_path)))
+    out = tmp_path / "out"
+    result = score_timeline(cl, cl.select(["1M1"]), out, ScoreOptions(seed=1, steps=1, bundle=bundle_v2, stems=True))
+    assert result.ok, [o.message for o in result.outcomes]
+    stem = cl.select(["1M1"])[0].file_stem
+    mix, sr = sf.read(str(out / f"{stem}.wav"))
+    ref = read_bext(out / f"{stem}.wav")["time_reference"]
+    total = np.zeros_like(mix)
+    for s in STEMS:
+        p = out / f"{stem}.{s}.wav"
+        a, r = sf.read(str(p))
+        assert r == sr and a.shape == mix.shape and read_bext(p)["time_reference"] == ref
+        total += a
+    assert np.max(np.abs(total - mix)) <= 4 * LSB24
+    entry = json.loads((out / MANIFEST_NAME).read_text())["cues"][stem]
+    assert entry["stems"] == {s: f"{stem}.{s}.wav" for s in STEMS}
+    assert json.loads((out / f"{stem}.json").read_text())["stems"] == entry["stems"]
+    assert result.outcomes[0].stems == entry["stems"]
+    assert json.loads((out / f"{stem}.json").read_text())["pipeline"]["picture"] is True
+
+
+def test_v2_preview_drafts_the_mix_first(bundle_v2, tmp_path):
+    from filmscore.engine.render import Preview
+
+    seen = []
+    out, draft = tmp_path / "p.wav", tmp_path / "p.draft.wav"
+    render_cue(RenderRequest(output=out, duration_s=2.0, steps=3, bundle=bundle_v2, stems=True),
+               preview=Preview(draft, steps=1, on_ready=lambda p, s: seen.append((p, out.exists()))))
+    assert seen == [(draft, False)]  # the draft came before the cue
+    meta = json.loads(out.with_suffix(".json").read_text())
+    assert meta["preview"]["steps"] == 1 and meta["preview"]["path"] == str(draft)
+    d, sr = sf.read(str(draft))
+    assert d.shape == (96_000, 2) and sr == 48_000
+    assert not list(tmp_path.glob("p.draft.*.wav"))  # stems belong to the cue, not its draft

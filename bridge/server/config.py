@@ -14,6 +14,7 @@ from pathlib import Path
 
 from filmscore.engine.constants import MAX_CUE_S
 from filmscore.engine.errors import FilmscoreError, RequestError
+from filmscore.engine.preflight import check_stems
 from filmscore.engine.request import RenderRequest
 from filmscore.engine.timebase import to_samples
 
@@ -134,6 +135,7 @@ def build_request(cfg: ServerConfig, params: RenderParams, midi_file: Path | Non
         plan=plan, **params.option_values())
     req.validate()  # the options' ranges, and a plan with overrides or reference audio refused
     check_ranges(req)
+    check_stems(req)  # a v1 bundle has no stems: refused before queueing, as the command line refuses it
     plan_spec(params)
     return req
 

@@ -109,6 +109,7 @@ class CueOutcome:
     loudness: dict | None = None
     seconds: float | None = None
     timings_s: dict | None = None  # where its time went: picture, render, transfer, deliver, journal, worker_cpu
+    stems: dict | None = None  # stem name -> file beside the WAV (a v2 bundle's, with RenderOptions.stems)
 
     def to_json(self) -> dict:
         return dict(self.__dict__)
@@ -224,6 +225,16 @@ def _deliver(cue: CueRegion, result: RenderResult, outdir: Path, n_samples: int,
         raise DeliveryError(f"cannot write {wav}: {e.strerror or e}") from e
     time_ref = to_samples(cue.record_timecode_start, sr)
     loudness = result.metadata.get("loudness")
+    # A v2 bundle's stems (RenderOptions.stems): delivered like the mix, beside it, as STEM.<stem>.wav. Found by name
+    # in the work folder (a remote executor returns the folder's files; the paths in the metadata are the worker's).
+    stems = {}
+    for name in result.metadata.get("stems") or {}:
+        src, dst = work.with_name(f"{work.stem}.{name}.wav"), outdir / f"{cue.file_stem}.{name}.wav"
+        try:
+            os.replace(src, dst)
+        except OSError as e:
+            raise DeliveryError(f"cue {cue.name!r}: cannot deliver its {name} stem to {dst}: {e.strerror or e}") from e
+        stems[name] = dst.name
     # Sidecars beside the WAV: the engine's controls and fitted theme, and the metadata with the cue added.
     for suffix in (".controls.npz", ".theme.mid", ".plan.json", ".plan.mid"):
         src = work.with_suffix("").with_name(work.stem + suffix)
@@ -241,7 +252,7 @@ def _deliver(cue: CueRegion, result: RenderResult, outdir: Path, n_samples: int,
     plan = cue_plan_entry(outdir, cue.file_stem)
     meta.update({"cue": cue.to_json(), "wav": wav.name, "n_samples": n_samples, "sample_rate": sr,
                  "time_reference": time_ref, "loudness": loudness, "missing_picture": missing,
-                 "batch_options": options.to_json(), "plan": plan})
+                 "batch_options": options.to_json(), "plan": plan, "stems": stems or None})
     write_json(outdir / f"{cue.file_stem}.json", meta)
     return wav, loudness
 
@@ -402,9 +413,11 @@ def _delivered(cue: CueRegion, i: int, total: int, key: str, ev: TaskEvent, outc
                          "transfer": out.timings_s.get("transfer", 0.0), "deliver": deliver_s,
                          "worker_cpu": out.timings_s.get("cpu", 0.0)},
            "bytes_returned": out.bytes_returned}
+    stems = {s: f"{cue.file_stem}.{s}.wav" for s in out.result.metadata.get("stems") or {}}
+    outcome.stems = stems or None
     entry = {"status": "done", "key": key, "name": cue.name, "wav": wav.name, "n_samples": outcome.n_samples,
              "loudness": loud, "missing_picture": out.missing_picture, "seconds": outcome.seconds,
-             "plan": cue_plan_entry(outdir, cue.file_stem), "run": run}
+             "plan": cue_plan_entry(outdir, cue.file_stem), "stems": stems or None, "run": run}
     manifest.record(cue.file_stem, entry)
     outcome.timings_s = dict(run["timings_s"], journal=time.perf_counter() - t1)
     events("done", cue, i, total, wav.name)

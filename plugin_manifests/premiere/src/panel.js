@@ -76,6 +76,7 @@ export function mountPanel(root, adapter, options = {}) {
     orchestration: el("select", { id: "fs-orchestration" }, el("option", { value: "", text: "from the plan" }),
       ...ORCHESTRATIONS.map((o) => el("option", { value: o, text: o }))),
     draft: el("input", { id: "fs-draft", type: "checkbox", checked: "" }),
+    stems: el("input", { id: "fs-stems", type: "checkbox" }),
     submit: el("button", { id: "fs-submit", class: "fs-primary", text: "Score cue" }),
     // Plays a job's draft the moment the bridge announces it (job_preview), then its final cue in its place.
     player: el("audio", { id: "fs-player", controls: "", preload: "auto", hidden: true, "data-history": "" }),
@@ -96,6 +97,7 @@ export function mountPanel(root, adapter, options = {}) {
       el("div", { class: "fs-row" }, ...MOODS.map((m) => field(m[0].toUpperCase() + m.slice(1),
         el("div", { class: "fs-row" }, ui[m], ui[`${m}Value`])))),
       el("label", { class: "fs-row" }, ui.draft, el("span", { text: "Draft first (a few steps, played at once)" })),
+      el("label", { class: "fs-row" }, ui.stems, el("span", { text: "Stems beside the mix (a v2 bundle)" })),
       ui.submit),
     el("section", {}, ui.player, ui.playerInfo),
     el("section", {}, el("div", { class: "fs-muted", text: "Jobs" }), ui.jobs),
@@ -316,6 +318,7 @@ export function mountPanel(root, adapter, options = {}) {
     if (req.error) return say(req.error, true);
     const { cue, picture, content, buffers } = req;
     if (ui.draft.checked) content.preview = {}; // a draft first, at the bridge's default steps (not for a plan)
+    if (ui.stems.checked) content.stems = true; // lead, accompaniment, percussion beside the mix (a v2 bundle)
     const job = { id: null, cue, output: content.output, state: "submitting", progressEvents: 0 };
     jobRow(job);
     try {
@@ -387,6 +390,11 @@ export function mountPanel(root, adapter, options = {}) {
       job.detail.textContent = `${res.output.split(/[\\/]/).pop()} on ${placed.track} at ` +
         timecode(job.cue.startTicks, state.sequence.ticksPerFrame);
       job.row.dataset.placed = "1";
+      const stems = Object.values((res.metadata && res.metadata.stems) || {});
+      if (stems.length) { // listed, not placed: they share the mix's start, for tracks of the editor's choosing
+        job.row.dataset.stems = stems.join(",");
+        job.detail.textContent += `; stems: ${stems.map((s) => s.split(/[\\/]/).pop()).join(", ")}`;
+      }
       if (ui.player.dataset.jobId === job.id) listen(job, res.output, "final"); // the draft playing: swap it
     } catch (e) {
       job.detail.textContent = `rendered, but not placed: ${e.message}`;
