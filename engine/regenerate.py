@@ -143,13 +143,12 @@ def _as_delivered(x: np.ndarray, rate: int) -> np.ndarray:
     return sf.read(buf, dtype="int32", always_2d=True)[0] >> 8
 
 
-def _write_pcm(path: Path, pcm: np.ndarray, rate: int) -> None:
-    import soundfile as sf
+def _write_pcm(path: Path, pcm: np.ndarray, rate: int, delivery, loudness: dict | None) -> None:
+    """The spliced 24-bit samples, bit for bit, delivered as the source cue was (plain WAV or BWF: its request's
+    `delivery`, the same writer as every render)."""
+    from .audio.delivery import write_pcm24
 
-    from .render import write_atomically
-
-    write_atomically(path, lambda p: sf.write(str(p), (pcm.astype(np.int32) << 8), rate, subtype="PCM_24",
-                                              format="WAV"))
+    write_pcm24(path, pcm.astype(np.int32), rate, delivery, loudness)
 
 
 def keep_mask(n_latent: int, start_s: float, end_s: float, margin_s: float = LATENT_MARGIN_S) -> torch.Tensor:
@@ -297,7 +296,7 @@ def regenerate_cue(regen: Regeneration, progress: ProgressFn | None = None,
     timings["splice"] = time.perf_counter() - t0
 
     paths = sidecar_paths(out)
-    _write_pcm(out, spliced, rate)
+    _write_pcm(out, spliced, rate, req.delivery, meta.get("loudness"))
     lat_out = latent_path(out)
     def write_latent(p: Path) -> None:
         with open(p, "wb") as f:  # closed here: a full disk fails here

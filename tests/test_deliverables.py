@@ -149,3 +149,16 @@ def test_delivery_round_trips_through_json_and_names_bad_fields():
     with pytest.raises(FilmscoreError, match="unknown field"):
         Delivery.from_json({"format": "bwf", "colour": "red"})
 
+
+
+def test_integer_samples_are_written_bit_for_bit_in_either_format(tmp_path):
+    """regenerate's splice keeps a cue's own 24-bit samples: the writer takes them as they are."""
+    from filmscore.engine.audio.delivery import write_pcm24
+
+    rng = np.random.default_rng(1)
+    pcm = rng.integers(-2 ** 23, 2 ** 23, size=(999, 2)).astype(np.int32)
+    write_pcm24(tmp_path / "a.wav", pcm, SR, Delivery("bwf", "x", time_reference=Rational(5, 1)))
+    back, _ = sf.read(str(tmp_path / "a.wav"), dtype="int32", always_2d=True)
+    assert np.array_equal(back >> 8, pcm) and read_bext(tmp_path / "a.wav")["time_reference"] == 5 * SR
+    write_pcm24(tmp_path / "p.wav", pcm, SR)
+    assert read_wav_chunks(tmp_path / "p.wav")["data"] == read_wav_chunks(tmp_path / "a.wav")["data"]

@@ -10,6 +10,7 @@ bext date is pinned with SOURCE_DATE_EPOCH, so the whole chunk can be compared.
 
 from __future__ import annotations
 
+import json
 import os
 import struct
 import subprocess
@@ -30,7 +31,7 @@ from filmscore.bridge.timelines.timing import range_samples, to_samples
 from filmscore.engine.audio.delivery import read_bext, read_wav_chunks
 from filmscore.engine.bundle_testing import make_tiny_bundle
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
+pytestmark = pytest.mark.timeout(900)
 
 RT = otio.opentime.RationalTime
 TR = otio.opentime.TimeRange
@@ -58,6 +59,7 @@ def make_edit(folder: Path) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_score_bridge_job_and_render_bwf_deliver_the_same_bytes(tmp_path, monkeypatch):
     monkeypatch.setenv("SOURCE_DATE_EPOCH", EPOCH)
     bundle = make_tiny_bundle(tmp_path / "bundle", seed=0)
@@ -108,3 +110,20 @@ def test_score_bridge_job_and_render_bwf_deliver_the_same_bytes(tmp_path, monkey
     assert bext["date"] == "2026-01-01" and bext["loudness_value"] is not None
     lo = struct.unpack("<I", ref["bext"][338:342])[0]
     assert lo == (3600 + 1) * SR
+    meta = json.loads((scored / f"{cue.file_stem}.json").read_text())
+    assert meta["picture"] is not None and meta["missing_picture"] == []  # the picture was encoded, not skipped
+    assert meta["request"]["delivery"]["format"] == "bwf"
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--duration", "2", "--cue", "1M1"], "--cue names a cue of a --timeline"),
+    (["--timeline", "EDIT", "--duration", "2", "--cue", "1M1"], "--duration: not with --timeline"),
+    (["--timeline", "EDIT"], "--timeline needs --cue NAME"),
+])
+def test_render_timeline_flags_are_refused_in_one_line(tmp_path, args, message):
+    edit = tmp_path / "reel.otio"
+    otio.adapters.write_to_file(otio.schema.Timeline(name="empty"), str(edit))
+    argv = [str(edit) if a == "EDIT" else a for a in args]
+    cli = subprocess.run([sys.executable, "-m", "filmscore.bridge.cli", "render", *argv, "-o", str(tmp_path / "x.wav")],
+                         capture_output=True, text=True, timeout=300)
+    assert cli.returncode != 0 and message in cli.stderr, cli.stderr[-2000:]

@@ -127,7 +127,25 @@ def write_wav(path: Path, audio, sample_rate: int, delivery: Delivery = PLAIN, l
     (default: `origination_time()`)."""
     import numpy as np
 
-    x = np.asarray(audio, np.float32)
+    _write_riff(Path(path), np.asarray(audio, np.float32), pcm24, sample_rate, delivery, loudness, origination)
+
+
+def write_pcm24(path: Path, pcm, sample_rate: int, delivery: Delivery = PLAIN, loudness: Mapping | None = None,
+                origination: _dt.datetime | None = None) -> None:
+    """As `write_wav`, for samples that are 24-bit integers already (`(n,)` or `(n, channels)`): written as they
+    are, bit for bit (`regenerate` splices a cue's own samples)."""
+    import numpy as np
+
+    def to_bytes(block) -> bytes:
+        q = np.ascontiguousarray(block, "<i4")
+        return q.reshape(-1).view(np.uint8).reshape(-1, 4)[:, :3].tobytes()
+
+    _write_riff(Path(path), np.asarray(pcm), to_bytes, sample_rate, delivery, loudness, origination)
+
+
+def _write_riff(path: Path, x, to_bytes, sample_rate: int, delivery: Delivery, loudness: Mapping | None,
+                origination: _dt.datetime | None) -> None:
+    """The one WAV writer: header chunks, then `data` a block at a time (`to_bytes(block)`), atomically."""
     channels = 1 if x.ndim == 1 else x.shape[1]
     n_bytes = x.shape[0] * channels * 3
     if n_bytes > MAX_RIFF_DATA:
@@ -139,11 +157,11 @@ def write_wav(path: Path, audio, sample_rate: int, delivery: Delivery = PLAIN, l
         with open(p, "wb") as f:  # closed here, so a full disk fails here and not at garbage collection
             f.write(b"RIFF" + struct.pack("<I", riff_size) + b"WAVE" + head + b"data" + struct.pack("<I", n_bytes))
             for a in range(0, x.shape[0], PCM_BLOCK):
-                f.write(pcm24(x[a:a + PCM_BLOCK]))
+                f.write(to_bytes(x[a:a + PCM_BLOCK]))
             if n_bytes % 2:
                 f.write(b"\0")
 
-    write_atomically(Path(path), write)
+    write_atomically(path, write)
 
 
 def wav_header_chunks(sample_rate: int, channels: int, delivery: Delivery = PLAIN, loudness: Mapping | None = None,
