@@ -8,6 +8,7 @@ norms for this reason).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import TypeVar
 
 import torch
@@ -15,6 +16,26 @@ import torch
 
 T = TypeVar("T")
 MapFn = Callable[[Callable[[T], torch.Tensor], Iterable[T]], list[torch.Tensor]]
+
+
+@dataclass(frozen=True)
+class Span:
+    """One chunk of a chunked run: output frames [a, b) are computed from input frames [lo, hi) and cropped."""
+
+    a: int
+    b: int
+    lo: int
+    hi: int
+
+
+def chunk_spans(length: int, chunk: int, margin: int) -> list[Span]:
+    """The chunks `run_chunked` cuts a sequence of `length` frames into: one span of the whole sequence when it fits
+    in a chunk and its two margins, else `chunk` frames each, read with `margin` frames of context either side
+    (cut at the ends). The streamed decode/vocode (engine/pipeline.py) reads the same spans."""
+    if length <= chunk + 2 * margin:
+        return [Span(0, length, 0, length)]
+    return [Span(a, min(a + chunk, length), max(a - margin, 0), min(a + chunk + margin, length))
+            for a in range(0, length, chunk)]
 
 
 def _serial(fn: Callable[[T], torch.Tensor], items: Iterable[T]) -> list[torch.Tensor]:
@@ -26,17 +47,14 @@ def run_chunked(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, chu
     """`fn` maps `(B, Cin, l)` to `(B, Cout, l * scale)` (or its last axis to `l * scale` samples for a vocoder
     returning `(B, l * scale)`); returns fn applied to the whole `x` `(B, Cin, L)` chunk by chunk. `map_fn`
     (engine/threads.py `StagePool.map`) may run the chunks concurrently: they are independent."""
-    length = x.shape[-1]
-    if length <= chunk + 2 * margin:
+    spans = chunk_spans(x.shape[-1], chunk, margin)
+    if len(spans) == 1:
         return fn(x)
-    bounds = [(a, min(a + chunk, length)) for a in range(0, length, chunk)]
 
-    def one(ab: tuple[int, int]) -> torch.Tensor:
-        a, b = ab
-        lo, hi = max(a - margin, 0), min(b + margin, length)
-        return fn(x[..., lo:hi])[..., (a - lo) * scale:(b - lo) * scale]
+    def one(s: Span) -> torch.Tensor:
+        return fn(x[..., s.lo:s.hi])[..., (s.a - s.lo) * scale:(s.b - s.lo) * scale]
 
-    return torch.cat(map_fn(one, bounds), dim=-1)
+    return torch.cat(map_fn(one, spans), dim=-1)
 
 
 def run_crossfaded(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, chunk: int, overlap: int,

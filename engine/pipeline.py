@@ -17,7 +17,7 @@ import torch
 
 from .audio.griffin_lim import griffin_lim
 from .audio.mel import MelConfig
-from .chunking import run_chunked, run_crossfaded
+from .chunking import chunk_spans, run_crossfaded
 from .constants import LATENT_DOWNSAMPLE, LATENT_FRAME_RATE, WINDOW_MEL_FRAMES, WINDOW_OVERLAP_MEL_FRAMES
 from .controls.types import Controls
 from .errors import BundleError, RenderCancelled
@@ -41,7 +41,7 @@ WINDOW_BATCH = 4  # rows (window x guidance pass) per denoiser call: fixed, so t
 @dataclass
 class PipelineOutput:
     wave: np.ndarray  # (n_samples,) float32 at the model rate
-    log_mel: np.ndarray  # (n_mels, n_mel_frames)
+    log_mel: np.ndarray | None  # (n_mels, n_mel_frames); None unless the pipeline was asked to keep it
     timings_s: dict[str, float] = field(default_factory=dict)
     info: dict[str, Any] = field(default_factory=dict)
     latents: torch.Tensor | None = None  # (1, C, L) the final latent, unscaled (engine/regenerate.py inpaints it)
@@ -180,9 +180,11 @@ class FilmScorePipeline:
              control_guidance: float = D.control_guidance, control_strength: float = D.control_strength,
              vocoder: str = D.vocoder, progress: ProgressFn | None = None,
              should_cancel: CancelFn | None = None, inpaint: Inpaint | None = None,
-             seeds: tuple[int, ...] | None = None) -> PipelineOutput:
+             seeds: tuple[int, ...] | None = None, keep_mel: bool = False) -> PipelineOutput:
         """One cue; with `seeds`, one take per seed denoised together (every step's denoiser calls of all takes on
-        the pool in one batch), returned as `PipelineOutput.takes` (the first take is also the output itself)."""
+        the pool in one batch), returned as `PipelineOutput.takes` (the first take is also the output itself).
+        `keep_mel`: also return the whole log-Mel (`PipelineOutput.log_mel`; None otherwise, as a render needs
+        only the wave and a 10-minute cue's Mel is 31 MB)."""
         seeds = (seed,) if seeds is None else tuple(seeds)
         if inpaint is not None and len(seeds) > 1:
             raise ValueError("inpainting renders one take")
@@ -286,7 +288,11 @@ class FilmScorePipeline:
             report("denoise", (i + 1) / n_steps, f"step {i + 1}/{n_steps}")
         timings["denoise"] = time.perf_counter() - t0
 
-        # 5. VAE decoder -> log-Mel, in chunks; 6. vocoder -> waveform, trimmed to the exact sample count
+        # 5. VAE decoder -> log-Mel and 6. vocoder -> waveform, streamed: the decoder's chunks are made as the
+        #    vocoder's chunks need them and dropped once read past, and each vocoded chunk goes straight into the
+        #    take's float32 wave, so no whole-cue Mel or list of chunks is held (memory flat in the cue's length).
+        #    Every chunk sees the same input as a whole-cue decode/vocode chunked the same way (chunking.chunk_spans),
+        #    so the wave is the same sample for sample.
         use_net = self.vocoder is not None and vocoder in ("auto", "network")
         if vocoder == "network" and self.vocoder is None:
             raise BundleError("this bundle has no network vocoder; use --vocoder griffin-lim or auto")
@@ -294,27 +300,115 @@ class FilmScorePipeline:
         takes = []
         for k, latents in enumerate(lat):
             t0 = time.perf_counter()
-            z = latents / self.vae.config.scaling_factor
-            log_mel = run_chunked(self.decode, z, DECODE_CHUNK_LATENT, DECODE_MARGIN_LATENT, LATENT_DOWNSAMPLE,
-                                  pool.map)
-            log_mel = log_mel[..., :n_mel]
-            report("decode", (k + 1) / len(lat), "Mel decoded")
-            timings["decode"] += time.perf_counter() - t0
-            t0 = time.perf_counter()
+            mel = _DecodedMel(self.decode, latents / self.vae.config.scaling_factor, n_mel, pool.map,
+                              keep=keep_mel or not use_net)
             if use_net:
-                wave = run_chunked(self.vocode, log_mel, VOCODE_CHUNK_MEL, VOCODE_MARGIN_MEL, hop, pool.map)
-            else:
-                wave = run_crossfaded(lambda m, s=seeds[k]: griffin_lim(m, self.mel_config, seed=s), log_mel,
-                                      VOCODE_CHUNK_MEL, VOCODE_MARGIN_MEL, hop, pool.map)
-            wave = wave[0, :n_samples]
-            if wave.shape[0] < n_samples:
-                wave = torch.nn.functional.pad(wave, (0, n_samples - wave.shape[0]))
+                wave = self._vocode_streamed(mel, n_samples, pool, lambda f, k=k: report(
+                    "vocode", (k + f) / len(lat), "Mel decoded and audio synthesised chunk by chunk"))
+            else:  # Griffin-Lim is not local in time: crossfaded chunks of the whole Mel (engine/chunking.py)
+                mel.decode_all()
+                whole = torch.from_numpy(mel.kept)[None]
+                wave = run_crossfaded(lambda m, s=seeds[k]: griffin_lim(m, self.mel_config, seed=s), whole,
+                                      VOCODE_CHUNK_MEL, VOCODE_MARGIN_MEL, hop, pool.map)[0, :n_samples]
+                if wave.shape[0] < n_samples:
+                    wave = torch.nn.functional.pad(wave, (0, n_samples - wave.shape[0]))
+                wave = wave.numpy().astype(np.float32, copy=False)
+            report("decode", (k + 1) / len(lat), "Mel decoded")
             report("vocode", (k + 1) / len(lat), "audio synthesised")
-            timings["vocode"] += time.perf_counter() - t0
-            takes.append((wave.numpy().astype(np.float32), log_mel[0].numpy(), latents))
+            timings["decode"] += mel.seconds
+            timings["vocode"] += time.perf_counter() - t0 - mel.seconds
+            takes.append((wave, mel.kept, latents))
         info = {"n_windows": n_windows, "n_windows_denoised": len(windows), "threads": pool.threads, "window_batch": self.window_batch,
                 "n_latent_frames": n_latent, "vocoder": "network" if use_net else "griffin-lim",
                 "picture": pic_tokens is not None, "controls": ctrl is not None}
         outs = [PipelineOutput(w, m, timings, info, z) for w, m, z in takes]
         outs[0].takes = outs
         return outs[0]
+
+    def _vocode_streamed(self, mel: _DecodedMel, n_samples: int, pool: StagePool,
+                         report: Callable[[float], None]) -> np.ndarray:
+        """The network vocoder over `mel` in `run_chunked`'s chunks, a few at a time on `pool` (twice its workers,
+        so both stay busy between groups), each cropped chunk written into a float32 wave of exactly `n_samples`
+        (zero past the vocoder's last sample)."""
+        hop = self.mel_config.hop_length
+        wave = np.zeros(n_samples, np.float32)
+        spans = chunk_spans(mel.n_mel, VOCODE_CHUNK_MEL, VOCODE_MARGIN_MEL)
+        group = max(1, 2 * pool.threads)
+        for g in range(0, len(spans), group):
+            part = spans[g:g + group]
+            inputs = [mel.read(s.lo, s.hi) for s in part]
+            if g + group < len(spans):
+                mel.drop_before(spans[g + group].lo)
+            for s, y in zip(part, pool.map(self.vocode, inputs), strict=True):
+                piece = y[0] if len(spans) == 1 else y[0, (s.a - s.lo) * hop:(s.b - s.lo) * hop]
+                start = s.a * hop
+                n = min(piece.shape[0], n_samples - start)
+                if n > 0:
+                    wave[start:start + n] = piece[:n].numpy()
+            del inputs
+            report(min(1.0, (g + len(part)) / len(spans)))
+        return wave
+
+
+class _DecodedMel:
+    """The log-Mel `(1, n_mels, n_mel)` of one latent, decoded in `run_chunked`'s chunks as reads reach them (a
+    read decodes every chunk it needs that is not decoded yet, together on the pool) and dropped by
+    `drop_before` once the reader has passed them. `keep`: also copy every decoded frame into `kept`
+    `(n_mels, n_mel)`, the whole Mel (PipelineOutput.log_mel, Griffin-Lim)."""
+
+    def __init__(self, decode: Callable[[torch.Tensor], torch.Tensor], z: torch.Tensor, n_mel: int,
+                 map_fn: Callable, keep: bool):
+        self.decode, self.z, self.n_mel, self.map_fn = decode, z, n_mel, map_fn
+        self.spans = chunk_spans(z.shape[-1], DECODE_CHUNK_LATENT, DECODE_MARGIN_LATENT)
+        self.pieces: dict[int, tuple[int, torch.Tensor]] = {}  # span -> (first Mel frame, its Mel frames)
+        self.next = 0  # first span not decoded yet
+        self.keep = keep
+        self.kept: np.ndarray | None = None
+        self.seconds = 0.0  # time spent decoding
+
+    def _one(self, j: int) -> torch.Tensor:
+        if len(self.spans) == 1:  # a short cue: decoded whole, as run_chunked does
+            return self.decode(self.z)
+        s, d = self.spans[j], LATENT_DOWNSAMPLE
+        return self.decode(self.z[..., s.lo:s.hi])[..., (s.a - s.lo) * d:(s.b - s.lo) * d]
+
+    def _decode_to(self, frame: int) -> None:
+        """Decode every chunk that starts before Mel frame `frame`."""
+        todo = []
+        while self.next < len(self.spans) and self.spans[self.next].a * LATENT_DOWNSAMPLE < frame:
+            todo.append(self.next)
+            self.next += 1
+        if not todo:
+            return
+        t0 = time.perf_counter()
+        for j, y in zip(todo, self.map_fn(self._one, todo), strict=True):
+            first = self.spans[j].a * LATENT_DOWNSAMPLE
+            self.pieces[j] = (first, y)
+            if self.keep:
+                if self.kept is None:
+                    self.kept = np.empty((y.shape[1], self.n_mel), y.numpy().dtype)
+                n = max(0, min(y.shape[-1], self.n_mel - first))
+                self.kept[:, first:first + n] = y[0, :, :n].numpy()
+        self.seconds += time.perf_counter() - t0
+
+    def read(self, lo: int, hi: int) -> torch.Tensor:
+        """Mel frames [lo, hi) (hi <= n_mel): a view of one decoded chunk, or the chunks it spans joined."""
+        self._decode_to(hi)
+        parts = []
+        for first, y in (self.pieces[j] for j in sorted(self.pieces)):
+            a, b = max(lo, first), min(hi, first + y.shape[-1])
+            if a < b:
+                parts.append(y[..., a - first:b - first])
+        return parts[0] if len(parts) == 1 else torch.cat(parts, dim=-1)
+
+    def drop_before(self, frame: int) -> None:
+        """Forget the decoded chunks that end at or before Mel frame `frame`."""
+        for j in [j for j, (first, y) in self.pieces.items() if first + y.shape[-1] <= frame]:
+            del self.pieces[j]
+
+    def decode_all(self) -> None:
+        """Decode the whole Mel into `kept` (needs `keep`), a few chunks at a time."""
+        step = 4 * DECODE_CHUNK_LATENT * LATENT_DOWNSAMPLE
+        for f in range(step, self.n_mel + step, step):
+            self._decode_to(min(f, self.n_mel))
+            self.drop_before(min(f, self.n_mel))

@@ -115,7 +115,7 @@ def run_pipeline(pipe: FilmScorePipeline, bundle: Bundle, run: dict[str, Any]) -
         if pipe.controlnet is not None else None
     return pipe(n_samples=n_samples, film=film, controls=controls, seed=run["seed"], steps=run["steps"],
                 scheduler=run["scheduler"], picture_guidance=run["picture_guidance"],
-                control_guidance=run["control_guidance"], vocoder="auto")
+                control_guidance=run["control_guidance"], vocoder="auto", keep_mel=True)
 
 
 def capture_inputs(bundle: Bundle, run: dict[str, Any] = PARITY_RUN, keep: int = 3) -> Captured:

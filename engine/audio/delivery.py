@@ -98,12 +98,16 @@ PLAIN = Delivery()
 def deliver(wave, sr_in: int, path: Path, n_samples: int, sample_rate: int, target_lufs: float,
             delivery: Delivery = PLAIN) -> dict:
     """Master `wave` (model-rate float audio) to `sample_rate`, exactly `n_samples`, `target_lufs` with true peak
-    under the ceiling, and write it to `path` as `delivery` says. Returns the loudness report (JSON)."""
-    from .mastering import master
+    under the ceiling, and write it to `path` as `delivery` says. Returns the loudness report (JSON).
 
-    audio, loudness = master(wave, sr_in, sample_rate, n_samples, target_lufs)
-    write_wav(path, audio, sample_rate, delivery, loudness)
-    return loudness
+    Streamed (mastering.master_streamed): the delivered-rate signal lives in nameless working files in `path`'s
+    folder and is written a block at a time, so memory stays flat in the cue's length; the samples are
+    `mastering.master`'s (tests/test_streamed_delivery.py)."""
+    from .mastering import master_streamed
+
+    with master_streamed(wave, sr_in, sample_rate, n_samples, target_lufs, folder=Path(path).parent) as audio:
+        _write_riff(Path(path), audio, pcm24, sample_rate, delivery, audio.report, None)
+    return audio.report
 
 
 def pcm24(audio) -> bytes:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from math import gcd
 from pathlib import Path
 
@@ -16,21 +17,47 @@ RESAMPLE_CHUNK = 1 << 16  # input samples per resampling call (times `down`): me
 def resample(wave: np.ndarray, sr_from: int, sr_to: int) -> np.ndarray:
     """Polyphase resampling (scipy `resample_poly`, its default Kaiser filter) along the last axis; float32 out.
 
-    Long signals are resampled a chunk at a time into one output array: each chunk starts on a multiple of `down`
-    (so its outputs fall on the whole signal's output grid) and is read with a margin longer than the filter's
-    reach, so every output sample is the same sum over the same inputs as in one call (tested equal), without the
-    filter's full-length temporaries (~0.8x the output for a 10-minute cue)."""
+    Long signals are resampled a chunk at a time into one output array (`resample_blocks`), without the filter's
+    full-length temporaries (~0.8x the output for a 10-minute cue)."""
     if sr_from == sr_to:
         return wave.astype(np.float32, copy=False)
+    blocks = resample_blocks(wave, sr_from, sr_to)
+    first, y = next(blocks)
+    n_out = resampled_length(wave.shape[-1], sr_from, sr_to)
+    if y.shape[-1] == n_out:
+        return y
+    out = np.empty(wave.shape[:-1] + (n_out,), np.float32)
+    out[..., :y.shape[-1]] = y
+    for oa, y in blocks:
+        out[..., oa:oa + y.shape[-1]] = y
+    return out
+
+
+def resampled_length(n: int, sr_from: int, sr_to: int) -> int:
+    """Samples `resample` gives for `n` input samples (resample_poly's ceil(n * up / down))."""
+    g = gcd(int(sr_from), int(sr_to))
+    return -(-n * (sr_to // g) // (sr_from // g))
+
+
+def resample_blocks(wave: np.ndarray, sr_from: int, sr_to: int) -> Iterator[tuple[int, np.ndarray]]:
+    """`resample(wave, sr_from, sr_to)` a piece at a time, in order: `(first output sample, float32 piece)` along
+    the last axis, the pieces covering the whole output. A streamed delivery consumes them without holding the
+    resampled cue (engine/audio/mastering.py).
+
+    Each piece's input starts on a multiple of `down` (so its outputs fall on the whole signal's output grid) and
+    is read with a margin longer than the filter's reach, so every output sample is the same sum over the same
+    inputs as in one call (tested equal). A signal of up to 2 * RESAMPLE_CHUNK samples is one piece."""
+    if sr_from == sr_to:
+        yield 0, wave.astype(np.float32, copy=False)
+        return
     from scipy.signal import resample_poly
 
     g = gcd(int(sr_from), int(sr_to))
     up, down = sr_to // g, sr_from // g
     n = wave.shape[-1]
     if n <= 2 * RESAMPLE_CHUNK:
-        return resample_poly(wave, up, down, axis=-1).astype(np.float32)
-    n_out = -(-n * up // down)
-    out = np.empty(wave.shape[:-1] + (n_out,), np.float32)
+        yield 0, resample_poly(wave, up, down, axis=-1).astype(np.float32)
+        return
     reach = 10 * max(up, down) // up + 2  # the filter's half length in input samples, and some
     margin = -(-reach // down) * down  # a multiple of `down`: the chunk's first output stays on the grid
     step = RESAMPLE_CHUNK * down
@@ -39,9 +66,7 @@ def resample(wave: np.ndarray, sr_from: int, sr_to: int) -> np.ndarray:
         lo, hi = max(a - margin, 0), min(b + margin, n)
         y = resample_poly(wave[..., lo:hi], up, down, axis=-1)
         first, last = (a - lo) * up // down, -(-(b - lo) * up // down)
-        oa = a * up // down
-        out[..., oa:oa + last - first] = y[..., first:last]
-    return out
+        yield a * up // down, y[..., first:last].astype(np.float32)
 
 
 def _read_soundfile(path: Path) -> tuple[np.ndarray, int] | None:

@@ -97,14 +97,28 @@ def _peak(x: np.ndarray, sample_rate: int) -> float:
                default=0.0)
 
 
-def _as_2d(audio: np.ndarray) -> np.ndarray:
+def _as_2d(audio) -> np.ndarray:
+    """`(n, channels)`: an array reshaped, or a 2-D sample source that reads like one (engine/audio/spill.py)."""
+    if getattr(audio, "ndim", None) == 2 and not isinstance(audio, np.ndarray):
+        return audio
+    audio = np.asarray(audio)
     return audio.reshape(audio.shape[0], -1)
+
+
+def _abs_max(x) -> float:
+    """The largest sample magnitude of an array or sample source, a chunk at a time (no full-length temporary)."""
+    n = x.shape[0]
+    peak = 0.0
+    for a in range(0, n, CHUNK):
+        block = x[a:a + CHUNK]
+        peak = max(peak, float(np.max(block)), -float(np.min(block)))
+    return peak
 
 
 def true_peak_dbtp(audio: np.ndarray, sample_rate: int) -> float:
     """True peak in dBTP of `(n,)` or `(n, channels)` float audio: 4x oversampled peak (BS.1770-4 Annex 2;
     at 96 kHz and above, 2x)."""
-    x = _as_2d(np.asarray(audio))
+    x = _as_2d(audio)
     if x.shape[0] == 0:
         return float("-inf")
     peak = _peak(x, sample_rate)
@@ -188,10 +202,11 @@ def _k_weighting(rate: int) -> tuple[tuple[np.ndarray, np.ndarray, float], ...]:
 
 
 def measure(audio: np.ndarray, sample_rate: int) -> LoudnessMeasure:
-    """Measure `(n,)` or `(n, channels)` float audio in one chunked pass (see the module docstring)."""
+    """Measure `(n,)` or `(n, channels)` float audio, or a 2-D sample source (engine/audio/spill.py), in one chunked
+    pass (see the module docstring)."""
     from scipy.signal import lfilter
 
-    x = _as_2d(np.asarray(audio))
+    x = _as_2d(audio)
     n, chans = x.shape
     if chans > len(_CHANNEL_GAINS):
         raise LoudnessError(f"audio with {chans} channels: loudness is defined for at most 5")
@@ -228,13 +243,14 @@ def measure(audio: np.ndarray, sample_rate: int) -> LoudnessMeasure:
     return LoudnessMeasure(energies(gate, 0.4), energies(rng, 3.0) if rng is not None else None, peak)
 
 
-def _limit(audio: np.ndarray, sample_rate: int, ceiling_dbtp: float, gain: float = 1.0) -> np.ndarray:
-    """Look-ahead peak limiter on `audio * gain` (`limiter_gains`). `(n,)` or `(n, channels)` in, float32 out."""
+def _limit(audio: np.ndarray, sample_rate: int, ceiling_dbtp: float, gain: float = 1.0, out=None) -> np.ndarray:
+    """Look-ahead peak limiter on `audio * gain` (`limiter_gains`). `(n,)` or `(n, channels)` in, float32 out;
+    into `out` when given (a `(n, channels)` array or sample source: engine/audio/spill.py), returned as it is."""
     x = _as_2d(audio)
-    out = np.empty(x.shape, np.float32)
+    dest = np.empty(x.shape, np.float32) if out is None else out
     for a, b, g in limiter_gains(x, sample_rate, ceiling_dbtp, gain):
-        out[a:b] = x[a:b].astype(np.float64) * gain * g[:, None]
-    return out.reshape(audio.shape)
+        dest[a:b] = x[a:b].astype(np.float64) * gain * g[:, None]
+    return dest.reshape(audio.shape) if out is None else dest
 
 
 def limiter_gains(x: np.ndarray, sample_rate: int, ceiling_dbtp: float, gain: float = 1.0):
@@ -299,26 +315,42 @@ def normalize_loudness(audio: np.ndarray, sample_rate: int, target: str | float 
     undefined: nothing to normalise)."""
     target_lufs = resolve_target(target)
     base = np.asarray(audio, np.float32)
+    x_peak = max(float(np.max(audio)), -float(np.min(audio))) if base.size else 0.0  # no full-length temporary
+    base, gain, report = normalize_source(base, sample_rate, target_lufs, ceiling_dbtp, x_peak=x_peak)
+    own = base is not audio or (in_place and base.dtype == np.float32 and base.flags.writeable)
+    return _scaled(base, gain, base if own else None), report
+
+
+def normalize_source(base, sample_rate: int, target_lufs: float, ceiling_dbtp: float = TRUE_PEAK_CEILING_DBTP, *,
+                     x_peak: float | None = None, store=None) -> tuple[object, float, LoudnessReport]:
+    """The normalisation of `normalize_loudness` without making its output: `base` (a float32 array, or a 2-D
+    sample source such as engine/audio/spill.py's `Spill`) is measured, and where the gain alone would pass the
+    true-peak ceiling it is limited into a new signal, until loudness and ceiling both hold. Returns the signal
+    the output is made of (`base` itself, or its last limited version), the gain to apply to it (the output is
+    float32 `signal * gain`, computed in float64), and the report. `x_peak`: the input's sample peak for the
+    report's gain (default: measured on `base`); `store(shape)`: where a limited signal is written (default: a
+    float32 array), so a streamed delivery keeps none of them in memory."""
     if base.shape[0] < int(0.4 * sample_rate):
         raise LoudnessError(f"audio of {base.shape[0] / sample_rate:.3f} s is too short to measure loudness (>= 0.4 s)")
     meas = measure(base, sample_rate)
     start = meas.integrated_lufs()
     if not np.isfinite(start):
         raise LoudnessError("the audio is silent: its loudness cannot be normalised")
+    if x_peak is None:
+        x_peak = _abs_max(base)
     # The signal is `base * gain`: a gain only rescales the measurement; a limited signal becomes the new base.
     gain, limited, lufs = 1.0, False, start
     for _ in range(6):
         gain = gain * 10 ** ((target_lufs - lufs) / 20.0)
         if meas.true_peak_dbtp(gain) > ceiling_dbtp:
-            base = _limit(base, sample_rate, ceiling_dbtp, gain)
+            base = _limit(base, sample_rate, ceiling_dbtp, gain,
+                          out=None if store is None else store(_as_2d(base).shape))
             gain, limited = 1.0, True
             meas = measure(base, sample_rate)
         lufs = meas.integrated_lufs(gain)
         if abs(lufs - target_lufs) < 0.1 and meas.true_peak_dbtp(gain) <= ceiling_dbtp:
             break
-    x_peak = max(float(np.max(audio)), -float(np.min(audio)))  # no full-length temporary
-    out_peak = max(float(np.max(base)), -float(np.min(base))) * gain
+    out_peak = _abs_max(base) * gain
     gain_db = 20 * np.log10(out_peak / max(x_peak, 1e-12))
-    own = base is not audio or (in_place and base.dtype == np.float32 and base.flags.writeable)
-    return _scaled(base, gain, base if own else None), LoudnessReport(target_lufs, float(lufs), float(meas.true_peak_dbtp(gain)),
-                                               meas.loudness_range_lu(gain), float(gain_db), limited, float(start))
+    return base, gain, LoudnessReport(target_lufs, float(lufs), float(meas.true_peak_dbtp(gain)),
+                                      meas.loudness_range_lu(gain), float(gain_db), limited, float(start))
