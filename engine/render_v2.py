@@ -98,7 +98,7 @@ def _controls(request: RenderRequest, n_frames: int, film, known_masters) -> tup
     if request.reference_audio is not None:
         raise RequestError(f"{request.reference_audio}: a v2 bundle follows a melody in its written register; a "
                            "reference recording gives only pitch classes. Give a MIDI theme, a maestro or a plan")
-    from .render import controls_of_request
+    from .cue_inputs import controls_of_request
 
     v1, fitted = controls_of_request(request, n_frames, film)
     if fitted is None and not v1.dynamics_present:
@@ -118,7 +118,7 @@ def render_cue_v2(request: RenderRequest, progress: ProgressFn | None = None, sh
     from .film.features import layout_has_faces
     from .pipeline_v2 import GuidanceV2
     from .atomic import write_atomically
-    from .render import picture_of_request
+    from .cue_inputs import picture_of_request
     from .threads import reproducibility
 
     if checked is None:
@@ -204,7 +204,7 @@ def render_cue_v2(request: RenderRequest, progress: ProgressFn | None = None, sh
         theme_path = str(paths["theme"])
     else:
         paths["theme"].unlink(missing_ok=True)
-    from .render import theme_summary
+    from .cue_inputs import theme_summary
 
     backend = {"name": "torch", "reason": "v2 bundles render with torch"}
     metadata = {
