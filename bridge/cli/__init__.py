@@ -44,13 +44,35 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Commands that leave without tearing the interpreter down once they succeeded (see `main`).
+FAST_EXIT_COMMANDS: tuple[str, ...] = ("render", "demo")
+
+
+def _exit_now(rc: int) -> None:
+    """End the process with `rc` at once: streams and log handlers flushed, no interpreter teardown. A render has
+    imported torch and diffusers, whose teardown (thousands of modules and their finalizers) took 1-8 s of wall time
+    after the cue was written on the 2-core machine (bench/results/startup.json, `after_stages_s`)."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    logging.shutdown()
+    os._exit(rc)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     try:
-        return int(args.run(args) or 0)
+        rc = int(args.run(args) or 0)
+        # Only for the process's own command line (the console script, `python -m`): a caller that passes argv
+        # (tests, scripts) gets the return code back.
+        if rc == 0 and argv is None and args.command in FAST_EXIT_COMMANDS:
+            _exit_now(rc)
+        return rc
     except FilmscoreError as e:
         print(f"filmscore {args.command}: error: {e}", file=sys.stderr)
         return 2
