@@ -535,6 +535,17 @@ _WIRE_KEYS = ("output", "overwrite", "video", "start", "duration", "timeline", "
 _RENDER_KEYS = (*_WIRE_KEYS, *option_names())
 """Every key a render request may hold: its own and one per render option (engine/options.py)."""
 _JSON_KINDS: dict[type, tuple[type, ...]] = {int: (int,), float: (int, float), str: (str,), bool: (bool,)}
+_JSON_TYPE_NAMES = {int: "integer", float: "number", str: "string", bool: "boolean"}
+
+
+def render_options_schema() -> list[dict[str, Any]]:
+    """The render options as a render request takes them, for `hello`'s capabilities: per option its key, JSON type,
+    whether null is a value, default, range or choices, unit, group ("render" or "plan") and help, from
+    engine/options.py, so a panel or host script can build its fields without a copy of them."""
+    return [{"name": f.name, "type": _JSON_TYPE_NAMES[f.kind], "nullable": f.optional, "default": f.default,
+             "range": list(f.meta.range) if f.meta.range else None,
+             "choices": list(f.meta.choices) if f.meta.choices else None, "unit": f.meta.unit or None,
+             "group": f.group, "help": f.meta.help} for f in option_fields()]
 
 
 MAX_PREVIEW_STEPS = 50

@@ -102,6 +102,7 @@ def test_hello_reports_version_and_capabilities(shared):
     assert caps["backends"]["torch"] is True and "CPUExecutionProvider" in caps["backends"]["ort"]
     assert caps["bundle"]["name"] == "tiny-test"
     assert set(caps["message_types"]) == set(P.REQUEST_TYPES)
+    assert caps["render_options"] == P.render_options_schema()  # what a panel builds its fields from
     assert oct(os.stat(srv.connection_file).st_mode & 0o777) == "0o600"
 
 

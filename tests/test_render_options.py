@@ -131,6 +131,17 @@ def test_a_bad_value_is_refused_the_same_way_everywhere(name):
         assert name in str(errors[0])
 
 
+def test_hello_advertises_the_options_as_the_protocol_takes_them():
+    schema = P.render_options_schema()
+    assert [o["name"] for o in schema] == list(option_names())
+    P.dumps_strict(schema)  # goes on the wire as it is
+    defaults = {o["name"]: o["default"] for o in schema if o["default"] is not None}
+    assert P.RenderParams.from_content({"output": "/o.wav", **defaults}).options() == RenderOptions()
+    by_name = {o["name"]: o for o in schema}
+    assert by_name["steps"]["range"] == [1, 1000] and by_name["scheduler"]["choices"] == ["ddim", "dpmpp", "euler"]
+    assert by_name["tempo_bpm"]["nullable"] and by_name["tempo_bpm"]["group"] == PLAN
+
+
 def test_the_batch_holds_the_options():
     assert issubclass(ScoreOptions, RenderOptions)
     opts = ScoreOptions(steps=3, picture_guidance=1.0, target_lufs=-24.0, tempo_bpm=96.0, maestro="bach")

@@ -212,6 +212,7 @@ class BridgeServer:
             "maestros": [m["name"] for m in (capabilities.maestros()[0] or [])],
             "message_types": list(P.REQUEST_TYPES),
             "event_types": list(P.EVENT_TYPES),
+            "render_options": P.render_options_schema(),  # keys, types, defaults, ranges (engine/options.py)
             "limits": {"max_message_bytes": self.session.limits.max_message_bytes,
                        "max_json_bytes": self.session.limits.max_json_bytes,
                        "max_frame_bytes_hard": self.session.limits.hard_frame_bytes,
