@@ -7,7 +7,11 @@ conform copies one cue, renders one and reports one; the full score renders two.
 
     python bench/bench_conform.py [--bundle DIR] [--steps 25] [--seed 0]
 
-Writes bench/results/conform.json.
+Writes bench/results/conform.json. `--pair long` times the case conform is for: one 30 s cue over three 10 s shots
+of generated media, the cut between the last two moved 12 frames later (0.5 s: a 2.5 s range to regenerate), and
+conform both ways: inpainting the range (the old cue's latent, the one score stored or its request re-run and
+verified, held outside it) and a fresh render of the whole cue spliced in (`--no-inpaint`), against a full score of
+the new edit; writes bench/results/conform_long.json.
 """
 
 from __future__ import annotations
@@ -27,8 +31,12 @@ def main() -> None:
     ap.add_argument("--bundle", type=Path, default=None, help="model bundle (default: the shipped one)")
     ap.add_argument("--steps", type=int, default=25)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "conform.json")
+    ap.add_argument("--out", type=Path, default=None, help="default bench/results/conform[_long].json")
+    ap.add_argument("--pair", choices=("tests", "long"), default="tests")
     args = ap.parse_args()
+    if args.pair == "long":
+        return long_pair(args)
+    args.out = args.out or ROOT / "bench" / "results" / "conform.json"
     sys.path.insert(0, str(ROOT / "tests"))  # the generated edit pair the tests use
     from test_timelines_batch import make_edit
     from test_timelines_conform_render import make_new_edit
@@ -62,6 +70,76 @@ def main() -> None:
                                 "rendered_samples": o.rendered_samples} for o in conformed.outcomes}}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result, indent=2))
+
+
+def _long_edit(folder: Path, cut_frames: int) -> Path:
+    """Shots 1, 2 and 4 of a generated media file of four 10 s shots, cut into a 24 fps timeline, one cue over all
+    30 s; the cut between the last two moved `cut_frames` later (shot 2 runs on, shot 4 loses its head)."""
+    import opentimelineio as otio
+
+    from filmscore.engine.film.synthetic import Shot, write_edit
+
+    rt, tr = otio.opentime.RationalTime, otio.opentime.TimeRange
+    media = folder / "media" / "long.mp4"
+    if not media.is_file():
+        media.parent.mkdir(parents=True, exist_ok=True)
+        write_edit(media, [Shot("pan", 10.0, seed=1), Shot("shapes", 10.0, seed=2), Shot("pan", 10.0, seed=3),
+                           Shot("shapes", 10.0, seed=4)], width=96, height=64, fps=25)
+    tl = otio.schema.Timeline(name=f"long{cut_frames}", global_start_time=rt(86400, 24))
+    track = otio.schema.Track(name="V1")
+    k = cut_frames
+    for name, src, dur in (("A", 0, 240), ("B", 240, 240 + k), ("C", 720 + k, 240 - k)):  # C: the 4th shot
+        track.append(otio.schema.Clip(name=name, media_reference=otio.schema.ExternalReference(
+            target_url=str(media)), source_range=tr(rt(src, 24), rt(dur, 24))))
+    tl.tracks.append(track)
+    tl.tracks.markers.append(otio.schema.Marker(name="1M1", marked_range=tr(rt(0, 24), rt(720, 24)), color="GREEN"))
+    path = folder / f"long{cut_frames}.otio"
+    otio.adapters.write_to_file(tl, str(path))
+    return path
+
+
+def long_pair(args) -> None:
+    from filmscore.bridge.timelines.batch import ScoreOptions, score_timeline
+    from filmscore.bridge.timelines.conform import conform_scored
+    from filmscore.bridge.timelines.cues import read_cues
+    from filmscore.bridge.timelines.files import read_timeline
+
+    out = args.out or ROOT / "bench" / "results" / "conform_long.json"
+    opts = ScoreOptions(seed=args.seed, steps=args.steps, bundle=args.bundle, maestro="bach")
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        old, new = (read_cues(read_timeline(_long_edit(tmp, k))) for k in (0, 12))
+        t0 = time.perf_counter()
+        assert score_timeline(old, old.cues, tmp / "old", opts).ok  # also the warm-up
+        t_old = time.perf_counter() - t0
+        runs = {}
+        for name, inpaint in (("inpaint", True), ("fresh_render", False)):
+            t0 = time.perf_counter()
+            res = conform_scored(old, new, tmp / "old", tmp / name, inpaint=inpaint)
+            runs[name] = (time.perf_counter() - t0, res)
+            assert res.ok, res.to_json()
+        t0 = time.perf_counter()
+        assert score_timeline(new, new.cues, tmp / "full", opts).ok
+        t_full = time.perf_counter() - t0
+        meta = json.loads((tmp / "inpaint" / "1M1.json").read_text())
+    how = meta["conform"]["new_audio"]
+    (o,) = runs["inpaint"][1].outcomes
+    result = {"pair": "long: one 30 s cue, the cut at 20 s moved 12 frames (0.5 s) later", "steps": args.steps,
+              "seed": args.seed, "bundle": str(args.bundle or "default"), "score_old_s": round(t_old, 2),
+              "score_new_full_s": round(t_full, 2),
+              "conform_inpaint_s": round(runs["inpaint"][0], 2),
+              "conform_inpaint_split_s": {k: round(v, 2) for k, v in how["timings_s"].items()},
+              "conform_fresh_render_s": round(runs["fresh_render"][0], 2),
+              "ratio_inpaint_to_full": round(runs["inpaint"][0] / t_full, 3),
+              "ratio_fresh_render_to_full": round(runs["fresh_render"][0] / t_full, 3),
+              "ratio_inpaint_step_to_full": round(how["timings_s"]["inpaint"] / t_full, 3),
+              "regenerate_s": meta["conform"]["regenerate_s"], "kept_samples": o.kept_samples,
+              "rendered_samples": o.rendered_samples, "n_samples": o.n_samples,
+              "windows_denoised": f"{how['n_windows_denoised']} of {how['n_windows']}",
+              "original_latent": how["original_latent"]}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))
 
 

@@ -75,6 +75,20 @@ def render_content(output: str | Path, *, video: str | Path | None = None, start
     return content, buffers
 
 
+def regenerate_content(source: str | Path, output: str | Path, start_s: float, end_s: float, *,
+                       seed: int | None = None, overwrite: bool = False) -> dict[str, Any]:
+    """Content of a `regenerate` request, checked as the server checks it."""
+    params = P.RegenerateParams(str(source), str(output), float(start_s), float(end_s), seed, overwrite)
+    return P.RegenerateParams.from_content(params.to_content()).to_content()
+
+
+def conform_content(old: str | Path, new: str | Path, scored: str | Path, outdir: str | Path, *,
+                    overwrite: bool = False) -> dict[str, Any]:
+    """Content of a `conform` request, checked as the server checks it."""
+    params = P.ConformParams(str(old), str(new), str(scored), str(outdir), overwrite)
+    return P.ConformParams.from_content(params.to_content()).to_content()
+
+
 def configure_socket(sock: zmq.Socket, info: ConnectionInfo) -> None:
     """Set up a socket that talks to the bridge `info` describes: no linger on close, and the CURVE keys when the
     bridge encrypts (the client and the WebSocket gateway connect the same way)."""
@@ -203,6 +217,20 @@ class BridgeClient(_Base):
         content, buffers = render_content(output, **kw)
         return self.request("plan", content, buffers, retries=retries)["job_id"]
 
+    def regenerate(self, source: str | Path, output: str | Path, start_s: float, end_s: float, *,
+                   seed: int | None = None, overwrite: bool = False, retries: int = 2) -> str:
+        """Queue a new take of `start_s`..`end_s` (seconds of the cue) of the cue at `source` into `output`
+        (docs/editor_loop.md); returns its job id."""
+        content = regenerate_content(source, output, start_s, end_s, seed=seed, overwrite=overwrite)
+        return self.request("regenerate", content, retries=retries)["job_id"]
+
+    def conform(self, old: str | Path, new: str | Path, scored: str | Path, outdir: str | Path, *,
+                overwrite: bool = False, retries: int = 2) -> str:
+        """Queue a conform of the cues scored for edit `old` in folder `scored` to edit `new`, into `outdir`
+        (docs/editor_loop.md); returns its job id."""
+        content = conform_content(old, new, scored, outdir, overwrite=overwrite)
+        return self.request("conform", content, retries=retries)["job_id"]
+
     def result(self, job_id: str) -> dict[str, Any]:
         return self.request("result", {"job_id": job_id})["result"]
 
@@ -330,6 +358,16 @@ class AsyncBridgeClient(_Base):
     async def plan(self, output: str | Path, **kw: Any) -> str:
         content, buffers = render_content(output, **kw)
         return (await self.request("plan", content, buffers))["job_id"]
+
+    async def regenerate(self, source: str | Path, output: str | Path, start_s: float, end_s: float, *,
+                         seed: int | None = None, overwrite: bool = False) -> str:
+        content = regenerate_content(source, output, start_s, end_s, seed=seed, overwrite=overwrite)
+        return (await self.request("regenerate", content))["job_id"]
+
+    async def conform(self, old: str | Path, new: str | Path, scored: str | Path, outdir: str | Path, *,
+                      overwrite: bool = False) -> str:
+        return (await self.request("conform", conform_content(old, new, scored, outdir, overwrite=overwrite)))[
+            "job_id"]
 
     async def status(self, job_id: str | None = None) -> dict[str, Any]:
         reply = await self.request("status", {"job_id": job_id} if job_id else {})

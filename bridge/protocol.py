@@ -43,7 +43,8 @@ DELIM = b"<IDS|MSG>"
 SIGNATURE_SCHEME = "hmac-sha256"
 
 REQUEST_TYPES: tuple[str, ...] = (
-    "hello", "render", "plan", "status", "cancel", "list_jobs", "result", "maestros", "shutdown",
+    "hello", "render", "plan", "regenerate", "conform", "status", "cancel", "list_jobs", "result", "maestros",
+    "shutdown",
 )
 """Requests a client may send on the request socket; each is answered by `<type>_reply` (or `error`)."""
 EVENT_TYPES: tuple[str, ...] = (
@@ -530,7 +531,7 @@ class TimelineRange:
 
 
 _WIRE_KEYS = ("output", "overwrite", "video", "start", "duration", "timeline", "midi", "midi_track", "midi_channel",
-              "reference_audio", "maestro", "theme", "hits", "plan", "preview")
+              "reference_audio", "maestro", "theme", "hits", "plan", "preview", "variations")
 """A render request's own keys: where the output goes, the picture, the range, the theme source, the hit points."""
 _RENDER_KEYS = (*_WIRE_KEYS, *option_names())
 """Every key a render request may hold: its own and one per render option (engine/options.py)."""
@@ -549,6 +550,8 @@ def render_options_schema() -> list[dict[str, Any]]:
 
 
 MAX_PREVIEW_STEPS = 50
+MAX_VARIATIONS = 16
+"""Most takes one render request may ask for (`render_cue`'s own limit)."""
 
 
 @dataclass(frozen=True)
@@ -601,6 +604,9 @@ class RenderParams(RenderOptions):
     # by the server: `PlanSpec.check`).
     plan: str | None = None
     preview: PreviewSpec | None = None  # a draft first (`PreviewSpec`)
+    # Takes of the request (issue 20): N > 1 renders seeds seed..seed+N-1 together, take k to OUT.takeK.wav
+    # (`engine.render.take_path`) with its own sidecars; not with a preview (one take is drafted)
+    variations: int = 1
 
     @classmethod
     def from_content(cls, content: dict[str, Any], n_buffers: int = 0) -> RenderParams:
@@ -634,6 +640,11 @@ class RenderParams(RenderOptions):
         kw["plan"] = _field(content, "plan", (str,), None)
         if content.get("preview") is not None:
             kw["preview"] = PreviewSpec.from_json(content["preview"])
+        kw["variations"] = _field(content, "variations", (int,), 1)
+        if not 1 <= kw["variations"] <= MAX_VARIATIONS:
+            raise ProtocolError(f"render variations must be 1..{MAX_VARIATIONS}, got {str(kw['variations'])[:24]}")
+        if kw["variations"] > 1 and kw.get("preview") is not None:
+            raise ProtocolError("render takes a preview (one take drafted) or variations, not both")
         hits = _field(content, "hits", (list,), [])
         if len(hits) > 1000:
             raise ProtocolError(f"render hits lists {len(hits)} points; the limit is 1000")
@@ -650,6 +661,8 @@ class RenderParams(RenderOptions):
                 value = {"buffer": self.midi_buffer} if self.midi_buffer is not None else self.midi
             else:
                 value = getattr(self, name)
+            if name == "variations" and value == 1:
+                continue  # the default: one take, as a render without the field
             if isinstance(value, (RationalTime, TimelineRange, PreviewSpec)):
                 value = value.to_json()
             elif isinstance(value, tuple):
@@ -706,3 +719,68 @@ def parse_shutdown(content: dict[str, Any]) -> bool:
     next start. True: running renders finish first. Queued jobs stay in the journal either way."""
     _no_unknown(content, ("wait",), "shutdown")
     return _field(content, "wait", (bool,), False)
+
+
+def _seconds(content: dict[str, Any], name: str, where: str) -> float:
+    value = float(_field(content, name, (int, float), where=where))
+    if not math.isfinite(value) or value < 0:
+        raise ProtocolError(f"{where} {name} must be a finite number of seconds >= 0, got {value}")
+    return value
+
+
+@dataclass(frozen=True)
+class RegenerateParams:
+    """The content of a `regenerate` request (issue 20, docs/editor_loop.md): a new take of `start`..`end` (seconds
+    of the cue: 0 is its first sample) of the cue at `source`, written to `output` with its sidecars; outside the
+    range the output is the source's samples exactly. `seed` None: the source's seed + 1. The cue's own request is
+    read from its JSON sidecar, so nothing else is sent; the range's place in the cue is the engine's to check
+    (`engine.regenerate.regenerate_cue`)."""
+
+    source: str
+    output: str
+    start: float
+    end: float
+    seed: int | None = None
+    overwrite: bool = False
+
+    @classmethod
+    def from_content(cls, content: dict[str, Any]) -> RegenerateParams:
+        _no_unknown(content, ("source", "output", "start", "end", "seed", "overwrite"), "regenerate")
+        start, end = _seconds(content, "start", "regenerate"), _seconds(content, "end", "regenerate")
+        if end <= start:
+            raise ProtocolError(f"regenerate end ({end:g} s) must come after start ({start:g} s)")
+        seed = _field(content, "seed", (int,), None)
+        if seed is not None and not 0 <= seed < 2 ** 63:
+            raise ProtocolError(f"regenerate seed must be 0..2**63-1, got {str(seed)[:24]}")
+        return cls(_field(content, "source", (str,), where="regenerate"),
+                   _field(content, "output", (str,), where="regenerate"), start, end, seed,
+                   _field(content, "overwrite", (bool,), False, where="regenerate"))
+
+    def to_content(self) -> dict[str, Any]:
+        out = {"source": self.source, "output": self.output, "start": self.start, "end": self.end,
+               "overwrite": self.overwrite}
+        return out if self.seed is None else {**out, "seed": self.seed}
+
+
+@dataclass(frozen=True)
+class ConformParams:
+    """The content of a `conform` request (issue 20, docs/editor_loop.md): the cues `filmscore score` delivered in
+    `scored` for the edit `old` (an .otio / .edl / .xml / .fcpxml file), conformed to the edit `new` into the
+    folder `outdir`, as `filmscore conform OLD NEW --scored DIR -o DIR2` does. `overwrite` false: `outdir` must not
+    exist or be empty."""
+
+    old: str
+    new: str
+    scored: str
+    outdir: str
+    overwrite: bool = False
+
+    @classmethod
+    def from_content(cls, content: dict[str, Any]) -> ConformParams:
+        _no_unknown(content, ("old", "new", "scored", "outdir", "overwrite"), "conform")
+        return cls(*(_field(content, name, (str,), where="conform") for name in ("old", "new", "scored", "outdir")),
+                   _field(content, "overwrite", (bool,), False, where="conform"))
+
+    def to_content(self) -> dict[str, Any]:
+        return {"old": self.old, "new": self.new, "scored": self.scored, "outdir": self.outdir,
+                "overwrite": self.overwrite}

@@ -33,10 +33,11 @@ class OutputError(RequestError):
 
 
 def sidecar_paths(output: Path) -> dict[str, Path]:
-    """Files written beside OUT.wav: OUT.controls.npz, OUT.json (metadata), OUT.theme.mid (fitted theme)."""
+    """Files written beside OUT.wav: OUT.controls.npz, OUT.json (metadata), OUT.theme.mid (fitted theme),
+    OUT.latent.npy (the final latent: what regenerating a range or conforming the cue holds fixed, engine/regenerate.py)."""
     stem = Path(output).with_suffix("")
     return {"controls": Path(f"{stem}.controls.npz"), "metadata": Path(f"{stem}.json"),
-            "theme": Path(f"{stem}.theme.mid")}
+            "theme": Path(f"{stem}.theme.mid"), "latent": Path(f"{stem}.latent.npy")}
 
 
 def output_paths(output: Path) -> list[Path]:

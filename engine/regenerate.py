@@ -50,8 +50,29 @@ TRUE_PEAK_CEILING = 10 ** (-1.0 / 20)  # -1 dBTP, as mastering (sample peak: a s
 
 
 def latent_path(output: Path) -> Path:
-    """OUT.latent.npy: the final latent of a regenerated cue (float32 `(1, C, L)`)."""
-    return Path(f"{Path(output).with_suffix('')}.latent.npy")
+    """OUT.latent.npy: the final latent of a rendered or regenerated cue (float32 `(1, C, L)`)."""
+    return sidecar_paths(output)["latent"]
+
+
+def pcm_sha256(pcm: np.ndarray) -> str:
+    """sha256 of a cue's samples as `_read_pcm` reads them (int32 24-bit values): what a stored latent belongs to,
+    whatever chunks around them change (conform rewrites a copied cue's bext time reference)."""
+    import hashlib
+
+    return hashlib.sha256(np.ascontiguousarray(pcm, "<i4").tobytes()).hexdigest()
+
+
+def save_latent(latents: torch.Tensor, path: Path, wav: Path) -> dict:
+    """Write a cue's final latent to `path` (float32 .npy) and return its JSON record: the file and the sha256 of
+    the samples of `wav` (written before) it belongs to."""
+    from .atomic import write_atomically
+
+    def write(p: Path) -> None:
+        with open(p, "wb") as f:  # closed here: a full disk fails here
+            np.save(f, latents.detach().cpu().numpy().astype(np.float32))
+
+    write_atomically(path, write)
+    return {"file": str(path), "pcm_sha256": pcm_sha256(_read_pcm(wav)[0])}
 
 
 _PATH_FIELDS = ("output", "video", "midi", "reference_audio", "bundle", "plan")
@@ -184,15 +205,77 @@ def splice(original: np.ndarray, new: np.ndarray, a: int, b: int, fade: int) -> 
     return out
 
 
+def _prepared(req: RenderRequest, meta: dict, source: Path, duration_s: float, report: ProgressFn,
+              should_cancel: CancelFn | None):
+    """The pipeline (the bundle the cue's JSON names, checked by hash), its backend, and the keyword arguments that
+    render `req` (picture in the pipeline's layout, controls) for `duration_s`."""
+    from .backends import load_backend
+    from .render import build_pipeline
+
+    pipe, bundle = build_pipeline(req.bundle)
+    if meta.get("bundle", {}).get("hash") not in (None, bundle.hash):
+        raise RequestError(f"{source}: rendered with bundle {meta['bundle'].get('name')} ({meta['bundle']['hash'][:12]}), "
+                           f"{bundle.path} is another ({bundle.hash[:12]})")
+    backend = load_backend(req.backend, bundle)
+    backend.attach(pipe)
+    return pipe, backend, run_args(pipe, req, duration_s, report, should_cancel)
+
+
+def run_args(pipe, req: RenderRequest, duration_s: float, report: ProgressFn, should_cancel: CancelFn | None) -> dict:
+    """The pipeline's keyword arguments for `req` over `duration_s`: its picture in the pipeline's layout, its
+    controls, its sampler settings (as `render_cue` calls the pipeline)."""
+    from .film.features import layout_has_faces
+    from .render import controls_of_request, picture_of_request
+
+    want = pipe.film_head.config.feature_layout if pipe.film_head is not None else None
+    film = picture_of_request(req, report, faces=bool(want) and layout_has_faces(want))
+    if film is not None and want and film.layout != want:
+        film = film.as_layout(want)
+    n_model = cue_n_samples(duration_s, MODEL_SAMPLE_RATE)
+    n_frames = math.ceil(n_model / pipe.mel_config.hop_length)
+    controls, _ = controls_of_request(req, n_frames, film)
+    run = dict(n_samples=n_model, film=film, controls=controls, scheduler=req.scheduler,
+               picture_guidance=req.picture_guidance, control_guidance=req.control_guidance,
+               control_strength=req.control_strength, vocoder=req.vocoder, steps=req.steps,
+               should_cancel=should_cancel)
+    return run
+
+
+def original_latent(pipe, run: dict, meta: dict, source: Path, pcm: np.ndarray, rate: int, req: RenderRequest,
+                    report: ProgressFn) -> tuple[torch.Tensor, str]:
+    """The final latent of the cue at `source` (samples `pcm` at `rate`, JSON `meta`, request `req`, rendered by
+    `pipe` with `run`): the stored one (OUT.latent.npy of a regenerated cue, for this very WAV), or its request run
+    again and verified to give its samples bit for bit (`FilmscoreError` otherwise). Returns it and how it was
+    obtained."""
+    lat_file = latent_path(source)
+    stored = meta.get("regenerated", {}).get("latent") if meta.get("regenerated") else None
+    if stored is not None and lat_file.is_file() and stored.get("wav_sha256") == _sha256(source):
+        return torch.from_numpy(np.load(lat_file)), "stored latent"
+    stored = meta.get("latent")  # a rendered cue's, checked against the samples (its file's other chunks may change)
+    if isinstance(stored, dict) and lat_file.is_file() and stored.get("pcm_sha256") == pcm_sha256(pcm):
+        return torch.from_numpy(np.load(lat_file)), "stored latent"
+    orig = pipe(**run, seed=int(meta["seed"]),
+                progress=lambda s, f, m: report("original", 0.5 * f if s == "denoise" else 0.5, m))
+    from .audio.mastering import master
+
+    again, _ = master(orig.wave, MODEL_SAMPLE_RATE, rate, pcm.shape[0], req.target_lufs)
+    again_pcm = _as_delivered(again, rate)
+    if not np.array_equal(np.broadcast_to(again_pcm, pcm.shape), pcm):
+        worst = int(np.abs(np.broadcast_to(again_pcm, pcm.shape).astype(np.int64) - pcm).max())
+        raise FilmscoreError(f"{source}: re-running its request does not reproduce it (max difference {worst} "
+                             f"LSB); the bundle, backend, CPU or library versions differ from its JSON's "
+                             f"'reproducibility'")
+    return orig.latents, "re-run, verified sample-identical"
+
+
 def regenerate_cue(regen: Regeneration, progress: ProgressFn | None = None,
                    should_cancel: CancelFn | None = None) -> RenderResult:
     """Regenerate a range of a cue (module docstring). Writes `regen.output` (the WAV, PCM 24-bit, the source's
     length and rate), its JSON (the source's, with `regenerated` added), its controls and theme (copied) and
     OUT.latent.npy. Raises FilmscoreError subclasses naming what is at fault."""
     from .audio.io import resample
-    from .backends import load_backend
     from .pipeline import Inpaint
-    from .render import build_pipeline, controls_of_request, picture_of_request, write_atomically
+    from .render import write_atomically
     from .threads import reproducibility
 
     report = progress or (lambda stage, frac, msg: None)
@@ -223,48 +306,12 @@ def regenerate_cue(regen: Regeneration, progress: ProgressFn | None = None,
     import time
 
     t0 = time.perf_counter()
-    pipe, bundle = build_pipeline(req.bundle)
-    if meta.get("bundle", {}).get("hash") not in (None, bundle.hash):
-        raise RequestError(f"{source}: rendered with bundle {meta['bundle'].get('name')} ({meta['bundle']['hash'][:12]}), "
-                           f"{bundle.path} is another ({bundle.hash[:12]})")
-    backend = load_backend(req.backend, bundle)
-    backend.attach(pipe)
-    want = pipe.film_head.config.feature_layout if pipe.film_head is not None else None
-    from .film.features import layout_has_faces
-
-    film = picture_of_request(req, report, faces=bool(want) and layout_has_faces(want))
-    if film is not None and want and film.layout != want:
-        film = film.as_layout(want)
-    n_model = cue_n_samples(duration, MODEL_SAMPLE_RATE)
-    n_frames = math.ceil(n_model / pipe.mel_config.hop_length)
-    controls, _ = controls_of_request(req, n_frames, film)
-    run = dict(n_samples=n_model, film=film, controls=controls, scheduler=req.scheduler,
-               picture_guidance=req.picture_guidance, control_guidance=req.control_guidance,
-               control_strength=req.control_strength, vocoder=req.vocoder, steps=req.steps,
-               should_cancel=should_cancel)
+    pipe, backend, run = _prepared(req, meta, source, duration, report, should_cancel)
     timings["load"] = time.perf_counter() - t0
 
     # 1. the original latent, and the gain its mastering applied
     t0 = time.perf_counter()
-    lat_file = latent_path(source)
-    stored = meta.get("regenerated", {}).get("latent") if meta.get("regenerated") else None
-    if stored is not None and lat_file.is_file() and stored.get("wav_sha256") == _sha256(source):
-        known = torch.from_numpy(np.load(lat_file))
-        how = "stored latent"
-    else:
-        orig = pipe(**run, seed=int(meta["seed"]),
-                    progress=lambda s, f, m: report("original", 0.5 * f if s == "denoise" else 0.5, m))
-        from .audio.mastering import master
-
-        again, _ = master(orig.wave, MODEL_SAMPLE_RATE, rate, pcm.shape[0], req.target_lufs)
-        again_pcm = _as_delivered(again, rate)
-        if not np.array_equal(np.broadcast_to(again_pcm, pcm.shape), pcm):
-            worst = int(np.abs(np.broadcast_to(again_pcm, pcm.shape).astype(np.int64) - pcm).max())
-            raise FilmscoreError(f"{source}: re-running its request does not reproduce it (max difference {worst} "
-                                 f"LSB); the bundle, backend, CPU or library versions differ from its JSON's "
-                                 f"'reproducibility'")
-        known = orig.latents
-        how = "re-run, verified sample-identical"
+    known, how = original_latent(pipe, run, meta, source, pcm, rate, req, report)
     timings["original"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     n_lat = known.shape[-1]
@@ -326,7 +373,106 @@ def regenerate_cue(regen: Regeneration, progress: ProgressFn | None = None,
         },
     })
     metadata["regenerated"]["latent"]["wav_sha256"] = _sha256(out)
+    metadata["latent"] = {"file": str(lat_out), "pcm_sha256": pcm_sha256(spliced)}
     metadata["timings_s"] = timings
     write_atomically(paths["metadata"], lambda p: p.write_text(json.dumps(metadata, indent=2, default=str) + "\n"))
     report("deliver", 1.0, f"wrote {out}")
     return RenderResult(out, duration, pcm.shape[0], rate, seed, paths["controls"], metadata, timings)
+
+
+# -- A cue following a new cut (conform, issue 20) ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class NewCut:
+    """A cue conformed to a new edit (bridge/timelines/conform.py). `source`: the old cue (its JSON beside it);
+    `film`: the old cue's region picture encoded again when it was scored from a timeline (else None); `request`: the
+    request that renders the new cue as `filmscore score` would (its picture, hits, seed, exact length); `pieces`:
+    (start, end, old_start) seconds of the new cue showing what the old cue showed from old_start; `ranges`: the
+    seconds of the new cue that need new music."""
+
+    source: Path
+    film: object | None
+    request: RenderRequest
+    n_samples: int
+    pieces: tuple[tuple[float, float, float], ...]
+    ranges: tuple[tuple[float, float], ...]
+
+
+def inpaint_new_cut(cut: NewCut, progress: ProgressFn | None = None,
+                    should_cancel: CancelFn | None = None) -> tuple[np.ndarray, dict]:
+    """The new cue's audio, inpainted: the old cue's final latent (stored, or its request re-run and verified as
+    `regenerate_cue` does) laid out along the new cut (each piece's frames moved by its offset) is held fixed outside
+    `ranges`, and the new cue's request (its new picture and controls) is denoised with its seed in the ranges, with
+    the ramp of `LATENT_MARGIN_S` at each end (`pipeline.Inpaint`; windows wholly outside the ranges are not run).
+    Returns `(n_samples,)` float audio at the old cue's delivery rate with the old cue's mastering gain (least
+    squares on the kept samples; the ranges turned down if they would pass -1 dBFS), and a record of what was done.
+    The caller keeps the old samples outside the ranges (bridge/timelines/conform.py `splice`)."""
+    import time
+
+    from .audio.io import resample
+    from .pipeline import Inpaint
+    from .windowed import cue_frames
+
+    report = progress or (lambda stage, frac, msg: None)
+    source = Path(cut.source)
+    meta_path = sidecar_paths(source)["metadata"]
+    meta = sidecar.load(sidecar.CUE, meta_path)
+    old_req = request_from_json(meta["request"], meta_path, cut.film)
+    pcm, rate = _read_pcm(source)
+    if pcm.shape[0] != int(meta["n_samples"]) or rate != int(meta["sample_rate"]):
+        raise RequestError(f"{source}: {pcm.shape[0]} samples at {rate} Hz, its JSON says {meta['n_samples']} at "
+                           f"{meta['sample_rate']} Hz (the WAV was changed after rendering)")
+    if cut.request.sample_rate != rate:
+        raise RequestError(f"the new cue is asked at {cut.request.sample_rate} Hz, {source} is {rate} Hz")
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    pipe, backend, old_run = _prepared(old_req, meta, source, float(meta["duration_s"]), report, should_cancel)
+    known_old, how = original_latent(pipe, old_run, meta, source, pcm, rate, old_req, report)
+    timings["original"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    n = int(cut.n_samples)
+    run = run_args(pipe, cut.request, n / rate, report, should_cancel)
+    n_lat = cue_frames(run["n_samples"], pipe.mel_config.hop_length, pipe.window,
+                       pipe.unet.downsample_factor).n_latent
+    t = torch.arange(n_lat, dtype=torch.float64) / LATENT_FRAME_RATE
+    known = torch.zeros(*known_old.shape[:-1], n_lat, dtype=known_old.dtype)
+    keep = torch.zeros(n_lat)
+    for a, b, old_start in cut.pieces:
+        m = (t >= a - 1e-9) & (t < b - 1e-9)
+        i = torch.clamp(torch.round((t[m] - a + old_start) * LATENT_FRAME_RATE).long(), 0, known_old.shape[-1] - 1)
+        known[..., m] = known_old[..., i]
+        keep[m] = 1.0
+    for a, b in cut.ranges:
+        keep = torch.minimum(keep, keep_mask(n_lat, a, b))
+    new = pipe(**run, seed=cut.request.seed, inpaint=Inpaint(known, keep),
+               progress=lambda s, f, m: report("regenerate", f if s == "denoise" else 1.0, m))
+    timings["inpaint"] = time.perf_counter() - t0
+
+    # the old mastering's gain, from the samples kept (old samples moved along the pieces, outside the ranges)
+    new_out = resample(new.wave, MODEL_SAMPLE_RATE, rate)[:n]
+    new_out = np.pad(new_out, (0, n - new_out.shape[0])).astype(np.float64)
+    delivered = pcm.astype(np.float64).mean(axis=1) / PCM24
+    old_at = np.zeros(n)
+    ctx = np.zeros(n, bool)
+    for a, b, old_start in cut.pieces:
+        lo, hi = cue_n_samples(a, rate), min(cue_n_samples(b, rate), n)
+        src = np.arange(lo, hi) - lo + cue_n_samples(old_start, rate)
+        ok = (src >= 0) & (src < delivered.shape[0])
+        old_at[lo:hi][ok] = delivered[src[ok]]
+        ctx[lo:hi][ok] = True
+    inside = np.zeros(n, bool)
+    for a, b in cut.ranges:
+        inside[cue_n_samples(a, rate):min(cue_n_samples(b, rate), n)] = True
+    ctx &= ~inside
+    den = float(np.dot(new_out[ctx], new_out[ctx]))
+    gain = float(np.dot(old_at[ctx], new_out[ctx]) / den) if den > 0 else 1.0
+    if not ctx.any() or den <= 0:
+        gain = float(np.sqrt(np.mean(delivered ** 2) / max(np.mean(new_out ** 2), 1e-20)))
+    peak = float(np.abs(new_out[inside] * gain).max()) if inside.any() else 0.0
+    range_gain = min(1.0, TRUE_PEAK_CEILING / peak) if peak > 0 else 1.0
+    record = {"method": "inpainted", "from": str(source), "seed": int(cut.request.seed), "original_latent": how,
+              "latent_margin_s": LATENT_MARGIN_S, "n_windows": new.info.get("n_windows"),
+              "n_windows_denoised": new.info.get("n_windows_denoised"), "mastering_gain": gain,
+              "range_gain_db": 20 * math.log10(range_gain), "timings_s": timings, "backend": backend.summary()}
+    return new_out * gain * range_gain, record

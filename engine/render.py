@@ -259,6 +259,12 @@ def _deliver(request: RenderRequest, result, controls: Controls, fitted, ctx: di
     }
     if ctx["variations"] is not None:
         metadata["variations"] = ctx["variations"]
+    if getattr(result, "latents", None) is not None:  # kept so a range can be regenerated without a re-run
+        from .regenerate import save_latent
+
+        metadata["latent"] = save_latent(result.latents, paths["latent"], out)
+    else:
+        paths["latent"].unlink(missing_ok=True)
     timings["deliver"] = time.perf_counter() - t0
     metadata["timings_s"] = timings
     write_atomically(paths["metadata"], lambda p: p.write_text(json.dumps(metadata, indent=2, default=str) + "\n"))

@@ -5,6 +5,7 @@ from a regenerated cue's stored latent), and a cue that does not reproduce is re
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -49,11 +50,20 @@ def test_outside_identical_inside_differs(cue, tmp_path):
     fade = round(0.05 * RATE)
     assert np.mean(old[a + fade:b - fade] != new[a + fade:b - fade]) > 0.9
     meta = json.loads(out.with_suffix(".json").read_text())
-    assert meta["regenerated"]["original_latent"] == "re-run, verified sample-identical"
+    assert meta["regenerated"]["original_latent"] == "stored latent"  # render_cue keeps OUT.latent.npy
     assert meta["regenerated"]["seed"] == 9 and meta["seed"] == 3  # the request's seed stays the original's
     assert latent_path(out).is_file() and out.with_suffix(".controls.npz").is_file()
     # 4-7.5 s is latent frames 100-188: only the first window has a frame to sample; the others are not denoised
     assert (meta["pipeline"]["n_windows"], meta["pipeline"]["n_windows_denoised"]) == (3, 1)
+
+    # the cue without its latent: its request is run again, verified, and gives the same regeneration
+    bare = tmp_path / "bare" / "cue.wav"
+    bare.parent.mkdir()
+    for src in (cue, cue.with_suffix(".json")):
+        shutil.copyfile(src, bare.parent / src.name)
+    rerun = regenerate_cue(Regeneration(bare, tmp_path / "rerun.wav", 4.0, 7.5, seed=9))
+    assert rerun.metadata["regenerated"]["original_latent"] == "re-run, verified sample-identical"
+    assert np.array_equal(_pcm(rerun.output), new)
 
     # a regenerated cue regenerates from its stored latent; its first range stays as it is outside the new range
     again = regenerate_cue(Regeneration(out, tmp_path / "again.wav", 9.0, 11.0, seed=4))
@@ -112,6 +122,7 @@ def test_cli_regenerate_with_picture(cue, tmp_path):
     bundle = cue.parent / "tiny"
     scored = tmp_path / "scored.wav"
     render_cue(RenderRequest(output=scored, video=clip, bundle=bundle, steps=2, sample_rate=RATE))
+    latent_path(scored).unlink()  # without its stored latent: the picture encoded again, the request re-run
     out = tmp_path / "new.wav"
     proc = subprocess.run([sys.executable, "-m", "filmscore.bridge.cli", "render", str(clip), "--from", str(scored),
                            "--regenerate", "1:3", "-o", str(out), "--json"], capture_output=True, text=True,

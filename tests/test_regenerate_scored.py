@@ -39,6 +39,7 @@ def test_a_scored_cue_regenerates_from_the_command_line(scored, tmp_path):
     cue, out = scored / "1M2.wav", tmp_path / "1M2.v2.wav"
     meta = json.loads(cue.with_suffix(".json").read_text())
     assert meta["request"]["film_features"] is not None  # rendered from the region's picture
+    (scored / "1M2.latent.npy").unlink()  # without the latent score kept: the region encoded again, re-run
     proc = subprocess.run([sys.executable, "-m", "filmscore.bridge.cli", "render", "--from", str(cue),
                            "--regenerate", "0.5:2.0", "--seed", "3", "-o", str(out), "--json"],
                           capture_output=True, text=True, timeout=800)

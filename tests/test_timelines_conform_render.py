@@ -74,7 +74,7 @@ def test_conform_copies_moved_cue_splices_changed_one_reports_deleted(tmp_path, 
     summary = json.loads(cap.out)
     assert code == 0, summary
     by = {c["name"]: c for c in summary["cues"]}
-    assert rendered == ["1M2"]  # only the changed cue was rendered
+    assert rendered == []  # nothing rendered whole: the changed cue is inpainted in its range
 
     new_cues = {c.name: c for c in read_cues(read_timeline(new_path)).cues}
     # cue 3 moved 0.5 s earlier in record time, same picture: the same audio bytes, the time reference moved
@@ -98,6 +98,10 @@ def test_conform_copies_moved_cue_splices_changed_one_reports_deleted(tmp_path, 
     assert read_bext(out / "1M2.wav")["time_reference"] == to_samples(new_cues["1M2"].record_timecode_start, SR)
     meta2 = json.loads((out / "1M2.json").read_text())
     assert meta2["conform"]["regenerate_s"] == [[0.0, pytest.approx(2.0)]] and meta2["n_samples"] == n
+    how = meta2["conform"]["new_audio"]  # the old latent held after the range, 2 s inpainted
+    assert m2["new_audio"] == "inpainted" and how["method"] == "inpainted"
+    assert how["original_latent"] == "stored latent" and meta2["request"]["duration_s"] == n / SR  # score kept it
+    assert not (out / "1M2.latent.npy").exists() and (out / "cue_3.latent.npy").is_file()
     # its plan is the old cue's moved to the new cut: the new join (1 s) on a beat, the beats after the 2 s range
     # the old ones 0.5 s earlier
     from filmscore.engine.plan.plan import CuePlan

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from .common import HelpFormatter, add_json_flag, add_overwrite_flag, check_outputs
 
-_SUFFIXES = (".wav", ".json", ".controls.npz", ".theme.mid", ".plan.json", ".plan.mid")
+_SUFFIXES = (".wav", ".json", ".controls.npz", ".theme.mid", ".plan.json", ".plan.mid", ".latent.npy")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -36,6 +36,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--cue-color", type=str.upper, default=None, help="only markers of this colour are cues")
     p.add_argument("--search-root", action="append", type=Path, default=[], metavar="DIR",
                    help="a folder to look for offline media in (repeatable)")
+    p.add_argument("--no-inpaint", dest="inpaint", action="store_false",
+                   help="new music for a changed cue from a fresh render of the whole cue, spliced in, instead of "
+                        "inpainting its ranges with the old cue's latent held")
     add_overwrite_flag(p)
     add_json_flag(p)
     p.set_defaults(run=run)
@@ -58,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
     outputs += scored_outputs(new.timeline, args.outdir, f"{new.timeline.path.stem}.scored")
     if args.outdir.is_dir():  # a new folder is made by conform and holds nothing to keep
         check_outputs(outputs, inputs, args.overwrite)
-    result = conform_scored(old, new, args.scored, args.outdir)
+    result = conform_scored(old, new, args.scored, args.outdir, inpaint=args.inpaint)
 
     def human() -> None:
         for o in result.outcomes:

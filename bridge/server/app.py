@@ -474,6 +474,82 @@ class BridgeServer:
         summary and the OUT.plan.json it wrote beside `output`."""
         return self._queue_job(msg, "plan")
 
+    def _on_regenerate(self, msg: P.Message) -> dict[str, Any]:
+        """A new take of a range of a cue (`engine.regenerate.regenerate_cue`, as `filmscore render --from CUE
+        --regenerate A:B` does), queued as a job of kind "regenerate". The source cue (a file under a media or an
+        output root, with its JSON sidecar beside it) and the output are checked here; the range's place in the cue
+        by the worker, which reads the cue's JSON."""
+        from filmscore.engine.preflight import sidecar_paths
+
+        self._check_accepting()
+        params = P.RegenerateParams.from_content(msg.content)
+        source = self.cfg.check_path(params.source, "source cue", self.cfg.media_roots + self.cfg.output_roots,
+                                     must_exist=True)
+        if not sidecar_paths(source)["metadata"].is_file():
+            raise RequestError(f"source cue {params.source}: no {sidecar_paths(source)['metadata'].name} beside it "
+                               "(its JSON holds the request to regenerate)")
+        output = self.cfg.output(params.output, params.overwrite)
+        if output == source:
+            raise RequestError(f"output {params.output} is the source cue; give another output")
+        stored = {"kind": "regenerate", "output": str(output), "source": str(source), "start_s": params.start,
+                  "end_s": params.end, "seed": params.seed, "output_roots": [str(r) for r in self.cfg.output_roots],
+                  "overwrite": params.overwrite}
+        return self._queue_stored(msg, stored, params.to_content())
+
+    def _on_conform(self, msg: P.Message) -> dict[str, Any]:
+        """Conform scored cues to a changed edit (`bridge.timelines.conform.conform_scored`, as `filmscore conform`
+        does), queued as a job of kind "conform" whose output is the new folder's manifest. Both edits and the
+        scored folder's manifest must lie under a media or output root, the new folder under an output root (its
+        parent existing; without overwrite it must be missing or empty)."""
+        from filmscore.bridge.timelines.batch import MANIFEST_NAME
+
+        self._check_accepting()
+        params = P.ConformParams.from_content(msg.content)
+        readable = self.cfg.media_roots + self.cfg.output_roots
+        old = self.cfg.check_path(params.old, "old timeline", readable, must_exist=True)
+        new = self.cfg.check_path(params.new, "new timeline", readable, must_exist=True)
+        scored = self.cfg.check_path(str(Path(params.scored) / MANIFEST_NAME), "scored manifest", readable,
+                                     must_exist=True).parent
+        outdir = self.cfg.check_path(params.outdir, "output folder", self.cfg.output_roots, must_exist=False)
+        if not outdir.parent.is_dir():
+            from .config import PathNotAllowed
+
+            raise PathNotAllowed(f"output folder {outdir.parent} does not exist")
+        if outdir == scored:
+            raise RequestError(f"outdir {params.outdir} is the scored folder; conform writes a new one")
+        if outdir.exists() and (not outdir.is_dir() or (any(outdir.iterdir()) and not params.overwrite)):
+            raise RequestError(f"outdir {params.outdir} exists and is not an empty folder; send overwrite=true to "
+                               "write into it")
+        stored = {"kind": "conform", "output": str(outdir / MANIFEST_NAME), "old": str(old), "new": str(new),
+                  "scored": str(scored), "outdir": str(outdir),
+                  "output_roots": [str(r) for r in self.cfg.output_roots], "overwrite": params.overwrite}
+        return self._queue_stored(msg, stored, params.to_content())
+
+    def _check_accepting(self) -> None:
+        if not self._accepting:
+            raise JobError("the server is shutting down; it takes no new renders")
+        if len(self.queue) >= self.cfg.max_queued:
+            raise QueueFull(f"the queue is full ({len(self.queue)} jobs waiting, the limit is {self.cfg.max_queued});"
+                            " try again when some have run")
+
+    def _queue_stored(self, msg: P.Message, stored: dict[str, Any], content: dict[str, Any]) -> dict[str, Any]:
+        """Journal and queue a job whose request (`stored`, with its "kind" and "output") the handler checked; a
+        request re-sent with the same msg_id gets its first job back."""
+        journal = self._journal()
+        session = msg.header["session"]
+        existing = journal.by_request(msg.msg_id, session)
+        if existing is not None:
+            return {"job_id": existing.job_id, "state": existing.state, "duplicate": True}
+        holder = self._outputs.get(stored["output"])
+        if holder is not None:
+            raise JobError(f"output {stored['output']} is already the output of job {holder}, queued or running")
+        job_id = P.new_id()
+        journal.add(job_id, stored, content, request_msg_id=msg.msg_id, session=session)
+        self.queue.append(job_id)
+        self._outputs[stored["output"]] = job_id
+        self.publish(job_id, "job_queued", state="queued", position=len(self.queue), output=stored["output"])
+        return {"job_id": job_id, "state": "queued", "position": len(self.queue), "duplicate": False}
+
     def _queue_job(self, msg: P.Message, kind: str) -> dict[str, Any]:
         if not self._accepting:
             raise JobError("the server is shutting down; it takes no new renders")
@@ -515,6 +591,10 @@ class BridgeServer:
                 raise RequestError(f"{draft_path(request.output).name} exists beside the output; send overwrite=true "
                                    "to replace it")
             stored["preview"] = params.preview.to_json()
+        if params.variations > 1:  # takes OUT.take1.wav ... (engine.render.take_path); the worker checks them free
+            if kind == "plan":
+                raise RequestError("a plan request renders no audio; variations are for render requests")
+            stored["variations"] = params.variations
         spec = plan_spec(params)  # checked in build_request; the worker makes the plan with it (not this loop)
         if kind == "plan":
             if request.reference_audio is not None:

@@ -63,7 +63,7 @@ class OutputMoved(Exception):
     ename = "PathNotAllowed"
 
 
-_SERVER_ONLY = ("timeline", "film_features", "output_roots", "overwrite", "plan_spec", "kind", "preview")
+_SERVER_ONLY = ("timeline", "film_features", "output_roots", "overwrite", "plan_spec", "kind", "preview", "variations")
 
 
 def request_from_json(d: dict[str, Any]):  # -> RenderRequest (engine imported lazily: workers pay for it, not us)
@@ -134,22 +134,27 @@ def check_free(output: Path, draft: bool = False) -> None:
 
 
 def _publish(job_id: str, output: Path, result: dict[str, Any], *, overwrite: bool = True,
-             roots: list[str] | None = None) -> dict[str, Any]:
+             roots: list[str] | None = None, takes: int = 1) -> dict[str, Any]:
     """Move everything the render wrote for `job_id` from its partial name to its final one (sidecars first, the
     WAV last, so the WAV's appearance means the cue is complete), and point the paths in the result and in the
     JSON sidecars at the final names. Renames go through a descriptor of the re-checked output folder; without
-    `overwrite` every file is linked only where its name is free, and all are taken back if one is not."""
+    `overwrite` every file is linked only where its name is free, and all are taken back if one is not. `takes`
+    N > 1: the render wrote takes (OUT.take1.wav ...) and no OUT.wav; every take's WAV comes last."""
+    from .editor_jobs import take_wavs
+
     part = partial_path(output, job_id)
+    wavs = take_wavs(output, job_id, takes)
     old_prefix, new_prefix = str(part.with_suffix("")), str(output.with_suffix(""))
     dir_fd = open_output_dir(output, roots)
     try:
-        try:
-            os.stat(part.name, dir_fd=dir_fd)
-        except FileNotFoundError:
-            raise RuntimeError(f"the renderer reported success but wrote no {part.name}") from None
+        for wav in wavs:
+            try:
+                os.stat(wav.name, dir_fd=dir_fd)
+            except FileNotFoundError:
+                raise RuntimeError(f"the renderer reported success but wrote no {wav.name}") from None
         moves: list[tuple[str, str]] = []
         for src in list(iter_partial_files(output, job_id, temps=False)):
-            if src == part:
+            if src in wavs:
                 continue
             dst = Path(new_prefix + str(src)[len(old_prefix):])
             if src.suffix == ".json":
@@ -161,7 +166,7 @@ def _publish(job_id: str, output: Path, result: dict[str, Any], *, overwrite: bo
                     atomic_write_bytes(src, (json.dumps(_replace_paths(doc, old_prefix, new_prefix), indent=2,
                                                         default=str) + "\n").encode())
             moves.append((src.name, dst.name))
-        moves.append((part.name, output.name))  # the WAV last
+        moves += [(w.name, Path(new_prefix + str(w)[len(old_prefix):]).name) for w in wavs]  # the WAVs last
         if overwrite:
             for src_name, dst_name in moves:
                 os.replace(src_name, dst_name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
@@ -313,7 +318,29 @@ def worker_main(conn: Connection, cancel_seq: Any, renderer: str) -> None:
         draft_steps = 0  # set below when the job asked for a draft (read by draft_ready when it is written)
         try:
             roots = request_json.get("output_roots")
+            kind = request_json.get("kind")
+            if kind == "conform":  # its output is the new folder's manifest: the folder is made here, under a root
+                os.close(open_output_dir(output.parent, roots))
+                output.parent.mkdir(exist_ok=True)
             os.close(open_output_dir(output, roots))  # refuse before any work when the folder moved
+            if kind in ("regenerate", "conform"):  # the editor's loop (editor_jobs.py)
+                from . import editor_jobs
+
+                if kind == "conform":
+                    conn.send(("done", seq, editor_jobs.run_conform(request_json, progress, should_cancel)))
+                    continue
+                if not request_json.get("overwrite", True):
+                    check_free(output)
+                result = editor_jobs.run_regenerate(job_id, output, request_json, progress, should_cancel)
+                conn.send(("done", seq, _publish(job_id, output, result_to_json(result),
+                                                 overwrite=request_json.get("overwrite", True), roots=roots)))
+                continue
+            takes = int(request_json.get("variations") or 1)
+            if takes > 1 and not request_json.get("overwrite", True):
+                from . import editor_jobs
+
+                for take in editor_jobs.final_takes(output, takes):
+                    check_free(take)
             if not request_json.get("overwrite", True) and request_json.get("kind") != "plan":
                 check_free(output, request_json.get("preview") is not None)  # a plan job: OUT.plan.json, below
             request = request_from_json({**request_json, "output": str(partial_path(output, job_id))})
@@ -349,9 +376,15 @@ def worker_main(conn: Connection, cancel_seq: Any, renderer: str) -> None:
                                 request_json["preview"].get("steps") or PREVIEW_STEPS, on_ready=draft_ready)
                 draft_steps = draft.steps_for(request.steps)
                 extra["preview"] = draft
+            if takes > 1:  # takes of one request, denoised together (issue 20)
+                if "variations" not in inspect.signature(render).parameters:
+                    raise RequestError(f"this server's renderer ({renderer}) does not render variations; send the "
+                                       "render without variations")
+                extra["variations"] = takes
             result = render(request, progress=progress, should_cancel=should_cancel, **extra)
             conn.send(("done", seq, _publish(job_id, output, result_to_json(result),
-                                             overwrite=request_json.get("overwrite", True), roots=roots)))
+                                             overwrite=request_json.get("overwrite", True), roots=roots,
+                                             takes=takes)))
         except RenderCancelled as e:
             _cleanup(output, job_id, drafted)
             conn.send(("cancelled", seq, str(e)))

@@ -236,7 +236,7 @@ def _deliver(cue: CueRegion, result: RenderResult, outdir: Path, n_samples: int,
             raise DeliveryError(f"cue {cue.name!r}: cannot deliver its {name} stem to {dst}: {e.strerror or e}") from e
         stems[name] = dst.name
     # Sidecars beside the WAV: the engine's controls and fitted theme, and the metadata with the cue added.
-    for suffix in (".controls.npz", ".theme.mid", ".plan.json", ".plan.mid"):
+    for suffix in (".controls.npz", ".theme.mid", ".plan.json", ".plan.mid", ".latent.npy"):
         src = work.with_suffix("").with_name(work.stem + suffix)
         if suffix.startswith(".plan") and not src.is_file():  # no plan this time: an earlier run's is not this cue's
             (outdir / f"{cue.file_stem}{suffix}").unlink(missing_ok=True)
@@ -249,6 +249,8 @@ def _deliver(cue: CueRegion, result: RenderResult, outdir: Path, n_samples: int,
     if meta.get("controls"):
         meta["controls"] = dict(meta["controls"], file=f"{cue.file_stem}.controls.npz",
                                 theme_midi=f"{cue.file_stem}.theme.mid" if meta["controls"].get("theme_midi") else None)
+    if meta.get("latent"):  # the final latent (engine/regenerate.py holds it when a range is regenerated)
+        meta["latent"] = dict(meta["latent"], file=f"{cue.file_stem}.latent.npy")
     plan = cue_plan_entry(outdir, cue.file_stem)
     meta.update({"cue": cue.to_json(), "wav": wav.name, "n_samples": n_samples, "sample_rate": sr,
                  "time_reference": time_ref, "loudness": loudness, "missing_picture": missing,

@@ -15,7 +15,8 @@ and a status: "unchanged", "changed", "deleted" (in the old edit only), "new" (i
 "unrepairable" (less than `MIN_KEPT_SHARE` of the new cue keeps its old picture: a new render is needed).
 
 `conform_scored` renders from this analysis (`filmscore conform OLD NEW --scored DIR -o DIR2`): see the section
-before it, and docs/editor_loop.md for what it does not do yet.
+before it, and docs/editor_loop.md for its figures and what it does not do yet. `conform_plan` moves a changed
+cue's plan to the new cut (engine/plan/retime.py).
 """
 
 from __future__ import annotations
@@ -35,8 +36,8 @@ import numpy as np
 
 from filmscore.engine.audio.delivery import BEXT_UNSET, read_wav_chunks, riff_chunk
 from filmscore.engine.audio.loudness import LoudnessReport
-from filmscore.engine.errors import FilmscoreError
-from filmscore.engine.request import ProgressFn
+from filmscore.engine.errors import FilmscoreError, RenderCancelled
+from filmscore.engine.request import CancelFn, ProgressFn
 
 from ..deliverables import atomic_write_bytes, write_json
 from ..executors.base import Executor
@@ -216,18 +217,20 @@ def conform_edit(old_cues: list[CueRegion], new_cues: list[CueRegion]) -> EditCo
 # - unchanged: its delivered files copied; the WAV's audio bytes as they were, its BWF time reference (bext and
 #   iXML) set to the new record position;
 # - changed, nothing to regenerate (a trimmed region): the kept stretches' samples, shifted, nothing rendered;
-# - changed: the kept stretches' samples, shifted, and in the `regenerate` ranges the audio of a fresh render of
-#   the new cue with the batch's request and seed (`score_timeline` into a work folder), joined by 50 ms
-#   equal-power crossfades that lie inside the ranges. Not inpainting: `regenerate_cue` cannot serve a cue
-#   rendered from a timeline region's precomputed picture (docs/editor_loop.md), so the new ranges come from a
-#   different take and the joins are crossfades between two takes, not a seamless latent inpaint;
+# - changed: the kept stretches' samples, shifted, and in the `regenerate` ranges new audio, joined by 50 ms
+#   equal-power crossfades that lie inside the ranges. The new audio is inpainted (`_inpaint`,
+#   `engine.regenerate.inpaint_new_cut`): the old cue's final latent (its request re-run with its region's picture
+#   encoded again, verified sample-identical) is laid along the new cut and held outside the ranges while the new
+#   cue's request (new picture, hits, the batch's options and seed) is denoised in them. Where the old cue cannot
+#   be reproduced here, or with `inpaint=False`, the ranges take a fresh render of the whole new cue instead
+#   (`score_timeline` into a work folder);
 # - new, unrepairable, or not done in DIR: rendered as `filmscore score` renders it;
 # - deleted: reported in the summary and the new manifest, nothing written.
 # The samples are spliced as 24-bit integers, never through floats, so a kept sample is the old sample exactly.
 
 CONFORM_WORK_DIR = ".filmscore-conform-work"
 CROSSFADE_S = 0.05
-_CUE_FILES = (".wav", ".json", ".controls.npz", ".theme.mid", ".plan.json", ".plan.mid")
+_CUE_FILES = (".wav", ".json", ".controls.npz", ".theme.mid", ".plan.json", ".plan.mid", ".latent.npy")
 
 Action = Literal["copied", "spliced", "trimmed", "rendered", "reported", "failed"]
 
@@ -249,6 +252,7 @@ class ConformOutcome:
     rendered_samples: int = 0
     loudness: dict | None = None
     message: str = ""
+    new_audio: str | None = None  # for a spliced cue: "inpainted" or "fresh render"
 
     def to_json(self) -> dict:
         return dict(self.__dict__)
@@ -262,6 +266,7 @@ class ConformResult:
     timelines: list[Path]
     timeline_notes: list[str]
     render_seconds: float = 0.0
+    inpaint_seconds: float = 0.0
 
     @property
     def ok(self) -> bool:
@@ -270,7 +275,8 @@ class ConformResult:
     def to_json(self) -> dict:
         return {"outdir": str(self.outdir), "ok": self.ok, "cues": [o.to_json() for o in self.outcomes],
                 "analysis": self.analysis.to_json(), "scored_timelines": [str(p) for p in self.timelines],
-                "notes": self.timeline_notes, "render_seconds": self.render_seconds}
+                "notes": self.timeline_notes, "render_seconds": self.render_seconds,
+                "inpaint_seconds": self.inpaint_seconds}
 
 
 def scored_options(scored: Path) -> tuple[ScoreOptions, dict]:
@@ -373,7 +379,8 @@ class ConformError(FilmscoreError):
 def conform_scored(old_list: CueList, new_list: CueList, scored: str | Path, outdir: str | Path, *,
                    render: RenderFn | None = None, encode: EncodeFn | None = None,
                    executor: Executor | None = None, on_cue: CueEvent | None = None,
-                   progress: ProgressFn | None = None) -> ConformResult:
+                   progress: ProgressFn | None = None, should_cancel: CancelFn | None = None,
+                   inpaint: bool = True) -> ConformResult:
     """Conform the cues `filmscore score` delivered for `old_list` into `outdir` for `new_list` (module section
     above); write the new manifest (each entry with its `conform` record, deleted cues included) and the scored
     timeline of the new edit."""
@@ -397,6 +404,7 @@ def conform_scored(old_list: CueList, new_list: CueList, scored: str | Path, out
 
     plans: dict[str, CueConform] = {}
     to_render: list[CueRegion] = []  # rendered whole, as score renders them, into the work folder
+    to_inpaint: list[CueRegion] = []  # changed: new music inpainted in the ranges, the old latent held elsewhere
     outcomes: dict[str, ConformOutcome] = {}
     for c in analysis.cues:
         if c.status == "deleted":
@@ -407,16 +415,30 @@ def conform_scored(old_list: CueList, new_list: CueList, scored: str | Path, out
         if c.status in ("new", "unrepairable") or old_cue is None or old_done(old_cue) is None:
             to_render.append(new_by_name[c.name])
         elif c.status == "changed" and c.regenerate:
-            to_render.append(new_by_name[c.name])
+            (to_inpaint if inpaint else to_render).append(new_by_name[c.name])
+
+    work = outdir / CONFORM_WORK_DIR
+    inpainted: dict[str, tuple[np.ndarray, dict]] = {}
+    fallbacks: dict[str, str] = {}
+    t0 = time.perf_counter()
+    for new_cue in to_inpaint:  # this process, whatever the executor: the old cue's latent is needed here
+        try:
+            inpainted[new_cue.name] = _inpaint(plans[new_cue.name], new_cue, old_done(old_by_name[new_cue.name]),
+                                               new_list, options, work, encode, progress, should_cancel)
+        except RenderCancelled:
+            raise
+        except FilmscoreError as e:  # not reproducible here (another bundle, CPU, media): a fresh render instead
+            fallbacks[new_cue.name] = str(e).splitlines()[0]
+            to_render.append(new_cue)
+    inpaint_s = time.perf_counter() - t0
 
     render_names = {c.name for c in to_render}
-    work = outdir / CONFORM_WORK_DIR
     rendered: dict[str, Any] = {}
     render_s = 0.0
     if to_render:
         t0 = time.perf_counter()
         batch = score_timeline(new_list, to_render, work, options, render=render, encode=encode, executor=executor,
-                               on_cue=on_cue, progress=progress)
+                               on_cue=on_cue, progress=progress, should_cancel=should_cancel)
         render_s = time.perf_counter() - t0
         rendered = {o.name: o for o in batch.outcomes}
 
@@ -454,7 +476,10 @@ def conform_scored(old_list: CueList, new_list: CueList, scored: str | Path, out
                 meta["conform"] = {"action": "copied", "from": str(old_wav)}
                 write_json(outdir / f"{stem}.json", meta)
             else:
-                _splice_cue(c, new_cue, old_wav, work if fresh is not None else None, outdir, n, time_ref, sr, o)
+                _splice_cue(c, new_cue, old_wav, work if fresh is not None else None, outdir, n, time_ref, sr, o,
+                            inpainted.get(new_cue.name))
+                if new_cue.name in fallbacks:
+                    o.reason = f"{o.reason}; not inpainted ({fallbacks[new_cue.name]}): spliced from a fresh render"
         except FilmscoreError as e:
             o.action, o.message = "failed", str(e)
     shutil.rmtree(work, ignore_errors=True)
@@ -480,12 +505,38 @@ def conform_scored(old_list: CueList, new_list: CueList, scored: str | Path, out
     timelines, notes = write_scored_timeline(new_list.timeline, placements, outdir) if placements else ([], [])
     order = {c.name: i for i, c in enumerate(new_list.cues)}
     ordered = sorted(outcomes.values(), key=lambda o: (order.get(o.name, len(order)), o.name))
-    return ConformResult(outdir, analysis, ordered, timelines, notes, render_s)
+    return ConformResult(outdir, analysis, ordered, timelines, notes, render_s, inpaint_s)
+
+
+def _inpaint(c: CueConform, new_cue: CueRegion, old_wav: Path, new_list: CueList, options: ScoreOptions,
+             work: Path, encode: EncodeFn | None, progress: ProgressFn | None,
+             should_cancel: CancelFn | None) -> tuple[np.ndarray, dict]:
+    """The new cue's audio inpainted in its `regenerate` ranges (`engine.regenerate.inpaint_new_cut`): the old cue's
+    latent held along the kept stretches, the new cue's request (as `filmscore score` renders it: its new picture,
+    hits, the batch's options and seed) sampled in the ranges. Returns its 24-bit samples and the record."""
+    from filmscore.engine import sidecar
+    from filmscore.engine.regenerate import NewCut, inpaint_new_cut
+
+    from .batch import cue_task
+    from .region_picture import picture_of_cue_json
+    from .render_cue import timeline_hits_s, timeline_name, with_region_picture
+
+    meta_path = old_wav.with_suffix(".json")
+    old_film = picture_of_cue_json(sidecar.load(sidecar.CUE, meta_path), meta_path, encode)
+    request = cue_task(new_cue, options, work, timeline_name(new_list.timeline)).request
+    request, _ = with_region_picture(request, new_cue.picture, timeline_hits_s(new_cue), encode)
+    _, n = range_samples(new_cue.record_range, options.sample_rate)
+    cut = NewCut(old_wav, old_film, request, n, tuple((s.start, s.end, s.old_start) for s in c.kept),
+                 tuple(c.regenerate))
+    wave, record = inpaint_new_cut(cut, progress, should_cancel)
+    q = np.clip(np.round(wave * float(1 << 23)), -(1 << 23), (1 << 23) - 1).astype(np.int32)
+    return q, {**record, "request": request.to_json()}
 
 
 def _splice_cue(c: CueConform, new_cue: CueRegion, old_wav: Path, work: Path | None, outdir: Path, n: int,
-                time_ref: int, sr: int, o: ConformOutcome) -> None:
-    """A changed cue: old samples along the kept stretches, the fresh render's in the ranges (module section)."""
+                time_ref: int, sr: int, o: ConformOutcome, inpainted: tuple[np.ndarray, dict] | None = None) -> None:
+    """A changed cue: old samples along the kept stretches, in the ranges the inpainted audio (`inpainted`) or the
+    fresh render's in `work` (module section)."""
     from filmscore.engine.audio.loudness import measure
 
     stem = new_cue.file_stem
@@ -494,7 +545,9 @@ def _splice_cue(c: CueConform, new_cue: CueRegion, old_wav: Path, work: Path | N
     old = _decode24(old_chunks["data"])
     new = None
     base = old_wav
-    if work is not None:
+    if inpainted is not None:
+        new = inpainted[0]
+    elif work is not None:
         base = work / f"{stem}.wav"
         new_chunks = read_wav_chunks(base)
         _mono24(new_chunks, base)
@@ -510,23 +563,33 @@ def _splice_cue(c: CueConform, new_cue: CueRegion, old_wav: Path, work: Path | N
     o.loudness = {"integrated_lufs": lufs, "true_peak_dbtp": peak}
     rewrite_bwf(base, outdir / f"{stem}.wav", time_ref, data=_encode24(samples), loudness=loud)
     o.action = "spliced" if new is not None else "trimmed"
+    o.new_audio = "inpainted" if inpainted is not None else ("fresh render" if new is not None else None)
     # Sidecars: the fresh render's request, seed and controls where there is one, else the old cue's; the plan is
     # the old cue's moved to the new cut (`conform_plan`: its hits and tempo map follow the new cuts), or none when
     # the old cue had none
     src_dir, src_stem = (work, stem) if work is not None else (old_wav.parent, old_wav.stem)
     meta = json.loads((src_dir / f"{src_stem}.json").read_text())
     for suffix in _CUE_FILES[2:]:
-        if suffix.startswith(".plan"):
+        if suffix.startswith(".plan") or suffix == ".latent.npy":
+            # the plan is the old one moved (below); no latent decodes to these spliced samples
+            (outdir / f"{stem}{suffix}").unlink(missing_ok=True)
             continue
         if (src_dir / f"{src_stem}{suffix}").is_file():
             shutil.copyfile(src_dir / f"{src_stem}{suffix}", outdir / f"{stem}{suffix}")
     retimed = conform_plan(c, new_cue, old_wav.parent / f"{old_wav.stem}.plan.json", outdir / f"{stem}.plan.json")
     meta.update(cue=new_cue.to_json(), time_reference=time_ref, n_samples=n, wav=f"{stem}.wav",
                 loudness=o.loudness, plan=cue_plan_entry(outdir, stem))
+    meta.pop("latent", None)
+    how = None
+    if inpainted is not None:  # the request that would render the new cue; the record of the inpainting
+        how = {k: v for k, v in inpainted[1].items() if k != "request"}
+        meta["request"] = inpainted[1]["request"]
+    elif work is not None:
+        how = "a fresh render of the new cue, same request and seed"
     meta["conform"] = {"action": o.action, "from": str(old_wav), "kept_samples": o.kept_samples,
                        "rendered_samples": o.rendered_samples, "crossfade_s": CROSSFADE_S,
                        "kept": c.to_json()["kept"], "regenerate_s": c.to_json()["regenerate_s"],
-                       "new_audio": "a fresh render of the new cue, same request and seed" if work else None,
+                       "new_audio": how,
                        "plan": retimed.to_json() if retimed is not None else None}
     write_json(outdir / f"{stem}.json", meta)
 
