@@ -33,9 +33,9 @@ from pathlib import Path
 import numpy as np
 
 from . import sidecar
-from .bundle_manifest import bundle_dir, read_manifest
+from .bundle_manifest import BUNDLE_SCHEMA_V2, bundle_dir, read_manifest
 from .errors import FilmscoreError, RequestError
-from .preflight import CheckedRequest, check_request, sidecar_paths
+from .preflight import CheckedRequest, check_request, check_stems, sidecar_paths
 from .request import CancelFn, ProgressFn, RenderRequest, RenderResult, cue_n_samples
 
 _LOADED: dict[tuple[str, float], object] = {}
@@ -52,17 +52,14 @@ def request_stem_paths(request: RenderRequest) -> dict[str, Path]:
     bundle.json alone: front ends check them against the outputs rule before the model loads."""
     if not request.stems:
         return {}
-    doc = json.loads((bundle_dir(request.bundle) / "bundle.json").read_text())
-    if "stems" not in doc:
-        raise RequestError(f"stems: bundle {request.bundle or 'default'} is a v1 bundle (one mono mix, no stems); "
-                           "stems need a v2 bundle (--bundle DIR)")
-    return stem_paths(request.output, doc["stems"])
+    check_stems(request)  # a v1 bundle has none: refused here as everywhere
+    return stem_paths(request.output, read_manifest(bundle_dir(request.bundle), BUNDLE_SCHEMA_V2)["stems"])
 
 
 def load_bundle_v2_cached(path: str | Path | None):
     """Per-process cache of a loaded v2 bundle and its pipeline (bridge workers render many cues with one bundle);
     reloads when bundle.json changes."""
-    from .bundle_v2 import BUNDLE_SCHEMA_V2, load_bundle_v2
+    from .bundle_v2 import load_bundle_v2
     from .pipeline_v2 import FilmScorePipelineV2
 
     p = bundle_dir(path)
