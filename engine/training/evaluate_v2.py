@@ -128,6 +128,9 @@ def measure_corpus(corpus_dir: Path, split: str = "heldout", n_clips: int = 12, 
         def __init__(self, r: dict):
             self.id, self.work, self.master = r["id"], r["work"], r["master"]
 
+    from ..metrics.sound import noise_burst_share
+
+    threshold = corpus_flatness_threshold(corpus_dir)
     rows, ids = [], []
     for c in select_clips([_Ref(r) for r in recs], n_clips):
         r = by_id[c.id]
@@ -135,9 +138,12 @@ def measure_corpus(corpus_dir: Path, split: str = "heldout", n_clips: int = 12, 
         n = int(round(min(seconds, r["duration_s"]) * CONTROL_FRAME_RATE)) * sr // CONTROL_FRAME_RATE
         stems = {s: sf.read(str(corpus_dir / p), frames=n, dtype="float32", always_2d=True)[0]
                  for s, p in r["stems"].items()}
-        rows.append(measure_clip(stems, sum(stems.values()), sr, arrays))
+        row = measure_clip(stems, sum(stems.values()), sr, arrays)
+        row["noise_burst_share"] = noise_burst_share(sum(stems.values()), sr, threshold["threshold"])
+        rows.append(row)
         ids.append(r["id"])
-    return {"corpus": str(corpus_dir), "split": split, "seconds": seconds, "clips": ids, "summary": _summary(rows)}
+    return {"corpus": str(corpus_dir), "split": split, "seconds": seconds, "clips": ids, "summary": _summary(rows),
+            "noise_threshold": threshold}
 
 
 def _v2_records(corpus_dir: Path) -> list[dict]:
@@ -227,6 +233,41 @@ def vocoder_vs_griffin_lim(bundle_dir: Path, corpus_dir: Path, n_clips: int = 12
     with torch.no_grad():
         return vae_and_vocoder(SimpleNamespace(vae=m["vae"], vocoder=m["vocoder"], mel_config=bundle.mel_config),
                                select_clips(stems.clips, n_clips), seconds)
+
+
+def maestro_classifier_cv(corpus_dir: Path, per_master: int = 30, seconds: float = 30.0, folds: int = 5,
+                          seed: int = 0, c: float = 0.5) -> dict[str, Any]:
+    """The maestro classifier's accuracy by `folds`-fold cross-validation over works (every clip of a work on one
+    side) on up to `per_master` clips per master of the whole v2 corpus (first `seconds`): an estimate that does
+    not hang on the few works of a young corpus's held-out split."""
+    from ..metrics.maestro_classifier import clip_features, train_maestro_classifier
+
+    corpus_dir = Path(corpus_dir)
+    rng = np.random.default_rng(seed)
+    by: dict[str, list[dict]] = {}
+    for r in _v2_records(corpus_dir):
+        by.setdefault(r["master"], []).append(r)
+    picked = [x for m in sorted(by) for x in (by[m] if len(by[m]) <= per_master else
+                                              [by[m][i] for i in sorted(rng.permutation(len(by[m]))[:per_master])])]
+    feats = [clip_features(*_read_mix(corpus_dir, r, seconds)) for r in picked]
+    works = sorted({r["work"] for r in picked})
+    fold = {w: i % folds for i, w in enumerate(rng.permutation(works))}
+    per: dict[str, list[bool]] = {}
+    for k in range(folds):
+        train = [i for i, r in enumerate(picked) if fold[r["work"]] != k]
+        if len({picked[i]["master"] for i in train}) < 2:
+            continue
+        model = train_maestro_classifier([feats[i] for i in train], [picked[i]["master"] for i in train], c=c)
+        for i, r in enumerate(picked):
+            if fold[r["work"]] == k and r["master"] in model.classes:
+                per.setdefault(r["master"], []).append(model.predict_clip(feats[i])[0] == r["master"])
+    hits = [h for v in per.values() for h in v]
+    return {"accuracy": float(np.mean(hits)) if hits else float("nan"),
+            "balanced_accuracy": float(np.mean([np.mean(v) for v in per.values()])) if per else float("nan"),
+            "recall": {m: round(float(np.mean(v)), 3) for m, v in per.items()}, "n": len(hits),
+            "clips_per_master": {m: sum(1 for r in picked if r["master"] == m) for m in by},
+            "works_per_master": {m: len({r["work"] for r in rs}) for m, rs in by.items()},
+            "chance": 1.0 / len(by) if by else float("nan"), "folds": folds, "seconds": seconds, "c": c}
 
 
 def _render_v1(bundle_dir: Path, arrays: dict[str, np.ndarray], n_frames: int, steps: int, seed: int
