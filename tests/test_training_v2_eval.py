@@ -57,3 +57,17 @@ def test_evaluate_v2_from_the_cli(tmp_path, capsys):
     assert out["summary"]["model"].keys() >= out["summary"]["corpus"].keys()
     assert "error" in out["maestro_classifier"]  # one train clip, one master: no classifier, the rest measured
     assert json.loads((tmp_path / "e.json").read_text())["bundle_hash"] == out["bundle_hash"]
+
+
+def test_maestro_classifier_cv_and_corpus_noise(tmp_path):
+    """The cross-validation runs over works on a tiny corpus (each clip its own work; the tiny masters differ only
+    by chance, so its accuracy is not judged here: tests/test_metrics_sound_v2.py judges the classifier), and the
+    corpus side reports its noise-burst share against its own threshold."""
+    from filmscore.engine.training.evaluate_v2 import maestro_classifier_cv
+
+    corpus = write_tiny_corpus_v2(tmp_path / "c", n_clips=6, seconds=3.0, heldout=1)
+    cv = maestro_classifier_cv(corpus, per_master=3, seconds=3.0, folds=3)
+    assert cv["n"] == 6 and cv["clips_per_master"] == {"bach": 3, "folk": 3} and 0.0 <= cv["accuracy"] <= 1.0
+    assert cv["chance"] == 0.5 and set(cv["recall"]) == {"bach", "folk"}
+    alone = measure_corpus(corpus, "train", n_clips=5, seconds=3.0)
+    assert 0.0 <= alone["summary"]["noise_burst_share"] <= 0.1 and alone["noise_threshold"]["clips"]
