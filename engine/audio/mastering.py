@@ -13,12 +13,14 @@ from pathlib import Path
 
 import numpy as np
 
+from ..options import DEFAULTS  # the render options' defaults (engine/options.py)
 from .io import resample, resample_blocks
 from .loudness import CHUNK, TRUE_PEAK_CEILING_DBTP, _abs_max, normalize_loudness, normalize_source
 from .spill import Spill
 
 
-def master(wave: np.ndarray, sr_in: int, sr_out: int, n_samples: int, target_lufs: float = -23.0) -> tuple[np.ndarray, dict]:
+def master(wave: np.ndarray, sr_in: int, sr_out: int, n_samples: int,
+           target_lufs: float = DEFAULTS.target_lufs) -> tuple[np.ndarray, dict]:
     """Resample `(n,)` float audio, trim/pad to exactly `n_samples`, normalise it to `target_lufs` with true peak
     <= -1 dBTP. Returns the audio and the loudness report as JSON."""
     wave = np.asarray(wave, np.float32)
@@ -62,7 +64,8 @@ class Mastered:
         self.close()
 
 
-def master_streamed(wave: np.ndarray, sr_in: int, sr_out: int, n_samples: int, target_lufs: float = -23.0,
+def master_streamed(wave: np.ndarray, sr_in: int, sr_out: int, n_samples: int,
+                    target_lufs: float = DEFAULTS.target_lufs,
                     folder: str | Path | None = None, ceiling_dbtp: float = TRUE_PEAK_CEILING_DBTP) -> Mastered:
     """`master` without a whole-cue array at the delivered rate: `(n,)` model-rate audio is resampled a piece at a
     time into a working file in `folder` (the output's folder: the file has no name and is gone when closed),

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..options import DEFAULTS  # the render options' defaults (engine/options.py)
 from .io import resample
 from .loudness import (TRUE_PEAK_CEILING_DBTP, LoudnessError, LoudnessReport, limiter_gains, measure,
                        resolve_target)
@@ -61,7 +62,7 @@ def normalize_with_stems(mix: np.ndarray, stems: dict[str, np.ndarray], sample_r
 
 
 def master_with_stems(mix: np.ndarray, stems: dict[str, np.ndarray], sr_in: int, sr_out: int, n_samples: int,
-                      target_lufs: float = -23.0) -> tuple[np.ndarray, dict[str, np.ndarray], dict]:
+                      target_lufs: float = DEFAULTS.target_lufs) -> tuple[np.ndarray, dict[str, np.ndarray], dict]:
     """`engine/audio/mastering.master` for a stereo mix `(n, 2)` and its stems: each resampled to `sr_out` and cut
     or padded to exactly `n_samples`, then `normalize_with_stems`. Returns the mix, the stems and the loudness
     report (of the mix) as JSON."""

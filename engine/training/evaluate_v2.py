@@ -43,6 +43,7 @@ from ..errors import FilmscoreError
 from ..extras import require
 from ..metrics.sound import energy_above_db, lr_correlation
 from ..models.controls_v2 import ControlsV2
+from ..options import DEFAULTS as D  # the render options' defaults (engine/options.py)
 from .corpus_v2 import CorpusV2
 
 REGISTER_TOLERANCE = 6.0
@@ -283,7 +284,7 @@ def _render_v1(bundle_dir: Path, arrays: dict[str, np.ndarray], n_frames: int, s
 
 
 def evaluate_bundle_v2(bundle_dir: Path, corpus_dir: Path, *, n_clips: int = 8, seconds: float = 10.24,
-                       steps: int = 25, seed: int = 0, threads: int | None = None, progress=None,
+                       steps: int = D.steps, seed: int = D.seed, threads: int | None = None, progress=None,
                        compare_v1: Path | None = None, classifier: bool = True) -> dict[str, Any]:
     """Render `n_clips` held-out clips with the bundle and measure render and corpus audio (module docstring).
     `compare_v1`: a v1 bundle whose renders of the same clips get a FAD-proxy in the same run; `classifier`: train
