@@ -3,7 +3,9 @@
 Each cue length renders in a fresh subprocess (after a 2 s warm-up render: bundle, backend and first-call
 allocations), so that no peak carries over from another length. The worker reads its resident memory two ways:
 `VmHWM` from /proc/self/status at every stage change (the exact high-water mark up to then, so each stage's own
-peak when it rises) and `VmRSS` sampled every 10 ms (the plateau a stage holds). The overall peak is the child's
+peak when it rises) and `VmRSS` sampled every 10 ms (the plateau a stage holds). Stages: "denoise" from the
+controls' end to the last denoising step, "tail" after it (decode, vocode and deliver, which interleave when
+streamed). The overall peak is the child's
 `ru_maxrss` from os.wait4. Rows report, per length, the denoising plateau (the highest RSS sampled while denoising),
 the peak after it, their ratio (issue 21: <= 1.5x) and the growth of the overall peak from one length to the next
 (issue 23: <= 10 % from 5 to 10 minutes), with the stage timings.
@@ -57,6 +59,12 @@ def sample():
         time.sleep(0.01)
 threading.Thread(target=sample, daemon=True).start()
 def progress(name, frac, msg):
+    # "denoise" runs from the controls' end to the last step (the first step reports when it ends); "tail" is
+    # everything after it (decode, vocode, deliver: streamed, they interleave)
+    if name == "controls" and frac >= 1.0:
+        name = "denoise"
+    elif name == "denoise" and frac >= 1.0 or stage[0] == "tail" or name in ("decode", "vocode", "deliver"):
+        name = "tail"
     if name != stage[0]:
         hwm[stage[0]] = status("VmHWM")
         stage[0] = name
@@ -106,7 +114,7 @@ def _run_one(cfg: dict, shim: Path | None) -> dict:
 def _row(duration: float, tree: str, res: dict) -> dict:
     rss = res["rss_by_stage_mb"]
     plateau = rss.get("denoise", 0.0)
-    tail = max((v for k, v in rss.items() if k in ("decode", "vocode", "deliver")), default=0.0)
+    tail = rss.get("tail", 0.0)
     t = res["timings_s"]
     return {"duration_s": duration, "tree": tree, "render_s": round(res["seconds"], 2), "cpu_s": res["cpu_s"],
             "peak_rss_mb": res["peak_rss_mb"], "denoise_plateau_mb": round(plateau, 1),

@@ -62,6 +62,24 @@ def pcm_sha256(pcm: np.ndarray) -> str:
     return hashlib.sha256(np.ascontiguousarray(pcm, "<i4").tobytes()).hexdigest()
 
 
+def wav_pcm_sha256(path: Path) -> str:
+    """`pcm_sha256(_read_pcm(path)[0])` read a block at a time: a render hashes the cue it has just written, and a
+    10-minute cue's samples are 115 MB as int32 (three such copies made the render's peak memory grow with the
+    cue's length)."""
+    import hashlib
+
+    import soundfile as sf
+
+    h = hashlib.sha256()
+    try:
+        with sf.SoundFile(str(path)) as f:
+            for block in f.blocks(blocksize=1 << 16, dtype="int32", always_2d=True):
+                h.update(np.ascontiguousarray(block >> 8, "<i4").tobytes())
+    except (RuntimeError, OSError) as e:
+        raise RequestError(f"{path}: cannot read ({e})") from None
+    return h.hexdigest()
+
+
 def save_latent(latents: torch.Tensor, path: Path, wav: Path) -> dict:
     """Write a cue's final latent to `path` (float32 .npy) and return its JSON record: the file and the sha256 of
     the samples of `wav` (written before) it belongs to."""
@@ -72,7 +90,7 @@ def save_latent(latents: torch.Tensor, path: Path, wav: Path) -> dict:
             np.save(f, latents.detach().cpu().numpy().astype(np.float32))
 
     write_atomically(path, write)
-    return {"file": str(path), "pcm_sha256": pcm_sha256(_read_pcm(wav)[0])}
+    return {"file": str(path), "pcm_sha256": wav_pcm_sha256(wav)}
 
 
 _PATH_FIELDS = ("output", "video", "midi", "reference_audio", "bundle", "plan")

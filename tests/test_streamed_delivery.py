@@ -24,6 +24,7 @@ from filmscore.engine.audio.mastering import master, master_streamed
 from filmscore.engine.audio.spill import Spill
 from filmscore.engine.bundle_testing import make_tiny_bundle
 from filmscore.engine.chunking import run_chunked
+from filmscore.engine.regenerate import _read_pcm, pcm_sha256, wav_pcm_sha256
 from filmscore.engine.render import build_pipeline
 
 SECONDS = 45.0
@@ -89,6 +90,8 @@ def test_delivered_file_carries_the_whole_array_samples(cue, tmp_path):
     assert read_wav_chunks(tmp_path / "cue.wav")["data"] == pcm24(whole)
     assert abs(report["integrated_lufs"] + 23.0) < 0.1
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cue.wav"]
+    # the render's latent record hashes the delivered samples a block at a time: the whole-array hash
+    assert wav_pcm_sha256(tmp_path / "cue.wav") == pcm_sha256(_read_pcm(tmp_path / "cue.wav")[0])
 
 
 def test_spill_reads_what_was_written_and_zeros_elsewhere(tmp_path):
