@@ -375,6 +375,7 @@ def regenerate_cue(regen: Regeneration, progress: ProgressFn | None = None,
             paths[kind].unlink(missing_ok=True)
     outside_identical = bool(np.array_equal(spliced[:a], pcm[:a]) and np.array_equal(spliced[b:], pcm[b:]))
     metadata = dict(meta)
+    metadata.pop("variations", None)  # a regenerated take is a cue of its own, not one of a set of takes
     metadata.update({
         sidecar.KEY: sidecar.CUE.tag, "backend": backend.summary(),
         "reproducibility": reproducibility(backend.summary()), "pipeline": new.info, "preview": None,

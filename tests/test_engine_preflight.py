@@ -22,7 +22,7 @@ def test_inputs_are_the_path_fields_only(tmp_path):
                         maestro="bach", theme="3", scheduler="ddim", bundle=tmp_path / "b")
     assert input_paths(req) == {"video": Path("clip.mp4")}  # no str option, no bundle
     assert [p.name for p in output_paths(tmp_path / "cue.wav")] == ["cue.wav", "cue.controls.npz", "cue.json",
-                                                                   "cue.theme.mid"]
+                                                                   "cue.theme.mid", "cue.latent.npy"]
 
 
 def test_same_file_sees_through_spellings_and_links(tmp_path, monkeypatch):

@@ -77,7 +77,18 @@ export function mountPanel(root, adapter, options = {}) {
       ...ORCHESTRATIONS.map((o) => el("option", { value: o, text: o }))),
     draft: el("input", { id: "fs-draft", type: "checkbox", checked: "" }),
     stems: el("input", { id: "fs-stems", type: "checkbox" }),
+    takes: el("input", { id: "fs-takes", type: "number", min: "1", max: "16", step: "1", value: "1" }),
     submit: el("button", { id: "fs-submit", class: "fs-primary", text: "Score cue" }),
+    // The editor's loop (docs/editor_loop.md): a range of the last cue placed, again; scored cues to a new cut.
+    regenStart: el("input", { id: "fs-regen-start", type: "number", min: "0", step: "0.01", placeholder: "from (s)" }),
+    regenEnd: el("input", { id: "fs-regen-end", type: "number", min: "0", step: "0.01", placeholder: "to (s)" }),
+    regenerate: el("button", { id: "fs-regenerate", text: "Regenerate range" }),
+    regenInfo: el("div", { id: "fs-regen-info", class: "fs-muted", text: "no cue placed yet" }),
+    conformOld: el("input", { id: "fs-conform-old", type: "text", placeholder: "old edit (.otio, .xml, .edl)" }),
+    conformNew: el("input", { id: "fs-conform-new", type: "text", placeholder: "new edit" }),
+    conformScored: el("input", { id: "fs-conform-scored", type: "text", placeholder: "folder score wrote" }),
+    conformOut: el("input", { id: "fs-conform-out", type: "text", placeholder: "new folder" }),
+    conform: el("button", { id: "fs-conform", text: "Conform" }),
     // Plays a job's draft the moment the bridge announces it (job_preview), then its final cue in its place.
     player: el("audio", { id: "fs-player", controls: "", preload: "auto", hidden: true, "data-history": "" }),
     playerInfo: el("div", { id: "fs-player-info", class: "fs-muted" }),
@@ -98,13 +109,19 @@ export function mountPanel(root, adapter, options = {}) {
         el("div", { class: "fs-row" }, ui[m], ui[`${m}Value`])))),
       el("label", { class: "fs-row" }, ui.draft, el("span", { text: "Draft first (a few steps, played at once)" })),
       el("label", { class: "fs-row" }, ui.stems, el("span", { text: "Stems beside the mix (a v2 bundle)" })),
+      field("Takes (side by side)", ui.takes),
       ui.submit),
+    el("section", { id: "fs-regen-section" }, ui.regenInfo,
+      el("div", { class: "fs-row" }, ui.regenStart, ui.regenEnd, ui.regenerate)),
+    el("section", { id: "fs-conform-section" }, field("Conform: old edit", ui.conformOld),
+      field("New edit", ui.conformNew), field("Scored folder", ui.conformScored), field("New folder", ui.conformOut),
+      ui.conform),
     el("section", {}, ui.player, ui.playerInfo),
     el("section", {}, el("div", { class: "fs-muted", text: "Jobs" }), ui.jobs),
     ui.message));
 
   const state = { client: null, sequence: null, cues: [], midi: null, jobs: new Map(), early: new Map(),
-    planJobs: new Map(), plan: null };
+    planJobs: new Map(), plan: null, lastCue: null, regenerations: 0 };
 
   function say(text, isError = false) {
     ui.message.textContent = text;
@@ -317,7 +334,10 @@ export function mountPanel(root, adapter, options = {}) {
     const req = cueRequest();
     if (req.error) return say(req.error, true);
     const { cue, picture, content, buffers } = req;
-    if (ui.draft.checked) content.preview = {}; // a draft first, at the bridge's default steps (not for a plan)
+    const takes = Number(ui.takes.value);
+    if (!Number.isInteger(takes) || takes < 1 || takes > 16) return say(`takes must be 1..16, got ${ui.takes.value}`, true);
+    if (takes > 1) content.variations = takes; // takes OUT.take1.wav ..., seeds seed..seed+N-1, shown side by side
+    else if (ui.draft.checked) content.preview = {}; // a draft first, at the bridge's default steps (one take)
     if (ui.stems.checked) content.stems = true; // lead, accompaniment, percussion beside the mix (a v2 bundle)
     const job = { id: null, cue, output: content.output, state: "submitting", progressEvents: 0 };
     jobRow(job);
@@ -381,15 +401,19 @@ export function mountPanel(root, adapter, options = {}) {
 
   async function finish(job, result) {
     job.bar.value = 1;
+    if (job.kind === "conform") return finishConform(job, result);
     setJobState(job, "finished", "placing in the sequence…");
     try {
       const res = result && result.output ? result : (await state.client.result(job.id)).result;
+      const takes = res.metadata && res.metadata.variations;
+      if (!job.kind && takes && takes.takes && takes.takes.length > 1) return showTakes(job, takes);
       job.result = res;
       job.row.dataset.output = res.output;
       const placed = await adapter.placeOnNewAudioTrack(res.output, job.cue.startTicks);
       job.detail.textContent = `${res.output.split(/[\\/]/).pop()} on ${placed.track} at ` +
         timecode(job.cue.startTicks, state.sequence.ticksPerFrame);
       job.row.dataset.placed = "1";
+      setLastCue(job, res.output);
       const stems = Object.values((res.metadata && res.metadata.stems) || {});
       if (stems.length) { // listed, not placed: they share the mix's start, for tracks of the editor's choosing
         job.row.dataset.stems = stems.join(",");
@@ -399,6 +423,94 @@ export function mountPanel(root, adapter, options = {}) {
     } catch (e) {
       job.detail.textContent = `rendered, but not placed: ${e.message}`;
       say(e.message, true);
+    }
+  }
+
+  // A job's takes, side by side: each can be auditioned in the player and placed; none is placed unasked.
+  function showTakes(job, v) {
+    job.row.dataset.takes = v.takes.join(",");
+    job.detail.textContent = "";
+    const row = el("div", { class: "fs-row fs-takes" });
+    v.takes.forEach((path, i) => {
+      const use = el("button", { class: "fs-take-use", text: "Use" });
+      const play = el("button", { class: "fs-take-play", text: "▶" });
+      play.addEventListener("click", () => listen(job, path, `take ${i + 1}`));
+      use.addEventListener("click", async () => {
+        try {
+          const placed = await adapter.placeOnNewAudioTrack(path, job.cue.startTicks);
+          job.row.dataset.placed = String(i + 1);
+          setLastCue(job, path);
+          say(`take ${i + 1} (seed ${v.seeds[i]}) on ${placed.track}`);
+        } catch (e) {
+          say(e.message, true);
+        }
+      });
+      row.append(el("div", { class: "fs-take", "data-take": String(i + 1), "data-path": path },
+        el("span", { text: `take ${i + 1} · seed ${v.seeds[i]}` }), play, use));
+    });
+    job.detail.append(row);
+    setJobState(job, "finished");
+  }
+
+  // The cue a regeneration starts from: the last one placed (or a take chosen).
+  function setLastCue(job, path) {
+    state.lastCue = { cue: job.cue, path };
+    ui.regenInfo.textContent = `regenerate a range of ${path.split(/[\\/]/).pop()} (seconds of the cue)`;
+    ui.regenInfo.dataset.source = path;
+  }
+
+  async function regenerateRange() {
+    if (!state.client) return say("not connected to the bridge", true);
+    if (!state.lastCue) return say("score a cue (or use a take) first: a range of it is regenerated", true);
+    const start = Number(ui.regenStart.value);
+    const end = Number(ui.regenEnd.value);
+    if (!(ui.regenStart.value !== "" && start >= 0 && end > start)) {
+      return say(`give a range in seconds of the cue, from < to (got ${ui.regenStart.value}..${ui.regenEnd.value})`, true);
+    }
+    state.regenerations += 1;
+    const source = state.lastCue.path;
+    const output = source.replace(/(\.take\d+)?\.wav$/i, "") + `.regen${state.regenerations}.wav`;
+    return submitJob({ cue: state.lastCue.cue, output, kind: "regenerate" },
+      () => state.client.regenerate({ source, output, start, end }));
+  }
+
+  async function conformEdit() {
+    if (!state.client) return say("not connected to the bridge", true);
+    const f = [ui.conformOld, ui.conformNew, ui.conformScored, ui.conformOut].map((i) => i.value.trim());
+    if (f.some((v) => !v)) return say("give the old edit, the new edit, the scored folder and a new folder", true);
+    const [oldEdit, newEdit, scored, outdir] = f;
+    return submitJob({ cue: { name: "conform", startTicks: 0 }, output: outdir, kind: "conform" },
+      () => state.client.conform({ old: oldEdit, new: newEdit, scored, outdir }));
+  }
+
+  // A job of the editor's loop: queued like a render, its events through onEvent.
+  async function submitJob(spec, send) {
+    const job = { id: null, ...spec, state: "submitting", progressEvents: 0 };
+    jobRow(job);
+    job.row.dataset.kind = spec.kind;
+    try {
+      const reply = await send();
+      job.id = reply.job_id;
+      job.row.dataset.jobId = job.id;
+      state.jobs.set(job.id, job);
+      setJobState(job, reply.state);
+      for (const ev of state.early.get(job.id) || []) onEvent(ev);
+      state.early.delete(job.id);
+      say(`queued ${spec.kind} (job ${job.id.slice(0, 8)})`);
+    } catch (e) {
+      setJobState(job, "failed", e.message);
+      say(e.message, true);
+    }
+    return job;
+  }
+
+  async function finishConform(job, result) {
+    try {
+      const res = result && result.cues ? result : (await state.client.result(job.id)).result;
+      job.row.dataset.output = res.outdir;
+      setJobState(job, "finished", res.cues.map((c) => `${c.name}: ${c.action}`).join(", "));
+    } catch (e) {
+      setJobState(job, "finished", `conformed, but the summary is unreadable: ${e.message}`);
     }
   }
 
@@ -469,6 +581,8 @@ export function mountPanel(root, adapter, options = {}) {
   ui.midiButton.addEventListener("click", chooseMidi);
   ui.submit.addEventListener("click", submit);
   ui.plan.addEventListener("click", requestPlan);
+  ui.regenerate.addEventListener("click", regenerateRange);
+  ui.conform.addEventListener("click", conformEdit);
   ui.planClear.addEventListener("click", clearOverrides);
   for (const m of MOODS) {
     ui[m].addEventListener("input", () => { ui[m].dataset.set = "1"; showMood(m); });

@@ -176,6 +176,16 @@ class GatewayClient {
     return this.request("plan", content, buffers);
   }
 
+  /** A new take of a range of a cue: {source, output, start, end, seed?, overwrite?} (protocol.md). */
+  regenerate(content) {
+    return this.request("regenerate", content);
+  }
+
+  /** Scored cues following a changed edit: {old, new, scored, outdir, overwrite?} (protocol.md). */
+  conform(content) {
+    return this.request("conform", content);
+  }
+
   cancel(jobId) {
     return this.request("cancel", { job_id: jobId });
   }
