@@ -15,7 +15,7 @@ import numpy as np
 
 from ..options import DEFAULTS  # the render options' defaults (engine/options.py)
 from .io import resample, resample_blocks
-from .loudness import CHUNK, TRUE_PEAK_CEILING_DBTP, _abs_max, normalize_loudness, normalize_source
+from .loudness import CHUNK, TRUE_PEAK_CEILING_DBTP, normalize_loudness, normalize_source
 from .spill import Spill
 
 
@@ -87,7 +87,7 @@ def master_streamed(wave: np.ndarray, sr_in: int, sr_out: int, n_samples: int,
             spills.append(Spill(shape[0], shape[1], folder))
             return spills[-1]
 
-        signal, gain, report = normalize_source(base, sr_out, target_lufs, ceiling_dbtp, x_peak=_abs_max(base),
+        signal, gain, report = normalize_source(base, sr_out, target_lufs, ceiling_dbtp,
                                                 store=store)
     except BaseException:
         for s in spills:
