@@ -33,7 +33,7 @@ def _help(*command: str) -> str:
 @pytest.mark.parametrize("command", [("render",), ("demo",), ("score",)])
 def test_help_shows_the_defaults(command):
     text = _help(*command)
-    for shown in ("--seed SEED", "(default: 0)", "(default: dpmpp)", "(default: auto)"):
+    for shown in ("--seed N", "(default: 0)", "(default: dpmpp)", "(default: auto)"):
         assert shown in text, (shown, command)
     if command != ("score",):
         for shown in ("(default: 3.0)", "(default: 1.0)", "(default: 48000)", "(default: -23.0)"):

@@ -64,7 +64,7 @@ def test_no_picture_leaves_controls_alone():
 
 @pytest.mark.parametrize("bad", [-0.1, 1.5, float("nan")])
 def test_request_refuses_a_bad_weight(bad, tmp_path):
-    with pytest.raises(RequestError, match="picture dynamics"):
+    with pytest.raises(RequestError, match=r"picture_dynamics must be 0\.\.1"):
         RenderRequest(output=tmp_path / "x.wav", duration_s=5.0, picture_dynamics=bad).validate()
 
 
