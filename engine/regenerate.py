@@ -38,6 +38,7 @@ from .bundle_manifest import sha256_file as _sha256
 from .constants import LATENT_FRAME_RATE, MODEL_SAMPLE_RATE
 from .errors import FilmscoreError, RequestError
 from .preflight import sidecar_paths
+from .latent import latent_path, pcm_sha256, save_latent, wav_pcm_sha256  # noqa: F401 (the latent sidecar's owner)
 from .request import CancelFn, ProgressFn, RenderRequest, RenderResult, cue_n_samples
 
 logger = logging.getLogger(__name__)
@@ -47,50 +48,6 @@ CROSSFADE_S = 0.05  # the equal-power audio crossfade at each join, inside the r
 MIN_RANGE_S = 1.0  # two margins and something between them
 PCM24 = 1 << 23
 TRUE_PEAK_CEILING = 10 ** (-1.0 / 20)  # -1 dBTP, as mastering (sample peak: a safe lower bound on true peak)
-
-
-def latent_path(output: Path) -> Path:
-    """OUT.latent.npy: the final latent of a rendered or regenerated cue (float32 `(1, C, L)`)."""
-    return sidecar_paths(output)["latent"]
-
-
-def pcm_sha256(pcm: np.ndarray) -> str:
-    """sha256 of a cue's samples as `_read_pcm` reads them (int32 24-bit values): what a stored latent belongs to,
-    whatever chunks around them change (conform rewrites a copied cue's bext time reference)."""
-    import hashlib
-
-    return hashlib.sha256(np.ascontiguousarray(pcm, "<i4").tobytes()).hexdigest()
-
-
-def wav_pcm_sha256(path: Path) -> str:
-    """`pcm_sha256(_read_pcm(path)[0])` read a block at a time: a render hashes the cue it has just written, and a
-    10-minute cue's samples are 115 MB as int32 (three such copies made the render's peak memory grow with the
-    cue's length)."""
-    import hashlib
-
-    import soundfile as sf
-
-    h = hashlib.sha256()
-    try:
-        with sf.SoundFile(str(path)) as f:
-            for block in f.blocks(blocksize=1 << 16, dtype="int32", always_2d=True):
-                h.update(np.ascontiguousarray(block >> 8, "<i4").tobytes())
-    except (RuntimeError, OSError) as e:
-        raise RequestError(f"{path}: cannot read ({e})") from None
-    return h.hexdigest()
-
-
-def save_latent(latents: torch.Tensor, path: Path, wav: Path) -> dict:
-    """Write a cue's final latent to `path` (float32 .npy) and return its JSON record: the file and the sha256 of
-    the samples of `wav` (written before) it belongs to."""
-    from .atomic import write_atomically
-
-    def write(p: Path) -> None:
-        with open(p, "wb") as f:  # closed here: a full disk fails here
-            np.save(f, latents.detach().cpu().numpy().astype(np.float32))
-
-    write_atomically(path, write)
-    return {"file": str(path), "pcm_sha256": wav_pcm_sha256(wav)}
 
 
 _PATH_FIELDS = ("output", "video", "midi", "reference_audio", "bundle", "plan")

@@ -260,7 +260,7 @@ def _deliver(request: RenderRequest, result, controls: Controls, fitted, ctx: di
     if ctx["variations"] is not None:
         metadata["variations"] = ctx["variations"]
     if getattr(result, "latents", None) is not None:  # kept so a range can be regenerated without a re-run
-        from .regenerate import save_latent
+        from .latent import save_latent
 
         metadata["latent"] = save_latent(result.latents, paths["latent"], out)
     else:
