@@ -13,7 +13,7 @@ import pytest
 from filmscore.engine.controls.maestros import load_theme
 from filmscore.engine.plan.compose import make_plan
 from filmscore.engine.plan.mood import MoodOverrides, PlanError
-from filmscore.engine.plan.plan import SCHEMA, CuePlan
+from filmscore.engine.plan.plan import MIN_NOTE_S, SCHEMA, CuePlan
 from filmscore.engine.plan.rhythm import onset_density
 
 
@@ -97,3 +97,15 @@ def test_rhythm_density_follows_energy_and_hits_get_accents():
     for p in (calm, busy):
         crash = [n for n in p.percussion if n.pitch == 49]
         assert any(abs(n.onset_s - 4.0) <= 0.025 and n.velocity >= 110 for n in crash)
+
+
+@pytest.mark.parametrize("seed", [5, 24, 50])  # cues whose chord slivers at the start or end once gave
+def test_a_plan_with_cuts_near_its_ends_saves_and_loads(seed):  # notes ending before they start
+    r = np.random.default_rng(seed)
+    d = float(r.uniform(8, 40))
+    hits = sorted(float(x) for x in r.uniform(0.5, d - 0.5, int(r.integers(1, 5))))
+    plan = make_plan(d, hits_s=hits, overrides=MoodOverrides(energy=float(r.uniform(0.1, 0.9))), seed=seed)
+    back = CuePlan.from_json(json.loads(json.dumps(plan.to_json())))
+    for track in ("melody", "harmony", "bass", "percussion"):
+        assert all(n.offset_s - n.onset_s >= MIN_NOTE_S for n in getattr(plan, track)), track
+        assert len(getattr(back, track)) == len(getattr(plan, track)), track

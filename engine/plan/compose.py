@@ -30,7 +30,7 @@ from .harmony import (chord_slots, chords_from_degrees, estimate_key, harmonise,
 from .melody import melody_from_style
 from .mood import MAX_BPM, MIN_BPM, Mood, MoodOverrides, MusicalChoices, PlanError, choices_from_mood, \
     mood_of_film, parse_key
-from .plan import CuePlan, Hit
+from .plan import CuePlan, Hit, sounding_notes
 from .rhythm import Section, harmony_figure, percussion, section_at
 from .tempo_map import Anchor, TempoMap, fit_tempo_map
 
@@ -216,6 +216,7 @@ def make_plan(duration_s: float, *, film=None, theme: Theme | None = None, style
     src = dict(source or {})
     if theme is not None:
         src.setdefault("theme", theme.name)
+    melody, harmony, bass, perc = (sounding_notes(t) for t in (melody, harmony, bass, perc))
     return CuePlan(float(duration_s), tm, tonic, mode, chords, hits, whole, sections, melody, harmony, bass, perc,
                    dyn, ch.orchestration, choices, src)
 

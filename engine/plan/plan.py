@@ -382,6 +382,17 @@ def _midi_header(text: str, path: str | Path) -> dict:
         raise PlanError(str(e)) from None
 
 
+MIN_NOTE_S = 0.02
+"""A planned note shorter than this is not heard as a note, and one that ends at or before its start cannot be
+stored: the part writers cut a 10 ms release gap from each note, so a chord or beat sliver left at the cue's start,
+end or a cut (a few ms) would give such a note."""
+
+
+def sounding_notes(notes: list[Note]) -> list[Note]:
+    """The notes a plan keeps: at least MIN_NOTE_S long (what a saved plan reads back; `_note_from_json`)."""
+    return [n for n in notes if n.offset_s - n.onset_s >= MIN_NOTE_S]
+
+
 def _note_json(n: Note) -> dict:
     return {"time": round(n.onset_s, 4), "end": round(n.offset_s, 4), "pitch": int(n.pitch),
             "velocity": int(n.velocity)}
