@@ -15,7 +15,7 @@ the peak after it, their ratio (issue 21: <= 1.5x) and the growth of the overall
 invocation: the before/after rows of a change, memory and render time, under the same load.
 
     python bench/bench_memory.py [--durations 60,300,600] [--steps 4] [--maestro bach] [--threads 2]
-                                 [--tree DIR] [-o bench/results/memory.json]
+                                 [--tree DIR] [--this-tree DIR] [-o bench/results/memory.json]
 """
 
 from __future__ import annotations
@@ -137,13 +137,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--backend", default="torch")
     p.add_argument("--bundle", type=Path, default=None)
     p.add_argument("--tree", type=Path, default=None, help="another source tree to render each length from too")
+    p.add_argument("--this-tree", type=Path, default=None,
+                   help="render 'this' from a snapshot (git archive HEAD ...) instead of the working tree, which "
+                        "others may be editing while the benchmark runs")
     p.add_argument("-o", "--out", type=Path, default=Path("bench/results/memory.json"))
     args = p.parse_args(argv)
     durations = [float(d) for d in args.durations.split(",") if d.strip()]
     rows = []
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory() as tmp:
-        trees: list[tuple[str, Path | None]] = [("this", None)]
+        trees: list[tuple[str, Path | None]] = [
+            ("this", None if args.this_tree is None else _shim(args.this_tree, Path(tmp) / "shim_this"))]
         if args.tree is not None:
             trees.insert(0, (str(args.tree), _shim(args.tree, Path(tmp) / "shim")))
         for duration in durations:
