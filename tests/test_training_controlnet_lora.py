@@ -69,9 +69,11 @@ def test_lora_wraps_the_expected_layers_and_only_adapters_learn(tiny_bundle, tar
     trainable = [n for n, p in model.named_parameters() if p.requires_grad]
     assert trainable and all(".lora_A." in n or ".lora_B." in n for n in trainable)
 
-    # B starts at zero: the wrapped ControlNet is the base one exactly.
+    # B starts at zero: the wrapped ControlNet is the base one, to float32 rounding (peft 0.21 adds the zero update
+    # through another kernel order: 1.8e-7 at most on activations of ~0.3; a trained B moves them by ~1e-2).
     down, mid = model(*_inputs())
-    assert torch.equal(mid, base_mid) and all(torch.equal(a, b) for a, b in zip(down, base_down, strict=True))
+    for a, b in zip([*down, mid], [*base_down, base_mid], strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-6)
 
     # Gradients through the frozen UNet reach the adapters only.
     unet = tiny_bundle.models["unet"]
