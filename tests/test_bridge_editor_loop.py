@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from test_bridge_server import events_until
+from test_bridge_server import events_until, tiny_bridge
 
 from filmscore.bridge.client import BridgeClient, RemoteError
 from filmscore.bridge.server.launch import launch_server
@@ -27,15 +27,8 @@ pytestmark = pytest.mark.timeout(600)
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
-    from filmscore.engine.bundle_testing import make_tiny_bundle
-
-    root = tmp_path_factory.mktemp("editor")
-    d = {k: root / k for k in ("state", "media", "out")}
-    for p in d.values():
-        p.mkdir()
-    bundle = make_tiny_bundle(root / "tiny", seed=0, feature_dim=16, feature_layout="bridge-tests")
-    with launch_server(d["state"], media_roots=[d["media"]], output_roots=[d["out"]], bundle=bundle) as srv:
-        yield srv, d, bundle
+    with tiny_bridge(tmp_path_factory.mktemp("editor")) as s:
+        yield s
 
 
 def _finish(c: BridgeClient, job: str) -> dict:

@@ -13,12 +13,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_bridge_server import events_until
+from test_bridge_server import events_until, tiny_bridge
 from test_cli_render import _cli
 
 from filmscore.bridge import protocol as P
 from filmscore.bridge.client import BridgeClient, RemoteError
-from filmscore.bridge.server.launch import launch_server
 from filmscore.engine.plan.plan import CuePlan
 
 pytestmark = pytest.mark.timeout(300)
@@ -26,15 +25,8 @@ pytestmark = pytest.mark.timeout(300)
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
-    from filmscore.engine.bundle_testing import make_tiny_bundle
-
-    root = tmp_path_factory.mktemp("plan")
-    d = {k: root / k for k in ("state", "media", "out")}
-    for p in d.values():
-        p.mkdir()
-    bundle = make_tiny_bundle(root / "tiny", seed=0, feature_dim=16, feature_layout="bridge-tests")
-    with launch_server(d["state"], media_roots=[d["media"]], output_roots=[d["out"]], bundle=bundle) as srv:
-        yield srv, d, bundle
+    with tiny_bridge(tmp_path_factory.mktemp("plan")) as s:
+        yield s
 
 
 def _finish(c: BridgeClient, job: str) -> dict:

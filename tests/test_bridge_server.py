@@ -8,6 +8,7 @@ path roots; idempotent re-sends; signed shutdown; CURVE for remote access.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -68,6 +69,20 @@ def raw_socket(info) -> zmq.Socket:
 def recv_reply(sock: zmq.Socket, session: P.Session, timeout_s: float = 10.0) -> P.Message:
     assert sock.poll(int(timeout_s * 1000)), "no reply"
     return session.recv(sock.recv_multipart())[1]
+
+
+@contextlib.contextmanager
+def tiny_bridge(root: Path):
+    """A live server on the tiny seeded bundle with its state, media and output folders under `root`:
+    yields (server, {"state"|"media"|"out": folder}, bundle). The bridge test modules' shared setup."""
+    from filmscore.engine.bundle_testing import make_tiny_bundle
+
+    d = {k: root / k for k in ("state", "media", "out")}
+    for p in d.values():
+        p.mkdir()
+    bundle = make_tiny_bundle(root / "tiny", seed=0, feature_dim=16, feature_layout="bridge-tests")
+    with serve(d, bundle) as srv:
+        yield srv, d, bundle
 
 
 def events_until(client: BridgeClient, job_id: str, timeout_s: float = 120.0) -> list[P.Message]:
