@@ -5,16 +5,13 @@ regenerated (outside the range the take's samples exactly), and a conform reques
 
 from __future__ import annotations
 
-import functools
-import http.server
 import json
-import threading
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
-from test_plugins_premiere_preview import CHROMIUM, CHROMIUM_ARGS, FAKE_ADAPTER, HARNESS, PANEL, T, _Quiet
+from test_plugins_premiere_preview import CHROMIUM, CHROMIUM_ARGS, T, served_panel
 
 
 @pytest.mark.slow
@@ -26,20 +23,9 @@ def test_panel_takes_side_by_side_regenerate_and_conform(tmp_path):
     from filmscore.bridge.server.launch import launch_server
     from filmscore.engine.bundle_testing import make_tiny_bundle
 
-    out = tmp_path / "cues"
-    out.mkdir()
-    site = tmp_path / "site"
-    (site / "test").mkdir(parents=True)
-    (site / "panel").symlink_to(PANEL, target_is_directory=True)
-    (site / "out").symlink_to(out, target_is_directory=True)
-    (site / "test" / "index.html").write_text(HARNESS)
-    (site / "test" / "fake_premiere.js").write_text(FAKE_ADAPTER)
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Quiet, directory=str(site)))
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    origin = f"http://127.0.0.1:{httpd.server_address[1]}"
     bundle = make_tiny_bundle(tmp_path / "bundle", seed=0)
     errors: list[str] = []
-    try:
+    with served_panel(tmp_path) as (out, site, origin):
         with launch_server(tmp_path / "state", media_roots=[tmp_path], output_roots=[out], bundle=bundle,
                            ws="127.0.0.1:0", ws_origins=[origin]) as srv:
             cfg = {"connection": {"url": f"ws://127.0.0.1:{srv.info['ws_port']}", "token": srv.info["ws_token"]},
@@ -97,8 +83,6 @@ def test_panel_takes_side_by_side_regenerate_and_conform(tmp_path):
                     calls = page.evaluate("window.fake.calls")
                 finally:
                     browser.close()
-    finally:
-        httpd.shutdown()
     assert not errors, errors
     assert shown == takes and [t.endswith(f".take{k}.wav") for k, t in enumerate(takes, 1)] == [True, True]
     assert all(Path(t).is_file() for t in takes)

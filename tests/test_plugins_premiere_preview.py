@@ -4,6 +4,7 @@ place when the job finishes; both decode in the browser to the cue's length."""
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import http.server
 import json
@@ -49,15 +50,10 @@ class _Quiet(http.server.SimpleHTTPRequestHandler):
         pass
 
 
-@pytest.mark.slow
-@pytest.mark.timeout(420)
-def test_panel_plays_the_draft_then_the_final(tmp_path):
-    pw = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
-    if not CHROMIUM.exists():
-        pytest.skip(f"{CHROMIUM} not found: install Debian's chromium (scripts/setup.sh APT_PACKAGES)")
-    from filmscore.bridge.server.launch import launch_server
-    from filmscore.engine.bundle_testing import make_tiny_bundle
-
+@contextlib.contextmanager
+def served_panel(tmp_path: Path):
+    """The panel's test page (the fake Premiere adapter, the panel's source) and a cues folder at /out/ over HTTP,
+    so the panel's player can fetch the cues: yields (cues folder, site folder, origin)."""
     out = tmp_path / "cues"
     out.mkdir()
     site = tmp_path / "site"
@@ -68,9 +64,23 @@ def test_panel_plays_the_draft_then_the_final(tmp_path):
     (site / "test" / "fake_premiere.js").write_text(FAKE_ADAPTER)
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Quiet, directory=str(site)))
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    origin = f"http://127.0.0.1:{httpd.server_address[1]}"
-    bundle = make_tiny_bundle(tmp_path / "bundle", seed=0)
     try:
+        yield out, site, f"http://127.0.0.1:{httpd.server_address[1]}"
+    finally:
+        httpd.shutdown()
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(420)
+def test_panel_plays_the_draft_then_the_final(tmp_path):
+    pw = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} not found: install Debian's chromium (scripts/setup.sh APT_PACKAGES)")
+    from filmscore.bridge.server.launch import launch_server
+    from filmscore.engine.bundle_testing import make_tiny_bundle
+
+    bundle = make_tiny_bundle(tmp_path / "bundle", seed=0)
+    with served_panel(tmp_path) as (out, site, origin):
         with launch_server(tmp_path / "state", media_roots=[tmp_path], output_roots=[out], bundle=bundle,
                            ws="127.0.0.1:0", ws_origins=[origin]) as srv:
             cfg = {"connection": {"url": f"ws://127.0.0.1:{srv.info['ws_port']}", "token": srv.info["ws_token"]},
@@ -103,8 +113,6 @@ def test_panel_plays_the_draft_then_the_final(tmp_path):
                     calls = page.evaluate("window.fake.calls")
                 finally:
                     browser.close()
-    finally:
-        httpd.shutdown()
     assert not errors, errors
     output = Path(row["output"])
     assert Path(draft["path"]) == Path(row["draft"]) == output.with_name(output.stem + ".draft.wav")
