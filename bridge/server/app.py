@@ -40,6 +40,7 @@ from ..journal import Journal, JournalCorrupt, JournalError, atomic_write_bytes,
 from . import capabilities
 from .config import ServerConfig, build_request, plan_spec, timeline_spec
 from .limits import ConnectionCaps, ConnectionGuard, install_repeat_filter, raise_fd_limit
+from . import worker_messages as wm
 from .worker import WorkerHandle, draft_path
 
 log = logging.getLogger(__name__)
@@ -731,52 +732,55 @@ class BridgeServer:
         """Handle every message waiting on `w`'s pipe; False when the pipe is closed (the worker is gone)."""
         try:
             while w.conn.poll():
-                self._on_worker_message(w, w.conn.recv())
+                self._on_worker_message(w, wm.recv(w.conn))
         except (EOFError, OSError):
+            return False
+        except wm.WorkerMessageError as e:  # a worker that breaks the pipe's contract is treated as dead
+            log.error("worker pid %s: %s; stopping it", w.pid, e)
+            w.process.kill()
             return False
         return True
 
-    def _on_worker_message(self, w: WorkerHandle, msg: tuple) -> None:
-        kind = msg[0]
-        if kind == "ready":
+    def _on_worker_message(self, w: WorkerHandle, msg: wm.WorkerMessage) -> None:
+        if isinstance(msg, wm.Ready):
             w.ready = True
             return
-        if msg[1] != w.seq or w.job_id is None:
+        if not isinstance(msg, (wm.Progress, wm.Preview, wm.Done, wm.Cancelled, wm.Failed)):
+            raise wm.WorkerMessageError(f"worker pid {w.pid} sent {type(msg).__name__}, a server's message")
+        if msg.seq != w.seq or w.job_id is None:
             return  # a late message about a job this worker no longer runs
         job_id, journal, now = w.job_id, self._journal(), time.monotonic()
-        if kind == "progress":
-            _, _, stage, fraction, message = msg
+        if isinstance(msg, wm.Progress):
+            stage = msg.stage
             if w.progress.get("stage") != stage:
                 if w.progress.get("stage") == "denoise":
                     w.progress["denoise_ended"] = now
                 w.stage_started = now
             elapsed = now - w.stage_started
             eta = None
-            if stage == "denoise" and fraction > 0:
-                eta = elapsed / fraction * (1 - fraction) + self._tail_s
-            w.progress.update(stage=stage, fraction=fraction, message=message, eta_s=eta)
-            self.publish(job_id, "job_progress", state="running", stage=stage, fraction=fraction, message=message,
-                         eta_s=eta, elapsed_s=now - w.job_started)
+            if stage == "denoise" and msg.fraction > 0:
+                eta = elapsed / msg.fraction * (1 - msg.fraction) + self._tail_s
+            w.progress.update(stage=stage, fraction=msg.fraction, message=msg.message, eta_s=eta)
+            self.publish(job_id, "job_progress", state="running", stage=stage, fraction=msg.fraction,
+                         message=msg.message, eta_s=eta, elapsed_s=now - w.job_started)
             return
-        if kind == "preview":  # the draft is in place: the client can play it while the full render runs
-            _, _, path, steps, _engine_s = msg
-            w.progress["preview"] = path
-            self.publish(job_id, "job_preview", state="running", path=path, steps=steps,
+        if isinstance(msg, wm.Preview):  # the draft is in place: the client can play it while the full render runs
+            w.progress["preview"] = msg.path
+            self.publish(job_id, "job_preview", state="running", path=msg.path, steps=msg.steps,
                          ready_after_s=now - w.job_started)
             return
-        if kind == "done":
-            rec = journal.mark_ended(job_id, "finished", result=msg[2])
+        if isinstance(msg, wm.Done):
+            rec = journal.mark_ended(job_id, "finished", result=msg.result)
             if "denoise_ended" in w.progress:
                 self._tail_s = now - w.progress["denoise_ended"]
             self.publish(job_id, "job_finished", state="finished", result=rec.result, elapsed_s=now - w.job_started)
-        elif kind == "cancelled":
-            detail = f"cancelled by request ({msg[2]})" if len(msg) > 2 and msg[2] else "cancelled by request"
+        elif isinstance(msg, wm.Cancelled):
+            detail = f"cancelled by request ({msg.detail})" if msg.detail else "cancelled by request"
             journal.mark_ended(job_id, "cancelled", error=detail)
             self.publish(job_id, "job_cancelled", state="cancelled", detail=detail, elapsed_s=now - w.job_started)
-        elif kind == "failed":
-            error = f"{msg[2]}: {msg[3]}"
-            journal.mark_ended(job_id, "failed", error=error)
-            self.publish(job_id, "job_failed", state="failed", ename=msg[2], evalue=msg[3])
+        else:
+            journal.mark_ended(job_id, "failed", error=f"{msg.ename}: {msg.evalue}")
+            self.publish(job_id, "job_failed", state="failed", ename=msg.ename, evalue=msg.evalue)
         self._job_ended(job_id)
         w.clear()
 

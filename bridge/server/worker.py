@@ -1,11 +1,8 @@
 """Render worker processes: each runs one render at a time, so the server's loop never waits for the engine.
 
-Server and worker talk over a `multiprocessing` pipe (our own two processes; this is not the wire):
-
-    server -> worker   ("run", seq, job_id, request_json, output)   ("stop",)
-    worker -> server   ("ready", pid)  ("progress", seq, stage, fraction, message)
-                       ("preview", seq, draft_path, steps, engine_seconds)  (the draft is in place: `draft_path`)
-                       ("done", seq, result_json)  ("failed", seq, ename, message)  ("cancelled", seq, message)
+Server and worker talk over a `multiprocessing` pipe (our own two processes; this is not the wire) in the typed
+messages of `worker_messages`: the server sends `Run` and `Stop`; a worker answers `Ready`, then per job
+`Progress`, `Preview` (the draft is in place) and one of `Done`, `Failed`, `Cancelled`.
 
 A job of kind "plan" (a bridge `plan` request) stops after `engine.plan.spec.plan_request`: it publishes only
 OUT.plan.json and its result is the plan's summary; no audio is rendered.
@@ -44,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from ..journal import atomic_write_bytes, iter_partial_files, partial_path
+from . import worker_messages as wm
 
 log = logging.getLogger(__name__)
 
@@ -291,19 +289,19 @@ def worker_main(conn: Connection, cancel_seq: Any, renderer: str) -> None:
     from filmscore.engine.errors import FilmscoreError, RenderCancelled, RequestError
 
     render = _load_renderer(renderer)
-    conn.send(("ready", os.getpid()))
+    wm.send(conn, wm.Ready(os.getpid()))
     while True:
         try:
-            msg = conn.recv()
+            msg = wm.recv(conn)
         except (EOFError, OSError):
             return  # the server is gone
-        if msg[0] == "stop":
+        if isinstance(msg, wm.Stop):
             return
-        _, seq, job_id, request_json, output_str = msg
-        output = Path(output_str)
+        assert isinstance(msg, wm.Run), msg
+        seq, job_id, request_json, output = msg.seq, msg.job_id, msg.request, Path(msg.output)
 
         def progress(stage: str, fraction: float, message: str = "", _seq: int = seq) -> None:
-            conn.send(("progress", _seq, str(stage), float(fraction), str(message)))
+            wm.send(conn, wm.Progress(_seq, str(stage), float(fraction), str(message)))
 
         def should_cancel(_seq: int = seq) -> bool:
             return cancel_seq.value == _seq or os.getppid() != parent
@@ -313,7 +311,7 @@ def worker_main(conn: Connection, cancel_seq: Any, renderer: str) -> None:
         def draft_ready(_path: Path, seconds: float, _seq: int = seq, _job: str = job_id, _out: Path = output,
                         _roots: list[str] | None = request_json.get("output_roots")) -> None:
             drafted.append(_publish_draft(_job, _out, _roots))
-            conn.send(("preview", _seq, str(drafted[-1]), draft_steps, float(seconds)))
+            wm.send(conn, wm.Preview(_seq, str(drafted[-1]), draft_steps, float(seconds)))
 
         draft_steps = 0  # set below when the job asked for a draft (read by draft_ready when it is written)
         try:
@@ -327,13 +325,13 @@ def worker_main(conn: Connection, cancel_seq: Any, renderer: str) -> None:
                 from . import editor_jobs
 
                 if kind == "conform":
-                    conn.send(("done", seq, editor_jobs.run_conform(request_json, progress, should_cancel)))
+                    wm.send(conn, wm.Done(seq, editor_jobs.run_conform(request_json, progress, should_cancel)))
                     continue
                 if not request_json.get("overwrite", True):
                     check_free(output)
                 result = editor_jobs.run_regenerate(job_id, output, request_json, progress, should_cancel)
-                conn.send(("done", seq, _publish(job_id, output, result_to_json(result),
-                                                 overwrite=request_json.get("overwrite", True), roots=roots)))
+                wm.send(conn, wm.Done(seq, _publish(job_id, output, result_to_json(result),
+                                                    overwrite=request_json.get("overwrite", True), roots=roots)))
                 continue
             takes = int(request_json.get("variations") or 1)
             if takes > 1 and not request_json.get("overwrite", True):
@@ -361,7 +359,7 @@ def worker_main(conn: Connection, cancel_seq: Any, renderer: str) -> None:
                     if should_cancel():
                         raise RenderCancelled("cancelled before the plan was published")
                     summary = _publish_plan(job_id, output, overwrite=request_json.get("overwrite", True), roots=roots)
-                    conn.send(("done", seq, summary))
+                    wm.send(conn, wm.Done(seq, summary))
                     continue
             if should_cancel():  # cancelled while the timeline's picture was being encoded
                 raise RenderCancelled("cancelled before denoising step 0")
@@ -382,19 +380,19 @@ def worker_main(conn: Connection, cancel_seq: Any, renderer: str) -> None:
                                        "render without variations")
                 extra["variations"] = takes
             result = render(request, progress=progress, should_cancel=should_cancel, **extra)
-            conn.send(("done", seq, _publish(job_id, output, result_to_json(result),
-                                             overwrite=request_json.get("overwrite", True), roots=roots,
-                                             takes=takes)))
+            wm.send(conn, wm.Done(seq, _publish(job_id, output, result_to_json(result),
+                                                overwrite=request_json.get("overwrite", True), roots=roots,
+                                                takes=takes)))
         except RenderCancelled as e:
             _cleanup(output, job_id, drafted)
-            conn.send(("cancelled", seq, str(e)))
+            wm.send(conn, wm.Cancelled(seq, str(e)))
         except (FilmscoreError, OutputExists, OutputMoved) as e:
             _cleanup(output, job_id, drafted)
-            conn.send(("failed", seq, *_failure(e, output)))
+            wm.send(conn, wm.Failed(seq, *_failure(e, output)))
         except Exception as e:  # noqa: BLE001 - a bug in a render must fail its job, not the worker
             _cleanup(output, job_id, drafted)
             traceback.print_exc(file=sys.stderr)
-            conn.send(("failed", seq, *_failure(e, output)))
+            wm.send(conn, wm.Failed(seq, *_failure(e, output)))
 
 
 class WorkerHandle:
@@ -434,7 +432,7 @@ class WorkerHandle:
         self.seq, self.job_id, self.output = seq, job_id, output
         self.job_started = self.stage_started = time.monotonic()
         self.progress = {}
-        self.conn.send(("run", seq, job_id, request_json, str(output)))
+        wm.send(self.conn, wm.Run(seq, job_id, request_json, str(output)))
 
     def cancel(self) -> None:
         self.cancel_seq.value = self.seq
@@ -445,7 +443,7 @@ class WorkerHandle:
     def stop(self, timeout_s: float = 5.0) -> None:
         """Ask the worker to exit after its current job; kill it if it does not within `timeout_s`."""
         try:
-            self.conn.send(("stop",))
+            wm.send(self.conn, wm.Stop())
         except OSError:
             pass
         self.process.join(timeout_s)
