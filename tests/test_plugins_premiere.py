@@ -3,50 +3,15 @@
 
 from __future__ import annotations
 
-import functools
-import http.server
 import importlib.util
 import json
 import os
 import shutil
 import subprocess
-import threading
 from pathlib import Path
 
 import pytest
-
-REPO = Path(__file__).resolve().parent.parent
-PANEL = REPO / "plugin_manifests" / "premiere"
-CHROMIUM = Path("/usr/bin/chromium")
-T = 254016000000  # Premiere ticks per second
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
-
-# The stand-in for premiere_adapter.js: same methods, records what the panel asked of Premiere.
-FAKE_ADAPTER = """
-export class FakePremiere {
-  constructor(cfg) { this.cfg = cfg; this.calls = []; }
-  async readConnection() { this.calls.push(["readConnection"]); return this.cfg.connection; }
-  async readSequence() { this.calls.push(["readSequence"]); return this.cfg.sequence; }
-  async defaultOutputFolder() { return this.cfg.outputFolder; }
-  async pickMidiFile() { return null; }
-  async placeOnNewAudioTrack(path, startTicks) {
-    this.calls.push(["placeOnNewAudioTrack", path, startTicks]);
-    return { track: "A3" };
-  }
-}
-"""
-HARNESS = """<!DOCTYPE html>
-<html><head><meta charset="utf-8"><link rel="stylesheet" href="/panel/panel.css"></head>
-<body style="margin:0; width:360px; background:#232323"><div id="root"></div>
-<script type="module">
-import { mountPanel } from "/panel/src/panel.js";
-import { FakePremiere } from "/test/fake_premiere.js";
-const cfg = await (await fetch("/test/config.json")).json();
-window.fake = new FakePremiere(cfg);
-window.panel = mountPanel(document.getElementById("root"), window.fake, { allowedGateway: cfg.connection.url });
-</script></body></html>
-"""
+from panel_browser import PANEL, RECORDING_ADAPTER, T, chromium_or_skip, live_panel
 
 
 def _load_build():
@@ -109,126 +74,86 @@ def _theme_bytes() -> bytes:
     return buf.getvalue()
 
 
-class _Quiet(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, *a):  # keep pytest output clean
-        pass
-
-
-@pytest.fixture(scope="module")
-def site(tmp_path_factory):
-    """An HTTP server on loopback: /panel/ = plugin_manifests/premiere, /test/ = the harness and fake adapter."""
-    root = tmp_path_factory.mktemp("site")
-    (root / "panel").symlink_to(PANEL, target_is_directory=True)
-    (root / "test").mkdir()
-    (root / "test" / "index.html").write_text(HARNESS)
-    (root / "test" / "fake_premiere.js").write_text(FAKE_ADAPTER)
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Quiet, directory=str(root)))
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    yield root, f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
-
-
 @pytest.mark.slow
 @pytest.mark.timeout(420)
-def test_panel_in_chromium_against_live_bridge(site, tmp_path):
-    pw = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
-    if not CHROMIUM.exists():
-        pytest.skip(f"{CHROMIUM} not found: install Debian's chromium (scripts/setup.sh APT_PACKAGES)")
-    from filmscore.bridge.server.launch import launch_server
+def test_panel_in_chromium_against_live_bridge(tmp_path):
+    pw = chromium_or_skip()
     from filmscore.engine.bundle_testing import make_tiny_bundle
     from filmscore.engine.plan.plan import CuePlan
     from filmscore.engine.plan.spec import plan_path
 
-    root, origin = site
-    out = tmp_path / "cues"
-    out.mkdir()
     bundle = make_tiny_bundle(tmp_path / "bundle", seed=0)
-    with launch_server(tmp_path / "state", media_roots=[tmp_path], output_roots=[out], bundle=bundle,
-                       ws="127.0.0.1:0", ws_origins=[origin]) as srv:
-        cfg = {"connection": {"url": f"ws://127.0.0.1:{srv.info['ws_port']}", "token": srv.info["ws_token"]},
-               "outputFolder": str(out),
-               "sequence": {"name": "Reel 1", "ticksPerFrame": T // 24, "zeroTicks": 0, "endTicks": 60 * T,
-                            "inTicks": 0, "outTicks": 60 * T, "clips": [],
-                            "markers": [{"name": "1M1", "startTicks": 10 * T, "durationTicks": 2 * T},
-                                        {"name": "door slam", "startTicks": 10 * T + T // 2, "durationTicks": 0},
-                                        {"name": "1M2", "startTicks": 20 * T, "durationTicks": 3 * T}]}}
-        (root / "test" / "config.json").write_text(json.dumps(cfg))
-        errors: list[str] = []
-        with pw.sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
-            try:
-                page = browser.new_page(viewport={"width": 360, "height": 640})
-                page.on("pageerror", lambda e: errors.append(str(e)))
-                page.goto(f"{origin}/test/index.html")
-                page.wait_for_selector('#fs-status[data-state="connected"]', timeout=30_000)
-                page.wait_for_function("document.querySelectorAll('#fs-cue option').length === 2", timeout=10_000)
-                assert "1 hit point" in page.inner_text("#fs-cue-info")
+    markers = [{"name": "1M1", "startTicks": 10 * T, "durationTicks": 2 * T},
+               {"name": "door slam", "startTicks": 10 * T + T // 2, "durationTicks": 0},
+               {"name": "1M2", "startTicks": 20 * T, "durationTicks": 3 * T}]
+    with live_panel(pw, tmp_path, bundle, "Reel 1", markers, adapter=RECORDING_ADAPTER) as (pp, out):
+        page, errors = pp.page, pp.errors
+        page.wait_for_function("document.querySelectorAll('#fs-cue option').length === 2", timeout=10_000)
+        assert "1 hit point" in page.inner_text("#fs-cue-info")
 
-                # The plan of cue 1M1 guided by a maestro (no audio): the panel shows what the bridge wrote.
-                page.fill("#fs-seed", "3")
-                page.fill("#fs-steps", "4")
-                page.select_option("#fs-cue", "0")
-                page.select_option("#fs-source", "maestro")
-                page.wait_for_function("document.querySelectorAll('#fs-maestro option').length > 0", timeout=10_000)
-                page.select_option("#fs-maestro", "bach")
-                page.click("#fs-plan")
-                info = page.wait_for_selector('#fs-plan-info[data-state="finished"]', timeout=120_000)
-                shown_path = Path(info.get_attribute("data-plan"))
-                shown = {"text": info.inner_text(), "tempo": page.get_attribute("#fs-tempo", "placeholder"),
-                         "key": page.get_attribute("#fs-key", "placeholder"),
-                         "energy": page.input_value("#fs-energy")}
+        # The plan of cue 1M1 guided by a maestro (no audio): the panel shows what the bridge wrote.
+        page.fill("#fs-seed", "3")
+        page.fill("#fs-steps", "4")
+        page.select_option("#fs-cue", "0")
+        page.select_option("#fs-source", "maestro")
+        page.wait_for_function("document.querySelectorAll('#fs-maestro option').length > 0", timeout=10_000)
+        page.select_option("#fs-maestro", "bach")
+        page.click("#fs-plan")
+        info = page.wait_for_selector('#fs-plan-info[data-state="finished"]', timeout=120_000)
+        shown_path = Path(info.get_attribute("data-plan"))
+        shown = {"text": info.inner_text(), "tempo": page.get_attribute("#fs-tempo", "placeholder"),
+                 "key": page.get_attribute("#fs-key", "placeholder"),
+                 "energy": page.input_value("#fs-energy")}
 
-                # The editor changes tempo, key and energy. Job 1: cue 1M1 rendered with them, a few steps.
-                # Job 2: cue 1M2 with an inline MIDI theme (the panel's dropped-file path), queued behind it (one
-                # worker), then cancelled.
-                page.fill("#fs-tempo", "96")
-                page.fill("#fs-key", "E minor")
-                page.eval_on_selector("#fs-energy", "e => { e.value = '0.2'; e.dispatchEvent(new Event('input')); }")
-                assert page.inner_text("#fs-energy-value") == "0.20" and "(plan)" in page.inner_text("#fs-valence-value")
-                page.click("#fs-submit")
-                page.wait_for_selector('.fs-job[data-cue="1M1"][data-job-id]', timeout=30_000)
-                page.select_option("#fs-cue", "1")
-                page.fill("#fs-steps", "200")
-                page.evaluate("bytes => window.panel.setMidi({name: 'theme.mid', bytes: new Uint8Array(bytes)})",
-                              list(_theme_bytes()))
-                assert page.input_value("#fs-source") == "midi" and page.inner_text("#fs-midi-name") == "theme.mid"
-                page.click("#fs-submit")
-                second = page.wait_for_selector('.fs-job[data-cue="1M2"][data-job-id]', timeout=30_000)
-                second.query_selector(".fs-cancel").click()
-                page.wait_for_selector('.fs-job[data-cue="1M2"][data-state="cancelled"]', timeout=120_000)
+        # The editor changes tempo, key and energy. Job 1: cue 1M1 rendered with them, a few steps.
+        # Job 2: cue 1M2 with an inline MIDI theme (the panel's dropped-file path), queued behind it (one
+        # worker), then cancelled.
+        page.fill("#fs-tempo", "96")
+        page.fill("#fs-key", "E minor")
+        page.eval_on_selector("#fs-energy", "e => { e.value = '0.2'; e.dispatchEvent(new Event('input')); }")
+        assert page.inner_text("#fs-energy-value") == "0.20" and "(plan)" in page.inner_text("#fs-valence-value")
+        page.click("#fs-submit")
+        page.wait_for_selector('.fs-job[data-cue="1M1"][data-job-id]', timeout=30_000)
+        page.select_option("#fs-cue", "1")
+        page.fill("#fs-steps", "200")
+        page.evaluate("bytes => window.panel.setMidi({name: 'theme.mid', bytes: new Uint8Array(bytes)})",
+                      list(_theme_bytes()))
+        assert page.input_value("#fs-source") == "midi" and page.inner_text("#fs-midi-name") == "theme.mid"
+        page.click("#fs-submit")
+        second = page.wait_for_selector('.fs-job[data-cue="1M2"][data-job-id]', timeout=30_000)
+        second.query_selector(".fs-cancel").click()
+        page.wait_for_selector('.fs-job[data-cue="1M2"][data-state="cancelled"]', timeout=120_000)
 
-                first = page.wait_for_selector('.fs-job[data-cue="1M1"][data-placed="1"]', timeout=300_000)
-                assert first.get_attribute("data-state") == "finished"
-                assert int(first.get_attribute("data-progress-events")) > 0
-                output = first.get_attribute("data-output")
-                calls = page.evaluate("window.fake.calls")
-                shot = Path(os.environ.get("FILMSCORE_PANEL_SCREENSHOT") or tmp_path / "panel.png")
-                page.screenshot(path=str(shot), full_page=True)
-            finally:
-                browser.close()
-        assert not errors, errors
-        # The adapter was asked to place the delivered WAV at the cue's record time (10 s, in ticks).
-        assert ["placeOnNewAudioTrack", output, 10 * T] in calls
-        import soundfile as sf
+        first = page.wait_for_selector('.fs-job[data-cue="1M1"][data-placed="1"]', timeout=300_000)
+        assert first.get_attribute("data-state") == "finished"
+        assert int(first.get_attribute("data-progress-events")) > 0
+        output = first.get_attribute("data-output")
+        calls = page.evaluate("window.fake.calls")
+        shot = Path(os.environ.get("FILMSCORE_PANEL_SCREENSHOT") or tmp_path / "panel.png")
+        page.screenshot(path=str(shot), full_page=True)
+    assert not errors, errors
+    # The adapter was asked to place the delivered WAV at the cue's record time (10 s, in ticks).
+    assert ["placeOnNewAudioTrack", output, 10 * T] in calls
+    import soundfile as sf
 
-        info = sf.info(output)
-        assert Path(output).parent == out and abs(info.frames / info.samplerate - 2.0) < 1e-3
-        assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-        # The panel showed the plan the bridge wrote beside the planned cue (OUT.plan.json, no audio rendered).
-        shown_plan = CuePlan.load(shown_path)
-        assert shown_path.parent == out and shown_path.name.startswith("Reel_1_1M1_seed3_")
-        assert not list(out.glob(shown_path.name.replace(".plan.json", ".wav")))
-        bpm, key = f"{shown_plan.tempo.tempo_bpm:.1f}", f"{shown_plan.key} {shown_plan.mode}"
-        assert (shown["tempo"], shown["key"]) == (bpm, key) and f"{bpm} BPM, {key}" in shown["text"]
-        assert float(shown["energy"]) == pytest.approx(shown_plan.mood.energy, abs=0.006)
-        # The render request carried the editor's tempo, key and energy: the worker's plan beside the cue has them.
-        meta = json.loads(Path(output).with_suffix(".json").read_text())
-        assert meta["request"]["plan"] == str(plan_path(output))
-        rendered = CuePlan.load(plan_path(output))
-        assert (rendered.key, rendered.mode, rendered.source["maestro"]) == ("E", "minor", "bach")
-        assert rendered.choices["target_bpm"] == pytest.approx(96) and rendered.mood.energy == pytest.approx(0.2)
-        # The cancelled job wrote nothing.
-        assert [p.name for p in out.glob("*1M2*.wav")] == []
+    info = sf.info(output)
+    assert Path(output).parent == out and abs(info.frames / info.samplerate - 2.0) < 1e-3
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # The panel showed the plan the bridge wrote beside the planned cue (OUT.plan.json, no audio rendered).
+    shown_plan = CuePlan.load(shown_path)
+    assert shown_path.parent == out and shown_path.name.startswith("Reel_1_1M1_seed3_")
+    assert not list(out.glob(shown_path.name.replace(".plan.json", ".wav")))
+    bpm, key = f"{shown_plan.tempo.tempo_bpm:.1f}", f"{shown_plan.key} {shown_plan.mode}"
+    assert (shown["tempo"], shown["key"]) == (bpm, key) and f"{bpm} BPM, {key}" in shown["text"]
+    assert float(shown["energy"]) == pytest.approx(shown_plan.mood.energy, abs=0.006)
+    # The render request carried the editor's tempo, key and energy: the worker's plan beside the cue has them.
+    meta = json.loads(Path(output).with_suffix(".json").read_text())
+    assert meta["request"]["plan"] == str(plan_path(output))
+    rendered = CuePlan.load(plan_path(output))
+    assert (rendered.key, rendered.mode, rendered.source["maestro"]) == ("E", "minor", "bach")
+    assert rendered.choices["target_bpm"] == pytest.approx(96) and rendered.mood.energy == pytest.approx(0.2)
+    # The cancelled job wrote nothing.
+    assert [p.name for p in out.glob("*1M2*.wav")] == []
 
 
 NODE_GATEWAY_CHECK = r"""

@@ -11,78 +11,59 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from test_plugins_premiere_preview import CHROMIUM, CHROMIUM_ARGS, T, served_panel
+from panel_browser import T, chromium_or_skip, live_panel
 
 
 @pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_panel_takes_side_by_side_regenerate_and_conform(tmp_path):
-    pw = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
-    if not CHROMIUM.exists():
-        pytest.skip(f"{CHROMIUM} not found: install Debian's chromium (scripts/setup.sh APT_PACKAGES)")
-    from filmscore.bridge.server.launch import launch_server
+    pw = chromium_or_skip()
     from filmscore.engine.bundle_testing import make_tiny_bundle
 
     bundle = make_tiny_bundle(tmp_path / "bundle", seed=0)
-    errors: list[str] = []
-    with served_panel(tmp_path) as (out, site, origin):
-        with launch_server(tmp_path / "state", media_roots=[tmp_path], output_roots=[out], bundle=bundle,
-                           ws="127.0.0.1:0", ws_origins=[origin]) as srv:
-            cfg = {"connection": {"url": f"ws://127.0.0.1:{srv.info['ws_port']}", "token": srv.info["ws_token"]},
-                   "outputFolder": str(out),
-                   "sequence": {"name": "Reel 3", "ticksPerFrame": T // 24, "zeroTicks": 0, "endTicks": 60 * T,
-                                "inTicks": 0, "outTicks": 60 * T, "clips": [],
-                                "markers": [{"name": "3M1", "startTicks": 5 * T, "durationTicks": 3 * T}]}}
-            (site / "test" / "config.json").write_text(json.dumps(cfg))
-            with pw.sync_playwright() as p:
-                browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
-                try:
-                    page = browser.new_page(viewport={"width": 360, "height": 900})
-                    page.on("pageerror", lambda e: errors.append(str(e)))
-                    page.goto(f"{origin}/test/index.html")
-                    page.wait_for_selector('#fs-status[data-state="connected"]', timeout=30_000)
-                    page.wait_for_function("document.querySelectorAll('#fs-cue option').length === 1", timeout=10_000)
-                    page.fill("#fs-seed", "4")
-                    page.fill("#fs-steps", "2")
-                    page.select_option("#fs-source", "maestro")
-                    page.wait_for_function("document.querySelectorAll('#fs-maestro option').length > 0",
-                                           timeout=10_000)
-                    page.select_option("#fs-maestro", "bach")
-                    page.fill("#fs-takes", "2")
-                    page.click("#fs-submit")
-                    job = page.wait_for_selector('.fs-job[data-cue="3M1"][data-takes]', timeout=300_000)
-                    takes = job.get_attribute("data-takes").split(",")
-                    shown = page.eval_on_selector_all(".fs-take", "t => t.map(e => e.dataset.path)")
-                    assert job.get_attribute("data-placed") is None  # nothing placed until the editor chooses
-                    page.click('.fs-take[data-take="1"] .fs-take-play')
-                    page.wait_for_function("document.querySelector('#fs-player').dataset.history.includes('take 1')",
-                                           timeout=30_000)
-                    page.click('.fs-take[data-take="2"] .fs-take-use')
-                    page.wait_for_selector('.fs-job[data-cue="3M1"][data-placed="2"]', timeout=30_000)
-                    assert page.get_attribute("#fs-regen-info", "data-source") == takes[1]
+    with live_panel(pw, tmp_path, bundle, "Reel 3", [{"name": "3M1", "startTicks": 5 * T, "durationTicks": 3 * T}],
+                    height=900) as (pp, out):
+        page, errors = pp.page, pp.errors
+        page.wait_for_function("document.querySelectorAll('#fs-cue option').length === 1", timeout=10_000)
+        page.fill("#fs-seed", "4")
+        page.fill("#fs-steps", "2")
+        page.select_option("#fs-source", "maestro")
+        page.wait_for_function("document.querySelectorAll('#fs-maestro option').length > 0",
+                               timeout=10_000)
+        page.select_option("#fs-maestro", "bach")
+        page.fill("#fs-takes", "2")
+        page.click("#fs-submit")
+        job = page.wait_for_selector('.fs-job[data-cue="3M1"][data-takes]', timeout=300_000)
+        takes = job.get_attribute("data-takes").split(",")
+        shown = page.eval_on_selector_all(".fs-take", "t => t.map(e => e.dataset.path)")
+        assert job.get_attribute("data-placed") is None  # nothing placed until the editor chooses
+        page.click('.fs-take[data-take="1"] .fs-take-play')
+        page.wait_for_function("document.querySelector('#fs-player').dataset.history.includes('take 1')",
+                               timeout=30_000)
+        page.click('.fs-take[data-take="2"] .fs-take-use')
+        page.wait_for_selector('.fs-job[data-cue="3M1"][data-placed="2"]', timeout=30_000)
+        assert page.get_attribute("#fs-regen-info", "data-source") == takes[1]
 
-                    # a range of the placed take, again
-                    page.fill("#fs-regen-start", "1")
-                    page.fill("#fs-regen-end", "2.5")
-                    page.click("#fs-regenerate")
-                    regen = page.wait_for_selector('.fs-job[data-kind="regenerate"][data-placed="1"]',
-                                                   timeout=300_000)
-                    regen_out = regen.get_attribute("data-output")
+        # a range of the placed take, again
+        page.fill("#fs-regen-start", "1")
+        page.fill("#fs-regen-end", "2.5")
+        page.click("#fs-regenerate")
+        regen = page.wait_for_selector('.fs-job[data-kind="regenerate"][data-placed="1"]',
+                                       timeout=300_000)
+        regen_out = regen.get_attribute("data-output")
 
-                    # conform: the bridge refuses a folder that `score` did not write, and the panel says so
-                    for sel, value in (("#fs-conform-old", str(tmp_path / "a.otio")),
-                                       ("#fs-conform-new", str(tmp_path / "b.otio")),
-                                       ("#fs-conform-scored", str(out)), ("#fs-conform-out", str(out / "v2"))):
-                        page.fill(sel, value)
-                    (tmp_path / "a.otio").write_text("{}")
-                    (tmp_path / "b.otio").write_text("{}")
-                    page.click("#fs-conform")
-                    refused = page.wait_for_selector('.fs-job[data-kind="conform"][data-state="failed"]',
-                                                     timeout=30_000)
-                    refusal = refused.inner_text()
-                    calls = page.evaluate("window.fake.calls")
-                finally:
-                    browser.close()
+        # conform: the bridge refuses a folder that `score` did not write, and the panel says so
+        for sel, value in (("#fs-conform-old", str(tmp_path / "a.otio")),
+                           ("#fs-conform-new", str(tmp_path / "b.otio")),
+                           ("#fs-conform-scored", str(out)), ("#fs-conform-out", str(out / "v2"))):
+            page.fill(sel, value)
+        (tmp_path / "a.otio").write_text("{}")
+        (tmp_path / "b.otio").write_text("{}")
+        page.click("#fs-conform")
+        refused = page.wait_for_selector('.fs-job[data-kind="conform"][data-state="failed"]',
+                                         timeout=30_000)
+        refusal = refused.inner_text()
+        calls = page.evaluate("window.fake.calls")
     assert not errors, errors
     assert shown == takes and [t.endswith(f".take{k}.wav") for k, t in enumerate(takes, 1)] == [True, True]
     assert all(Path(t).is_file() for t in takes)

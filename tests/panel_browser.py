@@ -1,0 +1,153 @@
+"""The Premiere panel in headless Chromium, for the panel tests (tests/test_plugins_premiere*.py): its test page
+served over HTTP with a stand-in for premiere_adapter.js, a live `filmscore serve --ws` for it to talk to, and the
+browser opened on the page. Each test keeps its own steps and assertions; only the setup lives here."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import http.server
+import json
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+PANEL = REPO / "plugin_manifests" / "premiere"
+CHROMIUM = Path("/usr/bin/chromium")
+T = 254016000000  # Premiere ticks per second
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--autoplay-policy=no-user-gesture-required"]
+
+# The stand-in for premiere_adapter.js: same methods, records what the panel asked of Premiere.
+RECORDING_ADAPTER = """
+export class FakePremiere {
+  constructor(cfg) { this.cfg = cfg; this.calls = []; }
+  async readConnection() { this.calls.push(["readConnection"]); return this.cfg.connection; }
+  async readSequence() { this.calls.push(["readSequence"]); return this.cfg.sequence; }
+  async defaultOutputFolder() { return this.cfg.outputFolder; }
+  async pickMidiFile() { return null; }
+  async placeOnNewAudioTrack(path, startTicks) {
+    this.calls.push(["placeOnNewAudioTrack", path, startTicks]);
+    return { track: "A3" };
+  }
+}
+"""
+# The stand-in that can play: mediaUrl serves the output folder from the test's HTTP server.
+PLAYING_ADAPTER = """
+export class FakePremiere {
+  constructor(cfg) { this.cfg = cfg; this.calls = []; }
+  async readConnection() { return this.cfg.connection; }
+  async readSequence() { return this.cfg.sequence; }
+  async defaultOutputFolder() { return this.cfg.outputFolder; }
+  async pickMidiFile() { return null; }
+  async placeOnNewAudioTrack(path, startTicks) { this.calls.push(["place", path, startTicks]); return { track: "A2" }; }
+  mediaUrl(path) { this.calls.push(["mediaUrl", path]); return "/out/" + encodeURIComponent(path.split("/").pop()); }
+}
+"""
+HARNESS = """<!DOCTYPE html>
+<html><head><meta charset="utf-8"><link rel="stylesheet" href="/panel/panel.css"></head>
+<body style="margin:0; width:360px; background:#232323"><div id="root"></div>
+<script type="module">
+import { mountPanel } from "/panel/src/panel.js";
+import { FakePremiere } from "/test/fake_premiere.js";
+const cfg = await (await fetch("/test/config.json")).json();
+window.fake = new FakePremiere(cfg);
+window.panel = mountPanel(document.getElementById("root"), window.fake, { allowedGateway: cfg.connection.url });
+</script></body></html>
+"""
+
+
+class _Quiet(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *a):  # keep pytest output clean
+        pass
+
+
+def chromium_or_skip() -> Any:
+    """playwright's sync API, or a skip naming what this machine lacks (called first, before any costly setup)."""
+    pw = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} not found: install Debian's chromium (scripts/setup.sh APT_PACKAGES)")
+    return pw
+
+
+@contextlib.contextmanager
+def served_panel(tmp_path: Path, adapter: str = PLAYING_ADAPTER) -> Iterator[tuple[Path, Path, str]]:
+    """The panel's test page (`adapter`: the fake Premiere adapter's source; the panel's source) and a cues folder at
+    /out/ over HTTP, so the panel's player can fetch the cues: yields (cues folder, site folder, origin)."""
+    out = tmp_path / "cues"
+    out.mkdir()
+    site = tmp_path / "site"
+    (site / "test").mkdir(parents=True)
+    (site / "panel").symlink_to(PANEL, target_is_directory=True)
+    (site / "out").symlink_to(out, target_is_directory=True)
+    (site / "test" / "index.html").write_text(HARNESS)
+    (site / "test" / "fake_premiere.js").write_text(adapter)
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Quiet, directory=str(site)))
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        yield out, site, f"http://127.0.0.1:{httpd.server_address[1]}"
+    finally:
+        httpd.shutdown()
+
+
+@contextlib.contextmanager
+def live_bridge(tmp_path: Path, out: Path, origin: str, bundle: Path) -> Iterator[Any]:
+    """`filmscore serve` with `bundle`, media under tmp_path, cues written to `out`, its WebSocket gateway on a free
+    loopback port open to the panel's origin: yields the launched server."""
+    from filmscore.bridge.server.launch import launch_server
+
+    with launch_server(tmp_path / "state", media_roots=[tmp_path], output_roots=[out], bundle=bundle,
+                       ws="127.0.0.1:0", ws_origins=[origin]) as srv:
+        yield srv
+
+
+def panel_config(info: Any, out: Path, sequence: str, markers: list[dict[str, Any]], *,
+                 end_s: int = 60) -> dict[str, Any]:
+    """The fake adapter's config: the bridge's gateway (`info`: its connection info), `out` as the output folder and
+    a 24 fps sequence `end_s` seconds long, no clips, with `markers`."""
+    return {"connection": {"url": f"ws://127.0.0.1:{info['ws_port']}", "token": info["ws_token"]},
+            "outputFolder": str(out),
+            "sequence": {"name": sequence, "ticksPerFrame": T // 24, "zeroTicks": 0, "endTicks": end_s * T,
+                         "inTicks": 0, "outTicks": end_s * T, "clips": [], "markers": markers}}
+
+
+@dataclass
+class PanelPage:
+    page: Any  # playwright's Page
+    errors: list[str] = field(default_factory=list)  # uncaught errors in the page, in order
+
+
+@contextlib.contextmanager
+def panel_page(pw: Any, site: Path, origin: str, cfg: dict[str, Any], *, height: int = 640,
+               connected: bool = True) -> Iterator[PanelPage]:
+    """Headless Chromium on the panel's test page, the fake adapter configured with `cfg`, 360 px wide: yields once
+    the panel says it is connected (`connected=False`: once the page has loaded, for a test that watches it connect).
+    The browser is closed on the way out; the test asserts on `errors` after that."""
+    (site / "test" / "config.json").write_text(json.dumps(cfg))
+    with pw.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        try:
+            pp = PanelPage(browser.new_page(viewport={"width": 360, "height": height}))
+            pp.page.on("pageerror", lambda e: pp.errors.append(str(e)))
+            pp.page.goto(f"{origin}/test/index.html")
+            if connected:
+                pp.page.wait_for_selector('#fs-status[data-state="connected"]', timeout=30_000)
+            yield pp
+        finally:
+            browser.close()
+
+
+@contextlib.contextmanager
+def live_panel(pw: Any, tmp_path: Path, bundle: Path, sequence: str, markers: list[dict[str, Any]], *,
+               adapter: str = PLAYING_ADAPTER, height: int = 640, end_s: int = 60) -> Iterator[tuple[PanelPage, Path]]:
+    """The four steps above together: the panel served (with `adapter`), a live bridge with `bundle`, the adapter's
+    sequence (`panel_config`) and Chromium on the page, connected: yields (the page, the cues folder)."""
+    with served_panel(tmp_path, adapter) as (out, site, origin), live_bridge(tmp_path, out, origin, bundle) as srv:
+        cfg = panel_config(srv.info, out, sequence, markers, end_s=end_s)
+        with panel_page(pw, site, origin, cfg, height=height) as pp:
+            yield pp, out
