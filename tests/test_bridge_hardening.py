@@ -226,7 +226,7 @@ def test_keyless_zmq_flood_costs_bounded_memory(shared, frame_mib):
     go.set()
     flood = threading.Thread(target=_flood_zmq, args=(srv.info, frame_mib * MiB, 4.0, 4, threading.Event(), go))
     flood.start()
-    while flood.is_alive():
+    while flood.is_alive():  # the server's memory sampled while the flood runs (a sampling period, not a wait)
         peak.append(rss_mb(srv.pid))
         time.sleep(0.05)
     stop.set()
@@ -257,7 +257,7 @@ def test_keyless_websocket_flood_is_cut_at_the_first_message_limit(shared):
     peak = [before]
     for t in threads:
         t.start()
-    while any(t.is_alive() for t in threads):
+    while any(t.is_alive() for t in threads):  # sampled while the flood runs (a sampling period, not a wait)
         peak.append(server_rss_mb(srv.pid, workers))
         time.sleep(0.05)
     assert max(peak) - before < 100, (before, max(peak))

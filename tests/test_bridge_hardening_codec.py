@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import logging
 import sqlite3
-import time
 
 import pytest
 
@@ -113,11 +112,21 @@ def test_encoding_is_total_or_named():
     assert P.safe_header({"msg_id": "\ud800", "session": "ok", "x": 1}) == {"session": "ok"}
 
 
-def test_messages_signed_before_the_server_started_are_replays():
+def test_messages_signed_before_the_server_started_are_replays(monkeypatch):
+    from datetime import datetime, timedelta, timezone
+
+    # An injected clock, each reading a second after the last: the restart comes strictly after the capture and
+    # the fresh message strictly after the restart, whatever the resolution of the machine's clock (a sleep did it).
+    now = [datetime(2026, 1, 1, tzinfo=timezone.utc)]
+
+    def clock() -> datetime:
+        now[0] += timedelta(seconds=1)
+        return now[0]
+
+    monkeypatch.setattr(P, "utcnow", clock)
     client = P.Session(KEY)
     captured = client.serialize(client.msg("shutdown"))[1:]  # signed now, sent to the old server
-    time.sleep(0.01)
-    restarted = P.Session(KEY, not_before_s=time.time())  # same key, no memory of the old signatures
+    restarted = P.Session(KEY, not_before_s=clock().timestamp())  # same key, no memory of the old signatures
     with pytest.raises(P.ReplayError, match="before this server started"):
         restarted.deserialize(captured)
     restarted.deserialize(client.serialize(client.msg("status"))[1:])  # a fresh message passes

@@ -126,6 +126,8 @@ class FakePort:
 
     def _play(self, callback, script) -> None:
         for dt, msg in script:
+            # The performer's timing, part of what is played: the command builds its recorder on the real clock.
+            # The tests read the notes and the stop note, not the gaps.
             time.sleep(dt)
             callback(msg)
 
@@ -221,7 +223,7 @@ def test_real_virtual_port():
         with mido.open_output(name) as sender:
             for msg in (on(60), off(60), on(64), off(64)):
                 sender.send(msg)
-                time.sleep(0.1)
+                time.sleep(0.1)  # a played note lasts: an on and its off sent at once make a note of no length
         M.record(rec, port)
     finally:
         port.close()

@@ -81,8 +81,7 @@ def test_a_job_renders_on_ray_with_progress_and_the_engines_bytes(server, tmp_pa
     srv, d = server
     out = d["out"] / "cue.wav"
     with BridgeClient(srv.info) as c:
-        c.subscribe()
-        time.sleep(0.3)  # let the subscription reach the PUB socket
+        c.subscribe(wait_s=30)  # until the event socket is connected (and so the subscription sent)
         job = c.render(out, duration_s=3.0, steps=4, seed=3)
         evs = _events_until(c, job)
         res = c.result(job)
@@ -109,8 +108,7 @@ def test_cancel_and_a_killed_actor(server):
     srv, d = server
     out = d["out"] / "long.wav"
     with BridgeClient(srv.info) as c:
-        c.subscribe()
-        time.sleep(0.3)
+        c.subscribe(wait_s=30)
         job = c.render(out, duration_s=3.0, steps=400)
         first = _denoise_progress(c, job, below=0.05)
         actors = [p for p, cmd in descendants(srv.process.pid).items() if "_RenderActor" in cmd]
