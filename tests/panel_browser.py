@@ -106,11 +106,11 @@ def live_bridge(tmp_path: Path, out: Path, origin: str, bundle: Path) -> Iterato
         yield srv
 
 
-def panel_config(info: Any, out: Path, sequence: str, markers: list[dict[str, Any]], *,
+def panel_config(url: str, token: str, out: Path, sequence: str, markers: list[dict[str, Any]], *,
                  end_s: int = 60) -> dict[str, Any]:
-    """The fake adapter's config: the bridge's gateway (`info`: its connection info), `out` as the output folder and
-    a 24 fps sequence `end_s` seconds long, no clips, with `markers`."""
-    return {"connection": {"url": f"ws://127.0.0.1:{info['ws_port']}", "token": info["ws_token"]},
+    """The fake adapter's config: the bridge's gateway (`url`, `token`), `out` as the output folder and a 24 fps
+    sequence `end_s` seconds long, no clips, with `markers`."""
+    return {"connection": {"url": url, "token": token},
             "outputFolder": str(out),
             "sequence": {"name": sequence, "ticksPerFrame": T // 24, "zeroTicks": 0, "endTicks": end_s * T,
                          "inTicks": 0, "outTicks": end_s * T, "clips": [], "markers": markers}}
@@ -148,6 +148,7 @@ def live_panel(pw: Any, tmp_path: Path, bundle: Path, sequence: str, markers: li
     """The four steps above together: the panel served (with `adapter`), a live bridge with `bundle`, the adapter's
     sequence (`panel_config`) and Chromium on the page, connected: yields (the page, the cues folder)."""
     with served_panel(tmp_path, adapter) as (out, site, origin), live_bridge(tmp_path, out, origin, bundle) as srv:
-        cfg = panel_config(srv.info, out, sequence, markers, end_s=end_s)
+        cfg = panel_config(f"ws://127.0.0.1:{srv.info['ws_port']}", srv.info["ws_token"], out, sequence, markers,
+                           end_s=end_s)
         with panel_page(pw, site, origin, cfg, height=height) as pp:
             yield pp, out

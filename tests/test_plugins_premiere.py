@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 from panel_browser import PANEL, RECORDING_ADAPTER, T, chromium_or_skip, live_panel
 
+from filmscore.bridge.protocol import render_options_schema
+
 
 def _load_build():
     spec = importlib.util.spec_from_file_location("build_uxp", PANEL / "build_uxp.py")
@@ -90,6 +92,14 @@ def test_panel_in_chromium_against_live_bridge(tmp_path):
         page, errors = pp.page, pp.errors
         page.wait_for_function("document.querySelectorAll('#fs-cue option').length === 2", timeout=10_000)
         assert "1 hit point" in page.inner_text("#fs-cue-info")
+        # The option fields show the live bridge's render options (its hello), which are the engine's.
+        defaults = {o["name"]: o for o in render_options_schema()}
+        assert page.input_value("#fs-steps") == str(defaults["steps"]["default"])
+        steps_range = [page.get_attribute("#fs-steps", k) for k in ("min", "max")]
+        assert steps_range == [str(v) for v in defaults["steps"]["range"]]
+        assert page.input_value("#fs-seed") == str(defaults["seed"]["default"])
+        assert page.eval_on_selector_all("#fs-orchestration option", "os => os.map(o => o.value).slice(1)") == \
+            defaults["orchestration"]["choices"]
 
         # The plan of cue 1M1 guided by a maestro (no audio): the panel shows what the bridge wrote.
         page.fill("#fs-seed", "3")

@@ -9,7 +9,7 @@
 //   mediaUrl(path)              -> string        a URL the panel's <audio> player can load the WAV at `path` from
 
 const { BridgeError, GatewayClient } = require("./bridge.js");
-const { DEFAULT_STEPS, TICKS_PER_SECOND } = require("./config.js");
+const { TICKS_PER_SECOND } = require("./config.js");
 const { cueRegions, outputPath, pictureFor, renderRequest, ticksToSeconds, timecode } = require("./cues.js");
 
 const TERMINAL = new Set(["finished", "failed", "cancelled"]);
@@ -30,12 +30,18 @@ function field(label, input) {
 }
 
 const MOODS = ["energy", "valence", "tension"];
-const ORCHESTRATIONS = ["strings", "winds", "full", "dark"];
+
+// The render options the panel has a field for: option name (as the bridge's hello lists it in
+// capabilities.render_options, from the engine's RenderOptions) -> the field's key in `ui`. Each field takes its
+// default, range and choices from the hello reply, so the panel holds no copy of them: until the bridge has
+// answered, the fields are empty and disabled.
+const OPTION_FIELDS = { seed: "seed", steps: "steps", tempo_bpm: "tempo", energy: "energy", valence: "valence",
+  tension: "tension", orchestration: "orchestration", stems: "stems" };
 
 function moodSlider(name) {
-  // data-set="1" once the editor moves it: only then is it an override (the plan's value is just shown).
-  return el("input", { id: `fs-${name}`, type: "range", min: "0", max: "1", step: "0.01", value: "0.5",
-    "data-set": "0" });
+  // data-set="1" once the editor moves it: only then is it an override (the plan's value is just shown). Its range
+  // (and its resting place, the middle of it) comes with the bridge's hello.
+  return el("input", { id: `fs-${name}`, type: "range", step: "0.01", "data-set": "0", disabled: "" });
 }
 
 /**
@@ -61,23 +67,23 @@ function mountPanel(root, adapter, options = {}) {
     maestro: el("select", { id: "fs-maestro", hidden: true }),
     midiButton: el("button", { id: "fs-midi", text: "Choose MIDI file…", hidden: true }),
     midiName: el("span", { id: "fs-midi-name", class: "fs-muted" }),
-    seed: el("input", { id: "fs-seed", type: "number", min: "0", step: "1", value: "0" }),
+    seed: el("input", { id: "fs-seed", type: "number", step: "1", disabled: "" }),
     length: el("input", { id: "fs-length", type: "number", min: "1", step: "0.01", placeholder: "cue length" }),
-    steps: el("input", { id: "fs-steps", type: "number", min: "1", max: "1000", step: "1", value: String(DEFAULT_STEPS) }),
+    steps: el("input", { id: "fs-steps", type: "number", step: "1", disabled: "" }),
     out: el("input", { id: "fs-out", type: "text", placeholder: "/path/to/cues" }),
     plan: el("button", { id: "fs-plan", text: "Plan" }),
     planClear: el("button", { id: "fs-plan-clear", text: "Clear overrides" }),
     planInfo: el("div", { id: "fs-plan-info", class: "fs-muted", text: "no plan yet: the picture decides" }),
-    tempo: el("input", { id: "fs-tempo", type: "number", min: "40", max: "200", step: "0.1", placeholder: "BPM" }),
+    tempo: el("input", { id: "fs-tempo", type: "number", step: "0.1", disabled: "" }),
     key: el("input", { id: "fs-key", type: "text", placeholder: "e.g. D minor" }),
     energy: moodSlider("energy"),
     valence: moodSlider("valence"),
     tension: moodSlider("tension"),
     ...Object.fromEntries(MOODS.map((m) => [`${m}Value`, el("output", { id: `fs-${m}-value`, class: "fs-muted" })])),
-    orchestration: el("select", { id: "fs-orchestration" }, el("option", { value: "", text: "from the plan" }),
-      ...ORCHESTRATIONS.map((o) => el("option", { value: o, text: o }))),
+    orchestration: el("select", { id: "fs-orchestration", disabled: "" },
+      el("option", { value: "", text: "from the plan" })),
     draft: el("input", { id: "fs-draft", type: "checkbox", checked: "" }),
-    stems: el("input", { id: "fs-stems", type: "checkbox" }),
+    stems: el("input", { id: "fs-stems", type: "checkbox", disabled: "" }),
     takes: el("input", { id: "fs-takes", type: "number", min: "1", max: "16", step: "1", value: "1" }),
     submit: el("button", { id: "fs-submit", class: "fs-primary", text: "Score cue" }),
     // The editor's loop (docs/editor_loop.md): a range of the last cue placed, again; scored cues to a new cut.
@@ -121,8 +127,9 @@ function mountPanel(root, adapter, options = {}) {
     el("section", {}, el("div", { class: "fs-muted", text: "Jobs" }), ui.jobs),
     ui.message));
 
-  const state = { client: null, sequence: null, cues: [], midi: null, jobs: new Map(), early: new Map(),
-    planJobs: new Map(), plan: null, lastCue: null, regenerations: 0 };
+  // options: the bridge's render options by name (hello's capabilities.render_options), null until it answered.
+  const state = { client: null, options: null, sequence: null, cues: [], midi: null, jobs: new Map(),
+    early: new Map(), planJobs: new Map(), plan: null, lastCue: null, regenerations: 0 };
 
   function say(text, isError = false) {
     ui.message.textContent = text;
@@ -145,7 +152,13 @@ function mountPanel(root, adapter, options = {}) {
       }
       const client = new GatewayClient(conn.url, conn.token, { WebSocketImpl: options.WebSocketImpl });
       await client.connect();
-      await client.hello();
+      try {
+        const hello = await client.hello();
+        applyRenderOptions((hello.capabilities || {}).render_options);
+      } catch (e) {
+        client.close();
+        throw e;
+      }
       client.onEvent(onEvent);
       client.onClose((why) => setStatus("disconnected", `disconnected: ${why}`));
       state.client = client;
@@ -155,6 +168,55 @@ function mountPanel(root, adapter, options = {}) {
       setStatus("disconnected", "not connected");
       say(e.message, true);
     }
+  }
+
+  // Each option's field takes the bridge's range and choices, and its default the first time (a reconnect keeps
+  // what the editor typed), then is enabled. A bridge that lists no such option is refused rather than guessed at.
+  function applyRenderOptions(schema) {
+    const byName = new Map((Array.isArray(schema) ? schema : []).map((o) => [o.name, o]));
+    const missing = Object.keys(OPTION_FIELDS).filter((name) => !byName.has(name));
+    if (missing.length) {
+      throw new BridgeError("ProtocolError", `the bridge lists no render option ${missing.join(", ")} in its ` +
+        "hello (capabilities.render_options): update filmscore where the bridge runs");
+    }
+    const first = state.options === null;
+    for (const [name, key] of Object.entries(OPTION_FIELDS)) {
+      const o = byName.get(name);
+      const input = ui[key];
+      if (o.range) [input.min, input.max] = o.range.map(String);
+      if (o.choices) setChoices(input, o.choices);
+      if (first && o.default !== null) {
+        if (o.type === "boolean") input.checked = o.default;
+        else input.value = String(o.default);
+      } else if (first && o.range && input.type === "range") {
+        input.value = String((o.range[0] + o.range[1]) / 2); // no default (the plan decides): rest in the middle
+      }
+      if (first && o.default === null && o.unit && input.type === "number") input.placeholder = o.unit;
+      input.disabled = false;
+    }
+    state.options = byName;
+  }
+
+  // A select's options after its first ("from the plan": no override): the option's choices.
+  function setChoices(select, choices) {
+    const kept = select.value;
+    select.replaceChildren(select.options[0], ...choices.map((c) => el("option", { value: c, text: c })));
+    select.value = choices.includes(kept) ? kept : "";
+  }
+
+  // A number field's value, checked against its option's type and range as the bridge listed them: {value} or
+  // {error} (the bridge checks again; this says what is wrong before anything is sent).
+  function optionNumber(name) {
+    const o = state.options.get(name);
+    const raw = ui[OPTION_FIELDS[name]].value;
+    const v = Number(raw);
+    const whole = o.type === "integer";
+    const [lo, hi] = o.range || [-Infinity, Infinity];
+    if (raw.trim() === "" || !(whole ? Number.isInteger(v) : Number.isFinite(v)) || v < lo || v > hi) {
+      return { error: `${name} must be ${whole ? "a whole number" : "a number"} in ${lo}..${hi}` +
+        `${o.unit ? ` ${o.unit}` : ""}, got ${raw}` };
+    }
+    return { value: v };
   }
 
   async function loadMaestros() {
@@ -229,17 +291,17 @@ function mountPanel(root, adapter, options = {}) {
     const cue = selectedCue();
     if (!state.client) return { error: "not connected to the bridge" };
     if (!cue) return { error: "read the sequence and pick a cue first" };
-    const seed = Number(ui.seed.value);
-    const steps = Number(ui.steps.value);
+    const seed = optionNumber("seed");
+    if (seed.error) return seed;
+    const steps = optionNumber("steps");
+    if (steps.error) return steps;
     const lengthS = Number(ui.length.value);
-    if (!Number.isInteger(seed) || seed < 0) return { error: `seed must be a whole number >= 0, got ${ui.seed.value}` };
-    if (!Number.isInteger(steps) || steps < 1) return { error: `steps must be a whole number >= 1, got ${ui.steps.value}` };
     if (!(lengthS > 0)) return { error: `length must be a positive number of seconds, got ${ui.length.value}` };
     if (!ui.out.value.trim()) return { error: "choose an output folder (one the bridge may write to)" };
     const overrides = planOverrides();
     if (overrides.error) return overrides;
-    const choice = { output: outputPath(ui.out.value.trim(), state.sequence.name, cue.name, seed), seed, steps,
-      durationTicks: Math.round(lengthS * TICKS_PER_SECOND), overrides };
+    const choice = { output: outputPath(ui.out.value.trim(), state.sequence.name, cue.name, seed.value),
+      seed: seed.value, steps: steps.value, durationTicks: Math.round(lengthS * TICKS_PER_SECOND), overrides };
     if (ui.source.value === "maestro") {
       if (!ui.maestro.value) return { error: "no maestro to choose: the bridge has no maestro library" };
       choice.maestro = ui.maestro.value;
@@ -255,9 +317,9 @@ function mountPanel(root, adapter, options = {}) {
   function planOverrides() {
     const o = {};
     if (ui.tempo.value.trim() !== "") {
-      const bpm = Number(ui.tempo.value);
-      if (!(bpm >= 40 && bpm <= 200)) return { error: `tempo must be 40..200 BPM, got ${ui.tempo.value}` };
-      o.tempo_bpm = bpm;
+      const bpm = optionNumber("tempo_bpm");
+      if (bpm.error) return bpm;
+      o.tempo_bpm = bpm.value;
     }
     if (ui.key.value.trim()) o.key = ui.key.value.trim();
     for (const m of MOODS) if (ui[m].dataset.set === "1") o[m] = Number(ui[m].value);
