@@ -376,13 +376,15 @@ class NewCut:
 
 
 def inpaint_new_cut(cut: NewCut, progress: ProgressFn | None = None,
-                    should_cancel: CancelFn | None = None) -> tuple[np.ndarray, dict]:
+                    should_cancel: CancelFn | None = None) -> tuple[np.ndarray, dict, torch.Tensor]:
     """The new cue's audio, inpainted: the old cue's final latent (stored, or its request re-run and verified as
     `regenerate_cue` does) laid out along the new cut (each piece's frames moved by its offset) is held fixed outside
     `ranges`, and the new cue's request (its new picture and controls) is denoised with its seed in the ranges, with
     the ramp of `LATENT_MARGIN_S` at each end (`pipeline.Inpaint`; windows wholly outside the ranges are not run).
     Returns `(n_samples,)` float audio at the old cue's delivery rate with the old cue's mastering gain (least
-    squares on the kept samples; the ranges turned down if they would pass -1 dBFS), and a record of what was done.
+    squares on the kept samples; the ranges turned down if they would pass -1 dBFS), a record of what was done, and
+    the final latent along the new cut (the old one held outside the ranges): what the spliced cue keeps as its
+    latent, so that the next change of the cut inpaints it again, as `regenerate_cue` keeps its own.
     The caller keeps the old samples outside the ranges (bridge/timelines/conform.py `splice`)."""
     import time
 
@@ -451,4 +453,4 @@ def inpaint_new_cut(cut: NewCut, progress: ProgressFn | None = None,
               "latent_margin_s": LATENT_MARGIN_S, "n_windows": new.info.get("n_windows"),
               "n_windows_denoised": new.info.get("n_windows_denoised"), "mastering_gain": gain,
               "range_gain_db": 20 * math.log10(range_gain), "timings_s": timings, "backend": backend.summary()}
-    return new_out * gain * range_gain, record
+    return new_out * gain * range_gain, record, new.latents

@@ -101,7 +101,9 @@ def test_conform_copies_moved_cue_splices_changed_one_reports_deleted(tmp_path, 
     how = meta2["conform"]["new_audio"]  # the old latent held after the range, 2 s inpainted
     assert m2["new_audio"] == "inpainted" and how["method"] == "inpainted"
     assert how["original_latent"] == "stored latent" and meta2["request"]["duration_s"] == n / SR  # score kept it
-    assert not (out / "1M2.latent.npy").exists() and (out / "cue_3.latent.npy").is_file()
+    # the spliced cue keeps the inpainting's latent, tied to its samples: the next conform holds it (below)
+    assert meta2["latent"]["file"] == "1M2.latent.npy" and (out / "1M2.latent.npy").is_file()
+    assert (out / "cue_3.latent.npy").is_file()
     # its plan is the old cue's moved to the new cut: the new join (1 s) on a beat, the beats after the 2 s range
     # the old ones 0.5 s earlier
     from filmscore.engine.plan.plan import CuePlan
@@ -124,3 +126,41 @@ def test_conform_copies_moved_cue_splices_changed_one_reports_deleted(tmp_path, 
               if isinstance(c, otio.schema.Clip)}
     assert placed == {name: new_cues[name].record_range for name in ("1M2", "cue 3")}
     assert not (out / ".filmscore-conform-work").exists()
+
+    # The cut changes again (v2 -> v3, conformed from what the first conform delivered): 1M2 is inpainted once
+    # more around the new cut, holding the latent the first conform stored; nothing is rendered whole
+    v3_path = make_third_edit(new_path)
+    out3 = tmp_path / "v3"
+    code = main(["conform", str(new_path), str(v3_path), "--scored", str(out), "-o", str(out3), "--json"])
+    summary3 = json.loads(capsys.readouterr().out)
+    assert code == 0, summary3
+    assert rendered == []
+    m3 = {c["name"]: c for c in summary3["cues"]}["1M2"]
+    assert m3["status"] == "changed" and m3["action"] == "spliced" and m3["new_audio"] == "inpainted"
+    meta3 = json.loads((out3 / "1M2.json").read_text())
+    assert meta3["conform"]["new_audio"]["original_latent"] == "stored latent"
+    assert meta3["latent"]["file"] == "1M2.latent.npy"
+    _, n3 = range_samples({c.name: c for c in read_cues(read_timeline(v3_path)).cues}["1M2"].record_range, SR)
+    new3, _ = sf.read(str(out3 / "1M2.wav"), dtype="int32")
+    assert new3.shape == (n3,) == (n + SR // 2,) and 0 < m3["kept_samples"] < n
+    # the kept stretch is the first conform's samples, bit for bit (its own inpainted range among them)
+    (piece,) = meta3["conform"]["kept"]
+    assert piece["start_s"] == piece["old_start_s"] == 0.0
+    k = m3["kept_samples"]
+    np.testing.assert_array_equal(new3[:k], new2[:k])
+    assert not np.array_equal(new3[k:n], new2[k:])
+
+
+def make_third_edit(v2: Path) -> Path:
+    """V2 with cue 1M2's region 12 frames longer at its end (record 3.5-6.5 s): the cue is extended."""
+    tl = otio.adapters.read_from_file(str(v2))
+    markers = list(tl.tracks.markers)
+    tl.tracks.markers.clear()
+    for m in markers:
+        r = m.marked_range
+        if m.name == "1M2":
+            r = TR(r.start_time, r.duration + RT(CUT, 24))
+        tl.tracks.markers.append(otio.schema.Marker(name=m.name, marked_range=r, color=m.color))
+    path = v2.with_name("reel_v3.otio")
+    otio.adapters.write_to_file(tl, str(path))
+    return path

@@ -399,7 +399,9 @@ def conform_scored(old_list: CueList, new_list: CueList, scored: str | Path, out
     def old_done(cue: CueRegion) -> Path | None:
         e = old_entries.get(cue.file_stem)
         wav = scored / f"{cue.file_stem}.wav"
-        ok = e is not None and e.get("status") == "done" and e.get("key") == cue_key(cue, options) and wav.is_file()
+        key = cue_key(cue, options)
+        ok = e is not None and e.get("status") == "done" and key in (e.get("key"), e.get("region_key")) and \
+            wav.is_file()
         return wav if ok else None
 
     plans: dict[str, CueConform] = {}
@@ -418,7 +420,7 @@ def conform_scored(old_list: CueList, new_list: CueList, scored: str | Path, out
             (to_inpaint if inpaint else to_render).append(new_by_name[c.name])
 
     work = outdir / CONFORM_WORK_DIR
-    inpainted: dict[str, tuple[np.ndarray, dict]] = {}
+    inpainted: dict[str, tuple[np.ndarray, dict, Any]] = {}
     fallbacks: dict[str, str] = {}
     t0 = time.perf_counter()
     for new_cue in to_inpaint:  # this process, whatever the executor: the old cue's latent is needed here
@@ -495,9 +497,11 @@ def conform_scored(old_list: CueList, new_list: CueList, scored: str | Path, out
             manifest.record(o.file_stem, {"status": "failed", "name": o.name, "error": o.message, "conform": record})
         else:
             # a copied or rendered cue is what `filmscore score` NEW would deliver: its key lets a score rerun keep
-            # it; a spliced one is not, so a score rerun renders it afresh
+            # it; a spliced one is not, so a score rerun renders it afresh. Every one is the cue of its region under
+            # these options (`region_key`): the next conform, when the cut changes again, starts from it
             key = cue_key(cue, options) if o.action in ("copied", "rendered") else f"conform:{o.action}"
-            manifest.record(o.file_stem, {"status": "done", "key": key, "name": o.name, "wav": o.wav,
+            manifest.record(o.file_stem, {"status": "done", "key": key, "region_key": cue_key(cue, options),
+                                          "name": o.name, "wav": o.wav,
                                           "n_samples": o.n_samples, "loudness": o.loudness,
                                           "plan": cue_plan_entry(outdir, o.file_stem), "conform": record})
     placements = [Placement(new_by_name[o.name], outdir / o.wav, o.n_samples, sr)
@@ -510,10 +514,11 @@ def conform_scored(old_list: CueList, new_list: CueList, scored: str | Path, out
 
 def _inpaint(c: CueConform, new_cue: CueRegion, old_wav: Path, new_list: CueList, options: ScoreOptions,
              work: Path, encode: EncodeFn | None, progress: ProgressFn | None,
-             should_cancel: CancelFn | None) -> tuple[np.ndarray, dict]:
+             should_cancel: CancelFn | None) -> tuple[np.ndarray, dict, Any]:
     """The new cue's audio inpainted in its `regenerate` ranges (`engine.regenerate.inpaint_new_cut`): the old cue's
     latent held along the kept stretches, the new cue's request (as `filmscore score` renders it: its new picture,
-    hits, the batch's options and seed) sampled in the ranges. Returns its 24-bit samples and the record."""
+    hits, the batch's options and seed) sampled in the ranges. Returns its 24-bit samples, the record and the
+    final latent along the new cut (kept beside the spliced cue)."""
     from filmscore.engine import sidecar
     from filmscore.engine.regenerate import NewCut, inpaint_new_cut
 
@@ -528,13 +533,14 @@ def _inpaint(c: CueConform, new_cue: CueRegion, old_wav: Path, new_list: CueList
     _, n = range_samples(new_cue.record_range, options.sample_rate)
     cut = NewCut(old_wav, old_film, request, n, tuple((s.start, s.end, s.old_start) for s in c.kept),
                  tuple(c.regenerate))
-    wave, record = inpaint_new_cut(cut, progress, should_cancel)
+    wave, record, latents = inpaint_new_cut(cut, progress, should_cancel)
     q = np.clip(np.round(wave * float(1 << 23)), -(1 << 23), (1 << 23) - 1).astype(np.int32)
-    return q, {**record, "request": request.to_json()}
+    return q, {**record, "request": request.to_json()}, latents
 
 
 def _splice_cue(c: CueConform, new_cue: CueRegion, old_wav: Path, work: Path | None, outdir: Path, n: int,
-                time_ref: int, sr: int, o: ConformOutcome, inpainted: tuple[np.ndarray, dict] | None = None) -> None:
+                time_ref: int, sr: int, o: ConformOutcome, inpainted: tuple[np.ndarray, dict, Any] | None = None
+                ) -> None:
     """A changed cue: old samples along the kept stretches, in the ranges the inpainted audio (`inpainted`) or the
     fresh render's in `work` (module section)."""
     from filmscore.engine.audio.loudness import measure
@@ -571,7 +577,8 @@ def _splice_cue(c: CueConform, new_cue: CueRegion, old_wav: Path, work: Path | N
     meta = json.loads((src_dir / f"{src_stem}.json").read_text())
     for suffix in _CUE_FILES[2:]:
         if suffix.startswith(".plan") or suffix == ".latent.npy":
-            # the plan is the old one moved (below); no latent decodes to these spliced samples
+            # the plan is the old one moved (below); the latent is the inpainting's (below) or none: a fresh
+            # render's latent does not hold the old samples kept around its ranges
             (outdir / f"{stem}{suffix}").unlink(missing_ok=True)
             continue
         if (src_dir / f"{src_stem}{suffix}").is_file():
@@ -584,6 +591,12 @@ def _splice_cue(c: CueConform, new_cue: CueRegion, old_wav: Path, work: Path | N
     if inpainted is not None:  # the request that would render the new cue; the record of the inpainting
         how = {k: v for k, v in inpainted[1].items() if k != "request"}
         meta["request"] = inpainted[1]["request"]
+        # the inpainting's final latent, tied to these samples: the next conform of this cue (the cut changes
+        # again) holds it outside its ranges, as it held the old cue's (engine/regenerate.py `original_latent`)
+        from filmscore.engine.latent import save_latent
+
+        meta["latent"] = dict(save_latent(inpainted[2], outdir / f"{stem}.latent.npy", outdir / f"{stem}.wav"),
+                              file=f"{stem}.latent.npy")
     elif work is not None:
         how = "a fresh render of the new cue, same request and seed"
     meta["conform"] = {"action": o.action, "from": str(old_wav), "kept_samples": o.kept_samples,
