@@ -3,8 +3,9 @@ manifest, a cue plan, ...) carries one tag, `"schema": "filmscore.<kind>/<major>
 through `read` (or `load`), which checks it:
 
 - the same major: read as is (a newer minor only adds keys, which readers ignore);
-- an older major, or a file from before the tags were unified (`"filmscore": "cue/1"`, `"filmscore": "batch/1"`):
-  upgraded step by step by the functions registered in `UPGRADES`, then read;
+- an older major, or a file from before the tags were unified (`"filmscore": "cue/1"`, `"filmscore": "batch/1"`,
+  the evaluation files' `"format": "filmscore.eval/1"`): upgraded step by step by the functions registered in
+  `UPGRADES`, then read;
 - a newer major: `NewerSchemaError`, naming the file, its tag and what this filmscore reads (upgrade filmscore);
 - another kind of file, or no tag at all: `SchemaError`.
 
@@ -26,6 +27,7 @@ from .errors import FilmscoreError
 KEY = "schema"
 _TAG = re.compile(r"^(?P<kind>filmscore\.[a-z0-9_]+)/(?P<major>\d+)(?:\.(?P<minor>\d+))?$")
 _LEGACY_KEY = "filmscore"  # the cue and batch files' tag before this module: "filmscore": "cue/1"
+_LEGACY_FORMAT_KEY = "format"  # the evaluation files' tag before this module: "format": "filmscore.evalset/1"
 
 
 class SchemaError(FilmscoreError):
@@ -67,6 +69,10 @@ BUNDLE = Schema("filmscore.bundle", 1)
 it: each major has its own loader (engine/bundle_manifest.read_manifest checks the major before `read`)."""
 BUNDLE_V2 = Schema("filmscore.bundle", 2)
 """A v2 model bundle's bundle.json (engine/bundle_v2.py)."""
+EVAL_REPORT = Schema("filmscore.eval", 1)
+"""An evaluation's REPORT_DIR/report.json (engine/metrics/report.py, `filmscore eval`)."""
+EVALSET = Schema("filmscore.evalset", 1)
+"""An evaluation set's set.json (engine/metrics/evalset.py)."""
 
 Upgrade = Callable[[dict[str, Any]], dict[str, Any]]
 UPGRADES: dict[tuple[str, int], Upgrade] = {}
@@ -81,13 +87,17 @@ def parse_tag(tag: Any) -> tuple[str, int, int] | None:
     return m["kind"], int(m["major"]), int(m["minor"] or 0)
 
 
-def _tag_of(data: dict[str, Any]) -> str | None:
+def _tag_of(data: dict[str, Any]) -> tuple[str | None, str]:
+    """The file's tag and the key it was under."""
     if isinstance(data.get(KEY), str):
-        return data[KEY]
+        return data[KEY], KEY
     legacy = data.get(_LEGACY_KEY)
     if isinstance(legacy, str) and re.fullmatch(r"[a-z0-9_]+/\d+", legacy):
-        return f"filmscore.{legacy}"  # "cue/1" -> "filmscore.cue/1": the same content, tagged the old way
-    return None
+        # "cue/1" -> "filmscore.cue/1": the same content, tagged the old way
+        return f"filmscore.{legacy}", _LEGACY_KEY
+    if parse_tag(data.get(_LEGACY_FORMAT_KEY)) is not None:  # only a filmscore tag: "format" is also a plain field
+        return data[_LEGACY_FORMAT_KEY], _LEGACY_FORMAT_KEY
+    return None, KEY
 
 
 def read(schema: Schema, data: Any, source: str | Path) -> dict[str, Any]:
@@ -95,7 +105,7 @@ def read(schema: Schema, data: Any, source: str | Path) -> dict[str, Any]:
     when older, tagged with `schema.tag` under `KEY`. Raises SchemaError / NewerSchemaError."""
     if not isinstance(data, dict):
         raise SchemaError(f"{source}: not a JSON object (a {schema.kind} file is one)")
-    tag = _tag_of(data)
+    tag, tag_key = _tag_of(data)
     parsed = parse_tag(tag)
     if parsed is None:
         raise SchemaError(f"{source}: no {KEY!r} tag naming a filmscore file (expected {schema.tag!r})")
@@ -105,7 +115,7 @@ def read(schema: Schema, data: Any, source: str | Path) -> dict[str, Any]:
     if major > schema.major:
         raise NewerSchemaError(f"{source}: {tag!r} was written by a newer filmscore; this one reads {schema.kind} up "
                                f"to version {schema.major} (upgrade filmscore to read it)")
-    out = {k: v for k, v in data.items() if k not in (KEY, _LEGACY_KEY)}
+    out = {k: v for k, v in data.items() if k not in (KEY, _LEGACY_KEY, tag_key)}
     while major < schema.major:
         step = UPGRADES.get((kind, major))
         if step is None:

@@ -69,7 +69,7 @@ def test_report_files(run, tmp_path):
     doc = write_report(r, tmp_path, command="filmscore eval --set tiny")
     on_disk = json.loads((tmp_path / "report.json").read_text())
     assert on_disk == json.loads(json.dumps(doc))
-    assert on_disk["format"] == "filmscore.eval/1" and len(on_disk["cues"]) == 2 * len(SYSTEMS)
+    assert on_disk["schema"] == "filmscore.eval/1" and len(on_disk["cues"]) == 2 * len(SYSTEMS)
     assert on_disk["systems"]["ground_truth"]["melody_accuracy_pooled"] == pytest.approx(1.0)
     md = (tmp_path / "report.md").read_text()
     assert "filmscore eval --set tiny" in md and "| melody accuracy (pooled) ↑ |" in md and "FAD-proxy" in md

@@ -1,6 +1,6 @@
 """Evaluation sets: a folder with `set.json` and the files its items name.
 
-    {"format": "filmscore.evalset/1", "name": "...", "items": [
+    {"schema": "filmscore.evalset/1", "name": "...", "items": [
       {"id": "...", "video": "x/film.mp4", "start_s": 0.0, "duration_s": 10.0,
        "controls": "x/controls.npz",      # requested melody + dynamics (100/s), or
        "midi": "x/theme.mid",             # a theme to fit, or
@@ -9,7 +9,9 @@
        "hits_s": [2.5, 6.1],              # requested hit points (default: the picture's cuts)
        "master": "bach", "work": "bach/bwv1.6"}]}
 
-Paths are relative to the folder. `build_from_corpus` makes a set from a corpus's held-out split (their films are
+The tag is engine/sidecar.py's (`EVALSET`): `load_set` reads set.json through its checking reader, so a set
+written by a newer filmscore is refused by name and one tagged the old way (`"format": "filmscore.evalset/1"`) is
+read. Paths are relative to the folder. `build_from_corpus` makes a set from a corpus's held-out split (their films are
 the corpus's generated films, their themes works the model never trained on) plus maestro-guided items over the
 same films. The set shipped with filmscore (`default`, engine/metrics/evalset/) was made that way.
 """
@@ -21,9 +23,10 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .. import sidecar
 from ..errors import FilmscoreError
 
-SET_FORMAT = "filmscore.evalset/1"
+SET_FORMAT = sidecar.EVALSET.tag
 DEFAULT_SET_DIR = Path(__file__).resolve().parent / "evalset"
 
 
@@ -69,12 +72,7 @@ def load_set(spec: str | Path) -> EvalSet:
     path = root / "set.json"
     if not path.is_file():
         raise EvalSetError(f"evaluation set {root}: no set.json")
-    try:
-        doc = json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise EvalSetError(f"{path}: not JSON ({e})") from e
-    if doc.get("format") != SET_FORMAT:
-        raise EvalSetError(f"{path}: format {doc.get('format')!r}, expected {SET_FORMAT!r}")
+    doc = sidecar.load(sidecar.EVALSET, path)  # SchemaError (NewerSchemaError) naming the file and its tag
     items = []
     seen = set()
     for k, it in enumerate(doc.get("items", [])):
@@ -150,8 +148,8 @@ def build_from_corpus(corpus: str | Path, out: str | Path, *, n_items: int = 6, 
         nth = maestros[:k].count(m)  # a master named twice gets two themes (drawn by the seed)
         items.append({"id": f"maestro-{m}-{nth}", "video": film["video"], "start_s": 0.0,
                       "duration_s": duration_s, "maestro": m, "master": m, "seed": 100 + k})
-    doc = {"format": SET_FORMAT, "name": name, "source": {"corpus": str(corpus), "split": "heldout"},
-           "items": items}
+    doc = sidecar.stamped(sidecar.EVALSET, {"name": name, "source": {"corpus": str(corpus), "split": "heldout"},
+                                            "items": items})
     (out / "set.json").write_text(json.dumps(doc, indent=1) + "\n")
     return out
 

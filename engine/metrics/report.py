@@ -13,11 +13,12 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import sidecar
 from ..constants import CONTROL_FRAME_RATE, MEL_FRAME_RATE
 from ..extras import require
 from .runner import SYSTEMS, EvalRun
 
-REPORT_FORMAT = "filmscore.eval/1"
+REPORT_FORMAT = sidecar.EVAL_REPORT.tag  # report.json's tag; read one back with sidecar.load(EVAL_REPORT, path)
 
 # (key, label, higher is better?) in table order
 METRICS: tuple[tuple[str, str, bool | None], ...] = (
@@ -74,7 +75,7 @@ def _clean(x):
 def to_json(run: EvalRun, command: str = "") -> dict:
     o = run.options
     return _clean({
-        "format": REPORT_FORMAT, "command": command, "set": run.set_name, "bundle": run.bundle,
+        sidecar.KEY: REPORT_FORMAT, "command": command, "set": run.set_name, "bundle": run.bundle,
         "options": {"systems": list(o.systems), "steps": o.render.steps, "scheduler": o.render.scheduler,
                     "picture_guidance": o.render.picture_guidance, "control_guidance": o.render.control_guidance,
                     "control_strength": o.render.control_strength, "vocoder": o.render.vocoder,

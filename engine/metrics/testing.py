@@ -67,7 +67,7 @@ def make_tiny_set(root: str | Path, duration_s: float = 2.0, with_video: bool = 
     import soundfile as sf
 
     from ..controls.audio import controls_from_audio
-    from .evalset import SET_FORMAT
+    from .. import sidecar
 
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
@@ -87,5 +87,6 @@ def make_tiny_set(root: str | Path, duration_s: float = 2.0, with_video: bool = 
             item["video"] = "film.mp4"
             item["hits_s"] = [duration_s / 2]
         items.append(item)
-    (root / "set.json").write_text(json.dumps({"format": SET_FORMAT, "name": "tiny", "items": items}, indent=1))
+    (root / "set.json").write_text(json.dumps(sidecar.stamped(sidecar.EVALSET, {"name": "tiny", "items": items}),
+                                              indent=1))
     return root
