@@ -168,3 +168,16 @@ def test_fitted_midi_marks_the_pickup_bar(tmp_path):
     ft.write_midi(path)
     back = notes_from_midi(path)
     assert [round(n.onset_s, 3) for n in back] == [round(n.onset_s, 3) for n in ft.notes]
+
+
+@pytest.mark.parametrize("duration_s, hit_s", [(2.0, 1.2), (1.5, 1.0), (2.5, 1.6)])
+def test_a_late_hit_in_a_short_cue_keeps_the_melody(duration_s, hit_s):
+    """A hit past the middle of the only bar: entering on it leaves less than half a bar before the cue end, where
+    the ending stops on the bar line before, so that fit plays no note. The fit must still play the theme (it did
+    not: a 2 s cue with a picture cut at 1.2 s lost its MIDI melody) and catch the hit."""
+    one_bar = theme_from_beats([(0, 1, 62, 90), (1, 1, 64, 80), (2, 1, 65, 80), (3, 1, 69, 80)], bpm=120,
+                               meter=(4, 4), name="d-e-f-a")
+    ft = fit_theme(one_bar, duration_s, [hit_s])
+    assert [n.pitch for n in ft.notes] == [62, 64, 65, 69]
+    assert ft.hits[0].caught
+    assert ft.controls().melody_present

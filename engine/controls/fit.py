@@ -280,15 +280,27 @@ def fit_theme(theme: Theme, duration_s: float, hits_s=(), settings: FitSettings 
             if t <= bar_s * s.max_lead_bars + 1e-9 and 0 < o <= bar_s * s.max_lead_bars * base:
                 own_catch = s.catch_reward + s.kind_bonus[int(kind)] if t < 1e-9 else 0.0
                 starts.append((float(o), own_catch))
-    best = None
-    for o, own_catch in starts:
+    candidates = []
+    for i, (o, own_catch) in enumerate(starts):
         score, knots = plan_knots(hits, o, base, s, times, kinds)
         if o > 0:
             # the cue opens without theme: worth it only to catch more or bend less
             score += own_catch - LATE_ENTRANCE_COST
-        if best is None or score > best[0] + 1e-9:
-            best = (score, o, knots)
-    _, start, knots = best
+        candidates.append((-round(score, 9), i, o, knots))  # best score first; ties: the earlier entrance
+    candidates.sort(key=lambda c: c[:2])
+    ft = None
+    for _, _, start, knots in candidates:
+        ft = _fitted(theme, duration_s, hits_all, start, knots, base, s, times, kinds)
+        # a late entrance whose first bar does not fit before the cue end would play nothing of the theme (the
+        # ending stops on the bar line before): catching a hit is no reason to drop the melody, so the next best
+        if ft.notes or not theme.notes:
+            break
+    return ft
+
+
+def _fitted(theme: Theme, duration_s: float, hits_all: np.ndarray, start: float, knots, base: float,
+            s: FitSettings, times: np.ndarray, kinds: np.ndarray) -> FittedTheme:
+    """The theme placed from `start` (cue s) through `knots` (own s, cue s), with its ending and its hits."""
     own = [0.0] + [k[0] for k in knots]
     cue = [start] + [k[1] for k in knots]
     lo, hi = max(s.min_stretch, base * (1 - s.max_change)), min(s.max_stretch, base * (1 + s.max_change))
