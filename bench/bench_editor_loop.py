@@ -25,32 +25,18 @@ import time
 from pathlib import Path
 
 import numpy as np
-
-
-def _flux(wave: np.ndarray) -> np.ndarray:
-    from filmscore.engine.audio.mel import log_mel
-
-    mel = log_mel(wave).numpy()
-    return np.maximum(np.diff(mel, axis=1), 0).mean(axis=0)  # (T - 1,) at 100 frames/s
-
-
-def _stats(x: np.ndarray) -> dict[str, float]:
-    return {"mean": float(x.mean()), "p50": float(np.percentile(x, 50)), "p95": float(np.percentile(x, 95)),
-            "max": float(x.max()), "n_frames": int(x.size)}
+from flux import join_report, near_times, spectral_flux, window_overlaps
 
 
 def bench_regenerate(args: argparse.Namespace, tmp: Path) -> dict:
     import soundfile as sf
 
     from filmscore.engine.audio.io import load_audio
-    from filmscore.engine.constants import LATENT_DOWNSAMPLE, MEL_FRAME_RATE, WINDOW_MEL_FRAMES, \
-        WINDOW_OVERLAP_MEL_FRAMES
     from filmscore.engine.controls.types import Controls
     from filmscore.engine.metrics.adherence import measure_adherence
     from filmscore.engine.regenerate import CROSSFADE_S, LATENT_MARGIN_S, Regeneration, parse_range, regenerate_cue
     from filmscore.engine.render import render_cue
     from filmscore.engine.request import RenderRequest
-    from filmscore.engine.windowed import plan_windows
 
     a_s, b_s = parse_range(args.range)
     cue = tmp / "cue.wav"
@@ -76,21 +62,10 @@ def bench_regenerate(args: argparse.Namespace, tmp: Path) -> dict:
     # spectral flux: frames within the crossfade + latent margin of a join, against the regenerated cue's frames
     # outside the joins and outside the window overlaps (the "inside windows" distribution of bench_seams)
     old_w, new_w = load_audio(cue, 16000), load_audio(new, 16000)
-    flux = _flux(new_w)
-    n = flux.shape[0]
-    near = int(round((CROSSFADE_S + LATENT_MARGIN_S) * MEL_FRAME_RATE))
-    join = np.zeros(n, bool)
-    for t in (a_s, b_s):
-        f = int(round(t * MEL_FRAME_RATE))
-        join[max(0, f - near):min(n, f + near)] = True
-    overlap = np.zeros(n, bool)
-    n_latent = res.metadata["pipeline"]["n_latent_frames"]
-    windows = plan_windows(n_latent, WINDOW_MEL_FRAMES // LATENT_DOWNSAMPLE,
-                           WINDOW_OVERLAP_MEL_FRAMES // LATENT_DOWNSAMPLE, 8)
-    for prev, nxt in zip(windows, windows[1:]):
-        overlap[nxt.start * LATENT_DOWNSAMPLE:min((prev.start + prev.length) * LATENT_DOWNSAMPLE, n)] = True
-    inside = flux[~join & ~overlap]
-    at_join = flux[join]
+    flux = spectral_flux(new_w)
+    join = near_times(flux.shape[0], (a_s, b_s), CROSSFADE_S + LATENT_MARGIN_S)
+    overlap = window_overlaps(flux.shape[0], res.metadata["pipeline"]["n_latent_frames"])
+    seams = join_report(flux, join, ~join & ~overlap)
 
     # adherence of the range: the regenerated audio and the full render's, against the cue's controls there
     ctrl = Controls.load_npz(res.controls_path)
@@ -110,9 +85,7 @@ def bench_regenerate(args: argparse.Namespace, tmp: Path) -> dict:
                     "n_samples_differing": int(np.count_nonzero(diff_out)), "snr_db": snr_out},
         "inside": {"samples": int(b - a), "share_differing": float(np.mean(inside_new != inside_old)),
                    "difference_db_re_cue": diff_in_db},
-        "flux_inside_windows": _stats(inside), "flux_at_joins": _stats(at_join),
-        "ratio_mean_join_to_inside": float(at_join.mean() / inside.mean()),
-        "share_join_frames_above_inside_p99": float((at_join > np.percentile(inside, 99)).mean()),
+        **seams,
         "adherence_in_range": {
             "full_render": {"melody_accuracy": adh_full.melody_accuracy, "dynamics_r": adh_full.dynamics_r},
             "regenerated": {"melody_accuracy": adh_regen.melody_accuracy, "dynamics_r": adh_regen.dynamics_r}},

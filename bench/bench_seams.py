@@ -15,7 +15,7 @@ import json
 import tempfile
 from pathlib import Path
 
-import numpy as np
+from flux import join_report, spectral_flux, window_overlaps
 
 
 def main() -> None:
@@ -29,40 +29,27 @@ def main() -> None:
     args = ap.parse_args()
 
     from filmscore.engine.audio.io import load_audio
-    from filmscore.engine.audio.mel import log_mel
-    from filmscore.engine.constants import LATENT_DOWNSAMPLE, WINDOW_MEL_FRAMES, WINDOW_OVERLAP_MEL_FRAMES
     from filmscore.engine.render import render_cue
     from filmscore.engine.request import RenderRequest
-    from filmscore.engine.windowed import plan_windows
 
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "cue.wav"
         res = render_cue(RenderRequest(output=out, duration_s=args.duration, maestro=args.maestro, seed=args.seed,
                                        steps=args.steps, bundle=args.bundle, sample_rate=16000))
         wave = load_audio(out, 16000)
-    mel = log_mel(wave).numpy()
-    flux = np.maximum(np.diff(mel, axis=1), 0).mean(axis=0)  # (T - 1,)
-    n_latent = res.metadata["pipeline"]["n_latent_frames"]
-    windows = plan_windows(n_latent, WINDOW_MEL_FRAMES // LATENT_DOWNSAMPLE,
-                           WINDOW_OVERLAP_MEL_FRAMES // LATENT_DOWNSAMPLE, 8)
-    join = np.zeros(flux.shape[0], bool)
-    for prev, nxt in zip(windows, windows[1:]):
-        a, b = nxt.start * LATENT_DOWNSAMPLE, (prev.start + prev.length) * LATENT_DOWNSAMPLE
-        join[a:min(b, flux.shape[0])] = True
-    inside, at_join = flux[~join], flux[join]
+    flux = spectral_flux(wave)
+    join = window_overlaps(flux.shape[0], res.metadata["pipeline"]["n_latent_frames"])
+    seams = join_report(flux, join, ~join)
     result = {
         "benchmark": "seams", "duration_s": args.duration, "steps": args.steps, "maestro": args.maestro,
-        "bundle": res.metadata["bundle"], "n_windows": len(windows),
-        "flux_inside": {"mean": float(inside.mean()), "p50": float(np.percentile(inside, 50)),
-                        "p95": float(np.percentile(inside, 95)), "p99": float(np.percentile(inside, 99))},
-        "flux_at_joins": {"mean": float(at_join.mean()), "p50": float(np.percentile(at_join, 50)),
-                          "p95": float(np.percentile(at_join, 95)), "max": float(at_join.max())},
-        "ratio_mean_join_to_inside": float(at_join.mean() / inside.mean()),
-        "share_join_frames_above_inside_p99": float((at_join > np.percentile(inside, 99)).mean()),
+        "bundle": res.metadata["bundle"], "n_windows": res.metadata["pipeline"]["n_windows"],
+        "flux_inside": seams["flux_inside_windows"], "flux_at_joins": seams["flux_at_joins"],
+        "ratio_mean_join_to_inside": seams["ratio_mean_join_to_inside"],
+        "share_join_frames_above_inside_p99": seams["share_join_frames_above_inside_p99"],
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"{len(windows)} windows; spectral flux mean inside {result['flux_inside']['mean']:.4f}, "
+    print(f"{result['n_windows']} windows; spectral flux mean inside {result['flux_inside']['mean']:.4f}, "
           f"at joins {result['flux_at_joins']['mean']:.4f} (ratio {result['ratio_mean_join_to_inside']:.2f}); "
           f"join frames above the inside p99: {result['share_join_frames_above_inside_p99']:.1%} -> {args.out}")
 
