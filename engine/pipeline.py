@@ -22,6 +22,7 @@ from .constants import LATENT_DOWNSAMPLE, LATENT_FRAME_RATE, WINDOW_MEL_FRAMES, 
 from .controls.types import Controls
 from .errors import BundleError, RenderCancelled
 from .film.features import FilmFeatures
+from .guidance import Guidance, GuidedCall, StepFusion, call_inputs, plan_calls
 from .models import FilmScoreControlNet1D, FilmScoreUNet1D, FilmTokenHead, MelVAE, VocosVocoder
 from .options import DEFAULTS as D  # the render options' defaults (engine/options.py owns them)
 from .request import CancelFn, ProgressFn
@@ -111,59 +112,21 @@ class FilmScorePipeline:
                 toks.append(self.film_tokens(torch.from_numpy(frames)[None])[0])
         return torch.stack(toks)
 
-    def _guided_calls(self, x: torch.Tensor, t: torch.Tensor, pic: torch.Tensor | None, null: torch.Tensor,
-                      ctrl: torch.Tensor | None, wp: float,
-                      wc: float) -> tuple[list[tuple], Callable[[list[torch.Tensor]], torch.Tensor]]:
-        """Classifier-free guidance with separate scales for picture (wp) and local controls (wc):
-        v = u + wp (p - u) + wc (pc - p), u = no picture and no control, p = picture, pc = picture + controls
-        (compositional guidance, Liu et al. 2022; Music ControlNet guides its controls the same way).
+    def _guided_step(self, pool: StagePool, work: list[tuple[int, GuidedCall]], t: torch.Tensor,
+                     x_in: list[torch.Tensor], windows: list[Window], weights: list[torch.Tensor],
+                     guides: list[Guidance], tokens: torch.Tensor | None, null: torch.Tensor,
+                     ctrls: list[torch.Tensor | None], control_strength: float) -> list[torch.Tensor]:
+        """One step's guided prediction per take, fused over the windows: `work`'s calls `(take, call)` on the pool,
+        a few in flight, each window fused as soon as its passes are in (engine/guidance.py)."""
+        fusions = [StepFusion(windows, weights, g, z) for g, z in zip(guides, x_in, strict=True)]
 
-        `x` holds every window of the cue; the passes without controls form one stack of rows and the passes with
-        controls another, and each stack is cut into calls of `window_batch` rows run on `pool`: as few calls as
-        the batch size allows, with shapes that depend on the cue only (engine/threads.py).
+        def call(kc: tuple[int, GuidedCall]) -> torch.Tensor:
+            k, c = kc
+            return self.denoiser(*call_inputs(c, x_in[k], float(t), windows, tokens, null, ctrls[k]), control_strength)
 
-        Returns the denoiser calls `(sample, t, tokens, controls)` and the function that combines their outputs
-        into the guided prediction: takes rendered together (`seeds`) put the calls of all takes on the pool at
-        once, each take's calls the same as when it is rendered alone (so a take re-renders alone bit for bit)."""
-        b = x.shape[0]
-        base = pic if pic is not None else null  # without picture, "p" is "u"
-        passes: dict[str, tuple[torch.Tensor, torch.Tensor | None]] = {"p": (base, None)}
-        if ctrl is not None:
-            passes["pc"] = (base, ctrl)
-        if pic is not None and wp != 1.0:
-            passes["u"] = (null, None)
-        if ctrl is not None and pic is None and wc == 1.0:
-            del passes["p"]  # the controlled pass alone
-        names = list(passes)
-        with_ctrl = [n for n in names if passes[n][1] is not None]
-        without = [n for n in names if passes[n][1] is None]
-        calls, spans = [], []
-        for group, has_ctrl in ((without, False), (with_ctrl, True)):
-            if not group:
-                continue
-            xs = x.repeat(len(group), 1, 1)
-            ts = t.repeat(len(group))
-            toks = torch.cat([passes[n][0] for n in group])
-            cs = torch.cat([passes[n][1] for n in group]) if has_ctrl else None
-            for a in range(0, xs.shape[0], self.window_batch):
-                z = slice(a, a + self.window_batch)
-                calls.append((xs[z], ts[z], toks[z], cs[z] if cs is not None else None))
-            spans.append(group)
-
-        def combine(outs: list[torch.Tensor]) -> torch.Tensor:
-            stacked = torch.cat(outs)
-            out, row = {}, 0
-            for group in spans:
-                for n in group:
-                    out[n] = stacked[row:row + b]
-                    row += b
-            p = out.get("p", out.get("pc"))
-            v = out["u"] + wp * (p - out["u"]) if pic is not None and "u" in out else p
-            if ctrl is not None:
-                v = v + wc * (out["pc"] - p)
-            return v
-
-        return calls, combine
+        for (k, c), out in zip(work, pool.imap(call, work, ahead=2 * pool.threads), strict=True):
+            fusions[k].add(c, out)
+        return [f.result() for f in fusions]
 
     # -- the pipeline ----------------------------------------------------------------------------------------
     def __call__(self, *, threads: int | None = None, **kw: Any) -> PipelineOutput:
@@ -260,33 +223,24 @@ class FilmScorePipeline:
         windows, weights = [windows[j] for j in active], [weights[j] for j in active]
         if pic_tokens is not None:
             pic_tokens = pic_tokens[active]
-        nul = null.expand(len(windows), -1, -1)
-        a = LATENT_DOWNSAMPLE
-        css = [None if cr is None else torch.cat([cr[..., w.start * a:(w.start + w.length) * a] for w in windows])
-               for cr in ctrls]
+        # one step's calls per take (engine/guidance.py), run a few at a time: every take's calls on the pool
+        # together, ordered by the windows they serve, each take's calls those of a render of it alone
+        guides = [Guidance(pic_tokens is not None, cr is not None, picture_guidance, control_guidance) for cr in ctrls]
+        work = sorted(((k, c) for k, g in enumerate(guides) for c in plan_calls(len(windows), g, self.window_batch)),
+                      key=lambda kc: kc[1].first_window)
         for i, t in enumerate(sched.timesteps):
             if should_cancel is not None and should_cancel():
                 raise RenderCancelled(f"cancelled at denoising step {i}/{n_steps}")
-            ts = torch.full((len(windows),), float(t))
-            calls, combines = [], []
-            for k, sk in enumerate(scheds):
-                x_in = sk.scale_model_input(lat[k], t)
-                xs = torch.cat([x_in[..., w.start:w.start + w.length] for w in windows])
-                ck, comb = self._guided_calls(xs, ts, pic_tokens, nul, css[k], picture_guidance,
-                                              control_guidance)
-                combines.append((len(calls), len(ck), comb))
-                calls += ck
-            outs = pool.map(lambda cl: self.denoiser(cl[0], cl[1], cl[2], cl[3], control_strength), calls)
-            for k, (first, count, comb) in enumerate(combines):
-                v = comb(outs[first:first + count])
-                fused = torch.zeros_like(lat[k])
-                for j, w in enumerate(windows):
-                    fused[..., w.start:w.start + w.length] += v[j:j + 1] * weights[j]
-                lat[k] = scheds[k].step(fused, t, lat[k], generator=gens[k]).prev_sample
+            fused = self._guided_step(pool, work, t, [sk.scale_model_input(z, t) for sk, z in zip(scheds, lat)],
+                                      windows, weights, guides, pic_tokens, null, ctrls, control_strength)
+            for k, f in enumerate(fused):
+                lat[k] = scheds[k].step(f, t, lat[k], generator=gens[k]).prev_sample
+            del fused
             if inpaint is not None:
                 lat[0] = held(lat[0], sched.timesteps[i + 1] if i + 1 < n_steps else None)
             report("denoise", (i + 1) / n_steps, f"step {i + 1}/{n_steps}")
         timings["denoise"] = time.perf_counter() - t0
+        del sched, scheds, latents  # the rest needs `lat` alone: not the schedulers' history nor the first noise
 
         # 5. VAE decoder -> log-Mel and 6. vocoder -> waveform, streamed: the decoder's chunks are made as the
         #    vocoder's chunks need them and dropped once read past, and each vocoded chunk goes straight into the

@@ -16,16 +16,26 @@ from __future__ import annotations
 
 import platform
 import threading
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
+from itertools import islice
 from typing import Any, TypeVar
 
 import torch
 
 T = TypeVar("T")
 R = TypeVar("R")
+
+
+def _without_grad(fn: Callable[[T], R]) -> Callable[[T], R]:
+    def run(x: T) -> R:
+        with torch.no_grad():  # grad mode is per thread: the workers need it too
+            return fn(x)
+
+    return run
 
 
 @dataclass
@@ -37,14 +47,33 @@ class StagePool:
 
     def map(self, fn: Callable[[T], R], items: Iterable[T]) -> list[R]:
         items = list(items)
-
-        def run(x: T) -> R:
-            with torch.no_grad():  # grad mode is per thread: the workers need it too
-                return fn(x)
-
+        run = _without_grad(fn)
         if self._pool is None or len(items) < 2:
             return [run(x) for x in items]
         return list(self._pool.map(run, items))
+
+    def imap(self, fn: Callable[[T], R], items: Iterable[T], ahead: int) -> Iterator[R]:
+        """`map`, lazily: results in input order as the caller takes them, with at most `ahead` items in flight
+        (submitted, their results not yet handed over; the next is submitted as one is handed over, so the workers
+        stay busy while the caller uses it): a long list's results never all exist at once (a denoising step)."""
+        run = _without_grad(fn)
+        if self._pool is None:
+            for x in items:
+                yield run(x)
+            return
+        pending: deque[Future[R]] = deque()
+        it = iter(items)
+        try:
+            for x in islice(it, max(1, ahead)):
+                pending.append(self._pool.submit(run, x))
+            while pending:
+                y = pending.popleft().result()
+                for x in islice(it, 1):
+                    pending.append(self._pool.submit(run, x))
+                yield y
+        finally:  # the caller stopped early (an error): what has not started does not run
+            for f in pending:
+                f.cancel()
 
 
 def _one_thread() -> None:
