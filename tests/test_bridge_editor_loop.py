@@ -131,12 +131,12 @@ def test_regenerate_needs_the_cues_json_and_another_output(served):
 
 @pytest.mark.slow
 def test_conform_through_the_bridge(tmp_path, tmp_path_factory):
-    """The edit of test_timelines_conform_render scored here, its new version conformed by a server job."""
-    from test_timelines_batch import make_edit, options
-    from test_timelines_conform_render import make_new_edit
+    """The edit pair of bridge/timelines/edit_testing.py scored here, its new version conformed by a server job."""
+    from test_timelines_batch import options
 
     from filmscore.bridge.timelines.batch import MANIFEST_NAME, score_timeline
     from filmscore.bridge.timelines.cues import read_cues
+    from filmscore.bridge.timelines.edit_testing import make_edit, make_new_edit
     from filmscore.bridge.timelines.files import read_timeline
     from filmscore.engine.bundle_testing import make_tiny_bundle
 

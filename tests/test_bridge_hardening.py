@@ -26,9 +26,9 @@ import zmq
 from filmscore.bridge import protocol as P
 from filmscore.bridge.client import BridgeClient, RemoteError, render_content
 from filmscore.bridge.connection import key_bytes
+from filmscore.bridge.protocol_testing import crash_classes, signed
 from filmscore.bridge.server.launch import launch_server, start_server
 
-from test_bridge_hardening_codec import crash_classes, signed
 from test_bridge_server import raw_socket
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))

@@ -11,48 +11,10 @@ import pytest
 
 from filmscore.bridge import protocol as P
 from filmscore.bridge.journal import Journal, JournalCorrupt, JournalLost
+from filmscore.bridge.protocol_testing import crash_classes, header, signed
 from filmscore.bridge.server.limits import ConnectionCaps, RepeatFilter
 
 KEY = bytes(range(32))
-
-
-def signed(session: P.Session, header: str, content: str = "{}", parent: str = "{}", metadata: str = "{}",
-           buffers: tuple[bytes, ...] = ()) -> list[bytes]:
-    """Frames after the delimiter, signed, from raw JSON texts (so they can hold what `Session.msg` would refuse)."""
-    parts = [header.encode(), parent.encode(), metadata.encode(), content.encode(), *buffers]
-    return [session.sign(parts), *parts]
-
-
-def header(**over: object) -> str:
-    h = {"msg_id": "m1", "msg_type": "status", "version": "1.0", "session": "s1",
-         "date": P.utcnow().isoformat()} | over
-    return json.dumps(h)
-
-
-def crash_classes() -> dict[str, tuple[str, str]]:
-    """Each: a header and a content text as an attacker with the key would send them (fresh ids and dates)."""
-    h = header
-    return {
-        "msg_id 1e400": (h(msg_id=P.new_id()).replace('"msg_id": "', '"x": "', 1)[:-1] + ', "msg_id": 1e400}', "{}"),
-        "msg_id [1e999]": (h(msg_id=P.new_id()).replace('"msg_id": "', '"x": "', 1)[:-1] + ', "msg_id": [1e999]}',
-                           "{}"),
-        "extra header field 1e400": (h(msg_id=P.new_id())[:-1] + ', "x": 1e400}', "{}"),
-        "msg_id lone surrogate": (h(msg_id="\ud800"), "{}"),
-        "session lone surrogate": (h(msg_id=P.new_id(), session="\udfff"), "{}"),
-        "header key lone surrogate": (h(msg_id=P.new_id())[:-1] + ', "\\ud800": 1}', "{}"),
-        "output path lone surrogate": (h(msg_id=P.new_id(), msg_type="render"),
-                                       '{"output":"OUT/\\ud800.wav","duration":{"value":2,"rate":1}}'),
-        "video path lone surrogate": (h(msg_id=P.new_id(), msg_type="render"),
-                                      '{"output":"OUT/a.wav","video":"/x\\udc80"}'),
-        "midi path lone surrogate": (h(msg_id=P.new_id(), msg_type="render"),
-                                     '{"output":"OUT/a.wav","midi":"/x\\udc80"}'),
-        "content NaN": (h(msg_id=P.new_id()), '{"job_id":NaN}'),
-        "content -Infinity": (h(msg_id=P.new_id()), '{"x":-Infinity}'),
-        "content nested 40 deep": (h(msg_id=P.new_id()), '{"x":' + "[" * 40 + "]" * 40 + "}"),
-        "content nested 100000 deep": (h(msg_id=P.new_id()), '{"x":' + "[" * 100_000 + "]" * 100_000 + "}"),
-    }
-
-
 CRASH_CLASSES = crash_classes()
 
 

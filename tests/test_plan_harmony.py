@@ -24,17 +24,6 @@ def test_statistics_ship_for_every_master_and_the_pooled_style():
     assert s.log_trans.shape == (6, 6) and np.allclose(np.exp(s.log_trans).sum(axis=1), 1)
 
 
-def _strong_times(plan) -> np.ndarray:
-    """Downbeats and, in bars of an even number of beats, the middle beat."""
-    tm = plan.tempo
-    idx = tm.downbeat_indices
-    out = list(tm.downbeats)
-    for a, b in zip(idx[:-1], idx[1:]):
-        if (b - a) % 2 == 0 and b - a >= 2:
-            out.append(tm.beats[a + (b - a) // 2])
-    return np.asarray(sorted(out))
-
-
 @pytest.mark.parametrize("master", ["bach", "mozart", "folk"])
 def test_melody_only_themes_harmonised_in_style(master):
     shares, ll, ll_shuffled = [], [], []
@@ -46,7 +35,7 @@ def test_melody_only_themes_harmonised_in_style(master):
         plan = make_plan(20.0, theme=load_theme(master, t.id), style=master, hits_s=(5.0, 11.0),
                          overrides=MoodOverrides(energy=0.5))
         mel = [(n.onset_s, n.offset_s, n.pitch) for n in plan.melody]
-        shares.append(strong_beat_chord_tone_share(mel, plan.chords, _strong_times(plan)))
+        shares.append(strong_beat_chord_tone_share(mel, plan.chords, plan.tempo.strong_beats()))
         style = load_style(master, plan.mode)
         deg = [c.degree for c in plan.chords]
         ll.append(style.sequence_loglik(deg))
@@ -97,6 +86,6 @@ def test_without_a_theme_a_progression_and_melody_from_the_style():
     plan = make_plan(20.0, style="bach", seed=3, overrides=MoodOverrides(valence=0.2))
     assert plan.mode == "minor" and plan.melody and plan.chords[-1].degree == 0  # ends on the tonic
     mel = [(n.onset_s, n.offset_s, n.pitch) for n in plan.melody]
-    assert strong_beat_chord_tone_share(mel, plan.chords, _strong_times(plan)) >= 0.8
+    assert strong_beat_chord_tone_share(mel, plan.chords, plan.tempo.strong_beats()) >= 0.8
     again = make_plan(20.0, style="bach", seed=3, overrides=MoodOverrides(valence=0.2))
     assert [n.pitch for n in again.melody] == [n.pitch for n in plan.melody]  # seeded

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from filmscore.engine.plan.mood import PlanError
-from filmscore.engine.plan.tempo_map import HIT_TOLERANCE_S, Anchor, TempoSettings, _fit_tempo_map, fit_tempo_map
+from filmscore.engine.plan.tempo_map import (HIT_TOLERANCE_S, Anchor, TempoMap, TempoSettings, _fit_tempo_map,
+                                             fit_tempo_map)
 
 
 def _cut_list(seed: int) -> tuple[float, list[Anchor], float]:
@@ -67,6 +68,14 @@ def test_time_and_beat_maps_are_inverse():
     tm = fit_tempo_map(dur, anchors, bpm)
     t = np.linspace(-1, dur + 2, 50)
     assert np.allclose(tm.time_of(tm.beat_of(t)), t, atol=1e-9)
+
+
+def test_strong_beats_are_downbeats_and_the_middle_of_even_bars():
+    # bars of 4, 3, 2 and 6 beats at 0.5 s a beat, then a last downbeat with no whole bar after it
+    beats = 0.5 * np.arange(17)
+    downbeats = beats[[0, 4, 7, 9, 15]]
+    tm = TempoMap(beats=beats, downbeats=downbeats, beats_per_bar=4, duration_s=8.0, target_bpm=120.0)
+    assert tm.strong_beats().tolist() == [0.0, 1.0, 2.0, 3.5, 4.0, 4.5, 6.0, 7.5]
 
 
 @pytest.mark.parametrize("kw, msg", [({"target_bpm": 300.0}, "40..200"), ({"duration_s": -1.0}, "positive"),

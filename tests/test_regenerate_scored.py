@@ -1,7 +1,7 @@
 """Regenerating a range of a cue `filmscore score` rendered from a timeline region (issue 20): its picture is not
 in its JSON, so the front end encodes the region its JSON records again (bridge/timelines/region_picture.py); the
-engine checks it against the JSON's summary and its re-run against the cue's samples. The generated edit of
-test_timelines_batch, scored with the tiny bundle, its picture really encoded."""
+engine checks it against the JSON's summary and its re-run against the cue's samples. The generated edit
+(bridge/timelines/edit_testing.py), scored with the tiny bundle, its picture really encoded."""
 
 from __future__ import annotations
 
@@ -12,10 +12,11 @@ import sys
 import numpy as np
 import pytest
 import soundfile as sf
-from test_timelines_batch import SR, make_edit, options  # noqa: F401
+from test_timelines_batch import SR, options  # noqa: F401
 
 from filmscore.bridge.timelines.batch import score_timeline
 from filmscore.bridge.timelines.cues import read_cues
+from filmscore.bridge.timelines.edit_testing import make_edit
 from filmscore.bridge.timelines.files import read_timeline
 from filmscore.bridge.timelines.region_picture import picture_of_cue_json
 from filmscore.engine.bundle_testing import make_tiny_bundle

@@ -148,9 +148,9 @@ def test_score_delivers_stems_beside_each_cue(tmp_path):
     from filmscore.engine.film.spec import default_feature_spec
     from filmscore.bridge.timelines.batch import MANIFEST_NAME, ScoreOptions, score_timeline
     from filmscore.bridge.timelines.cues import read_cues
+    from filmscore.bridge.timelines.edit_testing import make_edit
     from filmscore.bridge.timelines.files import read_timeline
     from filmscore.engine.audio.delivery import read_bext
-    from test_timelines_batch import make_edit  # one copy of the generated edit
 
     dim, layout = default_feature_spec()
     bundle_v2 = make_tiny_bundle_v2(tmp_path / "b", feature_dim=dim, feature_layout=layout)

@@ -22,6 +22,7 @@ from filmscore.engine.audio.loudness import true_peak_dbtp
 from filmscore.bridge.timelines.batch import MANIFEST_NAME, ScoreOptions, score_timeline
 from filmscore.engine.plan.plan import CuePlan
 from filmscore.bridge.timelines.cues import read_cues
+from filmscore.bridge.timelines.edit_testing import CUES, make_edit
 from filmscore.bridge.timelines.files import read_timeline
 from filmscore.bridge.timelines.timing import range_samples, to_samples
 from filmscore.engine.bundle_testing import make_tiny_bundle
@@ -29,30 +30,6 @@ from filmscore.engine.bundle_testing import make_tiny_bundle
 RT = otio.opentime.RationalTime
 TR = otio.opentime.TimeRange
 SR = 48000
-CUES = {"1M1": (24, 48), "1M2": (84, 72), "cue 3": (168, 60)}  # frames at 24 fps: start, duration
-
-
-def make_edit(folder: Path) -> Path:
-    """Generated media (two shots, a cut at 3 s) cut into a 24 fps timeline starting at 01:00:00:00:
-    clip A = media 0-6 s at record 0-6 s, clip B = media 1-6 s at record 6-11 s; three cue markers, one hit."""
-    from filmscore.engine.film.synthetic import Shot, write_edit
-
-    media = folder / "media"
-    media.mkdir(parents=True, exist_ok=True)
-    write_edit(media / "shots.mp4", [Shot("pan", 3.0, seed=1), Shot("shapes", 3.0, seed=2)], width=96, height=64,
-               fps=25)
-    tl = otio.schema.Timeline(name="generated reel", global_start_time=RT(86400, 24))
-    track = otio.schema.Track(name="V1")
-    for name, start, dur in (("A", 0, 144), ("B", 24, 120)):
-        track.append(otio.schema.Clip(name=name, media_reference=otio.schema.ExternalReference(
-            target_url="media/shots.mp4"), source_range=TR(RT(start, 24), RT(dur, 24))))
-    tl.tracks.append(track)
-    for name, (a, d) in CUES.items():
-        tl.tracks.markers.append(otio.schema.Marker(name=name, marked_range=TR(RT(a, 24), RT(d, 24)), color="GREEN"))
-    tl.tracks.markers.append(otio.schema.Marker(name="door slam", marked_range=TR(RT(100, 24), RT(0, 24))))
-    path = folder / "reel.otio"
-    otio.adapters.write_to_file(tl, str(path))
-    return path
 
 
 @pytest.fixture(scope="module")

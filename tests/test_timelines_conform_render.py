@@ -1,6 +1,6 @@
-"""`filmscore conform` end to end (bridge/timelines/conform.py, `conform_scored`): the generated edit of
-test_timelines_batch scored by the real engine with the tiny bundle, then a new version of the edit in which
-0.5 s of picture is cut out of cue 1M2 (the cues after it move 0.5 s earlier) and cue 1M1's region is removed."""
+"""`filmscore conform` end to end (bridge/timelines/conform.py, `conform_scored`): the generated edit
+(bridge/timelines/edit_testing.py) scored by the real engine with the tiny bundle, then a new version of the edit in
+which 0.5 s of picture is cut out of cue 1M2 (the cues after it move 0.5 s earlier) and cue 1M1's region is removed."""
 
 from __future__ import annotations
 
@@ -15,36 +15,10 @@ import soundfile as sf
 from filmscore.engine.audio.delivery import read_bext, read_wav_chunks
 from filmscore.bridge.timelines.batch import MANIFEST_NAME, score_timeline
 from filmscore.bridge.timelines.cues import read_cues
+from filmscore.bridge.timelines.edit_testing import make_edit, make_new_edit, make_third_edit
 from filmscore.bridge.timelines.files import read_timeline
 from filmscore.bridge.timelines.timing import range_samples, to_samples
-from test_timelines_batch import RT, SR, TR, bundle, make_edit, options  # noqa: F401  (bundle: the fixture)
-
-CUT = 12  # frames (0.5 s at 24 fps) removed from clip A, inside cue 1M2 (record 3.5-6.5 s)
-
-
-def make_new_edit(old: Path) -> Path:
-    """OLD with clip A split at record 4.5 s and media 4.5-5 s removed; markers after the cut moved 12 frames
-    earlier, 1M2 12 frames shorter, 1M1 removed."""
-    tl = otio.adapters.read_from_file(str(old))
-    track = tl.tracks[0]
-    a = track[0]
-    ref = a.media_reference.deepcopy()
-    a.source_range = TR(RT(0, 24), RT(108, 24))  # media 0-4.5 s
-    track.insert(1, otio.schema.Clip(name="A2", media_reference=ref, source_range=TR(RT(120, 24), RT(24, 24))))
-    markers = list(tl.tracks.markers)
-    tl.tracks.markers.clear()
-    for m in markers:
-        start, dur = m.marked_range.start_time, m.marked_range.duration
-        if m.name == "1M1":
-            continue
-        if m.name == "1M2":
-            dur = dur - RT(CUT, 24)
-        elif start.to_seconds() >= 4.5:
-            start = start - RT(CUT, 24)
-        tl.tracks.markers.append(otio.schema.Marker(name=m.name, marked_range=TR(start, dur), color=m.color))
-    path = old.with_name("reel_v2.otio")
-    otio.adapters.write_to_file(tl, str(path))
-    return path
+from test_timelines_batch import SR, bundle, options  # noqa: F401  (bundle: the fixture)
 
 
 @pytest.mark.slow
@@ -149,18 +123,3 @@ def test_conform_copies_moved_cue_splices_changed_one_reports_deleted(tmp_path, 
     k = m3["kept_samples"]
     np.testing.assert_array_equal(new3[:k], new2[:k])
     assert not np.array_equal(new3[k:n], new2[k:])
-
-
-def make_third_edit(v2: Path) -> Path:
-    """V2 with cue 1M2's region 12 frames longer at its end (record 3.5-6.5 s): the cue is extended."""
-    tl = otio.adapters.read_from_file(str(v2))
-    markers = list(tl.tracks.markers)
-    tl.tracks.markers.clear()
-    for m in markers:
-        r = m.marked_range
-        if m.name == "1M2":
-            r = TR(r.start_time, r.duration + RT(CUT, 24))
-        tl.tracks.markers.append(otio.schema.Marker(name=m.name, marked_range=r, color=m.color))
-    path = v2.with_name("reel_v3.otio")
-    otio.adapters.write_to_file(tl, str(path))
-    return path

@@ -101,6 +101,16 @@ class TempoMap:
     def downbeat_indices(self) -> np.ndarray:
         return np.searchsorted(self.beats, self.downbeats - 1e-6)
 
+    def strong_beats(self) -> np.ndarray:
+        """Cue seconds, ascending, of the bars' strong beats: every downbeat and, in a whole bar of an even number of
+        beats, its middle beat (4/4 beat 3), where harmony.chord_slots splits a bar that holds two chords."""
+        idx = self.downbeat_indices
+        out = list(self.downbeats)
+        for a, b in zip(idx[:-1], idx[1:]):
+            if (b - a) % 2 == 0 and b - a >= 2:
+                out.append(self.beats[a + (b - a) // 2])
+        return np.asarray(sorted(out))
+
     # -- measures ---------------------------------------------------------------------------------------------------
     @property
     def tempo_bpm(self) -> float:
