@@ -114,7 +114,12 @@ def test_ctrl_c_stops_a_parallel_build_at_once_and_it_resumes(tmp_path, sig):
     # flight and the build finish before the signal lands (rc 0 on a fresh clone beside the suite's own load)
     cmd = [sys.executable, "-m", "filmscore.bridge.cli", "data", "build", "--out", str(out), "--hours", "5",
            "--workers", "2", "--composers", "bach"]
-    proc = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    # Started as from a terminal, Ctrl-C at its default. The suite itself may run with SIGINT ignored (a background
+    # job of a script: `bash scripts/test.sh &`, some CI runners), which a child inherits, and a Python program that
+    # starts with SIGINT ignored keeps ignoring it (as a `nohup ... &` build should): the SIGINT case then waited
+    # for the whole 5 h build.
+    proc = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         deadline = time.monotonic() + 300
         while not list(out.glob("clips/*/.tmp-*")) and time.monotonic() < deadline and proc.poll() is None:
