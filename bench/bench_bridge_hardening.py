@@ -34,36 +34,10 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
 MiB = 1024 * 1024
-
-
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
-def server_rss_mb(pid: int, workers: Collection[int] = ()) -> float:
-    """RSS of the server and of its child processes but the render `workers` (i.e. with its WebSocket gateway), in
-    MB: what a flood makes `filmscore serve` hold, whichever of its processes holds it. Workers are left out: one
-    loading its model while a flood is measured would count hundreds of MB that no flood caused."""
-    total, todo = 0.0, [pid]
-    while todo:
-        p = todo.pop()
-        if p in workers:
-            continue
-        try:
-            total += rss_mb(p)
-            for task in Path(f"/proc/{p}/task").iterdir():
-                todo += [int(c) for c in (task / "children").read_text().split()]
-        except OSError:  # a child that just exited
-            continue
-    return total
 
 
 # -- 1. fuzz -----------------------------------------------------------------------------------------------------
@@ -148,36 +122,6 @@ def _alive(pid: int) -> bool:
 
 
 # -- 2. floods ---------------------------------------------------------------------------------------------------
-def _flood_zmq(info: dict, frame_bytes: int, seconds: float, n_sockets: int, ready, go) -> None:
-    import zmq
-
-    from filmscore.bridge import protocol as P
-    from filmscore.bridge.connection import endpoint
-
-    ctx = zmq.Context()
-    payload = b"\0" * frame_bytes
-    evil = P.Session(os.urandom(32))
-    socks = []
-    for _ in range(n_sockets):
-        s = ctx.socket(zmq.DEALER)
-        s.linger = 0
-        s.sndhwm = 4
-        s.connect(endpoint(info, "request_port"))
-        socks.append(s)
-    ready.set()
-    go.wait()
-    stop_at = time.time() + seconds
-    while time.time() < stop_at:
-        for s in socks:
-            try:
-                s.send_multipart([*evil.serialize(evil.msg("status")), payload], copy=False, flags=zmq.NOBLOCK)
-            except zmq.Again:
-                time.sleep(0.005)
-    for s in socks:
-        s.close(0)
-    ctx.term()
-
-
 def _flood_ws(port: int, seconds: float, n_conns: int, ready, go) -> None:
     from websockets.sync.client import connect
 
@@ -227,6 +171,7 @@ FLOODS = ("none", "zmq_31MiB_frames", "zmq_7MiB_frames", "ws_30MiB_tokenless", "
 
 def measure_flood(info: dict, pid: int, kind: str, seconds: float) -> dict[str, Any]:
     from filmscore.bridge.client import BridgeClient
+    from filmscore.bridge.flood_testing import flood_zmq, server_rss_mb
 
     ctx = mp.get_context("spawn")
     go = ctx.Event()
@@ -239,9 +184,9 @@ def measure_flood(info: dict, pid: int, kind: str, seconds: float) -> dict[str, 
     flood_s = seconds + 2.0  # the flood starts 1 s before the measurement and ends after it
     procs = []
     if kind == "zmq_31MiB_frames":
-        procs = [proc(_flood_zmq, info, 31 * MiB, flood_s, 4) for _ in range(2)]
+        procs = [proc(flood_zmq, info, 31 * MiB, flood_s, 4) for _ in range(2)]
     elif kind == "zmq_7MiB_frames":
-        procs = [proc(_flood_zmq, info, 7 * MiB, flood_s, 4) for _ in range(2)]
+        procs = [proc(flood_zmq, info, 7 * MiB, flood_s, 4) for _ in range(2)]
     elif kind == "ws_30MiB_tokenless":
         procs = [proc(_flood_ws, info["ws_port"], flood_s, 10)]
     elif kind == "idle_connections_1100_per_listener":

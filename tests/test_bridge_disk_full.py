@@ -1,7 +1,7 @@
 """A render that fills the bridge's output disk (issue 16): a real `filmscore serve` whose output root is a small
-tmpfs mounted in a private user+mount namespace (tests/test_cli_render_safety.py's `_in_small_fs`, as the CLI's
-full-disk tests do). The job fails with the named `DiskFull` error (not libsndfile's "System error"), leaves no
-partial file, the server keeps serving, and the journal records the job as failed.
+tmpfs mounted in a private user+mount namespace (tests/small_fs.py's `run_in_small_fs`, as the CLI's full-disk tests
+do). The job fails with the named `DiskFull` error (not libsndfile's "System error"), leaves no partial file, the
+server keeps serving, and the journal records the job as failed.
 
 The server and its client run inside the namespace (the tmpfs exists only there): this file's `__main__` is that
 scenario, and prints what it saw as one JSON line; the test asserts on it and on the journal, which lives outside
@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from test_cli_render_safety import _in_small_fs  # one copy of the tmpfs-in-a-namespace helper
+from small_fs import run_in_small_fs
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -44,13 +44,14 @@ def scenario(root: Path, bundle: Path) -> dict:
 
 
 def test_a_render_that_fills_the_output_disk_fails_as_disk_full(tmp_path):
-    from filmscore.bridge.journal import Journal
-    from filmscore.engine.bundle_testing import make_tiny_bundle
+    from bridge_support import bridge_bundle
 
-    bundle = make_tiny_bundle(tmp_path / "bundle", seed=0, feature_dim=16, feature_layout="bridge-tests")
+    from filmscore.bridge.journal import Journal
+
+    bundle = bridge_bundle(tmp_path / "bundle")
     for d in ("out", "media", "state"):
         (tmp_path / d).mkdir()
-    proc = _in_small_fs(tmp_path / "out", TMPFS, [sys.executable, __file__, str(tmp_path), str(bundle)])
+    proc = run_in_small_fs(tmp_path / "out", TMPFS, [sys.executable, __file__, str(tmp_path), str(bundle)])
     assert proc.returncode == 0, proc.stderr[-3000:]
     seen = json.loads(proc.stdout.strip().splitlines()[-1])
     assert seen["out_is_small"], seen  # the scenario really ran on the small tmpfs

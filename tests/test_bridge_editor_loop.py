@@ -17,7 +17,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from test_bridge_server import events_until, tiny_bridge
+
+from bridge_support import events_until, tiny_bridge
 
 from filmscore.bridge.client import BridgeClient, RemoteError
 from filmscore.bridge.server.launch import launch_server
@@ -132,21 +133,20 @@ def test_regenerate_needs_the_cues_json_and_another_output(served):
 @pytest.mark.slow
 def test_conform_through_the_bridge(tmp_path, tmp_path_factory):
     """The edit pair of bridge/timelines/edit_testing.py scored here, its new version conformed by a server job."""
-    from test_timelines_batch import options
+    from timeline_support import score_options, timeline_bundle
 
     from filmscore.bridge.timelines.batch import MANIFEST_NAME, score_timeline
     from filmscore.bridge.timelines.cues import read_cues
     from filmscore.bridge.timelines.edit_testing import make_edit, make_new_edit
     from filmscore.bridge.timelines.files import read_timeline
-    from filmscore.engine.bundle_testing import make_tiny_bundle
 
-    bundle = make_tiny_bundle(tmp_path_factory.mktemp("bundle") / "tiny", seed=0)
+    bundle = timeline_bundle(tmp_path_factory.mktemp("bundle") / "tiny")
     work = tmp_path / "project"
     src = make_edit(work)
     new_edit = make_new_edit(src)
     scored = work / "scored"
     old_cl = read_cues(read_timeline(src))
-    assert score_timeline(old_cl, old_cl.cues, scored, options(bundle)).ok
+    assert score_timeline(old_cl, old_cl.cues, scored, score_options(bundle)).ok
     outdir = work / "scored_v2"
     (work / "full").mkdir()
     (work / "full" / "x").write_text("")

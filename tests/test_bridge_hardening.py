@@ -15,7 +15,6 @@ import os
 import resource
 import signal
 import socket
-import sys
 import threading
 import time
 from pathlib import Path
@@ -23,16 +22,14 @@ from pathlib import Path
 import pytest
 import zmq
 
+from bridge_support import bridge_bundle, four_note_midi, raw_socket
+
 from filmscore.bridge import protocol as P
 from filmscore.bridge.client import BridgeClient, RemoteError, render_content
 from filmscore.bridge.connection import key_bytes
+from filmscore.bridge.flood_testing import flood_zmq, rss_mb, server_rss_mb
 from filmscore.bridge.protocol_testing import crash_classes, signed
 from filmscore.bridge.server.launch import launch_server, start_server
-
-from test_bridge_server import raw_socket
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
-from bench_bridge_hardening import _flood_zmq, rss_mb, server_rss_mb  # noqa: E402 - the bench's keyless flooder, one copy
 
 pytestmark = pytest.mark.timeout(300)
 MiB = 1024 * 1024
@@ -40,10 +37,7 @@ MiB = 1024 * 1024
 
 @pytest.fixture(scope="module")
 def bundle(tmp_path_factory) -> Path:
-    from filmscore.engine.bundle_testing import make_tiny_bundle
-
-    return make_tiny_bundle(tmp_path_factory.mktemp("bundle") / "tiny", seed=0, feature_dim=16,
-                            feature_layout="bridge-tests")
+    return bridge_bundle(tmp_path_factory.mktemp("bundle") / "tiny")
 
 
 def make_dirs(root: Path) -> dict[str, Path]:
@@ -224,7 +218,7 @@ def test_keyless_zmq_flood_costs_bounded_memory(shared, frame_mib):
     status.start()
     go = threading.Event()
     go.set()
-    flood = threading.Thread(target=_flood_zmq, args=(srv.info, frame_mib * MiB, 4.0, 4, threading.Event(), go))
+    flood = threading.Thread(target=flood_zmq, args=(srv.info, frame_mib * MiB, 4.0, 4, threading.Event(), go))
     flood.start()
     while flood.is_alive():  # the server's memory sampled while the flood runs (a sampling period, not a wait)
         peak.append(rss_mb(srv.pid))
@@ -267,8 +261,6 @@ def test_keyless_websocket_flood_is_cut_at_the_first_message_limit(shared):
 
 
 def test_queue_is_bounded_and_inline_inputs_are_deleted_when_jobs_end(tmp_path, bundle):
-    from test_bridge_server import _midi_bytes
-
     d = make_dirs(tmp_path)
     jobs_dir = d["state"] / "jobs"
     with launch_server(d["state"], media_roots=[d["media"]], output_roots=[d["out"]], bundle=bundle,
@@ -277,7 +269,7 @@ def test_queue_is_bounded_and_inline_inputs_are_deleted_when_jobs_end(tmp_path, 
         deadline = time.monotonic() + 60
         while c.status(blocker)["state"] != "running" and time.monotonic() < deadline:
             time.sleep(0.1)
-        queued = [c.render(d["out"] / f"q{i}.wav", duration_s=2.0, steps=2, midi_bytes=_midi_bytes())
+        queued = [c.render(d["out"] / f"q{i}.wav", duration_s=2.0, steps=2, midi_bytes=four_note_midi())
                   for i in range(2)]
         assert sorted(p.name for p in jobs_dir.iterdir()) == sorted(queued)
         with pytest.raises(RemoteError) as e:

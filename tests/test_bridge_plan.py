@@ -9,12 +9,12 @@ before queueing, with the engine's named errors.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
-from test_bridge_server import events_until, tiny_bridge
-from test_cli_render import _cli
+
+from bridge_support import events_until, tiny_bridge
+from cli_support import run_cli
 
 from filmscore.bridge import protocol as P
 from filmscore.bridge.client import BridgeClient, RemoteError
@@ -54,7 +54,7 @@ def test_overrides_make_the_command_lines_plan_beside_the_cue(served, tmp_path):
 
     # the same request on the command line: the same plan, the same controls
     cli_out = tmp_path / "cue.wav"
-    proc = _cli("render", "--duration", "4", "--steps", "2", "--seed", "5", "--maestro", "bach", "--theme", "4",
+    proc = run_cli("render", "--duration", "4", "--steps", "2", "--seed", "5", "--maestro", "bach", "--theme", "4",
                 "--tempo", "90", "--key", "E minor", "--energy", "0.3", "--orchestration", "winds",
                 "--bundle", str(bundle), "-o", str(cli_out), "--json")
     assert proc.returncode == 0, proc.stderr
@@ -67,7 +67,7 @@ def test_overrides_make_the_command_lines_plan_beside_the_cue(served, tmp_path):
 
 def test_a_plan_file_is_rendered_as_it_stands(served):
     srv, d, _ = served
-    proc = _cli("plan", "--duration", "5", "--key", "D major", "--tempo", "120", "-o", str(d["media"] / "p.json"),
+    proc = run_cli("plan", "--duration", "5", "--key", "D major", "--tempo", "120", "-o", str(d["media"] / "p.json"),
                 "--midi-out", str(d["media"] / "p.mid"))
     assert proc.returncode == 0, proc.stderr
     with BridgeClient(srv.info) as c:
@@ -111,7 +111,7 @@ def _assert_refused(served, msg_type: str, fields: dict, ename: str, message: st
     (d["media"] / "bad.txt").write_text("{}")
     (d["media"] / "ref.wav").write_bytes(b"RIFF")
     if not (d["media"] / "p.json").exists():
-        assert _cli("plan", "--duration", "3", "-o", str(d["media"] / "p.json")).returncode == 0
+        assert run_cli("plan", "--duration", "3", "-o", str(d["media"] / "p.json")).returncode == 0
     content = {"output": str(d["out"] / "refused.wav"), "duration": {"value": 3, "rate": 1}}
     content.update({k: v.replace("{media}", str(d["media"])) if isinstance(v, str) else v for k, v in fields.items()})
     with BridgeClient(srv.info) as c:
@@ -161,7 +161,7 @@ def test_a_plan_request_makes_the_command_lines_plan_without_audio(served, tmp_p
     assert not out.exists() and not [p.name for p in d["out"].iterdir() if ".partial" in p.name]
     assert CuePlan.load(bare["plan"]).duration_s == 3.0 and bare["mode"] in ("major", "minor")
 
-    proc = _cli("plan", "--duration", "4", "--seed", "5", "--maestro", "bach", "--theme", "4", "--tempo", "90",
+    proc = run_cli("plan", "--duration", "4", "--seed", "5", "--maestro", "bach", "--theme", "4", "--tempo", "90",
                 "--key", "E minor", "--energy", "0.3", "--valence", "0.7", "--orchestration", "winds",
                 "-o", str(tmp_path / "p.json"))
     assert proc.returncode == 0, proc.stderr

@@ -8,7 +8,6 @@ path roots; idempotent re-sends; signed shutdown; CURVE for remote access.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import random
@@ -19,21 +18,19 @@ from pathlib import Path
 import pytest
 import zmq
 
+from bridge_support import bridge_bundle, events_until, four_note_midi, raw_socket, recv_reply, serve
+
 from filmscore.bridge import protocol as P
 from filmscore.bridge.client import BridgeClient, BridgeTimeout, RemoteError
-from filmscore.bridge.connection import endpoint, key_bytes
-from filmscore.bridge.server.launch import launch_server, start_server
+from filmscore.bridge.connection import key_bytes
+from filmscore.bridge.server.launch import start_server
 
 pytestmark = pytest.mark.timeout(300)
 
 
 @pytest.fixture(scope="module")
 def bundle(tmp_path_factory) -> Path:
-    from filmscore.engine.bundle_testing import make_tiny_bundle
-
-    # No video in these renders, so the film head (its feature layout) is never used.
-    return make_tiny_bundle(tmp_path_factory.mktemp("bundle") / "tiny", seed=0, feature_dim=16,
-                            feature_layout="bridge-tests")
+    return bridge_bundle(tmp_path_factory.mktemp("bundle") / "tiny")
 
 
 @pytest.fixture
@@ -42,10 +39,6 @@ def dirs(tmp_path) -> dict[str, Path]:
     for p in d.values():
         p.mkdir()
     return d
-
-
-def serve(dirs, bundle, **kw):
-    return launch_server(dirs["state"], media_roots=[dirs["media"]], output_roots=[dirs["out"]], bundle=bundle, **kw)
 
 
 @pytest.fixture(scope="module")
@@ -57,45 +50,6 @@ def shared(tmp_path_factory, bundle):
         p.mkdir()
     with serve(d, bundle) as srv:
         yield srv, d
-
-
-def raw_socket(info) -> zmq.Socket:
-    s = zmq.Context.instance().socket(zmq.DEALER)
-    s.linger = 0
-    s.connect(endpoint(info, "request_port"))
-    return s
-
-
-def recv_reply(sock: zmq.Socket, session: P.Session, timeout_s: float = 10.0) -> P.Message:
-    assert sock.poll(int(timeout_s * 1000)), "no reply"
-    return session.recv(sock.recv_multipart())[1]
-
-
-@contextlib.contextmanager
-def tiny_bridge(root: Path):
-    """A live server on the tiny seeded bundle with its state, media and output folders under `root`:
-    yields (server, {"state"|"media"|"out": folder}, bundle). The bridge test modules' shared setup."""
-    from filmscore.engine.bundle_testing import make_tiny_bundle
-
-    d = {k: root / k for k in ("state", "media", "out")}
-    for p in d.values():
-        p.mkdir()
-    bundle = make_tiny_bundle(root / "tiny", seed=0, feature_dim=16, feature_layout="bridge-tests")
-    with serve(d, bundle) as srv:
-        yield srv, d, bundle
-
-
-def events_until(client: BridgeClient, job_id: str, timeout_s: float = 120.0) -> list[P.Message]:
-    out = []
-    deadline = time.monotonic() + timeout_s
-    for ev in client.events(timeout_s=timeout_s):
-        if ev.content.get("job_id") == job_id:
-            out.append(ev)
-            if ev.msg_type in ("job_finished", "job_failed", "job_cancelled"):
-                return out
-        if time.monotonic() > deadline:
-            break
-    raise AssertionError(f"job {job_id} did not end; events: {[e.msg_type for e in out]}")
 
 
 def wait_progress(client: BridgeClient, job_id: str, min_fraction: float = 0.0, timeout_s: float = 120.0):
@@ -223,22 +177,6 @@ def test_paths_are_checked_against_the_roots(shared, tmp_path):
             c.status("0123abcd")
 
 
-def _midi_bytes() -> bytes:
-    import io
-
-    import mido
-
-    mid = mido.MidiFile(ticks_per_beat=480)
-    tr = mido.MidiTrack()
-    mid.tracks.append(tr)
-    for note in (60, 64, 67, 72):
-        tr.append(mido.Message("note_on", note=note, velocity=90, time=0))
-        tr.append(mido.Message("note_off", note=note, velocity=0, time=480))
-    buf = io.BytesIO()
-    mid.save(file=buf)
-    return buf.getvalue()
-
-
 def test_render_publishes_progress_and_delivers_atomically(shared):
     import soundfile as sf
 
@@ -246,7 +184,7 @@ def test_render_publishes_progress_and_delivers_atomically(shared):
     out = d["out"] / "cue.wav"
     with BridgeClient(srv.info) as c:
         c.subscribe(wait_s=30)  # returns once the event connection is up (an event, not a fixed sleep)
-        job = c.render(out, duration_s=3.0, steps=4, seed=3, midi_bytes=_midi_bytes())
+        job = c.render(out, duration_s=3.0, steps=4, seed=3, midi_bytes=four_note_midi())
         with pytest.raises(RemoteError, match="already the output of job"):
             c.render(out, duration_s=3.0)
         evs = events_until(c, job)

@@ -8,7 +8,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import soundfile as sf
-from test_bridge_server import events_until
+
+from bridge_support import bridge_bundle, events_until
 
 from filmscore.bridge.client import BridgeClient, RemoteError
 from filmscore.bridge.server.launch import launch_server
@@ -46,10 +47,8 @@ def test_a_v2_render_job_delivers_its_stems(tmp_path):
 
 
 def test_stems_with_a_v1_bundle_are_refused_before_queueing(tmp_path):
-    from filmscore.engine.bundle_testing import make_tiny_bundle
-
     d = _dirs(tmp_path)
-    bundle = make_tiny_bundle(tmp_path / "b1", seed=0, feature_dim=16, feature_layout="bridge-tests")
+    bundle = bridge_bundle(tmp_path / "b1")
     with launch_server(d["state"], media_roots=[d["media"]], output_roots=[d["out"]], bundle=bundle) as srv:
         with BridgeClient(srv.info) as c:
             with pytest.raises(RemoteError, match="v1 bundle"):

@@ -3,23 +3,16 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from filmscore.engine.bundle_testing import make_tiny_bundle
-
-
-def _cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "filmscore.bridge.cli", *args], capture_output=True, text=True,
-                          timeout=600)
+from cli_support import cli_bundle, run_cli
 
 
 @pytest.fixture(scope="module")
 def bundle(tmp_path_factory) -> Path:
-    return make_tiny_bundle(tmp_path_factory.mktemp("b") / "tiny", feature_dim=8, feature_layout="test")
+    return cli_bundle(tmp_path_factory.mktemp("b") / "tiny")
 
 
 @pytest.mark.parametrize("args, message", [
@@ -31,7 +24,7 @@ def bundle(tmp_path_factory) -> Path:
     (["render", "--duration", "5", "--hits", "1,x", "-o", "{tmp}/x.wav"], "--hits"),
 ])
 def test_user_errors_are_one_line(tmp_path, args, message):
-    proc = _cli(*[a.replace("{tmp}", str(tmp_path)) for a in args])
+    proc = run_cli(*[a.replace("{tmp}", str(tmp_path)) for a in args])
     assert proc.returncode == 2, proc.stderr
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in proc.stderr
@@ -39,8 +32,8 @@ def test_user_errors_are_one_line(tmp_path, args, message):
 
 
 def test_render_json_summary(tmp_path, bundle):
-    proc = _cli("render", "--duration", "2.5", "--steps", "2", "--bundle", str(bundle), "--sample-rate", "44100",
-                "-o", str(tmp_path / "cue.wav"), "--json")
+    proc = run_cli("render", "--duration", "2.5", "--steps", "2", "--bundle", str(bundle), "--sample-rate", "44100",
+                   "-o", str(tmp_path / "cue.wav"), "--json")
     assert proc.returncode == 0, proc.stderr
     summary = json.loads(proc.stdout)
     assert summary["n_samples"] == 110250 and summary["sample_rate"] == 44100
@@ -48,7 +41,7 @@ def test_render_json_summary(tmp_path, bundle):
 
 
 def test_bundle_info_json(bundle):
-    proc = _cli("bundle", "info", str(bundle), "--json")
+    proc = run_cli("bundle", "info", str(bundle), "--json")
     assert proc.returncode == 0, proc.stderr
     info = json.loads(proc.stdout)
     assert info["name"] == "tiny-test" and set(info["components"]) >= {"vae", "unet", "controlnet", "film_head"}

@@ -12,37 +12,16 @@ import subprocess
 import sys
 from pathlib import Path
 
-import av
 import mido
 import numpy as np
 import pytest
 
+from cli_support import CLI_ARGV, run_cli
+from small_fs import run_in_small_fs
+from video_support import write_clip
+
 from filmscore.engine.bundle_testing import make_tiny_bundle
 from filmscore.engine.controls.maestros import load_theme
-
-
-def _cli(*args: str | Path, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    """The CLI in a child process with stdout and stderr on pipes (not a terminal), as a script runs it."""
-    return subprocess.run([sys.executable, "-m", "filmscore.bridge.cli", *map(str, args)], capture_output=True,
-                          text=True, timeout=600, cwd=cwd)
-
-
-def write_clip(path: Path, seconds: float, fps: int = 25, faststart: bool = True) -> Path:
-    """A small H.264 MP4 (64x36, a moving gradient under seeded noise, so every frame costs about the same bytes);
-    `faststart` puts the index before the data, as editors export, so that a cut-off copy still opens and claims
-    the whole length."""
-    with av.open(str(path), "w", options={"movflags": "faststart"} if faststart else {}) as out:
-        stream = out.add_stream("h264", rate=fps)
-        stream.width, stream.height, stream.pix_fmt = 64, 36, "yuv420p"
-        x = np.linspace(0, 200, 64)[None, :, None]
-        rng = np.random.default_rng(0)
-        for i in range(int(round(seconds * fps))):
-            img = ((x + 7 * i) % 200 + rng.integers(0, 56, (36, 64, 3))).astype(np.uint8)
-            for packet in stream.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
-                out.mux(packet)
-        for packet in stream.encode():
-            out.mux(packet)
-    return path
 
 
 def write_theme(path: Path) -> Path:
@@ -94,8 +73,8 @@ def test_a_typo_cannot_replace_the_reference(tmp_path, media, bundle):
     os.link(ref, tmp_path / "hard.wav")
     (tmp_path / "soft.wav").symlink_to(ref)
     for given in (ref, tmp_path / "hard.wav", tmp_path / "soft.wav", Path("ref.wav")):
-        proc = _cli("render", media["clip"], "--reference", given, "--duration", "2", "--bundle", bundle,
-                    "-o", "ref.wav", "--overwrite", cwd=tmp_path)  # --overwrite does not make an input an output
+        proc = run_cli("render", media["clip"], "--reference", given, "--duration", "2", "--bundle", bundle,
+                       "-o", "ref.wav", "--overwrite", cwd=tmp_path)  # --overwrite does not make an input an output
         _one_line_error(proc, "reference audio input", "never overwrites its inputs")
     assert ref.read_bytes() == before
 
@@ -103,18 +82,18 @@ def test_a_typo_cannot_replace_the_reference(tmp_path, media, bundle):
 def test_a_sidecar_cannot_replace_the_midi_theme(tmp_path, media, bundle):
     theme = shutil.copy(media["theme"], tmp_path / "cue.theme.mid")  # OUT.theme.mid is render's fitted-theme file
     before = Path(theme).read_bytes()
-    proc = _cli("render", "--duration", "2", "--midi", theme, "--bundle", bundle, "-o", tmp_path / "cue.wav",
-                "--overwrite")
+    proc = run_cli("render", "--duration", "2", "--midi", theme, "--bundle", bundle, "-o", tmp_path / "cue.wav",
+                   "--overwrite")
     _one_line_error(proc, "midi input")
     assert Path(theme).read_bytes() == before
 
 
 def test_the_video_cannot_be_an_output_of_encode_or_controls(tmp_path, media):
     clip = shutil.copy(media["clip"], tmp_path / "clip.mp4")
-    _one_line_error(_cli("encode", clip, "--plot", clip, "--overwrite"), "video input")
+    _one_line_error(run_cli("encode", clip, "--plot", clip, "--overwrite"), "video input")
     theme = shutil.copy(media["theme"], tmp_path / "theme.mid")
-    _one_line_error(_cli("controls", theme, "-o", tmp_path / "c.npz", "--duration", "4", "--midi-out", theme,
-                         "--overwrite"), "is the source input")
+    _one_line_error(run_cli("controls", theme, "-o", tmp_path / "c.npz", "--duration", "4", "--midi-out", theme,
+                            "--overwrite"), "is the source input")
 
 
 # -- an existing output is kept unless --overwrite ----------------------------------------------------------------
@@ -122,13 +101,13 @@ def test_the_video_cannot_be_an_output_of_encode_or_controls(tmp_path, media):
 def test_existing_output_or_sidecar_needs_overwrite(tmp_path, bundle):
     out = tmp_path / "cue.wav"
     out.write_bytes(b"an earlier cue")
-    _one_line_error(_cli("render", "--duration", "2", "--bundle", bundle, "-o", out), "exists", "--overwrite")
+    _one_line_error(run_cli("render", "--duration", "2", "--bundle", bundle, "-o", out), "exists", "--overwrite")
     assert out.read_bytes() == b"an earlier cue"
     out.unlink()
     (tmp_path / "cue.json").write_text("{}")  # a side file alone is kept the same way
-    _one_line_error(_cli("render", "--duration", "2", "--bundle", bundle, "-o", out), "cue.json", "--overwrite")
+    _one_line_error(run_cli("render", "--duration", "2", "--bundle", bundle, "-o", out), "cue.json", "--overwrite")
     assert not out.exists()
-    proc = _cli("render", "--duration", "2", "--steps", "1", "--bundle", bundle, "-o", out, "--overwrite", "--json")
+    proc = run_cli("render", "--duration", "2", "--steps", "1", "--bundle", bundle, "-o", out, "--overwrite", "--json")
     assert proc.returncode == 0, proc.stderr
     assert json.loads((tmp_path / "cue.json").read_text())["schema"] == "filmscore.cue/1"
 
@@ -136,9 +115,9 @@ def test_existing_output_or_sidecar_needs_overwrite(tmp_path, bundle):
 def test_controls_keeps_an_existing_file(tmp_path, media):
     out = tmp_path / "c.npz"
     out.write_bytes(b"keep me")
-    _one_line_error(_cli("controls", media["theme"], "-o", out), "exists", "--overwrite")
+    _one_line_error(run_cli("controls", media["theme"], "-o", out), "exists", "--overwrite")
     assert out.read_bytes() == b"keep me"
-    assert _cli("controls", media["theme"], "-o", out, "--overwrite").returncode == 0
+    assert run_cli("controls", media["theme"], "-o", out, "--overwrite").returncode == 0
     assert np.load(out)["melody"].shape[1] == 12
 
 
@@ -160,49 +139,49 @@ def test_inputs_are_checked_before_the_bundle_is_loaded(tmp_path, bundle):
     (broken / "unet.safetensors").write_bytes(b"not weights")
     bad = tmp_path / "bad.mid"
     bad.write_bytes(b"MThd garbage")
-    _one_line_error(_cli("render", "--duration", "2", "--midi", bad, "--bundle", broken, "-o", tmp_path / "x.wav"),
+    _one_line_error(run_cli("render", "--duration", "2", "--midi", bad, "--bundle", broken, "-o", tmp_path / "x.wav"),
                     "bad.mid", "not a readable standard MIDI file")
     theme = write_theme(tmp_path / "t.mid")
-    _one_line_error(_cli("render", "--duration", "2", "--midi", theme, "--track", "3", "--bundle", broken,
-                         "-o", tmp_path / "x.wav"), "track 3 does not exist")
+    _one_line_error(run_cli("render", "--duration", "2", "--midi", theme, "--track", "3", "--bundle", broken,
+                            "-o", tmp_path / "x.wav"), "track 3 does not exist")
 
 
 def test_unreadable_and_short_pictures_are_refused_up_front(tmp_path, media, bundle):
     junk = tmp_path / "junk.mp4"
     junk.write_text("this is not a video")
-    _one_line_error(_cli("render", junk, "-o", tmp_path / "x.wav"), "junk.mp4", "cannot be opened")
+    _one_line_error(run_cli("render", junk, "-o", tmp_path / "x.wav"), "junk.mp4", "cannot be opened")
     # the same 1 s minimum for a given --duration and for the picture's own length
-    _one_line_error(_cli("render", "--duration", "0.5", "-o", tmp_path / "x.wav"), "outside 1.0..600.0")
-    _one_line_error(_cli("render", media["short"], "--bundle", bundle, "-o", tmp_path / "x.wav"),
+    _one_line_error(run_cli("render", "--duration", "0.5", "-o", tmp_path / "x.wav"), "outside 1.0..600.0")
+    _one_line_error(run_cli("render", media["short"], "--bundle", bundle, "-o", tmp_path / "x.wav"),
                     "short.mp4", "a cue is at least 1 s")
 
 
 # -- a truncated picture -------------------------------------------------------------------------------------------
 
 def test_truncated_picture_range_is_an_error_before_work(tmp_path, media, bundle):
-    line = _one_line_error(_cli("render", media["truncated"], "--duration", "2.8", "--bundle", bundle,
-                                "-o", tmp_path / "x.wav"), "truncated.mp4", "no picture decodes at")
+    line = _one_line_error(run_cli("render", media["truncated"], "--duration", "2.8", "--bundle", bundle,
+                                   "-o", tmp_path / "x.wav"), "truncated.mp4", "no picture decodes at")
     assert "the container says 3.00 s" in line
 
 
 def test_truncated_picture_to_the_end_is_a_stated_warning(tmp_path, media, bundle):
-    proc = _cli("render", media["truncated"], "--steps", "1", "--bundle", bundle, "-o", tmp_path / "cue.wav",
-                "--json")
+    proc = run_cli("render", media["truncated"], "--steps", "1", "--bundle", bundle, "-o", tmp_path / "cue.wav",
+                   "--json")
     assert proc.returncode == 0, proc.stderr
     summary = json.loads(proc.stdout)
     meta = json.loads((tmp_path / "cue.json").read_text())
     assert summary["warnings"] == meta["warnings"] and len(meta["warnings"]) == 1
     assert "truncated" in meta["warnings"][0] and "container says 3.00 s" in meta["warnings"][0]
     assert 1.0 <= summary["duration_s"] < 2.5  # the picture that decodes, not the 3 s the index claims
-    proc = _cli("render", media["clip"], "--steps", "1", "--bundle", bundle, "-o", tmp_path / "whole.wav", "--json")
+    proc = run_cli("render", media["clip"], "--steps", "1", "--bundle", bundle, "-o", tmp_path / "whole.wav", "--json")
     assert proc.returncode == 0 and json.loads(proc.stdout)["warnings"] == []
 
 
 # -- progress on a pipe, the seed's theme --------------------------------------------------------------------------
 
 def test_progress_reaches_a_pipe_as_plain_lines_and_the_theme_is_recorded(tmp_path, bundle):
-    proc = _cli("render", "--duration", "2", "--steps", "2", "--maestro", "bach", "--seed", "3", "--bundle", bundle,
-                "-o", tmp_path / "cue.wav")
+    proc = run_cli("render", "--duration", "2", "--steps", "2", "--maestro", "bach", "--seed", "3", "--bundle", bundle,
+                   "-o", tmp_path / "cue.wav")
     assert proc.returncode == 0, proc.stderr
     lines = proc.stderr.splitlines()
     assert lines and lines[0].strip(), repr(proc.stderr[:80])
@@ -218,27 +197,13 @@ def test_progress_reaches_a_pipe_as_plain_lines_and_the_theme_is_recorded(tmp_pa
 
 # -- the output folder: read-only, full ----------------------------------------------------------------------------
 
-def _in_small_fs(folder: Path, size: str, args: list[str], ro: bool = False) -> subprocess.CompletedProcess:
-    """Run `args` in a user+mount namespace where `folder` is a fresh tmpfs of `size` (read-only with `ro`)."""
-    if shutil.which("unshare") is None:
-        pytest.skip("no unshare(1): cannot mount a small file system for this test")
-    probe = subprocess.run(["unshare", "-rm", "sh", "-c", f"mount -t tmpfs -o size=64k tmpfs '{folder}'"],
-                           capture_output=True, text=True)
-    if probe.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs in a user namespace here: {probe.stderr.strip()}")
-    opts = f"size={size}" + (",ro" if ro else "")
-    script = f'mount -t tmpfs -o {opts} tmpfs "$0" && exec "$@"'
-    return subprocess.run(["unshare", "-rm", "sh", "-c", script, str(folder), *args], capture_output=True, text=True,
-                          timeout=600)
-
-
 def test_full_or_read_only_destination_is_one_line_before_work(tmp_path, bundle):
     out = tmp_path / "out"
     out.mkdir()
-    cli = [sys.executable, "-m", "filmscore.bridge.cli", "render", "--bundle", str(bundle), "-o", str(out / "cue.wav")]
-    proc = _in_small_fs(out, "256k", cli + ["--duration", "30"])
+    cli = [*CLI_ARGV, "render", "--bundle", str(bundle), "-o", str(out / "cue.wav")]
+    proc = run_in_small_fs(out, "256k", cli + ["--duration", "30"])
     _one_line_error(proc, f"output folder {out}", "MB free", "need about")
-    proc = _in_small_fs(out, "1m", cli + ["--duration", "2"], ro=True)
+    proc = run_in_small_fs(out, "1m", cli + ["--duration", "2"], ro=True)
     _one_line_error(proc, f"output folder {out}", "cannot write there", "Read-only file system")
 
 
@@ -253,6 +218,6 @@ def test_a_disk_that_fills_during_the_write_is_named(tmp_path):
             "try:\n    write_atomically(p, wav)\n"
             "except FilmscoreError as e:\n    print(e)\n"
             "print(sorted(x.name for x in p.parent.iterdir()))")
-    proc = _in_small_fs(out, "512k", [sys.executable, "-c", code, str(out)])
+    proc = run_in_small_fs(out, "512k", [sys.executable, "-c", code, str(out)])
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.splitlines() == [f"{out / 'cue.wav'}: cannot write (no space left on device)", "[]"]

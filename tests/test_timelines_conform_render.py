@@ -12,22 +12,24 @@ import opentimelineio as otio
 import pytest
 import soundfile as sf
 
+from timeline_support import SR, score_options, timeline_bundle
+
 from filmscore.engine.audio.delivery import read_bext, read_wav_chunks
 from filmscore.bridge.timelines.batch import MANIFEST_NAME, score_timeline
 from filmscore.bridge.timelines.cues import read_cues
 from filmscore.bridge.timelines.edit_testing import make_edit, make_new_edit, make_third_edit
 from filmscore.bridge.timelines.files import read_timeline
 from filmscore.bridge.timelines.timing import range_samples, to_samples
-from test_timelines_batch import SR, bundle, options  # noqa: F401  (bundle: the fixture)
 
 
 @pytest.mark.slow
-def test_conform_copies_moved_cue_splices_changed_one_reports_deleted(tmp_path, bundle, monkeypatch, capsys):
+def test_conform_copies_moved_cue_splices_changed_one_reports_deleted(tmp_path, tmp_path_factory, monkeypatch, capsys):
+    bundle = timeline_bundle(tmp_path_factory.mktemp("bundle") / "tiny")
     src = make_edit(tmp_path)
     new_path = make_new_edit(src)
     scored = tmp_path / "scored"
     old_cl = read_cues(read_timeline(src))
-    assert score_timeline(old_cl, old_cl.cues, scored, options(bundle)).ok
+    assert score_timeline(old_cl, old_cl.cues, scored, score_options(bundle)).ok
 
     import filmscore.engine.render as engine_render
 
