@@ -12,6 +12,8 @@ from filmscore.bridge.client import AsyncBridgeClient, BridgeClient, BridgeTimeo
 from filmscore.bridge.cli import main as cli_main
 from filmscore.bridge.server.launch import launch_server
 
+from bridge_support import bridge_bundle
+
 pytestmark = pytest.mark.timeout(300)
 
 
@@ -21,9 +23,8 @@ def srv(tmp_path_factory):
     d = {k: root / k for k in ("state", "media", "out")}
     for p in d.values():
         p.mkdir()
-    from filmscore.engine.bundle_testing import make_tiny_bundle
 
-    bundle = make_tiny_bundle(root / "bundle", seed=0, feature_dim=16, feature_layout="bridge-tests")
+    bundle = bridge_bundle(root / "bundle")
     with launch_server(d["state"], media_roots=[d["media"]], output_roots=[d["out"]], bundle=bundle) as s:
         yield s, d
 

@@ -13,19 +13,20 @@ from websockets.sync.client import connect
 
 from filmscore.bridge.server.launch import launch_server
 
+from bridge_support import bridge_bundle
+
 pytestmark = pytest.mark.timeout(300)
 PANEL_ORIGIN = "https://panel.filmscore.local"
 
 
 @pytest.fixture(scope="module")
 def gw(tmp_path_factory):
-    from filmscore.engine.bundle_testing import make_tiny_bundle
 
     root = tmp_path_factory.mktemp("gw")
     d = {k: root / k for k in ("state", "media", "out")}
     for p in d.values():
         p.mkdir()
-    bundle = make_tiny_bundle(root / "bundle", seed=0, feature_dim=16, feature_layout="bridge-tests")
+    bundle = bridge_bundle(root / "bundle")
     with launch_server(d["state"], media_roots=[d["media"]], output_roots=[d["out"]], bundle=bundle,
                        ws="127.0.0.1:0", ws_origins=[PANEL_ORIGIN]) as srv:
         yield srv, d

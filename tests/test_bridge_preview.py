@@ -12,15 +12,16 @@ from filmscore.bridge import protocol as P
 from filmscore.bridge.client import BridgeClient, RemoteError
 from filmscore.bridge.server.launch import launch_server
 
+from bridge_support import bridge_bundle
+
 pytestmark = pytest.mark.timeout(300)
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    from filmscore.engine.bundle_testing import make_tiny_bundle
 
     root = tmp_path_factory.mktemp("preview")
-    bundle = make_tiny_bundle(root / "tiny", seed=0, feature_dim=16, feature_layout="bridge-tests")
+    bundle = bridge_bundle(root / "tiny")
     d = {k: root / k for k in ("state", "media", "out")}
     for p in d.values():
         p.mkdir()

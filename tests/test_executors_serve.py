@@ -21,15 +21,14 @@ from executors_fixture import descendants  # noqa: E402
 from filmscore.bridge.client import BridgeClient  # noqa: E402
 from filmscore.bridge.server.launch import launch_server  # noqa: E402
 
+from bridge_support import bridge_bundle  # noqa: E402
+
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
 
 @pytest.fixture(scope="module")
 def bundle(tmp_path_factory) -> Path:
-    from filmscore.engine.bundle_testing import make_tiny_bundle
-
-    return make_tiny_bundle(tmp_path_factory.mktemp("bundle") / "tiny", seed=0, feature_dim=16,
-                            feature_layout="bridge-tests")
+    return bridge_bundle(tmp_path_factory.mktemp("bundle") / "tiny")
 
 
 @pytest.fixture(scope="module")
