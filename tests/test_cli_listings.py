@@ -11,9 +11,10 @@ import os
 import re
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
+
+from cli_support import run_cli
 
 from filmscore.bridge.cli import build_parser
 from filmscore.bridge.cli.common import PlainProgress
@@ -71,17 +72,14 @@ def test_bundle_info_names_a_corrupted_file(tmp_path):
     with open(bundle / "vae.safetensors", "r+b") as f:
         f.seek(-16, os.SEEK_END)  # in the weights, past the header
         f.write(b"\x00\x01\x02")
-    proc = subprocess.run([sys.executable, "-m", "filmscore.bridge.cli", "bundle", "info", str(bundle)],
-                          capture_output=True, text=True, timeout=300)
+    proc = run_cli("bundle", "info", str(bundle), timeout_s=300)
     assert proc.returncode == 2 and "vae.safetensors: sha256 does not match" in proc.stderr
-    proc = subprocess.run([sys.executable, "-m", "filmscore.bridge.cli", "bundle", "info", str(bundle),
-                           "--no-verify", "--json"], capture_output=True, text=True, timeout=300)
+    proc = run_cli("bundle", "info", str(bundle), "--no-verify", "--json", timeout_s=300)
     assert proc.returncode == 0 and json.loads(proc.stdout)["verified"] is False
 
 
 def test_maestros_keeps_whole_columns_on_a_pipe():
-    proc = subprocess.run([sys.executable, "-m", "filmscore.bridge.cli", "maestros"], capture_output=True,
-                          text=True, timeout=300)
+    proc = run_cli("maestros", timeout_s=300)
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
     for m in masters():

@@ -10,6 +10,8 @@ import sys
 
 import pytest
 
+from cli_support import run_cli
+
 # The real CLI in a fresh interpreter; the hook the CLI calls at the engine's first stage report records what was
 # imported by then and ends the process.
 PROBE = """
@@ -42,9 +44,8 @@ def test_first_stage_comes_before_the_runtime_is_imported(tmp_path, bundle):
 
 def test_render_json_reports_startup_and_the_runtime_import(tmp_path, bundle):
     out = tmp_path / "cue.wav"
-    done = subprocess.run([sys.executable, "-m", "filmscore.bridge.cli", "render", "--duration", "1", "--steps", "1",
-                           "--bundle", str(bundle), "-o", str(out), "--json"], capture_output=True, text=True,
-                          timeout=300)
+    done = run_cli("render", "--duration", "1", "--steps", "1", "--bundle", bundle, "-o", out, "--json",
+                   timeout_s=300)
     assert done.returncode == 0, done.stderr
     summary = json.loads(done.stdout)
     assert isinstance(summary["startup_s"], float) and summary["startup_s"] > 0

@@ -13,14 +13,14 @@ from __future__ import annotations
 import json
 import os
 import struct
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import opentimelineio as otio
 import pytest
 import soundfile as sf
+
+from cli_support import run_cli
 
 from filmscore.bridge.client import BridgeClient
 from filmscore.bridge.server.launch import launch_server
@@ -88,10 +88,9 @@ def test_score_bridge_job_and_render_bwf_deliver_the_same_bytes(tmp_path, monkey
 
     # 3. filmscore render --timeline --cue --bwf
     by_render = tmp_path / "render.wav"
-    cli = subprocess.run([sys.executable, "-m", "filmscore.bridge.cli", "render", "--timeline", str(edit), "--cue",
-                          "1M1", "--bwf", "--seed", str(SEED), "--steps", str(STEPS), "--bundle", str(bundle),
-                          "--backend", "torch", "-o", str(by_render)],
-                         capture_output=True, text=True, timeout=600, env={**os.environ, "SOURCE_DATE_EPOCH": EPOCH})
+    cli = run_cli("render", "--timeline", edit, "--cue", "1M1", "--bwf", "--seed", str(SEED), "--steps", str(STEPS),
+                  "--bundle", bundle, "--backend", "torch", "-o", by_render,
+                  env={**os.environ, "SOURCE_DATE_EPOCH": EPOCH})
     assert cli.returncode == 0, cli.stderr[-3000:]
 
     files = {"score": by_score, "bridge job": by_job, "render --bwf": by_render}
@@ -124,6 +123,5 @@ def test_render_timeline_flags_are_refused_in_one_line(tmp_path, args, message):
     edit = tmp_path / "reel.otio"
     otio.adapters.write_to_file(otio.schema.Timeline(name="empty"), str(edit))
     argv = [str(edit) if a == "EDIT" else a for a in args]
-    cli = subprocess.run([sys.executable, "-m", "filmscore.bridge.cli", "render", *argv, "-o", str(tmp_path / "x.wav")],
-                         capture_output=True, text=True, timeout=300)
+    cli = run_cli("render", *argv, "-o", tmp_path / "x.wav", timeout_s=300)
     assert cli.returncode != 0 and message in cli.stderr, cli.stderr[-2000:]

@@ -6,14 +6,14 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
 import torch
+
+from cli_support import run_cli
 
 from filmscore.engine.bundle_testing import make_tiny_bundle
 from filmscore.engine.errors import FilmscoreError, RequestError
@@ -101,16 +101,12 @@ def test_keep_mask_ramps_inside_the_range():
 
 def test_cli_regenerate(cue, tmp_path):
     out = tmp_path / "cli.wav"
-    proc = subprocess.run([sys.executable, "-m", "filmscore.bridge.cli", "render", "--from", str(cue),
-                           "--regenerate", "3:6", "-o", str(out), "--json"], capture_output=True, text=True,
-                          timeout=600)
+    proc = run_cli("render", "--from", str(cue), "--regenerate", "3:6", "-o", str(out), "--json", timeout_s=600)
     assert proc.returncode == 0, proc.stderr
     summary = json.loads(proc.stdout)
     assert summary["regenerated"]["seed"] == 4  # the cue's seed + 1
     assert summary["regenerated"]["outside_identical"] is True
-    proc = subprocess.run([sys.executable, "-m", "filmscore.bridge.cli", "render", "--from", str(cue),
-                           "--regenerate", "3-6", "-o", str(tmp_path / "y.wav")], capture_output=True, text=True,
-                          timeout=600)
+    proc = run_cli("render", "--from", str(cue), "--regenerate", "3-6", "-o", str(tmp_path / "y.wav"), timeout_s=600)
     assert proc.returncode == 2 and "--regenerate '3-6'" in proc.stderr.strip().splitlines()[-1]
 
 
@@ -124,16 +120,12 @@ def test_cli_regenerate_with_picture(cue, tmp_path):
     render_cue(RenderRequest(output=scored, video=clip, bundle=bundle, steps=2, sample_rate=RATE))
     latent_path(scored).unlink()  # without its stored latent: the picture encoded again, the request re-run
     out = tmp_path / "new.wav"
-    proc = subprocess.run([sys.executable, "-m", "filmscore.bridge.cli", "render", str(clip), "--from", str(scored),
-                           "--regenerate", "1:3", "-o", str(out), "--json"], capture_output=True, text=True,
-                          timeout=600)
+    proc = run_cli("render", clip, "--from", scored, "--regenerate", "1:3", "-o", out, "--json", timeout_s=600)
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["regenerated"]["original_latent"] == "re-run, verified sample-identical"
     a, b = RATE, 3 * RATE
     old, new = _pcm(scored), _pcm(out)
     assert np.array_equal(old[:a], new[:a]) and np.array_equal(old[b:], new[b:]) and not np.array_equal(old, new)
     other = write_clip(tmp_path / "other.mp4", 4.0)
-    proc = subprocess.run([sys.executable, "-m", "filmscore.bridge.cli", "render", str(other), "--from", str(scored),
-                           "--regenerate", "1:3", "-o", str(tmp_path / "z.wav")], capture_output=True, text=True,
-                          timeout=600)
+    proc = run_cli("render", other, "--from", scored, "--regenerate", "1:3", "-o", tmp_path / "z.wav", timeout_s=600)
     assert proc.returncode == 2 and f"was rendered for {clip}" in proc.stderr

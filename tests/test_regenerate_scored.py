@@ -6,13 +6,12 @@ engine checks it against the JSON's summary and its re-run against the cue's sam
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 import soundfile as sf
 
+from cli_support import run_cli
 from timeline_support import SR, score_options, timeline_bundle
 
 from filmscore.bridge.timelines.batch import score_timeline
@@ -41,9 +40,8 @@ def test_a_scored_cue_regenerates_from_the_command_line(scored, tmp_path):
     meta = json.loads(cue.with_suffix(".json").read_text())
     assert meta["request"]["film_features"] is not None  # rendered from the region's picture
     (scored / "1M2.latent.npy").unlink()  # without the latent score kept: the region encoded again, re-run
-    proc = subprocess.run([sys.executable, "-m", "filmscore.bridge.cli", "render", "--from", str(cue),
-                           "--regenerate", "0.5:2.0", "--seed", "3", "-o", str(out), "--json"],
-                          capture_output=True, text=True, timeout=800)
+    proc = run_cli("render", "--from", cue, "--regenerate", "0.5:2.0", "--seed", "3", "-o", out, "--json",
+                   timeout_s=800)
     assert proc.returncode == 0, proc.stderr[-2000:]
     old = sf.read(str(cue), dtype="int32", always_2d=True)[0]
     new = sf.read(str(out), dtype="int32", always_2d=True)[0]

@@ -4,11 +4,11 @@ OUT.takeK.wav with their seeds in their JSON, each re-rendered alone from its JS
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+
+from cli_support import run_cli
 
 from filmscore.engine.bundle_testing import make_tiny_bundle
 from filmscore.engine.errors import RequestError
@@ -46,7 +46,6 @@ def test_bad_variations_are_refused(bundle, tmp_path):
     req = RenderRequest(output=tmp_path / "x.wav", bundle=bundle, duration_s=2.0)
     with pytest.raises(RequestError, match="variations must be 1..16"):
         render_cue(req, variations=0)
-    proc = subprocess.run([sys.executable, "-m", "filmscore.bridge.cli", "render", "--duration", "2", "--bundle",
-                           str(bundle), "--variations", "40", "-o", str(tmp_path / "y.wav")], capture_output=True,
-                          text=True, timeout=600)
+    proc = run_cli("render", "--duration", "2", "--bundle", bundle, "--variations", "40", "-o", tmp_path / "y.wav",
+                   timeout_s=600)
     assert proc.returncode == 2 and "--variations 40" in proc.stderr
