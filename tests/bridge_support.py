@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 import io
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -56,13 +56,17 @@ def recv_reply(sock: zmq.Socket, session: P.Session, timeout_s: float = 10.0) ->
     return session.recv(sock.recv_multipart())[1]
 
 
-def events_until(client: BridgeClient, job_id: str, timeout_s: float = 120.0) -> list[P.Message]:
-    """The events of job `job_id` up to and including the one that ends it (finished, failed or cancelled)."""
+def events_until(client: BridgeClient, job_id: str, timeout_s: float = 120.0,
+                 on_event: Callable[[P.Message], None] | None = None) -> list[P.Message]:
+    """The events of job `job_id` up to and including the one that ends it (finished, failed or cancelled);
+    `on_event(event)` runs on each of them the moment it arrives (what a client would do then)."""
     out = []
     deadline = time.monotonic() + timeout_s
     for ev in client.events(timeout_s=timeout_s):
         if ev.content.get("job_id") == job_id:
             out.append(ev)
+            if on_event is not None:
+                on_event(ev)
             if ev.msg_type in ("job_finished", "job_failed", "job_cancelled"):
                 return out
         if time.monotonic() > deadline:

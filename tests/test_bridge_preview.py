@@ -4,6 +4,7 @@ place and before `job_finished`; a real `filmscore serve` on loopback, real sock
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,7 @@ from filmscore.bridge import protocol as P
 from filmscore.bridge.client import BridgeClient, RemoteError
 from filmscore.bridge.server.launch import launch_server
 
-from bridge_support import bridge_bundle
+from bridge_support import bridge_bundle, events_until
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -29,18 +30,10 @@ def server(tmp_path_factory):
         yield srv, d["out"]
 
 
-def job_events(client: BridgeClient, job_id: str, on_preview=None, timeout_s: float = 240.0) -> list[P.Message]:
+def job_events(client: BridgeClient, job_id: str, on_preview: Callable[[P.Message], None]) -> list[P.Message]:
     """The job's events until it ends; `on_preview(event)` runs the moment `job_preview` arrives."""
-    out = []
-    for ev in client.events(timeout_s=timeout_s):
-        if ev.content.get("job_id") != job_id:
-            continue
-        out.append(ev)
-        if ev.msg_type == "job_preview" and on_preview is not None:
-            on_preview(ev)
-        if ev.msg_type in ("job_finished", "job_failed", "job_cancelled"):
-            return out
-    raise AssertionError(f"job {job_id} did not end; events: {[e.msg_type for e in out]}")
+    return events_until(client, job_id, timeout_s=240.0,
+                        on_event=lambda ev: on_preview(ev) if ev.msg_type == "job_preview" else None)
 
 
 def test_draft_is_published_and_announced_before_the_cue(server):

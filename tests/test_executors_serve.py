@@ -21,7 +21,7 @@ from executors_fixture import descendants  # noqa: E402
 from filmscore.bridge.client import BridgeClient  # noqa: E402
 from filmscore.bridge.server.launch import launch_server  # noqa: E402
 
-from bridge_support import bridge_bundle  # noqa: E402
+from bridge_support import bridge_bundle, events_until  # noqa: E402
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
@@ -52,16 +52,6 @@ def server(tmp_path_factory, bundle):
         assert not left, f"Ray processes of the server left after it stopped: {left}"
 
 
-def _events_until(c: BridgeClient, job: str, timeout_s: float = 300.0) -> list:
-    out = []
-    for ev in c.events(timeout_s=timeout_s):
-        if ev.content.get("job_id") == job:
-            out.append(ev)
-            if ev.msg_type in ("job_finished", "job_failed", "job_cancelled"):
-                return out
-    raise AssertionError(f"job {job} did not end: {[e.msg_type for e in out]}")
-
-
 def _denoise_progress(c: BridgeClient, job: str, below: float = 2.0, timeout_s: float = 300.0):
     for ev in c.events(timeout_s=timeout_s):
         if ev.content.get("job_id") != job:
@@ -82,7 +72,7 @@ def test_a_job_renders_on_ray_with_progress_and_the_engines_bytes(server, tmp_pa
     with BridgeClient(srv.info) as c:
         c.subscribe(wait_s=30)  # until the event socket is connected (and so the subscription sent)
         job = c.render(out, duration_s=3.0, steps=4, seed=3)
-        evs = _events_until(c, job)
+        evs = events_until(c, job, timeout_s=300.0)
         res = c.result(job)
         st = c.status(job)
     types = [e.msg_type for e in evs]
@@ -123,7 +113,7 @@ def test_cancel_and_a_killed_actor(server):
         assert again.content["fraction"] <= first.content["fraction"] and c.status(job)["state"] == "running"
         assert [p for p, cmd in descendants(srv.process.pid).items() if "_RenderActor" in cmd] != actors
         assert c.cancel(job) == "cancelling"
-        evs = _events_until(c, job)
+        evs = events_until(c, job, timeout_s=300.0)
         st = c.status(job)
     assert evs[-1].msg_type == "job_cancelled" and st["state"] == "cancelled", evs[-1].content
     assert "step" in evs[-1].content["detail"]
