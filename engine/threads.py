@@ -4,7 +4,7 @@ Every model call runs on one intra-op thread; parallelism is across calls. A sta
 shapes depend only on the cue (rows of windows x guidance passes in fixed groups, decoder and vocoder chunks) and a
 pool of `threads` workers runs the units. Each unit's arithmetic (its kernels, their reduction order) is then the
 same whatever the pool size, so one request and seed give the same WAV from the CLI (all cores), a bridge worker
-(1 thread) and a batch. What can still change it is recorded in every cue's JSON (`reproducibility`): the backend,
+(its share of the cores) and a batch. What can still change it is recorded in every cue's JSON (`reproducibility`): the backend,
 the CPU's instruction set (another ISA selects other kernels) and the numeric libraries' versions.
 
 One thread per call also means no OpenMP team busy-waiting for its slowest member while other processes hold the

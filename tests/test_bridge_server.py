@@ -533,3 +533,11 @@ def test_one_server_per_connection_file_and_per_journal(shared, tmp_path):
     with pytest.raises(ServerError, match="in use by another filmscore server"):
         start_server(Path(srv.summary["state_dir"]), connection_file=tmp_path / "other.json")
     assert srv.process.poll() is None and not (tmp_path / "other.json").exists()
+
+
+def test_each_worker_renders_on_its_share_of_the_cores(tmp_path):
+    from filmscore.bridge.server import ServerConfig
+
+    cores = len(os.sched_getaffinity(0))
+    share = {n: ServerConfig(state_dir=tmp_path, workers=n).worker_threads for n in (1, 2, cores, 4 * cores)}
+    assert share == {1: cores, 2: max(1, cores // 2), cores: 1, 4 * cores: 1}

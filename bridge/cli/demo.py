@@ -52,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
     req = request_from_args(args, cue, video=clip, maestro=args.maestro)
     checked = check_render(req, overwrite=True)  # the cue's outputs were checked with the clip's above
     result = render_with_progress(req, args.json, checked, prefix="filmscore demo")
-    print_warnings(result)
+    print_warnings(result.metadata)
     summary = {"clip": str(clip), "true_cuts_s": cuts, "cue": str(result.output), "duration_s": result.duration_s,
                "sample_rate": result.sample_rate, "bundle": result.metadata["bundle"],
                "detected_cuts_s": (result.metadata.get("picture") or {}).get("cuts_s"),

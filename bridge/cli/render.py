@@ -8,11 +8,13 @@ The cue is 1..600 s long: `--duration`, or the picture's length from `--start` w
 from __future__ import annotations
 
 import argparse
+from dataclasses import asdict
 from pathlib import Path
 
 from filmscore.engine.errors import RequestError
 
 from .plan import add_render_plan_options, plan_for_render
+from .render_handoff import add_handoff_flags
 from .common import (HelpFormatter, add_json_flag, add_overwrite_flag, add_render_options, check_outputs, emit,
                      given_options, options_from_args, parse_hits, stage_progress, stderr_console)
 
@@ -65,6 +67,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="with --from: regenerate this range (seconds of the cue) with a new --seed (without --seed: "
                         "the cue's seed + 1); outside it the WAV is sample-identical to the cue")
     add_overwrite_flag(p)
+    add_handoff_flags(p)
     add_json_flag(p)
     p.set_defaults(run=run)
 
@@ -111,8 +114,9 @@ def render_with_progress(request, json_mode: bool, checked=None, prefix: str = "
                           variations=variations)
 
 
-def print_warnings(result) -> None:
-    for w in result.metadata.get("warnings", []):
+def print_warnings(metadata: dict) -> None:
+    """A cue's warnings (its metadata's), one line each on stderr."""
+    for w in metadata.get("warnings", []):
         stderr_console.print(f"warning: {w}", highlight=False)
 
 
@@ -121,7 +125,8 @@ def run_regenerate(args: argparse.Namespace) -> int:
     if args.from_cue is None or args.regenerate is None:
         raise RequestError("--from CUE.wav and --regenerate START:END go together")
     given = [f"--{n.replace('_', '-')}" for n in ("midi", "reference", "maestro", "theme", "plan", "duration")
-             if getattr(args, n, None) is not None] + (["--preview"] if args.preview is not None else [])
+             if getattr(args, n, None) is not None] + (["--preview"] if args.preview is not None else []) + \
+        (["--connection-file (a regeneration renders here)"] if args.connection_file is not None else [])
     if given:
         raise RequestError(f"{', '.join(given)}: with --from the cue's own request is used; drop them")
     from filmscore.engine import sidecar
@@ -170,10 +175,6 @@ def run(args: argparse.Namespace) -> int:
                             midi_track=args.track, midi_channel=args.channel, hits_s=parse_hits(args.hits))
     req, cue = delivered_as_asked(args, req)
     checked = check_render(req, args.overwrite)
-    if cue is not None:  # the region's picture, as score's workers and the bridge's timeline jobs encode it
-        from filmscore.bridge.timelines.render_cue import timeline_hits_s, with_region_picture
-
-        req, _missing = with_region_picture(req, cue.picture, timeline_hits_s(cue))
     if args.stems:
         from filmscore.engine.preflight import input_paths
         from filmscore.engine.render_v2 import request_stem_paths
@@ -194,34 +195,80 @@ def run(args: argparse.Namespace) -> int:
             raise RequestError(f"--preview {args.preview}: give a .wav path other than the output")
         check_outputs([args.preview], input_paths(req), args.overwrite)
     started: dict = {}
-    result = render_with_progress(req, args.json, checked, preview=args.preview, variations=args.variations,
-                                  started=started)
-    theme = result.metadata.get("theme")
-    summary = {"output": str(result.output), "duration_s": result.duration_s, "n_samples": result.n_samples,
-               "sample_rate": result.sample_rate, "seed": result.seed, "controls": str(result.controls_path),
-               "theme": theme, "bundle": result.metadata["bundle"], "loudness": result.metadata["loudness"],
-               "warnings": result.metadata.get("warnings", []),
-               "preview": result.metadata.get("preview"), "variations": result.metadata.get("variations"),
-               "stems": result.metadata.get("stems"),
-               "startup_s": None if started.get("startup_s") is None else round(started["startup_s"], 3),
-               "timings_s": {k: round(v, 3) for k, v in result.timings_s.items()}}
+    handed = render_on_bridge(args, started)
+    if handed is not None:
+        result, on_bridge = handed
+    else:
+        on_bridge = None
+        if cue is not None:  # the region's picture, as score's workers and the bridge's timeline jobs encode it
+            from filmscore.bridge.timelines.render_cue import timeline_hits_s, with_region_picture
+
+            req, _missing = with_region_picture(req, cue.picture, timeline_hits_s(cue))
+        rendered = render_with_progress(req, args.json, checked, preview=args.preview, variations=args.variations,
+                                        started=started)
+        result = asdict(rendered)
+    emit(args, *cue_summary(result, started.get("startup_s"), on_bridge))
+    return 0
+
+
+def render_on_bridge(args: argparse.Namespace, started: dict) -> tuple[dict, dict] | None:
+    """(the result, {pid, job_id, connection_file}) of the render handed to a running bridge
+    (`render_handoff`), or None when it renders here. `started` receives `startup_s`: the process's age when the
+    bridge queued the job."""
+    from . import render_handoff as h
+    from .startup import process_age_s
+
+    bridge = h.find_bridge(args)
+    if bridge is None:
+        return None
+    explicit = args.connection_file is not None
+    with bridge.client:
+        job = h.submit(bridge, args, explicit)
+        if job is None:
+            return None
+        started["startup_s"] = process_age_s()
+        where = f"bridge pid {bridge.pid}" if bridge.pid else str(bridge.connection_file)
+        if not args.json:
+            stderr_console.print(f"filmscore render: rendering on the running bridge ({where}, job {job}); --local "
+                                 "renders in this process", highlight=False)
+
+        def ready(path: Path, seconds: float) -> None:
+            stderr_console.print(f"filmscore render: draft ready: {path} ({seconds:.1f} s); rendering the full cue",
+                                 highlight=False)
+
+        with stage_progress("filmscore render", enabled=not args.json) as progress:
+            result = h.wait_for(bridge, job, args, progress, ready)
+    return result, {"pid": bridge.pid, "job_id": job, "connection_file": str(bridge.connection_file)}
+
+
+def cue_summary(result: dict, startup_s: float | None, bridge: dict | None):
+    """(the --json summary, its human form) of a render's result (`RenderResult` as a dict: a local render's,
+    or the one a bridge's job returns)."""
+    meta = result["metadata"]
+    theme = meta.get("theme")
+    summary = {"output": str(result["output"]), "duration_s": result["duration_s"], "n_samples": result["n_samples"],
+               "sample_rate": result["sample_rate"], "seed": result["seed"], "controls": str(result["controls_path"]),
+               "theme": theme, "bundle": meta["bundle"], "loudness": meta["loudness"],
+               "warnings": meta.get("warnings", []),
+               "preview": meta.get("preview"), "variations": meta.get("variations"), "stems": meta.get("stems"),
+               "startup_s": None if startup_s is None else round(startup_s, 3), "bridge": bridge,
+               "timings_s": {k: round(v, 3) for k, v in result["timings_s"].items()}}
 
     def human() -> None:
-        print_warnings(result)
-        if result.metadata.get("variations"):
-            v = result.metadata["variations"]
+        print_warnings(meta)
+        if meta.get("variations"):
+            v = meta["variations"]
             stderr_console.print(f"{v['of']} takes (seeds {', '.join(map(str, v['seeds']))}): "
                                  f"{', '.join(v['takes'])}", highlight=False)
         stderr_console.print(
-            f"wrote {result.output} ({result.duration_s:.2f} s, {result.sample_rate} Hz, seed {result.seed}, "
-            f"bundle {result.metadata['bundle']['name']}); controls: {result.controls_path}"
+            f"wrote {result['output']} ({result['duration_s']:.2f} s, {result['sample_rate']} Hz, seed "
+            f"{result['seed']}, bundle {meta['bundle']['name']}); controls: {result['controls_path']}"
             + (f"; theme {theme['name']}" + (" (drawn by the seed)" if theme["chosen_by"] == "seed" else "")
                if theme else ""), highlight=False)
-        if result.metadata.get("stems"):
-            stderr_console.print(f"stems: {', '.join(result.metadata['stems'].values())}", highlight=False)
+        if meta.get("stems"):
+            stderr_console.print(f"stems: {', '.join(meta['stems'].values())}", highlight=False)
 
-    emit(args, summary, human)
-    return 0
+    return summary, human
 
 
 def delivered_as_asked(args: argparse.Namespace, req):

@@ -826,7 +826,7 @@ class BridgeServer:
                     self._respawn_warned = True
                 return
             try:
-                worker = WorkerHandle(self._mp, self.cfg.renderer, index)
+                worker = WorkerHandle(self._mp, self.cfg.renderer, index, self.cfg.worker_threads)
             except (OSError, ValueError) as e:
                 # E.g. EMFILE in socketpair when descriptors ran out: keep serving the clients already here, and
                 # try again in a second; the job queue waits, nothing is lost.

@@ -55,6 +55,13 @@ class ServerConfig:
     ws_cert: Path | None = None  # TLS certificate chain (PEM) for the WebSocket gateway: needed off loopback
     ws_key: Path | None = None
 
+    @property
+    def worker_threads(self) -> int:
+        """Each render worker's share of this machine's cores (at least 1): how many model calls its renders run at
+        once (engine/threads.py; one intra-op thread each, so none spins). One worker on 2 cores renders on both,
+        as the command line does; OMP_NUM_THREADS, when set, overrides it."""
+        return max(1, len(os.sched_getaffinity(0)) // self.workers)
+
     def __post_init__(self) -> None:
         self.state_dir = Path(self.state_dir).expanduser().resolve()
         home = Path.home().resolve()

@@ -274,11 +274,12 @@ def _cleanup(output: Path, job_id: str, drafted: list[Path] = ()) -> None:
         p.unlink(missing_ok=True)
 
 
-def worker_main(conn: Connection, cancel_seq: Any, renderer: str) -> None:
-    """Entry point of a worker process."""
+def worker_main(conn: Connection, cancel_seq: Any, renderer: str, threads: int = 1) -> None:
+    """Entry point of a worker process. `threads`: its share of the cores (`ServerConfig.worker_threads`), unless
+    OMP_NUM_THREADS says otherwise (set before torch is imported, which reads it)."""
     die_with_parent()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the server, which stops us in order
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    os.environ.setdefault("OMP_NUM_THREADS", str(threads))
     try:
         # Renders are batch work; the server's request loop is interactive. A lower priority lets the loop answer
         # in about a millisecond even when renders fill every core.
@@ -398,12 +399,12 @@ def worker_main(conn: Connection, cancel_seq: Any, renderer: str) -> None:
 class WorkerHandle:
     """The server's view of one worker process."""
 
-    def __init__(self, ctx: mp.context.BaseContext, renderer: str, index: int) -> None:
+    def __init__(self, ctx: mp.context.BaseContext, renderer: str, index: int, threads: int = 1) -> None:
         self.index = index
         self.cancel_seq = ctx.Value("q", -1, lock=False)
         self.conn, child = ctx.Pipe(duplex=True)
         try:
-            self.process = ctx.Process(target=worker_main, args=(child, self.cancel_seq, renderer),
+            self.process = ctx.Process(target=worker_main, args=(child, self.cancel_seq, renderer, threads),
                                        name=f"filmscore-worker-{index}", daemon=True)
             self.process.start()
         except BaseException:  # e.g. EMFILE while spawning: give the pipe's descriptors back
