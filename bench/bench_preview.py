@@ -32,7 +32,7 @@ import numpy as np
 def _render(folder: Path, seed: int, args: argparse.Namespace, preview: bool) -> dict:
     out = folder / f"cue{seed}.wav"
     cmd = [sys.executable, "-m", "filmscore.bridge.cli", "render", "--duration", str(args.duration), "--maestro",
-           args.maestro, "--seed", str(seed), "-o", str(out), "--overwrite", "--json"]
+           args.maestro, "--seed", str(seed), "-o", str(out), "--overwrite", "--json", "--local"]
     draft = folder / f"draft{seed}.wav"
     if preview:
         cmd += ["--preview", str(draft)]

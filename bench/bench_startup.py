@@ -54,7 +54,9 @@ def main() -> None:
     runs = []
     with tempfile.TemporaryDirectory() as tmp:
         cue = Path(tmp) / "cue.wav"
-        flags = ["--duration", f"{args.duration:g}", "--maestro", args.maestro, "-o", str(cue), "--json"]
+        # --local: this process's own start-up and render, even when a bridge runs here (bench_handoff.py measures
+        # the render handed to one)
+        flags = ["--duration", f"{args.duration:g}", "--maestro", args.maestro, "--local", "-o", str(cue), "--json"]
         for _ in range(args.runs):
             done = subprocess.run([sys.executable, "-c", PROBE, *flags], capture_output=True, text=True)
             if done.returncode != 0 or not done.stdout.strip():
