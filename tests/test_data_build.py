@@ -6,6 +6,8 @@ import json
 
 import numpy as np
 import pytest
+
+from cli_support import CLI_ARGV
 from filmscore.engine.data.build import BuildConfig, Job, build_corpus, plan_jobs
 from filmscore.engine.data.index import CorpusError, read_index
 from filmscore.engine.data.music21_source import Work
@@ -105,14 +107,13 @@ def test_ctrl_c_stops_a_parallel_build_at_once_and_it_resumes(tmp_path, sig):
     import os
     import signal
     import subprocess
-    import sys
     import time
 
     _fluidsynth_or_skip()
     out = tmp_path / "corpus"
     # far more hours than run before the signal: a loaded machine's poll may see the last job of a small target in
     # flight and the build finish before the signal lands (rc 0 on a fresh clone beside the suite's own load)
-    cmd = [sys.executable, "-m", "filmscore.bridge.cli", "data", "build", "--out", str(out), "--hours", "5",
+    cmd = [*CLI_ARGV, "data", "build", "--out", str(out), "--hours", "5",
            "--workers", "2", "--composers", "bach"]
     # Started as from a terminal, Ctrl-C at its default. The suite itself may run with SIGINT ignored (a background
     # job of a script: `bash scripts/test.sh &`, some CI runners), which a child inherits, and a Python program that

@@ -7,7 +7,6 @@ import json
 import os
 import re
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -15,13 +14,14 @@ import pytest
 
 pytest.importorskip("ray", reason="the Ray executor needs Ray: pip install 'filmscore[ray]'")
 
+from cli_support import CLI_ARGV  # noqa: E402
 from executors_fixture import CUES, assert_same_delivery, make_reel  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
 
 def _score(reel: Path, out: Path, bundle: Path, *extra: str) -> tuple[subprocess.Popen, dict]:
-    argv = [sys.executable, "-m", "filmscore.bridge.cli", "score", str(reel), "-o", str(out), "--seed", "11",
+    argv = [*CLI_ARGV, "score", str(reel), "-o", str(out), "--seed", "11",
             "--steps", "3", "--bundle", str(bundle), "--json", *extra]
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env=dict(os.environ, OMP_NUM_THREADS="1"))

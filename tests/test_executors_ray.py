@@ -21,6 +21,7 @@ import pytest
 
 ray = pytest.importorskip("ray", reason="the Ray executor needs Ray: pip install 'filmscore[ray]'")
 
+from cli_support import CLI_ARGV  # noqa: E402
 from executors_fixture import (CUES, assert_same_delivery, bwf_without_origination, descendants,  # noqa: E402
                                make_reel)
 
@@ -233,7 +234,7 @@ def test_an_unreachable_cluster_is_one_line_and_changes_nothing(reel, bundle, lo
     (out / "1M1.wav").unlink()  # one cue to render
     before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
     address = f"127.0.0.1:{_free_port()}"  # nothing listens there
-    argv = [sys.executable, "-m", "filmscore.bridge.cli", "score", str(reel), "-o", str(out), "--seed", "11",
+    argv = [*CLI_ARGV, "score", str(reel), "-o", str(out), "--seed", "11",
             "--steps", "3", "--bundle", str(bundle), "--overwrite", "--executor", "ray", "--address", address]
     proc = subprocess.run(argv, capture_output=True, text=True, timeout=300, env=dict(os.environ, OMP_NUM_THREADS="1"))
     assert proc.returncode == 2, proc.stderr
