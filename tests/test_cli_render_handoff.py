@@ -112,3 +112,31 @@ def test_regenerate_is_not_handed_to_a_named_bridge(bridge, tmp_path):
     r = run_cli("render", "--from", d["out"] / "there.wav", "--regenerate", "1:2", "-o", tmp_path / "new.wav",
                 "--connection-file", srv.connection_file, env=env)
     assert r.returncode == 2 and "--connection-file (a regeneration renders here)" in r.stderr
+
+
+def test_a_bridge_that_dies_mid_render_is_one_line_and_no_output(tmp_path):
+    import signal
+    import subprocess
+
+    from cli_support import CLI_ARGV
+
+    d = {k: tmp_path / k for k in ("state", "media", "out", "runtime")}
+    for p in d.values():
+        p.mkdir(mode=0o700)
+    bundle = bridge_bundle(tmp_path / "tiny")
+    env = {**os.environ, "XDG_RUNTIME_DIR": str(d["runtime"])}
+    out = d["out"] / "long.wav"
+    with serve(d, bundle, connection_file=d["runtime"] / "filmscore" / "bridge-1.json") as srv:
+        proc = subprocess.Popen([*CLI_ARGV, "render", "--duration", "600", "--steps", "200", "--bundle", str(bundle),
+                                 "-o", str(out)], stderr=subprocess.PIPE, text=True, env=env)
+        seen = []
+        for line in proc.stderr:  # plain progress lines: stderr is a pipe
+            seen.append(line)
+            if "denoise" in line:  # the job is running on the bridge
+                break
+        assert any("rendering on the running bridge" in ln for ln in seen), seen
+        srv.process.send_signal(signal.SIGKILL)
+        rest = proc.communicate(timeout=120)[1]
+    assert proc.returncode == 2, rest
+    assert "stopped answering while it rendered job" in rest and "--local" in rest
+    assert not out.exists()

@@ -206,6 +206,8 @@ def wait_for(bridge: Bridge, job_id: str, args: argparse.Namespace,
             drafted.append(published)
             on_draft(args.preview, float(ev.content.get("ready_after_s") or 0.0))
 
+    from filmscore.bridge.client import BridgeTimeout
+
     try:
         final = c.wait(job_id, timeout_s=JOB_TIMEOUT_S, on_event=on_event)
     except KeyboardInterrupt:
@@ -213,6 +215,10 @@ def wait_for(bridge: Bridge, job_id: str, args: argparse.Namespace,
             c.cancel(job_id)
         finally:
             raise
+    except BridgeTimeout as e:  # the bridge went away mid-job: its worker went with it, the output was not written
+        raise FilmscoreError(f"the bridge of {bridge.connection_file} stopped answering while it rendered job "
+                             f"{job_id} ({e}); {args.output} was not written: render again, or with --local to "
+                             "render in this process") from e
     if final["state"] != "finished":
         if drafted and args.preview is not None and drafted[0].resolve() != args.preview.resolve():
             args.preview.unlink(missing_ok=True)  # the bridge took its draft back: so does this command
