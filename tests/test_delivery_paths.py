@@ -1,6 +1,7 @@
 """One delivery path: the same timeline cue rendered by `filmscore score` (batch), by the bridge's timeline job (what
 the panels send: a real `filmscore serve` with worker processes) and by `filmscore render --timeline --cue --bwf`
-(a subprocess) gives byte-identical audio data and the same `bext` and `iXML`.
+(a subprocess, rendering itself and handing the request to that bridge) gives byte-identical audio data and the same
+`bext` and `iXML`.
 
 All three build the request with `bridge/timelines/render_cue.py` and the engine masters and writes it once
 (engine/audio/delivery.py). A tiny seeded bundle renders real audio; the edit is generated (two shots of real
@@ -83,8 +84,15 @@ def test_score_bridge_job_and_render_bwf_deliver_the_same_bytes(tmp_path, monkey
         with BridgeClient(srv.info) as c:
             job = c.render(out / "panel.wav", timeline=edit, cue="1M1", seed=SEED, steps=STEPS, backend="torch")
             st = c.wait(job, timeout_s=600)
+        # 4. filmscore render --timeline --cue --bwf handed to that bridge (bridge/cli/render_handoff.py)
+        handed = run_cli("render", "--timeline", edit, "--cue", "1M1", "--bwf", "--seed", str(SEED), "--steps",
+                         str(STEPS), "--bundle", bundle, "--backend", "torch", "-o", out / "handed.wav",
+                         "--connection-file", srv.connection_file, "--json",
+                         env={**os.environ, "SOURCE_DATE_EPOCH": EPOCH})
     assert st["state"] == "finished", st["error"]
     by_job = Path(st["output"])
+    assert handed.returncode == 0, handed.stderr[-3000:]
+    assert json.loads(handed.stdout)["bridge"]["job_id"]
 
     # 3. filmscore render --timeline --cue --bwf
     by_render = tmp_path / "render.wav"
@@ -93,7 +101,8 @@ def test_score_bridge_job_and_render_bwf_deliver_the_same_bytes(tmp_path, monkey
                   env={**os.environ, "SOURCE_DATE_EPOCH": EPOCH})
     assert cli.returncode == 0, cli.stderr[-3000:]
 
-    files = {"score": by_score, "bridge job": by_job, "render --bwf": by_render}
+    files = {"score": by_score, "bridge job": by_job, "render --bwf": by_render,
+             "render on the bridge": out / "handed.wav"}
     chunks = {k: read_wav_chunks(p) for k, p in files.items()}
     _, n = range_samples(cue.record_range, SR)
     ref = chunks["score"]
