@@ -140,3 +140,19 @@ def test_a_bridge_that_dies_mid_render_is_one_line_and_no_output(tmp_path):
     assert proc.returncode == 2, rest
     assert "stopped answering while it rendered job" in rest and "--local" in rest
     assert not out.exists()
+
+
+def test_variations_and_a_plan_file_on_the_bridge_are_what_they_are_here(bridge):
+    srv, d, bundle, env = bridge
+    takes, _ = _render(env, "--bundle", bundle, "-o", d["out"] / "v.wav", "--variations", "2", "--seed", "3")
+    assert takes["bridge"] is not None and takes["variations"]["seeds"] == [3, 4]
+    alone, _ = _render(env, "--bundle", bundle, "-o", d["out"] / "v2_alone.wav", "--seed", "4", "--local")
+    assert (d["out"] / "v.take2.wav").read_bytes() == (d["out"] / "v2_alone.wav").read_bytes()
+
+    plan = d["media"] / "plan.json"  # the bridge reads inputs under its media root
+    made = run_cli("plan", "--duration", "4", "--tempo", "90", "--key", "D minor", "-o", plan, env=env)
+    assert made.returncode == 0, made.stderr
+    there, _ = _render(env, "--bundle", bundle, "--plan", plan, "-o", d["out"] / "planned_there.wav")
+    here, _ = _render(env, "--bundle", bundle, "--plan", plan, "-o", d["out"] / "planned_here.wav", "--local")
+    assert there["bridge"] is not None and here["bridge"] is None
+    assert (d["out"] / "planned_there.wav").read_bytes() == (d["out"] / "planned_here.wav").read_bytes()
