@@ -151,4 +151,30 @@ def live_panel(pw: Any, tmp_path: Path, bundle: Path, sequence: str, markers: li
         cfg = panel_config(f"ws://127.0.0.1:{srv.info['ws_port']}", srv.info["ws_token"], out, sequence, markers,
                            end_s=end_s)
         with panel_page(pw, site, origin, cfg, height=height) as pp:
-            yield pp, out
+            try:
+                yield pp, out
+            except Exception as e:  # a wait that timed out says only what it waited for: add what the panel showed
+                raise AssertionError(f"{e}\n{panel_state(pp, srv)}") from e
+
+
+def panel_state(pp: PanelPage, srv: Any) -> str:
+    """What a failed panel test needs to be understood: the job rows (data attributes and text), the status line,
+    the page's errors, the bridge's own record of its jobs and the end of its log."""
+    from filmscore.bridge.client import BridgeClient
+
+    lines = []
+    try:
+        rows = pp.page.eval_on_selector_all(".fs-job", "rs => rs.map(r => JSON.stringify({...r.dataset, "
+                                                        "text: r.innerText}))")
+        lines += ["panel job rows:", *rows, f"status: {pp.page.inner_text('#fs-status')}"]
+    except Exception as e:  # noqa: BLE001 - the page itself may be what failed
+        lines.append(f"(the page could not be read: {e})")
+    lines.append(f"page errors: {pp.errors}")
+    try:
+        with BridgeClient(srv.info) as c:
+            lines += ["bridge jobs:", *(json.dumps({k: j.get(k) for k in ("job_id", "state", "kind", "output",
+                                                                            "error")}) for j in c.all_jobs())]
+    except Exception as e:  # noqa: BLE001
+        lines.append(f"(the bridge did not list its jobs: {e})")
+    lines += ["bridge log (end):", srv.stderr_path.read_text(errors="replace")[-3000:]]
+    return "\n".join(lines)
