@@ -19,12 +19,7 @@ from typing import Any
 
 from filmscore.bridge.option_flags import given_options
 
-from .common import add_json_flag, add_render_options, emit, progress_bar
-
-
-def _abs(p: str) -> str:
-    """Paths are resolved here: the server refuses relative paths (its working folder is not the caller's)."""
-    return str(Path(p).expanduser().resolve())
+from .common import add_json_flag, add_render_options, bridge_path, emit, progress_bar
 
 
 def _add_client_options(p: argparse.ArgumentParser, after_verb: bool) -> None:
@@ -100,12 +95,12 @@ def _render(c: Any, args: argparse.Namespace) -> int:
                           **given_options(args)}
     for name in ("video", "timeline", "midi", "reference_audio"):
         if getattr(args, name):
-            kw[name] = _abs(getattr(args, name))
+            kw[name] = bridge_path(getattr(args, name))
     if args.midi_inline:
         kw["midi_bytes"] = Path(args.midi_inline).read_bytes()
     if args.overwrite:
         kw["overwrite"] = True
-    job = c.render(_abs(args.output), **{k: v for k, v in kw.items() if v is not None})
+    job = c.render(bridge_path(args.output), **{k: v for k, v in kw.items() if v is not None})
     if not args.wait:
         emit(args, {"job_id": job, "state": "queued"}, job)
         return 0

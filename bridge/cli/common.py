@@ -135,6 +135,17 @@ def stage_progress(prefix: str, enabled: bool = True) -> Iterator[Callable[[str,
         yield progress
 
 
+def bridge_path(p: str | Path | None) -> str | None:
+    """A path as a request to the bridge carries it: absolute (the bridge refuses relative paths; its working folder
+    is not the caller's). None stays None."""
+    return None if p is None else str(Path(p).expanduser().resolve())
+
+
+def print_draft_ready(prefix: str, path: Path, seconds: float) -> None:
+    """The line a render prints when its draft (`--preview`) is in place."""
+    stderr_console.print(f"{prefix}: draft ready: {path} ({seconds:.1f} s); rendering the full cue", highlight=False)
+
+
 def parse_hits(text: str) -> tuple[float, ...]:
     if not text.strip():
         return ()

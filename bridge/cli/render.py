@@ -8,6 +8,7 @@ The cue is 1..600 s long: `--duration`, or the picture's length from `--start` w
 from __future__ import annotations
 
 import argparse
+import functools
 from dataclasses import asdict
 from pathlib import Path
 
@@ -16,7 +17,8 @@ from filmscore.engine.errors import RequestError
 from .plan import add_render_plan_options, plan_for_render
 from .render_handoff import add_handoff_flags
 from .common import (HelpFormatter, add_json_flag, add_overwrite_flag, add_render_options, check_outputs, emit,
-                     given_options, options_from_args, parse_hits, stage_progress, stderr_console)
+                     given_options, options_from_args, parse_hits, print_draft_ready, stage_progress,
+                     stderr_console)
 
 
 def add_engine_flags(p: argparse.ArgumentParser) -> None:
@@ -100,9 +102,6 @@ def render_with_progress(request, json_mode: bool, checked=None, prefix: str = "
 
     from .startup import process_age_s
 
-    def ready(path: Path, seconds: float) -> None:
-        stderr_console.print(f"{prefix}: draft ready: {path} ({seconds:.1f} s); rendering the full cue", highlight=False)
-
     with stage_progress(prefix, enabled=not json_mode) as shown:
         def progress(stage: str, fraction: float, message: str = "") -> None:
             if started is not None and "startup_s" not in started:
@@ -110,7 +109,7 @@ def render_with_progress(request, json_mode: bool, checked=None, prefix: str = "
             shown(stage, fraction, message)
 
         return render_cue(request, progress=progress, checked=checked,
-                          preview=Preview(preview, on_ready=ready) if preview is not None else None,
+                          preview=Preview(preview, on_ready=functools.partial(print_draft_ready, prefix)) if preview is not None else None,
                           variations=variations)
 
 
@@ -231,13 +230,8 @@ def render_on_bridge(args: argparse.Namespace, started: dict) -> tuple[dict, dic
         if not args.json:
             stderr_console.print(f"filmscore render: rendering on the running bridge ({where}, job {job}); --local "
                                  "renders in this process", highlight=False)
-
-        def ready(path: Path, seconds: float) -> None:
-            stderr_console.print(f"filmscore render: draft ready: {path} ({seconds:.1f} s); rendering the full cue",
-                                 highlight=False)
-
         with stage_progress("filmscore render", enabled=not args.json) as progress:
-            result = h.wait_for(bridge, job, args, progress, ready)
+            result = h.wait_for(bridge, job, args, progress, functools.partial(print_draft_ready, "filmscore render"))
     return result, {"pid": bridge.pid, "job_id": job, "connection_file": str(bridge.connection_file)}
 
 

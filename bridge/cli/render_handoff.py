@@ -36,7 +36,7 @@ from typing import Any
 from filmscore.bridge.option_flags import given_options
 from filmscore.engine.errors import FilmscoreError
 
-from .common import parse_hits, stderr_console
+from .common import bridge_path, parse_hits, stderr_console
 
 HELLO_TIMEOUT_S = 1.0  # a live local bridge answers `hello` in milliseconds; a stale file must not stall the command
 JOB_TIMEOUT_S = 24 * 3600.0
@@ -146,19 +146,14 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def _abs(p: Path | None) -> str | None:
-    """The bridge refuses relative paths (its working folder is not this one)."""
-    return None if p is None else str(Path(p).expanduser().resolve())
-
-
 def request_of(args: argparse.Namespace) -> dict[str, Any]:
     """The `render` request's keywords (`client.render_content`) for `render`'s arguments."""
-    kw: dict[str, Any] = {**given_options(args), "video": _abs(args.video),
-                          "midi": _abs(args.midi), "reference_audio": _abs(args.reference),
+    kw: dict[str, Any] = {**given_options(args), "video": bridge_path(args.video),
+                          "midi": bridge_path(args.midi), "reference_audio": bridge_path(args.reference),
                           "maestro": args.maestro, "theme": args.theme, "midi_track": args.track,
-                          "midi_channel": args.channel, "hits_s": parse_hits(args.hits), "plan": _abs(args.plan)}
+                          "midi_channel": args.channel, "hits_s": parse_hits(args.hits), "plan": bridge_path(args.plan)}
     if args.timeline is not None:
-        kw.update(timeline=_abs(args.timeline), cue=args.cue)
+        kw.update(timeline=bridge_path(args.timeline), cue=args.cue)
     else:
         kw.update(start_s=args.start or None, duration_s=args.duration)
     if args.preview is not None:
@@ -178,7 +173,7 @@ def submit(bridge: Bridge, args: argparse.Namespace, explicit: bool) -> str | No
     c = bridge.client
     try:
         c.subscribe(wait_s=10.0)
-        return c.render(_abs(args.output), **request_of(args))
+        return c.render(bridge_path(args.output), **request_of(args))
     except (RemoteError, BridgeTimeout) as e:
         if explicit:
             raise HandoffError(f"the bridge of {bridge.connection_file} refused the render: {e}") from e
