@@ -95,3 +95,41 @@ def test_master_leaves_the_callers_wave_alone():
     y, rep = master(x, SR, SR, x.shape[0], -23.0)  # no resampling: the output must not be the input's memory
     assert np.array_equal(x, keep) and not np.shares_memory(x, y)
     assert rep["integrated_lufs"] == pytest.approx(-23.0, abs=1e-6)
+
+
+def exact_everywhere(monkeypatch):
+    """No block is ever bounded: every sample's oversampled peak is computed (the meter before the bound)."""
+    monkeypatch.setattr(ld, "_overshoot", lambda sample_rate: float("inf"))
+
+
+@pytest.mark.parametrize("channels", [1, 2])
+def test_peaks_bounded_below_a_level_are_exact_above_it(chunk, monkeypatch, channels):
+    x = music(channels=channels, transient=0.9).reshape(-1, channels)
+    level = 0.5
+    fast = ld._sample_peaks(x, SR, below=level)
+    exact_everywhere(monkeypatch)
+    exact = ld._sample_peaks(x, SR)
+    above = exact > level
+    assert above.any() and (~above).any()
+    assert np.array_equal(fast[above], exact[above])  # where a peak passes the level it is the exact one
+    # elsewhere a bound: never under the true peak, never over the level
+    assert (fast[~above] >= exact[~above]).all() and (fast[~above] <= level).all()
+
+
+def test_bounded_peaks_run_the_filters_only_near_loud_blocks(monkeypatch):
+    x = music(transient=0.9).reshape(-1, 1) * 0.5
+    calls = []
+    convolve = np.convolve
+    monkeypatch.setattr(np, "convolve", lambda a, v: calls.append(a.size) or convolve(a, v))
+    ld._sample_peaks(x, SR, below=0.4)  # only the transient's blocks can pass 0.4
+    assert 0 < sum(calls) < 0.05 * 4 * x.shape[0]
+
+
+def test_limited_normalisation_and_true_peak_are_those_of_the_exact_meter(monkeypatch):
+    x = music(channels=2, transient=0.9)
+    y, rep = ld.normalize_loudness(x, SR, "streaming")
+    peak = ld.true_peak_dbtp(y, SR)
+    exact_everywhere(monkeypatch)
+    y_exact, rep_exact = ld.normalize_loudness(x, SR, "streaming")
+    assert rep.limited and np.array_equal(y, y_exact) and rep == rep_exact
+    assert peak == ld.true_peak_dbtp(y, SR)

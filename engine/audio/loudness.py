@@ -10,6 +10,12 @@ running sum of squares, the oversampled peak from a polyphase filter. Loudness a
 gain, so a gain is applied to the measurement instead of measuring the scaled audio again; only a limited signal is
 measured anew. The results equal pyloudnorm's meter and scipy's `resample_poly` peak to float rounding (tested),
 in a fifth of the time and without a full-length float64 copy.
+
+The oversampling filters are most of a measurement's cost, and most of a cue cannot reach the level that matters
+(the running maximum, the limiter's ceiling): an oversampled value is at most 2.24x the largest sample within the
+filter's reach, so a block whose samples are that far under the level is bounded, not filtered (`_sample_peaks`).
+Every decision taken against the level is the one the exact values give: the same samples and report (tested);
+a limited 60 s cue's delivery went from 1.27 s to 0.51 s, 3 of its 5 true-peak passes having been the filters.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ TARGET_LUFS_RANGE = option_field("target_lufs").meta.range
 """The targets a delivery may ask for (LUFS): the render option's range (engine/options.py)."""
 TRUE_PEAK_CEILING_DBTP = -1.0
 CHUNK = 1 << 18  # samples per measuring pass chunk: ~2 MB of float64, flat in the cue's length
+_BOUND_BLOCK = 2048  # samples per block whose oversampled peaks are computed or bounded as one (`_sample_peaks`)
 _CHANNEL_GAINS = (1.0, 1.0, 1.0, 1.41, 1.41)  # BS.1770 channel weights (L, R, C, Ls, Rs)
 _ABS_GATE = -70.0
 
@@ -65,36 +72,66 @@ def _phase_filters(up: int) -> tuple[tuple[np.ndarray, int], ...]:
     return tuple(out)
 
 
+def _overshoot(sample_rate: int) -> float:
+    """How far an oversampled value can exceed the largest input sample within the filter's reach: the largest sum
+    of one phase's |taps| (|sum t_k x_k| <= sum |t_k| * max |x_k|; 2.24 at 4x), with room for float rounding."""
+    return max(1.0, max(float(np.abs(t).sum()) for t, _ in _phase_filters(_oversampling(sample_rate)))) * (1 + 1e-9)
+
+
 def _sample_peaks(x: np.ndarray, sample_rate: int, lo: int = 0, hi: int | None = None,
-                  gain: float = 1.0) -> np.ndarray:
+                  gain: float = 1.0, below: float = 0.0) -> np.ndarray:
     """float64 `(hi - lo,)`: for each sample in [lo, hi) of `(n, channels)` audio times `gain`, the largest
     magnitude of its oversampled values (all phases, all channels) and of itself. Computed chunk by chunk, with the
-    filter's reach of real signal on either side (zeros only beyond the signal's ends, as resample_poly pads)."""
+    filter's reach of real signal on either side (zeros only beyond the signal's ends, as resample_poly pads).
+
+    `below`: a level the caller does not need exceeded exactly. Where `_overshoot` times the largest sample of a
+    block of `_BOUND_BLOCK` samples and of the filter's reach either side is at most `below`, no peak in the block can
+    pass it, and that bound (<= `below`, >= the true peaks) is given for the block's samples instead: the filters then
+    run only on the blocks that can reach `below` (in a mastered cue, a few percent), and anything decided against
+    `below` (the limiter's ceiling, a running maximum) is decided as it would be with every value exact."""
     n, chans = x.shape
     hi = n if hi is None else hi
     phases = _phase_filters(_oversampling(sample_rate))
     reach = max(len(t) for t, _ in phases)
+    near = np.arange(-reach, reach + 1)
     out = np.empty(hi - lo)
     for a in range(lo, hi, CHUNK):
         b = min(a + CHUNK, hi)
         s0, s1 = max(a - reach, 0), min(b + reach, n)
-        peak = np.zeros(b - a)
-        for c in range(chans):
-            seg = x[s0:s1, c].astype(np.float64) * gain
-            np.maximum(peak, np.abs(seg[a - s0:b - s0]), out=peak)
-            for taps, k0 in phases:
-                y = np.convolve(seg, taps)  # y[i] = phase output at input index i + k0 (relative to s0)
-                i = a - s0 - k0
-                np.maximum(peak, np.abs(y[i:i + b - a]), out=peak)
-        out[a - lo:b - lo] = peak
+        segs = [x[s0:s1, c].astype(np.float64) * gain for c in range(chans)]
+        mag = np.abs(segs[0]) if chans == 1 else np.max(np.abs(np.stack(segs)), axis=0)
+        edges = np.arange(0, b - a + _BOUND_BLOCK, _BOUND_BLOCK).clip(max=b - a)
+        # the largest sample of each block, and within the filter's reach of each block edge (read from the segment;
+        # past the segment's ends its end values, which only raises the bound): the largest within reach of a block
+        inner = np.maximum.reduceat(mag[a - s0:b - s0], edges[:-1])
+        at_edge = mag[(a - s0 + edges[:, None] + near).clip(0, s1 - s0 - 1)].max(axis=1)
+        bound = _overshoot(sample_rate) * np.maximum(inner, np.maximum(at_edge[:-1], at_edge[1:]))
+        peak = out[a - lo:b - lo]
+        peak[:] = np.repeat(bound, np.diff(edges))
+        todo = bound > below
+        # runs of blocks that can pass `below`: their exact oversampled peaks
+        flips = np.flatnonzero(np.diff(np.concatenate([[False], todo, [False]]).astype(np.int8)))
+        for u, v in zip(edges[flips[0::2]], edges[flips[1::2]], strict=True):
+            u0, v1 = max(a + u - reach, 0), min(a + v + reach, n)
+            part = np.maximum.reduce([np.abs(seg[a + u - s0:a + v - s0]) for seg in segs])
+            for seg in segs:
+                sub = seg[u0 - s0:v1 - s0]
+                for taps, k0 in phases:
+                    y = np.convolve(sub, taps)  # y[i] = phase output at input index i + k0 (relative to u0)
+                    i = a + u - u0 - k0
+                    np.maximum(part, np.abs(y[i:i + v - u]), out=part)
+            peak[u:v] = part
     return out
 
 
 def _peak(x: np.ndarray, sample_rate: int) -> float:
-    """The linear true peak of `(n, channels)` audio, a chunk at a time."""
-    n = x.shape[0]
-    return max((float(_sample_peaks(x, sample_rate, a, min(a + CHUNK, n)).max()) for a in range(0, n, CHUNK)),
-               default=0.0)
+    """The linear true peak of `(n, channels)` audio, a chunk at a time. Each chunk's filters run only where the peak
+    can pass the largest value so far or the chunk's own largest sample (`_sample_peaks`' `below`)."""
+    n, best = x.shape[0], 0.0
+    for a in range(0, n, CHUNK):
+        b = min(a + CHUNK, n)
+        best = max(best, float(_sample_peaks(x, sample_rate, a, b, below=max(best, _abs_max(x[a:b]))).max()))
+    return best
 
 
 def _as_2d(audio) -> np.ndarray:
@@ -272,7 +309,8 @@ def limiter_gains(x: np.ndarray, sample_rate: int, ceiling_dbtp: float, gain: fl
     for a in range(0, n, CHUNK):
         b = min(a + CHUNK, n)
         lo, hi = max(a - margin, 0), min(b + margin, n)
-        need = np.minimum(1.0, ceiling / np.maximum(_sample_peaks(x, sample_rate, lo, hi, gain), 1e-12))
+        # a peak bounded under the ceiling needs no gain reduction, exact or not: `below=ceiling`
+        need = np.minimum(1.0, ceiling / np.maximum(_sample_peaks(x, sample_rate, lo, hi, gain, ceiling), 1e-12))
         spread = minimum_filter1d(need, size=2 * attack + 1, mode="nearest")
         g = minimum_filter1d(spread, size=hold, origin=-(hold // 2) + (0 if hold % 2 else 1), mode="nearest")
         g = uniform_filter1d(g, size=attack, mode="nearest")
