@@ -9,7 +9,8 @@ bundle once), then runs, alternating in each round so that the machine's load fa
     ... the same two with --preview draft.wav
 
 Reports per run the process's wall time, the cue JSON's stage timings, the model stages' sum (`MODEL_STAGES`: load,
-denoise, decode, vocode) and the whole process against it, the process's CPU seconds, and for --preview runs when
+denoise, decode, vocode) and the whole process against it, the delivery's share of the process (and whether the
+seed's cue needed the limiter: seed 1's does), the process's CPU seconds, and for --preview runs when
 the draft file appeared (seconds after the process started, and its share of the process's wall time). Each round
 checks that the two cues of one seed are the same bytes. Writes bench/results/handoff.json with the load average.
 
@@ -63,7 +64,10 @@ def _run(cmd: list[str], env: dict, draft: Path | None) -> dict:
            "process_cpu_s": round(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime, 2),
            "on_bridge": summary["bridge"] is not None, "startup_s": summary.get("startup_s"),
            "stages_s": summary["timings_s"], "model_stages_s": round(model, 2),
-           "whole_over_model_stages": round(wall / model, 3)}
+           "whole_over_model_stages": round(wall / model, 3),
+           # delivery (mastering, true peak, limiter where the seed's cue needs it, writing) against the process
+           "deliver_share_of_wall": round(summary["timings_s"]["deliver"] / wall, 3),
+           "limited": summary["loudness"]["limited"]}
     if draft is not None:
         row.update(draft_after_s=round(seen["at"], 2) if "at" in seen else None,
                    draft_share_of_wall=round(seen["at"] / wall, 3) if "at" in seen else None)
@@ -121,7 +125,8 @@ def main() -> None:
                                      "running, one worker)"},
               "runs": rows, "same_bytes_here_and_on_bridge": identical,
               "median": {k: {f: med(k, f) for f in ("process_wall_s", "process_cpu_s", "model_stages_s",
-                                                    "whole_over_model_stages", "draft_share_of_wall")}
+                                                    "whole_over_model_stages", "draft_share_of_wall",
+                                                    "deliver_share_of_wall")}
                          for k in rows},
               "load_avg_before": [round(x, 2) for x in load_before],
               "load_avg_after": [round(x, 2) for x in os.getloadavg()], "cores": len(os.sched_getaffinity(0)),
@@ -134,7 +139,8 @@ def main() -> None:
     print(f"whole render / model stages: here {m['here']['whole_over_model_stages']}, bridge "
           f"{m['bridge']['whole_over_model_stages']}; wall here {m['here']['process_wall_s']} s, bridge "
           f"{m['bridge']['process_wall_s']} s; draft share here {m['here_preview']['draft_share_of_wall']}, bridge "
-          f"{m['bridge_preview']['draft_share_of_wall']}; same bytes {all(identical)}; load "
+          f"{m['bridge_preview']['draft_share_of_wall']}; deliver share here {m['here']['deliver_share_of_wall']}, "
+          f"bridge {m['bridge']['deliver_share_of_wall']}; same bytes {all(identical)}; load "
           f"{load_before[0]:.1f} -> {args.out}")
 
 
