@@ -53,11 +53,22 @@ HARNESS = """<!DOCTYPE html>
 <html><head><meta charset="utf-8"><link rel="stylesheet" href="/panel/panel.css"></head>
 <body style="margin:0; width:360px; background:#232323"><div id="root"></div>
 <script type="module">
+import { GatewayClient } from "/panel/src/bridge.js";
 import { mountPanel } from "/panel/src/panel.js";
 import { FakePremiere } from "/test/fake_premiere.js";
 const cfg = await (await fetch("/test/config.json")).json();
+// cfg.dropEvents: job events of these types never reach the panel (window.dropped: their job ids), as when a
+// connection drops them; the test may change window.dropEvents while the page runs
+window.dropEvents = cfg.dropEvents || [];
+window.dropped = [];
+const onEvent = GatewayClient.prototype.onEvent;
+GatewayClient.prototype.onEvent = function (fn) {
+  return onEvent.call(this, (msg) => window.dropEvents.includes(msg.header.msg_type)
+    ? window.dropped.push(msg.content.job_id) : fn(msg));
+};
 window.fake = new FakePremiere(cfg);
-window.panel = mountPanel(document.getElementById("root"), window.fake, { allowedGateway: cfg.connection.url });
+window.panel = mountPanel(document.getElementById("root"), window.fake,
+                          { allowedGateway: cfg.connection.url, ...(cfg.panelOptions || {}) });
 </script></body></html>
 """
 
@@ -107,10 +118,11 @@ def live_bridge(tmp_path: Path, out: Path, origin: str, bundle: Path) -> Iterato
 
 
 def panel_config(url: str, token: str, out: Path, sequence: str, markers: list[dict[str, Any]], *,
-                 end_s: int = 60) -> dict[str, Any]:
+                 end_s: int = 60, page: dict[str, Any] | None = None) -> dict[str, Any]:
     """The fake adapter's config: the bridge's gateway (`url`, `token`), `out` as the output folder and a 24 fps
-    sequence `end_s` seconds long, no clips, with `markers`."""
-    return {"connection": {"url": url, "token": token},
+    sequence `end_s` seconds long, no clips, with `markers`. `page`: the test page's own settings (HARNESS:
+    `panelOptions` for mountPanel, `dropEvents`)."""
+    return {**(page or {}), "connection": {"url": url, "token": token},
             "outputFolder": str(out),
             "sequence": {"name": sequence, "ticksPerFrame": T // 24, "zeroTicks": 0, "endTicks": end_s * T,
                          "inTicks": 0, "outTicks": end_s * T, "clips": [], "markers": markers}}
@@ -144,12 +156,14 @@ def panel_page(pw: Any, site: Path, origin: str, cfg: dict[str, Any], *, height:
 
 @contextlib.contextmanager
 def live_panel(pw: Any, tmp_path: Path, bundle: Path, sequence: str, markers: list[dict[str, Any]], *,
-               adapter: str = PLAYING_ADAPTER, height: int = 640, end_s: int = 60) -> Iterator[tuple[PanelPage, Path]]:
+               adapter: str = PLAYING_ADAPTER, height: int = 640, end_s: int = 60,
+               page: dict[str, Any] | None = None) -> Iterator[tuple[PanelPage, Path]]:
     """The four steps above together: the panel served (with `adapter`), a live bridge with `bundle`, the adapter's
-    sequence (`panel_config`) and Chromium on the page, connected: yields (the page, the cues folder)."""
+    sequence (`panel_config`, with the page's settings `page`) and Chromium on the page, connected: yields (the
+    page, the cues folder)."""
     with served_panel(tmp_path, adapter) as (out, site, origin), live_bridge(tmp_path, out, origin, bundle) as srv:
         cfg = panel_config(f"ws://127.0.0.1:{srv.info['ws_port']}", srv.info["ws_token"], out, sequence, markers,
-                           end_s=end_s)
+                           end_s=end_s, page=page)
         with panel_page(pw, site, origin, cfg, height=height) as pp:
             try:
                 yield pp, out

@@ -166,6 +166,36 @@ def test_panel_in_chromium_against_live_bridge(tmp_path):
     assert [p.name for p in out.glob("*1M2*.wav")] == []
 
 
+def test_panel_ends_a_job_whose_end_event_never_came(tmp_path):
+    """A job's `job_finished` lost on the way (a dropped connection): the panel's status poll finds the job ended and
+    places the cue; with the events flowing again, the event and the poll together still place a cue once."""
+    pw = chromium_or_skip()
+    from filmscore.engine.bundle_testing import make_tiny_bundle
+
+    bundle = make_tiny_bundle(tmp_path / "bundle", seed=0)
+    markers = [{"name": "1M1", "startTicks": 4 * T, "durationTicks": 2 * T}]
+    page_cfg = {"dropEvents": ["job_finished"], "panelOptions": {"pollMs": 200}}
+    with live_panel(pw, tmp_path, bundle, "Reel 1", markers, adapter=RECORDING_ADAPTER, page=page_cfg) as (pp, out):
+        page = pp.page
+        page.wait_for_function("document.querySelectorAll('#fs-cue option').length === 1", timeout=10_000)
+        page.fill("#fs-steps", "2")
+        page.click("#fs-submit")
+        first = page.wait_for_selector('.fs-job[data-placed="1"]', timeout=120_000)
+        first_id = first.get_attribute("data-job-id")
+        assert page.evaluate("window.dropped") == [first_id]  # it was the poll that ended it
+        page.evaluate("window.dropEvents = []")
+        page.fill("#fs-seed", "7")
+        page.click("#fs-submit")
+        page.wait_for_function("document.querySelectorAll('.fs-job[data-placed=\"1\"]').length === 2",
+                               timeout=120_000)
+        page.wait_for_timeout(1000)  # five more polls: none may place a cue again
+        placed = [c for c in page.evaluate("window.fake.calls") if c[0] == "placeOnNewAudioTrack"]
+        rows = page.eval_on_selector_all(".fs-job", "rs => rs.map(r => [r.dataset.state, r.dataset.output])")
+    assert not pp.errors, pp.errors
+    assert sorted(c[1] for c in placed) == sorted(o for _, o in rows) and len(placed) == 2
+    assert [s for s, _ in rows] == ["finished", "finished"]
+
+
 NODE_GATEWAY_CHECK = r"""
 const { GatewayClient, BridgeError } = require(process.argv[1]);
 // A WebSocket stand-in that answers as the gateway does (docs/protocol.md), scripted per test.

@@ -47,7 +47,8 @@ function moodSlider(name) {
  * Build the panel inside `root` and connect to the bridge.
  * @param {HTMLElement} root
  * @param {object} adapter   see the header of this file
- * @param {object} options   {allowedGateway: "ws://host:port" the host permits (null: any), WebSocketImpl}
+ * @param {object} options   {allowedGateway: "ws://host:port" the host permits (null: any), WebSocketImpl,
+ *                           pollMs: how often unfinished jobs are checked with the bridge (default 5000)}
  * @returns {object} the panel's state and actions (tests and main.js use it)
  */
 export function mountPanel(root, adapter, options = {}) {
@@ -437,6 +438,7 @@ export function mountPanel(root, adapter, options = {}) {
       if (c.job_id) state.early.set(c.job_id, [...(state.early.get(c.job_id) || []), msg].slice(-20));
       return;
     }
+    if (TERMINAL.has(job.state)) return; // ended already: by an earlier event or by `reconcile`
     const type = msg.header.msg_type;
     if (type === "job_progress") {
       job.progressEvents += 1;
@@ -650,6 +652,30 @@ export function mountPanel(root, adapter, options = {}) {
     ui[m].addEventListener("input", () => { ui[m].dataset.set = "1"; showMood(m); });
     showMood(m);
   }
+
+  // Job events are the fast path. A job whose end never reached the panel (an event lost with a dropped connection,
+  // or sent while the panel was reconnecting) would wait forever; so every `options.pollMs` (default 5 s) the panel
+  // asks the bridge for each unfinished job's state and ends the ones that ended. A job ends once: whichever of the
+  // event and the poll comes first (both check TERMINAL).
+  async function reconcile() {
+    if (!state.client) return;
+    for (const job of [...state.jobs.values()]) {
+      if (!job.id || TERMINAL.has(job.state) || job.polling) continue;
+      job.polling = true;
+      try {
+        const rec = (await state.client.status(job.id)).job;
+        if (TERMINAL.has(job.state)) continue;
+        if (rec.state === "finished") finish(job, rec.result);
+        else if (rec.state === "failed") setJobState(job, "failed", rec.error || "failed");
+        else if (rec.state === "cancelled") setJobState(job, "cancelled", "cancelled");
+      } catch (e) {
+        // not connected, or the bridge no longer knows the job: its next event or the next poll decides
+      } finally {
+        job.polling = false;
+      }
+    }
+  }
+  setInterval(reconcile, options.pollMs ?? 5000);
 
   const ready = connect().then(readSequence);
   return { state, ui, ready, connect, readSequence, submit, cancelJob, setMidi, requestPlan, clearOverrides };
