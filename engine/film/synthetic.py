@@ -19,6 +19,14 @@ Transition = Literal["cut", "dissolve", "fade"]
 ShotKind = Literal["pan", "shapes", "still", "flicker"]
 
 
+# libx264's macroblock tree (rate control from its lookahead) gives other bytes from run to run at some frame sizes
+# (64x48 and 160x96 among those tried; decoded frames up to 26 levels apart), the same frames in, one thread or
+# several. Off, a generated edit is the same file every time, as test and benchmark material must be.
+# (`write_footage_edit` keeps the encoder's defaults: its 320x180 edits repeat, and the dissolve tests' expectations
+# were measured on them.)
+_REPEATABLE = {"h264": {"x264-params": "mbtree=0"}, "libx264": {"x264-params": "mbtree=0"}}
+
+
 @dataclass(frozen=True)
 class Shot:
     """One shot: `kind` of content, `duration_s`, `speed` in image widths per second (0 = static camera),
@@ -153,8 +161,7 @@ def write_edit(path: str | Path, shots: Sequence[Shot], *, width: int = 256, hei
         stream = out.add_stream(codec, rate=rate)
         stream.width, stream.height = width, height
         stream.pix_fmt = "yuv420p"
-        if options:
-            stream.options = dict(options)
+        stream.options = {**_REPEATABLE.get(codec, {}), **(options or {})}
         n = int(round(total * float(rate)))
         for i in range(n):
             t = i / float(rate)
