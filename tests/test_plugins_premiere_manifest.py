@@ -61,9 +61,10 @@ def test_network_domains_name_the_gateway_exactly(manifest):
     assert m, f"{url} is not a loopback ws:// origin with a port"
     # `filmscore serve --ws HOST:PORT` accepts exactly that address, and the gateway binds loopback without
     # --allow-remote.
-    from filmscore.bridge.cli.serve import _host_port
+    from filmscore.bridge.cli import build_parser
 
-    assert _host_port(f"{m.group(1)}:{m.group(2)}") == ("127.0.0.1", int(m.group(2)))
+    args = build_parser().parse_args(["serve", "--ws", f"{m.group(1)}:{m.group(2)}"])
+    assert args.ws == ("127.0.0.1", int(m.group(2)))
     # No wildcard anywhere: the panel reaches the bridge and nothing else.
     assert all("*" not in d for d in perms["network"]["domains"])
 

@@ -24,7 +24,7 @@ from filmscore.engine.audio.mastering import master, master_streamed
 from filmscore.engine.audio.spill import Spill
 from filmscore.engine.bundle_testing import make_tiny_bundle
 from filmscore.engine.chunking import run_chunked
-from filmscore.engine.regenerate import _read_pcm, pcm_sha256, wav_pcm_sha256
+from filmscore.engine.latent import pcm_sha256, wav_pcm_sha256
 from filmscore.engine.render import build_pipeline
 
 SECONDS = 45.0
@@ -91,7 +91,10 @@ def test_delivered_file_carries_the_whole_array_samples(cue, tmp_path):
     assert abs(report["integrated_lufs"] + 23.0) < 0.1
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cue.wav"]
     # the render's latent record hashes the delivered samples a block at a time: the whole-array hash
-    assert wav_pcm_sha256(tmp_path / "cue.wav") == pcm_sha256(_read_pcm(tmp_path / "cue.wav")[0])
+    # (the samples decoded here from the data chunk's bytes: 24-bit little-endian two's complement)
+    b = np.frombuffer(read_wav_chunks(tmp_path / "cue.wav")["data"], np.uint8).reshape(-1, 3).astype(np.int32)
+    pcm = b[:, 0] | b[:, 1] << 8 | b[:, 2] << 16
+    assert wav_pcm_sha256(tmp_path / "cue.wav") == pcm_sha256(np.where(pcm >= 1 << 23, pcm - (1 << 24), pcm))
 
 
 def test_spill_reads_what_was_written_and_zeros_elsewhere(tmp_path):
