@@ -180,14 +180,14 @@ def test_panel_ends_a_job_whose_end_event_never_came(tmp_path):
         page.wait_for_function("document.querySelectorAll('#fs-cue option').length === 1", timeout=10_000)
         page.fill("#fs-steps", "2")
         page.click("#fs-submit")
-        first = page.wait_for_selector('.fs-job[data-placed="1"]', timeout=120_000)
+        first = page.wait_for_selector('.fs-job[data-placed="1"]', timeout=300_000)
         first_id = first.get_attribute("data-job-id")
         assert page.evaluate("window.dropped") == [first_id]  # it was the poll that ended it
         page.evaluate("window.dropEvents = []")
         page.fill("#fs-seed", "7")
         page.click("#fs-submit")
         page.wait_for_function("document.querySelectorAll('.fs-job[data-placed=\"1\"]').length === 2",
-                               timeout=120_000)
+                               timeout=300_000)
         page.wait_for_timeout(1000)  # five more polls: none may place a cue again
         placed = [c for c in page.evaluate("window.fake.calls") if c[0] == "placeOnNewAudioTrack"]
         rows = page.eval_on_selector_all(".fs-job", "rs => rs.map(r => [r.dataset.state, r.dataset.output])")
