@@ -168,7 +168,8 @@ def test_panel_in_chromium_against_live_bridge(tmp_path):
 
 def test_panel_ends_a_job_whose_end_event_never_came(tmp_path):
     """A job's `job_finished` lost on the way (a dropped connection): the panel's status poll finds the job ended and
-    places the cue; with the events flowing again, the event and the poll together still place a cue once."""
+    shows the plan or places the cue; with the events flowing again, the event and the poll together still place a
+    cue once."""
     pw = chromium_or_skip()
     from filmscore.engine.bundle_testing import make_tiny_bundle
 
@@ -178,11 +179,14 @@ def test_panel_ends_a_job_whose_end_event_never_came(tmp_path):
     with live_panel(pw, tmp_path, bundle, "Reel 1", markers, adapter=RECORDING_ADAPTER, page=page_cfg) as (pp, out):
         page = pp.page
         page.wait_for_function("document.querySelectorAll('#fs-cue option').length === 1", timeout=10_000)
+        page.click("#fs-plan")  # a plan job's end is found the same way
+        page.wait_for_selector('#fs-plan-info[data-state="finished"]', timeout=300_000)
         page.fill("#fs-steps", "2")
         page.click("#fs-submit")
         first = page.wait_for_selector('.fs-job[data-placed="1"]', timeout=300_000)
         first_id = first.get_attribute("data-job-id")
-        assert page.evaluate("window.dropped") == [first_id]  # it was the poll that ended it
+        dropped = page.evaluate("window.dropped")  # the poll ended both: the plan's job and the render's
+        assert len(dropped) == 2 and dropped[1] == first_id
         page.evaluate("window.dropEvents = []")
         page.fill("#fs-seed", "7")
         page.click("#fs-submit")

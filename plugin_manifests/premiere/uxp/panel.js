@@ -656,10 +656,22 @@ function mountPanel(root, adapter, options = {}) {
 
   // Job events are the fast path. A job whose end never reached the panel (an event lost with a dropped connection,
   // or sent while the panel was reconnecting) would wait forever; so every `options.pollMs` (default 5 s) the panel
-  // asks the bridge for each unfinished job's state and ends the ones that ended. A job ends once: whichever of the
-  // event and the poll comes first (both check TERMINAL).
+  // asks the bridge for each unfinished job's state (plans too) and ends the ones that ended. A job ends once:
+  // whichever of the event and the poll comes first (both check TERMINAL; a plan leaves state.planJobs).
   async function reconcile() {
     if (!state.client) return;
+    for (const jobId of [...state.planJobs.keys()]) {
+      try {
+        const rec = (await state.client.status(jobId)).job;
+        if (!state.planJobs.has(jobId)) continue; // its event came meanwhile
+        if (rec.state === "finished") onPlanEvent(jobId, "job_finished", { result: rec.result });
+        else if (rec.state === "failed" || rec.state === "cancelled") {
+          onPlanEvent(jobId, `job_${rec.state}`, { detail: rec.error || rec.state });
+        }
+      } catch (e) {
+        // as below
+      }
+    }
     for (const job of [...state.jobs.values()]) {
       if (!job.id || TERMINAL.has(job.state) || job.polling) continue;
       job.polling = true;
