@@ -254,14 +254,15 @@ class FilmScorePipeline:
         takes = []
         for k, latents in enumerate(lat):
             t0 = time.perf_counter()
-            mel = _DecodedMel(self.decode, latents / self.vae.config.scaling_factor, n_mel, pool.map,
-                              keep=keep_mel or not use_net)
+            mel = DecodedMel(self.decode, latents / self.vae.config.scaling_factor, n_mel, pool.map,
+                             keep=keep_mel or not use_net)
             if use_net:
-                wave = self._vocode_streamed(mel, n_samples, pool, lambda f, k=k: report(
-                    "vocode", (k + f) / len(lat), "Mel decoded and audio synthesised chunk by chunk"))
+                wave = vocode_streamed(self.vocode, mel, n_samples, self.mel_config.hop_length, pool,
+                                       lambda f, k=k: report("vocode", (k + f) / len(lat),
+                                                             "Mel decoded and audio synthesised chunk by chunk"))[0]
             else:  # Griffin-Lim is not local in time: crossfaded chunks of the whole Mel (engine/chunking.py)
                 mel.decode_all()
-                whole = torch.from_numpy(mel.kept)[None]
+                whole = torch.from_numpy(mel.kept[0])[None]
                 wave = run_crossfaded(lambda m, s=seeds[k]: griffin_lim(m, self.mel_config, seed=s), whole,
                                       VOCODE_CHUNK_MEL, VOCODE_MARGIN_MEL, hop, pool.map)[0, :n_samples]
                 if wave.shape[0] < n_samples:
@@ -271,7 +272,7 @@ class FilmScorePipeline:
             report("vocode", (k + 1) / len(lat), "audio synthesised")
             timings["decode"] += mel.seconds
             timings["vocode"] += time.perf_counter() - t0 - mel.seconds
-            takes.append((wave, mel.kept, latents))
+            takes.append((wave, None if mel.kept is None else mel.kept[0], latents))
         info = {"n_windows": n_windows, "n_windows_denoised": len(windows), "threads": pool.threads, "window_batch": self.window_batch,
                 "n_latent_frames": n_latent, "vocoder": "network" if use_net else "griffin-lim",
                 "picture": pic_tokens is not None, "controls": ctrl is not None}
@@ -279,36 +280,36 @@ class FilmScorePipeline:
         outs[0].takes = outs
         return outs[0]
 
-    def _vocode_streamed(self, mel: _DecodedMel, n_samples: int, pool: StagePool,
-                         report: Callable[[float], None]) -> np.ndarray:
-        """The network vocoder over `mel` in `run_chunked`'s chunks, a few at a time on `pool` (twice its workers,
-        so both stay busy between groups), each cropped chunk written into a float32 wave of exactly `n_samples`
-        (zero past the vocoder's last sample)."""
-        hop = self.mel_config.hop_length
-        wave = np.zeros(n_samples, np.float32)
-        spans = chunk_spans(mel.n_mel, VOCODE_CHUNK_MEL, VOCODE_MARGIN_MEL)
-        group = max(1, 2 * pool.threads)
-        for g in range(0, len(spans), group):
-            part = spans[g:g + group]
-            inputs = [mel.read(s.lo, s.hi) for s in part]
-            if g + group < len(spans):
-                mel.drop_before(spans[g + group].lo)
-            for s, y in zip(part, pool.map(self.vocode, inputs), strict=True):
-                piece = y[0] if len(spans) == 1 else y[0, (s.a - s.lo) * hop:(s.b - s.lo) * hop]
-                start = s.a * hop
-                n = min(piece.shape[0], n_samples - start)
-                if n > 0:
-                    wave[start:start + n] = piece[:n].numpy()
-            del inputs
-            report(min(1.0, (g + len(part)) / len(spans)))
-        return wave
+
+def vocode_streamed(vocode: Callable[[torch.Tensor], torch.Tensor], mel: DecodedMel, n_samples: int, hop: int,
+                    pool: StagePool, report: Callable[[float], None]) -> np.ndarray:
+    """A network vocoder (`(B, n_mels, l)` -> `(B, l * hop)`) over `mel` in `run_chunked`'s chunks, a few at a time on
+    `pool` (twice its workers, so both stay busy between groups), each cropped chunk written into a float32 wave
+    `(B, n_samples)` (zero past the vocoder's last sample): no whole-cue Mel or list of chunks is held."""
+    wave = np.zeros((mel.z.shape[0], n_samples), np.float32)
+    spans = chunk_spans(mel.n_mel, VOCODE_CHUNK_MEL, VOCODE_MARGIN_MEL)
+    group = max(1, 2 * pool.threads)
+    for g in range(0, len(spans), group):
+        part = spans[g:g + group]
+        inputs = [mel.read(s.lo, s.hi) for s in part]
+        if g + group < len(spans):
+            mel.drop_before(spans[g + group].lo)
+        for s, y in zip(part, pool.map(vocode, inputs), strict=True):
+            piece = y if len(spans) == 1 else y[:, (s.a - s.lo) * hop:(s.b - s.lo) * hop]
+            start = s.a * hop
+            n = min(piece.shape[-1], n_samples - start)
+            if n > 0:
+                wave[:, start:start + n] = piece[:, :n].numpy()
+        del inputs
+        report(min(1.0, (g + len(part)) / len(spans)))
+    return wave
 
 
-class _DecodedMel:
-    """The log-Mel `(1, n_mels, n_mel)` of one latent, decoded in `run_chunked`'s chunks as reads reach them (a
-    read decodes every chunk it needs that is not decoded yet, together on the pool) and dropped by
-    `drop_before` once the reader has passed them. `keep`: also copy every decoded frame into `kept`
-    `(n_mels, n_mel)`, the whole Mel (PipelineOutput.log_mel, Griffin-Lim)."""
+class DecodedMel:
+    """The log-Mels `(B, n_mels, n_mel)` of latents `(B, C, L)` (a v1 take, or a v2 cue's stems), decoded in
+    `run_chunked`'s chunks as reads reach them (a read decodes every chunk it needs that is not decoded yet, together
+    on the pool) and dropped by `drop_before` once the reader has passed them. `keep`: also copy every decoded frame
+    into `kept` `(B, n_mels, n_mel)`, the whole Mel (PipelineOutput.log_mel, Griffin-Lim)."""
 
     def __init__(self, decode: Callable[[torch.Tensor], torch.Tensor], z: torch.Tensor, n_mel: int,
                  map_fn: Callable, keep: bool):
@@ -340,9 +341,9 @@ class _DecodedMel:
             self.pieces[j] = (first, y)
             if self.keep:
                 if self.kept is None:
-                    self.kept = np.empty((y.shape[1], self.n_mel), y.numpy().dtype)
+                    self.kept = np.empty((y.shape[0], y.shape[1], self.n_mel), y.numpy().dtype)
                 n = max(0, min(y.shape[-1], self.n_mel - first))
-                self.kept[:, first:first + n] = y[0, :, :n].numpy()
+                self.kept[..., first:first + n] = y[..., :n].numpy()
         self.seconds += time.perf_counter() - t0
 
     def read(self, lo: int, hi: int) -> torch.Tensor:

@@ -19,23 +19,23 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import asdict, dataclass, field
+from functools import cached_property
 from typing import Any
 
 import numpy as np
 import torch
 
 from .bundle_v2 import BundleV2
-from .chunking import run_chunked
 from .constants import (CONTROL_FRAME_RATE, LATENT_DOWNSAMPLE, LATENT_FRAME_RATE, WINDOW_MEL_FRAMES,
                         WINDOW_OVERLAP_MEL_FRAMES)
 from .errors import BundleError, RenderCancelled
 from .film.features import FilmFeatures
 from .models.controls_v2 import CONTROL_CHANNELS_V2, CONTROL_GROUPS_V2, ControlsV2, drop_groups
 from .options import DEFAULTS as D  # the render options' defaults (engine/options.py owns them)
-from .pipeline import DECODE_CHUNK_LATENT, DECODE_MARGIN_LATENT, VOCODE_CHUNK_MEL, VOCODE_MARGIN_MEL, WINDOW_BATCH
+from .pipeline import WINDOW_BATCH, DecodedMel, vocode_streamed
 from .request import CancelFn, ProgressFn
 from .schedulers import make_scheduler
-from .stereo_v2 import place_stems
+from .stereo_v2 import StereoStems, place_stems
 from .threads import StagePool, model_threads
 from .windowed import cue_frames, fusion_weights, plan_windows
 
@@ -130,13 +130,34 @@ class GuidanceV2:
 
 @dataclass
 class PipelineV2Output:
-    stems: dict[str, np.ndarray]  # name -> (n_samples, 2) float32 at `sample_rate`
-    mix: np.ndarray  # (n_samples, 2): the sum of the stems
-    mids: dict[str, np.ndarray]  # name -> (n_samples,) what the model generated (mid signal)
-    log_mels: np.ndarray  # (n_stems, n_mels, n_mel_frames)
+    """What the model made: each stem's mid signal. Its stereo stems and their mix follow from the mids
+    (engine/stereo_v2.py): `stereo` makes them a block at a time (a delivery's way: memory flat in the cue's
+    length), `stems` and `mix` whole, on first use."""
+
+    mids: dict[str, np.ndarray]  # name -> (n_samples,) float32 at `sample_rate`: what the model generated
+    side_gains: dict[str, float]  # the bundle's stereo width per stem
+    log_mels: np.ndarray | None  # (n_stems, n_mels, n_mel_frames) with `keep_mel`, else None
     sample_rate: int
     timings_s: dict[str, float] = field(default_factory=dict)
     info: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def stereo(self) -> StereoStems:
+        return StereoStems(self.mids, self.side_gains, self.sample_rate)
+
+    @cached_property
+    def _placed(self) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        return place_stems(self.mids, self.side_gains, self.sample_rate)
+
+    @property
+    def stems(self) -> dict[str, np.ndarray]:
+        """name -> (n_samples, 2) float32 stereo stem."""
+        return self._placed[0]
+
+    @property
+    def mix(self) -> np.ndarray:
+        """(n_samples, 2) float32: the sum of the stereo stems."""
+        return self._placed[1]
 
 
 class FilmScorePipelineV2:
@@ -202,7 +223,8 @@ class FilmScorePipelineV2:
              mood: np.ndarray | None = None, master: str | None = None, film: FilmFeatures | None = None,
              seed: int = D.seed, steps: int = D.steps, scheduler: str = D.scheduler,
              guidance: GuidanceV2 = GuidanceV2(),
-             progress: ProgressFn | None = None, should_cancel: CancelFn | None = None) -> PipelineV2Output:
+             progress: ProgressFn | None = None, should_cancel: CancelFn | None = None,
+             keep_mel: bool = False) -> PipelineV2Output:
         timings: dict[str, float] = {}
         report = progress or (lambda stage, frac, msg: None)
         hop = self.mel_config.hop_length
@@ -251,21 +273,23 @@ class FilmScorePipelineV2:
         timings["denoise"] = time.perf_counter() - t0
 
         # each stem's latent through the one VAE decoder, then the one vocoder, the stems as a batch
+        # streamed as v1's (engine/pipeline.py): the decoder's chunks made as the vocoder's need them, each vocoded
+        # chunk written into the stems' float32 waves; no whole-cue Mel or list of chunks (memory flat in length)
         t0 = time.perf_counter()
         n_stems = len(self.stems)
         z = latents.reshape(n_stems, -1, n_latent) / self.vae.config.scaling_factor
-        log_mels = run_chunked(self.vae.decode, z, DECODE_CHUNK_LATENT, DECODE_MARGIN_LATENT, LATENT_DOWNSAMPLE,
-                               pool.map)[..., :n_mel]
-        timings["decode"] = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        waves = run_chunked(self.vocoder, log_mels, VOCODE_CHUNK_MEL, VOCODE_MARGIN_MEL, hop, pool.map)
-        waves = torch.nn.functional.pad(waves, (0, max(0, n_samples - waves.shape[-1])))[:, :n_samples]
-        timings["vocode"] = time.perf_counter() - t0
-        mids = {s: waves[k].numpy().astype(np.float32) for k, s in enumerate(self.stems)}
-        stems, mix = place_stems(mids, self.bundle.side_gains, self.mel_config.sample_rate)
+        del latents
+        mel = DecodedMel(self.vae.decode, z, n_mel, pool.map, keep=keep_mel)
+        waves = vocode_streamed(self.vocoder, mel, n_samples, hop, pool,
+                                lambda f: report("vocode", f, "Mel decoded and audio synthesised chunk by chunk"))
+        report("decode", 1.0, "Mel decoded")
+        report("vocode", 1.0, "audio synthesised")
+        timings["decode"] = mel.seconds
+        timings["vocode"] = time.perf_counter() - t0 - mel.seconds
+        mids = dict(zip(self.stems, waves))  # float32 rows, no copies
         info = {"n_windows": nw, "passes": [p[0] for p in passes], "guidance": used, "threads": pool.threads,
                 "stems": list(self.stems), "controls": {g: bool(v) for g, v in present.items()},
                 "master": master, "mood": None if mood is None else [float(x) for x in mood],
                 "picture": film_tokens is not None, "n_latent_frames": n_latent,
                 "control_channels": CONTROL_CHANNELS_V2}
-        return PipelineV2Output(stems, mix, mids, log_mels.numpy(), self.mel_config.sample_rate, timings, info)
+        return PipelineV2Output(mids, dict(self.bundle.side_gains), mel.kept, self.mel_config.sample_rate, timings, info)

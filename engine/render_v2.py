@@ -56,6 +56,15 @@ def request_stem_paths(request: RenderRequest) -> dict[str, Path]:
     return stem_paths(request.output, read_manifest(bundle_dir(request.bundle), BUNDLE_SCHEMA_V2)["stems"])
 
 
+def import_runtime_v2() -> float:
+    """Import what a v2 render runs on (torch, diffusers' schedulers and model classes, the v2 pipeline): the first
+    part of the load stage. Returns the seconds it took (0 once imported, as in a bridge worker)."""
+    t0 = time.perf_counter()
+    from . import bundle_v2, pipeline_v2  # noqa: F401 - the pipeline brings torch, diffusers and the models
+
+    return time.perf_counter() - t0
+
+
 def load_bundle_v2_cached(path: str | Path | None):
     """Per-process cache of a loaded v2 bundle and its pipeline (bridge workers render many cues with one bundle);
     reloads when bundle.json changes."""
@@ -111,7 +120,7 @@ def render_cue_v2(request: RenderRequest, progress: ProgressFn | None = None, sh
     the `time.perf_counter()` its `ready_after_s` counts from (default: now)."""
     started = time.perf_counter() if started is None else started
     from .audio.delivery import origination_time, write_wav
-    from .audio.stem_mastering import master_with_stems
+    from .audio.stem_mastering import master_stems
     from .film.features import layout_has_faces
     from .pipeline_v2 import GuidanceV2
     from .atomic import write_atomically
@@ -124,8 +133,10 @@ def render_cue_v2(request: RenderRequest, progress: ProgressFn | None = None, sh
     timings: dict[str, float] = {}
     out = Path(request.output)
     t0 = time.perf_counter()
+    report("load", 0.0, "loading the engine and the model")
+    timings["import"] = import_runtime_v2()  # its own entry, as v1's: a fresh process's whole start is accounted
     bundle, pipe = load_bundle_v2_cached(request.bundle)
-    timings["load"] = time.perf_counter() - t0
+    timings["load"] = time.perf_counter() - t0 - timings["import"]
     if request.backend not in ("auto", "torch"):
         raise RequestError(f"backend {request.backend!r}: a v2 bundle renders with torch only (no ONNX export of "
                            "its graphs yet)")
@@ -163,8 +174,10 @@ def render_cue_v2(request: RenderRequest, progress: ProgressFn | None = None, sh
         steps = preview.steps_for(request.steps)
         d = pipe(**run, steps=steps,
                  progress=lambda stage, frac, msg: report("preview", 0.9 * frac if stage == "denoise" else 0.9, msg))
-        dmix, _, dloud = master_with_stems(d.mix, {}, sr_model, request.sample_rate, n_out, request.target_lufs)
-        write_wav(Path(preview.path), dmix, request.sample_rate, request.delivery, dloud)
+        with master_stems(d.stereo, (), sr_model, request.sample_rate, n_out, request.target_lufs,
+                          folder=Path(preview.path).parent) as dm:
+            write_wav(Path(preview.path), dm.mix, request.sample_rate, request.delivery, dm.report)
+        dloud = dm.report
         ready = time.perf_counter() - started
         report("preview", 1.0, f"draft ({steps} steps) wrote {preview.path}")
         if preview.on_ready is not None:
@@ -176,18 +189,22 @@ def render_cue_v2(request: RenderRequest, progress: ProgressFn | None = None, sh
     timings.update(result.timings_s)
 
     t0 = time.perf_counter()
-    mix, stems, loudness = master_with_stems(result.mix, result.stems, sr_model, request.sample_rate, n_out,
-                                             request.target_lufs)
     paths = sidecar_paths(out)
     written = stem_paths(out, bundle.stems) if request.stems else {}
-    # every file in the request's delivery format (plain WAV or BWF) with one time reference and origination time;
-    # a stem's bext leaves the loudness fields unset (the report is the mix's, whose gains the stem was given)
-    when = origination_time()
-    for name, p in written.items():  # stems first, the mix last: the mix's appearance means the cue is complete
-        d = request.delivery
-        write_wav(p, stems[name], request.sample_rate,
-                  replace(d, description=f"{d.description} ({name} stem)".strip()), None, when)
-    write_wav(out, mix, request.sample_rate, request.delivery, loudness, when)
+    # only the stems that are written are placed and mastered: a stem follows the mix's gains and never changes the
+    # mix, so the mix is the same with or without --stems (stem_mastering.py: streamed, memory flat in length)
+    with master_stems(result.stereo, tuple(written), sr_model, request.sample_rate, n_out, request.target_lufs,
+                      folder=out.parent) as mastered:
+        # every file in the request's delivery format (plain WAV or BWF) with one time reference and origination
+        # time; a stem's bext leaves the loudness fields unset (the report is the mix's, whose gains it was given)
+        when = origination_time()
+        for name, p in written.items():  # stems first, the mix last: the mix's appearance means the cue is complete
+            d = request.delivery
+            write_wav(p, mastered.stems[name], request.sample_rate,
+                      replace(d, description=f"{d.description} ({name} stem)".strip()), None, when)
+        write_wav(out, mastered.mix, request.sample_rate, request.delivery, mastered.report, when)
+    loudness = mastered.report
+    timings["stereo"] = mastered.placed_s  # stereo placement, streamed with the delivery: its own entry
 
     def write_controls(p: Path) -> None:
         arrays = {k: v for k, v in vars(controls).items() if isinstance(v, np.ndarray)}
@@ -218,7 +235,7 @@ def render_cue_v2(request: RenderRequest, progress: ProgressFn | None = None, sh
         "pipeline": result.info, "backend": backend, "loudness": loudness,
         "reproducibility": reproducibility(backend), "preview": draft,
     }
-    timings["deliver"] = time.perf_counter() - t0
+    timings["deliver"] = time.perf_counter() - t0 - timings["stereo"]
     metadata["timings_s"] = timings
     write_atomically(paths["metadata"], lambda p: p.write_text(json.dumps(metadata, indent=2, default=str) + "\n"))
     report("deliver", 1.0, f"wrote {out}" + (f" and {len(written)} stems" if written else ""))

@@ -24,6 +24,8 @@ import numpy as np
 
 from .data.stems import hall_ir
 
+PLACE_BLOCK = 1 << 18  # rows per block of stereo placement: ~4x the side filter, so its history costs little
+
 
 @lru_cache(maxsize=4)
 def side_filter(sample_rate: int) -> np.ndarray:
@@ -33,23 +35,50 @@ def side_filter(sample_rate: int) -> np.ndarray:
     return (d / np.sqrt(np.sum(d * d))).astype(np.float32)
 
 
+class StereoStems:
+    """The stereo stems of mono mids and their mix (module docstring), made a block of rows at a time, so a long
+    cue's stereo signals need not be held whole: the side of rows [a, b) is the mid's rows [a - len(d) + 1, b)
+    convolved with d, the same sum `place_stems` takes over the whole signal (to float rounding)."""
+
+    def __init__(self, mids: dict[str, np.ndarray], side_gains: dict[str, float], sample_rate: int):
+        self.mids = {k: np.asarray(v, np.float32) for k, v in mids.items()}
+        self.gains = {k: float(side_gains.get(k, 0.0)) for k in self.mids}
+        self.d = side_filter(sample_rate)
+        self.n = len(next(iter(self.mids.values()))) if self.mids else 0
+
+    def rows(self, a: int, b: int) -> dict[str, np.ndarray]:
+        """`{name: (b - a, 2) float64}`: rows [a, b) of each stereo stem."""
+        from scipy.signal import fftconvolve
+
+        out = {}
+        s0 = max(a - len(self.d) + 1, 0)  # the mid's history that reaches row a through the filter
+        for name, mid in self.mids.items():
+            m = mid[a:b].astype(np.float64)
+            g = self.gains[name]
+            side = g * fftconvolve(mid[s0:b].astype(np.float64), self.d)[a - s0:b - s0] if g > 0 and b > a \
+                else np.zeros_like(m)
+            out[name] = np.stack([m + side, m - side], axis=1)
+        return out
+
+    def blocks(self, size: int):
+        """`(a, {name: rows}, mix rows)` for consecutive blocks of `size` rows (float64; the mix the stems' sum)."""
+        for a in range(0, self.n, size):
+            rows = self.rows(a, min(a + size, self.n))
+            yield a, rows, sum(rows.values())
+
+
 def place_stems(mids: dict[str, np.ndarray], side_gains: dict[str, float], sample_rate: int
                 ) -> tuple[dict[str, np.ndarray], np.ndarray]:
-    """Mono stems `{name: (n,)}` -> stereo stems `{name: (n, 2)}` float32 and their sum, the mix `(n, 2)`."""
-    from scipy.signal import fftconvolve
-
-    d = side_filter(sample_rate)
-    stereo = {}
-    for name, mid in mids.items():
-        mid = np.asarray(mid, np.float64)
-        g = float(side_gains.get(name, 0.0))
-        side = g * fftconvolve(mid, d)[:len(mid)] if g > 0 and len(mid) else np.zeros_like(mid)
-        stereo[name] = np.stack([mid + side, mid - side], axis=1)
-    n = len(next(iter(mids.values()))) if mids else 0
-    mix = np.zeros((n, 2), np.float64)
-    for s in stereo.values():
-        mix += s
-    return {k: v.astype(np.float32) for k, v in stereo.items()}, mix.astype(np.float32)
+    """Mono stems `{name: (n,)}` -> stereo stems `{name: (n, 2)}` float32 and their sum, the mix `(n, 2)`, whole
+    (`StereoStems` makes them a block at a time)."""
+    placed = StereoStems(mids, side_gains, sample_rate)
+    stereo = {k: np.zeros((placed.n, 2), np.float32) for k in placed.mids}
+    mix = np.zeros((placed.n, 2), np.float32)
+    for a, rows, total in placed.blocks(PLACE_BLOCK):
+        for k, v in rows.items():
+            stereo[k][a:a + len(v)] = v
+        mix[a:a + len(total)] = total
+    return stereo, mix
 
 
 def side_ratio(stereo: np.ndarray) -> float | None:

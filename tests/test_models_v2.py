@@ -127,7 +127,7 @@ def test_sampler_renders_stems_that_sum_to_the_mix(tiny_v2):
     pipe = FilmScorePipelineV2(tiny_v2)
     n = 24000 * 2
     out = pipe(n_samples=n, controls=_controls(200), mood=np.array([0.8, 0.2, 0.9]), master="bach", steps=2,
-               threads=1)
+               threads=1, keep_mel=True)
     assert out.sample_rate == 24000 and out.mix.shape == (n, 2) and out.log_mels.shape[:2] == (3, 32)
     total = sum(out.stems.values())
     np.testing.assert_allclose(total, out.mix, atol=1e-6)
@@ -139,6 +139,7 @@ def test_sampler_renders_stems_that_sum_to_the_mix(tiny_v2):
     again = pipe(n_samples=n, controls=_controls(200), mood=np.array([0.8, 0.2, 0.9]), master="bach", steps=2,
                  threads=2)
     np.testing.assert_array_equal(again.mix, out.mix)  # same seed, any thread count: the same audio
+    assert again.log_mels is None  # kept only when asked (a render needs none: memory flat in the cue's length)
     no_melody = pipe(n_samples=n, controls=_controls(200).without("melody"), mood=np.array([0.8, 0.2, 0.9]),
                      master="bach", steps=2, threads=1)
     assert not np.allclose(no_melody.mids["lead"], out.mids["lead"])

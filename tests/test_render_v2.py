@@ -12,12 +12,13 @@ import pytest
 import soundfile as sf
 
 from filmscore.engine.audio.loudness import normalize_loudness
-from filmscore.engine.audio.stem_mastering import master_with_stems, normalize_with_stems
+from filmscore.engine.audio.stem_mastering import master_stems
 from filmscore.engine.bundle_testing import make_tiny_bundle
 from filmscore.engine.bundle_testing_v2 import make_tiny_bundle_v2
 from filmscore.engine.errors import RequestError
 from filmscore.engine.render import render_cue
 from filmscore.engine.request import RenderRequest
+from filmscore.engine.stereo_v2 import StereoStems, place_stems
 
 STEMS = ("lead", "accompaniment", "percussion")
 LSB24 = 2.0 ** -23
@@ -28,8 +29,11 @@ def bundle_v2(tmp_path_factory) -> Path:
     return make_tiny_bundle_v2(tmp_path_factory.mktemp("b2") / "bundle")
 
 
-def _peaky_stems(sr: int, seconds: float = 3.0, seed: int = 0) -> dict[str, np.ndarray]:
-    """Three stereo stems: a tone, a chord and clicks whose peaks make the mix's true peak pass the ceiling once it
+GAINS = {"lead": 0.3, "accompaniment": 0.6, "percussion": 0.3}
+
+
+def _peaky_mids(sr: int, seconds: float = 3.0, seed: int = 0) -> dict[str, np.ndarray]:
+    """Three mono stems: a tone, a chord and clicks whose peaks make the mix's true peak pass the ceiling once it
     is brought to -23 LUFS (so the limiter acts)."""
     rng = np.random.default_rng(seed)
     t = np.arange(int(sr * seconds)) / sr
@@ -38,21 +42,25 @@ def _peaky_stems(sr: int, seconds: float = 3.0, seed: int = 0) -> dict[str, np.n
     perc = np.zeros_like(t)
     for k in range(0, len(t), sr // 2):
         perc[k:k + 200] += 0.9 * rng.standard_normal(min(200, len(t) - k)) * np.exp(-np.arange(min(200, len(t) - k)) / 40)
-    return {"lead": np.stack([lead, 0.8 * lead], 1), "accompaniment": np.stack([0.7 * acc, acc], 1),
-            "percussion": np.stack([perc, -0.5 * perc], 1)}
+    return {"lead": lead.astype(np.float32), "accompaniment": acc.astype(np.float32),
+            "percussion": perc.astype(np.float32)}
+
+
+def _whole(mastered) -> np.ndarray:
+    return np.concatenate(list(mastered.blocks()))
 
 
 def test_stems_get_the_mix_gains_limiter_included():
     sr = 48_000
-    stems = _peaky_stems(sr)
-    mix = sum(stems.values())
-    out, out_stems, report = normalize_with_stems(mix, stems, sr, -23.0)
-    assert report.limited  # the clicks need the limiter at -23 LUFS
-    ref, ref_report = normalize_loudness(mix.astype(np.float32), sr, -23.0)
-    # the mix is mastered as on its own (the same loop, stopping within 0.1 LU: the two may differ by < 0.1 dB)
-    assert abs(report.integrated_lufs - ref_report.integrated_lufs) < 0.1
-    assert np.allclose(out, ref, rtol=0.012, atol=1e-5)
-    assert abs(report.integrated_lufs + 23.0) < 0.1 and report.true_peak_dbtp <= -1.0
+    mids = _peaky_mids(sr)
+    stems, mix = place_stems(mids, GAINS, sr)
+    with master_stems(StereoStems(mids, GAINS, sr), STEMS, sr, sr, len(mix), -23.0) as m:
+        out, out_stems, report = _whole(m.mix), {k: _whole(v) for k, v in m.stems.items()}, m.report
+    assert report["limited"]  # the clicks need the limiter at -23 LUFS
+    # the mix is mastered exactly as a cue on its own (v1's normalisation), the stems riding along
+    ref, ref_report = normalize_loudness(mix, sr, -23.0)
+    assert np.array_equal(out, ref) and report == ref_report.to_json()
+    assert abs(report["integrated_lufs"] + 23.0) < 0.1 and report["true_peak_dbtp"] <= -1.0
     # the stems still sum to it, and each kept its own level (a stem normalised alone would be at -23 LUFS)
     assert np.max(np.abs(sum(out_stems.values()) - out)) < 1e-6
     def rms(x):
@@ -63,13 +71,18 @@ def test_stems_get_the_mix_gains_limiter_included():
         rms(stems["lead"]) / rms(stems["accompaniment"]), rel=0.01)
 
 
-def test_master_with_stems_resamples_all_alike():
-    stems = _peaky_stems(24_000, 2.0, seed=1)
-    mix = sum(stems.values())
-    out, out_stems, loud = master_with_stems(mix, stems, 24_000, 48_000, 96_001, -23.0)
+def test_master_stems_resamples_all_alike_and_only_the_stems_asked_for(tmp_path):
+    mids = _peaky_mids(24_000, 2.0, seed=1)
+    placed = StereoStems(mids, GAINS, 24_000)
+    with master_stems(placed, STEMS, 24_000, 48_000, 96_001, -23.0, folder=tmp_path) as m:
+        out, out_stems = _whole(m.mix), {k: _whole(v) for k, v in m.stems.items()}
+        assert m.report["limited"] is True
     assert out.shape == (96_001, 2) and all(s.shape == (96_001, 2) for s in out_stems.values())
     assert np.max(np.abs(sum(out_stems.values()) - out)) < 1e-6
-    assert loud["limited"] is True
+    with master_stems(placed, ("lead",), 24_000, 48_000, 96_001, -23.0, folder=tmp_path) as m:
+        assert set(m.stems) == {"lead"} and np.array_equal(_whole(m.mix), out)
+        assert np.array_equal(_whole(m.stems["lead"]), out_stems["lead"])
+    assert list(tmp_path.iterdir()) == []  # the working files have no names and are gone
 
 
 def test_render_v2_stems_sum_to_the_mix(bundle_v2, tmp_path):
@@ -91,6 +104,21 @@ def test_render_v2_stems_sum_to_the_mix(bundle_v2, tmp_path):
     assert np.max(np.abs(total - mix)) <= 4 * LSB24
     assert np.abs(mix).max() > 0.01 and np.corrcoef(mix[:, 0], mix[:, 1])[0, 1] < 0.9999  # stereo, not dual mono
     assert abs(meta["loudness"]["integrated_lufs"] + 23.0) < 0.1
+
+
+def test_the_mix_is_the_same_with_or_without_stems(bundle_v2, tmp_path):
+    """Only written stems are mastered (a render without them skips their resampling and limiting): a stem follows
+    the mix's gains and never changes the mix, so the mix's samples are the same either way. The timings account
+    for the import and the stereo placement as their own stages."""
+    a, b = tmp_path / "with.wav", tmp_path / "without.wav"
+    request = dict(duration_s=3.0, seed=5, steps=2, bundle=bundle_v2, maestro="bach")
+    render_cue(RenderRequest(output=a, stems=True, **request))
+    res = render_cue(RenderRequest(output=b, **request))
+    x, _ = sf.read(str(a), dtype="int32")
+    y, _ = sf.read(str(b), dtype="int32")
+    assert np.array_equal(x, y)
+    assert json.loads(a.with_suffix(".json").read_text())["loudness"] == res.metadata["loudness"]
+    assert {"import", "load", "denoise", "decode", "vocode", "stereo", "deliver"} <= set(res.timings_s)
 
 
 def test_render_v2_without_stems_and_with_a_maestro(bundle_v2, tmp_path):

@@ -127,11 +127,15 @@ def pcm24(audio) -> bytes:
 def write_wav(path: Path, audio, sample_rate: int, delivery: Delivery = PLAIN, loudness: Mapping | None = None,
               origination: _dt.datetime | None = None) -> None:
     """Write `(n,)` or `(n, channels)` float audio in [-1, 1] as a 24-bit PCM WAV, plain or BWF as `delivery`
-    says, atomically. `loudness`: the mastering report (the bext loudness fields); `origination`: the bext date
-    (default: `origination_time()`)."""
+    says, atomically; `audio` may be a mastered cue read a block at a time (mastering.py `Mastered`).
+    `loudness`: the mastering report (the bext loudness fields); `origination`: the bext date (default:
+    `origination_time()`)."""
     import numpy as np
 
-    _write_riff(Path(path), np.asarray(audio, np.float32), pcm24, sample_rate, delivery, loudness, origination)
+    from .mastering import Mastered
+
+    x = audio if isinstance(audio, Mastered) else np.asarray(audio, np.float32)
+    _write_riff(Path(path), x, pcm24, sample_rate, delivery, loudness, origination)
 
 
 def write_pcm24(path: Path, pcm, sample_rate: int, delivery: Delivery = PLAIN, loudness: Mapping | None = None,

@@ -280,13 +280,17 @@ def measure(audio: np.ndarray, sample_rate: int) -> LoudnessMeasure:
     return LoudnessMeasure(energies(gate, 0.4), energies(rng, 3.0) if rng is not None else None, peak)
 
 
-def _limit(audio: np.ndarray, sample_rate: int, ceiling_dbtp: float, gain: float = 1.0, out=None) -> np.ndarray:
+def _limit(audio: np.ndarray, sample_rate: int, ceiling_dbtp: float, gain: float = 1.0, out=None,
+           curve=None) -> np.ndarray:
     """Look-ahead peak limiter on `audio * gain` (`limiter_gains`). `(n,)` or `(n, channels)` in, float32 out;
-    into `out` when given (a `(n, channels)` array or sample source: engine/audio/spill.py), returned as it is."""
+    into `out` when given (a `(n, channels)` array or sample source: engine/audio/spill.py), returned as it is.
+    `curve` (`(n, 1)`, array or sample source): each sample's gain, multiplied by the one applied here."""
     x = _as_2d(audio)
     dest = np.empty(x.shape, np.float32) if out is None else out
     for a, b, g in limiter_gains(x, sample_rate, ceiling_dbtp, gain):
         dest[a:b] = x[a:b].astype(np.float64) * gain * g[:, None]
+        if curve is not None:
+            curve[a:b] = curve[a:b].astype(np.float64) * gain * g[:, None]
     return dest.reshape(audio.shape) if out is None else dest
 
 
@@ -360,14 +364,17 @@ def normalize_loudness(audio: np.ndarray, sample_rate: int, target: str | float 
 
 
 def normalize_source(base, sample_rate: int, target_lufs: float, ceiling_dbtp: float = TRUE_PEAK_CEILING_DBTP, *,
-                     x_peak: float | None = None, store=None) -> tuple[object, float, LoudnessReport]:
+                     x_peak: float | None = None, store=None, curve=None) -> tuple[object, float, LoudnessReport]:
     """The normalisation of `normalize_loudness` without making its output: `base` (a float32 array, or a 2-D
     sample source such as engine/audio/spill.py's `Spill`) is measured, and where the gain alone would pass the
     true-peak ceiling it is limited into a new signal, until loudness and ceiling both hold. Returns the signal
     the output is made of (`base` itself, or its last limited version), the gain to apply to it (the output is
     float32 `signal * gain`, computed in float64), and the report. `x_peak`: the input's sample peak for the
     report's gain (default: measured on `base`); `store(shape)`: where a limited signal is written (default: a
-    float32 array), so a streamed delivery keeps none of them in memory."""
+    float32 array), so a streamed delivery keeps none of them in memory. `curve` (`(n, 1)` of ones, an array or
+    sample source): where the signal is limited, each sample's limiter gains are multiplied into it, so that
+    signals that must follow this one (a mix's stems) are made `follower * curve * gain`
+    (engine/audio/stem_mastering.py)."""
     if base.shape[0] < int(0.4 * sample_rate):
         raise LoudnessError(f"audio of {base.shape[0] / sample_rate:.3f} s is too short to measure loudness (>= 0.4 s)")
     meas = measure(base, sample_rate)
@@ -382,7 +389,7 @@ def normalize_source(base, sample_rate: int, target_lufs: float, ceiling_dbtp: f
         gain = gain * 10 ** ((target_lufs - lufs) / 20.0)
         if meas.true_peak_dbtp(gain) > ceiling_dbtp:
             base = _limit(base, sample_rate, ceiling_dbtp, gain,
-                          out=None if store is None else store(_as_2d(base).shape))
+                          out=None if store is None else store(_as_2d(base).shape), curve=curve)
             gain, limited = 1.0, True
             meas = measure(base, sample_rate)
         lufs = meas.integrated_lufs(gain)

@@ -64,6 +64,41 @@ class Mastered:
         self.close()
 
 
+def resampled_spill(wave, sr_in: int, sr_out: int, n_samples: int, folder: str | Path | None = None) -> Spill:
+    """`(n,)` or `(channels, n)` model-rate audio (an array, or a `Spill` read through `Channels`) resampled a piece
+    at a time into a working file `(n_samples, channels)` at `sr_out`: trimmed, or zero-padded as `master` pads."""
+    channels = 1 if len(wave.shape) == 1 else wave.shape[0]
+    out = Spill(n_samples, channels, folder)
+    try:
+        for a, y in resample_blocks(wave, sr_in, sr_out):
+            take = y[..., :max(0, min(y.shape[-1], n_samples - a))]
+            if take.size:
+                out[a:a + take.shape[-1]] = take.reshape(channels, -1).T
+            # rows past the resampled length stay zero: `master`'s padding
+    except BaseException:
+        out.close()
+        raise
+    return out
+
+
+class Channels:
+    """A `(n, channels)` sample source (a `Spill`) read as `(channels, n)`, the layout `resample_blocks` slices."""
+
+    def __init__(self, rows):
+        self.rows = rows
+        self.shape = (rows.shape[1], rows.shape[0])
+
+    def __getitem__(self, key) -> np.ndarray:
+        _, cols = key  # x[..., a:b]
+        return self.rows[cols].T
+
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:  # a short signal is resampled in one call
+        return np.asarray(self[..., 0:self.shape[1]], dtype)
+
+    def astype(self, dtype, copy: bool = True) -> np.ndarray:
+        return np.asarray(self, dtype)
+
+
 def master_streamed(wave: np.ndarray, sr_in: int, sr_out: int, n_samples: int,
                     target_lufs: float = DEFAULTS.target_lufs,
                     folder: str | Path | None = None, ceiling_dbtp: float = TRUE_PEAK_CEILING_DBTP) -> Mastered:
@@ -71,15 +106,9 @@ def master_streamed(wave: np.ndarray, sr_in: int, sr_out: int, n_samples: int,
     time into a working file in `folder` (the output's folder: the file has no name and is gone when closed),
     trimmed or zero-padded to exactly `n_samples`, measured and, where needed, limited into another working file
     (the previous one closed). Returns the `Mastered` cue; the same samples and report as `master`."""
-    wave = np.asarray(wave, np.float32)
-    spills = [Spill(n_samples, 1, folder)]
+    spills = [resampled_spill(np.asarray(wave, np.float32), sr_in, sr_out, n_samples, folder)]
     try:
         base = spills[0]
-        for a, y in resample_blocks(wave, sr_in, sr_out):
-            take = y[:max(0, min(y.shape[-1], n_samples - a))]
-            if take.size:
-                base[a:a + take.shape[0]] = take[:, None]
-            # rows past the resampled length stay zero: `master`'s padding
 
         def store(shape: tuple[int, int]) -> Spill:
             if len(spills) > 1:  # a limited signal is made from the one before; older ones are not read again
