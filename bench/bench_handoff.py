@@ -14,7 +14,7 @@ seed's cue needed the limiter: seed 1's does), the process's CPU seconds, and fo
 the draft file appeared (seconds after the process started, and its share of the process's wall time). Each round
 checks that the two cues of one seed are the same bytes. Writes bench/results/handoff.json with the load average.
 
-    python bench/bench_handoff.py [--rounds 2] [--duration 60] [--maestro bach] [-o bench/results/handoff.json]
+    python bench/bench_handoff.py [--rounds 2] [--duration 60] [--maestro bach] [--bundle B] [-o bench/results/handoff.json]
 """
 
 from __future__ import annotations
@@ -79,6 +79,8 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--duration", type=float, default=60.0)
     ap.add_argument("--maestro", default="bach")
+    ap.add_argument("--bundle", type=Path, default=None,
+                    help="the bundle both sides render with (default: the shipped one; a v2 bundle: its stages)")
     ap.add_argument("-o", "--out", type=Path, default=Path(__file__).parent / "results" / "handoff.json")
     args = ap.parse_args()
     from filmscore.bridge.server.launch import launch_server
@@ -93,11 +95,12 @@ def main() -> None:
         shell_env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}
         env = {**shell_env, "XDG_RUNTIME_DIR": str(runtime)}
         base = [sys.executable, "-m", "filmscore.bridge.cli", "render", "--duration", f"{args.duration:g}",
-                "--maestro", args.maestro, "--json", "--overwrite"]
+                "--maestro", args.maestro, "--json", "--overwrite"] + (["--bundle", str(args.bundle)] if args.bundle else [])
         with launch_server(tmp / "state", connection_file=runtime / "filmscore" / "bridge-1.json",
-                           output_roots=[tmp], env=shell_env):
+                           output_roots=[tmp], env=shell_env, bundle=args.bundle):
             warm = _run([*base[:4], "--duration", "2", "--steps", "2", "--maestro", args.maestro, "--json",
-                         "-o", str(tmp / "warm.wav")], env, None)
+                         "-o", str(tmp / "warm.wav")] + (["--bundle", str(args.bundle)] if args.bundle else []),
+                        env, None)
             if not warm["on_bridge"]:
                 raise SystemExit("the warm-up render did not go to the bridge")
             for r in range(args.rounds):
@@ -120,6 +123,7 @@ def main() -> None:
         return round(statistics.median(vals), 3) if vals else None
 
     result = {"benchmark": "handoff", "cue_s": args.duration, "maestro": args.maestro, "model_stages": MODEL_STAGES,
+              "bundle": str(args.bundle or "default"),
               "commands": {"here": "filmscore render --duration D --maestro M -o cue.wav --local",
                            "bridge": "filmscore render --duration D --maestro M -o cue.wav  (a warm filmscore serve "
                                      "running, one worker)"},

@@ -185,10 +185,10 @@ class FilmScorePipelineV2:
         return torch.cat([self.film_head(torch.from_numpy(f)[None]) for f in frames])
 
     def _passes(self, windows, film_tokens: torch.Tensor | None, mood: np.ndarray | None, master: str | None,
-                ctrl: torch.Tensor, present: dict[str, bool], guidance: GuidanceV2
-                ) -> tuple[list[tuple[str, torch.Tensor, torch.Tensor]], dict[str, float]]:
-        """[(name, tokens (W, K+2, D), controls (W, C, 4L))]: "all" and one "without g" per guided group; and the
-        scales used. A group that is not given (or has scale 0) is absent in every pass."""
+                present: dict[str, bool], guidance: GuidanceV2
+                ) -> tuple[list[tuple[str, torch.Tensor, dict[str, bool]]], dict[str, float]]:
+        """[(name, tokens (W, K+2, D), control groups kept {group: bool})]: "all" and one "without g" per guided
+        group; and the scales used. A group that is not given (or has scale 0) is absent in every pass."""
         n = len(windows)
         scales = asdict(guidance)
         given = {"picture": film_tokens is not None, "mood": mood is not None, "style": master is not None, **present}
@@ -196,12 +196,12 @@ class FilmScorePipelineV2:
         mood_t = torch.from_numpy(np.asarray(mood if mood is not None else [0.5] * 3, np.float32))[None].expand(n, 3)
         master_t = torch.full((n,), self.global_cond.master_index(master) if master is not None else 0)
 
-        def make(off: str | None) -> tuple[torch.Tensor, torch.Tensor]:
+        def make(off: str | None) -> tuple[torch.Tensor, dict[str, bool]]:
             keep = {g: torch.full((n,), on[g] and g != off) for g in scales}
             null = self.unet.null_context(n)
             film = torch.where(keep["picture"][:, None, None], film_tokens, null) if film_tokens is not None else null
             glob = self.global_cond(mood_t, keep["mood"], torch.where(keep["style"], master_t, 0))
-            return torch.cat([film, glob], 1), drop_groups(ctrl, {g: keep[g] for g in CONTROL_GROUPS_V2})
+            return torch.cat([film, glob], 1), {g: on[g] and g != off for g in CONTROL_GROUPS_V2}
 
         passes = [("all", *make(None))]
         used = {}
@@ -240,27 +240,41 @@ class FilmScorePipelineV2:
         present = controls.present
         full = torch.from_numpy(controls.fit_length(n_mel_pad).to_model_input())
         a = LATENT_DOWNSAMPLE
-        ctrl = torch.stack([full[:, w.start * a:(w.start + w.length) * a] for w in windows])
         film_tokens = self._film_tokens(windows, film)
-        passes, used = self._passes(windows, film_tokens, mood, master, ctrl, present, guidance)
+        passes, used = self._passes(windows, film_tokens, mood, master, present, guidance)
         timings["conditioning"] = time.perf_counter() - t0
+        # The model's batch rows, pass by pass, each pass's windows in order. A call's latents and controls are cut
+        # from the cue's when the call runs, so no step holds every window's inputs for every pass (memory flat in
+        # the cue's length); the calls and their rows are what they were when all rows were made up front.
+        rows = [(k, j) for k in range(len(passes)) for j in range(len(windows))]
+
+        def call_inputs(x_in: torch.Tensor, z: slice) -> tuple[torch.Tensor, torch.Tensor]:
+            picked = rows[z]
+            spans = [windows[j] for _, j in picked]
+            x = torch.cat([x_in[..., w.start:w.start + w.length] for w in spans])
+            c = torch.stack([full[:, w.start * a:(w.start + w.length) * a] for w in spans])
+            keep = {g: torch.tensor([passes[k][2][g] for k, _ in picked]) for g in CONTROL_GROUPS_V2}
+            return x, drop_groups(c, keep)
 
         sched = make_scheduler(scheduler, self.bundle.noise_schedule)
         sched.set_timesteps(steps)
         gen = torch.Generator(device="cpu").manual_seed(seed)
         latents = torch.randn((1, self.unet.config.in_channels, n_latent), generator=gen) * sched.init_noise_sigma
         toks = torch.cat([p[1] for p in passes])
-        cs = torch.cat([p[2] for p in passes])
         nw = len(windows)
+        calls = [slice(r, r + self.window_batch) for r in range(0, len(rows), self.window_batch)]
         t0 = time.perf_counter()
         for i, t in enumerate(sched.timesteps):
             if should_cancel is not None and should_cancel():
                 raise RenderCancelled(f"cancelled at denoising step {i}/{len(sched.timesteps)}")
             x_in = sched.scale_model_input(latents, t)
-            xs = torch.cat([x_in[..., w.start:w.start + w.length] for w in windows]).repeat(len(passes), 1, 1)
-            ts = torch.full((xs.shape[0],), float(t))
-            calls = [slice(r, r + self.window_batch) for r in range(0, xs.shape[0], self.window_batch)]
-            out = torch.cat(pool.map(lambda z: self._denoise(xs[z], ts[z], toks[z], cs[z]), calls))
+            ts = torch.full((len(rows),), float(t))
+
+            def call(z: slice, x_in=x_in, ts=ts) -> torch.Tensor:
+                x, c = call_inputs(x_in, z)
+                return self._denoise(x, ts[z], toks[z], c)
+
+            out = torch.cat(pool.map(call, calls))
             v_all = out[:nw]
             v = v_all.clone()
             for k, (g, _, _) in enumerate(passes[1:], start=1):

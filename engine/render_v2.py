@@ -60,7 +60,8 @@ def import_runtime_v2() -> float:
     """Import what a v2 render runs on (torch, diffusers' schedulers and model classes, the v2 pipeline): the first
     part of the load stage. Returns the seconds it took (0 once imported, as in a bridge worker)."""
     t0 = time.perf_counter()
-    from . import bundle_v2, pipeline_v2  # noqa: F401 - the pipeline brings torch, diffusers and the models
+    from . import bundle_v2, cue_inputs, pipeline_v2, threads  # noqa: F401 - torch, diffusers, the models, controls
+    from .audio import stem_mastering  # noqa: F401 - scipy's filters
 
     return time.perf_counter() - t0
 
@@ -119,14 +120,6 @@ def render_cue_v2(request: RenderRequest, progress: ProgressFn | None = None, sh
     (`render.Preview`): first a few-step draft of the mix (no stems) at `preview.path`, as v1 drafts; `started`:
     the `time.perf_counter()` its `ready_after_s` counts from (default: now)."""
     started = time.perf_counter() if started is None else started
-    from .audio.delivery import origination_time, write_wav
-    from .audio.stem_mastering import master_stems
-    from .film.features import layout_has_faces
-    from .pipeline_v2 import GuidanceV2
-    from .atomic import write_atomically
-    from .cue_inputs import picture_of_request
-    from .threads import reproducibility
-
     if checked is None:
         checked = check_request(request)
     report = progress or (lambda stage, frac, msg: None)
@@ -135,6 +128,14 @@ def render_cue_v2(request: RenderRequest, progress: ProgressFn | None = None, sh
     t0 = time.perf_counter()
     report("load", 0.0, "loading the engine and the model")
     timings["import"] = import_runtime_v2()  # its own entry, as v1's: a fresh process's whole start is accounted
+    from .atomic import write_atomically
+    from .audio.delivery import origination_time, write_wav
+    from .audio.stem_mastering import master_stems
+    from .cue_inputs import picture_of_request
+    from .film.features import layout_has_faces
+    from .pipeline_v2 import GuidanceV2
+    from .threads import reproducibility
+
     bundle, pipe = load_bundle_v2_cached(request.bundle)
     timings["load"] = time.perf_counter() - t0 - timings["import"]
     if request.backend not in ("auto", "torch"):
