@@ -152,6 +152,35 @@ def test_cli_bench_backends_side_by_side(exported, tmp_path, capsys):
         assert "trt" in res["skipped"]
 
 
+def test_flops_per_step_counts_every_model_call_of_the_step(exported):
+    """A step of the parity run makes several denoiser calls (windows x guidance passes): its FLOPs are their sum,
+    each call counted on its own (a FlopCounterMode entered again starts from zero: counting with one counter kept
+    only the last call's FLOPs)."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from filmscore.bridge.cli.bench_backends import flops_per_step
+    from filmscore.export import parity as par
+
+    bundle, _ = exported
+    pipe = par.make_pipeline(bundle)
+    den, calls = pipe.denoiser, []
+
+    def record(*a):
+        calls.append(a)
+        return den(*a)
+
+    pipe.denoiser, pipe.parallel_calls = record, False
+    with torch.no_grad():
+        par.run_pipeline(pipe, bundle, dict(par.PARITY_RUN, duration_s=30.0, steps=1))
+    per_call = []
+    for a in calls:
+        with FlopCounterMode(display=False) as c, torch.no_grad():
+            den(*a)
+        per_call.append(c.get_total_flops())
+    assert len(calls) > 1 and flops_per_step(bundle, 30.0) == pytest.approx(sum(per_call))
+
+
 @pytest.mark.gpu
 def test_tensorrt_engines_build_and_match(exported):
     from filmscore.engine.backends.trt_backend import unavailable_reason

@@ -168,17 +168,21 @@ def flops_per_step(bundle, duration_s: float) -> float:
 
     pipe = par.make_pipeline(bundle)
     den = pipe.denoiser
-    counter = FlopCounterMode(display=False)
+    total = 0.0
 
     def counted(*a):
+        nonlocal total
+        counter = FlopCounterMode(display=False)  # entering a counter clears it: one per call, summed
         with counter:
-            return den(*a)
+            out = den(*a)
+        total += counter.get_total_flops()
+        return out
 
     pipe.denoiser = counted
     pipe.parallel_calls = False  # the calls on this thread: the counter is a thread-local dispatch mode
     with torch.no_grad():
         par.run_pipeline(pipe, bundle, dict(par.PARITY_RUN, duration_s=duration_s, steps=1))
-    return float(counter.get_total_flops())
+    return total
 
 
 def run(args: argparse.Namespace) -> int:

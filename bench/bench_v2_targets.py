@@ -1,9 +1,11 @@
-"""What a v2 cue's delivery costs against its render (issue 23: deliver <= 10 % of a 60 s cue's render, re-measured
-with bundle v2), on two contents, in one run:
+"""Issue 23's targets re-measured on bundle v2, in one run: delivery against the render, and the denoiser's
+throughput against the machine's measured peak.
 
-- `random`: a render of a random-weight v2 bundle at the size `train_v2` trains (engine/bundle_testing_v2.py
-  `default_size`: the model stages cost what a trained bundle's will), default settings, a maestro: its own stereo
-  placement and delivery. Its output is loud noise, which the look-ahead limiter works on almost everywhere and the
+The render: a random-weight v2 bundle at the size `train_v2` trains (engine/bundle_testing_v2.py `default_size`:
+the model stages cost what a trained bundle's will), a `--seconds` cue at the default settings with a maestro,
+in-process after a warm-up. Delivery is measured on two contents:
+
+- `random`: that render's own output. Loud noise, which the look-ahead limiter works on almost everywhere and the
   true-peak bound cannot skip (engine/audio/loudness.py): a worst case for delivery.
 - `music`: the same delivery (three stems placed in stereo, resampled to 48 kHz, mastered) of music: three cues of
   the shipped v1 bundle, one per stem, at the v2 model rate. What a trained v2 bundle's stems will look like to
@@ -11,9 +13,14 @@ with bundle v2), on two contents, in one run:
 
 Each content is delivered as the mix alone (a render's default) and as the mix and its three stems (`--stems`).
 Shares: delivery (`deliver`) and stereo placement (`stereo`) over the v2 render's wall, that render's own delivery
-replaced by the one measured on the content. Every figure is from this run; the load average is recorded.
+replaced by the one measured on the content.
 
-    python bench/bench_v2_delivery.py [--seconds 60] [--bundle V2_BUNDLE] -o bench/results/v2_delivery.json
+Throughput: the denoiser's FLOPs per step (every window and guidance pass of this cue, counted on one thread with
+torch.utils.flop_counter over a one-step render) times the steps, over the render's denoising seconds, against the
+fp32 GEMM peak measured here at the render's thread count (`filmscore bench backends`' `peak_gflops`). v2 renders
+with PyTorch only (no ONNX export of its graphs yet). Every figure is from this run; the load average is recorded.
+
+    python bench/bench_v2_targets.py [--seconds 60] [--bundle V2_BUNDLE] [--threads 2] -o bench/results/v2_targets.json
 """
 
 from __future__ import annotations
@@ -52,8 +59,15 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--seconds", type=float, default=60.0)
     ap.add_argument("--bundle", type=Path, default=None, help="a v2 bundle (default: a random one at the cpu size)")
-    ap.add_argument("-o", "--out", type=Path, default=Path("bench/results/v2_delivery.json"))
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("-o", "--out", type=Path, default=Path("bench/results/v2_targets.json"))
     args = ap.parse_args()
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from filmscore.bridge.cli.bench_backends import peak_gflops
+
+    torch.set_num_threads(args.threads)
 
     from filmscore.engine.audio.io import resample
     from filmscore.engine.bundle_testing_v2 import make_tiny_bundle_v2
@@ -86,6 +100,27 @@ def main() -> None:
         finally:
             type(pipe).__call__ = call
         timings = {k: round(v, 3) for k, v in res.timings_s.items()}
+        # the denoiser's FLOPs per step of this cue: one step on one thread (the counter is per thread), counted
+        denoise, flops = pipe._denoise, []
+
+        def counted(*a):
+            counter = FlopCounterMode(display=False)  # entering a counter clears it: one per call, summed
+            with counter:
+                out = denoise(*a)
+            flops.append(counter.get_total_flops())
+            return out
+
+        pipe._denoise = counted
+        torch.set_num_threads(1)
+        try:
+            render_cue(RenderRequest(output=tmp / "count.wav", duration_s=args.seconds, bundle=bundle,
+                                     maestro="bach", steps=1))
+        finally:
+            del pipe._denoise
+            torch.set_num_threads(args.threads)
+        flops_step = float(sum(flops))
+        peak = peak_gflops(args.threads)
+        achieved = flops_step * DEFAULTS.steps / res.timings_s["denoise"] / 1e9
         # music at the v2 model rate: three cues of the shipped v1 bundle, one per stem
         music = {}
         for k, name in enumerate(STEMS):
@@ -111,13 +146,21 @@ def main() -> None:
     models = sum(timings.get(k, 0.0) for k in ("load", "denoise", "decode", "vocode"))
     result = {"benchmark": "v2_delivery", "seconds": args.seconds, "steps": DEFAULTS.steps,
               "bundle": str(args.bundle or "random v2, cpu size"), "load_avg": [round(x, 2) for x in os.getloadavg()],
+              "threads": args.threads,
               "v2_render": {"wall_s": round(render_s, 3), "timings_s": timings, "model_stages_s": round(models, 3),
+                            "render_vs_model_stages": round(render_s / models, 3),
+                            "passes": res.metadata["pipeline"]["passes"],
                             "limited": res.metadata["loudness"]["limited"]},
+              "denoiser": {"gflops_per_step": round(flops_step / 1e9, 2), "achieved_gflops": round(achieved, 2),
+                           "peak_gflops_measured": round(peak, 1), "share_of_peak": round(achieved / peak, 3),
+                           "backend": res.metadata["backend"]["name"]},
               "deliveries": rows, "date": time.strftime("%Y-%m-%d")}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     print(f"v2 render of {args.seconds:g} s ({DEFAULTS.steps} steps): {render_s:.2f} s, model stages {models:.2f} s, "
           f"load {result['load_avg'][0]} -> {args.out}")
+    print(f"render / model stages {render_s / models:.2f}x; denoiser {achieved:.1f} GFLOP/s = "
+          f"{achieved / peak:.0%} of the GEMM peak measured here ({peak:.1f}, {args.threads} threads)")
     print(f"{'content':<16}{'stereo s':>10}{'deliver s':>11}{'share':>8}{'limited':>9}{'LUFS in':>9}")
     for k, r in rows.items():
         print(f"{k:<16}{r['stereo_s']:>10.2f}{r['deliver_s']:>11.2f}{r['deliver_share']:>8.1%}"
