@@ -21,6 +21,7 @@ fp32 GEMM peak measured here at the render's thread count (`filmscore bench back
 with PyTorch only (no ONNX export of its graphs yet). Every figure is from this run; the load average is recorded.
 
     python bench/bench_v2_targets.py [--seconds 60] [--bundle V2_BUNDLE] [--threads 2] -o bench/results/v2_targets.json
+    python bench/bench_v2_targets.py --make-bundle /tmp/random-v2   # the same bundle, for the other benchmarks' --bundle
 """
 
 from __future__ import annotations
@@ -55,13 +56,29 @@ def _deliver(mids: dict, side_gains: dict, sr_in: int, seconds: float, stems: bo
             "true_peak_dbtp": round(m.report["true_peak_dbtp"], 2)}
 
 
+def random_v2(path: Path) -> Path:
+    """A random-weight v2 bundle at the size `train_v2` trains, its film head reading the film encoder's features
+    as the shipped bundle's does (so a render with a picture runs too)."""
+    from filmscore.engine.bundle_manifest import DEFAULT_BUNDLE_DIR
+    from filmscore.engine.bundle_testing_v2 import make_tiny_bundle_v2
+
+    head = json.loads((DEFAULT_BUNDLE_DIR / "bundle.json").read_text())["components"]["film_head"]["config"]
+    return make_tiny_bundle_v2(path, default_size=True, feature_dim=head["feature_dim"],
+                               feature_layout=head["feature_layout"])
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--seconds", type=float, default=60.0)
     ap.add_argument("--bundle", type=Path, default=None, help="a v2 bundle (default: a random one at the cpu size)")
+    ap.add_argument("--make-bundle", type=Path, default=None, metavar="DIR",
+                    help="only write the random v2 bundle to DIR (for bench_handoff/contention/memory --bundle DIR)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("-o", "--out", type=Path, default=Path("bench/results/v2_targets.json"))
     args = ap.parse_args()
+    if args.make_bundle is not None:
+        print(random_v2(args.make_bundle))
+        return
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
@@ -70,7 +87,6 @@ def main() -> None:
     torch.set_num_threads(args.threads)
 
     from filmscore.engine.audio.io import resample
-    from filmscore.engine.bundle_testing_v2 import make_tiny_bundle_v2
     from filmscore.engine.options import DEFAULTS
     from filmscore.engine.render import render_cue
     from filmscore.engine.render_v2 import load_bundle_v2_cached
@@ -78,7 +94,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        bundle = args.bundle or make_tiny_bundle_v2(tmp / "random-v2", default_size=True)
+        bundle = args.bundle or random_v2(tmp / "random-v2")
         b2, pipe = load_bundle_v2_cached(bundle)
         sr = b2.mel_config.sample_rate
         render_cue(RenderRequest(output=tmp / "warm.wav", duration_s=2.0, steps=1, bundle=bundle, maestro="bach"))
@@ -144,7 +160,7 @@ def main() -> None:
                 row["stereo_share"] = round(row["stereo_s"] / wall, 4)
                 rows[f"{content}{'+stems' if stems else ''}"] = row
     models = sum(timings.get(k, 0.0) for k in ("load", "denoise", "decode", "vocode"))
-    result = {"benchmark": "v2_delivery", "seconds": args.seconds, "steps": DEFAULTS.steps,
+    result = {"benchmark": "v2_targets", "seconds": args.seconds, "steps": DEFAULTS.steps,
               "bundle": str(args.bundle or "random v2, cpu size"), "load_avg": [round(x, 2) for x in os.getloadavg()],
               "threads": args.threads,
               "v2_render": {"wall_s": round(render_s, 3), "timings_s": timings, "model_stages_s": round(models, 3),
