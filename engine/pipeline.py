@@ -282,11 +282,13 @@ class FilmScorePipeline:
 
 
 def vocode_streamed(vocode: Callable[[torch.Tensor], torch.Tensor], mel: DecodedMel, n_samples: int, hop: int,
-                    pool: StagePool, report: Callable[[float], None]) -> np.ndarray:
+                    pool: StagePool, report: Callable[[float], None], out=None):
     """A network vocoder (`(B, n_mels, l)` -> `(B, l * hop)`) over `mel` in `run_chunked`'s chunks, a few at a time on
     `pool` (twice its workers, so both stay busy between groups), each cropped chunk written into a float32 wave
-    `(B, n_samples)` (zero past the vocoder's last sample): no whole-cue Mel or list of chunks is held."""
-    wave = np.zeros((mel.z.shape[0], n_samples), np.float32)
+    `(B, n_samples)` (zero past the vocoder's last sample): no whole-cue Mel or list of chunks is held. `out`: a
+    `(n_samples, B)` sample source to write into instead (engine/audio/spill.py: the waves kept in a working file),
+    returned."""
+    wave = np.zeros((mel.z.shape[0], n_samples), np.float32) if out is None else None
     spans = chunk_spans(mel.n_mel, VOCODE_CHUNK_MEL, VOCODE_MARGIN_MEL)
     group = max(1, 2 * pool.threads)
     for g in range(0, len(spans), group):
@@ -298,11 +300,13 @@ def vocode_streamed(vocode: Callable[[torch.Tensor], torch.Tensor], mel: Decoded
             piece = y if len(spans) == 1 else y[:, (s.a - s.lo) * hop:(s.b - s.lo) * hop]
             start = s.a * hop
             n = min(piece.shape[-1], n_samples - start)
-            if n > 0:
+            if n > 0 and out is None:
                 wave[:, start:start + n] = piece[:, :n].numpy()
+            elif n > 0:
+                out[start:start + n] = piece[:, :n].numpy().T
         del inputs
         report(min(1.0, (g + len(part)) / len(spans)))
-    return wave
+    return wave if out is None else out
 
 
 class DecodedMel:

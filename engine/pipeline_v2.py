@@ -20,11 +20,13 @@ import math
 import time
 from dataclasses import asdict, dataclass, field
 from functools import cached_property
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from .audio.spill import Spill, SpillColumn
 from .bundle_v2 import BundleV2
 from .constants import (CONTROL_FRAME_RATE, LATENT_DOWNSAMPLE, LATENT_FRAME_RATE, WINDOW_MEL_FRAMES,
                         WINDOW_OVERLAP_MEL_FRAMES)
@@ -134,7 +136,8 @@ class PipelineV2Output:
     (engine/stereo_v2.py): `stereo` makes them a block at a time (a delivery's way: memory flat in the cue's
     length), `stems` and `mix` whole, on first use."""
 
-    mids: dict[str, np.ndarray]  # name -> (n_samples,) float32 at `sample_rate`: what the model generated
+    mids: dict[str, np.ndarray]  # name -> (n_samples,) float32 at `sample_rate`: what the model generated (arrays,
+    # or `SpillColumn`s of a working file with `waves_to`: `np.asarray` reads one whole)
     side_gains: dict[str, float]  # the bundle's stereo width per stem
     log_mels: np.ndarray | None  # (n_stems, n_mels, n_mel_frames) with `keep_mel`, else None
     sample_rate: int
@@ -224,7 +227,10 @@ class FilmScorePipelineV2:
              seed: int = D.seed, steps: int = D.steps, scheduler: str = D.scheduler,
              guidance: GuidanceV2 = GuidanceV2(),
              progress: ProgressFn | None = None, should_cancel: CancelFn | None = None,
-             keep_mel: bool = False) -> PipelineV2Output:
+             keep_mel: bool = False, waves_to: Path | None = None) -> PipelineV2Output:
+        """`waves_to`: a folder where the stems' waves are kept in a nameless working file (engine/audio/spill.py)
+        instead of memory, `mids` reading it a block at a time (a render's delivery: memory flat in the cue's
+        length); by default they are arrays."""
         timings: dict[str, float] = {}
         report = progress or (lambda stage, frac, msg: None)
         hop = self.mel_config.hop_length
@@ -294,13 +300,16 @@ class FilmScorePipelineV2:
         z = latents.reshape(n_stems, -1, n_latent) / self.vae.config.scaling_factor
         del latents
         mel = DecodedMel(self.vae.decode, z, n_mel, pool.map, keep=keep_mel)
+        kept = None if waves_to is None else Spill(n_samples, n_stems, waves_to)
         waves = vocode_streamed(self.vocoder, mel, n_samples, hop, pool,
-                                lambda f: report("vocode", f, "Mel decoded and audio synthesised chunk by chunk"))
+                                lambda f: report("vocode", f, "Mel decoded and audio synthesised chunk by chunk"),
+                                out=kept)
         report("decode", 1.0, "Mel decoded")
         report("vocode", 1.0, "audio synthesised")
         timings["decode"] = mel.seconds
         timings["vocode"] = time.perf_counter() - t0 - mel.seconds
-        mids = dict(zip(self.stems, waves))  # float32 rows, no copies
+        mids = dict(zip(self.stems, waves)) if kept is None else \
+            {s: SpillColumn(kept, k) for k, s in enumerate(self.stems)}  # float32 rows (no copies), or columns
         info = {"n_windows": nw, "passes": [p[0] for p in passes], "guidance": used, "threads": pool.threads,
                 "stems": list(self.stems), "controls": {g: bool(v) for g, v in present.items()},
                 "master": master, "mood": None if mood is None else [float(x) for x in mood],

@@ -173,7 +173,7 @@ def render_cue_v2(request: RenderRequest, progress: ProgressFn | None = None, sh
     if preview is not None:  # the same seed and controls over fewer steps of the same sampler (render.Preview)
         t0 = time.perf_counter()
         steps = preview.steps_for(request.steps)
-        d = pipe(**run, steps=steps,
+        d = pipe(**run, steps=steps, waves_to=Path(preview.path).parent,
                  progress=lambda stage, frac, msg: report("preview", 0.9 * frac if stage == "denoise" else 0.9, msg))
         with master_stems(d.stereo, (), sr_model, request.sample_rate, n_out, request.target_lufs,
                           folder=Path(preview.path).parent) as dm:
@@ -186,7 +186,7 @@ def render_cue_v2(request: RenderRequest, progress: ProgressFn | None = None, sh
         draft = {"path": str(preview.path), "steps": steps, "ready_after_s": round(ready, 3),
                  "integrated_lufs": dloud["integrated_lufs"]}
         timings["preview"] = time.perf_counter() - t0
-    result = pipe(**run, steps=request.steps, progress=report)
+    result = pipe(**run, steps=request.steps, progress=report, waves_to=out.parent)  # the stems' waves on disk
     timings.update(result.timings_s)
 
     t0 = time.perf_counter()

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .audio.spill import SpillColumn
 from .data.stems import hall_ir
 
 PLACE_BLOCK = 1 << 18  # rows per block of stereo placement: ~4x the side filter, so its history costs little
@@ -41,7 +42,8 @@ class StereoStems:
     convolved with d, the same sum `place_stems` takes over the whole signal (to float rounding)."""
 
     def __init__(self, mids: dict[str, np.ndarray], side_gains: dict[str, float], sample_rate: int):
-        self.mids = {k: np.asarray(v, np.float32) for k, v in mids.items()}
+        # arrays, or columns of a working file read a block at a time (engine/audio/spill.py `SpillColumn`)
+        self.mids = {k: v if isinstance(v, SpillColumn) else np.asarray(v, np.float32) for k, v in mids.items()}
         self.gains = {k: float(side_gains.get(k, 0.0)) for k in self.mids}
         self.d = side_filter(sample_rate)
         self.n = len(next(iter(self.mids.values()))) if self.mids else 0

@@ -123,6 +123,21 @@ def test_bundle_v2_refuses_a_v1_bundle():
         load_bundle_v2(DEFAULT_BUNDLE_DIR)
 
 
+def test_the_stems_waves_can_live_in_a_working_file(tiny_v2, tmp_path):
+    """`waves_to`: the vocoder writes the stems' waves into a nameless file there (a render's way: memory flat in the
+    cue's length); the mids read from it are the in-memory ones, sample for sample, and so is the stereo mix."""
+    from filmscore.engine.audio.spill import SpillColumn
+
+    pipe = FilmScorePipelineV2(tiny_v2)
+    run = dict(n_samples=24000 * 3 + 17, controls=_controls(300), master="bach", steps=2, threads=2)
+    here, there = pipe(**run), pipe(**run, waves_to=tmp_path)
+    assert all(isinstance(v, SpillColumn) for v in there.mids.values())
+    for s in here.mids:
+        np.testing.assert_array_equal(np.asarray(there.mids[s]), here.mids[s])
+    np.testing.assert_array_equal(there.mix, here.mix)
+    assert list(tmp_path.iterdir()) == []  # the file has no name: nothing is left behind
+
+
 def test_sampler_renders_stems_that_sum_to_the_mix(tiny_v2):
     pipe = FilmScorePipelineV2(tiny_v2)
     n = 24000 * 2

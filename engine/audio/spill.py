@@ -82,3 +82,25 @@ class Spill:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+class SpillColumn:
+    """Column `c` of a `Spill` read as a 1-D float32 signal: `col[a:b]`, `len(col)`, and `np.asarray(col)` (the whole
+    column, for a caller that wants it in memory). A v2 render's stems' waves live in one Spill, a stem a column."""
+
+    dtype = np.dtype(np.float32)
+    ndim = 1
+
+    def __init__(self, spill: Spill, c: int):
+        self.spill, self.c = spill, c
+        self.shape = (spill.shape[0],)
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, rows: slice) -> np.ndarray:
+        return self.spill[rows, self.c]
+
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        return np.asarray(self[0:self.shape[0]], dtype)
+
