@@ -80,9 +80,8 @@ def main() -> None:
         print(random_v2(args.make_bundle))
         return
     import torch
-    from torch.utils.flop_counter import FlopCounterMode
 
-    from filmscore.bridge.cli.bench_backends import peak_gflops
+    from filmscore.bridge.cli.bench_backends import flop_counted, peak_gflops
 
     torch.set_num_threads(args.threads)
 
@@ -117,16 +116,7 @@ def main() -> None:
             type(pipe).__call__ = call
         timings = {k: round(v, 3) for k, v in res.timings_s.items()}
         # the denoiser's FLOPs per step of this cue: one step on one thread (the counter is per thread), counted
-        denoise, flops = pipe._denoise, []
-
-        def counted(*a):
-            counter = FlopCounterMode(display=False)  # entering a counter clears it: one per call, summed
-            with counter:
-                out = denoise(*a)
-            flops.append(counter.get_total_flops())
-            return out
-
-        pipe._denoise = counted
+        pipe._denoise, flops = flop_counted(pipe._denoise)
         torch.set_num_threads(1)
         try:
             render_cue(RenderRequest(output=tmp / "count.wav", duration_s=args.seconds, bundle=bundle,

@@ -259,7 +259,7 @@ class FilmScorePipeline:
             if use_net:
                 wave = vocode_streamed(self.vocode, mel, n_samples, self.mel_config.hop_length, pool,
                                        lambda f, k=k: report("vocode", (k + f) / len(lat),
-                                                             "Mel decoded and audio synthesised chunk by chunk"))[0]
+                                                             "Mel decoded and audio synthesised chunk by chunk"))[:, 0]
             else:  # Griffin-Lim is not local in time: crossfaded chunks of the whole Mel (engine/chunking.py)
                 mel.decode_all()
                 whole = torch.from_numpy(mel.kept[0])[None]
@@ -284,11 +284,10 @@ class FilmScorePipeline:
 def vocode_streamed(vocode: Callable[[torch.Tensor], torch.Tensor], mel: DecodedMel, n_samples: int, hop: int,
                     pool: StagePool, report: Callable[[float], None], out=None):
     """A network vocoder (`(B, n_mels, l)` -> `(B, l * hop)`) over `mel` in `run_chunked`'s chunks, a few at a time on
-    `pool` (twice its workers, so both stay busy between groups), each cropped chunk written into a float32 wave
-    `(B, n_samples)` (zero past the vocoder's last sample): no whole-cue Mel or list of chunks is held. `out`: a
-    `(n_samples, B)` sample source to write into instead (engine/audio/spill.py: the waves kept in a working file),
-    returned."""
-    wave = np.zeros((mel.z.shape[0], n_samples), np.float32) if out is None else None
+    `pool` (twice its workers, so both stay busy between groups), each cropped chunk written into `out`, the waves as
+    `(n_samples, B)` rows (zero past the vocoder's last sample), which is returned: by default a float32 array, or a
+    sample source such as a working file (engine/audio/spill.py). No whole-cue Mel or list of chunks is held."""
+    out = np.zeros((n_samples, mel.z.shape[0]), np.float32) if out is None else out
     spans = chunk_spans(mel.n_mel, VOCODE_CHUNK_MEL, VOCODE_MARGIN_MEL)
     group = max(1, 2 * pool.threads)
     for g in range(0, len(spans), group):
@@ -300,13 +299,11 @@ def vocode_streamed(vocode: Callable[[torch.Tensor], torch.Tensor], mel: Decoded
             piece = y if len(spans) == 1 else y[:, (s.a - s.lo) * hop:(s.b - s.lo) * hop]
             start = s.a * hop
             n = min(piece.shape[-1], n_samples - start)
-            if n > 0 and out is None:
-                wave[:, start:start + n] = piece[:, :n].numpy()
-            elif n > 0:
+            if n > 0:
                 out[start:start + n] = piece[:, :n].numpy().T
         del inputs
         report(min(1.0, (g + len(part)) / len(spans)))
-    return wave if out is None else out
+    return out
 
 
 class DecodedMel:

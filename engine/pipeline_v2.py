@@ -308,8 +308,8 @@ class FilmScorePipelineV2:
         report("vocode", 1.0, "audio synthesised")
         timings["decode"] = mel.seconds
         timings["vocode"] = time.perf_counter() - t0 - mel.seconds
-        mids = dict(zip(self.stems, waves)) if kept is None else \
-            {s: SpillColumn(kept, k) for k, s in enumerate(self.stems)}  # float32 rows (no copies), or columns
+        # each stem a column of the waves: a view of the array, or read from the working file a block at a time
+        mids = {s: waves[:, k] if kept is None else SpillColumn(kept, k) for k, s in enumerate(self.stems)}
         info = {"n_windows": nw, "passes": [p[0] for p in passes], "guidance": used, "threads": pool.threads,
                 "stems": list(self.stems), "controls": {g: bool(v) for g, v in present.items()},
                 "master": master, "mood": None if mood is None else [float(x) for x in mood],

@@ -159,30 +159,35 @@ def peak_gflops(threads: int, seconds: float = 1.0) -> float:
         torch.set_num_threads(prev)
 
 
+def flop_counted(fn):
+    """`fn` wrapped so that each call's FLOPs are counted (torch.utils.flop_counter, a mode of the calling thread) and
+    appended to the list returned beside it. A FlopCounterMode entered again starts from zero: one per call."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    flops: list[int] = []
+
+    def counted(*a):
+        counter = FlopCounterMode(display=False)
+        with counter:
+            out = fn(*a)
+        flops.append(counter.get_total_flops())
+        return out
+
+    return counted, flops
+
+
 def flops_per_step(bundle, duration_s: float) -> float:
     """FLOPs of one denoising step of this cue (all windows, all guidance passes), counted on the torch model."""
     import torch
-    from torch.utils.flop_counter import FlopCounterMode
 
     from filmscore.export import parity as par
 
     pipe = par.make_pipeline(bundle)
-    den = pipe.denoiser
-    total = 0.0
-
-    def counted(*a):
-        nonlocal total
-        counter = FlopCounterMode(display=False)  # entering a counter clears it: one per call, summed
-        with counter:
-            out = den(*a)
-        total += counter.get_total_flops()
-        return out
-
-    pipe.denoiser = counted
+    pipe.denoiser, flops = flop_counted(pipe.denoiser)
     pipe.parallel_calls = False  # the calls on this thread: the counter is a thread-local dispatch mode
     with torch.no_grad():
         par.run_pipeline(pipe, bundle, dict(par.PARITY_RUN, duration_s=duration_s, steps=1))
-    return total
+    return float(sum(flops))
 
 
 def run(args: argparse.Namespace) -> int:

@@ -17,6 +17,7 @@ not stems are delivered (only the stems asked for are placed, resampled and foll
 from __future__ import annotations
 
 import time
+from contextlib import ExitStack
 from pathlib import Path
 
 import numpy as np
@@ -37,27 +38,14 @@ class _Followed:
         return self.stem[rows].astype(np.float64) * self.curve[rows].astype(np.float64)
 
 
-class MasteredStems:
+class MasteredStems(ExitStack):
     """The mastered mix and stems of a cue, each read a block at a time (`Mastered`); `report`: the mix's loudness
-    report as JSON; `placed_s`: the seconds stereo placement took (the render's `stereo` stage). Close it (or use
-    it as a context manager) to free the working files."""
+    report as JSON; `placed_s`: the seconds stereo placement took (the render's `stereo` stage). It owns their
+    working files: close it (or use it as a context manager) to free them."""
 
-    def __init__(self, mix: Mastered, stems: dict[str, Mastered], placed_s: float, spills: list[Spill]):
+    def __init__(self, mix: Mastered, stems: dict[str, Mastered], placed_s: float):
+        super().__init__()
         self.mix, self.stems, self.report, self.placed_s = mix, stems, mix.report, placed_s
-        self._spills = spills
-
-    def close(self) -> None:
-        for m in (self.mix, *self.stems.values()):
-            m.close()
-        for s in self._spills:
-            s.close()
-        self._spills = []
-
-    def __enter__(self) -> MasteredStems:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
 
 
 def master_stems(stereo, names, sr_in: int, sr_out: int, n_samples: int,
@@ -66,56 +54,38 @@ def master_stems(stereo, names, sr_in: int, sr_out: int, n_samples: int,
     """Master the mix of `stereo` (a `StereoStems`: its blocks of stereo stems and their sum, at `sr_in`) and the
     stems `names` of it: each resampled to `sr_out` and cut or zero-padded to exactly `n_samples`; the mix brought to
     `target_lufs` with true peak <= ceiling (`normalize_source`, v1's normalisation) and every stem given the same
-    gains. Working files go to `folder` (the output's folder)."""
+    gains. Working files go to `folder` (the output's folder); on an error every one is closed."""
     names = tuple(names)
-    spills: list[Spill] = []
-    out_stems: dict[str, Mastered] = {}
-    mixed = None
-    try:
-        t0 = time.perf_counter()
-        placed = {k: Spill(stereo.n, 2, folder) for k in ("mix", *names)}
-        spills += placed.values()
-        for a, rows, total in stereo.blocks(CHUNK):
-            placed["mix"][a:a + len(total)] = total
-            for k in names:
-                placed[k][a:a + len(total)] = rows[k]
-        placed_s = time.perf_counter() - t0
-        at_rate = {k: resampled_spill(Channels(v), sr_in, sr_out, n_samples, folder) for k, v in placed.items()}
-        for v in placed.values():  # read once: the model-rate signals are not needed again
-            v.close()
-        spills = list(at_rate.values())
+    with ExitStack() as owned:  # the working files the result reads; handed to it at the end
+        with ExitStack() as placing:  # the model-rate signals: read once, by the resampling
+            t0 = time.perf_counter()
+            placed = {k: placing.enter_context(Spill(stereo.n, 2, folder)) for k in ("mix", *names)}
+            for a, rows, total in stereo.blocks(CHUNK):
+                placed["mix"][a:a + len(total)] = total
+                for k in names:
+                    placed[k][a:a + len(total)] = rows[k]
+            placed_s = time.perf_counter() - t0
+            at_rate = {k: owned.enter_context(resampled_spill(Channels(v), sr_in, sr_out, n_samples, folder))
+                       for k, v in placed.items()}
         curve = None
         if names:  # the limiter's gains, for the stems to follow (ones: a signal never limited is only scaled)
-            curve = Spill(n_samples, 1, folder)
-            spills.append(curve)
+            curve = owned.enter_context(Spill(n_samples, 1, folder))
             for a in range(0, n_samples, CHUNK):
                 b = min(a + CHUNK, n_samples)
                 curve[a:b] = np.ones((b - a, 1), np.float32)
         chain = [at_rate["mix"]]  # the mix at the delivered rate, then each limited version of it
-        spills.remove(at_rate["mix"])
 
         def store(shape: tuple[int, int]) -> Spill:
             if len(chain) > 1:  # a limited signal is made from the one before; older ones are not read again
                 chain.pop(0).close()
-            chain.append(Spill(shape[0], shape[1], folder))
+            chain.append(owned.enter_context(Spill(shape[0], shape[1], folder)))
             return chain[-1]
 
-        try:
-            signal, gain, report = normalize_source(chain[0], sr_out, target_lufs, ceiling_dbtp, store=store,
-                                                    curve=curve)
-        except BaseException:
-            for s in chain:
-                s.close()
-            raise
-        mixed = Mastered(signal, gain, report.to_json(), chain)
-        for k in names:
-            source = _Followed(at_rate[k], curve) if report.limited else at_rate[k]
-            out_stems[k] = Mastered(source, gain, mixed.report, [at_rate[k]])
-            spills.remove(at_rate[k])
-    except BaseException:
-        for s in spills:
-            s.close()
-        for m in ([mixed] if mixed is not None else []) + list(out_stems.values()):
-            m.close()
-        raise
-    return MasteredStems(mixed, out_stems, placed_s, spills)
+        signal, gain, report = normalize_source(chain[0], sr_out, target_lufs, ceiling_dbtp, store=store,
+                                                curve=curve)
+        mixed = Mastered(signal, gain, report.to_json(), [])
+        stems = {k: Mastered(_Followed(at_rate[k], curve) if report.limited else at_rate[k], gain, mixed.report, [])
+                 for k in names}
+        result = MasteredStems(mixed, stems, placed_s)
+        result.push(owned.pop_all())
+    return result
