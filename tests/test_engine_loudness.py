@@ -133,3 +133,51 @@ def test_limited_normalisation_and_true_peak_are_those_of_the_exact_meter(monkey
     y_exact, rep_exact = ld.normalize_loudness(x, SR, "streaming")
     assert rep.limited and np.array_equal(y, y_exact) and rep == rep_exact
     assert peak == ld.true_peak_dbtp(y, SR)
+
+
+def clicky(every: int, seconds: float = 7.0, seed: int = 0) -> np.ndarray:
+    """Stereo noise at -26 dBFS with a full-scale click every `every` samples: at a streaming target every click is
+    limited and the noise between clicks mostly not (a loud noise-like cue, as an untrained bundle renders)."""
+    rng = np.random.default_rng(seed)
+    x = 0.05 * rng.standard_normal((int(seconds * SR), 2))
+    x[::every] += rng.choice([-1.0, 1.0], size=(x[::every].shape[0], 1))
+    return x.astype(np.float32)
+
+
+@pytest.mark.parametrize("every", [4800, 9600])
+def test_limiting_aims_with_what_the_limiter_left_alone(chunk, monkeypatch, every):
+    passes = []
+    limit = ld._limit
+    monkeypatch.setattr(ld, "_limit", lambda *a, **k: passes.append(1) or limit(*a, **k))
+    x = clicky(every)
+    y, rep = ld.normalize_loudness(x, SR, "streaming")
+    y64 = y.astype(np.float64)
+    assert rep.limited and len(passes) == 2
+    assert abs(pyloudnorm.Meter(SR).integrated_loudness(y64) + 16.0) < 0.1
+    assert 20 * np.log10(np.abs(resample_poly(y64, 4, 1, axis=0)).max()) <= -1.0 + 1e-6
+    # raising the gain by the loudness the limiter took (each pass's plain gain) needs more passes for the same
+    passes.clear()
+    monkeypatch.setattr(ld.LoudnessMeasure, "gain_to", lambda m, t: 10 ** ((t - m.integrated_lufs()) / 20.0))
+    _, plain = ld.normalize_loudness(x, SR, "streaming")
+    assert abs(plain.integrated_lufs + 16.0) < 0.1 and len(passes) > 2
+
+
+def test_measure_keeps_the_energy_of_the_samples_a_limiter_left_alone(chunk):
+    x = music(channels=2)
+    n = x.shape[0]
+    free = ld.Untouched(n)
+    for a in range(0, n, ld.CHUNK):  # as `_limit` records it: a chunk at a time; the first half untouched
+        free[a:min(a + ld.CHUNK, n)] = np.arange(a, min(a + ld.CHUNK, n)) < n // 2
+    m, whole = ld.measure(x, SR, peak=False, free=free), ld.measure(x, SR)
+    assert m.peak is None and np.array_equal(m.z, whole.z)
+    blocks = ld._Blocks.of(n, SR, 0.4, 0.75)
+    first, last = blocks.upper <= n // 2, blocks.lower >= n // 2
+    assert np.array_equal(m.z_free[:, first], m.z[:, first]) and (m.z_free[:, last] == 0).all()
+    # wholly free, the aimed gain is the plain one; wholly held (nothing would rise), too
+    target = m.integrated_lufs() + 3.0
+    plain = 10 ** (3.0 / 20)
+    all_free = ld.LoudnessMeasure(m.z, None, None, m.z)
+    assert 20 * np.log10(all_free.gain_to(target) / plain) == pytest.approx(0.0, abs=1e-3)
+    assert ld.LoudnessMeasure(m.z, None, None, 0 * m.z).gain_to(target) == pytest.approx(plain)
+    # half free: the free half must rise by more than the whole would
+    assert m.gain_to(target) > plain

@@ -20,7 +20,7 @@ a limited 60 s cue's delivery went from 1.27 s to 0.51 s, 3 of its 5 true-peak p
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from functools import lru_cache
 
 import numpy as np
@@ -183,11 +183,16 @@ class _Blocks:
 class LoudnessMeasure:
     """One pass over a signal: mean-square K-weighted energy per channel of the 400 ms gating blocks (`z`) and of
     the 3 s loudness-range blocks (`z_range`, over the signal followed by 1.5 s of silence, EBU Tech 3342), and
-    the linear true peak. Everything at a gain `g` follows: energies times g^2, peak times g."""
+    the linear true peak (None: not measured). Everything at a gain `g` follows: energies times g^2, peak times g.
+
+    `z_free`: for a signal just limited, the part of `z` from the samples the limiter left alone (`Untouched`). The
+    rest is held at the ceiling: limited again at a higher gain, it stays there to first order, while the free part
+    rises with the gain; `gain_to` aims a next limiting pass with that, not with the whole signal's loudness."""
 
     z: np.ndarray  # (channels, blocks)
     z_range: np.ndarray | None  # None: too short for one 3 s block
-    peak: float
+    peak: float | None
+    z_free: np.ndarray | None = None
 
     def _block_loudness(self, z: np.ndarray, gain: float) -> np.ndarray:
         g = np.asarray(_CHANNEL_GAINS[:z.shape[0]])[:, None]
@@ -225,8 +230,47 @@ class LoudnessMeasure:
         return float(np.percentile(kept, 95) - np.percentile(kept, 10))
 
     def true_peak_dbtp(self, gain: float = 1.0) -> float:
+        if self.peak is None:
+            raise ValueError("the true peak of this signal was not measured")
         p = self.peak * gain
         return 20.0 * np.log10(p) if p > 0 else float("-inf")
+
+    def gain_to(self, target_lufs: float) -> float:
+        """The gain that brings the signal to `target_lufs`. Plain loudness scaling, except above the signal's
+        loudness with `z_free` known: then the gain that brings there the free part raised and the held part kept
+        (the first-order effect of limiting the signal times that gain; found by bisection in dB, 0.001 dB)."""
+        lufs = self.integrated_lufs()
+        plain = 10 ** ((target_lufs - lufs) / 20.0)
+        if self.z_free is None or target_lufs <= lufs:
+            return plain
+        held = self.z - self.z_free
+
+        def lufs_at(db: float) -> float:
+            return LoudnessMeasure(held + self.z_free * 10 ** (db / 10.0), None, None).integrated_lufs()
+
+        lo, hi = 0.0, 24.0
+        if lufs_at(hi) < target_lufs:  # (almost) everything held: no first-order model; the plain gain
+            return plain
+        while hi - lo > 1e-3:
+            mid = 0.5 * (lo + hi)
+            lo, hi = (mid, hi) if lufs_at(mid) < target_lufs else (lo, mid)
+        return 10 ** (hi / 20.0)
+
+
+class Untouched:
+    """Which samples of an `n`-sample signal a limiter pass left alone (its gain 1): a bit per sample, in
+    memory (a 10-minute cue at 48 kHz: 3.6 MB). Written and read in chunks that start on multiples of 8 (`CHUNK`)."""
+
+    def __init__(self, n: int):
+        self.n = n
+        self.bits = np.zeros((n + 7) // 8, np.uint8)
+
+    def __setitem__(self, rows: slice, free: np.ndarray) -> None:
+        self.bits[rows.start // 8:rows.start // 8 + (free.size + 7) // 8] = np.packbits(free)
+
+    def __getitem__(self, rows: slice) -> np.ndarray:
+        a, b = rows.start, min(rows.stop, self.n)
+        return np.unpackbits(self.bits[a // 8:(b + 7) // 8], count=b - a).astype(bool)
 
 
 @lru_cache(maxsize=4)
@@ -238,9 +282,10 @@ def _k_weighting(rate: int) -> tuple[tuple[np.ndarray, np.ndarray, float], ...]:
     return tuple((f.b, f.a, f.passband_gain) for f in meter._filters.values())
 
 
-def measure(audio: np.ndarray, sample_rate: int) -> LoudnessMeasure:
+def measure(audio: np.ndarray, sample_rate: int, *, peak: bool = True, free: Untouched | None = None) -> LoudnessMeasure:
     """Measure `(n,)` or `(n, channels)` float audio, or a 2-D sample source (engine/audio/spill.py), in one chunked
-    pass (see the module docstring)."""
+    pass (see the module docstring). `peak=False`: the loudness alone (the true peak is most of the cost); `free`:
+    the samples a limiter pass left alone, whose share of the gating blocks' energies is kept (`z_free`)."""
     from scipy.signal import lfilter
 
     x = _as_2d(audio)
@@ -255,9 +300,10 @@ def measure(audio: np.ndarray, sample_rate: int) -> LoudnessMeasure:
     marks = [gate.lower, gate.upper] + ([rng.lower, rng.upper] if rng is not None else [])
     wanted = np.unique(np.concatenate(marks))
     sums = np.zeros((chans, wanted.size))
+    sums_free = np.zeros((chans, wanted.size)) if free is not None else None
     for c in range(chans):
         state = [np.zeros(max(len(a), len(b)) - 1) for b, a, _ in stages]
-        total = 0.0
+        total = total_free = 0.0
         for a in range(0, n + silence, CHUNK):
             b = min(a + CHUNK, n + silence)
             seg = x[a:min(b, n), c].astype(np.float64)
@@ -270,25 +316,37 @@ def measure(audio: np.ndarray, sample_rate: int) -> LoudnessMeasure:
             sel = (wanted > a) & (wanted <= b)
             sums[c, sel] = run[wanted[sel] - a - 1]
             total = run[-1]
+            if free is not None:  # the same sums over the untouched samples (the silence past the end is none)
+                kept, m = seg * seg, max(0, min(b, n) - a)
+                if m:
+                    kept[:m][~free[a:a + m]] = 0.0
+                kept[m:] = 0.0
+                run = total_free + np.cumsum(kept)
+                sums_free[c, sel] = run[wanted[sel] - a - 1]
+                total_free = run[-1]
 
-    def energies(blocks: _Blocks, block_s: float) -> np.ndarray:
-        lo = sums[:, np.searchsorted(wanted, blocks.lower)]
-        hi = sums[:, np.searchsorted(wanted, blocks.upper)]
+    def energies(blocks: _Blocks, block_s: float, of: np.ndarray) -> np.ndarray:
+        lo = of[:, np.searchsorted(wanted, blocks.lower)]
+        hi = of[:, np.searchsorted(wanted, blocks.upper)]
         return (hi - lo) / (block_s * sample_rate)
 
-    peak = _peak(x, sample_rate)
-    return LoudnessMeasure(energies(gate, 0.4), energies(rng, 3.0) if rng is not None else None, peak)
+    return LoudnessMeasure(energies(gate, 0.4, sums), energies(rng, 3.0, sums) if rng is not None else None,
+                           _peak(x, sample_rate) if peak else None,
+                           energies(gate, 0.4, sums_free) if free is not None else None)
 
 
 def _limit(audio: np.ndarray, sample_rate: int, ceiling_dbtp: float, gain: float = 1.0, out=None,
-           curve=None) -> np.ndarray:
+           curve=None, free: Untouched | None = None) -> np.ndarray:
     """Look-ahead peak limiter on `audio * gain` (`limiter_gains`). `(n,)` or `(n, channels)` in, float32 out;
     into `out` when given (a `(n, channels)` array or sample source: engine/audio/spill.py), returned as it is.
-    `curve` (`(n, 1)`, array or sample source): each sample's gain, multiplied by the one applied here."""
+    `curve` (`(n, 1)`, array or sample source): each sample's gain, multiplied by the one applied here. `free`:
+    where the limiter left the samples alone is recorded there."""
     x = _as_2d(audio)
     dest = np.empty(x.shape, np.float32) if out is None else out
     for a, b, g in limiter_gains(x, sample_rate, ceiling_dbtp, gain):
         dest[a:b] = x[a:b].astype(np.float64) * gain * g[:, None]
+        if free is not None:
+            free[a:b] = g >= 1.0 - 1e-9  # (the moving average's running sum may leave 1 - 1e-16)
         if curve is not None:
             curve[a:b] = curve[a:b].astype(np.float64) * gain * g[:, None]
     return dest.reshape(audio.shape) if out is None else dest
@@ -383,18 +441,30 @@ def normalize_source(base, sample_rate: int, target_lufs: float, ceiling_dbtp: f
         raise LoudnessError("the audio is silent: its loudness cannot be normalised")
     if x_peak is None:
         x_peak = _abs_max(base)
-    # The signal is `base * gain`: a gain only rescales the measurement; a limited signal becomes the new base.
-    gain, limited, lufs = 1.0, False, start
-    for _ in range(6):
-        gain = gain * 10 ** ((target_lufs - lufs) / 20.0)
-        if meas.true_peak_dbtp(gain) > ceiling_dbtp:
+    # The signal is `base * gain`: a gain only rescales the measurement. Where that gain would pass the ceiling, the
+    # signal is limited into a new base, whose loudness (not its true peak: most of a measurement's cost) aims the
+    # next gain (`gain_to`: the part the limiter held stays at the ceiling). Once the loudness holds, or a lower gain
+    # would bring it there (a gain under 1 only scales), the true peak is measured: under the ceiling, done; over it
+    # (filter ripple), limited once more. A loud noise-like signal (every block limited) takes two limiting passes
+    # where raising the gain by the loudness it lost took three.
+    gain = 10 ** ((target_lufs - start) / 20.0)
+    limited = bool(meas.true_peak_dbtp(gain) > ceiling_dbtp)
+    if limited:
+        for _ in range(6):
+            free = Untouched(base.shape[0])
             base = _limit(base, sample_rate, ceiling_dbtp, gain,
-                          out=None if store is None else store(_as_2d(base).shape), curve=curve)
-            gain, limited = 1.0, True
-            meas = measure(base, sample_rate)
-        lufs = meas.integrated_lufs(gain)
-        if abs(lufs - target_lufs) < 0.1 and meas.true_peak_dbtp(gain) <= ceiling_dbtp:
-            break
+                          out=None if store is None else store(_as_2d(base).shape), curve=curve, free=free)
+            meas = measure(base, sample_rate, peak=False, free=free)
+            gain = 1.0 if abs(meas.integrated_lufs() - target_lufs) < 0.1 else meas.gain_to(target_lufs)
+            if gain <= 1.0:
+                meas = replace(meas, peak=_peak(_as_2d(base), sample_rate), z_free=None)
+                if meas.true_peak_dbtp(gain) <= ceiling_dbtp:
+                    break
+        else:  # not seen in a cue: six passes without both holding; the ceiling before the loudness
+            if meas.peak is None:
+                meas = replace(meas, peak=_peak(_as_2d(base), sample_rate), z_free=None)
+            gain = min(gain, 1.0)
+    lufs = meas.integrated_lufs(gain)
     out_peak = _abs_max(base) * gain
     gain_db = 20 * np.log10(out_peak / max(x_peak, 1e-12))
     return base, gain, LoudnessReport(target_lufs, float(lufs), float(meas.true_peak_dbtp(gain)),
