@@ -98,8 +98,8 @@ def _sample_peaks(x: np.ndarray, sample_rate: int, lo: int = 0, hi: int | None =
     for a in range(lo, hi, CHUNK):
         b = min(a + CHUNK, hi)
         s0, s1 = max(a - reach, 0), min(b + reach, n)
-        segs = [x[s0:s1, c].astype(np.float64) * gain for c in range(chans)]
-        mag = np.abs(segs[0]) if chans == 1 else np.max(np.abs(np.stack(segs)), axis=0)
+        segs = np.ascontiguousarray(np.asarray(x[s0:s1], np.float64).T) * gain  # (chans, s1 - s0), one read
+        mag = np.abs(segs).max(axis=0)
         edges = np.arange(0, b - a + _BOUND_BLOCK, _BOUND_BLOCK).clip(max=b - a)
         # the largest sample of each block, and within the filter's reach of each block edge (read from the segment;
         # past the segment's ends its end values, which only raises the bound): the largest within reach of a block
@@ -113,7 +113,7 @@ def _sample_peaks(x: np.ndarray, sample_rate: int, lo: int = 0, hi: int | None =
         flips = np.flatnonzero(np.diff(np.concatenate([[False], todo, [False]]).astype(np.int8)))
         for u, v in zip(edges[flips[0::2]], edges[flips[1::2]], strict=True):
             u0, v1 = max(a + u - reach, 0), min(a + v + reach, n)
-            part = np.maximum.reduce([np.abs(seg[a + u - s0:a + v - s0]) for seg in segs])
+            part = np.abs(segs[:, a + u - s0:a + v - s0]).max(axis=0)
             for seg in segs:
                 sub = seg[u0 - s0:v1 - s0]
                 for taps, k0 in phases:
