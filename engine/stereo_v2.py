@@ -48,25 +48,44 @@ class StereoStems:
         self.d = side_filter(sample_rate)
         self.n = len(next(iter(self.mids.values()))) if self.mids else 0
 
-    def rows(self, a: int, b: int) -> dict[str, np.ndarray]:
-        """`{name: (b - a, 2) float64}`: rows [a, b) of each stereo stem."""
+    def _side(self, history: np.ndarray, a: int, s0: int) -> np.ndarray:
+        """Rows [a, b) of `history` (rows [s0, b) of a mid, float64) convolved with the side filter."""
         from scipy.signal import fftconvolve
 
+        return fftconvolve(history, self.d)[a - s0:len(history)]
+
+    def rows(self, a: int, b: int, names=None) -> dict[str, np.ndarray]:
+        """`{name: (b - a, 2) float64}`: rows [a, b) of the stereo stems `names` (default: every stem)."""
         out = {}
         s0 = max(a - len(self.d) + 1, 0)  # the mid's history that reaches row a through the filter
-        for name, mid in self.mids.items():
-            m = mid[a:b].astype(np.float64)
+        for name in self.mids if names is None else names:
+            history = self.mids[name][s0:b].astype(np.float64)
+            m = history[a - s0:]
             g = self.gains[name]
-            side = g * fftconvolve(mid[s0:b].astype(np.float64), self.d)[a - s0:b - s0] if g > 0 and b > a \
-                else np.zeros_like(m)
+            side = g * self._side(history, a, s0) if g > 0 and b > a else np.zeros_like(m)
             out[name] = np.stack([m + side, m - side], axis=1)
         return out
 
-    def blocks(self, size: int):
-        """`(a, {name: rows}, mix rows)` for consecutive blocks of `size` rows (float64; the mix the stems' sum)."""
+    def mix_rows(self, a: int, b: int) -> np.ndarray:
+        """`(b - a, 2) float64`: rows [a, b) of the mix, the stems' sum made whole: its mid the mids' sum, its side
+        the side filter on the gain-weighted sum of the mids (the filter is linear: one convolution, not one per
+        stem). The stems' own rows sum to it up to float rounding."""
+        s0 = max(a - len(self.d) + 1, 0)
+        mid, weighted = np.zeros(b - a), np.zeros(b - s0)
+        for name, src in self.mids.items():
+            history = src[s0:b].astype(np.float64)
+            mid += history[a - s0:]
+            if self.gains[name] > 0:
+                weighted += self.gains[name] * history
+        side = self._side(weighted, a, s0) if weighted.any() else np.zeros_like(mid)
+        return np.stack([mid + side, mid - side], axis=1)
+
+    def blocks(self, size: int, names=None):
+        """`(a, {name: rows}, mix rows)` for consecutive blocks of `size` rows (float64): the stems `names` (default:
+        every stem) and the mix (`mix_rows`), made the same whichever stems are asked for."""
         for a in range(0, self.n, size):
-            rows = self.rows(a, min(a + size, self.n))
-            yield a, rows, sum(rows.values())
+            b = min(a + size, self.n)
+            yield a, self.rows(a, b, names), self.mix_rows(a, b)
 
 
 def place_stems(mids: dict[str, np.ndarray], side_gains: dict[str, float], sample_rate: int

@@ -60,7 +60,7 @@ def master_stems(stereo, names, sr_in: int, sr_out: int, n_samples: int,
         with ExitStack() as placing:  # the model-rate signals: read once, by the resampling
             t0 = time.perf_counter()
             placed = {k: placing.enter_context(Spill(stereo.n, 2, folder)) for k in ("mix", *names)}
-            for a, rows, total in stereo.blocks(CHUNK):
+            for a, rows, total in stereo.blocks(CHUNK, names):
                 placed["mix"][a:a + len(total)] = total
                 for k in names:
                     placed[k][a:a + len(total)] = rows[k]
