@@ -85,6 +85,22 @@ def test_master_stems_resamples_all_alike_and_only_the_stems_asked_for(tmp_path)
     assert list(tmp_path.iterdir()) == []  # the working files have no names and are gone
 
 
+def test_the_mix_is_placed_in_one_piece(monkeypatch):
+    import scipy.signal
+
+    mids = _peaky_mids(24_000, 2.0, seed=2)
+    placed = StereoStems(mids, GAINS, 24_000)
+    a, b = 9_001, 30_000  # off any block grid, with filter history before it
+    rows, mix = placed.rows(a, b), placed.mix_rows(a, b)
+    assert np.max(np.abs(sum(rows.values()) - mix)) < 1e-12 * np.max(np.abs(mix))  # the stems' sum, to rounding
+    # one convolution for the mix's side, whatever the number of stems (the side filter is linear)
+    calls = []
+    fftconvolve = scipy.signal.fftconvolve
+    monkeypatch.setattr(scipy.signal, "fftconvolve", lambda x, d: calls.append(1) or fftconvolve(x, d))
+    [_ for _ in placed.blocks(16_000, ())]
+    assert len(calls) == -(-placed.n // 16_000)
+
+
 def test_render_v2_stems_sum_to_the_mix(bundle_v2, tmp_path):
     out = tmp_path / "cue.wav"
     res = render_cue(RenderRequest(output=out, duration_s=3.0, seed=3, steps=3, bundle=bundle_v2, stems=True))
