@@ -6,13 +6,15 @@ appeared (seconds after the process started, and as a share of the process's wal
 timings, and the log-Mel correlation of the draft with its own full render against the correlation of two full
 renders with different seeds (the full render should refine the draft, not make another piece).
 
-Then the same cue through the bridge, as the panel asks for it: a `filmscore serve` with one worker, warmed by a
+Then the same cue through the bridge, as the panel asks for it: a `filmscore serve` with one worker on every core
+(started as a shell would: until 2026-12-03 it ran on one thread, the test suite's launch default), warmed by a
 short render (a running bridge has imported the engine and loaded the model once), gets the render with
 `preview: {}`; reported: when `job_preview` arrived and when `job_finished` did, both in seconds after the job
 started (the server's own `ready_after_s` and `elapsed_s`), and their ratio. Writes bench/results/preview.json with
 the load average before and after.
 
-    python bench/bench_preview.py [--duration 60] [--maestro bach] [--parts cli,bridge] [-o bench/results/preview.json]
+    python bench/bench_preview.py [--duration 60] [--maestro bach] [--parts cli,bridge] [--bundle B]
+                                  [-o bench/results/preview.json]
 """
 
 from __future__ import annotations
@@ -32,7 +34,8 @@ import numpy as np
 def _render(folder: Path, seed: int, args: argparse.Namespace, preview: bool) -> dict:
     out = folder / f"cue{seed}.wav"
     cmd = [sys.executable, "-m", "filmscore.bridge.cli", "render", "--duration", str(args.duration), "--maestro",
-           args.maestro, "--seed", str(seed), "-o", str(out), "--overwrite", "--json", "--local"]
+           args.maestro, "--seed", str(seed), "-o", str(out), "--overwrite", "--json", "--local"] \
+        + (["--bundle", str(args.bundle)] if args.bundle else [])
     draft = folder / f"draft{seed}.wav"
     if preview:
         cmd += ["--preview", str(draft)]
@@ -67,7 +70,11 @@ def _bridge(folder: Path, args: argparse.Namespace) -> dict:
 
     out = folder / "bridge"
     out.mkdir()
-    with launch_server(folder / "state", output_roots=[out]) as srv, BridgeClient(srv.info) as c:
+    # started as a shell would (no OMP_NUM_THREADS: its one worker renders on every core, as a user's `filmscore
+    # serve` does; launch_server's default of one thread is the test suite's)
+    shell_env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}
+    with launch_server(folder / "state", output_roots=[out], bundle=args.bundle, env=shell_env) as srv, \
+            BridgeClient(srv.info) as c:
         warm = c.render(out / "warm.wav", duration_s=2.0, steps=2, maestro=args.maestro)
         if c.wait(warm, timeout_s=600)["state"] != "finished":
             raise SystemExit("the warm-up render did not finish")
@@ -93,6 +100,8 @@ def main() -> None:
     ap.add_argument("--duration", type=float, default=60.0)
     ap.add_argument("--maestro", default="bach")
     ap.add_argument("--parts", default="cli,bridge", help="cli, bridge or both")
+    ap.add_argument("--bundle", type=Path, default=None, help="the bundle to render with (a v2 bundle too; default: "
+                    "the shipped one), on the command line and the bridge alike")
     ap.add_argument("-o", "--out", type=Path, default=Path(__file__).parent / "results" / "preview.json")
     args = ap.parse_args()
     parts = set(args.parts.split(","))
@@ -110,6 +119,7 @@ def main() -> None:
         return round(float(np.corrcoef(a.ravel(), b.ravel())[0, 1]), 3)
 
     result = {"benchmark": "preview", "cue_s": args.duration, "maestro": args.maestro,
+              "bundle": str(args.bundle) if args.bundle else "shipped",
               "command": f"filmscore render --duration {args.duration:g} --maestro {args.maestro} "
                          "--preview draft.wav -o cue.wav",
               **({"with_preview": with_preview, "without_preview_other_seed": other,
