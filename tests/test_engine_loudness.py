@@ -173,6 +173,8 @@ def test_measure_keeps_the_energy_of_the_samples_a_limiter_left_alone(chunk):
     blocks = ld._Blocks.of(n, SR, 0.4, 0.75)
     first, last = blocks.upper <= n // 2, blocks.lower >= n // 2
     assert np.array_equal(m.z_free[:, first], m.z[:, first]) and (m.z_free[:, last] == 0).all()
+    with pytest.raises(ValueError, match="multiples of 8"):  # the bits of a chunk are packed whole
+        free[3:11] = np.ones(8, bool)
     # wholly free, the aimed gain is the plain one; wholly held (nothing would rise), too
     target = m.integrated_lufs() + 3.0
     plain = 10 ** (3.0 / 20)
@@ -181,3 +183,15 @@ def test_measure_keeps_the_energy_of_the_samples_a_limiter_left_alone(chunk):
     assert ld.LoudnessMeasure(m.z, None, None, 0 * m.z).gain_to(target) == pytest.approx(plain)
     # half free: the free half must rise by more than the whole would
     assert m.gain_to(target) > plain
+
+
+def test_a_loudness_the_ceiling_cannot_allow_is_reported_as_reached(chunk):
+    # a click every 20 ms: the limiter's 50 ms hold keeps the whole signal held, so no gain makes it louder under
+    # the ceiling; after its passes the loop delivers the last limited signal, the ceiling kept and the loudness
+    # reported as it is (not as the target)
+    y, rep = ld.normalize_loudness(clicky(960), SR, "streaming")
+    y64 = y.astype(np.float64)
+    measured = pyloudnorm.Meter(SR).integrated_loudness(y64)
+    assert rep.limited and rep.integrated_lufs < -16.0 - 0.1
+    assert rep.integrated_lufs == pytest.approx(measured, abs=1e-6)
+    assert 20 * np.log10(np.abs(resample_poly(y64, 4, 1, axis=0)).max()) <= -1.0 + 1e-6

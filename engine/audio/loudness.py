@@ -266,6 +266,8 @@ class Untouched:
         self.bits = np.zeros((n + 7) // 8, np.uint8)
 
     def __setitem__(self, rows: slice, free: np.ndarray) -> None:
+        if rows.start % 8:
+            raise ValueError(f"Untouched is written in chunks starting on multiples of 8, not at {rows.start}")
         self.bits[rows.start // 8:rows.start // 8 + (free.size + 7) // 8] = np.packbits(free)
 
     def __getitem__(self, rows: slice) -> np.ndarray:
