@@ -54,38 +54,49 @@ class StereoStems:
 
         return fftconvolve(history, self.d)[a - s0:len(history)]
 
-    def rows(self, a: int, b: int, names=None) -> dict[str, np.ndarray]:
-        """`{name: (b - a, 2) float64}`: rows [a, b) of the stereo stems `names` (default: every stem)."""
+    def _histories(self, a: int, b: int, names) -> tuple[int, dict[str, np.ndarray]]:
+        """`s0` and `{name: rows [s0, b) of its mid, float64}`: the mid's history that reaches row a through the
+        filter, read once for whatever is made of it."""
+        s0 = max(a - len(self.d) + 1, 0)
+        return s0, {name: self.mids[name][s0:b].astype(np.float64) for name in names}
+
+    def _stem_rows(self, histories: dict[str, np.ndarray], a: int, s0: int, names) -> dict[str, np.ndarray]:
         out = {}
-        s0 = max(a - len(self.d) + 1, 0)  # the mid's history that reaches row a through the filter
-        for name in self.mids if names is None else names:
-            history = self.mids[name][s0:b].astype(np.float64)
+        for name in names:
+            history = histories[name]
             m = history[a - s0:]
             g = self.gains[name]
-            side = g * self._side(history, a, s0) if g > 0 and b > a else np.zeros_like(m)
+            side = g * self._side(history, a, s0) if g > 0 and len(m) else np.zeros_like(m)
             out[name] = np.stack([m + side, m - side], axis=1)
         return out
+
+    def _mix_rows(self, histories: dict[str, np.ndarray], a: int, s0: int) -> np.ndarray:
+        mid = sum(h[a - s0:] for h in histories.values())
+        weighted = sum(self.gains[k] * h for k, h in histories.items() if self.gains[k] > 0)
+        side = self._side(weighted, a, s0) if np.any(weighted) else np.zeros_like(mid)
+        return np.stack([mid + side, mid - side], axis=1)
+
+    def rows(self, a: int, b: int, names=None) -> dict[str, np.ndarray]:
+        """`{name: (b - a, 2) float64}`: rows [a, b) of the stereo stems `names` (default: every stem)."""
+        names = tuple(self.mids if names is None else names)
+        s0, histories = self._histories(a, b, names)
+        return self._stem_rows(histories, a, s0, names)
 
     def mix_rows(self, a: int, b: int) -> np.ndarray:
         """`(b - a, 2) float64`: rows [a, b) of the mix, the stems' sum made whole: its mid the mids' sum, its side
         the side filter on the gain-weighted sum of the mids (the filter is linear: one convolution, not one per
         stem). The stems' own rows sum to it up to float rounding."""
-        s0 = max(a - len(self.d) + 1, 0)
-        mid, weighted = np.zeros(b - a), np.zeros(b - s0)
-        for name, src in self.mids.items():
-            history = src[s0:b].astype(np.float64)
-            mid += history[a - s0:]
-            if self.gains[name] > 0:
-                weighted += self.gains[name] * history
-        side = self._side(weighted, a, s0) if weighted.any() else np.zeros_like(mid)
-        return np.stack([mid + side, mid - side], axis=1)
+        s0, histories = self._histories(a, b, self.mids)
+        return self._mix_rows(histories, a, s0)
 
     def blocks(self, size: int, names=None):
         """`(a, {name: rows}, mix rows)` for consecutive blocks of `size` rows (float64): the stems `names` (default:
-        every stem) and the mix (`mix_rows`), made the same whichever stems are asked for."""
+        every stem) and the mix (`mix_rows`), made the same whichever stems are asked for; each mid read once a
+        block."""
+        names = tuple(self.mids if names is None else names)
         for a in range(0, self.n, size):
-            b = min(a + size, self.n)
-            yield a, self.rows(a, b, names), self.mix_rows(a, b)
+            s0, histories = self._histories(a, min(a + size, self.n), self.mids)
+            yield a, self._stem_rows(histories, a, s0, names), self._mix_rows(histories, a, s0)
 
 
 def place_stems(mids: dict[str, np.ndarray], side_gains: dict[str, float], sample_rate: int

@@ -314,16 +314,17 @@ def measure(audio: np.ndarray, sample_rate: int, *, peak: bool = True, free: Unt
             for s, (fb, fa, gain) in enumerate(stages):
                 seg, state[s] = lfilter(fb, fa, seg, zi=state[s])
                 seg = gain * seg
-            run = total + np.cumsum(seg * seg)
+            squared = seg * seg
+            run = total + np.cumsum(squared)
             sel = (wanted > a) & (wanted <= b)
             sums[c, sel] = run[wanted[sel] - a - 1]
             total = run[-1]
             if free is not None:  # the same sums over the untouched samples (the silence past the end is none)
-                kept, m = seg * seg, max(0, min(b, n) - a)
+                m = max(0, min(b, n) - a)
                 if m:
-                    kept[:m][~free[a:a + m]] = 0.0
-                kept[m:] = 0.0
-                run = total_free + np.cumsum(kept)
+                    squared[:m][~free[a:a + m]] = 0.0
+                squared[m:] = 0.0
+                run = total_free + np.cumsum(squared)
                 sums_free[c, sel] = run[wanted[sel] - a - 1]
                 total_free = run[-1]
 
