@@ -38,15 +38,18 @@ import numpy as np
 STEMS = ("lead", "accompaniment", "percussion")
 
 
-def _deliver(mids: dict, side_gains: dict, sr_in: int, seconds: float, stems: bool, folder: Path) -> dict:
+def _deliver(mids: dict, side_gains: dict, sr_in: int, seconds: float, stems: bool, folder: Path,
+             threads: int) -> dict:
+    """A v2 render's delivery (engine/render_v2.py) of `mids`: placed, mastered on the stage pool, written."""
     from filmscore.engine.audio.delivery import write_wav
     from filmscore.engine.audio.stem_mastering import master_stems
     from filmscore.engine.stereo_v2 import StereoStems
+    from filmscore.engine.threads import model_threads
 
     sr_out, n_out = 48_000, int(round(seconds * 48_000))
     t0 = time.perf_counter()
-    with master_stems(StereoStems(mids, side_gains, sr_in), STEMS if stems else (), sr_in, sr_out, n_out,
-                      folder=folder) as m:
+    with model_threads(threads) as pool, master_stems(StereoStems(mids, side_gains, sr_in), STEMS if stems else (),
+                                                      sr_in, sr_out, n_out, folder=folder, workers=pool.map) as m:
         for name, s in m.stems.items():
             write_wav(folder / f"cue.{name}.wav", s, sr_out)
         write_wav(folder / "cue.wav", m.mix, sr_out, loudness=m.report)
@@ -143,7 +146,7 @@ def main() -> None:
             for stems in (False, True):
                 d = tmp / f"{content}_{stems}"
                 d.mkdir()
-                row = _deliver(mids, b2.side_gains, sr, args.seconds, stems, d)
+                row = _deliver(mids, b2.side_gains, sr, args.seconds, stems, d, args.threads)
                 wall = render_s - own + row["stereo_s"] + row["deliver_s"]
                 row["render_s"] = round(wall, 3)
                 row["deliver_share"] = round(row["deliver_s"] / wall, 4)

@@ -84,11 +84,14 @@ def _deliver_preview(preview: Preview, pipe: FilmScorePipeline, run: dict, reque
                      started: float, report: ProgressFn, should_cancel: CancelFn | None) -> dict:
     """Render and write the draft (delivered as the cue is: same format and time reference); its metadata for the
     cue's JSON."""
+    from .threads import model_threads
+
     steps = preview.steps_for(request.steps)
     draft = pipe(**run, steps=steps, should_cancel=should_cancel,
                  progress=lambda stage, frac, msg: report("preview", 0.9 * frac if stage == "denoise" else 0.9, msg))
-    loudness = deliver(draft.wave, MODEL_SAMPLE_RATE, Path(preview.path), n_out, request.sample_rate,
-                       request.target_lufs, request.delivery)
+    with model_threads() as pool:  # the delivery's filters on the model stages' workers (engine/threads.py)
+        loudness = deliver(draft.wave, MODEL_SAMPLE_RATE, Path(preview.path), n_out, request.sample_rate,
+                           request.target_lufs, request.delivery, pool.map)
     ready = time.perf_counter() - started
     report("preview", 1.0, f"draft ({steps} steps) wrote {preview.path}")
     if preview.on_ready is not None:
@@ -225,12 +228,13 @@ def _deliver(request: RenderRequest, result, controls: Controls, fitted, ctx: di
     bundle, backend, warnings, draft = ctx["bundle"], ctx["backend"], ctx["warnings"], ctx["draft"]
     out = Path(request.output)
     t0 = time.perf_counter()
-    from .threads import reproducibility
+    from .threads import model_threads, reproducibility
 
     paths = sidecar_paths(out)
     # mastered and written once, in the request's delivery format (plain WAV or BWF): engine/audio/delivery.py
-    loudness = deliver(result.wave, MODEL_SAMPLE_RATE, out, n_out, request.sample_rate, request.target_lufs,
-                       request.delivery)
+    with model_threads() as pool:
+        loudness = deliver(result.wave, MODEL_SAMPLE_RATE, out, n_out, request.sample_rate, request.target_lufs,
+                           request.delivery, pool.map)
 
     def write_controls(p: Path) -> None:
         with open(p, "wb") as f:  # closed here, so a full disk fails here and not at garbage collection

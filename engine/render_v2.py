@@ -134,7 +134,7 @@ def render_cue_v2(request: RenderRequest, progress: ProgressFn | None = None, sh
     from .cue_inputs import picture_of_request
     from .film.features import layout_has_faces
     from .pipeline_v2 import GuidanceV2
-    from .threads import reproducibility
+    from .threads import model_threads, reproducibility
 
     bundle, pipe = load_bundle_v2_cached(request.bundle)
     timings["load"] = time.perf_counter() - t0 - timings["import"]
@@ -175,8 +175,9 @@ def render_cue_v2(request: RenderRequest, progress: ProgressFn | None = None, sh
         steps = preview.steps_for(request.steps)
         d = pipe(**run, steps=steps, waves_to=Path(preview.path).parent,
                  progress=lambda stage, frac, msg: report("preview", 0.9 * frac if stage == "denoise" else 0.9, msg))
-        with master_stems(d.stereo, (), sr_model, request.sample_rate, n_out, request.target_lufs,
-                          folder=Path(preview.path).parent) as dm:
+        with model_threads() as pool, master_stems(d.stereo, (), sr_model, request.sample_rate, n_out,
+                                                    request.target_lufs, folder=Path(preview.path).parent,
+                                                    workers=pool.map) as dm:
             write_wav(Path(preview.path), dm.mix, request.sample_rate, request.delivery, dm.report)
         dloud = dm.report
         ready = time.perf_counter() - started
@@ -194,8 +195,8 @@ def render_cue_v2(request: RenderRequest, progress: ProgressFn | None = None, sh
     written = stem_paths(out, bundle.stems) if request.stems else {}
     # only the stems that are written are placed and mastered: a stem follows the mix's gains and never changes the
     # mix, so the mix is the same with or without --stems (stem_mastering.py: streamed, memory flat in length)
-    with master_stems(result.stereo, tuple(written), sr_model, request.sample_rate, n_out, request.target_lufs,
-                      folder=out.parent) as mastered:
+    with model_threads() as pool, master_stems(result.stereo, tuple(written), sr_model, request.sample_rate, n_out,
+                                                request.target_lufs, folder=out.parent, workers=pool.map) as mastered:
         # every file in the request's delivery format (plain WAV or BWF) with one time reference and origination
         # time; a stem's bext leaves the loudness fields unset (the report is the mix's, whose gains it was given)
         when = origination_time()

@@ -195,3 +195,25 @@ def test_a_loudness_the_ceiling_cannot_allow_is_reported_as_reached(chunk):
     assert rep.limited and rep.integrated_lufs < -16.0 - 0.1
     assert rep.integrated_lufs == pytest.approx(measured, abs=1e-6)
     assert 20 * np.log10(np.abs(resample_poly(y64, 4, 1, axis=0)).max()) <= -1.0 + 1e-6
+
+
+@pytest.mark.parametrize("channels", [1, 2])
+def test_workers_split_the_passes_and_give_the_same_samples(chunk, channels):
+    # a render hands its delivery the stage pool (engine/threads.py): a channel's K-weighting, a chunk's true peak and
+    # a chunk's limiting are units run at once on its threads; the samples and report are those made in turn
+    from filmscore.engine.threads import model_threads
+
+    x = clicky(4800)[:, :channels]
+    y, rep = ld.normalize_loudness(x, SR, "streaming")
+    units: list[int] = []
+    with model_threads(3) as pool:
+        def counted(fn, items):
+            items = list(items)
+            units.append(len(items))
+            return pool.map(fn, items)
+
+        y_pool, rep_pool = ld.normalize_loudness(x, SR, "streaming", workers=counted)
+    assert rep.limited and np.array_equal(y, y_pool) and rep == rep_pool
+    chunks = -(-x.shape[0] // ld.CHUNK)
+    # measured once, limited twice, each limited signal measured; the true peak of the input and of the last
+    assert units.count(channels) >= 3 and units.count(chunks) >= 4

@@ -29,11 +29,14 @@ import xml.etree.ElementTree as ET
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from ..atomic import write_atomically
 from ..errors import FilmscoreError, RequestError
 from ..timebase import Rational, rate_fraction, to_samples
+
+if TYPE_CHECKING:  # numpy and scipy are imported when a cue is mastered, not with the delivery format
+    from .loudness import Workers
 
 FORMATS: tuple[str, ...] = ("plain", "bwf")
 DeliveryFormat = Literal["plain", "bwf"]
@@ -96,16 +99,19 @@ PLAIN = Delivery()
 
 
 def deliver(wave, sr_in: int, path: Path, n_samples: int, sample_rate: int, target_lufs: float,
-            delivery: Delivery = PLAIN) -> dict:
+            delivery: Delivery = PLAIN, workers: Workers | None = None) -> dict:
     """Master `wave` (model-rate float audio) to `sample_rate`, exactly `n_samples`, `target_lufs` with true peak
     under the ceiling, and write it to `path` as `delivery` says. Returns the loudness report (JSON).
 
     Streamed (mastering.master_streamed): the delivered-rate signal lives in nameless working files in `path`'s
     folder and is written a block at a time, so memory stays flat in the cue's length; the samples are
-    `mastering.master`'s (tests/test_streamed_delivery.py)."""
+    `mastering.master`'s (tests/test_streamed_delivery.py). `workers` (loudness.py `Workers`; default: in turn)
+    runs the measuring and limiting: the same samples with any."""
+    from .loudness import in_turn
     from .mastering import master_streamed
 
-    with master_streamed(wave, sr_in, sample_rate, n_samples, target_lufs, folder=Path(path).parent) as audio:
+    with master_streamed(wave, sr_in, sample_rate, n_samples, target_lufs, folder=Path(path).parent,
+                         workers=workers or in_turn) as audio:
         _write_riff(Path(path), audio, pcm24, sample_rate, delivery, audio.report, None)
     return audio.report
 

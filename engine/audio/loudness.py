@@ -16,12 +16,21 @@ The oversampling filters are most of a measurement's cost, and most of a cue can
 filter's reach, so a block whose samples are that far under the level is bounded, not filtered (`_sample_peaks`).
 Every decision taken against the level is the one the exact values give: the same samples and report (tested);
 a limited 60 s cue's delivery went from 1.27 s to 0.51 s, 3 of its 5 true-peak passes having been the filters.
+
+Each pass splits into independent units that a `Workers` function may run at once: a channel's K-weighting (its
+filter state runs through the cue), a chunk's true peak, a chunk's limiting (its gains need only the chunk and a
+margin). numpy's convolution, scipy's filters and the working files' reads and writes release the GIL, so the
+render's stage pool (engine/threads.py) spreads a delivery over the cores its model stages used. A unit's arithmetic
+is the same whoever runs it and the units are combined in a fixed order (sums per channel, maxima, disjoint rows),
+so the result does not depend on the number of workers (tested).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, replace
 from functools import lru_cache
+from typing import Any
 
 import numpy as np
 
@@ -35,6 +44,16 @@ CHUNK = 1 << 18  # samples per measuring pass chunk: ~2 MB of float64, flat in t
 _BOUND_BLOCK = 2048  # samples per block whose oversampled peaks are computed or bounded as one (`_sample_peaks`)
 _CHANNEL_GAINS = (1.0, 1.0, 1.0, 1.41, 1.41)  # BS.1770 channel weights (L, R, C, Ls, Rs)
 _ABS_GATE = -70.0
+
+
+Workers = Callable[[Callable[[Any], Any], Iterable[Any]], list]
+"""Runs a function over items and returns the results in order, as `list(map(fn, items))` does; the render's stage
+pool (engine/threads.py `StagePool.map`) runs them on its workers. Units of work are independent (module docstring)."""
+
+
+def in_turn(fn: Callable[[Any], Any], items: Iterable[Any]) -> list:
+    """The default `Workers`: the units one after another, on the calling thread."""
+    return [fn(x) for x in items]
 
 
 def resolve_target(target: str | float) -> float:
@@ -124,14 +143,14 @@ def _sample_peaks(x: np.ndarray, sample_rate: int, lo: int = 0, hi: int | None =
     return out
 
 
-def _peak(x: np.ndarray, sample_rate: int) -> float:
-    """The linear true peak of `(n, channels)` audio, a chunk at a time. Each chunk's filters run only where the peak
-    can pass the largest value so far or the chunk's own largest sample (`_sample_peaks`' `below`)."""
-    n, best = x.shape[0], 0.0
-    for a in range(0, n, CHUNK):
-        b = min(a + CHUNK, n)
-        best = max(best, float(_sample_peaks(x, sample_rate, a, b, below=max(best, _abs_max(x[a:b]))).max()))
-    return best
+def _peak(x: np.ndarray, sample_rate: int, workers: Workers = in_turn) -> float:
+    """The linear true peak of `(n, channels)` audio, a chunk a unit on `workers`. The true peak is at least the
+    largest sample, so each chunk's filters run only where the peak can pass that (`_sample_peaks`' `below`)."""
+    n = x.shape[0]
+    largest = _abs_max(x)
+    peaks = workers(lambda a: float(_sample_peaks(x, sample_rate, a, min(a + CHUNK, n), below=largest).max()),
+                    range(0, n, CHUNK))
+    return max([largest, *peaks])
 
 
 def _as_2d(audio) -> np.ndarray:
@@ -284,10 +303,12 @@ def _k_weighting(rate: int) -> tuple[tuple[np.ndarray, np.ndarray, float], ...]:
     return tuple((f.b, f.a, f.passband_gain) for f in meter._filters.values())
 
 
-def measure(audio: np.ndarray, sample_rate: int, *, peak: bool = True, free: Untouched | None = None) -> LoudnessMeasure:
+def measure(audio: np.ndarray, sample_rate: int, *, peak: bool = True, free: Untouched | None = None,
+            workers: Workers = in_turn) -> LoudnessMeasure:
     """Measure `(n,)` or `(n, channels)` float audio, or a 2-D sample source (engine/audio/spill.py), in one chunked
-    pass (see the module docstring). `peak=False`: the loudness alone (the true peak is most of the cost); `free`:
-    the samples a limiter pass left alone, whose share of the gating blocks' energies is kept (`z_free`)."""
+    pass (see the module docstring), a channel a unit on `workers`. `peak=False`: the loudness alone (the true peak
+    is most of the cost); `free`: the samples a limiter pass left alone, whose share of the gating blocks' energies is
+    kept (`z_free`)."""
     from scipy.signal import lfilter
 
     x = _as_2d(audio)
@@ -303,7 +324,8 @@ def measure(audio: np.ndarray, sample_rate: int, *, peak: bool = True, free: Unt
     wanted = np.unique(np.concatenate(marks))
     sums = np.zeros((chans, wanted.size))
     sums_free = np.zeros((chans, wanted.size)) if free is not None else None
-    for c in range(chans):
+
+    def channel(c: int) -> None:  # fills row c of the sums
         state = [np.zeros(max(len(a), len(b)) - 1) for b, a, _ in stages]
         total = total_free = 0.0
         for a in range(0, n + silence, CHUNK):
@@ -328,41 +350,50 @@ def measure(audio: np.ndarray, sample_rate: int, *, peak: bool = True, free: Unt
                 sums_free[c, sel] = run[wanted[sel] - a - 1]
                 total_free = run[-1]
 
+    workers(channel, range(chans))
+
     def energies(blocks: _Blocks, block_s: float, of: np.ndarray) -> np.ndarray:
         lo = of[:, np.searchsorted(wanted, blocks.lower)]
         hi = of[:, np.searchsorted(wanted, blocks.upper)]
         return (hi - lo) / (block_s * sample_rate)
 
     return LoudnessMeasure(energies(gate, 0.4, sums), energies(rng, 3.0, sums) if rng is not None else None,
-                           _peak(x, sample_rate) if peak else None,
+                           _peak(x, sample_rate, workers) if peak else None,
                            energies(gate, 0.4, sums_free) if free is not None else None)
 
 
 def _limit(audio: np.ndarray, sample_rate: int, ceiling_dbtp: float, gain: float = 1.0, out=None,
-           curve=None, free: Untouched | None = None) -> np.ndarray:
-    """Look-ahead peak limiter on `audio * gain` (`limiter_gains`). `(n,)` or `(n, channels)` in, float32 out;
+           curve=None, free: Untouched | None = None, workers: Workers = in_turn) -> np.ndarray:
+    """Look-ahead peak limiter on `audio * gain` (`limiter_gain`). `(n,)` or `(n, channels)` in, float32 out;
     into `out` when given (a `(n, channels)` array or sample source: engine/audio/spill.py), returned as it is.
     `curve` (`(n, 1)`, array or sample source): each sample's gain, multiplied by the one applied here. `free`:
-    where the limiter left the samples alone is recorded there."""
+    where the limiter left the samples alone is recorded there. A chunk a unit on `workers`: each writes its own
+    rows (and bytes of `free`: chunks start on multiples of 8)."""
     x = _as_2d(audio)
+    n = x.shape[0]
     dest = np.empty(x.shape, np.float32) if out is None else out
-    for a, b, g in limiter_gains(x, sample_rate, ceiling_dbtp, gain):
+
+    def chunk(a: int) -> None:
+        b = min(a + CHUNK, n)
+        g = limiter_gain(x, sample_rate, ceiling_dbtp, gain, a, b)
         dest[a:b] = x[a:b].astype(np.float64) * gain * g[:, None]
         if free is not None:
             free[a:b] = g >= 1.0 - 1e-9  # (the moving average's running sum may leave 1 - 1e-16)
         if curve is not None:
             curve[a:b] = curve[a:b].astype(np.float64) * gain * g[:, None]
+
+    workers(chunk, range(0, n, CHUNK))
     return dest.reshape(audio.shape) if out is None else dest
 
 
-def limiter_gains(x: np.ndarray, sample_rate: int, ceiling_dbtp: float, gain: float = 1.0):
-    """The look-ahead limiter's gain on `x * gain` (`(n, channels)`), as `(a, b, g)` chunks: sample `i` in [a, b)
+def limiter_gain(x: np.ndarray, sample_rate: int, ceiling_dbtp: float, gain: float, a: int, b: int) -> np.ndarray:
+    """The look-ahead limiter's gain `g` `(b - a,)` on samples [a, b) of `x * gain` (`(n, channels)`): sample `i`
     is multiplied by `gain * g[i - a]`. The gain each sample needs (from the 4x oversampled peak of all channels)
     is spread as a minimum over +-5 ms and held 50 ms, then smoothed over 5 ms; the smoothed gain never exceeds
     what a peak within its window needs, so the ceiling holds without clipping. One gain for all channels, so
     stems given the same gains still sum to the limited mix (engine/audio/stem_mastering.py).
 
-    Chunk by chunk with a margin longer than the filters' reach, so memory stays flat in the cue's length (the
+    A chunk at a time with a margin longer than the filters' reach, so memory stays flat in the cue's length (the
     gain curve equals the whole-signal one up to the moving average's float rounding)."""
     from scipy.ndimage import minimum_filter1d, uniform_filter1d
 
@@ -371,15 +402,13 @@ def limiter_gains(x: np.ndarray, sample_rate: int, ceiling_dbtp: float, gain: fl
     attack = max(1, int(0.005 * sample_rate))
     hold = max(1, int(0.050 * sample_rate))
     margin = 2 * (hold + 3 * attack)
-    for a in range(0, n, CHUNK):
-        b = min(a + CHUNK, n)
-        lo, hi = max(a - margin, 0), min(b + margin, n)
-        # a peak bounded under the ceiling needs no gain reduction, exact or not: `below=ceiling`
-        need = np.minimum(1.0, ceiling / np.maximum(_sample_peaks(x, sample_rate, lo, hi, gain, ceiling), 1e-12))
-        spread = minimum_filter1d(need, size=2 * attack + 1, mode="nearest")
-        g = minimum_filter1d(spread, size=hold, origin=-(hold // 2) + (0 if hold % 2 else 1), mode="nearest")
-        g = uniform_filter1d(g, size=attack, mode="nearest")
-        yield a, b, np.minimum(g, spread)[a - lo:b - lo]
+    lo, hi = max(a - margin, 0), min(b + margin, n)
+    # a peak bounded under the ceiling needs no gain reduction, exact or not: `below=ceiling`
+    need = np.minimum(1.0, ceiling / np.maximum(_sample_peaks(x, sample_rate, lo, hi, gain, ceiling), 1e-12))
+    spread = minimum_filter1d(need, size=2 * attack + 1, mode="nearest")
+    g = minimum_filter1d(spread, size=hold, origin=-(hold // 2) + (0 if hold % 2 else 1), mode="nearest")
+    g = uniform_filter1d(g, size=attack, mode="nearest")
+    return np.minimum(g, spread)[a - lo:b - lo]
 
 
 @dataclass(frozen=True)
@@ -408,24 +437,26 @@ def _scaled(base: np.ndarray, gain: float, out: np.ndarray | None = None) -> np.
 
 
 def normalize_loudness(audio: np.ndarray, sample_rate: int, target: str | float = "ebu-r128",
-                       ceiling_dbtp: float = TRUE_PEAK_CEILING_DBTP, *,
-                       in_place: bool = False) -> tuple[np.ndarray, LoudnessReport]:
+                       ceiling_dbtp: float = TRUE_PEAK_CEILING_DBTP, *, in_place: bool = False,
+                       workers: Workers = in_turn) -> tuple[np.ndarray, LoudnessReport]:
     """Bring `(n,)` or `(n, channels)` float audio to `target` integrated loudness with true peak <= ceiling;
     float32 out. `in_place`: a float32 `audio` may be overwritten with the result (delivery: one copy of the cue
-    at the output rate instead of two).
+    at the output rate instead of two). `workers`: runs the measuring and limiting (module docstring).
 
     Raises `LoudnessError` for audio shorter than one 400 ms gating block or silent throughout (its loudness is
     undefined: nothing to normalise)."""
     target_lufs = resolve_target(target)
     base = np.asarray(audio, np.float32)
     x_peak = max(float(np.max(audio)), -float(np.min(audio))) if base.size else 0.0  # no full-length temporary
-    base, gain, report = normalize_source(base, sample_rate, target_lufs, ceiling_dbtp, x_peak=x_peak)
+    base, gain, report = normalize_source(base, sample_rate, target_lufs, ceiling_dbtp, x_peak=x_peak,
+                                          workers=workers)
     own = base is not audio or (in_place and base.dtype == np.float32 and base.flags.writeable)
     return _scaled(base, gain, base if own else None), report
 
 
 def normalize_source(base, sample_rate: int, target_lufs: float, ceiling_dbtp: float = TRUE_PEAK_CEILING_DBTP, *,
-                     x_peak: float | None = None, store=None, curve=None) -> tuple[object, float, LoudnessReport]:
+                     x_peak: float | None = None, store=None, curve=None,
+                     workers: Workers = in_turn) -> tuple[object, float, LoudnessReport]:
     """The normalisation of `normalize_loudness` without making its output: `base` (a float32 array, or a 2-D
     sample source such as engine/audio/spill.py's `Spill`) is measured, and where the gain alone would pass the
     true-peak ceiling it is limited into a new signal, until loudness and ceiling both hold. Returns the signal
@@ -435,10 +466,11 @@ def normalize_source(base, sample_rate: int, target_lufs: float, ceiling_dbtp: f
     float32 array), so a streamed delivery keeps none of them in memory. `curve` (`(n, 1)` of ones, an array or
     sample source): where the signal is limited, each sample's limiter gains are multiplied into it, so that
     signals that must follow this one (a mix's stems) are made `follower * curve * gain`
-    (engine/audio/stem_mastering.py)."""
+    (engine/audio/stem_mastering.py). `workers`: runs the measurements' and the limiter's units (module docstring);
+    the result is the same with any."""
     if base.shape[0] < int(0.4 * sample_rate):
         raise LoudnessError(f"audio of {base.shape[0] / sample_rate:.3f} s is too short to measure loudness (>= 0.4 s)")
-    meas = measure(base, sample_rate)
+    meas = measure(base, sample_rate, workers=workers)
     start = meas.integrated_lufs()
     if not np.isfinite(start):
         raise LoudnessError("the audio is silent: its loudness cannot be normalised")
@@ -456,16 +488,17 @@ def normalize_source(base, sample_rate: int, target_lufs: float, ceiling_dbtp: f
         for _ in range(6):
             free = Untouched(base.shape[0])
             base = _limit(base, sample_rate, ceiling_dbtp, gain,
-                          out=None if store is None else store(_as_2d(base).shape), curve=curve, free=free)
-            meas = measure(base, sample_rate, peak=False, free=free)
+                          out=None if store is None else store(_as_2d(base).shape), curve=curve, free=free,
+                          workers=workers)
+            meas = measure(base, sample_rate, peak=False, free=free, workers=workers)
             gain = 1.0 if abs(meas.integrated_lufs() - target_lufs) < 0.1 else meas.gain_to(target_lufs)
             if gain <= 1.0:
-                meas = replace(meas, peak=_peak(_as_2d(base), sample_rate), z_free=None)
+                meas = replace(meas, peak=_peak(_as_2d(base), sample_rate, workers), z_free=None)
                 if meas.true_peak_dbtp(gain) <= ceiling_dbtp:
                     break
         else:  # not seen in a cue: six passes without both holding; the ceiling before the loudness
             if meas.peak is None:
-                meas = replace(meas, peak=_peak(_as_2d(base), sample_rate), z_free=None)
+                meas = replace(meas, peak=_peak(_as_2d(base), sample_rate, workers), z_free=None)
             gain = min(gain, 1.0)
     lufs = meas.integrated_lufs(gain)
     out_peak = _abs_max(base) * gain

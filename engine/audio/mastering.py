@@ -15,7 +15,7 @@ import numpy as np
 
 from ..options import DEFAULTS  # the render options' defaults (engine/options.py)
 from .io import resample, resample_blocks
-from .loudness import CHUNK, TRUE_PEAK_CEILING_DBTP, normalize_loudness, normalize_source
+from .loudness import CHUNK, TRUE_PEAK_CEILING_DBTP, Workers, in_turn, normalize_loudness, normalize_source
 from .spill import Spill
 
 
@@ -101,11 +101,13 @@ class Channels:
 
 def master_streamed(wave: np.ndarray, sr_in: int, sr_out: int, n_samples: int,
                     target_lufs: float = DEFAULTS.target_lufs,
-                    folder: str | Path | None = None, ceiling_dbtp: float = TRUE_PEAK_CEILING_DBTP) -> Mastered:
+                    folder: str | Path | None = None, ceiling_dbtp: float = TRUE_PEAK_CEILING_DBTP,
+                    workers: Workers = in_turn) -> Mastered:
     """`master` without a whole-cue array at the delivered rate: `(n,)` model-rate audio is resampled a piece at a
     time into a working file in `folder` (the output's folder: the file has no name and is gone when closed),
     trimmed or zero-padded to exactly `n_samples`, measured and, where needed, limited into another working file
-    (the previous one closed). Returns the `Mastered` cue; the same samples and report as `master`."""
+    (the previous one closed), the measuring and limiting on `workers` (loudness.py). Returns the `Mastered` cue;
+    the same samples and report as `master`."""
     spills = [resampled_spill(np.asarray(wave, np.float32), sr_in, sr_out, n_samples, folder)]
     try:
         base = spills[0]
@@ -117,7 +119,7 @@ def master_streamed(wave: np.ndarray, sr_in: int, sr_out: int, n_samples: int,
             return spills[-1]
 
         signal, gain, report = normalize_source(base, sr_out, target_lufs, ceiling_dbtp,
-                                                store=store)
+                                                store=store, workers=workers)
     except BaseException:
         for s in spills:
             s.close()

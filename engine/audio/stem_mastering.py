@@ -1,7 +1,7 @@
 """Mastering a mix and its stems together, so the delivered stems still sum to the delivered mix.
 
 Loudness normalisation is measured on the mix only; whatever it does to the mix (one gain, and where the true peak
-would pass the ceiling the look-ahead limiter's per-sample gain, `loudness.limiter_gains`) is done, sample for
+would pass the ceiling the look-ahead limiter's per-sample gain, `loudness.limiter_gain`) is done, sample for
 sample, to every stem: the limiter's gains are gathered in a gain curve (`normalize_source`'s `curve`) and a stem is
 delivered as `stem * curve * gain`. Resampling and trimming are linear, so `sum(stems) == mix` before mastering
 stays true after it up to float rounding. Normalising each stem on its own would not: a quiet percussion stem would
@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from ..options import DEFAULTS  # the render options' defaults (engine/options.py)
-from .loudness import CHUNK, TRUE_PEAK_CEILING_DBTP, normalize_source
+from .loudness import CHUNK, TRUE_PEAK_CEILING_DBTP, Workers, in_turn, normalize_source
 from .mastering import Channels, Mastered, resampled_spill
 from .spill import Spill
 
@@ -50,11 +50,12 @@ class MasteredStems(ExitStack):
 
 def master_stems(stereo, names, sr_in: int, sr_out: int, n_samples: int,
                  target_lufs: float = DEFAULTS.target_lufs, folder: str | Path | None = None,
-                 ceiling_dbtp: float = TRUE_PEAK_CEILING_DBTP) -> MasteredStems:
+                 ceiling_dbtp: float = TRUE_PEAK_CEILING_DBTP, workers: Workers = in_turn) -> MasteredStems:
     """Master the mix of `stereo` (a `StereoStems`: its blocks of stereo stems and their sum, at `sr_in`) and the
     stems `names` of it: each resampled to `sr_out` and cut or zero-padded to exactly `n_samples`; the mix brought to
     `target_lufs` with true peak <= ceiling (`normalize_source`, v1's normalisation) and every stem given the same
-    gains. Working files go to `folder` (the output's folder); on an error every one is closed."""
+    gains, the measuring and limiting on `workers` (loudness.py). Working files go to `folder` (the output's folder);
+    on an error every one is closed."""
     names = tuple(names)
     with ExitStack() as owned:  # the working files the result reads; handed to it at the end
         with ExitStack() as placing:  # the model-rate signals: read once, by the resampling
@@ -82,7 +83,7 @@ def master_stems(stereo, names, sr_in: int, sr_out: int, n_samples: int,
             return chain[-1]
 
         signal, gain, report = normalize_source(chain[0], sr_out, target_lufs, ceiling_dbtp, store=store,
-                                                curve=curve)
+                                                curve=curve, workers=workers)
         mixed = Mastered(signal, gain, report.to_json(), [])
         stems = {k: Mastered(_Followed(at_rate[k], curve) if report.limited else at_rate[k], gain, mixed.report, [])
                  for k in names}
