@@ -100,3 +100,30 @@ def test_tiny_bundle_vocoder_uses_the_priors(tmp_path):
     assert cfg.mag_prior and cfg.bin_phase_advance
     y = b.models["vocoder"](torch.zeros(1, 128, 20) - 5.0)
     assert y.shape == (1, 3200) and np.isfinite(y.numpy()).all()
+
+
+@pytest.mark.parametrize("sizes", [{}, {"n_mels": 128, "n_fft": 960, "hop_length": 240, "mel_n_fft": 1536,
+                                       "sample_rate": 24_000, "f_max": 12_000.0}], ids=["v1", "v2"])
+def test_vocoder_is_an_inverse_stft_of_its_spectrum_and_the_export_form_equals_it(sizes):
+    # the FFT and shifted-piece overlap-add against a plain numpy inverse STFT of the spectrum the network predicts
+    # (frame t centred on sample t * hop + hop / 2); the ONNX export's matmul form (export/wrappers.py) against both
+    from filmscore.export.wrappers import Vocoder
+
+    torch.manual_seed(0)
+    voc = VocosVocoder(dim=16, n_blocks=1, mag_prior=True, bin_phase_advance=True, **sizes).eval()
+    n_fft, hop, t = voc.config.n_fft, voc.config.hop_length, 40
+    mel = torch.randn(2, voc.config.n_mels, t) - 4.0
+    with torch.no_grad():
+        re, im = voc.spectrum(mel)
+        wave, exported = voc(mel).numpy(), Vocoder(voc)(mel).numpy()
+    frames = np.fft.irfft((re + 1j * im).numpy().astype(np.complex128), n=n_fft, axis=1)
+    window = np.hanning(n_fft + 1)[:-1]  # periodic Hann
+    out, env = np.zeros((2, (t - 1) * hop + n_fft)), np.zeros((t - 1) * hop + n_fft)
+    for k in range(t):
+        out[:, k * hop:k * hop + n_fft] += frames[:, :, k] * window
+        env[k * hop:k * hop + n_fft] += window ** 2
+    start = n_fft // 2 - hop // 2
+    ref = (out / np.maximum(env, 1e-8))[:, start:start + t * hop]
+    scale = np.abs(ref).max()
+    assert wave.shape == ref.shape and np.abs(wave - ref).max() < 1e-5 * scale
+    assert np.abs(exported - wave).max() < 1e-5 * scale

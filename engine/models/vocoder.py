@@ -5,8 +5,11 @@ turns them into audio. With `mag_prior` the magnitude is predicted as a residual
 pseudo-inverse (what Griffin-Lim starts from), so a fresh network already has the right spectral envelope; with
 `bin_phase_advance` the phase is predicted as a deviation from each bin-centre sinusoid's own advance
 (`bin_phase`). Measured here, the two are what let a CPU-trained vocoder pass Griffin-Lim (docs/training.md).
-The inverse DFT is a matmul with a fixed basis and the overlap-add a sum of shifted frame pieces, so
-the whole vocoder exports to ONNX (no ISTFT operator exists there). Frames are centred where the Mel front-end centres
+The inverse DFT is an FFT (`torch.fft.irfft`) and the overlap-add a sum of shifted frame pieces; for ONNX, where
+no ISTFT operator exists and ONNX Runtime's DFT does lengths that are not powers of two as a naive DFT, the export
+writes the inverse DFT as a matmul with a fixed basis (`dft_basis`, export/wrappers.py): the same frames to float
+rounding. (The matmul costs as much arithmetic as two of the backbone's blocks: 21 % of a v2 vocoder call in
+PyTorch, 0.09 s against the FFT's 0.008 s for a 3-stem 1152-frame chunk, measured.) Frames are centred where the Mel front-end centres
 them (sample t * hop + hop / 2), so the output lines up with the input Mel sample for sample.
 """
 
@@ -82,18 +85,8 @@ class VocosVocoder(ModelMixin, ConfigMixin):
         if n_fft % hop_length:
             raise ValueError(f"VocosVocoder: n_fft {n_fft} must be a multiple of hop_length {hop_length} (the "
                              "overlap-add sums n_fft / hop_length shifted pieces of a frame)")
-        # Inverse real DFT as a matmul: frame[n] = sum_k c_k (Re_k cos(2 pi k n / N) - Im_k sin(2 pi k n / N)) / N,
-        # c_k = 1 for DC and Nyquist, 2 otherwise; windowed. (torch.fft.irfft is 10 % faster in PyTorch, but ONNX
-        # Runtime's DFT operator does lengths that are not powers of two as a naive DFT: 1.6x slower there, measured.)
-        n = torch.arange(n_fft, dtype=torch.float64)
-        k = torch.arange(n_bins, dtype=torch.float64)
-        ang = 2 * math.pi * k[:, None] * n[None, :] / n_fft
-        c = torch.full((n_bins, 1), 2.0, dtype=torch.float64)
-        c[0] = 1.0
-        c[-1] = 1.0
         window = torch.hann_window(n_fft, periodic=True, dtype=torch.float64)
-        self.register_buffer("irfft_cos", (c * torch.cos(ang) / n_fft * window).float(), persistent=False)
-        self.register_buffer("irfft_sin", (-c * torch.sin(ang) / n_fft * window).float(), persistent=False)
+        self.register_buffer("window", window.float()[None, :, None], persistent=False)
         # the overlap-added squared window, the divisor that makes the windowed overlap-add an inverse STFT
         self.register_buffer("window_sq", (window ** 2).float()[None, :, None], persistent=False)
 
@@ -121,20 +114,38 @@ class VocosVocoder(ModelMixin, ConfigMixin):
         """
         n_fft, hop = self.config.n_fft, self.config.hop_length
         period = n_fft // math.gcd(n_fft, hop)
-        t = torch.arange(n_frames, device=self.irfft_cos.device) % period
+        t = torch.arange(n_frames, device=self.window.device) % period
         k = torch.arange(n_fft // 2 + 1, device=t.device)
         return ((k[:, None] * hop * t[None, :]) % n_fft).float() * (2 * math.pi / n_fft)
 
     def forward(self, log_mel: torch.Tensor) -> torch.Tensor:
         re, im = self.spectrum(log_mel)
+        frames = torch.fft.irfft(torch.complex(re, im).transpose(1, 2), n=self.config.n_fft).transpose(1, 2)
+        return self.synthesize(frames)
+
+    def synthesize(self, frames: torch.Tensor) -> torch.Tensor:
+        """Unwindowed inverse-DFT frames `(B, n_fft, T)` -> waveform `(B, T * hop)`: windowed, overlap-added,
+        divided by the overlap-added squared window, cropped to the Mel's own samples."""
         n_fft, hop = self.config.n_fft, self.config.hop_length
-        n_frames = log_mel.shape[-1]
-        frames = torch.einsum("bkt,kn->bnt", re, self.irfft_cos) + torch.einsum("bkt,kn->bnt", im, self.irfft_sin)
-        wave = overlap_add(frames, hop)  # (B, (T-1)*hop + n_fft)
+        n_frames = frames.shape[-1]
+        wave = overlap_add(frames * self.window, hop)  # (B, (T-1)*hop + n_fft)
         env = overlap_add(self.window_sq.expand(1, n_fft, n_frames), hop)
         wave = wave / env.clamp(min=1e-8)
         start = n_fft // 2 - hop // 2  # frame t starts at t*hop + hop/2 - n_fft/2
         return wave[:, start:start + n_frames * hop]
+
+
+def dft_basis(n_fft: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """`(n_fft/2+1, n_fft)` cosine and sine bases of the inverse real DFT as a matmul, `torch.fft.irfft`'s result:
+    frame[n] = sum_k c_k (Re_k cos(2 pi k n / N) - Im_k sin(2 pi k n / N)) / N, c_k = 1 for DC and Nyquist, else 2
+    (the ONNX export's form: module docstring)."""
+    n = torch.arange(n_fft, dtype=torch.float64)
+    k = torch.arange(n_fft // 2 + 1, dtype=torch.float64)
+    ang = 2 * math.pi * k[:, None] * n[None, :] / n_fft
+    c = torch.full((len(k), 1), 2.0, dtype=torch.float64)
+    c[0] = 1.0
+    c[-1] = 1.0
+    return (c * torch.cos(ang) / n_fft).float(), (-c * torch.sin(ang) / n_fft).float()
 
 
 def overlap_add(frames: torch.Tensor, hop: int) -> torch.Tensor:
