@@ -200,10 +200,15 @@ def render_cue_v2(request: RenderRequest, progress: ProgressFn | None = None, sh
         # every file in the request's delivery format (plain WAV or BWF) with one time reference and origination
         # time; a stem's bext leaves the loudness fields unset (the report is the mix's, whose gains it was given)
         when = origination_time()
-        for name, p in written.items():  # stems first, the mix last: the mix's appearance means the cue is complete
+
+        def write_stem(item: tuple[str, Path]) -> None:
+            name, p = item
             d = request.delivery
             write_wav(p, mastered.stems[name], request.sample_rate,
                       replace(d, description=f"{d.description} ({name} stem)".strip()), None, when)
+
+        # the stems first (at once, a file a unit), the mix last: the mix's appearance means the cue is complete
+        pool.map(write_stem, written.items())
         write_wav(out, mastered.mix, request.sample_rate, request.delivery, mastered.report, when)
     loudness = mastered.report
     timings["stereo"] = mastered.placed_s  # stereo placement, streamed with the delivery: its own entry

@@ -89,14 +89,18 @@ class StereoStems:
         s0, histories = self._histories(a, b, self.mids)
         return self._mix_rows(histories, a, s0)
 
-    def blocks(self, size: int, names=None):
-        """`(a, {name: rows}, mix rows)` for consecutive blocks of `size` rows (float64): the stems `names` (default:
-        every stem) and the mix (`mix_rows`), made the same whichever stems are asked for; each mid read once a
-        block."""
+    def block(self, a: int, b: int, names=None) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        """`({name: rows}, mix rows)` of rows [a, b) (float64): the stems `names` (default: every stem) and the mix
+        (`mix_rows`), made the same whichever stems are asked for; each mid read once. Blocks are independent (a
+        delivery places several at once)."""
         names = tuple(self.mids if names is None else names)
+        s0, histories = self._histories(a, b, self.mids)
+        return self._stem_rows(histories, a, s0, names), self._mix_rows(histories, a, s0)
+
+    def blocks(self, size: int, names=None):
+        """`(a, {name: rows}, mix rows)` for consecutive blocks of `size` rows (`block`)."""
         for a in range(0, self.n, size):
-            s0, histories = self._histories(a, min(a + size, self.n), self.mids)
-            yield a, self._stem_rows(histories, a, s0, names), self._mix_rows(histories, a, s0)
+            yield a, *self.block(a, min(a + size, self.n), names)
 
 
 def place_stems(mids: dict[str, np.ndarray], side_gains: dict[str, float], sample_rate: int

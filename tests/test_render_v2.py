@@ -85,6 +85,35 @@ def test_master_stems_resamples_all_alike_and_only_the_stems_asked_for(tmp_path)
     assert list(tmp_path.iterdir()) == []  # the working files have no names and are gone
 
 
+def test_master_stems_on_workers_gives_the_same_samples(tmp_path, monkeypatch):
+    # a render hands master_stems its stage pool: placement blocks, resampling pieces, loudness units at once
+    import filmscore.engine.audio.io as audio_io
+    import filmscore.engine.audio.loudness as ld
+    import filmscore.engine.audio.stem_mastering as sm
+    from filmscore.engine.threads import model_threads
+
+    for module, name, value in ((sm, "CHUNK", 20_000), (ld, "CHUNK", 20_000), (audio_io, "RESAMPLE_CHUNK", 8_000)):
+        monkeypatch.setattr(module, name, value)  # many units in a 2 s cue
+    placed = StereoStems(_peaky_mids(24_000, 2.0, seed=3), GAINS, 24_000)
+
+    def deliver(workers) -> tuple[np.ndarray, dict[str, np.ndarray], dict]:
+        with master_stems(placed, STEMS, 24_000, 48_000, 96_001, -23.0, folder=tmp_path, workers=workers) as m:
+            return _whole(m.mix), {k: _whole(v) for k, v in m.stems.items()}, m.report
+
+    mix, stems, report = deliver(ld.in_turn)
+    units = []
+    with model_threads(3) as pool:
+        def counted(fn, items):
+            items = list(items)
+            units.append(len(items))
+            return pool.map(fn, items)
+
+        mix_w, stems_w, report_w = deliver(counted)
+    assert report["limited"] and report_w == report and np.array_equal(mix_w, mix)
+    assert all(np.array_equal(stems_w[k], stems[k]) for k in STEMS)
+    assert units[0] == -(-48_000 // 20_000) and units.count(-(-48_000 // 8_000)) == 4  # placed; 4 signals resampled
+
+
 def test_the_mix_is_placed_in_one_piece(monkeypatch):
     import scipy.signal
 

@@ -46,27 +46,37 @@ def resample_blocks(wave: np.ndarray, sr_from: int, sr_to: int) -> Iterator[tupl
 
     Each piece's input starts on a multiple of `down` (so its outputs fall on the whole signal's output grid) and
     is read with a margin longer than the filter's reach, so every output sample is the same sum over the same
-    inputs as in one call (tested equal). A signal of up to 2 * RESAMPLE_CHUNK samples is one piece."""
+    inputs as in one call (tested equal). A signal of up to 2 * RESAMPLE_CHUNK samples is one piece. The pieces are
+    independent (`resample_spans`, `resample_piece`): a delivery resamples several at once."""
+    for span in resample_spans(wave.shape[-1], sr_from, sr_to):
+        yield resample_piece(wave, span, sr_from, sr_to)
+
+
+def resample_spans(n: int, sr_from: int, sr_to: int) -> list[tuple[int, int, int, int]]:
+    """`(a, b, lo, hi)` per piece of `resample_blocks` over `n` input samples: the piece resamples inputs [lo, hi)
+    and keeps the outputs of inputs [a, b)."""
+    g = gcd(int(sr_from), int(sr_to))
+    up, down = sr_to // g, sr_from // g
+    if sr_from == sr_to or n <= 2 * RESAMPLE_CHUNK:
+        return [(0, n, 0, n)]
+    reach = 10 * max(up, down) // up + 2  # the filter's half length in input samples, and some
+    margin = -(-reach // down) * down  # a multiple of `down`: the chunk's first output stays on the grid
+    step = RESAMPLE_CHUNK * down
+    return [(a, min(a + step, n), max(a - margin, 0), min(a + step + margin, n)) for a in range(0, n, step)]
+
+
+def resample_piece(wave, span: tuple[int, int, int, int], sr_from: int, sr_to: int) -> tuple[int, np.ndarray]:
+    """One piece of `resample_blocks`: `(first output sample, float32 piece)` for a `resample_spans` span."""
+    a, b, lo, hi = span
     if sr_from == sr_to:
-        yield 0, wave.astype(np.float32, copy=False)
-        return
+        return a, np.asarray(wave[..., a:b]).astype(np.float32, copy=False)
     from scipy.signal import resample_poly
 
     g = gcd(int(sr_from), int(sr_to))
     up, down = sr_to // g, sr_from // g
-    n = wave.shape[-1]
-    if n <= 2 * RESAMPLE_CHUNK:
-        yield 0, resample_poly(wave, up, down, axis=-1).astype(np.float32)
-        return
-    reach = 10 * max(up, down) // up + 2  # the filter's half length in input samples, and some
-    margin = -(-reach // down) * down  # a multiple of `down`: the chunk's first output stays on the grid
-    step = RESAMPLE_CHUNK * down
-    for a in range(0, n, step):
-        b = min(a + step, n)
-        lo, hi = max(a - margin, 0), min(b + margin, n)
-        y = resample_poly(wave[..., lo:hi], up, down, axis=-1)
-        first, last = (a - lo) * up // down, -(-(b - lo) * up // down)
-        yield a * up // down, y[..., first:last].astype(np.float32)
+    y = resample_poly(wave[..., lo:hi], up, down, axis=-1)
+    first, last = (a - lo) * up // down, -(-(b - lo) * up // down)
+    return a * up // down, y[..., first:last].astype(np.float32)
 
 
 def _read_soundfile(path: Path) -> tuple[np.ndarray, int] | None:

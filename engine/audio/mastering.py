@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from ..options import DEFAULTS  # the render options' defaults (engine/options.py)
-from .io import resample, resample_blocks
+from .io import resample, resample_piece, resample_spans
 from .loudness import CHUNK, TRUE_PEAK_CEILING_DBTP, Workers, in_turn, normalize_loudness, normalize_source
 from .spill import Spill
 
@@ -64,17 +64,23 @@ class Mastered:
         self.close()
 
 
-def resampled_spill(wave, sr_in: int, sr_out: int, n_samples: int, folder: str | Path | None = None) -> Spill:
+def resampled_spill(wave, sr_in: int, sr_out: int, n_samples: int, folder: str | Path | None = None,
+                    workers: Workers = in_turn) -> Spill:
     """`(n,)` or `(channels, n)` model-rate audio (an array, or a `Spill` read through `Channels`) resampled a piece
-    at a time into a working file `(n_samples, channels)` at `sr_out`: trimmed, or zero-padded as `master` pads."""
+    at a time into a working file `(n_samples, channels)` at `sr_out`: trimmed, or zero-padded as `master` pads.
+    The pieces (engine/audio/io.py `resample_spans`) are units on `workers`, each writing its own rows."""
     channels = 1 if len(wave.shape) == 1 else wave.shape[0]
     out = Spill(n_samples, channels, folder)
+
+    def piece(span: tuple[int, int, int, int]) -> None:
+        a, y = resample_piece(wave, span, sr_in, sr_out)
+        take = y[..., :max(0, min(y.shape[-1], n_samples - a))]
+        if take.size:
+            out[a:a + take.shape[-1]] = take.reshape(channels, -1).T
+        # rows past the resampled length stay zero: `master`'s padding
+
     try:
-        for a, y in resample_blocks(wave, sr_in, sr_out):
-            take = y[..., :max(0, min(y.shape[-1], n_samples - a))]
-            if take.size:
-                out[a:a + take.shape[-1]] = take.reshape(channels, -1).T
-            # rows past the resampled length stay zero: `master`'s padding
+        workers(piece, resample_spans(wave.shape[-1], sr_in, sr_out))
     except BaseException:
         out.close()
         raise
@@ -108,7 +114,7 @@ def master_streamed(wave: np.ndarray, sr_in: int, sr_out: int, n_samples: int,
     trimmed or zero-padded to exactly `n_samples`, measured and, where needed, limited into another working file
     (the previous one closed), the measuring and limiting on `workers` (loudness.py). Returns the `Mastered` cue;
     the same samples and report as `master`."""
-    spills = [resampled_spill(np.asarray(wave, np.float32), sr_in, sr_out, n_samples, folder)]
+    spills = [resampled_spill(np.asarray(wave, np.float32), sr_in, sr_out, n_samples, folder, workers)]
     try:
         base = spills[0]
 

@@ -54,19 +54,24 @@ def master_stems(stereo, names, sr_in: int, sr_out: int, n_samples: int,
     """Master the mix of `stereo` (a `StereoStems`: its blocks of stereo stems and their sum, at `sr_in`) and the
     stems `names` of it: each resampled to `sr_out` and cut or zero-padded to exactly `n_samples`; the mix brought to
     `target_lufs` with true peak <= ceiling (`normalize_source`, v1's normalisation) and every stem given the same
-    gains, the measuring and limiting on `workers` (loudness.py). Working files go to `folder` (the output's folder);
+    gains; placement, resampling, measuring and limiting on `workers` (loudness.py). Working files go to `folder` (the output's folder);
     on an error every one is closed."""
     names = tuple(names)
     with ExitStack() as owned:  # the working files the result reads; handed to it at the end
         with ExitStack() as placing:  # the model-rate signals: read once, by the resampling
             t0 = time.perf_counter()
             placed = {k: placing.enter_context(Spill(stereo.n, 2, folder)) for k in ("mix", *names)}
-            for a, rows, total in stereo.blocks(CHUNK, names):
+
+            def place(a: int) -> None:  # a block a unit on `workers`, each writing its own rows
+                rows, total = stereo.block(a, min(a + CHUNK, stereo.n), names)
                 placed["mix"][a:a + len(total)] = total
                 for k in names:
                     placed[k][a:a + len(total)] = rows[k]
+
+            workers(place, range(0, stereo.n, CHUNK))
             placed_s = time.perf_counter() - t0
-            at_rate = {k: owned.enter_context(resampled_spill(Channels(v), sr_in, sr_out, n_samples, folder))
+            at_rate = {k: owned.enter_context(resampled_spill(Channels(v), sr_in, sr_out, n_samples, folder,
+                                                              workers))
                        for k, v in placed.items()}
         curve = None
         if names:  # the limiter's gains, for the stems to follow (ones: a signal never limited is only scaled)
