@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from .allocator import release
 from .audio.griffin_lim import griffin_lim
 from .audio.mel import MelConfig
 from .chunking import chunk_spans, run_crossfaded
@@ -238,6 +239,7 @@ class FilmScorePipeline:
             del fused
             if inpaint is not None:
                 lat[0] = held(lat[0], sched.timesteps[i + 1] if i + 1 < n_steps else None)
+            release()  # the step's freed call buffers, kept by the allocator, back to the system (allocator.py)
             report("denoise", (i + 1) / n_steps, f"step {i + 1}/{n_steps}")
         timings["denoise"] = time.perf_counter() - t0
         del sched, scheds, latents  # the rest needs `lat` alone: not the schedulers' history nor the first noise
@@ -302,6 +304,7 @@ def vocode_streamed(vocode: Callable[[torch.Tensor], torch.Tensor], mel: Decoded
             if n > 0:
                 out[start:start + n] = piece[:, :n].numpy().T
         del inputs
+        release()
         report(min(1.0, (g + len(part)) / len(spans)))
     return out
 

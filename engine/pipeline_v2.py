@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from .allocator import release
 from .audio.spill import Spill, SpillColumn
 from .bundle_v2 import BundleV2
 from .constants import (CONTROL_FRAME_RATE, LATENT_DOWNSAMPLE, LATENT_FRAME_RATE, WINDOW_MEL_FRAMES,
@@ -289,6 +290,8 @@ class FilmScorePipelineV2:
             for j, w in enumerate(windows):
                 fused[..., w.start:w.start + w.length] += v[j:j + 1] * weights[j]
             latents = sched.step(fused, t, latents, generator=gen).prev_sample
+            del out, v_all, v, fused
+            release()  # the step's freed call buffers, kept by the allocator, back to the system (allocator.py)
             report("denoise", (i + 1) / len(sched.timesteps), f"step {i + 1}/{len(sched.timesteps)}")
         timings["denoise"] = time.perf_counter() - t0
 
