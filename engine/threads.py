@@ -7,9 +7,10 @@ same whatever the pool size, so one request and seed give the same WAV from the 
 (its share of the cores) and a batch. What can still change it is recorded in every cue's JSON (`reproducibility`): the backend,
 the CPU's instruction set (another ISA selects other kernels) and the numeric libraries' versions.
 
-Delivery (measuring loudness and true peak, limiting: engine/audio/loudness.py) runs its numpy and scipy units on
-the same pool: they release the GIL, and a delivery that used one core of the render's would leave the others idle
-while the editor waits. Its units are combined in a fixed order, so it too gives the same samples at any count.
+Delivery (stereo placement, resampling, measuring loudness and true peak, limiting, a v2 cue's stem files:
+engine/audio/loudness.py) runs its numpy and scipy units on the same pool: they release the GIL, and a delivery
+that used one core of the render's would leave the others idle while the editor waits. Its units are combined in a
+fixed order, so it too gives the same samples at any count.
 
 One thread per call also means no OpenMP team busy-waiting for its slowest member while other processes hold the
 cores: under contention a render takes its share of the CPU instead of burning it spinning (issue 23 measured an
@@ -92,8 +93,9 @@ _SAVED = 0  # torch's thread count before the first of them entered
 @contextmanager
 def model_threads(threads: int | None = None) -> Iterator[StagePool]:
     """A `StagePool` of `threads` workers (default: torch's thread count outside any render) for the duration of
-    the block (a render's model stages, and its delivery: `pool.map` is a loudness.py `Workers`); torch's intra-op threads are 1 inside it (this thread and the workers) and restored when the last
-    concurrent render in this process leaves (renders on several threads of one process do not restore 1)."""
+    the block (a render's model stages, and its delivery: `pool.map` is a loudness.py `Workers`); torch's intra-op
+    threads are 1 inside it (this thread and the workers) and restored when the last concurrent render in this
+    process leaves (renders on several threads of one process do not restore 1)."""
     global _ACTIVE, _SAVED
     with _LOCK:
         if _ACTIVE == 0:

@@ -54,8 +54,8 @@ def master_stems(stereo, names, sr_in: int, sr_out: int, n_samples: int,
     """Master the mix of `stereo` (a `StereoStems`: its blocks of stereo stems and their sum, at `sr_in`) and the
     stems `names` of it: each resampled to `sr_out` and cut or zero-padded to exactly `n_samples`; the mix brought to
     `target_lufs` with true peak <= ceiling (`normalize_source`, v1's normalisation) and every stem given the same
-    gains; placement, resampling, measuring and limiting on `workers` (loudness.py). Working files go to `folder` (the output's folder);
-    on an error every one is closed."""
+    gains; placement, resampling, measuring and limiting on `workers` (loudness.py). Working files go to `folder`
+    (the output's folder); on an error every one is closed."""
     names = tuple(names)
     with ExitStack() as owned:  # the working files the result reads; handed to it at the end
         with ExitStack() as placing:  # the model-rate signals: read once, by the resampling

@@ -9,8 +9,8 @@ The inverse DFT is an FFT (`torch.fft.irfft`) and the overlap-add a sum of shift
 no ISTFT operator exists and ONNX Runtime's DFT does lengths that are not powers of two as a naive DFT, the export
 writes the inverse DFT as a matmul with a fixed basis (`dft_basis`, export/wrappers.py): the same frames to float
 rounding. (The matmul costs as much arithmetic as two of the backbone's blocks: 21 % of a v2 vocoder call in
-PyTorch, 0.09 s against the FFT's 0.008 s for a 3-stem 1152-frame chunk, measured.) Frames are centred where the Mel front-end centres
-them (sample t * hop + hop / 2), so the output lines up with the input Mel sample for sample.
+PyTorch, 0.09 s against the FFT's 0.008 s for a 3-stem 1152-frame chunk, measured.) Frames are centred where the Mel
+front-end centres them (sample t * hop + hop / 2), so the output lines up with the input Mel sample for sample.
 """
 
 from __future__ import annotations
